@@ -1,0 +1,251 @@
+// Command customerbus runs the customerbus services: all of them in one
+// process (`run`), or each alone (`customers`, `relay`) so they scale apart.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/customerbus/customerbus/db"
+	"github.com/customerbus/customerbus/services/customers"
+	"github.com/customerbus/customerbus/services/relay"
+)
+
+// config is the whole process's configuration, from the environment.
+type config struct {
+	DatabaseURL string `env:"DATABASE_URL,required"`
+	DBMaxConns  int32  `env:"DB_MAX_CONNS" envDefault:"0"`
+	NATSURL     string `env:"NATS_URL"`
+	// NATSListen is where `run` serves its embedded NATS when NATS_URL is unset.
+	NATSListen string `env:"NATS_LISTEN" envDefault:"127.0.0.1:4223"`
+	DataDir    string `env:"DATA_DIR" envDefault:"./var"`
+	LogFormat  string `env:"LOG_FORMAT" envDefault:"console"`
+	LogLevel   string `env:"LOG_LEVEL" envDefault:"info"`
+	Customers  customers.Config
+	Relay      relay.Config
+}
+
+const usage = `usage: customerbus <command>
+
+commands:
+  run            the whole system in one process (embedded NATS unless NATS_URL is set)
+  customers      the command service (HTTP API) alone
+  relay          the outbox relay alone (needs NATS_URL)
+  migrate        apply database migrations and exit
+  token create   issue an API token: -name NAME [-permissions MANAGE_USERS,...] [-staff]
+
+configuration is read from the environment; see README.md.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "customerbus:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	cfg, err := env.ParseAs[config]()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log, err := newLogger(cfg)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+
+	pool, err := db.Connect(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := db.Migrate(ctx, pool); err != nil {
+		return err
+	}
+
+	switch args[0] {
+	case "migrate":
+		log.Info("migrations applied")
+		return nil
+	case "token":
+		return tokenCommand(ctx, pool, args[1:])
+	case "customers":
+		reg := newRegistry()
+		return customers.New(pool, log, reg, cfg.Customers).Run(ctx)
+	case "relay":
+		if cfg.NATSURL == "" {
+			return errors.New("relay: NATS_URL is required")
+		}
+		js, closeNATS, err := connectNATS(cfg.NATSURL, log)
+		if err != nil {
+			return err
+		}
+		defer closeNATS()
+		return relay.New(pool, js, log, newRegistry(), cfg.Relay).Run(ctx)
+	case "run":
+		return runAll(ctx, cfg, pool, log)
+	default:
+		return fmt.Errorf("unknown command %q\n\n%s", args[0], usage)
+	}
+}
+
+// runAll runs every service in this process, with an embedded NATS server
+// unless NATS_URL points at one.
+func runAll(ctx context.Context, cfg config, pool *pgxpool.Pool, log *zap.Logger) error {
+	natsURL := cfg.NATSURL
+	if natsURL == "" {
+		srv, err := startEmbeddedNATS(cfg)
+		if err != nil {
+			return err
+		}
+		defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+		natsURL = srv.ClientURL()
+	}
+	js, closeNATS, err := connectNATS(natsURL, log)
+	if err != nil {
+		return err
+	}
+	defer closeNATS()
+
+	token, err := customers.EnsureDevToken(ctx, pool)
+	if err != nil {
+		return err
+	}
+	reg := newRegistry()
+	svc := customers.New(pool, log, reg, cfg.Customers)
+	rl := relay.New(pool, js, log, reg, cfg.Relay)
+
+	fmt.Fprintf(os.Stderr, "\ncustomerbus is running\n  API:   http://%s\n  NATS:  %s\n", cfg.Customers.HTTPAddr, natsURL)
+	if token != "" {
+		fmt.Fprintf(os.Stderr, "  dev token (shown once, keep it): %s\n", token)
+	} else {
+		fmt.Fprintf(os.Stderr, "  tokens exist already; create another with: go run ./cmd/customerbus token create -name me\n")
+	}
+	fmt.Fprintln(os.Stderr)
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return svc.Run(ctx) })
+	g.Go(func() error { return rl.Run(ctx) })
+	return g.Wait()
+}
+
+func tokenCommand(ctx context.Context, pool *pgxpool.Pool, args []string) error {
+	if len(args) == 0 || args[0] != "create" {
+		return errors.New("usage: customerbus token create -name NAME [-permissions MANAGE_USERS,...] [-staff]")
+	}
+	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	name := fs.String("name", "", "who the token is for (required)")
+	perms := fs.String("permissions", "MANAGE_USERS", "comma-separated permissions: "+strings.Join(customers.Permissions, ","))
+	staff := fs.Bool("staff", false, "the token is a staff member's (events record authtype user, else service_account)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if strings.TrimSpace(*name) == "" {
+		return errors.New("token create: -name is required")
+	}
+	token, err := customers.CreateToken(ctx, pool, *name, *staff, strings.Split(*perms, ","))
+	if err != nil {
+		return err
+	}
+	fmt.Println(token)
+	return nil
+}
+
+func startEmbeddedNATS(cfg config) (*server.Server, error) {
+	host, port, err := splitHostPort(cfg.NATSListen)
+	if err != nil {
+		return nil, fmt.Errorf("NATS_LISTEN: %w", err)
+	}
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "customerbus-embedded",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   filepath.Join(cfg.DataDir, "nats"),
+		NoSigs:     true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		return nil, fmt.Errorf("embedded nats: not ready on %s (is the port taken? set NATS_LISTEN)", cfg.NATSListen)
+	}
+	return srv, nil
+}
+
+func connectNATS(url string, log *zap.Logger) (jetstream.JetStream, func(), error) {
+	nc, err := nats.Connect(url,
+		nats.Name("customerbus"),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", zap.Error(err)) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", zap.String("url", nc.ConnectedUrl())) }),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats: connect %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("nats: jetstream: %w", err)
+	}
+	return js, func() { _ = nc.Drain() }, nil
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+func newLogger(cfg config) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
+	}
+	zc := zap.NewProductionConfig()
+	if cfg.LogFormat == "console" {
+		zc = zap.NewDevelopmentConfig()
+	}
+	zc.Level = zap.NewAtomicLevelAt(level)
+	return zc.Build()
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	i := strings.LastIndex(addr, ":")
+	if i < 0 {
+		return "", 0, fmt.Errorf("%q is not host:port", addr)
+	}
+	var port int
+	if _, err := fmt.Sscanf(addr[i+1:], "%d", &port); err != nil {
+		return "", 0, fmt.Errorf("%q is not host:port", addr)
+	}
+	return addr[:i], port, nil
+}

@@ -1,0 +1,10 @@
+-- name: InsertAPIToken :exec
+INSERT INTO api_tokens (id, name, token_hash, principal_type, permissions)
+VALUES ($1, $2, $3, $4, $5);
+
+-- name: GetAPITokenByHash :one
+SELECT id, name, principal_type, permissions FROM api_tokens
+WHERE token_hash = $1 AND revoked_at IS NULL;
+
+-- name: CountAPITokens :one
+SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL;

@@ -1,0 +1,43 @@
+package events
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Customer is a customer as the public API returns it and as customer.created and
+// customer.updated carry it. It has no private metadata by construction: that
+// field exists only in the staff API's own response type.
+type Customer struct {
+	ID                uuid.UUID         `json:"id"`
+	Email             string            `json:"email"`
+	FirstName         string            `json:"first_name"`
+	LastName          string            `json:"last_name"`
+	CompanyName       string            `json:"company_name"`
+	Phone             *string           `json:"phone"`
+	Note              string            `json:"note"`
+	IsActive          bool              `json:"is_active"`
+	LanguageCode      string            `json:"language_code"`
+	ExternalReference *string           `json:"external_reference"`
+	Metadata          map[string]string `json:"metadata"`
+	HasAccount        bool              `json:"has_account"`
+	IsVerified        bool              `json:"is_verified"`
+	Version           int64             `json:"version"`
+	CreatedAt         time.Time         `json:"created_at"`
+	UpdatedAt         time.Time         `json:"updated_at"`
+}
+
+// CustomerUpdatedData is the data of customer.updated: the customer after the
+// change and the names of the fields that changed.
+type CustomerUpdatedData struct {
+	Customer
+	Changed []string `json:"changed"`
+}
+
+// CustomerDeletedData is the data of customer.deleted.
+type CustomerDeletedData struct {
+	ID        uuid.UUID `json:"id"`
+	Email     string    `json:"email"`
+	DeletedAt time.Time `json:"deleted_at"`
+}

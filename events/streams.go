@@ -1,0 +1,41 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamOptions tunes the streams a relay creates.
+type StreamOptions struct {
+	MaxAge   time.Duration // how long events are kept; 0 keeps them forever
+	Replicas int           // 0 means 1
+}
+
+// DuplicateWindow is how long JetStream remembers event ids to drop
+// re-publications. It must outlast a relay's crash-and-restart.
+const DuplicateWindow = 10 * time.Minute
+
+// EnsureStreams creates the streams or updates them to this configuration.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptions) error {
+	replicas := opts.Replicas
+	if replicas == 0 {
+		replicas = 1
+	}
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        EventsStream,
+		Description: "customerbus public events (CloudEvents 1.0)",
+		Subjects:    []string{EventsSubjectPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      opts.MaxAge,
+		Duplicates:  DuplicateWindow,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("events: ensure stream %s: %w", EventsStream, err)
+	}
+	return nil
+}

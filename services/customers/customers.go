@@ -1,0 +1,117 @@
+// Package customers is the command service: the HTTP API that validates
+// customer commands and writes each change with its events in one transaction.
+package customers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/services/customers/internal/auth"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/httpapi"
+	"github.com/customerbus/customerbus/services/customers/internal/store"
+)
+
+// Config of the command service, read from the environment.
+type Config struct {
+	HTTPAddr        string        `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080"`
+	MaxBodyBytes    int64         `env:"HTTP_MAX_BODY_BYTES" envDefault:"1048576"`
+	PhoneRegion     string        `env:"DEFAULT_PHONE_REGION"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
+}
+
+// Service is the command service.
+type Service struct {
+	cfg    Config
+	log    *zap.Logger
+	api    *httpapi.API
+	tokens *auth.Tokens
+}
+
+// New wires the service on a migrated database.
+func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Config) *Service {
+	tokens := auth.NewTokens(pool)
+	api := httpapi.New(httpapi.Config{
+		Customers:    customer.NewService(store.New(pool), cfg.PhoneRegion),
+		Tokens:       tokens,
+		Log:          log,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Ready:        pool.Ping,
+		Registry:     reg,
+	})
+	return &Service{cfg: cfg, log: log, api: api, tokens: tokens}
+}
+
+// Handler is the service's HTTP handler (tests serve it with httptest).
+func (s *Service) Handler() http.Handler { return s.api.Handler() }
+
+// Run serves HTTP on cfg.HTTPAddr until ctx ends, then drains open requests.
+func (s *Service) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("customers: listen: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened.
+func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("customers API listening", zap.String("url", "http://"+ln.Addr().String()))
+	select {
+	case err := <-errc:
+		return fmt.Errorf("customers: serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("customers: shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("customers: serve: %w", err)
+	}
+	return nil
+}
+
+// Permissions a token can hold.
+var Permissions = auth.AllPermissions
+
+// CreateToken issues an API token; the returned secret is shown only now.
+func CreateToken(ctx context.Context, pool *pgxpool.Pool, name string, staff bool, perms []string) (string, error) {
+	kind := events.AuthServiceAccount
+	if staff {
+		kind = events.AuthUser
+	}
+	token, _, err := auth.NewTokens(pool).Create(ctx, name, kind, perms)
+	return token, err
+}
+
+// EnsureDevToken creates a token with every permission when none exists yet,
+// so a first `make run` can be used at once. It returns "" when tokens exist.
+func EnsureDevToken(ctx context.Context, pool *pgxpool.Pool) (string, error) {
+	tokens := auth.NewTokens(pool)
+	n, err := tokens.Count(ctx)
+	if err != nil || n > 0 {
+		return "", err
+	}
+	token, _, err := tokens.Create(ctx, "development", events.AuthUser, auth.AllPermissions)
+	return token, err
+}

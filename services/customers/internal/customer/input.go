@@ -1,0 +1,212 @@
+package customer
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/text/language"
+)
+
+// Stable error codes of field errors (part of the external contract).
+const (
+	CodeRequired  = "required"
+	CodeInvalid   = "invalid"
+	CodeTooLong   = "max_length"
+	CodeTooMany   = "max_items"
+	CodeUnique    = "unique"
+	CodeNotFound  = "not_found"
+	CodeMalformed = "malformed"
+)
+
+// Limits on input sizes.
+const (
+	MaxEmailLength    = 254
+	MaxNameLength     = 256
+	MaxNoteLength     = 10_000
+	MaxRefLength      = 256
+	MaxMetadataKeys   = 100
+	MaxMetadataKeyLen = 256
+	MaxMetadataValLen = 4096
+)
+
+// FieldError is one problem with one input field.
+type FieldError struct {
+	Field   string `json:"field"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// ValidationError lists every problem found in an input, not just the first.
+type ValidationError struct{ Errors []FieldError }
+
+func (e *ValidationError) Error() string {
+	msgs := make([]string, len(e.Errors))
+	for i, f := range e.Errors {
+		msgs[i] = f.Field + ": " + f.Message
+	}
+	return "invalid input: " + strings.Join(msgs, "; ")
+}
+
+// Nullable is a JSON field that may be absent (no change), null (clear) or a value.
+type Nullable[T any] struct {
+	Set   bool
+	Value *T
+}
+
+// UnmarshalJSON records that the field was present; encoding/json calls it for
+// null too, which is how "clear" differs from "absent".
+func (n *Nullable[T]) UnmarshalJSON(b []byte) error {
+	n.Set = true
+	if bytes.Equal(b, []byte("null")) {
+		n.Value = nil
+		return nil
+	}
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	n.Value = &v
+	return nil
+}
+
+// CreateInput is the data of a create command, from HTTP or the bus.
+type CreateInput struct {
+	Email             string            `json:"email"`
+	FirstName         string            `json:"first_name"`
+	LastName          string            `json:"last_name"`
+	CompanyName       string            `json:"company_name"`
+	Phone             *string           `json:"phone"`
+	Note              string            `json:"note"`
+	IsActive          *bool             `json:"is_active"`
+	LanguageCode      string            `json:"language_code"`
+	ExternalReference *string           `json:"external_reference"`
+	Metadata          map[string]string `json:"metadata"`
+	PrivateMetadata   map[string]string `json:"private_metadata"`
+}
+
+// UpdateInput is a partial update: only the fields present change.
+type UpdateInput struct {
+	Email             *string            `json:"email"`
+	FirstName         *string            `json:"first_name"`
+	LastName          *string            `json:"last_name"`
+	CompanyName       *string            `json:"company_name"`
+	Phone             Nullable[string]   `json:"phone"`
+	Note              *string            `json:"note"`
+	IsActive          *bool              `json:"is_active"`
+	LanguageCode      *string            `json:"language_code"`
+	ExternalReference Nullable[string]   `json:"external_reference"`
+	Metadata          *map[string]string `json:"metadata"`
+	PrivateMetadata   *map[string]string `json:"private_metadata"`
+}
+
+// rules validates and normalises input fields, collecting every error.
+type rules struct {
+	errs        []FieldError
+	phoneRegion string
+}
+
+func (r *rules) fail(field, code, format string, args ...any) {
+	r.errs = append(r.errs, FieldError{Field: field, Code: code, Message: fmt.Sprintf(format, args...)})
+}
+
+func (r *rules) err() error {
+	if len(r.errs) == 0 {
+		return nil
+	}
+	return &ValidationError{Errors: r.errs}
+}
+
+// email returns the normalised address: trimmed and lower-cased, so uniqueness
+// is case-insensitive and lookups by email need no function index.
+func (r *rules) email(field, raw string) string {
+	s := strings.ToLower(strings.TrimSpace(raw))
+	switch {
+	case s == "":
+		r.fail(field, CodeRequired, "email is required")
+	case utf8.RuneCountInString(s) > MaxEmailLength:
+		r.fail(field, CodeTooLong, "email must be at most %d characters", MaxEmailLength)
+	default:
+		addr, err := mail.ParseAddress(s)
+		local, domain, _ := strings.Cut(s, "@")
+		if err != nil || addr.Address != s || local == "" || !strings.Contains(domain, ".") ||
+			strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") {
+			r.fail(field, CodeInvalid, "%q is not a valid email address", raw)
+		}
+	}
+	return s
+}
+
+func (r *rules) text(field, raw string, max int) string {
+	s := strings.TrimSpace(raw)
+	if !utf8.ValidString(s) {
+		r.fail(field, CodeInvalid, "%s must be valid UTF-8", field)
+	} else if utf8.RuneCountInString(s) > max {
+		r.fail(field, CodeTooLong, "%s must be at most %d characters", field, max)
+	}
+	return s
+}
+
+// phone parses a phone number and returns it in E.164; nil input stays nil.
+func (r *rules) phone(field string, raw *string) *string {
+	if raw == nil || strings.TrimSpace(*raw) == "" {
+		return nil
+	}
+	num, err := phonenumbers.Parse(*raw, r.phoneRegion)
+	if err != nil || !phonenumbers.IsValidNumber(num) {
+		r.fail(field, CodeInvalid, "%q is not a valid phone number (use international format, e.g. +4930123456)", *raw)
+		return nil
+	}
+	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	return &e164
+}
+
+// languageCode returns the canonical BCP 47 tag; empty means the default "en".
+func (r *rules) languageCode(field, raw string) string {
+	s := strings.TrimSpace(raw)
+	if s == "" {
+		return "en"
+	}
+	tag, err := language.Parse(s)
+	if err != nil || len(s) > 35 {
+		r.fail(field, CodeInvalid, "%q is not a valid language code (BCP 47, e.g. en or pt-BR)", raw)
+		return s
+	}
+	return tag.String()
+}
+
+// externalReference returns nil for absent or blank references, so the unique
+// index applies only to real ones.
+func (r *rules) externalReference(field string, raw *string) *string {
+	if raw == nil {
+		return nil
+	}
+	s := r.text(field, *raw, MaxRefLength)
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func (r *rules) metadata(field string, m map[string]string) map[string]string {
+	if len(m) > MaxMetadataKeys {
+		r.fail(field, CodeTooMany, "%s may hold at most %d keys", field, MaxMetadataKeys)
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		switch {
+		case strings.TrimSpace(k) == "":
+			r.fail(field, CodeInvalid, "%s keys must not be blank", field)
+		case utf8.RuneCountInString(k) > MaxMetadataKeyLen:
+			r.fail(field+"."+k, CodeTooLong, "metadata keys must be at most %d characters", MaxMetadataKeyLen)
+		case utf8.RuneCountInString(v) > MaxMetadataValLen:
+			r.fail(field+"."+k, CodeTooLong, "metadata values must be at most %d characters", MaxMetadataValLen)
+		}
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,129 @@
+package customer
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// List limits.
+const (
+	DefaultLimit = 20
+	MaxLimit     = 100
+)
+
+// Orders the list supports; the default is newest first.
+var Orders = []string{"-created_at", "created_at", "email", "-email"}
+
+// Filter narrows the customer list.
+type Filter struct {
+	Email    *string
+	IsActive *bool
+	// Search is a substring matched against email and names, already turned
+	// into an ILIKE pattern by ListInput validation.
+	Search *string
+}
+
+// ListQuery is what the store needs to read one page.
+type ListQuery struct {
+	Filter
+	Order string
+	Limit int // rows to read; one more than the page size, to see if more follow
+	After *Cursor
+}
+
+// Cursor marks the last row of a page in the page's order (keyset pagination).
+type Cursor struct {
+	Order string    `json:"o"`
+	ID    uuid.UUID `json:"id"`
+	Time  time.Time `json:"t,omitzero"`
+	Text  string    `json:"s,omitempty"`
+}
+
+func (c Cursor) encode() string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ListInput is a list request as the API receives it.
+type ListInput struct {
+	Query     string
+	Email     string
+	IsActive  *bool
+	Order     string
+	Limit     int
+	Cursor    string
+	WithCount bool
+}
+
+// Page is one page of customers.
+type Page struct {
+	Customers  []Customer
+	NextCursor string // empty on the last page
+	Count      *int64 // total matching the filters, when asked for
+}
+
+func (in ListInput) validate() (ListQuery, error) {
+	var r rules
+	q := ListQuery{Order: in.Order, Limit: in.Limit}
+	if q.Order == "" {
+		q.Order = Orders[0]
+	}
+	if !slices.Contains(Orders, q.Order) {
+		r.fail("order", CodeInvalid, "order must be one of %s", strings.Join(Orders, ", "))
+	}
+	if q.Limit == 0 {
+		q.Limit = DefaultLimit
+	}
+	if q.Limit < 1 || q.Limit > MaxLimit {
+		r.fail("limit", CodeInvalid, "limit must be between 1 and %d", MaxLimit)
+	}
+	if in.Email != "" {
+		e := strings.ToLower(strings.TrimSpace(in.Email))
+		q.Email = &e
+	}
+	q.IsActive = in.IsActive
+	if s := strings.TrimSpace(in.Query); s != "" {
+		if len(s) > MaxNameLength {
+			r.fail("q", CodeTooLong, "q must be at most %d characters", MaxNameLength)
+		}
+		pattern := "%" + escapeLike(s) + "%"
+		q.Search = &pattern
+	}
+	if in.Cursor != "" {
+		c, ok := decodeCursor(in.Cursor)
+		if !ok || c.Order != q.Order {
+			r.fail("cursor", CodeInvalid, "cursor is not valid for this order; start again without it")
+		}
+		q.After = &c
+	}
+	return q, r.err()
+}
+
+func decodeCursor(s string) (Cursor, bool) {
+	var c Cursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || json.Unmarshal(b, &c) != nil || c.ID == uuid.Nil {
+		return Cursor{}, false
+	}
+	return c, true
+}
+
+// escapeLike makes the user's text match literally inside an ILIKE pattern.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+func cursorAfter(order string, c Customer) Cursor {
+	cur := Cursor{Order: order, ID: c.ID}
+	if strings.TrimPrefix(order, "-") == "email" {
+		cur.Text = c.Email
+	} else {
+		cur.Time = c.CreatedAt
+	}
+	return cur
+}

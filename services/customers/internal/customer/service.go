@@ -1,0 +1,219 @@
+package customer
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/google/uuid"
+
+	"github.com/customerbus/customerbus/events"
+)
+
+// Service runs the customer commands and queries.
+type Service struct {
+	store       Store
+	phoneRegion string
+	now         func() time.Time
+}
+
+// NewService returns a Service. phoneRegion (ISO 3166 alpha-2, may be empty) is
+// the region assumed for phone numbers given without a country code.
+func NewService(store Store, phoneRegion string) *Service {
+	return &Service{store: store, phoneRegion: phoneRegion, now: func() time.Time {
+		// Microseconds: what PostgreSQL keeps, so events and reads agree.
+		return time.Now().UTC().Truncate(time.Microsecond)
+	}}
+}
+
+// Create validates the input and creates the customer with its customer.created event.
+func (s *Service) Create(ctx context.Context, o Origin, in CreateInput) (Customer, error) {
+	r := rules{phoneRegion: s.phoneRegion}
+	now := s.now()
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Customer{}, fmt.Errorf("create customer: %w", err)
+	}
+	c := Customer{
+		ID:                id,
+		Email:             r.email("email", in.Email),
+		FirstName:         r.text("first_name", in.FirstName, MaxNameLength),
+		LastName:          r.text("last_name", in.LastName, MaxNameLength),
+		CompanyName:       r.text("company_name", in.CompanyName, MaxNameLength),
+		Phone:             r.phone("phone", in.Phone),
+		Note:              r.text("note", in.Note, MaxNoteLength),
+		IsActive:          in.IsActive == nil || *in.IsActive,
+		LanguageCode:      r.languageCode("language_code", in.LanguageCode),
+		ExternalReference: r.externalReference("external_reference", in.ExternalReference),
+		Metadata:          r.metadata("metadata", in.Metadata),
+		PrivateMetadata:   r.metadata("private_metadata", in.PrivateMetadata),
+		Version:           1,
+		CreatedAt:         now,
+		UpdatedAt:         now,
+	}
+	if err := r.err(); err != nil {
+		return Customer{}, err
+	}
+	ev, err := newEvent(o, events.CustomerCreated, c, now, c.Public())
+	if err != nil {
+		return Customer{}, fmt.Errorf("create customer: %w", err)
+	}
+	if err := s.store.Create(ctx, c, []cloudevents.Event{ev}); err != nil {
+		return Customer{}, fmt.Errorf("create customer: %w", err)
+	}
+	return c, nil
+}
+
+// Get returns one customer.
+func (s *Service) Get(ctx context.Context, id uuid.UUID) (Customer, error) {
+	return s.store.Get(ctx, id)
+}
+
+// Update applies the fields present in the input. A change to public fields
+// bumps the version and emits customer.updated listing the changed fields; a
+// change to private metadata alone is saved silently, because no public event
+// may reveal it and a version without its event would leave a gap in sequence.
+func (s *Service) Update(ctx context.Context, o Origin, id uuid.UUID, in UpdateInput) (Customer, error) {
+	return s.store.Update(ctx, id, func(cur Customer) (*Mutation, error) {
+		r := rules{phoneRegion: s.phoneRegion}
+		next := cur
+		if in.Email != nil {
+			next.Email = r.email("email", *in.Email)
+		}
+		if in.FirstName != nil {
+			next.FirstName = r.text("first_name", *in.FirstName, MaxNameLength)
+		}
+		if in.LastName != nil {
+			next.LastName = r.text("last_name", *in.LastName, MaxNameLength)
+		}
+		if in.CompanyName != nil {
+			next.CompanyName = r.text("company_name", *in.CompanyName, MaxNameLength)
+		}
+		if in.Phone.Set {
+			next.Phone = r.phone("phone", in.Phone.Value)
+		}
+		if in.Note != nil {
+			next.Note = r.text("note", *in.Note, MaxNoteLength)
+		}
+		if in.IsActive != nil {
+			next.IsActive = *in.IsActive
+		}
+		if in.LanguageCode != nil {
+			next.LanguageCode = r.languageCode("language_code", *in.LanguageCode)
+		}
+		if in.ExternalReference.Set {
+			next.ExternalReference = r.externalReference("external_reference", in.ExternalReference.Value)
+		}
+		if in.Metadata != nil {
+			next.Metadata = r.metadata("metadata", *in.Metadata)
+		}
+		if in.PrivateMetadata != nil {
+			next.PrivateMetadata = r.metadata("private_metadata", *in.PrivateMetadata)
+		}
+		if err := r.err(); err != nil {
+			return nil, err
+		}
+
+		changed := changedFields(cur, next)
+		privateChanged := !maps.Equal(cur.PrivateMetadata, next.PrivateMetadata)
+		if len(changed) == 0 && !privateChanged {
+			return nil, nil
+		}
+		next.UpdatedAt = s.now()
+		if len(changed) == 0 {
+			return &Mutation{Customer: next}, nil
+		}
+		next.Version = cur.Version + 1
+		ev, err := newEvent(o, events.CustomerUpdated, next, next.UpdatedAt,
+			events.CustomerUpdatedData{Customer: next.Public(), Changed: changed})
+		if err != nil {
+			return nil, err
+		}
+		return &Mutation{Customer: next, Events: []cloudevents.Event{ev}}, nil
+	})
+}
+
+// Delete removes the customer and emits customer.deleted.
+func (s *Service) Delete(ctx context.Context, o Origin, id uuid.UUID) error {
+	return s.store.Delete(ctx, id, func(cur Customer) ([]cloudevents.Event, error) {
+		now := s.now()
+		// The deletion is the customer's last change: it takes the next version.
+		cur.Version++
+		ev, err := newEvent(o, events.CustomerDeleted, cur, now,
+			events.CustomerDeletedData{ID: cur.ID, Email: cur.Email, DeletedAt: now})
+		if err != nil {
+			return nil, err
+		}
+		return []cloudevents.Event{ev}, nil
+	})
+}
+
+// List returns one page of customers.
+func (s *Service) List(ctx context.Context, in ListInput) (Page, error) {
+	q, err := in.validate()
+	if err != nil {
+		return Page{}, err
+	}
+	pageSize := q.Limit
+	q.Limit = pageSize + 1
+	rows, err := s.store.List(ctx, q)
+	if err != nil {
+		return Page{}, fmt.Errorf("list customers: %w", err)
+	}
+	page := Page{Customers: rows}
+	if len(rows) > pageSize {
+		page.Customers = rows[:pageSize]
+		page.NextCursor = cursorAfter(q.Order, page.Customers[pageSize-1]).encode()
+	}
+	if in.WithCount {
+		n, err := s.store.Count(ctx, q.Filter)
+		if err != nil {
+			return Page{}, fmt.Errorf("count customers: %w", err)
+		}
+		page.Count = &n
+	}
+	return page, nil
+}
+
+func newEvent(o Origin, typ string, c Customer, at time.Time, data any) (cloudevents.Event, error) {
+	return events.New(events.Meta{
+		Type:         typ,
+		Source:       events.SourceCustomers,
+		Subject:      c.ID.String(),
+		PartitionKey: c.ID.String(),
+		Sequence:     c.Version,
+		Time:         at,
+		TraceParent:  o.TraceParent,
+		Actor:        o.Actor,
+	}, data)
+}
+
+// changedFields names the public fields that differ, in the API's field names.
+func changedFields(a, b Customer) []string {
+	var out []string
+	add := func(name string, differ bool) {
+		if differ {
+			out = append(out, name)
+		}
+	}
+	add("email", a.Email != b.Email)
+	add("first_name", a.FirstName != b.FirstName)
+	add("last_name", a.LastName != b.LastName)
+	add("company_name", a.CompanyName != b.CompanyName)
+	add("phone", !equalPtr(a.Phone, b.Phone))
+	add("note", a.Note != b.Note)
+	add("is_active", a.IsActive != b.IsActive)
+	add("language_code", a.LanguageCode != b.LanguageCode)
+	add("external_reference", !equalPtr(a.ExternalReference, b.ExternalReference))
+	add("metadata", !maps.Equal(a.Metadata, b.Metadata))
+	return out
+}
+
+func equalPtr(a, b *string) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}

@@ -1,0 +1,199 @@
+// Package httpapi is the HTTP edge of the command service: routing,
+// authentication, decoding, and turning errors into problem details.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/customerbus/customerbus/services/customers/internal/auth"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+)
+
+// DefaultMaxBodyBytes caps request bodies unless configured otherwise.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Authenticator checks bearer tokens.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (auth.Principal, error)
+}
+
+// API serves the HTTP routes.
+type API struct {
+	customers    *customer.Service
+	tokens       Authenticator
+	log          *zap.Logger
+	maxBodyBytes int64
+	ready        func(context.Context) error
+	metrics      *metrics
+	gatherer     prometheus.Gatherer
+}
+
+// Config wires an API.
+type Config struct {
+	Customers    *customer.Service
+	Tokens       Authenticator
+	Log          *zap.Logger
+	MaxBodyBytes int64
+	// Ready reports whether dependencies answer (for /readyz).
+	Ready    func(context.Context) error
+	Registry *prometheus.Registry
+}
+
+// New returns an API.
+func New(cfg Config) *API {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	return &API{
+		customers: cfg.Customers, tokens: cfg.Tokens, log: cfg.Log,
+		maxBodyBytes: cfg.MaxBodyBytes, ready: cfg.Ready,
+		metrics: newMetrics(cfg.Registry), gatherer: cfg.Registry,
+	}
+}
+
+// Route is one authenticated API route.
+type Route struct {
+	Pattern    string // method and path, as http.ServeMux reads them
+	Permission string // what the caller's token must hold
+	handle     func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
+}
+
+// Routes lists every authenticated route. Tests walk it to prove that no route
+// answers without a token holding its permission.
+func (a *API) Routes() []Route {
+	return []Route{
+		{"POST /v1/customers", auth.ManageUsers, a.createCustomer},
+		{"GET /v1/customers", auth.ManageUsers, a.listCustomers},
+		{"GET /v1/customers/{id}", auth.ManageUsers, a.getCustomer},
+		{"PATCH /v1/customers/{id}", auth.ManageUsers, a.updateCustomer},
+		{"DELETE /v1/customers/{id}", auth.ManageUsers, a.deleteCustomer},
+	}
+}
+
+// Handler returns the root handler.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range a.Routes() {
+		mux.Handle(rt.Pattern, a.metrics.instrument(rt.Pattern, a.authenticated(rt)))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{}))
+	return a.withRequestContext(mux)
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if a.ready != nil {
+		if err := a.ready(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// authenticated checks the bearer token and the route's permission, then runs
+// the handler and renders its error, if any, as a problem.
+func (a *API) authenticated(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearerToken(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="customerbus"`)
+			writeProblem(w, r, a.log, badInput(http.StatusUnauthorized, "Authorization", codeUnauthorized, "a bearer token is required"))
+			return
+		}
+		p, err := a.tokens.Authenticate(r.Context(), token)
+		if errors.Is(err, auth.ErrInvalidToken) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="customerbus", error="invalid_token"`)
+			writeProblem(w, r, a.log, badInput(http.StatusUnauthorized, "Authorization", codeUnauthorized, "the bearer token is not valid"))
+			return
+		}
+		if err != nil {
+			writeProblem(w, r, a.log, err)
+			return
+		}
+		if !p.Has(rt.Permission) {
+			writeProblem(w, r, a.log, badInput(http.StatusForbidden, "Authorization", codeForbidden, "this route needs the %s permission", rt.Permission))
+			return
+		}
+		if err := rt.handle(w, r, p); err != nil {
+			writeProblem(w, r, a.log, err)
+		}
+	})
+}
+
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	traceParentKey
+)
+
+var traceParentRE = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
+
+// withRequestContext gives every request an id and a W3C trace context (the
+// caller's, or a new trace), and turns a panic into a 500 problem.
+func (a *API) withRequestContext(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 128 {
+			id = randomHex(16)
+		}
+		tp := r.Header.Get("traceparent")
+		if !traceParentRE.MatchString(tp) {
+			tp = "00-" + randomHex(16) + "-" + randomHex(8) + "-01"
+		}
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		ctx = context.WithValue(ctx, traceParentKey, tp)
+		w.Header().Set("X-Request-Id", id)
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				a.log.Error("panic in handler", zap.String("request_id", id), zap.Any("panic", v), zap.Stack("stack"))
+				writeProblem(w, r, a.log, errors.New("panic"))
+			}
+		}()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func requestID(ctx context.Context) string {
+	s, _ := ctx.Value(requestIDKey).(string)
+	return s
+}
+
+func traceParent(ctx context.Context) string {
+	s, _ := ctx.Value(traceParentKey).(string)
+	return s
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

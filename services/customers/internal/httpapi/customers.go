@@ -1,0 +1,161 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/google/uuid"
+
+	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/services/customers/internal/auth"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+)
+
+// customerResponse is the staff view of a customer: the public shape plus
+// private metadata, which only MANAGE_USERS callers ever see.
+type customerResponse struct {
+	events.Customer
+	PrivateMetadata map[string]string `json:"private_metadata"`
+}
+
+func toResponse(c customer.Customer) customerResponse {
+	pm := c.PrivateMetadata
+	if pm == nil {
+		pm = map[string]string{}
+	}
+	return customerResponse{Customer: c.Public(), PrivateMetadata: pm}
+}
+
+type listResponse struct {
+	Customers  []customerResponse `json:"customers"`
+	Count      *int64             `json:"count"`
+	NextCursor *string            `json:"next_cursor"`
+}
+
+func origin(r *http.Request, p auth.Principal) customer.Origin {
+	return customer.Origin{Actor: p.Actor(), TraceParent: traceParent(r.Context())}
+}
+
+func (a *API) createCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var in customer.CreateInput
+	if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
+		return err
+	}
+	c, err := a.customers.Create(r.Context(), origin(r, p), in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/customers/"+c.ID.String())
+	writeJSON(w, http.StatusCreated, toResponse(c))
+	return nil
+}
+
+func (a *API) getCustomer(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	c, err := a.customers.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toResponse(c))
+	return nil
+}
+
+func (a *API) updateCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var in customer.UpdateInput
+	if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
+		return err
+	}
+	c, err := a.customers.Update(r.Context(), origin(r, p), id, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toResponse(c))
+	return nil
+}
+
+func (a *API) deleteCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := a.customers.Delete(r.Context(), origin(r, p), id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+var listParams = map[string]bool{"q": true, "email": true, "is_active": true, "order": true, "limit": true, "cursor": true, "count": true}
+
+func (a *API) listCustomers(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	qs := r.URL.Query()
+	in, err := parseListInput(qs)
+	if err != nil {
+		return err
+	}
+	page, err := a.customers.List(r.Context(), in)
+	if err != nil {
+		return err
+	}
+	resp := listResponse{Customers: make([]customerResponse, len(page.Customers)), Count: page.Count}
+	for i, c := range page.Customers {
+		resp.Customers[i] = toResponse(c)
+	}
+	if page.NextCursor != "" {
+		resp.NextCursor = &page.NextCursor
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func parseListInput(qs url.Values) (customer.ListInput, error) {
+	for k := range qs {
+		if !listParams[k] {
+			return customer.ListInput{}, badInput(http.StatusBadRequest, k, codeUnknownField, "%s is not a known query parameter", k)
+		}
+	}
+	in := customer.ListInput{
+		Query: qs.Get("q"), Email: qs.Get("email"), Order: qs.Get("order"),
+		Cursor: qs.Get("cursor"), WithCount: true,
+	}
+	if v := qs.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return in, badInput(http.StatusBadRequest, "limit", customer.CodeInvalid, "limit must be an integer between 1 and %d", customer.MaxLimit)
+		}
+		in.Limit = n
+	}
+	for _, name := range []string{"is_active", "count"} {
+		v := qs.Get(name)
+		if v == "" {
+			continue
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return in, badInput(http.StatusBadRequest, name, customer.CodeInvalid, "%s must be true or false", name)
+		}
+		if name == "is_active" {
+			in.IsActive = &b
+		} else {
+			in.WithCount = b
+		}
+	}
+	return in, nil
+}
+
+func pathID(r *http.Request) (uuid.UUID, error) {
+	id, err := uuid.Parse(r.PathValue("id"))
+	if err != nil {
+		// An id that cannot exist is simply not found, as for any unknown id.
+		return uuid.Nil, customer.ErrNotFound
+	}
+	return id, nil
+}

@@ -1,0 +1,78 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+)
+
+// decodeJSON reads a JSON object body strictly: unknown fields, wrong types,
+// trailing data and oversized bodies are errors the client can act on.
+func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return badInput(http.StatusUnsupportedMediaType, "", codeMediaType, "the body must be application/json")
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err, maxBytes)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return jsonError(err, maxBytes)
+		}
+		return badInput(http.StatusBadRequest, "", customer.CodeMalformed, "the body must hold a single JSON object")
+	}
+	return nil
+}
+
+func jsonError(err error, maxBytes int64) error {
+	var (
+		tooLarge *http.MaxBytesError
+		syntax   *json.SyntaxError
+		typeErr  *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return badInput(http.StatusRequestEntityTooLarge, "", codeTooLarge, "the body must be at most %d bytes", maxBytes)
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+		return badInput(http.StatusBadRequest, "", customer.CodeMalformed, "the body is not valid JSON")
+	case errors.Is(err, io.EOF):
+		return badInput(http.StatusBadRequest, "", customer.CodeMalformed, "the body is empty; a JSON object is required")
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return badInput(http.StatusBadRequest, "", customer.CodeMalformed, "the body must be a JSON object")
+		}
+		return badInput(http.StatusBadRequest, typeErr.Field, codeInvalidType, "%s must be of type %s", typeErr.Field, jsonTypeName(typeErr.Type.String()))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return badInput(http.StatusBadRequest, field, codeUnknownField, "%s is not a known field", field)
+	default:
+		return badInput(http.StatusBadRequest, "", customer.CodeMalformed, "the body could not be read: %v", err)
+	}
+}
+
+// jsonTypeName names Go types the way a JSON client thinks of them.
+func jsonTypeName(goType string) string {
+	switch {
+	case goType == "string" || strings.HasSuffix(goType, "Nullable[string]"):
+		return "string"
+	case goType == "bool":
+		return "boolean"
+	case strings.HasPrefix(goType, "map["):
+		return "object of strings"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "float"):
+		return "number"
+	default:
+		return goType
+	}
+}

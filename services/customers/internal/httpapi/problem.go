@@ -1,0 +1,97 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+)
+
+// Problem is an RFC 9457 problem details body with the contract's field errors.
+type Problem struct {
+	Type      string                `json:"type"`
+	Title     string                `json:"title"`
+	Status    int                   `json:"status"`
+	Detail    string                `json:"detail,omitempty"`
+	RequestID string                `json:"request_id,omitempty"`
+	Errors    []customer.FieldError `json:"errors"`
+}
+
+// Error codes used only at the HTTP edge; field codes live in package customer.
+const (
+	codeUnauthorized  = "unauthorized"
+	codeForbidden     = "forbidden"
+	codeTooLarge      = "too_large"
+	codeUnknownField  = "unknown_field"
+	codeInvalidType   = "invalid_type"
+	codeMediaType     = "unsupported_media_type"
+	codeInternalError = "internal_error"
+)
+
+const problemTypeBase = "https://customerbus.dev/problems/"
+
+// inputError is bad input found at the edge (body, query, path), before the domain.
+type inputError struct {
+	status int
+	errs   []customer.FieldError
+}
+
+func (e *inputError) Error() string { return fmt.Sprintf("bad input: %v", e.errs) }
+
+func badInput(status int, field, code, format string, args ...any) error {
+	return &inputError{status: status, errs: []customer.FieldError{{Field: field, Code: code, Message: fmt.Sprintf(format, args...)}}}
+}
+
+// problemFor is the one place where errors become HTTP statuses and codes.
+func problemFor(err error) Problem {
+	var ie *inputError
+	var ve *customer.ValidationError
+	switch {
+	case errors.As(err, &ie):
+		return newProblem(ie.status, "The request is not valid", ie.errs)
+	case errors.As(err, &ve):
+		return newProblem(http.StatusBadRequest, "The request is not valid", ve.Errors)
+	case errors.Is(err, customer.ErrNotFound):
+		return newProblem(http.StatusNotFound, "Not found",
+			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "no customer has this id"}})
+	case errors.Is(err, customer.ErrEmailTaken):
+		return newProblem(http.StatusConflict, "Conflict",
+			[]customer.FieldError{{Field: "email", Code: customer.CodeUnique, Message: "a customer with this email already exists"}})
+	case errors.Is(err, customer.ErrExternalRefUsed):
+		return newProblem(http.StatusConflict, "Conflict",
+			[]customer.FieldError{{Field: "external_reference", Code: customer.CodeUnique, Message: "a customer with this external reference already exists"}})
+	default:
+		return newProblem(http.StatusInternalServerError, "Internal error",
+			[]customer.FieldError{{Code: codeInternalError, Message: "the server failed to handle the request; it has been logged"}})
+	}
+}
+
+func newProblem(status int, title string, errs []customer.FieldError) Problem {
+	code := "error"
+	if len(errs) > 0 {
+		code = errs[0].Code
+	}
+	return Problem{Type: problemTypeBase + code, Title: title, Status: status, Errors: errs}
+}
+
+func writeProblem(w http.ResponseWriter, r *http.Request, log *zap.Logger, err error) {
+	p := problemFor(err)
+	p.RequestID = requestID(r.Context())
+	if p.Status >= 500 {
+		log.Error("request failed", zap.String("request_id", p.RequestID),
+			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,267 @@
+// Package relay publishes the outbox to NATS JetStream: every committed event
+// at least once, in outbox order, marked sent only after JetStream acked it.
+//
+// Exactly one relay publishes at a time (a PostgreSQL advisory lock held for
+// the length of each batch's transaction), so with several relays running a
+// customer's events are never interleaved out of order; the others stand by.
+// Re-publication after a crash is harmless: the event id is the Nats-Msg-Id
+// and JetStream drops duplicates within events.DuplicateWindow.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/customerbus/customerbus/db/gen"
+	"github.com/customerbus/customerbus/events"
+)
+
+// Config of the relay, read from the environment.
+type Config struct {
+	BatchSize      int           `env:"RELAY_BATCH_SIZE" envDefault:"500"`
+	PollInterval   time.Duration `env:"RELAY_POLL_INTERVAL" envDefault:"1s"`
+	PublishTimeout time.Duration `env:"RELAY_PUBLISH_TIMEOUT" envDefault:"5s"`
+	Retention      time.Duration `env:"OUTBOX_RETENTION" envDefault:"24h"`
+	StreamMaxAge   time.Duration `env:"EVENTS_MAX_AGE" envDefault:"0s"`
+}
+
+// lockKey identifies the relay's advisory lock.
+const lockKey = 0x637573746f6d6572 // "customer"
+
+// notifyChannel is where the outbox trigger announces new events.
+const notifyChannel = "outbox"
+
+// Relay moves outbox events to JetStream.
+type Relay struct {
+	pool    *pgxpool.Pool
+	q       *gen.Queries
+	js      jetstream.JetStream
+	log     *zap.Logger
+	cfg     Config
+	metrics *metrics
+
+	// beforeMarkSent, when set, runs between the publish acks and marking the
+	// batch sent. Tests use it to crash the relay at the worst moment.
+	beforeMarkSent func() error
+}
+
+// New returns a relay.
+func New(pool *pgxpool.Pool, js jetstream.JetStream, log *zap.Logger, reg prometheus.Registerer, cfg Config) *Relay {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 5 * time.Second
+	}
+	return &Relay{pool: pool, q: gen.New(pool), js: js, log: log, cfg: cfg, metrics: newMetrics(reg)}
+}
+
+// Run ensures the streams exist, then relays until ctx ends. A batch under way
+// when ctx ends is finished, so its events are marked sent.
+func (r *Relay) Run(ctx context.Context) error {
+	if err := r.ensureStreams(ctx); err != nil {
+		return err
+	}
+	wake := make(chan struct{}, 1)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return r.listen(ctx, wake) })
+	g.Go(func() error { return r.loop(ctx, wake) })
+	return g.Wait()
+}
+
+// ensureStreams retries while NATS is unreachable: the relay may start first.
+func (r *Relay) ensureStreams(ctx context.Context) error {
+	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		err := events.EnsureStreams(ctx, r.js, events.StreamOptions{MaxAge: r.cfg.StreamMaxAge})
+		if err == nil {
+			return nil
+		}
+		r.log.Warn("relay: streams not ready, retrying", zap.Error(err), zap.Duration("backoff", backoff))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
+}
+
+func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) error {
+	poll := time.NewTicker(r.cfg.PollInterval)
+	defer poll.Stop()
+	lastPurge := time.Time{}
+	backoff := time.Duration(0)
+	for {
+		n, err := r.relayBatch(ctx)
+		switch {
+		case err != nil:
+			backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
+			r.log.Warn("relay: batch failed, retrying", zap.Error(err), zap.Int("published", n), zap.Duration("backoff", backoff))
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			continue
+		case n == r.cfg.BatchSize:
+			backoff = 0
+			continue // a full batch: more are probably waiting
+		}
+		backoff = 0
+		if time.Since(lastPurge) > time.Minute {
+			lastPurge = time.Now()
+			if _, err := r.q.PurgeSentOutbox(ctx, time.Now().Add(-r.cfg.Retention)); err != nil && ctx.Err() == nil {
+				r.log.Warn("relay: purge sent events", zap.Error(err))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// relayBatch publishes up to BatchSize unsent events and marks the acked ones
+// sent. It returns how many it marked.
+func (r *Relay) relayBatch(ctx context.Context) (int, error) {
+	// Shutdown does not cut a batch short: a cut batch would be published again.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.PublishTimeout+10*time.Second)
+	defer cancel()
+	start := time.Now()
+
+	tx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("relay: begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
+	q := r.q.WithTx(tx)
+	locked, err := q.TryRelayLock(ctx, lockKey)
+	if err != nil {
+		return 0, fmt.Errorf("relay: lock: %w", err)
+	}
+	if !locked {
+		return 0, nil // another relay is publishing
+	}
+	rows, err := q.UnsentOutboxEvents(ctx, int32(r.cfg.BatchSize))
+	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+
+	acked, pubErr := r.publish(ctx, rows)
+	if pubErr == nil && r.beforeMarkSent != nil {
+		if err := r.beforeMarkSent(); err != nil {
+			return 0, err
+		}
+	}
+	if len(acked) > 0 {
+		if err := q.MarkOutboxSent(ctx, acked); err != nil {
+			return 0, fmt.Errorf("relay: mark sent: %w", err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return 0, fmt.Errorf("relay: commit: %w", err)
+		}
+	}
+	r.metrics.published.Add(float64(len(acked)))
+	r.metrics.batch.Observe(time.Since(start).Seconds())
+	if pubErr != nil {
+		r.metrics.failures.Inc()
+	}
+	return len(acked), pubErr
+}
+
+// publish sends the batch asynchronously (one round of acks, not one per event)
+// and returns the ids of the leading run of events JetStream acknowledged. It
+// stops at the first failure, so nothing after a failed event is marked sent:
+// the next batch starts again from it.
+func (r *Relay) publish(ctx context.Context, rows []gen.UnsentOutboxEventsRow) ([]int64, error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(rows))
+	var sendErr error
+	for _, row := range rows {
+		e, err := events.Unmarshal(row.Event)
+		if err == nil {
+			var msg *nats.Msg
+			msg, err = events.ToMsg(ctx, e)
+			if err == nil {
+				msg.Subject = row.NatsSubject
+				var f jetstream.PubAckFuture
+				f, err = r.js.PublishMsgAsync(msg)
+				if err == nil {
+					futures = append(futures, f)
+					continue
+				}
+			}
+		}
+		sendErr = fmt.Errorf("relay: publish outbox event %d: %w", row.ID, err)
+		break
+	}
+	timeout := time.NewTimer(r.cfg.PublishTimeout)
+	defer timeout.Stop()
+	acked := make([]int64, 0, len(futures))
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+			acked = append(acked, rows[i].ID)
+		case err := <-f.Err():
+			return acked, errors.Join(fmt.Errorf("relay: outbox event %d not acked: %w", rows[i].ID, err), sendErr)
+		case <-timeout.C:
+			return acked, errors.Join(fmt.Errorf("relay: outbox event %d: no ack within %s", rows[i].ID, r.cfg.PublishTimeout), sendErr)
+		}
+	}
+	return acked, sendErr
+}
+
+// listen turns outbox notifications into wake-ups. It holds one connection;
+// when that breaks it reconnects, and the poll covers the gap.
+func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) error {
+	for ctx.Err() == nil {
+		err := r.listenOnce(ctx, wake)
+		if ctx.Err() != nil {
+			return nil
+		}
+		r.log.Warn("relay: listen connection lost, reconnecting", zap.Error(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+func (r *Relay) listenOnce(ctx context.Context, wake chan<- struct{}) error {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// A LISTENing connection must not go back to the pool.
+	defer func() { _ = conn.Hijack().Close(context.Background()) }()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{notifyChannel}.Sanitize()); err != nil {
+		return err
+	}
+	select { // events committed before LISTEN took effect
+	case wake <- struct{}{}:
+	default:
+	}
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			return err
+		}
+		select {
+		case wake <- struct{}{}:
+		default: // a wake-up is already pending; the loop will read everything
+		}
+	}
+}
