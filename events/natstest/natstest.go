@@ -3,6 +3,7 @@
 package natstest
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -30,7 +31,7 @@ func New(t testing.TB) *Server {
 		NoSigs:    true,
 	}}
 	s.Start()
-	s.opts.Port = s.srv.Addr().(interface{ Port() int }).Port()
+	s.opts.Port = s.srv.Addr().(*net.TCPAddr).Port
 	t.Cleanup(s.Stop)
 	return s
 }

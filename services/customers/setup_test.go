@@ -1,0 +1,193 @@
+package customers_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/customerbus/customerbus/db/dbtest"
+	"github.com/customerbus/customerbus/events/natstest"
+	"github.com/customerbus/customerbus/services/customers"
+	"github.com/customerbus/customerbus/services/relay"
+)
+
+// system is the command service and a relay on a fresh database and a NATS
+// server of the test's own.
+type system struct {
+	t     *testing.T
+	pool  *pgxpool.Pool
+	nats  *natstest.Server
+	js    jetstream.JetStream
+	api   *httptest.Server
+	token string // holds every permission
+}
+
+func newSystem(t *testing.T) *system {
+	t.Helper()
+	pool, _ := dbtest.New(t)
+	ns := natstest.New(t)
+	js, err := jetstream.New(ns.Connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zaptest.NewLogger(t)
+	svc := customers.New(pool, log, prometheus.NewRegistry(), customers.Config{MaxBodyBytes: 64 << 10})
+	api := httptest.NewServer(svc.Handler())
+	t.Cleanup(api.Close)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	rl := relay.New(pool, js, log, prometheus.NewRegistry(), relay.Config{PollInterval: 200 * time.Millisecond, PublishTimeout: time.Second})
+	go func() { done <- rl.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("relay: %v", err)
+		}
+	})
+
+	token, err := customers.CreateToken(context.Background(), pool, "test", false, customers.Permissions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &system{t: t, pool: pool, nats: ns, js: js, api: api, token: token}
+}
+
+// do sends a JSON request with the system's token and decodes the JSON answer
+// into out (when out is not nil). It returns the response with its body read.
+func (s *system) do(method, path string, body any, out any) *http.Response {
+	s.t.Helper()
+	return s.doWith(s.token, method, path, body, out)
+}
+
+func (s *system) doWith(token, method, path string, body any, out any) *http.Response {
+	s.t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = bytes.NewBufferString(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		r = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, s.api.URL+path, r)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			s.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	return resp
+}
+
+// customerJSON is the API's customer resource as a client sees it.
+type customerJSON struct {
+	ID                string            `json:"id"`
+	Email             string            `json:"email"`
+	FirstName         string            `json:"first_name"`
+	LastName          string            `json:"last_name"`
+	CompanyName       string            `json:"company_name"`
+	Phone             *string           `json:"phone"`
+	Note              string            `json:"note"`
+	IsActive          bool              `json:"is_active"`
+	LanguageCode      string            `json:"language_code"`
+	ExternalReference *string           `json:"external_reference"`
+	Metadata          map[string]string `json:"metadata"`
+	PrivateMetadata   map[string]string `json:"private_metadata"`
+	HasAccount        bool              `json:"has_account"`
+	IsVerified        bool              `json:"is_verified"`
+	Version           int64             `json:"version"`
+	CreatedAt         time.Time         `json:"created_at"`
+	UpdatedAt         time.Time         `json:"updated_at"`
+}
+
+// problemJSON is an error answer.
+type problemJSON struct {
+	Type   string `json:"type"`
+	Status int    `json:"status"`
+	Errors []struct {
+		Field   string `json:"field"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"errors"`
+}
+
+func (s *system) createCustomer(body map[string]any) customerJSON {
+	s.t.Helper()
+	var c customerJSON
+	resp := s.do(http.MethodPost, "/v1/customers", body, &c)
+	if resp.StatusCode != http.StatusCreated {
+		raw, _ := io.ReadAll(resp.Body)
+		s.t.Fatalf("create customer: status %d: %s", resp.StatusCode, raw)
+	}
+	return c
+}
+
+// count runs a counting query against the test's database.
+func (s *system) count(sql string, args ...any) int {
+	s.t.Helper()
+	var n int
+	if err := s.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		s.t.Fatal(err)
+	}
+	return n
+}
+
+// doTraced is do with a W3C traceparent header.
+func (s *system) doTraced(traceparent, method, path string, body any, out any) *http.Response {
+	s.t.Helper()
+	buf, err := json.Marshal(body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req, err := http.NewRequest(method, s.api.URL+path, bytes.NewReader(buf))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("traceparent", traceparent)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		s.t.Fatal(err)
+	}
+	return resp
+}

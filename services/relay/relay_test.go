@@ -1,0 +1,251 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/customerbus/customerbus/db/dbtest"
+	"github.com/customerbus/customerbus/db/gen"
+	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/events/natstest"
+)
+
+// writeEvents puts customer.updated events for the given customers into the
+// outbox, as a command's transaction would: seqPerCustomer versions each,
+// interleaved across customers.
+func writeEvents(t *testing.T, pool *pgxpool.Pool, customers []uuid.UUID, seqPerCustomer int) {
+	t.Helper()
+	q := gen.New(pool)
+	for seq := 1; seq <= seqPerCustomer; seq++ {
+		for _, id := range customers {
+			e, err := events.New(events.Meta{
+				Type: events.CustomerUpdated, Source: events.SourceCustomers, Subject: id.String(),
+				PartitionKey: id.String(), Sequence: int64(seq), Time: time.Now(),
+				Actor: events.Actor{Type: events.AuthServiceAccount, ID: "test"},
+			}, map[string]any{"id": id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := events.Marshal(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := q.InsertOutboxEvent(context.Background(), gen.InsertOutboxEventParams{
+				EventID: uuid.MustParse(e.ID()), NatsSubject: events.Subject(e.Type()), PartitionKey: id.String(), Event: b,
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func newRelay(t *testing.T, pool *pgxpool.Pool, js jetstream.JetStream) *Relay {
+	return New(pool, js, zaptest.NewLogger(t), prometheus.NewRegistry(), Config{
+		BatchSize: 7, PollInterval: 50 * time.Millisecond, PublishTimeout: time.Second,
+	})
+}
+
+// runUntil runs the relay until the outbox is empty of unsent events.
+func runUntilSent(t *testing.T, pool *pgxpool.Pool, relays ...*Relay) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, r := range relays {
+		wg.Go(func() {
+			if err := r.Run(ctx); err != nil {
+				t.Errorf("relay: %v", err)
+			}
+		})
+	}
+	defer func() { cancel(); wg.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n, err := gen.New(pool).CountUnsentOutbox(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events still unsent", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// streamSequences reads the whole stream and returns, per partition key, the
+// sequences in stream order; it fails on a message id seen twice.
+func streamSequences(t *testing.T, js jetstream.JetStream) (map[string][]int64, int) {
+	t.Helper()
+	ctx := context.Background()
+	stream, err := js.Stream(ctx, events.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int(info.State.Msgs)
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs := map[string][]int64{}
+	seen := map[string]bool{}
+	for read := 0; read < total; {
+		batch, err := cons.Fetch(total-read, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			read++
+			e, err := events.FromMsg(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seen[e.ID()] {
+				t.Errorf("event %s delivered twice", e.ID())
+			}
+			seen[e.ID()] = true
+			key, _ := e.Extensions()[events.ExtPartitionKey].(string)
+			seqs[key] = append(seqs[key], events.Sequence(e))
+		}
+	}
+	return seqs, total
+}
+
+func assertInOrder(t *testing.T, seqs map[string][]int64, customers []uuid.UUID, perCustomer int) {
+	t.Helper()
+	for _, id := range customers {
+		got := seqs[id.String()]
+		if len(got) != perCustomer {
+			t.Errorf("customer %s: %d events, want %d", id, len(got), perCustomer)
+			continue
+		}
+		for i, s := range got {
+			if s != int64(i+1) {
+				t.Errorf("customer %s: sequences %v, want 1..%d in order", id, got, perCustomer)
+				break
+			}
+		}
+	}
+}
+
+func customersN(n int) []uuid.UUID {
+	out := make([]uuid.UUID, n)
+	for i := range out {
+		out[i] = uuid.Must(uuid.NewV7())
+	}
+	return out
+}
+
+func TestRelayStoppedAfterPublishBeforeMarkingSentRepublishesAndConsumerSeesEachOnce(t *testing.T) {
+	t.Parallel()
+	pool, _ := dbtest.New(t)
+	ns := natstest.New(t)
+	js, err := jetstream.New(ns.Connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	custs := customersN(3)
+	writeEvents(t, pool, custs, 2) // 6 events, batch size 7: one batch
+
+	// The first relay publishes the batch, gets every ack, then dies before
+	// it can mark anything sent.
+	crashed := newRelay(t, pool, js)
+	ctx, cancel := context.WithCancel(context.Background())
+	crashed.beforeMarkSent = func() error {
+		cancel()
+		return errors.New("relay killed")
+	}
+	if err := crashed.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := gen.New(pool).CountUnsentOutbox(context.Background()); n != 6 {
+		t.Fatalf("unsent after crash = %d, want 6 (nothing marked)", n)
+	}
+	seqs, total := streamSequences(t, js)
+	if total != 6 {
+		t.Fatalf("stream holds %d events after the first relay, want 6", total)
+	}
+
+	// A new relay publishes the same events again; JetStream drops them.
+	runUntilSent(t, pool, newRelay(t, pool, js))
+	seqs, total = streamSequences(t, js)
+	if total != 6 {
+		t.Errorf("stream holds %d events after the re-publication, want 6", total)
+	}
+	assertInOrder(t, seqs, custs, 2)
+}
+
+func TestTwoRelaysPublishEveryEventOnceInPerCustomerOrder(t *testing.T) {
+	t.Parallel()
+	pool, _ := dbtest.New(t)
+	ns := natstest.New(t)
+	js, err := jetstream.New(ns.Connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	custs := customersN(10)
+	writeEvents(t, pool, custs, 15) // 150 events in batches of 7
+
+	runUntilSent(t, pool, newRelay(t, pool, js), newRelay(t, pool, js))
+	seqs, total := streamSequences(t, js)
+	if total != 150 {
+		t.Errorf("stream holds %d events, want 150", total)
+	}
+	assertInOrder(t, seqs, custs, 15)
+}
+
+func TestRelayWakesOnNotifyWithoutWaitingForThePoll(t *testing.T) {
+	t.Parallel()
+	pool, _ := dbtest.New(t)
+	ns := natstest.New(t)
+	js, err := jetstream.New(ns.Connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(pool, js, zaptest.NewLogger(t), prometheus.NewRegistry(), Config{PollInterval: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// Let the relay reach its idle wait (streams created, LISTEN issued).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := js.Stream(context.Background(), events.EventsStream); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("relay never created the stream")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	custs := customersN(1)
+	writeEvents(t, pool, custs, 1)
+	deadline = time.Now().Add(5 * time.Second) // far below the one-hour poll
+	for {
+		if n, _ := gen.New(pool).CountUnsentOutbox(context.Background()); n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("event not relayed: the relay did not wake on NOTIFY")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
