@@ -52,9 +52,9 @@ func problemFor(err error) Problem {
 	var ve *customer.ValidationError
 	switch {
 	case errors.As(err, &ie):
-		return newProblem(ie.status, "The request is not valid", ie.errs)
+		return newProblem(ie.status, ie.errs)
 	case errors.As(err, &ve):
-		return newProblem(http.StatusBadRequest, "The request is not valid", ve.Errors)
+		return newProblem(http.StatusBadRequest, ve.Errors)
 	case errors.Is(err, customer.ErrNotFound):
 		return newProblem(http.StatusNotFound, "Not found",
 			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "no customer has this id"}})
@@ -70,12 +70,12 @@ func problemFor(err error) Problem {
 	}
 }
 
-func newProblem(status int, title string, errs []customer.FieldError) Problem {
+func newProblem(status int, errs []customer.FieldError) Problem {
 	code := "error"
 	if len(errs) > 0 {
 		code = errs[0].Code
 	}
-	return Problem{Type: problemTypeBase + code, Title: title, Status: status, Errors: errs}
+	return Problem{Type: problemTypeBase + code, Title: http.StatusText(status), Status: status, Errors: errs}
 }
 
 func writeProblem(w http.ResponseWriter, r *http.Request, log *zap.Logger, err error) {
