@@ -248,4 +248,3 @@ func TestRelayWakesOnNotifyWithoutWaitingForThePoll(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-

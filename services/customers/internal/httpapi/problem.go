@@ -56,16 +56,16 @@ func problemFor(err error) Problem {
 	case errors.As(err, &ve):
 		return newProblem(http.StatusBadRequest, ve.Errors)
 	case errors.Is(err, customer.ErrNotFound):
-		return newProblem(http.StatusNotFound, "Not found",
+		return newProblem(http.StatusNotFound,
 			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "no customer has this id"}})
 	case errors.Is(err, customer.ErrEmailTaken):
-		return newProblem(http.StatusConflict, "Conflict",
+		return newProblem(http.StatusConflict,
 			[]customer.FieldError{{Field: "email", Code: customer.CodeUnique, Message: "a customer with this email already exists"}})
 	case errors.Is(err, customer.ErrExternalRefUsed):
-		return newProblem(http.StatusConflict, "Conflict",
+		return newProblem(http.StatusConflict,
 			[]customer.FieldError{{Field: "external_reference", Code: customer.CodeUnique, Message: "a customer with this external reference already exists"}})
 	default:
-		return newProblem(http.StatusInternalServerError, "Internal error",
+		return newProblem(http.StatusInternalServerError,
 			[]customer.FieldError{{Code: codeInternalError, Message: "the server failed to handle the request; it has been logged"}})
 	}
 }
