@@ -1,0 +1,125 @@
+package events_test
+
+import (
+	"encoding/json"
+	"io/fs"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/customerbus/customerbus/events"
+)
+
+func sampleCustomer() events.Customer {
+	phone := "+4930123456"
+	return events.Customer{
+		ID: uuid.Must(uuid.NewV7()), Email: "ann@example.com", FirstName: "Ann", Phone: &phone,
+		IsActive: true, LanguageCode: "en", Metadata: map[string]string{"k": "v"},
+		Version: 2, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(),
+	}
+}
+
+// mutate marshals v to a JSON object and lets edit change it.
+func mutate(t *testing.T, v any, edit func(map[string]any)) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	out, _ := json.Marshal(m)
+	return out
+}
+
+func TestEventDataValidatesAgainstItsSchema(t *testing.T) {
+	c := sampleCustomer()
+	tests := []struct {
+		name      string
+		eventType string
+		data      []byte
+		wantValid bool
+	}{
+		{"created customer is valid", events.CustomerCreated, mutate(t, c, func(map[string]any) {}), true},
+		{"updated customer with changed is valid", events.CustomerUpdated,
+			mutate(t, events.CustomerUpdatedData{Customer: c, Changed: []string{"email"}}, func(map[string]any) {}), true},
+		{"deleted is valid", events.CustomerDeleted,
+			mutate(t, events.CustomerDeletedData{ID: c.ID, Email: c.Email, DeletedAt: time.Now()}, func(map[string]any) {}), true},
+		{"private_metadata in created is rejected", events.CustomerCreated,
+			mutate(t, c, func(m map[string]any) { m["private_metadata"] = map[string]string{"a": "b"} }), false},
+		{"private_metadata in updated is rejected", events.CustomerUpdated,
+			mutate(t, events.CustomerUpdatedData{Customer: c, Changed: []string{"email"}}, func(m map[string]any) { m["private_metadata"] = map[string]string{} }), false},
+		{"missing email is rejected", events.CustomerCreated, mutate(t, c, func(m map[string]any) { delete(m, "email") }), false},
+		{"version as string is rejected", events.CustomerCreated, mutate(t, c, func(m map[string]any) { m["version"] = "2" }), false},
+		{"updated without changed is rejected", events.CustomerUpdated, mutate(t, c, func(map[string]any) {}), false},
+		{"phone not in E.164 is rejected", events.CustomerCreated, mutate(t, c, func(m map[string]any) { m["phone"] = "030 123" }), false},
+		{"id not a uuid is rejected", events.CustomerDeleted, []byte(`{"id":"x","email":"a@b.co","deleted_at":"2026-01-01T00:00:00Z"}`), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := events.ValidateData(tt.eventType, tt.data)
+			if (err == nil) != tt.wantValid {
+				t.Errorf("ValidateData(%s) error = %v, want valid = %v", tt.eventType, err, tt.wantValid)
+			}
+		})
+	}
+}
+
+func TestEverySchemaIDMatchesItsDataschemaURI(t *testing.T) {
+	files, err := fs.Glob(events.Schemas, "schemas/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no schemas: %v", err)
+	}
+	for _, f := range files {
+		b, _ := events.Schemas.ReadFile(f)
+		var doc struct {
+			ID string `json:"$id"`
+		}
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(f, "schemas/"), ".json")
+		if doc.ID != events.SchemaURI(name) {
+			t.Errorf("%s: $id %q, want %q", f, doc.ID, events.SchemaURI(name))
+		}
+	}
+	for _, typ := range []string{events.CustomerCreated, events.CustomerUpdated, events.CustomerDeleted} {
+		if _, err := fs.Stat(events.Schemas, "schemas/"+typ+".json"); err != nil {
+			t.Errorf("event type %s has no schema", typ)
+		}
+	}
+}
+
+func TestEnvelopeRoundTripsThroughNATSBinaryMode(t *testing.T) {
+	c := sampleCustomer()
+	e, err := events.New(events.Meta{
+		Type: events.CustomerCreated, Source: events.SourceCustomers, Subject: c.ID.String(),
+		PartitionKey: c.ID.String(), Sequence: 7, Time: time.Now(), TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		Actor: events.Actor{Type: events.AuthUser, ID: "staff-1"},
+	}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := events.ToMsg(t.Context(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Subject != "customerbus.events.customer.created" || msg.Header.Get("Nats-Msg-Id") != e.ID() || msg.Header.Get("ce-sequence") != "7" {
+		t.Errorf("message subject %q headers %v", msg.Subject, msg.Header)
+	}
+	got, err := events.FromMsg(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID() != e.ID() || got.Type() != e.Type() || events.Sequence(got) != 7 || string(got.Data()) != string(e.Data()) {
+		t.Errorf("round trip changed the event: %v vs %v", got, e)
+	}
+	if err := events.ValidateData(got.Type(), got.Data()); err != nil {
+		t.Error(err)
+	}
+}

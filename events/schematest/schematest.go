@@ -1,0 +1,34 @@
+// Package schematest checks, in tests, that an event honours the contract:
+// the CloudEvents envelope and the JSON Schema of its data.
+package schematest
+
+import (
+	"testing"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+
+	"github.com/customerbus/customerbus/events"
+)
+
+// Validate fails the test when e breaks the envelope rules or its data does
+// not match the schema named by its type.
+func Validate(t testing.TB, e cloudevents.Event) {
+	t.Helper()
+	if err := e.Validate(); err != nil {
+		t.Errorf("event %s: not a valid CloudEvent: %v", e.ID(), err)
+	}
+	if e.SpecVersion() != "1.0" || e.DataContentType() != "application/json" {
+		t.Errorf("event %s: specversion %q datacontenttype %q", e.ID(), e.SpecVersion(), e.DataContentType())
+	}
+	if e.DataSchema() != events.SchemaURI(e.Type()) {
+		t.Errorf("event %s: dataschema %q, want %q", e.ID(), e.DataSchema(), events.SchemaURI(e.Type()))
+	}
+	for _, name := range []string{events.ExtSequence, events.ExtPartitionKey, events.ExtAuthType, events.ExtAuthID} {
+		if v, _ := e.Extensions()[name].(string); v == "" {
+			t.Errorf("event %s: extension %s missing", e.ID(), name)
+		}
+	}
+	if err := events.ValidateData(e.Type(), e.Data()); err != nil {
+		t.Errorf("event %s: %v", e.ID(), err)
+	}
+}

@@ -1,0 +1,239 @@
+package customers_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/events/schematest"
+)
+
+// streamEvents waits until the events stream holds want messages, reads them
+// all in stream order, and fails if more than want arrive within a grace period.
+func (s *system) streamEvents(want int) ([]cloudevents.Event, []*nats.Msg) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var stream jetstream.Stream
+	for {
+		var err error
+		stream, err = s.js.Stream(ctx, events.EventsStream)
+		if err == nil {
+			info, err := stream.Info(ctx)
+			if err == nil && info.State.Msgs >= uint64(want) {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			s.t.Fatalf("stream did not reach %d events", want)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	// Give a duplicate the chance to show up before counting.
+	time.Sleep(300 * time.Millisecond)
+	info, err := stream.Info(ctx)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if info.State.Msgs != uint64(want) {
+		s.t.Fatalf("stream holds %d events, want exactly %d", info.State.Msgs, want)
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var evs []cloudevents.Event
+	var msgs []*nats.Msg
+	for len(evs) < want {
+		batch, err := cons.Fetch(want-len(evs), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			nm := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
+			e, err := events.FromMsg(nm)
+			if err != nil {
+				s.t.Fatalf("message on %s is not a CloudEvent: %v", m.Subject(), err)
+			}
+			schematest.Validate(s.t, e)
+			evs = append(evs, e)
+			msgs = append(msgs, nm)
+		}
+		if err := batch.Error(); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	return evs, msgs
+}
+
+func ext(e cloudevents.Event, name string) string {
+	v, _ := e.Extensions()[name].(string)
+	return v
+}
+
+func TestCreateEmitsOneCustomerCreatedWithContractAttributes(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	const trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	var c customerJSON
+	req := map[string]any{"email": "ann@example.com", "first_name": "Ann", "private_metadata": map[string]string{"secret": "s3"}}
+	resp := s.doTraced(trace, http.MethodPost, "/v1/customers", req, &c)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+
+	evs, msgs := s.streamEvents(1)
+	e, msg := evs[0], msgs[0]
+	checks := []struct{ name, got, want string }{
+		{"specversion", e.SpecVersion(), "1.0"},
+		{"type", e.Type(), events.CustomerCreated},
+		{"source", e.Source(), "/customerbus/customers"},
+		{"subject", e.Subject(), c.ID},
+		{"datacontenttype", e.DataContentType(), "application/json"},
+		{"dataschema", e.DataSchema(), events.SchemaURI(events.CustomerCreated)},
+		{"sequence", ext(e, "sequence"), "1"},
+		{"partitionkey", ext(e, "partitionkey"), c.ID},
+		{"traceparent", ext(e, "traceparent"), trace},
+		{"authtype", ext(e, "authtype"), events.AuthServiceAccount},
+		{"nats subject", msg.Subject, "customerbus.events.customer.created"},
+		{"Nats-Msg-Id", msg.Header.Get(nats.MsgIdHdr), e.ID()},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %q, want %q", ch.name, ch.got, ch.want)
+		}
+	}
+	if ext(e, "authid") == "" {
+		t.Error("authid is empty")
+	}
+	if got := e.Time(); !got.Equal(c.CreatedAt) {
+		t.Errorf("time = %v, want the commit time %v", got, c.CreatedAt)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(e.Data(), &data); err != nil {
+		t.Fatal(err)
+	}
+	if _, leaked := data["private_metadata"]; leaked {
+		t.Error("customer.created data carries private_metadata")
+	}
+	if data["id"] != c.ID || data["email"] != "ann@example.com" || data["first_name"] != "Ann" {
+		t.Errorf("data = %v, want the created customer", data)
+	}
+}
+
+func TestUpdateAndDeleteEmitEventsWithConsecutiveSequences(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	c := s.createCustomer(map[string]any{"email": "bo@example.com"})
+	var updated customerJSON
+	if r := s.do(http.MethodPatch, "/v1/customers/"+c.ID, map[string]any{"first_name": "Bo", "note": "vip", "email": "bo@example.com"}, &updated); r.StatusCode != http.StatusOK {
+		t.Fatalf("patch: status %d", r.StatusCode)
+	}
+	if r := s.do(http.MethodDelete, "/v1/customers/"+c.ID, nil, nil); r.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: status %d", r.StatusCode)
+	}
+
+	evs, _ := s.streamEvents(3)
+	wantTypes := []string{events.CustomerCreated, events.CustomerUpdated, events.CustomerDeleted}
+	for i, e := range evs {
+		if e.Type() != wantTypes[i] || ext(e, "sequence") != []string{"1", "2", "3"}[i] || e.Subject() != c.ID {
+			t.Errorf("event %d = %s seq %s subject %s, want %s seq %d about %s", i, e.Type(), ext(e, "sequence"), e.Subject(), wantTypes[i], i+1, c.ID)
+		}
+	}
+	var upd events.CustomerUpdatedData
+	if err := json.Unmarshal(evs[1].Data(), &upd); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(upd.Changed, []string{"first_name", "note"}) {
+		t.Errorf("changed = %v, want [first_name note] (email was sent but did not change)", upd.Changed)
+	}
+	if upd.Version != 2 || upd.FirstName != "Bo" || updated.Version != 2 {
+		t.Errorf("updated data version %d first_name %q, API version %d", upd.Version, upd.FirstName, updated.Version)
+	}
+	var del events.CustomerDeletedData
+	if err := json.Unmarshal(evs[2].Data(), &del); err != nil {
+		t.Fatal(err)
+	}
+	if del.ID.String() != c.ID || del.Email != "bo@example.com" || del.DeletedAt.IsZero() {
+		t.Errorf("deleted data = %+v", del)
+	}
+}
+
+func TestPrivateMetadataOnlyChangeIsSavedWithoutPublicEvent(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	c := s.createCustomer(map[string]any{"email": "cy@example.com"})
+	var got customerJSON
+	s.do(http.MethodPatch, "/v1/customers/"+c.ID, map[string]any{"private_metadata": map[string]string{"erp": "42"}}, &got)
+	if got.PrivateMetadata["erp"] != "42" || got.Version != 1 {
+		t.Fatalf("after private change: private_metadata %v version %d, want erp=42 version 1", got.PrivateMetadata, got.Version)
+	}
+	s.streamEvents(1) // only customer.created: exactly one event
+}
+
+func TestRejectedCommandLeavesNoRowAndNoEvent(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.createCustomer(map[string]any{"email": "dup@example.com"})
+	var p problemJSON
+	resp := s.do(http.MethodPost, "/v1/customers", map[string]any{"email": "DUP@example.com", "first_name": "Other"}, &p)
+	if resp.StatusCode != http.StatusConflict || len(p.Errors) != 1 || p.Errors[0].Code != "unique" || p.Errors[0].Field != "email" {
+		t.Fatalf("duplicate email: status %d problem %+v, want 409 unique on email", resp.StatusCode, p)
+	}
+	if n := s.count("SELECT count(*) FROM customers"); n != 1 {
+		t.Errorf("customers rows = %d, want 1", n)
+	}
+	if n := s.count("SELECT count(*) FROM outbox"); n != 1 {
+		t.Errorf("outbox rows = %d, want 1", n)
+	}
+	evs, _ := s.streamEvents(1)
+	if evs[0].Type() != events.CustomerCreated {
+		t.Errorf("the only event is %s", evs[0].Type())
+	}
+}
+
+func TestCommandsAcceptedWhileNATSIsDownArePublishedInOrderWhenItIsBack(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.nats.Stop()
+
+	// The API keeps accepting commands: they only need PostgreSQL.
+	var ids []string
+	for i := range 3 {
+		c := s.createCustomer(map[string]any{"email": "down" + string(rune('a'+i)) + "@example.com"})
+		for _, name := range []string{"A", "B"} {
+			if r := s.do(http.MethodPatch, "/v1/customers/"+c.ID, map[string]any{"first_name": name}, nil); r.StatusCode != http.StatusOK {
+				t.Fatalf("patch while NATS is down: status %d", r.StatusCode)
+			}
+		}
+		ids = append(ids, c.ID)
+	}
+	time.Sleep(500 * time.Millisecond) // the relay tries and fails meanwhile
+	if n := s.count("SELECT count(*) FROM outbox WHERE sent_at IS NULL"); n != 9 {
+		t.Fatalf("unsent outbox rows while NATS is down = %d, want 9", n)
+	}
+
+	s.nats.Start()
+	evs, _ := s.streamEvents(9)
+	next := map[string]int{}
+	for _, e := range evs {
+		next[e.Subject()]++
+		if got, want := ext(e, "sequence"), string(rune('0'+next[e.Subject()])); got != want {
+			t.Errorf("customer %s: event %s has sequence %s, want %s (out of order)", e.Subject(), e.Type(), got, want)
+		}
+	}
+	for _, id := range ids {
+		if next[id] != 3 {
+			t.Errorf("customer %s: %d events, want 3", id, next[id])
+		}
+	}
+}
