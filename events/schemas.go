@@ -79,4 +79,3 @@ func loadSchemas() {
 		compiled.Store(eventType, sch)
 	}
 }
-

@@ -1,0 +1,47 @@
+# customerbus: `make run` starts the whole system, `make test` runs every test.
+# Both find or start PostgreSQL themselves (deploy/local/postgres.sh) and embed NATS.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+SQLC_VERSION := v1.30.0
+BIN := $(CURDIR)/var/bin
+SQLC := $(BIN)/sqlc
+PG := deploy/local/postgres.sh
+GOTESTFLAGS ?= -race -count=1 -p 2 -timeout 8m
+BENCHFLAGS ?=
+
+.PHONY: help run test bench generate check-generated tools build clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+run: ## the whole system in one process (embedded NATS, local PostgreSQL)
+	DATABASE_URL="$$($(PG) customerbus)" go run ./cmd/customerbus run
+
+test: check-generated ## every test, on real PostgreSQL and real NATS
+	TEST_DATABASE_URL="$$($(PG) postgres)" go test $(GOTESTFLAGS) ./...
+
+bench: ## the load benchmark: our HTTP create rate against a plain pgx baseline
+	BENCH_DATABASE_URL="$$($(PG) postgres)" go run ./cmd/bench $(BENCHFLAGS)
+
+generate: tools ## regenerate the sqlc code in db/gen
+	$(SQLC) generate
+
+check-generated: tools ## fail when generated code is stale, vet or gofmt complain
+	$(SQLC) diff
+	go vet ./...
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+tools: ## install the pinned sqlc into var/bin
+	@if [ "$$($(SQLC) version 2>/dev/null)" != "$(SQLC_VERSION)" ]; then \
+		echo "installing sqlc $(SQLC_VERSION) (cgo, a few minutes the first time)"; \
+		GOBIN=$(BIN) CGO_ENABLED=1 go install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION); \
+	fi
+
+build: ## build the binary into var/bin
+	go build -o $(BIN)/customerbus ./cmd/customerbus
+
+clean: ## stop a throwaway PostgreSQL cluster and remove var/
+	$(PG) --stop
+	rm -rf var
