@@ -191,3 +191,26 @@ func (s *system) doTraced(traceparent, method, path string, body any, out any) *
 	}
 	return resp
 }
+
+// doRaw is do with an explicit content type (empty: application/json).
+func (s *system) doRaw(method, path string, body any, contentType string, out any) *http.Response {
+	s.t.Helper()
+	if contentType == "" {
+		return s.do(method, path, body, out)
+	}
+	req, err := http.NewRequest(method, s.api.URL+path, bytes.NewBufferString(body.(string)))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		s.t.Fatal(err)
+	}
+	return resp
+}

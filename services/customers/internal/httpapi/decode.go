@@ -52,7 +52,7 @@ func jsonError(err error, maxBytes int64) error {
 		if typeErr.Field == "" {
 			return badInput(http.StatusBadRequest, "", customer.CodeMalformed, "the body must be a JSON object")
 		}
-		return badInput(http.StatusBadRequest, typeErr.Field, codeInvalidType, "%s must be of type %s", typeErr.Field, jsonTypeName(typeErr.Type.String()))
+		return badInput(http.StatusBadRequest, typeErr.Field, codeInvalidType, "%s: expected %s, got %s", typeErr.Field, jsonTypeName(typeErr.Type.String()), typeErr.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return badInput(http.StatusBadRequest, field, codeUnknownField, "%s is not a known field", field)
