@@ -264,7 +264,7 @@ func TestListFilters(t *testing.T) {
 		{"q=GONZ", []string{"maria@shop.example"}},
 		{"q=other.exa", []string{"john@other.example", "rate@other.example"}},
 		{"q=%25", []string{"rate@other.example"}}, // % matches literally
-		{"q=_", nil},                              // so does _
+		{"q=_", nil}, // so does _
 		{"email=John@Other.example", []string{"john@other.example"}},
 		{"is_active=false", []string{"john@other.example"}},
 		{"is_active=true&q=example", []string{"maria@shop.example", "rate@other.example"}},

@@ -66,6 +66,9 @@ func New(pool *pgxpool.Pool, js jetstream.JetStream, log *zap.Logger, reg promet
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 5 * time.Second
 	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 24 * time.Hour
+	}
 	return &Relay{pool: pool, q: gen.New(pool), js: js, log: log, cfg: cfg, metrics: newMetrics(reg)}
 }
 
