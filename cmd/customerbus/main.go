@@ -216,7 +216,9 @@ func connectNATS(url string, log *zap.Logger) (jetstream.JetStream, func(), erro
 		nc.Close()
 		return nil, nil, fmt.Errorf("nats: jetstream: %w", err)
 	}
-	return js, func() { _ = nc.Drain() }, nil
+	// Close, not Drain: it runs after the relay returned, so every publish is
+	// acked, and Drain is asynchronous (the embedded server would stop under it).
+	return js, nc.Close, nil
 }
 
 func newRegistry() *prometheus.Registry {
