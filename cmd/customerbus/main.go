@@ -205,7 +205,11 @@ func connectNATS(url string, log *zap.Logger) (jetstream.JetStream, func(), erro
 		nats.Name("customerbus"),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", zap.Error(err)) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil on a deliberate Close
+				log.Warn("nats disconnected", zap.Error(err))
+			}
+		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", zap.String("url", nc.ConnectedUrl())) }),
 	)
 	if err != nil {
@@ -237,7 +241,7 @@ func newLogger(cfg config) (*zap.Logger, error) {
 		zc = zap.NewDevelopmentConfig()
 	}
 	zc.Level = zap.NewAtomicLevelAt(level)
-	return zc.Build()
+	return zc.Build(zap.AddStacktrace(zapcore.ErrorLevel))
 }
 
 func splitHostPort(addr string) (string, int, error) {
