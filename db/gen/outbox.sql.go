@@ -23,24 +23,26 @@ func (q *Queries) CountUnsentOutbox(ctx context.Context) (int64, error) {
 	return count, err
 }
 
-const insertOutboxEvent = `-- name: InsertOutboxEvent :exec
+const insertOutboxEvents = `-- name: InsertOutboxEvents :exec
 INSERT INTO outbox (event_id, nats_subject, partition_key, event)
-VALUES ($1, $2, $3, $4)
+SELECT unnest($1::uuid[]), unnest($2::text[]),
+       unnest($3::text[]), unnest($4::bytea[])
 `
 
-type InsertOutboxEventParams struct {
-	EventID      uuid.UUID
-	NatsSubject  string
-	PartitionKey string
-	Event        []byte
+type InsertOutboxEventsParams struct {
+	EventIds      []uuid.UUID
+	NatsSubjects  []string
+	PartitionKeys []string
+	Events        [][]byte
 }
 
-func (q *Queries) InsertOutboxEvent(ctx context.Context, arg InsertOutboxEventParams) error {
-	_, err := q.db.Exec(ctx, insertOutboxEvent,
-		arg.EventID,
-		arg.NatsSubject,
-		arg.PartitionKey,
-		arg.Event,
+// Rows get ids in array order, which is the order the relay publishes them in.
+func (q *Queries) InsertOutboxEvents(ctx context.Context, arg InsertOutboxEventsParams) error {
+	_, err := q.db.Exec(ctx, insertOutboxEvents,
+		arg.EventIds,
+		arg.NatsSubjects,
+		arg.PartitionKeys,
+		arg.Events,
 	)
 	return err
 }

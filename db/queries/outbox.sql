@@ -1,6 +1,8 @@
--- name: InsertOutboxEvent :exec
+-- name: InsertOutboxEvents :exec
+-- Rows get ids in array order, which is the order the relay publishes them in.
 INSERT INTO outbox (event_id, nats_subject, partition_key, event)
-VALUES ($1, $2, $3, $4);
+SELECT unnest(sqlc.arg(event_ids)::uuid[]), unnest(sqlc.arg(nats_subjects)::text[]),
+       unnest(sqlc.arg(partition_keys)::text[]), unnest(sqlc.arg(events)::bytea[]);
 
 -- name: TryRelayLock :one
 -- Only one relay publishes at a time, so two relays never interleave a

@@ -40,8 +40,9 @@ func writeEvents(t *testing.T, pool *pgxpool.Pool, customers []uuid.UUID, seqPer
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := q.InsertOutboxEvent(context.Background(), gen.InsertOutboxEventParams{
-				EventID: uuid.MustParse(e.ID()), NatsSubject: events.Subject(e.Type()), PartitionKey: id.String(), Event: b,
+			if err := q.InsertOutboxEvents(context.Background(), gen.InsertOutboxEventsParams{
+				EventIds: []uuid.UUID{uuid.MustParse(e.ID())}, NatsSubjects: []string{events.Subject(e.Type())},
+				PartitionKeys: []string{id.String()}, Events: [][]byte{b},
 			}); err != nil {
 				t.Fatal(err)
 			}

@@ -30,15 +30,25 @@ func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool, q: gen.New(pool)
 
 var _ customer.Store = (*Store)(nil)
 
-// Create inserts the customer and its events in one transaction.
+// Create inserts the customer and its events in one statement, so in one
+// implicit transaction and one round trip.
 func (s *Store) Create(ctx context.Context, c customer.Customer, evs []cloudevents.Event) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
-		if err := q.InsertCustomer(ctx, gen.InsertCustomerParams(toRow(c))); err != nil {
-			return mapError(err)
-		}
-		return writeOutbox(ctx, q, evs)
-	})
+	ob, err := outboxRows(evs)
+	if err != nil {
+		return err
+	}
+	r := toRow(c)
+	if err := s.q.InsertCustomerWithEvents(ctx, gen.InsertCustomerWithEventsParams{
+		ID: r.ID, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
+		CompanyName: r.CompanyName, Phone: r.Phone, Note: r.Note, IsActive: r.IsActive,
+		LanguageCode: r.LanguageCode, ExternalReference: r.ExternalReference,
+		Metadata: r.Metadata, PrivateMetadata: r.PrivateMetadata, HasAccount: r.HasAccount,
+		IsVerified: r.IsVerified, Version: r.Version, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		EventIds: ob.EventIds, NatsSubjects: ob.NatsSubjects, PartitionKeys: ob.PartitionKeys, Events: ob.Events,
+	}); err != nil {
+		return mapError(err)
+	}
+	return nil
 }
 
 // Update runs fn on the locked row and writes what it decides.
@@ -154,23 +164,38 @@ func (s *Store) Count(ctx context.Context, f customer.Filter) (int64, error) {
 // writeOutbox appends the events to the outbox; the caller's transaction makes
 // them exist exactly when the change does.
 func writeOutbox(ctx context.Context, q *gen.Queries, evs []cloudevents.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	ob, err := outboxRows(evs)
+	if err != nil {
+		return err
+	}
+	if err := q.InsertOutboxEvents(ctx, ob); err != nil {
+		return fmt.Errorf("store: write outbox: %w", err)
+	}
+	return nil
+}
+
+// outboxRows turns events into the column arrays the outbox inserts take.
+func outboxRows(evs []cloudevents.Event) (gen.InsertOutboxEventsParams, error) {
+	var p gen.InsertOutboxEventsParams
 	for _, e := range evs {
 		b, err := events.Marshal(e)
 		if err != nil {
-			return fmt.Errorf("store: encode event: %w", err)
+			return p, fmt.Errorf("store: encode event: %w", err)
 		}
 		id, err := uuid.Parse(e.ID())
 		if err != nil {
-			return fmt.Errorf("store: event id: %w", err)
+			return p, fmt.Errorf("store: event id: %w", err)
 		}
 		key, _ := e.Extensions()[events.ExtPartitionKey].(string)
-		if err := q.InsertOutboxEvent(ctx, gen.InsertOutboxEventParams{
-			EventID: id, NatsSubject: events.Subject(e.Type()), PartitionKey: key, Event: b,
-		}); err != nil {
-			return fmt.Errorf("store: write outbox: %w", err)
-		}
+		p.EventIds = append(p.EventIds, id)
+		p.NatsSubjects = append(p.NatsSubjects, events.Subject(e.Type()))
+		p.PartitionKeys = append(p.PartitionKeys, key)
+		p.Events = append(p.Events, b)
 	}
-	return nil
+	return p, nil
 }
 
 // mapError turns driver errors into the domain's sentinels.
