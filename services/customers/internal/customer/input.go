@@ -141,10 +141,14 @@ func (r *rules) email(field, raw string) string {
 	return s
 }
 
+// storable reports whether PostgreSQL can store s in text and jsonb: valid
+// UTF-8 without NUL characters.
+func storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
 func (r *rules) text(field, raw string, max int) string {
 	s := strings.TrimSpace(raw)
-	if !utf8.ValidString(s) {
-		r.fail(field, CodeInvalid, "%s must be valid UTF-8", field)
+	if !storable(s) {
+		r.fail(field, CodeInvalid, "%s must be valid UTF-8 without NUL characters", field)
 	} else if utf8.RuneCountInString(s) > max {
 		r.fail(field, CodeTooLong, "%s must be at most %d characters", field, max)
 	}
@@ -201,6 +205,8 @@ func (r *rules) metadata(field string, m map[string]string) map[string]string {
 		switch {
 		case strings.TrimSpace(k) == "":
 			r.fail(field, CodeInvalid, "%s keys must not be blank", field)
+		case !storable(k) || !storable(v):
+			r.fail(field, CodeInvalid, "%s keys and values must be valid UTF-8 without NUL characters", field)
 		case utf8.RuneCountInString(k) > MaxMetadataKeyLen:
 			r.fail(field+"."+k, CodeTooLong, "metadata keys must be at most %d characters", MaxMetadataKeyLen)
 		case utf8.RuneCountInString(v) > MaxMetadataValLen:

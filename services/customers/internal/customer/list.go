@@ -82,6 +82,11 @@ func (in ListInput) validate() (ListQuery, error) {
 	if q.Limit < 1 || q.Limit > MaxLimit {
 		r.fail("limit", CodeInvalid, "limit must be between 1 and %d", MaxLimit)
 	}
+	for field, v := range map[string]string{"q": in.Query, "email": in.Email} {
+		if !storable(v) {
+			r.fail(field, CodeInvalid, "%s must be valid UTF-8 without NUL characters", field)
+		}
+	}
 	if in.Email != "" {
 		e := strings.ToLower(strings.TrimSpace(in.Email))
 		q.Email = &e
