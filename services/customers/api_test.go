@@ -71,7 +71,11 @@ func TestBadInputGetsProblemWithStatusAndCode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var p problemJSON
-			resp := s.doRaw(tt.method, tt.path, tt.body, tt.contentType, &p)
+			headers := map[string]string{"Authorization": "Bearer " + s.token}
+			if tt.contentType != "" {
+				headers["Content-Type"] = tt.contentType
+			}
+			resp := s.send(tt.method, tt.path, tt.body, &p, headers)
 			if resp.StatusCode != tt.wantStatus {
 				t.Fatalf("status %d, want %d (%+v)", resp.StatusCode, tt.wantStatus, p)
 			}

@@ -86,7 +86,7 @@ func TestCreateEmitsOneCustomerCreatedWithContractAttributes(t *testing.T) {
 	const trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	var c customerJSON
 	req := map[string]any{"email": "ann@example.com", "first_name": "Ann", "private_metadata": map[string]string{"secret": "s3"}}
-	resp := s.doTraced(trace, http.MethodPost, "/v1/customers", req, &c)
+	resp := s.send(http.MethodPost, "/v1/customers", req, &c, map[string]string{"Authorization": "Bearer " + s.token, "traceparent": trace})
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("status %d", resp.StatusCode)
 	}

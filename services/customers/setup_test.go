@@ -63,14 +63,26 @@ func newSystem(t *testing.T) *system {
 	return &system{t: t, pool: pool, nats: ns, js: js, api: api, token: token}
 }
 
-// do sends a JSON request with the system's token and decodes the JSON answer
-// into out (when out is not nil). It returns the response with its body read.
+// do sends a request with the system's token and decodes the JSON answer into
+// out (when out is not nil). It returns the response with its body read.
 func (s *system) do(method, path string, body any, out any) *http.Response {
 	s.t.Helper()
-	return s.doWith(s.token, method, path, body, out)
+	return s.send(method, path, body, out, map[string]string{"Authorization": "Bearer " + s.token})
 }
 
+// doWith is do with another token ("" sends none).
 func (s *system) doWith(token, method, path string, body any, out any) *http.Response {
+	s.t.Helper()
+	h := map[string]string{}
+	if token != "" {
+		h["Authorization"] = "Bearer " + token
+	}
+	return s.send(method, path, body, out, h)
+}
+
+// send makes the request: a string or []byte body is sent as is, anything
+// else as JSON; headers override the JSON content type.
+func (s *system) send(method, path string, body any, out any, headers map[string]string) *http.Response {
 	s.t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
@@ -93,8 +105,8 @@ func (s *system) doWith(token, method, path string, body any, out any) *http.Res
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -165,52 +177,4 @@ func (s *system) count(sql string, args ...any) int {
 		s.t.Fatal(err)
 	}
 	return n
-}
-
-// doTraced is do with a W3C traceparent header.
-func (s *system) doTraced(traceparent, method, path string, body any, out any) *http.Response {
-	s.t.Helper()
-	buf, err := json.Marshal(body)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req, err := http.NewRequest(method, s.api.URL+path, bytes.NewReader(buf))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	req.Header.Set("traceparent", traceparent)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		s.t.Fatal(err)
-	}
-	return resp
-}
-
-// doRaw is do with an explicit content type (empty: application/json).
-func (s *system) doRaw(method, path string, body any, contentType string, out any) *http.Response {
-	s.t.Helper()
-	if contentType == "" {
-		return s.do(method, path, body, out)
-	}
-	req, err := http.NewRequest(method, s.api.URL+path, bytes.NewBufferString(body.(string)))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		s.t.Fatal(err)
-	}
-	return resp
 }

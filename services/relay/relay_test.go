@@ -50,6 +50,17 @@ func writeEvents(t *testing.T, pool *pgxpool.Pool, customers []uuid.UUID, seqPer
 	}
 }
 
+// newBus gives a test its own migrated database and JetStream server.
+func newBus(t *testing.T) (*pgxpool.Pool, jetstream.JetStream) {
+	t.Helper()
+	pool, _ := dbtest.New(t)
+	js, err := jetstream.New(natstest.New(t).Connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool, js
+}
+
 func newRelay(t *testing.T, pool *pgxpool.Pool, js jetstream.JetStream) *Relay {
 	return New(pool, js, zaptest.NewLogger(t), prometheus.NewRegistry(), Config{
 		BatchSize: 7, PollInterval: 50 * time.Millisecond, PublishTimeout: time.Second,
@@ -154,12 +165,7 @@ func customersN(n int) []uuid.UUID {
 
 func TestRelayStoppedAfterPublishBeforeMarkingSentRepublishesAndConsumerSeesEachOnce(t *testing.T) {
 	t.Parallel()
-	pool, _ := dbtest.New(t)
-	ns := natstest.New(t)
-	js, err := jetstream.New(ns.Connect())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, js := newBus(t)
 	custs := customersN(3)
 	writeEvents(t, pool, custs, 2) // 6 events, batch size 7: one batch
 
@@ -193,12 +199,7 @@ func TestRelayStoppedAfterPublishBeforeMarkingSentRepublishesAndConsumerSeesEach
 
 func TestTwoRelaysPublishEveryEventOnceInPerCustomerOrder(t *testing.T) {
 	t.Parallel()
-	pool, _ := dbtest.New(t)
-	ns := natstest.New(t)
-	js, err := jetstream.New(ns.Connect())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, js := newBus(t)
 	custs := customersN(10)
 	writeEvents(t, pool, custs, 15) // 150 events in batches of 7
 
@@ -212,12 +213,7 @@ func TestTwoRelaysPublishEveryEventOnceInPerCustomerOrder(t *testing.T) {
 
 func TestRelayWakesOnNotifyWithoutWaitingForThePoll(t *testing.T) {
 	t.Parallel()
-	pool, _ := dbtest.New(t)
-	ns := natstest.New(t)
-	js, err := jetstream.New(ns.Connect())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, js := newBus(t)
 	r := New(pool, js, zaptest.NewLogger(t), prometheus.NewRegistry(), Config{PollInterval: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
