@@ -13,8 +13,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -52,8 +52,8 @@ func New(t testing.TB) (*pgxpool.Pool, string) {
 	if _, err := admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, template)); err != nil {
 		t.Fatalf("dbtest: create database: %v", err)
 	}
-	url := withDatabase(t, adminURL, name)
-	pool, err := db.Connect(ctx, url, 0)
+	dbURL := withDatabase(t, adminURL, name)
+	pool, err := db.Connect(ctx, dbURL, 0)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
@@ -71,7 +71,7 @@ func New(t testing.TB) (*pgxpool.Pool, string) {
 			t.Logf("dbtest: drop %s: %v", name, err)
 		}
 	})
-	return pool, url
+	return pool, dbURL
 }
 
 // ensureTemplate creates and migrates the template once; concurrent test
@@ -96,11 +96,11 @@ func ensureTemplate(ctx context.Context, admin *pgx.Conn, adminURL, template str
 	if _, err := admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s", building)); err != nil {
 		return err
 	}
-	url, err := replaceDatabase(adminURL, building)
+	buildURL, err := replaceDatabase(adminURL, building)
 	if err != nil {
 		return err
 	}
-	pool, err := db.Connect(ctx, url, 2)
+	pool, err := db.Connect(ctx, buildURL, 2)
 	if err != nil {
 		return err
 	}
@@ -137,27 +137,19 @@ func randomSuffix() string {
 	return hex.EncodeToString(b)
 }
 
-func withDatabase(t testing.TB, url, name string) string {
-	out, err := replaceDatabase(url, name)
+func withDatabase(t testing.TB, adminURL, name string) string {
+	out, err := replaceDatabase(adminURL, name)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
 	return out
 }
 
-func replaceDatabase(url, name string) (string, error) {
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		return "", err
+func replaceDatabase(raw, name string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return "", fmt.Errorf("TEST_DATABASE_URL must be a postgres:// URL: %q", raw)
 	}
-	// Rebuild the URL from its parts so any query string (sslmode…) is kept.
-	rest := ""
-	if i := strings.Index(url, "?"); i >= 0 {
-		rest = url[i:]
-	}
-	user := cfg.User
-	if cfg.Password != "" {
-		user += ":" + cfg.Password
-	}
-	return fmt.Sprintf("postgres://%s@%s:%d/%s%s", user, cfg.Host, cfg.Port, name, rest), nil
+	u.Path = "/" + name
+	return u.String(), nil
 }
