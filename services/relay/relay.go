@@ -16,7 +16,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -194,22 +193,12 @@ func (r *Relay) publish(ctx context.Context, rows []gen.UnsentOutboxEventsRow) (
 	futures := make([]jetstream.PubAckFuture, 0, len(rows))
 	var sendErr error
 	for _, row := range rows {
-		e, err := events.Unmarshal(row.Event)
-		if err == nil {
-			var msg *nats.Msg
-			msg, err = events.ToMsg(ctx, e)
-			if err == nil {
-				msg.Subject = row.NatsSubject
-				var f jetstream.PubAckFuture
-				f, err = r.js.PublishMsgAsync(msg)
-				if err == nil {
-					futures = append(futures, f)
-					continue
-				}
-			}
+		f, err := r.publishAsync(ctx, row)
+		if err != nil {
+			sendErr = fmt.Errorf("relay: publish outbox event %d: %w", row.ID, err)
+			break
 		}
-		sendErr = fmt.Errorf("relay: publish outbox event %d: %w", row.ID, err)
-		break
+		futures = append(futures, f)
 	}
 	timeout := time.NewTimer(r.cfg.PublishTimeout)
 	defer timeout.Stop()
@@ -225,6 +214,21 @@ func (r *Relay) publish(ctx context.Context, rows []gen.UnsentOutboxEventsRow) (
 		}
 	}
 	return acked, sendErr
+}
+
+// publishAsync sends one outbox event as a CloudEvent message without waiting
+// for its ack.
+func (r *Relay) publishAsync(ctx context.Context, row gen.UnsentOutboxEventsRow) (jetstream.PubAckFuture, error) {
+	e, err := events.Unmarshal(row.Event)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := events.ToMsg(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	msg.Subject = row.NatsSubject
+	return r.js.PublishMsgAsync(msg)
 }
 
 // listen turns outbox notifications into wake-ups. It holds one connection;
