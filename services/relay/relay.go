@@ -106,7 +106,7 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) error {
 	lastPurge := time.Time{}
 	backoff := time.Duration(0)
 	for {
-		n, err := r.relayBatch(ctx)
+		n, more, err := r.relayBatch(ctx)
 		switch {
 		case err != nil:
 			backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
@@ -117,9 +117,9 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) error {
 			case <-time.After(backoff):
 			}
 			continue
-		case n == r.cfg.BatchSize:
+		case more:
 			backoff = 0
-			continue // a full batch: more are probably waiting
+			continue
 		}
 		backoff = 0
 		if time.Since(lastPurge) > time.Minute {
@@ -138,8 +138,8 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) error {
 }
 
 // relayBatch publishes up to BatchSize unsent events and marks the acked ones
-// sent. It returns how many it marked.
-func (r *Relay) relayBatch(ctx context.Context) (int, error) {
+// sent. It returns how many it marked and whether more are waiting.
+func (r *Relay) relayBatch(ctx context.Context) (published int, more bool, err error) {
 	// Shutdown does not cut a batch short: a cut batch would be published again.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.PublishTimeout+10*time.Second)
 	defer cancel()
@@ -147,34 +147,36 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("relay: begin: %w", err)
+		return 0, false, fmt.Errorf("relay: begin: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
 	q := r.q.WithTx(tx)
 	locked, err := q.TryRelayLock(ctx, lockKey)
 	if err != nil {
-		return 0, fmt.Errorf("relay: lock: %w", err)
+		return 0, false, fmt.Errorf("relay: lock: %w", err)
 	}
 	if !locked {
-		return 0, nil // another relay is publishing
+		return 0, false, nil // another relay is publishing
 	}
-	rows, err := q.UnsentOutboxEvents(ctx, int32(r.cfg.BatchSize))
-	if err != nil || len(rows) == 0 {
-		return 0, err
+	unsent, err := q.UnsentOutboxEvents(ctx, int32(r.cfg.BatchSize))
+	if err != nil || len(unsent) == 0 {
+		return 0, false, err
 	}
+	rows := firstPerPartition(unsent)
+	more = len(unsent) == r.cfg.BatchSize || len(rows) < len(unsent)
 
 	acked, pubErr := r.publish(ctx, rows)
 	if pubErr == nil && r.beforeMarkSent != nil {
 		if err := r.beforeMarkSent(); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
 	if len(acked) > 0 {
 		if err := q.MarkOutboxSent(ctx, acked); err != nil {
-			return 0, fmt.Errorf("relay: mark sent: %w", err)
+			return 0, false, fmt.Errorf("relay: mark sent: %w", err)
 		}
 		if err := tx.Commit(ctx); err != nil {
-			return 0, fmt.Errorf("relay: commit: %w", err)
+			return 0, false, fmt.Errorf("relay: commit: %w", err)
 		}
 	}
 	r.metrics.published.Add(float64(len(acked)))
@@ -182,7 +184,25 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 	if pubErr != nil {
 		r.metrics.failures.Inc()
 	}
-	return len(acked), pubErr
+	return len(acked), more, pubErr
+}
+
+// firstPerPartition keeps, of rows in outbox order, only the first event of
+// each partition key (customer). With at most one unacknowledged event per
+// customer, a lost publish can never be overtaken by that customer's next
+// event (nats.go may deliver messages buffered during a reconnect while one
+// in flight was lost); the customer's later events go in the following batches.
+func firstPerPartition(rows []gen.UnsentOutboxEventsRow) []gen.UnsentOutboxEventsRow {
+	seen := make(map[string]struct{}, len(rows))
+	out := make([]gen.UnsentOutboxEventsRow, 0, len(rows))
+	for _, row := range rows {
+		if _, dup := seen[row.PartitionKey]; dup {
+			continue
+		}
+		seen[row.PartitionKey] = struct{}{}
+		out = append(out, row)
+	}
+	return out
 }
 
 // publish sends the batch asynchronously (one round of acks, not one per event)

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -167,9 +168,9 @@ func TestRelayStoppedAfterPublishBeforeMarkingSentRepublishesAndConsumerSeesEach
 	t.Parallel()
 	pool, js := newBus(t)
 	custs := customersN(3)
-	writeEvents(t, pool, custs, 2) // 6 events, batch size 7: one batch
+	writeEvents(t, pool, custs, 2) // 6 events; a batch takes one per customer
 
-	// The first relay publishes the batch, gets every ack, then dies before
+	// The first relay publishes its batch, gets every ack, then dies before
 	// it can mark anything sent.
 	crashed := newRelay(t, pool, js)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -184,8 +185,8 @@ func TestRelayStoppedAfterPublishBeforeMarkingSentRepublishesAndConsumerSeesEach
 		t.Fatalf("unsent after crash = %d, want 6 (nothing marked)", n)
 	}
 	seqs, total := streamSequences(t, js)
-	if total != 6 {
-		t.Fatalf("stream holds %d events after the first relay, want 6", total)
+	if total != 3 {
+		t.Fatalf("stream holds %d events after the first relay, want 3 (one per customer)", total)
 	}
 
 	// A new relay publishes the same events again; JetStream drops them.
@@ -243,5 +244,19 @@ func TestRelayWakesOnNotifyWithoutWaitingForThePoll(t *testing.T) {
 			t.Fatal("event not relayed: the relay did not wake on NOTIFY")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestBatchHoldsAtMostOneEventPerCustomerInOutboxOrder(t *testing.T) {
+	row := func(id int64, key string) gen.UnsentOutboxEventsRow {
+		return gen.UnsentOutboxEventsRow{ID: id, PartitionKey: key}
+	}
+	got := firstPerPartition([]gen.UnsentOutboxEventsRow{row(1, "a"), row(2, "b"), row(3, "a"), row(4, "c"), row(5, "b")})
+	var ids []int64
+	for _, r := range got {
+		ids = append(ids, r.ID)
+	}
+	if fmt.Sprint(ids) != "[1 2 4]" {
+		t.Errorf("batch ids %v, want [1 2 4]: the first event of each customer, in order", ids)
 	}
 }
