@@ -51,6 +51,18 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 	return &Service{cfg: cfg, log: log, api: api, tokens: tokens}
 }
 
+// Route names an authenticated route and the permission it needs.
+type Route struct{ Pattern, Permission string }
+
+// Routes lists every authenticated route, so tests can prove each one is guarded.
+func (s *Service) Routes() []Route {
+	var out []Route
+	for _, r := range s.api.Routes() {
+		out = append(out, Route{Pattern: r.Pattern, Permission: r.Permission})
+	}
+	return out
+}
+
 // Handler is the service's HTTP handler (tests serve it with httptest).
 func (s *Service) Handler() http.Handler { return s.api.Handler() }
 

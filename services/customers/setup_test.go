@@ -24,12 +24,13 @@ import (
 // system is the command service and a relay on a fresh database and a NATS
 // server of the test's own.
 type system struct {
-	t     *testing.T
-	pool  *pgxpool.Pool
-	nats  *natstest.Server
-	js    jetstream.JetStream
-	api   *httptest.Server
-	token string // holds every permission
+	t      *testing.T
+	pool   *pgxpool.Pool
+	nats   *natstest.Server
+	js     jetstream.JetStream
+	api    *httptest.Server
+	routes []customers.Route
+	token  string // holds every permission
 }
 
 func newSystem(t *testing.T) *system {
@@ -60,7 +61,7 @@ func newSystem(t *testing.T) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &system{t: t, pool: pool, nats: ns, js: js, api: api, token: token}
+	return &system{t: t, pool: pool, nats: ns, js: js, api: api, routes: svc.Routes(), token: token}
 }
 
 // do sends a request with the system's token and decodes the JSON answer into
