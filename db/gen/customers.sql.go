@@ -16,8 +16,7 @@ const countCustomers = `-- name: CountCustomers :one
 SELECT count(*) FROM customers
 WHERE ($1::text IS NULL OR email = $1)
   AND ($2::boolean IS NULL OR is_active = $2)
-  AND ($3::text IS NULL
-       OR email ILIKE $3 OR first_name ILIKE $3 OR last_name ILIKE $3)
+  AND ($3::text IS NULL OR search_text LIKE customer_search_text($3))
 `
 
 type CountCustomersParams struct {
@@ -46,7 +45,7 @@ func (q *Queries) DeleteCustomer(ctx context.Context, id uuid.UUID) (int64, erro
 }
 
 const getCustomer = `-- name: GetCustomer :one
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at FROM customers WHERE id = $1
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text FROM customers WHERE id = $1
 `
 
 func (q *Queries) GetCustomer(ctx context.Context, id uuid.UUID) (Customer, error) {
@@ -70,12 +69,13 @@ func (q *Queries) GetCustomer(ctx context.Context, id uuid.UUID) (Customer, erro
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.SearchText,
 	)
 	return i, err
 }
 
 const getCustomerForUpdate = `-- name: GetCustomerForUpdate :one
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at FROM customers WHERE id = $1 FOR UPDATE
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text FROM customers WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) GetCustomerForUpdate(ctx context.Context, id uuid.UUID) (Customer, error) {
@@ -99,6 +99,7 @@ func (q *Queries) GetCustomerForUpdate(ctx context.Context, id uuid.UUID) (Custo
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.SearchText,
 	)
 	return i, err
 }
@@ -172,11 +173,10 @@ func (q *Queries) InsertCustomerWithEvents(ctx context.Context, arg InsertCustom
 }
 
 const listCustomers = `-- name: ListCustomers :many
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at FROM customers
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text FROM customers
 WHERE ($1::text IS NULL OR email = $1)
   AND ($2::boolean IS NULL OR is_active = $2)
-  AND ($3::text IS NULL
-       OR email ILIKE $3 OR first_name ILIKE $3 OR last_name ILIKE $3)
+  AND ($3::text IS NULL OR search_text LIKE customer_search_text($3))
   AND ($4::uuid IS NULL OR CASE $5::text
         WHEN 'created_at'  THEN (created_at, id) > ($6::timestamptz, $4)
         WHEN '-created_at' THEN (created_at, id) < ($6::timestamptz, $4)
@@ -243,6 +243,7 @@ func (q *Queries) ListCustomers(ctx context.Context, arg ListCustomersParams) ([
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.SearchText,
 		); err != nil {
 			return nil, err
 		}

@@ -38,6 +38,7 @@ type Customer struct {
 	Version           int64
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	SearchText        string
 }
 
 type Outbox struct {

@@ -39,8 +39,7 @@ DELETE FROM customers WHERE id = $1;
 SELECT * FROM customers
 WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
   AND (sqlc.narg(is_active)::boolean IS NULL OR is_active = sqlc.narg(is_active))
-  AND (sqlc.narg(q)::text IS NULL
-       OR email ILIKE sqlc.narg(q) OR first_name ILIKE sqlc.narg(q) OR last_name ILIKE sqlc.narg(q))
+  AND (sqlc.narg(q)::text IS NULL OR search_text LIKE customer_search_text(sqlc.narg(q)))
   AND (sqlc.narg(after_id)::uuid IS NULL OR CASE sqlc.arg(sort)::text
         WHEN 'created_at'  THEN (created_at, id) > (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id))
         WHEN '-created_at' THEN (created_at, id) < (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id))
@@ -60,5 +59,4 @@ LIMIT sqlc.arg(row_limit);
 SELECT count(*) FROM customers
 WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
   AND (sqlc.narg(is_active)::boolean IS NULL OR is_active = sqlc.narg(is_active))
-  AND (sqlc.narg(q)::text IS NULL
-       OR email ILIKE sqlc.narg(q) OR first_name ILIKE sqlc.narg(q) OR last_name ILIKE sqlc.narg(q));
+  AND (sqlc.narg(q)::text IS NULL OR search_text LIKE customer_search_text(sqlc.narg(q)));

@@ -283,17 +283,23 @@ func TestListFilters(t *testing.T) {
 	s.createCustomer(map[string]any{"email": "maria@shop.example", "last_name": "Gonzalez"})
 	s.createCustomer(map[string]any{"email": "john@other.example", "last_name": "Smith", "is_active": false})
 	s.createCustomer(map[string]any{"email": "rate@other.example", "first_name": "100%"})
+	s.createCustomer(map[string]any{"email": "jose@acme.example", "first_name": "José", "last_name": "Müller", "company_name": "Café Zürich GmbH", "phone": "+41 44 668 18 00"})
 	tests := []struct {
 		query      string
 		wantEmails []string
 	}{
 		{"q=GONZ", []string{"maria@shop.example"}},
+		{"q=muller", []string{"jose@acme.example"}},      // accents ignored in the data
+		{"q=JOS%C3%89", []string{"jose@acme.example"}},   // and in the query (JOSÉ)
+		{"q=cafe+zur", []string{"jose@acme.example"}},    // company
+		{"q=%2B41446", []string{"jose@acme.example"}},    // phone, E.164
+		{"q=jose+muller", []string{"jose@acme.example"}}, // a full name spans first and last name
 		{"q=other.exa", []string{"john@other.example", "rate@other.example"}},
 		{"q=%25", []string{"rate@other.example"}}, // % matches literally
 		{"q=_", nil}, // so does _
 		{"email=John@Other.example", []string{"john@other.example"}},
 		{"is_active=false", []string{"john@other.example"}},
-		{"is_active=true&q=example", []string{"maria@shop.example", "rate@other.example"}},
+		{"is_active=true&q=example", []string{"jose@acme.example", "maria@shop.example", "rate@other.example"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {

@@ -23,8 +23,9 @@ var Orders = []string{"-created_at", "created_at", "email", "-email"}
 type Filter struct {
 	Email    *string
 	IsActive *bool
-	// Search is a substring matched against email and names, already turned
-	// into an ILIKE pattern by ListInput validation.
+	// Search is a substring matched against email, names, company and phone,
+	// ignoring case and accents; ListInput validation makes it a LIKE pattern
+	// whose % and _ match literally.
 	Search *string
 }
 
