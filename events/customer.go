@@ -41,3 +41,13 @@ type CustomerDeletedData struct {
 	Email     string    `json:"email"`
 	DeletedAt time.Time `json:"deleted_at"`
 }
+
+// CustomerMetadataUpdatedData is the data of customer.metadata_updated: the
+// customer's public metadata after the change and the keys set or removed.
+type CustomerMetadataUpdatedData struct {
+	ID          uuid.UUID         `json:"id"`
+	Metadata    map[string]string `json:"metadata"`
+	ChangedKeys []string          `json:"changed_keys"`
+	Version     int64             `json:"version"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+}

@@ -10,6 +10,9 @@ const (
 	CustomerCreated = "customer.created"
 	CustomerUpdated = "customer.updated"
 	CustomerDeleted = "customer.deleted"
+	// CustomerMetadataUpdated carries public metadata only; private metadata
+	// changes emit no public event.
+	CustomerMetadataUpdated = "customer.metadata_updated"
 )
 
 // Streams and subjects.

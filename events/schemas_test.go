@@ -50,6 +50,10 @@ func TestEventDataValidatesAgainstItsSchema(t *testing.T) {
 			mutate(t, events.CustomerUpdatedData{Customer: c, Changed: []string{"email"}}, func(map[string]any) {}), true},
 		{"deleted is valid", events.CustomerDeleted,
 			mutate(t, events.CustomerDeletedData{ID: c.ID, Email: c.Email, DeletedAt: time.Now()}, func(map[string]any) {}), true},
+		{"metadata_updated is valid", events.CustomerMetadataUpdated,
+			mutate(t, events.CustomerMetadataUpdatedData{ID: c.ID, Metadata: map[string]string{"a": "b"}, ChangedKeys: []string{"a"}, Version: 3, UpdatedAt: time.Now()}, func(map[string]any) {}), true},
+		{"private_metadata in metadata_updated is rejected", events.CustomerMetadataUpdated,
+			mutate(t, events.CustomerMetadataUpdatedData{ID: c.ID, Metadata: map[string]string{}, ChangedKeys: []string{"a"}, Version: 3, UpdatedAt: time.Now()}, func(m map[string]any) { m["private_metadata"] = map[string]string{"a": "b"} }), false},
 		{"private_metadata in created is rejected", events.CustomerCreated,
 			mutate(t, c, func(m map[string]any) { m["private_metadata"] = map[string]string{"a": "b"} }), false},
 		{"private_metadata in updated is rejected", events.CustomerUpdated,
@@ -88,7 +92,7 @@ func TestEverySchemaIDMatchesItsDataschemaURI(t *testing.T) {
 			t.Errorf("%s: $id %q, want %q", f, doc.ID, events.SchemaURI(name))
 		}
 	}
-	for _, typ := range []string{events.CustomerCreated, events.CustomerUpdated, events.CustomerDeleted} {
+	for _, typ := range []string{events.CustomerCreated, events.CustomerUpdated, events.CustomerDeleted, events.CustomerMetadataUpdated} {
 		if _, err := fs.Stat(events.Schemas, "schemas/"+typ+".json"); err != nil {
 			t.Errorf("event type %s has no schema", typ)
 		}

@@ -3,8 +3,10 @@ package customers_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -235,5 +237,74 @@ func TestCommandsAcceptedWhileNATSIsDownArePublishedInOrderWhenItIsBack(t *testi
 		if next[id] != 3 {
 			t.Errorf("customer %s: %d events, want 3", id, next[id])
 		}
+	}
+}
+
+func TestMetadataEndpointsSetAndRemoveKeysAndKeepPrivateOutOfEvents(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	c := s.createCustomer(map[string]any{"email": "meta@example.com", "metadata": map[string]string{"old": "1", "keep": "k"}})
+
+	var got customerJSON
+	r := s.do(http.MethodPatch, "/v1/customers/"+c.ID+"/metadata", map[string]any{"set": map[string]string{"tier": "gold"}, "remove": []string{"old"}}, &got)
+	if r.StatusCode != http.StatusOK || got.Metadata["tier"] != "gold" || got.Metadata["keep"] != "k" || len(got.Metadata) != 2 || got.Version != 2 {
+		t.Fatalf("public metadata patch: status %d, %+v", r.StatusCode, got)
+	}
+	r = s.do(http.MethodPatch, "/v1/customers/"+c.ID+"/private-metadata", map[string]any{"set": map[string]string{"erp_id": "E-9"}}, &got)
+	if r.StatusCode != http.StatusOK || got.PrivateMetadata["erp_id"] != "E-9" || got.Version != 2 {
+		t.Fatalf("private metadata patch: status %d, %+v", r.StatusCode, got)
+	}
+	// Setting what is already there changes nothing and emits nothing.
+	s.do(http.MethodPatch, "/v1/customers/"+c.ID+"/metadata", map[string]any{"set": map[string]string{"tier": "gold"}}, &got)
+	if got.Version != 2 {
+		t.Errorf("a no-op metadata patch bumped the version to %d", got.Version)
+	}
+
+	evs, _ := s.streamEvents(2) // created + metadata_updated; nothing for the private change
+	e := evs[1]
+	if e.Type() != events.CustomerMetadataUpdated || ext(e, "sequence") != "2" || e.Subject() != c.ID {
+		t.Fatalf("second event %s seq %s subject %s", e.Type(), ext(e, "sequence"), e.Subject())
+	}
+	var data events.CustomerMetadataUpdatedData
+	if err := json.Unmarshal(e.Data(), &data); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(data.ChangedKeys, []string{"old", "tier"}) || data.Metadata["tier"] != "gold" || len(data.Metadata) != 2 {
+		t.Errorf("metadata_updated data = %+v", data)
+	}
+	for _, e := range evs {
+		if strings.Contains(string(e.Data()), "E-9") || strings.Contains(string(e.Data()), "erp_id") {
+			t.Errorf("%s carries private metadata: %s", e.Type(), e.Data())
+		}
+	}
+
+	tooMany := map[string]string{}
+	for i := range 101 {
+		tooMany[fmt.Sprint("k", i)] = "v"
+	}
+	bad := []struct {
+		name, path string
+		body       any
+		status     int
+		field      string
+		code       string
+	}{
+		{"nothing to do", "/metadata", map[string]any{}, 400, "set", "required"},
+		{"a key both set and removed", "/metadata", map[string]any{"set": map[string]string{"a": "1"}, "remove": []string{"a"}}, 400, "remove", "invalid"},
+		{"over the key limit", "/private-metadata", map[string]any{"set": tooMany}, 400, "private_metadata", "max_items"},
+		{"unknown field", "/metadata", map[string]any{"replace": map[string]string{}}, 400, "replace", "unknown_field"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			var p problemJSON
+			r := s.do(http.MethodPatch, "/v1/customers/"+c.ID+tt.path, tt.body, &p)
+			if r.StatusCode != tt.status || len(p.Errors) == 0 || p.Errors[0].Field != tt.field || p.Errors[0].Code != tt.code {
+				t.Errorf("status %d problem %+v, want %d %s %s", r.StatusCode, p, tt.status, tt.field, tt.code)
+			}
+		})
+	}
+	var p problemJSON
+	if r := s.do(http.MethodPatch, "/v1/customers/01970000-0000-7000-8000-000000000000/metadata", map[string]any{"set": map[string]string{"a": "b"}}, &p); r.StatusCode != 404 {
+		t.Errorf("unknown customer: status %d", r.StatusCode)
 	}
 }

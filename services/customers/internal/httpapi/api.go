@@ -78,6 +78,8 @@ func (a *API) Routes() []Route {
 		{"GET /v1/customers/{id}", auth.ManageUsers, a.getCustomer},
 		{"PATCH /v1/customers/{id}", auth.ManageUsers, a.updateCustomer},
 		{"DELETE /v1/customers/{id}", auth.ManageUsers, a.deleteCustomer},
+		{"PATCH /v1/customers/{id}/metadata", auth.ManageUsers, a.updateMetadata(false)},
+		{"PATCH /v1/customers/{id}/private-metadata", auth.ManageUsers, a.updateMetadata(true)},
 	}
 }
 

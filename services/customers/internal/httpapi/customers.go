@@ -81,6 +81,25 @@ func (a *API) updateCustomer(w http.ResponseWriter, r *http.Request, p auth.Prin
 	return nil
 }
 
+func (a *API) updateMetadata(private bool) func(http.ResponseWriter, *http.Request, auth.Principal) error {
+	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		id, err := pathID(r)
+		if err != nil {
+			return err
+		}
+		var in customer.MetadataInput
+		if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
+			return err
+		}
+		c, err := a.customers.UpdateMetadata(r.Context(), origin(r, p), id, private, in)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, toResponse(c))
+		return nil
+	}
+}
+
 func (a *API) deleteCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
