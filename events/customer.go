@@ -51,3 +51,20 @@ type CustomerMetadataUpdatedData struct {
 	Version     int64             `json:"version"`
 	UpdatedAt   time.Time         `json:"updated_at"`
 }
+
+// NoteAuthor is who wrote a customer note.
+type NoteAuthor struct {
+	Type string `json:"type"` // an Auth* constant
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// CustomerNoteAddedData is the data of customer.note_added.
+type CustomerNoteAddedData struct {
+	ID         uuid.UUID  `json:"id"`
+	CustomerID uuid.UUID  `json:"customer_id"`
+	Author     NoteAuthor `json:"author"`
+	Text       string     `json:"text"`
+	CreatedAt  time.Time  `json:"created_at"`
+	Version    int64      `json:"version"` // the customer's version after the note
+}

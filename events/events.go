@@ -13,6 +13,7 @@ const (
 	// CustomerMetadataUpdated carries public metadata only; private metadata
 	// changes emit no public event.
 	CustomerMetadataUpdated = "customer.metadata_updated"
+	CustomerNoteAdded       = "customer.note_added"
 )
 
 // Streams and subjects.

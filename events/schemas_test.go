@@ -54,6 +54,10 @@ func TestEventDataValidatesAgainstItsSchema(t *testing.T) {
 			mutate(t, events.CustomerMetadataUpdatedData{ID: c.ID, Metadata: map[string]string{"a": "b"}, ChangedKeys: []string{"a"}, Version: 3, UpdatedAt: time.Now()}, func(map[string]any) {}), true},
 		{"private_metadata in metadata_updated is rejected", events.CustomerMetadataUpdated,
 			mutate(t, events.CustomerMetadataUpdatedData{ID: c.ID, Metadata: map[string]string{}, ChangedKeys: []string{"a"}, Version: 3, UpdatedAt: time.Now()}, func(m map[string]any) { m["private_metadata"] = map[string]string{"a": "b"} }), false},
+		{"note_added is valid", events.CustomerNoteAdded,
+			mutate(t, events.CustomerNoteAddedData{ID: c.ID, CustomerID: c.ID, Author: events.NoteAuthor{Type: events.AuthUser, ID: "u1", Name: "Sam"}, Text: "called", CreatedAt: time.Now(), Version: 2}, func(map[string]any) {}), true},
+		{"note_added without text is rejected", events.CustomerNoteAdded,
+			mutate(t, events.CustomerNoteAddedData{ID: c.ID, CustomerID: c.ID, Author: events.NoteAuthor{Type: events.AuthUser, ID: "u1"}, CreatedAt: time.Now(), Version: 2}, func(map[string]any) {}), false},
 		{"private_metadata in created is rejected", events.CustomerCreated,
 			mutate(t, c, func(m map[string]any) { m["private_metadata"] = map[string]string{"a": "b"} }), false},
 		{"private_metadata in updated is rejected", events.CustomerUpdated,
@@ -92,7 +96,7 @@ func TestEverySchemaIDMatchesItsDataschemaURI(t *testing.T) {
 			t.Errorf("%s: $id %q, want %q", f, doc.ID, events.SchemaURI(name))
 		}
 	}
-	for _, typ := range []string{events.CustomerCreated, events.CustomerUpdated, events.CustomerDeleted, events.CustomerMetadataUpdated} {
+	for _, typ := range []string{events.CustomerCreated, events.CustomerUpdated, events.CustomerDeleted, events.CustomerMetadataUpdated, events.CustomerNoteAdded} {
 		if _, err := fs.Stat(events.Schemas, "schemas/"+typ+".json"); err != nil {
 			t.Errorf("event type %s has no schema", typ)
 		}

@@ -41,6 +41,16 @@ type Customer struct {
 	SearchText        string
 }
 
+type CustomerNote struct {
+	ID         uuid.UUID
+	CustomerID uuid.UUID
+	AuthorType string
+	AuthorID   string
+	AuthorName string
+	Body       string
+	CreatedAt  time.Time
+}
+
 type Outbox struct {
 	ID           int64
 	EventID      uuid.UUID

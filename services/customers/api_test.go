@@ -149,8 +149,11 @@ func TestEveryRouteNeedsATokenWithItsPermission(t *testing.T) {
 				if b, ok := bodies[method]; ok {
 					body = strings.Replace(b, "fresh@", randomSuffix()+"@", 1)
 				}
-				if strings.HasSuffix(pattern, "metadata") {
+				switch {
+				case strings.HasSuffix(pattern, "metadata"):
 					body = `{"set":{"k":"` + randomSuffix() + `"}}`
+				case method == "POST" && strings.HasSuffix(pattern, "/notes"):
+					body = `{"text":"note"}`
 				}
 				resp := s.doWith(caller.token, method, path, body, nil)
 				switch {

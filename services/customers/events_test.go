@@ -308,3 +308,84 @@ func TestMetadataEndpointsSetAndRemoveKeysAndKeepPrivateOutOfEvents(t *testing.T
 		t.Errorf("unknown customer: status %d", r.StatusCode)
 	}
 }
+
+func TestNotesAreListedNewestFirstAndEmitNoteAdded(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	c := s.createCustomer(map[string]any{"email": "notes@example.com"})
+	for i := range 5 {
+		var n struct {
+			ID     string `json:"id"`
+			Text   string `json:"text"`
+			Author struct{ Type, ID, Name string }
+		}
+		if r := s.do(http.MethodPost, "/v1/customers/"+c.ID+"/notes", map[string]any{"text": fmt.Sprint("note ", i)}, &n); r.StatusCode != http.StatusCreated {
+			t.Fatalf("add note: status %d", r.StatusCode)
+		}
+		if n.Author.Name != "test" || n.Author.Type != events.AuthServiceAccount || n.Author.ID == "" {
+			t.Errorf("author = %+v, want the token's name and id", n.Author)
+		}
+	}
+	var texts []string
+	cursor := ""
+	for range 5 {
+		var page struct {
+			Notes      []struct{ Text string }
+			NextCursor *string `json:"next_cursor"`
+		}
+		q := "?limit=2"
+		if cursor != "" {
+			q += "&cursor=" + cursor
+		}
+		s.do(http.MethodGet, "/v1/customers/"+c.ID+"/notes"+q, nil, &page)
+		for _, n := range page.Notes {
+			texts = append(texts, n.Text)
+		}
+		if page.NextCursor == nil {
+			break
+		}
+		cursor = *page.NextCursor
+	}
+	if want := []string{"note 4", "note 3", "note 2", "note 1", "note 0"}; !slices.Equal(texts, want) {
+		t.Errorf("notes = %v, want newest first %v", texts, want)
+	}
+
+	evs, _ := s.streamEvents(6)
+	last := evs[5]
+	if last.Type() != events.CustomerNoteAdded || ext(last, "sequence") != "6" || last.Subject() != c.ID {
+		t.Errorf("last event %s seq %s, want customer.note_added seq 6", last.Type(), ext(last, "sequence"))
+	}
+	var got customerJSON
+	s.do(http.MethodGet, "/v1/customers/"+c.ID, nil, &got)
+	if got.Version != 6 {
+		t.Errorf("customer version %d after 5 notes, want 6", got.Version)
+	}
+
+	bad := []struct {
+		name, method, path string
+		body               any
+		status             int
+		field, code        string
+	}{
+		{"empty text", "POST", "/v1/customers/" + c.ID + "/notes", map[string]any{"text": "  "}, 400, "text", "required"},
+		{"text too long", "POST", "/v1/customers/" + c.ID + "/notes", map[string]any{"text": strings.Repeat("x", 10_001)}, 400, "text", "max_length"},
+		{"note on unknown customer", "POST", "/v1/customers/01970000-0000-7000-8000-000000000000/notes", map[string]any{"text": "x"}, 404, "id", "not_found"},
+		{"notes of unknown customer", "GET", "/v1/customers/01970000-0000-7000-8000-000000000000/notes", nil, 404, "id", "not_found"},
+		{"bad cursor", "GET", "/v1/customers/" + c.ID + "/notes?cursor=abc", nil, 400, "cursor", "invalid"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			var p problemJSON
+			r := s.do(tt.method, tt.path, tt.body, &p)
+			if r.StatusCode != tt.status || len(p.Errors) == 0 || p.Errors[0].Field != tt.field || p.Errors[0].Code != tt.code {
+				t.Errorf("status %d problem %+v, want %d %s %s", r.StatusCode, p, tt.status, tt.field, tt.code)
+			}
+		})
+	}
+	// A customer without notes lists none, not 404.
+	other := s.createCustomer(map[string]any{"email": "quiet@example.com"})
+	var empty struct{ Notes []any }
+	if r := s.do(http.MethodGet, "/v1/customers/"+other.ID+"/notes", nil, &empty); r.StatusCode != 200 || len(empty.Notes) != 0 {
+		t.Errorf("empty notes: status %d, %v", r.StatusCode, empty.Notes)
+	}
+}

@@ -57,6 +57,7 @@ func (c Customer) Public() events.Customer {
 // change carries it.
 type Origin struct {
 	Actor       events.Actor
+	ActorName   string // shown as a note's author
 	TraceParent string
 }
 
@@ -65,6 +66,7 @@ type Origin struct {
 type Mutation struct {
 	Customer Customer
 	Events   []cloudevents.Event
+	Notes    []Note // notes to add with the change
 }
 
 // Store keeps customers and their outbox events; each write is one transaction.
@@ -78,6 +80,9 @@ type Store interface {
 	Delete(ctx context.Context, id uuid.UUID, fn func(current Customer) ([]cloudevents.Event, error)) error
 	Get(ctx context.Context, id uuid.UUID) (Customer, error)
 	List(ctx context.Context, q ListQuery) ([]Customer, error)
+	// ListNotes reads a customer's notes, newest first; ErrNotFound when the
+	// customer does not exist.
+	ListNotes(ctx context.Context, customerID uuid.UUID, limit int, after *Cursor) ([]Note, error)
 	Count(ctx context.Context, f Filter) (int64, error)
 }
 

@@ -80,6 +80,8 @@ func (a *API) Routes() []Route {
 		{"DELETE /v1/customers/{id}", auth.ManageUsers, a.deleteCustomer},
 		{"PATCH /v1/customers/{id}/metadata", auth.ManageUsers, a.updateMetadata(false)},
 		{"PATCH /v1/customers/{id}/private-metadata", auth.ManageUsers, a.updateMetadata(true)},
+		{"POST /v1/customers/{id}/notes", auth.ManageUsers, a.addNote},
+		{"GET /v1/customers/{id}/notes", auth.ManageUsers, a.listNotes},
 	}
 }
 

@@ -34,7 +34,7 @@ type listResponse struct {
 }
 
 func origin(r *http.Request, p auth.Principal) customer.Origin {
-	return customer.Origin{Actor: p.Actor(), TraceParent: traceParent(r.Context())}
+	return customer.Origin{Actor: p.Actor(), ActorName: p.Name, TraceParent: traceParent(r.Context())}
 }
 
 func (a *API) createCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {

@@ -87,6 +87,14 @@ func (s *Store) Update(ctx context.Context, id uuid.UUID, fn func(customer.Custo
 		if n != 1 {
 			return fmt.Errorf("store: update customer %s: version moved", id)
 		}
+		for _, n := range m.Notes {
+			if err := q.InsertCustomerNote(ctx, gen.InsertCustomerNoteParams{
+				ID: n.ID, CustomerID: n.CustomerID, AuthorType: n.Author.Type, AuthorID: n.Author.ID,
+				AuthorName: n.Author.Name, Body: n.Text, CreatedAt: n.CreatedAt,
+			}); err != nil {
+				return fmt.Errorf("store: add note: %w", err)
+			}
+		}
 		result = m.Customer
 		return writeOutbox(ctx, q, m.Events)
 	})
@@ -147,6 +155,36 @@ func (s *Store) List(ctx context.Context, lq customer.ListQuery) ([]customer.Cus
 	for i, row := range rows {
 		if out[i], err = fromRow(row); err != nil {
 			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ListNotes reads a customer's notes, newest first.
+func (s *Store) ListNotes(ctx context.Context, customerID uuid.UUID, limit int, after *customer.Cursor) ([]customer.Note, error) {
+	p := gen.ListCustomerNotesParams{CustomerID: customerID, RowLimit: int32(limit)}
+	if after != nil {
+		p.AfterID, p.AfterTime = &after.ID, &after.Time
+	}
+	rows, err := s.q.ListCustomerNotes(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("store: list notes: %w", err)
+	}
+	if len(rows) == 0 {
+		// No notes, or no customer: only the latter is an error.
+		exists, err := s.q.CustomerExists(ctx, customerID)
+		if err != nil {
+			return nil, fmt.Errorf("store: list notes: %w", err)
+		}
+		if !exists {
+			return nil, customer.ErrNotFound
+		}
+	}
+	out := make([]customer.Note, len(rows))
+	for i, r := range rows {
+		out[i] = customer.Note{
+			ID: r.ID, CustomerID: r.CustomerID, Text: r.Body, CreatedAt: r.CreatedAt.UTC(),
+			Author: events.NoteAuthor{Type: r.AuthorType, ID: r.AuthorID, Name: r.AuthorName},
 		}
 	}
 	return out, nil

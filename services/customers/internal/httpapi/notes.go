@@ -1,0 +1,77 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/services/customers/internal/auth"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+)
+
+type noteResponse struct {
+	ID         uuid.UUID         `json:"id"`
+	CustomerID uuid.UUID         `json:"customer_id"`
+	Author     events.NoteAuthor `json:"author"`
+	Text       string            `json:"text"`
+	CreatedAt  time.Time         `json:"created_at"`
+}
+
+func toNoteResponse(n customer.Note) noteResponse {
+	return noteResponse{ID: n.ID, CustomerID: n.CustomerID, Author: n.Author, Text: n.Text, CreatedAt: n.CreatedAt}
+}
+
+func (a *API) addNote(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var in customer.NoteInput
+	if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
+		return err
+	}
+	n, err := a.customers.AddNote(r.Context(), origin(r, p), id, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, toNoteResponse(n))
+	return nil
+}
+
+func (a *API) listNotes(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	qs := r.URL.Query()
+	for k := range qs {
+		if k != "limit" && k != "cursor" {
+			return badInput(http.StatusBadRequest, k, codeUnknownField, "%s is not a known query parameter", k)
+		}
+	}
+	limit := 0
+	if v := qs.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil {
+			return badInput(http.StatusBadRequest, "limit", customer.CodeInvalid, "limit must be an integer between 1 and %d", customer.MaxLimit)
+		}
+	}
+	page, err := a.customers.ListNotes(r.Context(), id, limit, qs.Get("cursor"))
+	if err != nil {
+		return err
+	}
+	resp := struct {
+		Notes      []noteResponse `json:"notes"`
+		NextCursor *string        `json:"next_cursor"`
+	}{Notes: make([]noteResponse, len(page.Notes))}
+	for i, n := range page.Notes {
+		resp.Notes[i] = toNoteResponse(n)
+	}
+	if page.NextCursor != "" {
+		resp.NextCursor = &page.NextCursor
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
