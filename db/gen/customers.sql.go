@@ -17,16 +17,38 @@ SELECT count(*) FROM customers
 WHERE ($1::text IS NULL OR email = $1)
   AND ($2::boolean IS NULL OR is_active = $2)
   AND ($3::text IS NULL OR search_text LIKE customer_search_text($3))
+  AND ($4::boolean IS NULL OR has_account = $4)
+  AND ($5::boolean IS NULL OR is_verified = $5)
+  AND ($6::timestamptz IS NULL OR created_at > $6)
+  AND ($7::timestamptz IS NULL OR created_at < $7)
+  AND ($8::timestamptz IS NULL OR updated_at > $8)
+  AND ($9::jsonb IS NULL OR metadata @> $9)
 `
 
 type CountCustomersParams struct {
-	Email    *string
-	IsActive *bool
-	Q        *string
+	Email         *string
+	IsActive      *bool
+	Q             *string
+	HasAccount    *bool
+	IsVerified    *bool
+	CreatedAfter  *time.Time
+	CreatedBefore *time.Time
+	UpdatedAfter  *time.Time
+	Metadata      []byte
 }
 
 func (q *Queries) CountCustomers(ctx context.Context, arg CountCustomersParams) (int64, error) {
-	row := q.db.QueryRow(ctx, countCustomers, arg.Email, arg.IsActive, arg.Q)
+	row := q.db.QueryRow(ctx, countCustomers,
+		arg.Email,
+		arg.IsActive,
+		arg.Q,
+		arg.HasAccount,
+		arg.IsVerified,
+		arg.CreatedAfter,
+		arg.CreatedBefore,
+		arg.UpdatedAfter,
+		arg.Metadata,
+	)
 	var count int64
 	err := row.Scan(&count)
 	return count, err
@@ -177,31 +199,43 @@ SELECT id, email, first_name, last_name, company_name, phone, note, is_active, l
 WHERE ($1::text IS NULL OR email = $1)
   AND ($2::boolean IS NULL OR is_active = $2)
   AND ($3::text IS NULL OR search_text LIKE customer_search_text($3))
-  AND ($4::uuid IS NULL OR CASE $5::text
-        WHEN 'created_at'  THEN (created_at, id) > ($6::timestamptz, $4)
-        WHEN '-created_at' THEN (created_at, id) < ($6::timestamptz, $4)
-        WHEN 'email'       THEN (email, id) > ($7::text, $4)
-        WHEN '-email'      THEN (email, id) < ($7::text, $4)
+  AND ($4::boolean IS NULL OR has_account = $4)
+  AND ($5::boolean IS NULL OR is_verified = $5)
+  AND ($6::timestamptz IS NULL OR created_at > $6)
+  AND ($7::timestamptz IS NULL OR created_at < $7)
+  AND ($8::timestamptz IS NULL OR updated_at > $8)
+  AND ($9::jsonb IS NULL OR metadata @> $9)
+  AND ($10::uuid IS NULL OR CASE $11::text
+        WHEN 'created_at'  THEN (created_at, id) > ($12::timestamptz, $10)
+        WHEN '-created_at' THEN (created_at, id) < ($12::timestamptz, $10)
+        WHEN 'email'       THEN (email, id) > ($13::text, $10)
+        WHEN '-email'      THEN (email, id) < ($13::text, $10)
       END)
 ORDER BY
-    CASE WHEN $5 = 'created_at' THEN created_at END ASC,
-    CASE WHEN $5 = '-created_at' THEN created_at END DESC,
-    CASE WHEN $5 = 'email' THEN email END ASC,
-    CASE WHEN $5 = '-email' THEN email END DESC,
-    CASE WHEN $5 IN ('created_at', 'email') THEN id END ASC,
-    CASE WHEN $5 IN ('-created_at', '-email') THEN id END DESC
-LIMIT $8
+    CASE WHEN $11 = 'created_at' THEN created_at END ASC,
+    CASE WHEN $11 = '-created_at' THEN created_at END DESC,
+    CASE WHEN $11 = 'email' THEN email END ASC,
+    CASE WHEN $11 = '-email' THEN email END DESC,
+    CASE WHEN $11 IN ('created_at', 'email') THEN id END ASC,
+    CASE WHEN $11 IN ('-created_at', '-email') THEN id END DESC
+LIMIT $14
 `
 
 type ListCustomersParams struct {
-	Email     *string
-	IsActive  *bool
-	Q         *string
-	AfterID   *uuid.UUID
-	Sort      string
-	AfterTime *time.Time
-	AfterText *string
-	RowLimit  int32
+	Email         *string
+	IsActive      *bool
+	Q             *string
+	HasAccount    *bool
+	IsVerified    *bool
+	CreatedAfter  *time.Time
+	CreatedBefore *time.Time
+	UpdatedAfter  *time.Time
+	Metadata      []byte
+	AfterID       *uuid.UUID
+	Sort          string
+	AfterTime     *time.Time
+	AfterText     *string
+	RowLimit      int32
 }
 
 // One query serves every sort order: with custom plans (plan_cache_mode =
@@ -212,6 +246,12 @@ func (q *Queries) ListCustomers(ctx context.Context, arg ListCustomersParams) ([
 		arg.Email,
 		arg.IsActive,
 		arg.Q,
+		arg.HasAccount,
+		arg.IsVerified,
+		arg.CreatedAfter,
+		arg.CreatedBefore,
+		arg.UpdatedAfter,
+		arg.Metadata,
 		arg.AfterID,
 		arg.Sort,
 		arg.AfterTime,

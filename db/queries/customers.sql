@@ -40,6 +40,12 @@ SELECT * FROM customers
 WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
   AND (sqlc.narg(is_active)::boolean IS NULL OR is_active = sqlc.narg(is_active))
   AND (sqlc.narg(q)::text IS NULL OR search_text LIKE customer_search_text(sqlc.narg(q)))
+  AND (sqlc.narg(has_account)::boolean IS NULL OR has_account = sqlc.narg(has_account))
+  AND (sqlc.narg(is_verified)::boolean IS NULL OR is_verified = sqlc.narg(is_verified))
+  AND (sqlc.narg(created_after)::timestamptz IS NULL OR created_at > sqlc.narg(created_after))
+  AND (sqlc.narg(created_before)::timestamptz IS NULL OR created_at < sqlc.narg(created_before))
+  AND (sqlc.narg(updated_after)::timestamptz IS NULL OR updated_at > sqlc.narg(updated_after))
+  AND (sqlc.narg(metadata)::jsonb IS NULL OR metadata @> sqlc.narg(metadata))
   AND (sqlc.narg(after_id)::uuid IS NULL OR CASE sqlc.arg(sort)::text
         WHEN 'created_at'  THEN (created_at, id) > (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id))
         WHEN '-created_at' THEN (created_at, id) < (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id))
@@ -59,4 +65,10 @@ LIMIT sqlc.arg(row_limit);
 SELECT count(*) FROM customers
 WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
   AND (sqlc.narg(is_active)::boolean IS NULL OR is_active = sqlc.narg(is_active))
-  AND (sqlc.narg(q)::text IS NULL OR search_text LIKE customer_search_text(sqlc.narg(q)));
+  AND (sqlc.narg(q)::text IS NULL OR search_text LIKE customer_search_text(sqlc.narg(q)))
+  AND (sqlc.narg(has_account)::boolean IS NULL OR has_account = sqlc.narg(has_account))
+  AND (sqlc.narg(is_verified)::boolean IS NULL OR is_verified = sqlc.narg(is_verified))
+  AND (sqlc.narg(created_after)::timestamptz IS NULL OR created_at > sqlc.narg(created_after))
+  AND (sqlc.narg(created_before)::timestamptz IS NULL OR created_at < sqlc.narg(created_before))
+  AND (sqlc.narg(updated_after)::timestamptz IS NULL OR updated_at > sqlc.narg(updated_after))
+  AND (sqlc.narg(metadata)::jsonb IS NULL OR metadata @> sqlc.narg(metadata));

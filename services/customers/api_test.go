@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/customerbus/customerbus/services/customers"
 )
@@ -69,6 +70,9 @@ func TestBadInputGetsProblemWithStatusAndCode(t *testing.T) {
 		{"list unknown order", "GET", "/v1/customers?order=phone", nil, "", 400, "order", "invalid"},
 		{"list garbage cursor", "GET", "/v1/customers?cursor=zzz", nil, "", 400, "cursor", "invalid"},
 		{"list unknown parameter", "GET", "/v1/customers?colour=red", nil, "", 400, "colour", "unknown_field"},
+		{"list time not RFC 3339", "GET", "/v1/customers?created_after=yesterday", nil, "", 400, "created_after", "invalid"},
+		{"list boolean not a boolean", "GET", "/v1/customers?has_account=maybe", nil, "", 400, "has_account", "invalid"},
+		{"list metadata filter without key", "GET", "/v1/customers?metadata[]=x", nil, "", 400, "metadata[]", "unknown_field"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -286,10 +290,11 @@ func TestListPagesThroughEveryOrderWithKeysetCursors(t *testing.T) {
 func TestListFilters(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
-	s.createCustomer(map[string]any{"email": "maria@shop.example", "last_name": "Gonzalez"})
-	s.createCustomer(map[string]any{"email": "john@other.example", "last_name": "Smith", "is_active": false})
+	s.createCustomer(map[string]any{"email": "maria@shop.example", "last_name": "Gonzalez", "metadata": map[string]string{"tier": "gold", "region": "eu"}})
+	john := s.createCustomer(map[string]any{"email": "john@other.example", "last_name": "Smith", "is_active": false})
 	s.createCustomer(map[string]any{"email": "rate@other.example", "first_name": "100%"})
-	s.createCustomer(map[string]any{"email": "jose@acme.example", "first_name": "José", "last_name": "Müller", "company_name": "Café Zürich GmbH", "phone": "+41 44 668 18 00"})
+	s.createCustomer(map[string]any{"email": "jose@acme.example", "first_name": "José", "last_name": "Müller", "company_name": "Café Zürich GmbH", "phone": "+41 44 668 18 00", "metadata": map[string]string{"tier": "gold"}})
+	at := url.QueryEscape(john.CreatedAt.Format(time.RFC3339Nano))
 	tests := []struct {
 		query      string
 		wantEmails []string
@@ -306,6 +311,14 @@ func TestListFilters(t *testing.T) {
 		{"email=John@Other.example", []string{"john@other.example"}},
 		{"is_active=false", []string{"john@other.example"}},
 		{"is_active=true&q=example", []string{"jose@acme.example", "maria@shop.example", "rate@other.example"}},
+		{"metadata[tier]=gold", []string{"jose@acme.example", "maria@shop.example"}},
+		{"metadata[tier]=gold&metadata[region]=eu", []string{"maria@shop.example"}},
+		{"metadata[tier]=silver", nil},
+		{"has_account=true", nil},
+		{"is_verified=false&has_account=false", []string{"john@other.example", "jose@acme.example", "maria@shop.example", "rate@other.example"}},
+		{"created_after=" + at, []string{"jose@acme.example", "rate@other.example"}},
+		{"created_before=" + at, []string{"maria@shop.example"}},
+		{"updated_after=" + at + "&q=o", []string{"jose@acme.example", "rate@other.example"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {

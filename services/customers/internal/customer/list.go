@@ -19,10 +19,17 @@ const (
 // Orders the list supports; the default is newest first.
 var Orders = []string{"-created_at", "created_at", "email", "-email"}
 
-// Filter narrows the customer list.
+// Filter narrows the customer list; nil fields do not filter.
 type Filter struct {
-	Email    *string
-	IsActive *bool
+	Email         *string
+	IsActive      *bool
+	HasAccount    *bool
+	IsVerified    *bool
+	CreatedAfter  *time.Time
+	CreatedBefore *time.Time
+	UpdatedAfter  *time.Time
+	// Metadata lists public metadata pairs a customer must all have.
+	Metadata map[string]string
 	// Search is a substring matched against email, names, company and phone,
 	// ignoring case and accents; ListInput validation makes it a LIKE pattern
 	// whose % and _ match literally.
@@ -52,13 +59,19 @@ func (c Cursor) encode() string {
 
 // ListInput is a list request as the API receives it.
 type ListInput struct {
-	Query     string
-	Email     string
-	IsActive  *bool
-	Order     string
-	Limit     int
-	Cursor    string
-	WithCount bool
+	Query         string
+	Email         string
+	IsActive      *bool
+	HasAccount    *bool
+	IsVerified    *bool
+	CreatedAfter  *time.Time
+	CreatedBefore *time.Time
+	UpdatedAfter  *time.Time
+	Metadata      map[string]string
+	Order         string
+	Limit         int
+	Cursor        string
+	WithCount     bool
 }
 
 // Page is one page of customers.
@@ -92,7 +105,11 @@ func (in ListInput) validate() (ListQuery, error) {
 		e := strings.ToLower(strings.TrimSpace(in.Email))
 		q.Email = &e
 	}
-	q.IsActive = in.IsActive
+	q.IsActive, q.HasAccount, q.IsVerified = in.IsActive, in.HasAccount, in.IsVerified
+	q.CreatedAfter, q.CreatedBefore, q.UpdatedAfter = in.CreatedAfter, in.CreatedBefore, in.UpdatedAfter
+	if len(in.Metadata) > 0 {
+		q.Metadata = r.metadata("metadata", in.Metadata)
+	}
 	if s := strings.TrimSpace(in.Query); s != "" {
 		if len(s) > MaxNameLength {
 			r.fail("q", CodeTooLong, "q must be at most %d characters", MaxNameLength)

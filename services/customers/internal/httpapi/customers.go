@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -112,7 +114,11 @@ func (a *API) deleteCustomer(w http.ResponseWriter, r *http.Request, p auth.Prin
 	return nil
 }
 
-var listParams = map[string]bool{"q": true, "email": true, "is_active": true, "order": true, "limit": true, "cursor": true, "count": true}
+var listParams = map[string]bool{
+	"q": true, "email": true, "is_active": true, "has_account": true, "is_verified": true,
+	"created_after": true, "created_before": true, "updated_after": true,
+	"order": true, "limit": true, "cursor": true, "count": true,
+}
 
 func (a *API) listCustomers(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 	qs := r.URL.Query()
@@ -136,14 +142,19 @@ func (a *API) listCustomers(w http.ResponseWriter, r *http.Request, _ auth.Princ
 }
 
 func parseListInput(qs url.Values) (customer.ListInput, error) {
-	for k := range qs {
-		if !listParams[k] {
-			return customer.ListInput{}, badInput(http.StatusBadRequest, k, codeUnknownField, "%s is not a known query parameter", k)
-		}
-	}
 	in := customer.ListInput{
 		Query: qs.Get("q"), Email: qs.Get("email"), Order: qs.Get("order"),
 		Cursor: qs.Get("cursor"), WithCount: true,
+	}
+	for k := range qs {
+		if key, ok := metadataParam(k); ok {
+			if in.Metadata == nil {
+				in.Metadata = map[string]string{}
+			}
+			in.Metadata[key] = qs.Get(k)
+		} else if !listParams[k] {
+			return in, badInput(http.StatusBadRequest, k, codeUnknownField, "%s is not a known query parameter", k)
+		}
 	}
 	if v := qs.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -152,7 +163,8 @@ func parseListInput(qs url.Values) (customer.ListInput, error) {
 		}
 		in.Limit = n
 	}
-	for _, name := range []string{"is_active", "count"} {
+	withCount := &in.WithCount
+	for name, dst := range map[string]**bool{"is_active": &in.IsActive, "has_account": &in.HasAccount, "is_verified": &in.IsVerified, "count": nil} {
 		v := qs.Get(name)
 		if v == "" {
 			continue
@@ -161,13 +173,33 @@ func parseListInput(qs url.Values) (customer.ListInput, error) {
 		if err != nil {
 			return in, badInput(http.StatusBadRequest, name, customer.CodeInvalid, "%s must be true or false", name)
 		}
-		if name == "is_active" {
-			in.IsActive = &b
+		if dst == nil {
+			*withCount = b
 		} else {
-			in.WithCount = b
+			*dst = &b
 		}
 	}
+	for name, dst := range map[string]**time.Time{"created_after": &in.CreatedAfter, "created_before": &in.CreatedBefore, "updated_after": &in.UpdatedAfter} {
+		v := qs.Get(name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return in, badInput(http.StatusBadRequest, name, customer.CodeInvalid, "%s must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z", name)
+		}
+		*dst = &t
+	}
 	return in, nil
+}
+
+// metadataParam reads the key of a metadata[key] query parameter.
+func metadataParam(name string) (string, bool) {
+	key, ok := strings.CutPrefix(name, "metadata[")
+	if !ok || !strings.HasSuffix(key, "]") || len(key) < 2 {
+		return "", false
+	}
+	return strings.TrimSuffix(key, "]"), true
 }
 
 func pathID(r *http.Request) (uuid.UUID, error) {

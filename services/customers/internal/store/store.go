@@ -138,9 +138,11 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (customer.Customer, error
 
 // List reads one page in the query's order.
 func (s *Store) List(ctx context.Context, lq customer.ListQuery) ([]customer.Customer, error) {
+	f := filterParams(lq.Filter)
 	p := gen.ListCustomersParams{
-		Email: lq.Email, IsActive: lq.IsActive, Q: lq.Search,
-		Sort: lq.Order, RowLimit: int32(lq.Limit),
+		Email: f.Email, IsActive: f.IsActive, Q: f.Q, HasAccount: f.HasAccount, IsVerified: f.IsVerified,
+		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, UpdatedAfter: f.UpdatedAfter,
+		Metadata: f.Metadata, Sort: lq.Order, RowLimit: int32(lq.Limit),
 	}
 	if c := lq.After; c != nil {
 		p.AfterID = &c.ID
@@ -192,11 +194,23 @@ func (s *Store) ListNotes(ctx context.Context, customerID uuid.UUID, limit int, 
 
 // Count counts the customers matching the filter.
 func (s *Store) Count(ctx context.Context, f customer.Filter) (int64, error) {
-	n, err := s.q.CountCustomers(ctx, gen.CountCustomersParams{Email: f.Email, IsActive: f.IsActive, Q: f.Search})
+	n, err := s.q.CountCustomers(ctx, filterParams(f))
 	if err != nil {
 		return 0, fmt.Errorf("store: count customers: %w", err)
 	}
 	return n, nil
+}
+
+// filterParams maps the domain filter to the list and count queries' filters.
+func filterParams(f customer.Filter) gen.CountCustomersParams {
+	p := gen.CountCustomersParams{
+		Email: f.Email, IsActive: f.IsActive, Q: f.Search, HasAccount: f.HasAccount, IsVerified: f.IsVerified,
+		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, UpdatedAfter: f.UpdatedAfter,
+	}
+	if len(f.Metadata) > 0 {
+		p.Metadata, _ = json.Marshal(f.Metadata) // a map of strings always marshals
+	}
+	return p
 }
 
 // writeOutbox appends the events to the outbox; the caller's transaction makes
