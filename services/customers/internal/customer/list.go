@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -111,7 +112,7 @@ func (in ListInput) validate() (ListQuery, error) {
 		q.Metadata = r.metadata("metadata", in.Metadata)
 	}
 	if s := strings.TrimSpace(in.Query); s != "" {
-		if len(s) > MaxNameLength {
+		if utf8.RuneCountInString(s) > MaxNameLength {
 			r.fail("q", CodeTooLong, "q must be at most %d characters", MaxNameLength)
 		}
 		pattern := "%" + escapeLike(s) + "%"

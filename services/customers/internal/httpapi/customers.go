@@ -156,13 +156,11 @@ func parseListInput(qs url.Values) (customer.ListInput, error) {
 			return in, badInput(http.StatusBadRequest, k, codeUnknownField, "%s is not a known query parameter", k)
 		}
 	}
-	if v := qs.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return in, badInput(http.StatusBadRequest, "limit", customer.CodeInvalid, "limit must be an integer between 1 and %d", customer.MaxLimit)
-		}
-		in.Limit = n
+	limit, err := parseLimit(qs)
+	if err != nil {
+		return in, err
 	}
+	in.Limit = limit
 	withCount := &in.WithCount
 	for name, dst := range map[string]**bool{"is_active": &in.IsActive, "has_account": &in.HasAccount, "is_verified": &in.IsVerified, "count": nil} {
 		v := qs.Get(name)
@@ -200,6 +198,20 @@ func metadataParam(name string) (string, bool) {
 		return "", false
 	}
 	return strings.TrimSuffix(key, "]"), true
+}
+
+// parseLimit reads the limit query parameter: 0 when absent (the default
+// applies), an error when given but not a whole number from 1 to MaxLimit.
+func parseLimit(qs url.Values) (int, error) {
+	v, given := qs["limit"]
+	if !given {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v[0])
+	if err != nil || n < 1 || n > customer.MaxLimit {
+		return 0, badInput(http.StatusBadRequest, "limit", customer.CodeInvalid, "limit must be an integer between 1 and %d", customer.MaxLimit)
+	}
+	return n, nil
 }
 
 func pathID(r *http.Request) (uuid.UUID, error) {

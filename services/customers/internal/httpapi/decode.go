@@ -1,12 +1,16 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 )
@@ -20,7 +24,15 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any)
 			return badInput(http.StatusUnsupportedMediaType, "", codeMediaType, "the body must be application/json")
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+	if err != nil {
+		return jsonError(err, maxBytes)
+	}
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD and store it.
+	if !utf8.Valid(body) {
+		return invalidUTF8(body)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return jsonError(err, maxBytes)
@@ -33,6 +45,21 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any)
 		return badInput(http.StatusBadRequest, "", customer.CodeMalformed, "the body must hold a single JSON object")
 	}
 	return nil
+}
+
+// invalidUTF8 names the top-level field holding invalid UTF-8; raw messages
+// keep the bytes as sent, so they can be checked one by one.
+func invalidUTF8(body []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err == nil {
+		names := slices.Sorted(maps.Keys(fields))
+		for _, name := range names {
+			if utf8.ValidString(name) && !utf8.Valid(fields[name]) {
+				return badInput(http.StatusBadRequest, name, customer.CodeInvalid, "%s must be valid UTF-8", name)
+			}
+		}
+	}
+	return badInput(http.StatusBadRequest, "", customer.CodeMalformed, "the body must be valid UTF-8")
 }
 
 func jsonError(err error, maxBytes int64) error {

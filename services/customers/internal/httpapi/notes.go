@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -52,11 +51,9 @@ func (a *API) listNotes(w http.ResponseWriter, r *http.Request, _ auth.Principal
 			return badInput(http.StatusBadRequest, k, codeUnknownField, "%s is not a known query parameter", k)
 		}
 	}
-	limit := 0
-	if v := qs.Get("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil {
-			return badInput(http.StatusBadRequest, "limit", customer.CodeInvalid, "limit must be an integer between 1 and %d", customer.MaxLimit)
-		}
+	limit, err := parseLimit(qs)
+	if err != nil {
+		return err
 	}
 	page, err := a.customers.ListNotes(r.Context(), id, limit, qs.Get("cursor"))
 	if err != nil {
