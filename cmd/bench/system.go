@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -25,42 +21,67 @@ import (
 	"github.com/customerbus/customerbus/services/relay"
 )
 
-// poolSize is the database pool of the service and of the baseline alike; on 2
-// cores a larger pool only adds contention inside PostgreSQL (16 measured worse).
-const poolSize = 8
-
-// system is the command service, the relay and an event watcher, in-process.
+// system is the command service, the relay and an event watcher, in-process,
+// on a database and an embedded NATS server of their own.
 type system struct {
 	pool     *pgxpool.Pool
-	poolSize int
 	nats     *server.Server
 	nc       *nats.Conn
 	storeDir string
-	baseURL  string
-	token    string
-	client   *http.Client
 	stop     context.CancelFunc
 	done     sync.WaitGroup
 
-	mu       sync.Mutex
-	received map[string]time.Time // customer id → when its customer.created arrived
+	client  *client
+	watcher *watcher
 }
 
-func startSystem(ctx context.Context, url string) (*system, error) {
-	s := &system{poolSize: poolSize, received: map[string]time.Time{}}
+// startSystem brings everything up on a fresh database; on error it tears down
+// what it had started.
+func startSystem(ctx context.Context, url string, poolSize, maxConcurrency int) (s *system, err error) {
+	s = &system{stop: func() {}}
+	defer func() {
+		if err != nil {
+			s.close()
+			s = nil
+		}
+	}()
+	if s.pool, err = db.Connect(ctx, url, int32(poolSize)); err != nil {
+		return s, err
+	}
+	if err = db.Migrate(ctx, s.pool); err != nil {
+		return s, err
+	}
+	js, err := s.startNATS()
+	if err != nil {
+		return s, err
+	}
+	token, err := customers.CreateToken(ctx, s.pool, "bench", false, []string{"MANAGE_USERS"})
+	if err != nil {
+		return s, fmt.Errorf("create token: %w", err)
+	}
+	baseURL, err := s.startServices(ctx, js)
+	if err != nil {
+		return s, err
+	}
+	if s.watcher, err = watch(ctx, js); err != nil {
+		return s, err
+	}
+	s.client = newClient(baseURL, token, maxConcurrency)
+	return s, nil
+}
+
+// startNATS starts an embedded JetStream server on a random loopback port, so
+// the machine's own NATS (if any) is never touched.
+func (s *system) startNATS() (jetstream.JetStream, error) {
 	var err error
-	if s.pool, err = db.Connect(ctx, url, poolSize); err != nil {
-		return nil, err
-	}
-	if err := db.Migrate(ctx, s.pool); err != nil {
-		return nil, err
-	}
 	if s.storeDir, err = os.MkdirTemp("", "cbbench-nats-"); err != nil {
 		return nil, err
 	}
-	s.nats, err = server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: s.storeDir, NoLog: true, NoSigs: true})
+	s.nats, err = server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: s.storeDir, NoLog: true, NoSigs: true,
+	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
 	s.nats.Start()
 	if !s.nats.ReadyForConnections(10 * time.Second) {
@@ -69,63 +90,50 @@ func startSystem(ctx context.Context, url string) (*system, error) {
 	if s.nc, err = nats.Connect(s.nats.ClientURL()); err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(s.nc)
-	if err != nil {
-		return nil, err
-	}
-	if s.token, err = customers.CreateToken(ctx, s.pool, "bench", false, []string{"MANAGE_USERS"}); err != nil {
-		return nil, err
-	}
+	return jetstream.New(s.nc)
+}
 
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.stop = cancel
+// startServices serves the command service on 127.0.0.1:0 and runs the relay,
+// both until close. It returns the service's base URL.
+func (s *system) startServices(ctx context.Context, js jetstream.JetStream) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	s.baseURL = "http://" + ln.Addr().String()
+	// Detached from ctx: on Ctrl-C the services must outlive the load loops
+	// until close, which stops them in order.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = cancel
 	svc := customers.New(s.pool, zap.NewNop(), prometheus.NewRegistry(), customers.Config{ShutdownTimeout: 5 * time.Second})
 	rl := relay.New(s.pool, js, zap.NewNop(), prometheus.NewRegistry(), relay.Config{})
-	s.done.Add(2)
-	go func() { defer s.done.Done(); _ = svc.Serve(runCtx, ln) }()
-	go func() { defer s.done.Done(); _ = rl.Run(runCtx) }()
-
-	// The relay creates the stream; wait for it, then watch customer.created.
-	var stream jetstream.Stream
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if stream, err = js.Stream(ctx, events.EventsStream); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("stream never appeared: %w", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.Subject(events.CustomerCreated)}})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := cons.Consume(func(m jetstream.Msg) {
-		now := time.Now()
-		id := m.Headers().Get("ce-subject")
-		s.mu.Lock()
-		s.received[id] = now
-		s.mu.Unlock()
-	}); err != nil {
-		return nil, err
-	}
-	s.client = &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
-	return s, nil
+	s.done.Go(func() { _ = svc.Serve(runCtx, ln) })
+	s.done.Go(func() { _ = rl.Run(runCtx) })
+	return "http://" + ln.Addr().String(), nil
 }
 
 func (s *system) close() {
 	s.stop()
 	s.done.Wait()
-	s.nc.Close()
-	s.nats.Shutdown()
-	s.pool.Close()
-	os.RemoveAll(s.storeDir)
+	if s.watcher != nil {
+		s.watcher.stop()
+	}
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.nats != nil {
+		s.nats.Shutdown()
+		s.nats.WaitForShutdown()
+	}
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	if s.storeDir != "" {
+		_ = os.RemoveAll(s.storeDir)
+	}
 }
+
+// eventWait is how long after a measured window its events may still arrive.
+const eventWait = 10 * time.Second
 
 type apiResult struct {
 	rate             float64
@@ -136,105 +144,103 @@ type apiResult struct {
 // measure runs c clients creating customers over HTTP: warm-up, then the
 // measured window, then it waits for the window's events.
 func (s *system) measure(ctx context.Context, c int, warmup, duration time.Duration) (apiResult, error) {
-	if _, err := s.load(ctx, c, warmup); err != nil {
+	if _, err := runWorkers(ctx, c, warmup, s.client.create); err != nil {
 		return apiResult{}, err
 	}
-	calls, err := s.load(ctx, c, duration)
+	calls, err := runWorkers(ctx, c, duration, s.client.create)
 	if err != nil {
 		return apiResult{}, err
 	}
-	res := apiResult{rate: float64(len(calls)) / duration.Seconds(), created: len(calls)}
 	callLat := make([]time.Duration, len(calls))
 	for i, cl := range calls {
 		callLat[i] = cl.latency
 	}
-	res.call = summarize(callLat)
+	eventLat := s.watcher.await(ctx, calls, eventWait)
+	return apiResult{
+		rate:    float64(len(calls)) / duration.Seconds(),
+		call:    summarize(callLat),
+		event:   summarize(eventLat),
+		created: len(calls),
+		missing: len(calls) - len(eventLat),
+	}, nil
+}
 
-	var eventLat []time.Duration
+// watcher records when each customer.created arrives, keyed by customer id.
+type watcher struct {
+	cc jetstream.ConsumeContext
+
+	mu       sync.Mutex
+	received map[string]time.Time
+}
+
+// watch waits for the relay to create the stream, then follows
+// customer.created with an ordered (ephemeral, flow-controlled) consumer.
+func watch(ctx context.Context, js jetstream.JetStream) (*watcher, error) {
+	stream, err := awaitStream(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.Subject(events.CustomerCreated)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ordered consumer: %w", err)
+	}
+	w := &watcher{received: map[string]time.Time{}}
+	// The id is the CloudEvent subject, carried in binary mode as ce-subject:
+	// reading the header spares decoding the whole event on the hot path.
+	w.cc, err = cons.Consume(func(m jetstream.Msg) {
+		now := time.Now()
+		id := m.Headers().Get("ce-subject")
+		w.mu.Lock()
+		w.received[id] = now
+		w.mu.Unlock()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consume: %w", err)
+	}
+	return w, nil
+}
+
+func awaitStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		eventLat = eventLat[:0]
-		s.mu.Lock()
-		for _, cl := range calls {
-			if at, ok := s.received[cl.id]; ok {
-				eventLat = append(eventLat, max(at.Sub(cl.done), 0))
-			}
+		stream, err := js.Stream(ctx, events.EventsStream)
+		if err == nil {
+			return stream, nil
 		}
-		s.mu.Unlock()
-		if len(eventLat) == len(calls) || time.Now().After(deadline) {
-			break
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("stream %s never appeared: %w", events.EventsStream, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	res.missing = len(calls) - len(eventLat)
-	res.event = summarize(eventLat)
-	return res, nil
 }
 
-type call struct {
-	id      string
-	done    time.Time // response read: the transaction has committed
-	latency time.Duration
-}
+func (w *watcher) stop() { w.cc.Stop() }
 
-func (s *system) load(ctx context.Context, c int, d time.Duration) ([]call, error) {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	results := make([][]call, c)
-	errs := make([]error, c)
-	var wg sync.WaitGroup
-	for w := range c {
-		wg.Go(func() {
-			for n := 0; ctx.Err() == nil; n++ {
-				cl, err := s.create(fmt.Sprintf("%s-%d-%d", randomHex(6), w, n))
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				if ctx.Err() == nil { // only calls that finished inside the window count
-					results[w] = append(results[w], cl)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	var all []call
-	for w := range c {
-		if errs[w] != nil {
-			return nil, errs[w]
+// await returns the commit→event latency of every call whose event arrived
+// within wait (or before ctx ended). A call's response is read only after its
+// transaction committed, so the latency is measured from then; the clamp to 0
+// covers an event that beat the response back to us.
+func (w *watcher) await(ctx context.Context, calls []call, wait time.Duration) []time.Duration {
+	deadline := time.Now().Add(wait)
+	for {
+		lat := w.latencies(calls)
+		if len(lat) == len(calls) || time.Now().After(deadline) || ctx.Err() != nil {
+			return lat
 		}
-		all = append(all, results[w]...)
+		time.Sleep(20 * time.Millisecond)
 	}
-	return all, nil
 }
 
-func (s *system) create(key string) (call, error) {
-	body, _ := json.Marshal(map[string]any{
-		"email": key + "@bench.example", "first_name": "Bench", "last_name": "User " + key,
-		"metadata": map[string]string{"source": "bench"},
-	})
-	req, _ := http.NewRequest(http.MethodPost, s.baseURL+"/v1/customers", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	start := time.Now()
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return call{}, err
+func (w *watcher) latencies(calls []call) []time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	lat := make([]time.Duration, 0, len(calls))
+	for _, cl := range calls {
+		if at, ok := w.received[cl.id]; ok {
+			lat = append(lat, max(at.Sub(cl.done), 0))
+		}
 	}
-	raw, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	done := time.Now()
-	if err != nil {
-		return call{}, err
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return call{}, fmt.Errorf("create: status %d: %s", resp.StatusCode, raw)
-	}
-	var out struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return call{}, err
-	}
-	return call{id: out.ID, done: done, latency: done.Sub(start)}, nil
+	return lat
 }
