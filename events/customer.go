@@ -23,9 +23,59 @@ type Customer struct {
 	Metadata          map[string]string `json:"metadata"`
 	HasAccount        bool              `json:"has_account"`
 	IsVerified        bool              `json:"is_verified"`
-	Version           int64             `json:"version"`
-	CreatedAt         time.Time         `json:"created_at"`
-	UpdatedAt         time.Time         `json:"updated_at"`
+	// The customer's default addresses, among its addresses; null when unset.
+	DefaultShippingAddressID *uuid.UUID `json:"default_shipping_address_id"`
+	DefaultBillingAddressID  *uuid.UUID `json:"default_billing_address_id"`
+	// Groups lists the ids of the groups the customer belongs to.
+	Groups    []uuid.UUID `json:"groups"`
+	Version   int64       `json:"version"`
+	CreatedAt time.Time   `json:"created_at"`
+	UpdatedAt time.Time   `json:"updated_at"`
+}
+
+// CustomerCreatedData is the data of customer.created: the customer and the
+// addresses created with it.
+type CustomerCreatedData struct {
+	Customer
+	Addresses []Address `json:"addresses"`
+}
+
+// Address is a customer's address as the API returns it and the address
+// events carry it.
+type Address struct {
+	ID                uuid.UUID `json:"id"`
+	CustomerID        uuid.UUID `json:"customer_id"`
+	FirstName         string    `json:"first_name"`
+	LastName          string    `json:"last_name"`
+	CompanyName       string    `json:"company_name"`
+	StreetAddress1    string    `json:"street_address_1"`
+	StreetAddress2    string    `json:"street_address_2"`
+	City              string    `json:"city"`
+	CityArea          string    `json:"city_area"`
+	PostalCode        string    `json:"postal_code"`
+	Country           string    `json:"country"` // ISO 3166-1 alpha-2
+	CountryArea       string    `json:"country_area"`
+	Phone             *string   `json:"phone"` // E.164
+	IsDefaultShipping bool      `json:"is_default_shipping"`
+	IsDefaultBilling  bool      `json:"is_default_billing"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
+}
+
+// CustomerAddressData is the data of customer.address_created and
+// customer.address_updated. When an address becomes a default, the one that
+// was the default before stops being it without an event of its own.
+type CustomerAddressData struct {
+	Address
+	Version int64 `json:"version"` // the customer's version after the change
+}
+
+// CustomerAddressDeletedData is the data of customer.address_deleted.
+type CustomerAddressDeletedData struct {
+	ID         uuid.UUID `json:"id"`
+	CustomerID uuid.UUID `json:"customer_id"`
+	DeletedAt  time.Time `json:"deleted_at"`
+	Version    int64     `json:"version"`
 }
 
 // CustomerUpdatedData is the data of customer.updated: the customer after the
@@ -67,4 +117,34 @@ type CustomerNoteAddedData struct {
 	Text       string     `json:"text"`
 	CreatedAt  time.Time  `json:"created_at"`
 	Version    int64      `json:"version"` // the customer's version after the note
+}
+
+// CustomerGroup is a customer group as the API returns it and the group events
+// carry it.
+type CustomerGroup struct {
+	ID            uuid.UUID `json:"id"`
+	Name          string    `json:"name"`
+	Description   string    `json:"description"`
+	CustomerCount int64     `json:"customer_count"`
+	Version       int64     `json:"version"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// CustomerGroupDeletedData is the data of customer_group.deleted.
+type CustomerGroupDeletedData struct {
+	ID        uuid.UUID `json:"id"`
+	Name      string    `json:"name"`
+	DeletedAt time.Time `json:"deleted_at"`
+	Version   int64     `json:"version"`
+}
+
+// CustomerGroupMembersData is the data of customer_group.customers_added and
+// customer_group.customers_removed: the customers whose membership changed
+// (already-members and non-members asked for are left out).
+type CustomerGroupMembersData struct {
+	GroupID     uuid.UUID   `json:"group_id"`
+	CustomerIDs []uuid.UUID `json:"customer_ids"`
+	Version     int64       `json:"version"` // the group's version after the change
+	ChangedAt   time.Time   `json:"changed_at"`
 }

@@ -14,7 +14,26 @@ const (
 	// changes emit no public event.
 	CustomerMetadataUpdated = "customer.metadata_updated"
 	CustomerNoteAdded       = "customer.note_added"
+	CustomerAddressCreated  = "customer.address_created"
+	CustomerAddressUpdated  = "customer.address_updated"
+	CustomerAddressDeleted  = "customer.address_deleted"
+
+	// Group events have the group's id as subject and partition key, and the
+	// group's version as sequence.
+	CustomerGroupCreated          = "customer_group.created"
+	CustomerGroupUpdated          = "customer_group.updated"
+	CustomerGroupDeleted          = "customer_group.deleted"
+	CustomerGroupCustomersAdded   = "customer_group.customers_added"
+	CustomerGroupCustomersRemoved = "customer_group.customers_removed"
 )
+
+// PublicTypes lists every public event type; each has a schema in schemas/.
+var PublicTypes = []string{
+	CustomerCreated, CustomerUpdated, CustomerDeleted, CustomerMetadataUpdated, CustomerNoteAdded,
+	CustomerAddressCreated, CustomerAddressUpdated, CustomerAddressDeleted,
+	CustomerGroupCreated, CustomerGroupUpdated, CustomerGroupDeleted,
+	CustomerGroupCustomersAdded, CustomerGroupCustomersRemoved,
+}
 
 // Streams and subjects.
 const (

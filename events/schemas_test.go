@@ -17,7 +17,15 @@ func sampleCustomer() events.Customer {
 	return events.Customer{
 		ID: uuid.Must(uuid.NewV7()), Email: "ann@example.com", FirstName: "Ann", Phone: &phone,
 		IsActive: true, LanguageCode: "en", Metadata: map[string]string{"k": "v"},
-		Version: 2, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(),
+		Groups: []uuid.UUID{}, Version: 2, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(),
+	}
+}
+
+func sampleAddress(c events.Customer) events.Address {
+	return events.Address{
+		ID: uuid.Must(uuid.NewV7()), CustomerID: c.ID, FirstName: "Ann", StreetAddress1: "Main St 1",
+		City: "Berlin", PostalCode: "10115", Country: "DE", IsDefaultShipping: true,
+		CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(),
 	}
 }
 
@@ -39,13 +47,33 @@ func mutate(t *testing.T, v any, edit func(map[string]any)) []byte {
 
 func TestEventDataValidatesAgainstItsSchema(t *testing.T) {
 	c := sampleCustomer()
+	created := events.CustomerCreatedData{Customer: c, Addresses: []events.Address{sampleAddress(c)}}
+	g := events.CustomerGroup{ID: uuid.Must(uuid.NewV7()), Name: "VIP", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}
 	tests := []struct {
 		name      string
 		eventType string
 		data      []byte
 		wantValid bool
 	}{
-		{"created customer is valid", events.CustomerCreated, mutate(t, c, func(map[string]any) {}), true},
+		{"created customer is valid", events.CustomerCreated, mutate(t, created, func(map[string]any) {}), true},
+		{"created without addresses is rejected", events.CustomerCreated, mutate(t, c, func(map[string]any) {}), false},
+		{"address in created without country is rejected", events.CustomerCreated, mutate(t, created, func(m map[string]any) {
+			delete(m["addresses"].([]any)[0].(map[string]any), "country")
+		}), false},
+		{"address_created is valid", events.CustomerAddressCreated,
+			mutate(t, events.CustomerAddressData{Address: sampleAddress(c), Version: 3}, func(map[string]any) {}), true},
+		{"address_updated with a lower-case country is rejected", events.CustomerAddressUpdated,
+			mutate(t, events.CustomerAddressData{Address: sampleAddress(c), Version: 3}, func(m map[string]any) { m["country"] = "de" }), false},
+		{"address_deleted is valid", events.CustomerAddressDeleted,
+			mutate(t, events.CustomerAddressDeletedData{ID: c.ID, CustomerID: c.ID, DeletedAt: time.Now(), Version: 3}, func(map[string]any) {}), true},
+		{"group created is valid", events.CustomerGroupCreated, mutate(t, g, func(map[string]any) {}), true},
+		{"group with blank name is rejected", events.CustomerGroupUpdated, mutate(t, g, func(m map[string]any) { m["name"] = "" }), false},
+		{"group deleted is valid", events.CustomerGroupDeleted,
+			mutate(t, events.CustomerGroupDeletedData{ID: g.ID, Name: g.Name, DeletedAt: time.Now(), Version: 2}, func(map[string]any) {}), true},
+		{"customers_added is valid", events.CustomerGroupCustomersAdded,
+			mutate(t, events.CustomerGroupMembersData{GroupID: g.ID, CustomerIDs: []uuid.UUID{c.ID}, Version: 2, ChangedAt: time.Now()}, func(map[string]any) {}), true},
+		{"customers_removed without customers is rejected", events.CustomerGroupCustomersRemoved,
+			mutate(t, events.CustomerGroupMembersData{GroupID: g.ID, CustomerIDs: []uuid.UUID{}, Version: 2, ChangedAt: time.Now()}, func(map[string]any) {}), false},
 		{"updated customer with changed is valid", events.CustomerUpdated,
 			mutate(t, events.CustomerUpdatedData{Customer: c, Changed: []string{"email"}}, func(map[string]any) {}), true},
 		{"deleted is valid", events.CustomerDeleted,
@@ -59,13 +87,13 @@ func TestEventDataValidatesAgainstItsSchema(t *testing.T) {
 		{"note_added without text is rejected", events.CustomerNoteAdded,
 			mutate(t, events.CustomerNoteAddedData{ID: c.ID, CustomerID: c.ID, Author: events.NoteAuthor{Type: events.AuthUser, ID: "u1"}, CreatedAt: time.Now(), Version: 2}, func(map[string]any) {}), false},
 		{"private_metadata in created is rejected", events.CustomerCreated,
-			mutate(t, c, func(m map[string]any) { m["private_metadata"] = map[string]string{"a": "b"} }), false},
+			mutate(t, created, func(m map[string]any) { m["private_metadata"] = map[string]string{"a": "b"} }), false},
 		{"private_metadata in updated is rejected", events.CustomerUpdated,
 			mutate(t, events.CustomerUpdatedData{Customer: c, Changed: []string{"email"}}, func(m map[string]any) { m["private_metadata"] = map[string]string{} }), false},
-		{"missing email is rejected", events.CustomerCreated, mutate(t, c, func(m map[string]any) { delete(m, "email") }), false},
-		{"version as string is rejected", events.CustomerCreated, mutate(t, c, func(m map[string]any) { m["version"] = "2" }), false},
+		{"missing email is rejected", events.CustomerCreated, mutate(t, created, func(m map[string]any) { delete(m, "email") }), false},
+		{"version as string is rejected", events.CustomerCreated, mutate(t, created, func(m map[string]any) { m["version"] = "2" }), false},
 		{"updated without changed is rejected", events.CustomerUpdated, mutate(t, c, func(map[string]any) {}), false},
-		{"phone not in E.164 is rejected", events.CustomerCreated, mutate(t, c, func(m map[string]any) { m["phone"] = "030 123" }), false},
+		{"phone not in E.164 is rejected", events.CustomerCreated, mutate(t, created, func(m map[string]any) { m["phone"] = "030 123" }), false},
 		{"id not a uuid is rejected", events.CustomerDeleted, []byte(`{"id":"x","email":"a@b.co","deleted_at":"2026-01-01T00:00:00Z"}`), false},
 	}
 	for _, tt := range tests {
@@ -96,7 +124,7 @@ func TestEverySchemaIDMatchesItsDataschemaURI(t *testing.T) {
 			t.Errorf("%s: $id %q, want %q", f, doc.ID, events.SchemaURI(name))
 		}
 	}
-	for _, typ := range []string{events.CustomerCreated, events.CustomerUpdated, events.CustomerDeleted, events.CustomerMetadataUpdated, events.CustomerNoteAdded} {
+	for _, typ := range events.PublicTypes {
 		if _, err := fs.Stat(events.Schemas, "schemas/"+typ+".json"); err != nil {
 			t.Errorf("event type %s has no schema", typ)
 		}
@@ -109,7 +137,7 @@ func TestEnvelopeRoundTripsThroughNATSBinaryMode(t *testing.T) {
 		Type: events.CustomerCreated, Source: events.SourceCustomers, Subject: c.ID.String(),
 		PartitionKey: c.ID.String(), Sequence: 7, Time: time.Now(), TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 		Actor: events.Actor{Type: events.AuthUser, ID: "staff-1"},
-	}, c)
+	}, events.CustomerCreatedData{Customer: c, Addresses: []events.Address{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,26 @@ import (
 	"github.com/google/uuid"
 )
 
+const addCustomerToGroups = `-- name: AddCustomerToGroups :execrows
+INSERT INTO customer_group_members (group_id, customer_id, added_at)
+SELECT unnest($1::uuid[]), $2, $3
+`
+
+type AddCustomerToGroupsParams struct {
+	GroupIds   []uuid.UUID
+	CustomerID uuid.UUID
+	AddedAt    time.Time
+}
+
+// Memberships given when a customer is created.
+func (q *Queries) AddCustomerToGroups(ctx context.Context, arg AddCustomerToGroupsParams) (int64, error) {
+	result, err := q.db.Exec(ctx, addCustomerToGroups, arg.GroupIds, arg.CustomerID, arg.AddedAt)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const countCustomers = `-- name: CountCustomers :one
 SELECT count(*) FROM customers
 WHERE ($1::text IS NULL OR email = $1)
@@ -23,6 +43,9 @@ WHERE ($1::text IS NULL OR email = $1)
   AND ($7::timestamptz IS NULL OR created_at < $7)
   AND ($8::timestamptz IS NULL OR updated_at > $8)
   AND ($9::jsonb IS NULL OR metadata @> $9)
+  AND ($10::uuid IS NULL OR EXISTS (
+        SELECT 1 FROM customer_group_members m
+        WHERE m.group_id = $10 AND m.customer_id = customers.id))
 `
 
 type CountCustomersParams struct {
@@ -35,6 +58,7 @@ type CountCustomersParams struct {
 	CreatedBefore *time.Time
 	UpdatedAfter  *time.Time
 	Metadata      []byte
+	GroupID       *uuid.UUID
 }
 
 func (q *Queries) CountCustomers(ctx context.Context, arg CountCustomersParams) (int64, error) {
@@ -48,18 +72,19 @@ func (q *Queries) CountCustomers(ctx context.Context, arg CountCustomersParams) 
 		arg.CreatedBefore,
 		arg.UpdatedAfter,
 		arg.Metadata,
+		arg.GroupID,
 	)
 	var count int64
 	err := row.Scan(&count)
 	return count, err
 }
 
-const deleteCustomer = `-- name: DeleteCustomer :execrows
-DELETE FROM customers WHERE id = $1
+const deleteCustomers = `-- name: DeleteCustomers :execrows
+DELETE FROM customers WHERE id = ANY($1::uuid[])
 `
 
-func (q *Queries) DeleteCustomer(ctx context.Context, id uuid.UUID) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteCustomer, id)
+func (q *Queries) DeleteCustomers(ctx context.Context, ids []uuid.UUID) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteCustomers, ids)
 	if err != nil {
 		return 0, err
 	}
@@ -67,63 +92,101 @@ func (q *Queries) DeleteCustomer(ctx context.Context, id uuid.UUID) (int64, erro
 }
 
 const getCustomer = `-- name: GetCustomer :one
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text FROM customers WHERE id = $1
+SELECT customers.id, customers.email, customers.first_name, customers.last_name, customers.company_name, customers.phone, customers.note, customers.is_active, customers.language_code, customers.external_reference, customers.metadata, customers.private_metadata, customers.has_account, customers.is_verified, customers.version, customers.created_at, customers.updated_at, customers.search_text, customers.default_shipping_address_id, customers.default_billing_address_id, ARRAY(
+    SELECT m.group_id FROM customer_group_members m WHERE m.customer_id = customers.id ORDER BY m.group_id
+)::uuid[] AS group_ids
+FROM customers WHERE customers.id = $1
 `
 
-func (q *Queries) GetCustomer(ctx context.Context, id uuid.UUID) (Customer, error) {
+type GetCustomerRow struct {
+	Customer Customer
+	GroupIds []uuid.UUID
+}
+
+func (q *Queries) GetCustomer(ctx context.Context, id uuid.UUID) (GetCustomerRow, error) {
 	row := q.db.QueryRow(ctx, getCustomer, id)
-	var i Customer
+	var i GetCustomerRow
 	err := row.Scan(
-		&i.ID,
-		&i.Email,
-		&i.FirstName,
-		&i.LastName,
-		&i.CompanyName,
-		&i.Phone,
-		&i.Note,
-		&i.IsActive,
-		&i.LanguageCode,
-		&i.ExternalReference,
-		&i.Metadata,
-		&i.PrivateMetadata,
-		&i.HasAccount,
-		&i.IsVerified,
-		&i.Version,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.SearchText,
+		&i.Customer.ID,
+		&i.Customer.Email,
+		&i.Customer.FirstName,
+		&i.Customer.LastName,
+		&i.Customer.CompanyName,
+		&i.Customer.Phone,
+		&i.Customer.Note,
+		&i.Customer.IsActive,
+		&i.Customer.LanguageCode,
+		&i.Customer.ExternalReference,
+		&i.Customer.Metadata,
+		&i.Customer.PrivateMetadata,
+		&i.Customer.HasAccount,
+		&i.Customer.IsVerified,
+		&i.Customer.Version,
+		&i.Customer.CreatedAt,
+		&i.Customer.UpdatedAt,
+		&i.Customer.SearchText,
+		&i.Customer.DefaultShippingAddressID,
+		&i.Customer.DefaultBillingAddressID,
+		&i.GroupIds,
 	)
 	return i, err
 }
 
-const getCustomerForUpdate = `-- name: GetCustomerForUpdate :one
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text FROM customers WHERE id = $1 FOR UPDATE
+const getCustomersForUpdate = `-- name: GetCustomersForUpdate :many
+SELECT customers.id, customers.email, customers.first_name, customers.last_name, customers.company_name, customers.phone, customers.note, customers.is_active, customers.language_code, customers.external_reference, customers.metadata, customers.private_metadata, customers.has_account, customers.is_verified, customers.version, customers.created_at, customers.updated_at, customers.search_text, customers.default_shipping_address_id, customers.default_billing_address_id, ARRAY(
+    SELECT m.group_id FROM customer_group_members m WHERE m.customer_id = customers.id ORDER BY m.group_id
+)::uuid[] AS group_ids
+FROM customers WHERE customers.id = ANY($1::uuid[])
+ORDER BY id
+FOR UPDATE OF customers
 `
 
-func (q *Queries) GetCustomerForUpdate(ctx context.Context, id uuid.UUID) (Customer, error) {
-	row := q.db.QueryRow(ctx, getCustomerForUpdate, id)
-	var i Customer
-	err := row.Scan(
-		&i.ID,
-		&i.Email,
-		&i.FirstName,
-		&i.LastName,
-		&i.CompanyName,
-		&i.Phone,
-		&i.Note,
-		&i.IsActive,
-		&i.LanguageCode,
-		&i.ExternalReference,
-		&i.Metadata,
-		&i.PrivateMetadata,
-		&i.HasAccount,
-		&i.IsVerified,
-		&i.Version,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.SearchText,
-	)
-	return i, err
+type GetCustomersForUpdateRow struct {
+	Customer Customer
+	GroupIds []uuid.UUID
+}
+
+// Locks in id order, so two commands over overlapping sets cannot deadlock.
+func (q *Queries) GetCustomersForUpdate(ctx context.Context, ids []uuid.UUID) ([]GetCustomersForUpdateRow, error) {
+	rows, err := q.db.Query(ctx, getCustomersForUpdate, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []GetCustomersForUpdateRow
+	for rows.Next() {
+		var i GetCustomersForUpdateRow
+		if err := rows.Scan(
+			&i.Customer.ID,
+			&i.Customer.Email,
+			&i.Customer.FirstName,
+			&i.Customer.LastName,
+			&i.Customer.CompanyName,
+			&i.Customer.Phone,
+			&i.Customer.Note,
+			&i.Customer.IsActive,
+			&i.Customer.LanguageCode,
+			&i.Customer.ExternalReference,
+			&i.Customer.Metadata,
+			&i.Customer.PrivateMetadata,
+			&i.Customer.HasAccount,
+			&i.Customer.IsVerified,
+			&i.Customer.Version,
+			&i.Customer.CreatedAt,
+			&i.Customer.UpdatedAt,
+			&i.Customer.SearchText,
+			&i.Customer.DefaultShippingAddressID,
+			&i.Customer.DefaultBillingAddressID,
+			&i.GroupIds,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const insertCustomerWithEvents = `-- name: InsertCustomerWithEvents :exec
@@ -131,38 +194,41 @@ WITH inserted AS (
     INSERT INTO customers (
         id, email, first_name, last_name, company_name, phone, note, is_active,
         language_code, external_reference, metadata, private_metadata, has_account,
-        is_verified, version, created_at, updated_at
+        is_verified, version, created_at, updated_at, default_shipping_address_id,
+        default_billing_address_id
     ) VALUES (
-        $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17
+        $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19
     )
 )
 INSERT INTO outbox (event_id, nats_subject, partition_key, event)
-SELECT unnest($18::uuid[]), unnest($19::text[]),
-       unnest($20::text[]), unnest($21::bytea[])
+SELECT unnest($20::uuid[]), unnest($21::text[]),
+       unnest($22::text[]), unnest($23::bytea[])
 `
 
 type InsertCustomerWithEventsParams struct {
-	ID                uuid.UUID
-	Email             string
-	FirstName         string
-	LastName          string
-	CompanyName       string
-	Phone             *string
-	Note              string
-	IsActive          bool
-	LanguageCode      string
-	ExternalReference *string
-	Metadata          []byte
-	PrivateMetadata   []byte
-	HasAccount        bool
-	IsVerified        bool
-	Version           int64
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
-	EventIds          []uuid.UUID
-	NatsSubjects      []string
-	PartitionKeys     []string
-	Events            [][]byte
+	ID                       uuid.UUID
+	Email                    string
+	FirstName                string
+	LastName                 string
+	CompanyName              string
+	Phone                    *string
+	Note                     string
+	IsActive                 bool
+	LanguageCode             string
+	ExternalReference        *string
+	Metadata                 []byte
+	PrivateMetadata          []byte
+	HasAccount               bool
+	IsVerified               bool
+	Version                  int64
+	CreatedAt                time.Time
+	UpdatedAt                time.Time
+	DefaultShippingAddressID *uuid.UUID
+	DefaultBillingAddressID  *uuid.UUID
+	EventIds                 []uuid.UUID
+	NatsSubjects             []string
+	PartitionKeys            []string
+	Events                   [][]byte
 }
 
 // The customer and its outbox events in one statement: atomic by itself (an
@@ -186,6 +252,8 @@ func (q *Queries) InsertCustomerWithEvents(ctx context.Context, arg InsertCustom
 		arg.Version,
 		arg.CreatedAt,
 		arg.UpdatedAt,
+		arg.DefaultShippingAddressID,
+		arg.DefaultBillingAddressID,
 		arg.EventIds,
 		arg.NatsSubjects,
 		arg.PartitionKeys,
@@ -195,7 +263,10 @@ func (q *Queries) InsertCustomerWithEvents(ctx context.Context, arg InsertCustom
 }
 
 const listCustomers = `-- name: ListCustomers :many
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text FROM customers
+SELECT customers.id, customers.email, customers.first_name, customers.last_name, customers.company_name, customers.phone, customers.note, customers.is_active, customers.language_code, customers.external_reference, customers.metadata, customers.private_metadata, customers.has_account, customers.is_verified, customers.version, customers.created_at, customers.updated_at, customers.search_text, customers.default_shipping_address_id, customers.default_billing_address_id, ARRAY(
+    SELECT m.group_id FROM customer_group_members m WHERE m.customer_id = customers.id ORDER BY m.group_id
+)::uuid[] AS group_ids
+FROM customers
 WHERE ($1::text IS NULL OR email = $1)
   AND ($2::boolean IS NULL OR is_active = $2)
   AND ($3::text IS NULL OR search_text LIKE customer_search_text($3))
@@ -205,20 +276,27 @@ WHERE ($1::text IS NULL OR email = $1)
   AND ($7::timestamptz IS NULL OR created_at < $7)
   AND ($8::timestamptz IS NULL OR updated_at > $8)
   AND ($9::jsonb IS NULL OR metadata @> $9)
-  AND ($10::uuid IS NULL OR CASE $11::text
-        WHEN 'created_at'  THEN (created_at, id) > ($12::timestamptz, $10)
-        WHEN '-created_at' THEN (created_at, id) < ($12::timestamptz, $10)
-        WHEN 'email'       THEN (email, id) > ($13::text, $10)
-        WHEN '-email'      THEN (email, id) < ($13::text, $10)
+  AND ($10::uuid IS NULL OR EXISTS (
+        SELECT 1 FROM customer_group_members m
+        WHERE m.group_id = $10 AND m.customer_id = customers.id))
+  AND ($11::uuid IS NULL OR CASE $12::text
+        WHEN 'created_at'  THEN (created_at, id) > ($13::timestamptz, $11)
+        WHEN '-created_at' THEN (created_at, id) < ($13::timestamptz, $11)
+        WHEN 'email'       THEN (email, id) > ($14::text, $11)
+        WHEN '-email'      THEN (email, id) < ($14::text, $11)
+        WHEN 'last_name'   THEN (last_name, id) > ($14::text, $11)
+        WHEN '-last_name'  THEN (last_name, id) < ($14::text, $11)
       END)
 ORDER BY
-    CASE WHEN $11 = 'created_at' THEN created_at END ASC,
-    CASE WHEN $11 = '-created_at' THEN created_at END DESC,
-    CASE WHEN $11 = 'email' THEN email END ASC,
-    CASE WHEN $11 = '-email' THEN email END DESC,
-    CASE WHEN $11 IN ('created_at', 'email') THEN id END ASC,
-    CASE WHEN $11 IN ('-created_at', '-email') THEN id END DESC
-LIMIT $14
+    CASE WHEN $12 = 'created_at' THEN created_at END ASC,
+    CASE WHEN $12 = '-created_at' THEN created_at END DESC,
+    CASE WHEN $12 = 'email' THEN email END ASC,
+    CASE WHEN $12 = '-email' THEN email END DESC,
+    CASE WHEN $12 = 'last_name' THEN last_name END ASC,
+    CASE WHEN $12 = '-last_name' THEN last_name END DESC,
+    CASE WHEN $12 IN ('created_at', 'email', 'last_name') THEN id END ASC,
+    CASE WHEN $12 IN ('-created_at', '-email', '-last_name') THEN id END DESC
+LIMIT $15
 `
 
 type ListCustomersParams struct {
@@ -231,6 +309,7 @@ type ListCustomersParams struct {
 	CreatedBefore *time.Time
 	UpdatedAfter  *time.Time
 	Metadata      []byte
+	GroupID       *uuid.UUID
 	AfterID       *uuid.UUID
 	Sort          string
 	AfterTime     *time.Time
@@ -238,10 +317,15 @@ type ListCustomersParams struct {
 	RowLimit      int32
 }
 
+type ListCustomersRow struct {
+	Customer Customer
+	GroupIds []uuid.UUID
+}
+
 // One query serves every sort order: with custom plans (plan_cache_mode =
 // force_custom_plan on our connections) the planner folds the constant CASE and
 // IS NULL tests away, so each order still walks its own index.
-func (q *Queries) ListCustomers(ctx context.Context, arg ListCustomersParams) ([]Customer, error) {
+func (q *Queries) ListCustomers(ctx context.Context, arg ListCustomersParams) ([]ListCustomersRow, error) {
 	rows, err := q.db.Query(ctx, listCustomers,
 		arg.Email,
 		arg.IsActive,
@@ -252,6 +336,7 @@ func (q *Queries) ListCustomers(ctx context.Context, arg ListCustomersParams) ([
 		arg.CreatedBefore,
 		arg.UpdatedAfter,
 		arg.Metadata,
+		arg.GroupID,
 		arg.AfterID,
 		arg.Sort,
 		arg.AfterTime,
@@ -262,28 +347,31 @@ func (q *Queries) ListCustomers(ctx context.Context, arg ListCustomersParams) ([
 		return nil, err
 	}
 	defer rows.Close()
-	var items []Customer
+	var items []ListCustomersRow
 	for rows.Next() {
-		var i Customer
+		var i ListCustomersRow
 		if err := rows.Scan(
-			&i.ID,
-			&i.Email,
-			&i.FirstName,
-			&i.LastName,
-			&i.CompanyName,
-			&i.Phone,
-			&i.Note,
-			&i.IsActive,
-			&i.LanguageCode,
-			&i.ExternalReference,
-			&i.Metadata,
-			&i.PrivateMetadata,
-			&i.HasAccount,
-			&i.IsVerified,
-			&i.Version,
-			&i.CreatedAt,
-			&i.UpdatedAt,
-			&i.SearchText,
+			&i.Customer.ID,
+			&i.Customer.Email,
+			&i.Customer.FirstName,
+			&i.Customer.LastName,
+			&i.Customer.CompanyName,
+			&i.Customer.Phone,
+			&i.Customer.Note,
+			&i.Customer.IsActive,
+			&i.Customer.LanguageCode,
+			&i.Customer.ExternalReference,
+			&i.Customer.Metadata,
+			&i.Customer.PrivateMetadata,
+			&i.Customer.HasAccount,
+			&i.Customer.IsVerified,
+			&i.Customer.Version,
+			&i.Customer.CreatedAt,
+			&i.Customer.UpdatedAt,
+			&i.Customer.SearchText,
+			&i.Customer.DefaultShippingAddressID,
+			&i.Customer.DefaultBillingAddressID,
+			&i.GroupIds,
 		); err != nil {
 			return nil, err
 		}
@@ -300,28 +388,31 @@ UPDATE customers SET
     email = $2, first_name = $3, last_name = $4, company_name = $5, phone = $6,
     note = $7, is_active = $8, language_code = $9, external_reference = $10,
     metadata = $11, private_metadata = $12, has_account = $13, is_verified = $14,
-    version = $15, updated_at = $16
-WHERE id = $1 AND version = $17
+    version = $15, updated_at = $16, default_shipping_address_id = $17,
+    default_billing_address_id = $18
+WHERE id = $1 AND version = $19
 `
 
 type UpdateCustomerParams struct {
-	ID                uuid.UUID
-	Email             string
-	FirstName         string
-	LastName          string
-	CompanyName       string
-	Phone             *string
-	Note              string
-	IsActive          bool
-	LanguageCode      string
-	ExternalReference *string
-	Metadata          []byte
-	PrivateMetadata   []byte
-	HasAccount        bool
-	IsVerified        bool
-	Version           int64
-	UpdatedAt         time.Time
-	ExpectedVersion   int64
+	ID                       uuid.UUID
+	Email                    string
+	FirstName                string
+	LastName                 string
+	CompanyName              string
+	Phone                    *string
+	Note                     string
+	IsActive                 bool
+	LanguageCode             string
+	ExternalReference        *string
+	Metadata                 []byte
+	PrivateMetadata          []byte
+	HasAccount               bool
+	IsVerified               bool
+	Version                  int64
+	UpdatedAt                time.Time
+	DefaultShippingAddressID *uuid.UUID
+	DefaultBillingAddressID  *uuid.UUID
+	ExpectedVersion          int64
 }
 
 // The version check makes a lost update impossible even without the row lock.
@@ -343,6 +434,8 @@ func (q *Queries) UpdateCustomer(ctx context.Context, arg UpdateCustomerParams) 
 		arg.IsVerified,
 		arg.Version,
 		arg.UpdatedAt,
+		arg.DefaultShippingAddressID,
+		arg.DefaultBillingAddressID,
 		arg.ExpectedVersion,
 	)
 	if err != nil {

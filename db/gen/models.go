@@ -21,24 +21,59 @@ type ApiToken struct {
 }
 
 type Customer struct {
-	ID                uuid.UUID
-	Email             string
-	FirstName         string
-	LastName          string
-	CompanyName       string
-	Phone             *string
-	Note              string
-	IsActive          bool
-	LanguageCode      string
-	ExternalReference *string
-	Metadata          []byte
-	PrivateMetadata   []byte
-	HasAccount        bool
-	IsVerified        bool
-	Version           int64
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
-	SearchText        string
+	ID                       uuid.UUID
+	Email                    string
+	FirstName                string
+	LastName                 string
+	CompanyName              string
+	Phone                    *string
+	Note                     string
+	IsActive                 bool
+	LanguageCode             string
+	ExternalReference        *string
+	Metadata                 []byte
+	PrivateMetadata          []byte
+	HasAccount               bool
+	IsVerified               bool
+	Version                  int64
+	CreatedAt                time.Time
+	UpdatedAt                time.Time
+	SearchText               string
+	DefaultShippingAddressID *uuid.UUID
+	DefaultBillingAddressID  *uuid.UUID
+}
+
+type CustomerAddress struct {
+	ID             uuid.UUID
+	CustomerID     uuid.UUID
+	FirstName      string
+	LastName       string
+	CompanyName    string
+	StreetAddress1 string
+	StreetAddress2 string
+	City           string
+	CityArea       string
+	PostalCode     string
+	Country        string
+	CountryArea    string
+	Phone          *string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+type CustomerGroup struct {
+	ID          uuid.UUID
+	Name        string
+	Description string
+	Version     int64
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+type CustomerGroupMember struct {
+	GroupID    uuid.UUID
+	CustomerID uuid.UUID
+	AddedAt    time.Time
 }
 
 type CustomerNote struct {
@@ -59,4 +94,10 @@ type Outbox struct {
 	Event        []byte
 	CreatedAt    time.Time
 	SentAt       *time.Time
+}
+
+type Setting struct {
+	Key       string
+	Value     []byte
+	UpdatedAt time.Time
 }

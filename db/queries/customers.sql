@@ -5,9 +5,10 @@ WITH inserted AS (
     INSERT INTO customers (
         id, email, first_name, last_name, company_name, phone, note, is_active,
         language_code, external_reference, metadata, private_metadata, has_account,
-        is_verified, version, created_at, updated_at
+        is_verified, version, created_at, updated_at, default_shipping_address_id,
+        default_billing_address_id
     ) VALUES (
-        $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17
+        $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19
     )
 )
 INSERT INTO outbox (event_id, nats_subject, partition_key, event)
@@ -15,10 +16,19 @@ SELECT unnest(sqlc.arg(event_ids)::uuid[]), unnest(sqlc.arg(nats_subjects)::text
        unnest(sqlc.arg(partition_keys)::text[]), unnest(sqlc.arg(events)::bytea[]);
 
 -- name: GetCustomer :one
-SELECT * FROM customers WHERE id = $1;
+SELECT sqlc.embed(customers), ARRAY(
+    SELECT m.group_id FROM customer_group_members m WHERE m.customer_id = customers.id ORDER BY m.group_id
+)::uuid[] AS group_ids
+FROM customers WHERE customers.id = $1;
 
--- name: GetCustomerForUpdate :one
-SELECT * FROM customers WHERE id = $1 FOR UPDATE;
+-- name: GetCustomersForUpdate :many
+-- Locks in id order, so two commands over overlapping sets cannot deadlock.
+SELECT sqlc.embed(customers), ARRAY(
+    SELECT m.group_id FROM customer_group_members m WHERE m.customer_id = customers.id ORDER BY m.group_id
+)::uuid[] AS group_ids
+FROM customers WHERE customers.id = ANY(sqlc.arg(ids)::uuid[])
+ORDER BY id
+FOR UPDATE OF customers;
 
 -- name: UpdateCustomer :execrows
 -- The version check makes a lost update impossible even without the row lock.
@@ -26,17 +36,26 @@ UPDATE customers SET
     email = $2, first_name = $3, last_name = $4, company_name = $5, phone = $6,
     note = $7, is_active = $8, language_code = $9, external_reference = $10,
     metadata = $11, private_metadata = $12, has_account = $13, is_verified = $14,
-    version = $15, updated_at = $16
+    version = $15, updated_at = $16, default_shipping_address_id = $17,
+    default_billing_address_id = $18
 WHERE id = $1 AND version = sqlc.arg(expected_version);
 
--- name: DeleteCustomer :execrows
-DELETE FROM customers WHERE id = $1;
+-- name: DeleteCustomers :execrows
+DELETE FROM customers WHERE id = ANY(sqlc.arg(ids)::uuid[]);
+
+-- name: AddCustomerToGroups :execrows
+-- Memberships given when a customer is created.
+INSERT INTO customer_group_members (group_id, customer_id, added_at)
+SELECT unnest(sqlc.arg(group_ids)::uuid[]), sqlc.arg(customer_id), sqlc.arg(added_at);
 
 -- name: ListCustomers :many
 -- One query serves every sort order: with custom plans (plan_cache_mode =
 -- force_custom_plan on our connections) the planner folds the constant CASE and
 -- IS NULL tests away, so each order still walks its own index.
-SELECT * FROM customers
+SELECT sqlc.embed(customers), ARRAY(
+    SELECT m.group_id FROM customer_group_members m WHERE m.customer_id = customers.id ORDER BY m.group_id
+)::uuid[] AS group_ids
+FROM customers
 WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
   AND (sqlc.narg(is_active)::boolean IS NULL OR is_active = sqlc.narg(is_active))
   AND (sqlc.narg(q)::text IS NULL OR search_text LIKE customer_search_text(sqlc.narg(q)))
@@ -46,19 +65,26 @@ WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
   AND (sqlc.narg(created_before)::timestamptz IS NULL OR created_at < sqlc.narg(created_before))
   AND (sqlc.narg(updated_after)::timestamptz IS NULL OR updated_at > sqlc.narg(updated_after))
   AND (sqlc.narg(metadata)::jsonb IS NULL OR metadata @> sqlc.narg(metadata))
+  AND (sqlc.narg(group_id)::uuid IS NULL OR EXISTS (
+        SELECT 1 FROM customer_group_members m
+        WHERE m.group_id = sqlc.narg(group_id) AND m.customer_id = customers.id))
   AND (sqlc.narg(after_id)::uuid IS NULL OR CASE sqlc.arg(sort)::text
         WHEN 'created_at'  THEN (created_at, id) > (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id))
         WHEN '-created_at' THEN (created_at, id) < (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id))
         WHEN 'email'       THEN (email, id) > (sqlc.narg(after_text)::text, sqlc.narg(after_id))
         WHEN '-email'      THEN (email, id) < (sqlc.narg(after_text)::text, sqlc.narg(after_id))
+        WHEN 'last_name'   THEN (last_name, id) > (sqlc.narg(after_text)::text, sqlc.narg(after_id))
+        WHEN '-last_name'  THEN (last_name, id) < (sqlc.narg(after_text)::text, sqlc.narg(after_id))
       END)
 ORDER BY
     CASE WHEN sqlc.arg(sort) = 'created_at' THEN created_at END ASC,
     CASE WHEN sqlc.arg(sort) = '-created_at' THEN created_at END DESC,
     CASE WHEN sqlc.arg(sort) = 'email' THEN email END ASC,
     CASE WHEN sqlc.arg(sort) = '-email' THEN email END DESC,
-    CASE WHEN sqlc.arg(sort) IN ('created_at', 'email') THEN id END ASC,
-    CASE WHEN sqlc.arg(sort) IN ('-created_at', '-email') THEN id END DESC
+    CASE WHEN sqlc.arg(sort) = 'last_name' THEN last_name END ASC,
+    CASE WHEN sqlc.arg(sort) = '-last_name' THEN last_name END DESC,
+    CASE WHEN sqlc.arg(sort) IN ('created_at', 'email', 'last_name') THEN id END ASC,
+    CASE WHEN sqlc.arg(sort) IN ('-created_at', '-email', '-last_name') THEN id END DESC
 LIMIT sqlc.arg(row_limit);
 
 -- name: CountCustomers :one
@@ -71,4 +97,7 @@ WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
   AND (sqlc.narg(created_after)::timestamptz IS NULL OR created_at > sqlc.narg(created_after))
   AND (sqlc.narg(created_before)::timestamptz IS NULL OR created_at < sqlc.narg(created_before))
   AND (sqlc.narg(updated_after)::timestamptz IS NULL OR updated_at > sqlc.narg(updated_after))
-  AND (sqlc.narg(metadata)::jsonb IS NULL OR metadata @> sqlc.narg(metadata));
+  AND (sqlc.narg(metadata)::jsonb IS NULL OR metadata @> sqlc.narg(metadata))
+  AND (sqlc.narg(group_id)::uuid IS NULL OR EXISTS (
+        SELECT 1 FROM customer_group_members m
+        WHERE m.group_id = sqlc.narg(group_id) AND m.customer_id = customers.id));

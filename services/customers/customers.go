@@ -40,6 +40,12 @@ type Service struct {
 // New wires the service on a migrated database.
 func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Config) *Service {
 	tokens := auth.NewTokens(pool)
+	spec, err := openAPIJSON()
+	if err != nil {
+		// Like regexp.MustCompile: the document is compiled in, and the tests
+		// fail on a broken one, so a released binary cannot get here.
+		panic(err)
+	}
 	api := httpapi.New(httpapi.Config{
 		Customers:    customer.NewService(store.New(pool), cfg.PhoneRegion),
 		Tokens:       tokens,
@@ -47,6 +53,7 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Ready:        pool.Ping,
 		Registry:     reg,
+		OpenAPI:      spec,
 	})
 	return &Service{cfg: cfg, log: log, api: api, tokens: tokens}
 }

@@ -118,6 +118,8 @@ func (s *system) send(method, path string, body any, out any, headers map[string
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	// Every call of every test checks the service against its OpenAPI document.
+	s.checkOpenAPI(req, resp, raw)
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
 			s.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
@@ -143,6 +145,9 @@ type customerJSON struct {
 	PrivateMetadata   map[string]string `json:"private_metadata"`
 	HasAccount        bool              `json:"has_account"`
 	IsVerified        bool              `json:"is_verified"`
+	DefaultShipping   *string           `json:"default_shipping_address_id"`
+	DefaultBilling    *string           `json:"default_billing_address_id"`
+	Groups            []string          `json:"groups"`
 	Version           int64             `json:"version"`
 	CreatedAt         time.Time         `json:"created_at"`
 	UpdatedAt         time.Time         `json:"updated_at"`
@@ -178,4 +183,26 @@ func (s *system) count(sql string, args ...any) int {
 		s.t.Fatal(err)
 	}
 	return n
+}
+
+// groupJSON is the API's customer group resource.
+type groupJSON struct {
+	ID            string    `json:"id"`
+	Name          string    `json:"name"`
+	Description   string    `json:"description"`
+	CustomerCount int64     `json:"customer_count"`
+	Version       int64     `json:"version"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+func (s *system) createGroup(name string) groupJSON {
+	s.t.Helper()
+	var g groupJSON
+	resp := s.do(http.MethodPost, "/v1/customer-groups", map[string]any{"name": name}, &g)
+	if resp.StatusCode != http.StatusCreated {
+		raw, _ := io.ReadAll(resp.Body)
+		s.t.Fatalf("create group: status %d: %s", resp.StatusCode, raw)
+	}
+	return g
 }

@@ -19,6 +19,9 @@ var (
 	ErrNotFound        = errors.New("customer not found")
 	ErrEmailTaken      = errors.New("email already in use")
 	ErrExternalRefUsed = errors.New("external reference already in use")
+	ErrAddressNotFound = errors.New("address not found")
+	ErrGroupNotFound   = errors.New("customer group not found")
+	ErrGroupNameTaken  = errors.New("customer group name already in use")
 )
 
 // Customer is the full customer record, private metadata included.
@@ -37,9 +40,13 @@ type Customer struct {
 	PrivateMetadata   map[string]string
 	HasAccount        bool
 	IsVerified        bool
-	Version           int64
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	// Default addresses: ids of the customer's own addresses, or nil.
+	DefaultShippingAddressID *uuid.UUID
+	DefaultBillingAddressID  *uuid.UUID
+	Groups                   []uuid.UUID // ids of the groups it belongs to
+	Version                  int64
+	CreatedAt                time.Time
+	UpdatedAt                time.Time
 }
 
 // Public is the customer as apps and public events see it: without private metadata.
@@ -49,7 +56,8 @@ func (c Customer) Public() events.Customer {
 		CompanyName: c.CompanyName, Phone: c.Phone, Note: c.Note, IsActive: c.IsActive,
 		LanguageCode: c.LanguageCode, ExternalReference: c.ExternalReference,
 		Metadata: nonNil(c.Metadata), HasAccount: c.HasAccount, IsVerified: c.IsVerified,
-		Version: c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		DefaultShippingAddressID: c.DefaultShippingAddressID, DefaultBillingAddressID: c.DefaultBillingAddressID,
+		Groups: nonNilIDs(c.Groups), Version: c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 }
 
@@ -67,23 +75,57 @@ type Mutation struct {
 	Customer Customer
 	Events   []cloudevents.Event
 	Notes    []Note // notes to add with the change
+	// Address changes written with the customer.
+	NewAddresses     []Address
+	ChangedAddresses []Address
+	DeletedAddresses []uuid.UUID
 }
 
 // Store keeps customers and their outbox events; each write is one transaction.
 type Store interface {
-	// Create inserts the customer and its events.
-	Create(ctx context.Context, c Customer, evs []cloudevents.Event) error
-	// Update locks the customer, lets fn decide the change, and writes it. A nil
-	// Mutation from fn means nothing changed and nothing is written.
-	Update(ctx context.Context, id uuid.UUID, fn func(current Customer) (*Mutation, error)) (Customer, error)
-	// Delete locks the customer, lets fn build the events, and deletes it.
-	Delete(ctx context.Context, id uuid.UUID, fn func(current Customer) ([]cloudevents.Event, error)) error
+	// Create inserts the customer with its addresses, its group memberships
+	// (c.Groups; unknown groups are a ValidationError) and its events.
+	Create(ctx context.Context, c Customer, addresses []Address, evs []cloudevents.Event) error
+	// UpdateMany locks the customers, lets fn decide each one's change, and
+	// writes them all or none. A nil Mutation from fn means that customer is
+	// unchanged. Unknown ids are a ValidationError on field "ids"; with one id,
+	// ErrNotFound. It returns the customers after the change, in ids' order.
+	UpdateMany(ctx context.Context, ids []uuid.UUID, fn func(current Customer) (*Mutation, error)) ([]Customer, error)
+	// UpdateAddress is UpdateMany for one customer, giving fn one of its
+	// addresses as well; ErrAddressNotFound when it has no such address.
+	UpdateAddress(ctx context.Context, id, addressID uuid.UUID, fn func(current Customer, a Address) (*Mutation, error)) (Customer, error)
+	// DeleteMany locks the customers, lets fn build each one's events, and
+	// deletes them all or none; unknown ids as in UpdateMany.
+	DeleteMany(ctx context.Context, ids []uuid.UUID, fn func(current Customer) ([]cloudevents.Event, error)) error
 	Get(ctx context.Context, id uuid.UUID) (Customer, error)
+	// ListAddresses reads a customer's addresses, oldest first; ErrNotFound
+	// when the customer does not exist.
+	ListAddresses(ctx context.Context, customerID uuid.UUID, limit int, after *Cursor) ([]Address, error)
+	// AddressForm reads the address form settings; the defaults when never saved.
+	AddressForm(ctx context.Context) (AddressForm, error)
+	SaveAddressForm(ctx context.Context, f AddressForm) error
+	GroupStore
 	List(ctx context.Context, q ListQuery) ([]Customer, error)
 	// ListNotes reads a customer's notes, newest first; ErrNotFound when the
 	// customer does not exist.
 	ListNotes(ctx context.Context, customerID uuid.UUID, limit int, after *Cursor) ([]Note, error)
 	Count(ctx context.Context, f Filter) (int64, error)
+}
+
+// update is Store.UpdateMany for one customer.
+func update(ctx context.Context, st Store, id uuid.UUID, fn func(Customer) (*Mutation, error)) (Customer, error) {
+	cs, err := st.UpdateMany(ctx, []uuid.UUID{id}, fn)
+	if err != nil {
+		return Customer{}, err
+	}
+	return cs[0], nil
+}
+
+func nonNilIDs(ids []uuid.UUID) []uuid.UUID {
+	if ids == nil {
+		return []uuid.UUID{}
+	}
+	return ids
 }
 
 func nonNil(m map[string]string) map[string]string {

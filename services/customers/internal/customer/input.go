@@ -87,6 +87,8 @@ type CreateInput struct {
 	ExternalReference *string           `json:"external_reference"`
 	Metadata          map[string]string `json:"metadata"`
 	PrivateMetadata   map[string]string `json:"private_metadata"`
+	Addresses         []AddressInput    `json:"addresses"`
+	Groups            []string          `json:"groups"` // ids of groups to join
 }
 
 // UpdateInput is a partial update: only the fields present change.
@@ -156,11 +158,14 @@ func (r *rules) text(field, raw string, max int) string {
 }
 
 // phone parses a phone number and returns it in E.164; nil input stays nil.
-func (r *rules) phone(field string, raw *string) *string {
+func (r *rules) phone(field string, raw *string) *string { return r.phoneIn(field, raw, r.phoneRegion) }
+
+// phoneIn is phone with numbers lacking a country code read in region.
+func (r *rules) phoneIn(field string, raw *string, region string) *string {
 	if raw == nil || strings.TrimSpace(*raw) == "" {
 		return nil
 	}
-	num, err := phonenumbers.Parse(*raw, r.phoneRegion)
+	num, err := phonenumbers.Parse(*raw, region)
 	if err != nil || !phonenumbers.IsValidNumber(num) {
 		r.fail(field, CodeInvalid, "%q is not a valid phone number (use international format, e.g. +4930123456)", *raw)
 		return nil

@@ -18,7 +18,7 @@ const (
 )
 
 // Orders the list supports; the default is newest first.
-var Orders = []string{"-created_at", "created_at", "email", "-email"}
+var Orders = []string{"-created_at", "created_at", "email", "-email", "last_name", "-last_name"}
 
 // Filter narrows the customer list; nil fields do not filter.
 type Filter struct {
@@ -31,6 +31,7 @@ type Filter struct {
 	UpdatedAfter  *time.Time
 	// Metadata lists public metadata pairs a customer must all have.
 	Metadata map[string]string
+	GroupID  *uuid.UUID
 	// Search is a substring matched against email, names, company and phone,
 	// ignoring case and accents; ListInput validation makes it a LIKE pattern
 	// whose % and _ match literally.
@@ -69,6 +70,7 @@ type ListInput struct {
 	CreatedBefore *time.Time
 	UpdatedAfter  *time.Time
 	Metadata      map[string]string
+	GroupID       *uuid.UUID
 	Order         string
 	Limit         int
 	Cursor        string
@@ -108,6 +110,7 @@ func (in ListInput) validate() (ListQuery, error) {
 	}
 	q.IsActive, q.HasAccount, q.IsVerified = in.IsActive, in.HasAccount, in.IsVerified
 	q.CreatedAfter, q.CreatedBefore, q.UpdatedAfter = in.CreatedAfter, in.CreatedBefore, in.UpdatedAfter
+	q.GroupID = in.GroupID
 	if len(in.Metadata) > 0 {
 		q.Metadata = r.metadata("metadata", in.Metadata)
 	}
@@ -144,9 +147,12 @@ func escapeLike(s string) string {
 
 func cursorAfter(order string, c Customer) Cursor {
 	cur := Cursor{Order: order, ID: c.ID}
-	if strings.TrimPrefix(order, "-") == "email" {
+	switch strings.TrimPrefix(order, "-") {
+	case "email":
 		cur.Text = c.Email
-	} else {
+	case "last_name":
+		cur.Text = c.LastName
+	default:
 		cur.Time = c.CreatedAt
 	}
 	return cur

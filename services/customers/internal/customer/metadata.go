@@ -37,7 +37,7 @@ func (s *Service) UpdateMetadata(ctx context.Context, o Origin, id uuid.UUID, pr
 	if err := r.err(); err != nil {
 		return Customer{}, err
 	}
-	return s.store.Update(ctx, id, func(cur Customer) (*Mutation, error) {
+	return update(ctx, s.store, id, func(cur Customer) (*Mutation, error) {
 		current := cur.Metadata
 		if private {
 			current = cur.PrivateMetadata

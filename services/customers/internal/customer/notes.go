@@ -53,7 +53,7 @@ func (s *Service) AddNote(ctx context.Context, o Origin, customerID uuid.UUID, i
 		return Note{}, fmt.Errorf("add note: %w", err)
 	}
 	var note Note
-	_, err = s.store.Update(ctx, customerID, func(cur Customer) (*Mutation, error) {
+	_, err = update(ctx, s.store, customerID, func(cur Customer) (*Mutation, error) {
 		next := cur
 		next.Version = cur.Version + 1
 		next.UpdatedAt = s.now()
@@ -79,20 +79,8 @@ func (s *Service) AddNote(ctx context.Context, o Origin, customerID uuid.UUID, i
 // ListNotes returns one page of a customer's notes, newest first.
 func (s *Service) ListNotes(ctx context.Context, customerID uuid.UUID, limit int, cursor string) (NotesPage, error) {
 	var r rules
-	if limit == 0 {
-		limit = DefaultLimit
-	}
-	if limit < 1 || limit > MaxLimit {
-		r.fail("limit", CodeInvalid, "limit must be between 1 and %d", MaxLimit)
-	}
-	var after *Cursor
-	if cursor != "" {
-		c, ok := decodeCursor(cursor)
-		if !ok || c.Order != notesOrder {
-			r.fail("cursor", CodeInvalid, "cursor is not valid here; start again without it")
-		}
-		after = &c
-	}
+	limit = r.limit(limit)
+	after := r.cursor(cursor, notesOrder)
 	if err := r.err(); err != nil {
 		return NotesPage{}, err
 	}

@@ -28,7 +28,8 @@ func NewService(store Store, phoneRegion string) *Service {
 	}}
 }
 
-// Create validates the input and creates the customer with its customer.created event.
+// Create validates the input and creates the customer, with its addresses and
+// group memberships, and its customer.created event.
 func (s *Service) Create(ctx context.Context, o Origin, in CreateInput) (Customer, error) {
 	r := rules{phoneRegion: s.phoneRegion}
 	now := s.now()
@@ -49,21 +50,70 @@ func (s *Service) Create(ctx context.Context, o Origin, in CreateInput) (Custome
 		ExternalReference: r.externalReference("external_reference", in.ExternalReference),
 		Metadata:          r.metadata("metadata", in.Metadata),
 		PrivateMetadata:   r.metadata("private_metadata", in.PrivateMetadata),
+		Groups:            r.ids("groups", in.Groups, MaxGroupsAtCreate),
 		Version:           1,
 		CreatedAt:         now,
 		UpdatedAt:         now,
 	}
+	addresses, err := s.newAddresses(ctx, &r, &c, in.Addresses)
+	if err != nil {
+		return Customer{}, err
+	}
 	if err := r.err(); err != nil {
 		return Customer{}, err
 	}
-	ev, err := newEvent(o, events.CustomerCreated, c, now, c.Public())
+	data := events.CustomerCreatedData{Customer: c.Public(), Addresses: make([]events.Address, len(addresses))}
+	for i, a := range addresses {
+		data.Addresses[i] = a.Public(c)
+	}
+	ev, err := newEvent(o, events.CustomerCreated, c, now, data)
 	if err != nil {
 		return Customer{}, fmt.Errorf("create customer: %w", err)
 	}
-	if err := s.store.Create(ctx, c, []cloudevents.Event{ev}); err != nil {
+	if err := s.store.Create(ctx, c, addresses, []cloudevents.Event{ev}); err != nil {
 		return Customer{}, fmt.Errorf("create customer: %w", err)
 	}
 	return c, nil
+}
+
+// newAddresses validates the addresses given with a new customer and applies
+// their default flags to it; at most one address may claim each default.
+func (s *Service) newAddresses(ctx context.Context, r *rules, c *Customer, in []AddressInput) ([]Address, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	if len(in) > MaxAddressesAtCreate {
+		r.fail("addresses", CodeTooMany, "at most %d addresses can be given at creation; add more afterwards", MaxAddressesAtCreate)
+		return nil, nil
+	}
+	form, err := s.store.AddressForm(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Address, len(in))
+	var shipping, billing int
+	for i, ai := range in {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, fmt.Errorf("create customer: %w", err)
+		}
+		prefix := fmt.Sprintf("addresses[%d].", i)
+		out[i] = r.address(prefix, Address{ID: id, CustomerID: c.ID, CreatedAt: c.CreatedAt, UpdatedAt: c.CreatedAt}, ai, form)
+		setDefaults(c, id, ai)
+		if ai.IsDefaultShipping != nil && *ai.IsDefaultShipping {
+			shipping++
+		}
+		if ai.IsDefaultBilling != nil && *ai.IsDefaultBilling {
+			billing++
+		}
+	}
+	if shipping > 1 {
+		r.fail("addresses", CodeInvalid, "only one address can be the default shipping address")
+	}
+	if billing > 1 {
+		r.fail("addresses", CodeInvalid, "only one address can be the default billing address")
+	}
+	return out, nil
 }
 
 // Get returns one customer.
@@ -76,78 +126,86 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (Customer, error) {
 // change to private metadata alone is saved silently, because no public event
 // may reveal it and a version without its event would leave a gap in sequence.
 func (s *Service) Update(ctx context.Context, o Origin, id uuid.UUID, in UpdateInput) (Customer, error) {
-	return s.store.Update(ctx, id, func(cur Customer) (*Mutation, error) {
-		r := rules{phoneRegion: s.phoneRegion}
-		next := cur
-		if in.Email != nil {
-			next.Email = r.email("email", *in.Email)
-		}
-		if in.FirstName != nil {
-			next.FirstName = r.text("first_name", *in.FirstName, MaxNameLength)
-		}
-		if in.LastName != nil {
-			next.LastName = r.text("last_name", *in.LastName, MaxNameLength)
-		}
-		if in.CompanyName != nil {
-			next.CompanyName = r.text("company_name", *in.CompanyName, MaxNameLength)
-		}
-		if in.Phone.Set {
-			next.Phone = r.phone("phone", in.Phone.Value)
-		}
-		if in.Note != nil {
-			next.Note = r.text("note", *in.Note, MaxNoteLength)
-		}
-		if in.IsActive != nil {
-			next.IsActive = *in.IsActive
-		}
-		if in.LanguageCode != nil {
-			next.LanguageCode = r.languageCode("language_code", *in.LanguageCode)
-		}
-		if in.ExternalReference.Set {
-			next.ExternalReference = r.externalReference("external_reference", in.ExternalReference.Value)
-		}
-		if in.Metadata != nil {
-			next.Metadata = r.metadata("metadata", *in.Metadata)
-		}
-		if in.PrivateMetadata != nil {
-			next.PrivateMetadata = r.metadata("private_metadata", *in.PrivateMetadata)
-		}
-		if err := r.err(); err != nil {
-			return nil, err
-		}
-
-		changed := changedFields(cur, next)
-		privateChanged := !maps.Equal(cur.PrivateMetadata, next.PrivateMetadata)
-		if len(changed) == 0 && !privateChanged {
-			return nil, nil
-		}
-		next.UpdatedAt = s.now()
-		if len(changed) == 0 {
-			return &Mutation{Customer: next}, nil
-		}
-		next.Version = cur.Version + 1
-		ev, err := newEvent(o, events.CustomerUpdated, next, next.UpdatedAt,
-			events.CustomerUpdatedData{Customer: next.Public(), Changed: changed})
-		if err != nil {
-			return nil, err
-		}
-		return &Mutation{Customer: next, Events: []cloudevents.Event{ev}}, nil
+	return update(ctx, s.store, id, func(cur Customer) (*Mutation, error) {
+		return s.applyUpdate(o, cur, in)
 	})
+}
+
+func (s *Service) applyUpdate(o Origin, cur Customer, in UpdateInput) (*Mutation, error) {
+	r := rules{phoneRegion: s.phoneRegion}
+	next := cur
+	if in.Email != nil {
+		next.Email = r.email("email", *in.Email)
+	}
+	if in.FirstName != nil {
+		next.FirstName = r.text("first_name", *in.FirstName, MaxNameLength)
+	}
+	if in.LastName != nil {
+		next.LastName = r.text("last_name", *in.LastName, MaxNameLength)
+	}
+	if in.CompanyName != nil {
+		next.CompanyName = r.text("company_name", *in.CompanyName, MaxNameLength)
+	}
+	if in.Phone.Set {
+		next.Phone = r.phone("phone", in.Phone.Value)
+	}
+	if in.Note != nil {
+		next.Note = r.text("note", *in.Note, MaxNoteLength)
+	}
+	if in.IsActive != nil {
+		next.IsActive = *in.IsActive
+	}
+	if in.LanguageCode != nil {
+		next.LanguageCode = r.languageCode("language_code", *in.LanguageCode)
+	}
+	if in.ExternalReference.Set {
+		next.ExternalReference = r.externalReference("external_reference", in.ExternalReference.Value)
+	}
+	if in.Metadata != nil {
+		next.Metadata = r.metadata("metadata", *in.Metadata)
+	}
+	if in.PrivateMetadata != nil {
+		next.PrivateMetadata = r.metadata("private_metadata", *in.PrivateMetadata)
+	}
+	if err := r.err(); err != nil {
+		return nil, err
+	}
+
+	changed := changedFields(cur, next)
+	privateChanged := !maps.Equal(cur.PrivateMetadata, next.PrivateMetadata)
+	if len(changed) == 0 && !privateChanged {
+		return nil, nil
+	}
+	next.UpdatedAt = s.now()
+	if len(changed) == 0 {
+		return &Mutation{Customer: next}, nil
+	}
+	next.Version = cur.Version + 1
+	ev, err := newEvent(o, events.CustomerUpdated, next, next.UpdatedAt,
+		events.CustomerUpdatedData{Customer: next.Public(), Changed: changed})
+	if err != nil {
+		return nil, err
+	}
+	return &Mutation{Customer: next, Events: []cloudevents.Event{ev}}, nil
 }
 
 // Delete removes the customer and emits customer.deleted.
 func (s *Service) Delete(ctx context.Context, o Origin, id uuid.UUID) error {
-	return s.store.Delete(ctx, id, func(cur Customer) ([]cloudevents.Event, error) {
-		now := s.now()
-		// The deletion is the customer's last change: it takes the next version.
-		cur.Version++
-		ev, err := newEvent(o, events.CustomerDeleted, cur, now,
-			events.CustomerDeletedData{ID: cur.ID, Email: cur.Email, DeletedAt: now})
-		if err != nil {
-			return nil, err
-		}
-		return []cloudevents.Event{ev}, nil
+	return s.store.DeleteMany(ctx, []uuid.UUID{id}, func(cur Customer) ([]cloudevents.Event, error) {
+		return s.deletedEvents(o, cur)
 	})
+}
+
+func (s *Service) deletedEvents(o Origin, cur Customer) ([]cloudevents.Event, error) {
+	now := s.now()
+	// The deletion is the customer's last change: it takes the next version.
+	cur.Version++
+	ev, err := newEvent(o, events.CustomerDeleted, cur, now,
+		events.CustomerDeletedData{ID: cur.ID, Email: cur.Email, DeletedAt: now})
+	if err != nil {
+		return nil, err
+	}
+	return []cloudevents.Event{ev}, nil
 }
 
 // List returns one page of customers.
@@ -177,13 +235,20 @@ func (s *Service) List(ctx context.Context, in ListInput) (Page, error) {
 	return page, nil
 }
 
+// newEvent builds an event about customer c at its current version.
 func newEvent(o Origin, typ string, c Customer, at time.Time, data any) (cloudevents.Event, error) {
+	return resourceEvent(o, typ, c.ID, c.Version, at, data)
+}
+
+// resourceEvent builds an event about the resource with this id (also the
+// partition key) at its version after the change.
+func resourceEvent(o Origin, typ string, id uuid.UUID, version int64, at time.Time, data any) (cloudevents.Event, error) {
 	return events.New(events.Meta{
 		Type:         typ,
 		Source:       events.SourceCustomers,
-		Subject:      c.ID.String(),
-		PartitionKey: c.ID.String(),
-		Sequence:     c.Version,
+		Subject:      id.String(),
+		PartitionKey: id.String(),
+		Sequence:     version,
 		Time:         at,
 		TraceParent:  o.TraceParent,
 		Actor:        o.Actor,

@@ -37,6 +37,7 @@ type API struct {
 	ready        func(context.Context) error
 	metrics      *metrics
 	gatherer     prometheus.Gatherer
+	openAPI      []byte
 }
 
 // Config wires an API.
@@ -48,6 +49,8 @@ type Config struct {
 	// Ready reports whether dependencies answer (for /readyz).
 	Ready    func(context.Context) error
 	Registry *prometheus.Registry
+	// OpenAPI is the API's OpenAPI document as JSON, served at /openapi.json.
+	OpenAPI []byte
 }
 
 // New returns an API.
@@ -58,7 +61,7 @@ func New(cfg Config) *API {
 	return &API{
 		customers: cfg.Customers, tokens: cfg.Tokens, log: cfg.Log,
 		maxBodyBytes: cfg.MaxBodyBytes, ready: cfg.Ready,
-		metrics: newMetrics(cfg.Registry), gatherer: cfg.Registry,
+		metrics: newMetrics(cfg.Registry), gatherer: cfg.Registry, openAPI: cfg.OpenAPI,
 	}
 }
 
@@ -82,6 +85,20 @@ func (a *API) Routes() []Route {
 		{"PATCH /v1/customers/{id}/private-metadata", auth.ManageUsers, a.updateMetadata(true)},
 		{"POST /v1/customers/{id}/notes", auth.ManageUsers, a.addNote},
 		{"GET /v1/customers/{id}/notes", auth.ManageUsers, a.listNotes},
+		{"POST /v1/customers/bulk-delete", auth.ManageUsers, a.bulkDelete},
+		{"POST /v1/customers/bulk-update", auth.ManageUsers, a.bulkUpdate},
+		{"GET /v1/customers/{id}/addresses", auth.ManageUsers, a.listAddresses},
+		{"POST /v1/customers/{id}/addresses", auth.ManageUsers, a.createAddress},
+		{"PATCH /v1/customers/{id}/addresses/{aid}", auth.ManageUsers, a.updateAddress},
+		{"DELETE /v1/customers/{id}/addresses/{aid}", auth.ManageUsers, a.deleteAddress},
+		{"GET /v1/settings/address-form", auth.ManageSettings, a.getAddressForm},
+		{"PUT /v1/settings/address-form", auth.ManageSettings, a.putAddressForm},
+		{"POST /v1/customer-groups", auth.ManageUsers, a.createGroup},
+		{"GET /v1/customer-groups", auth.ManageUsers, a.listGroups},
+		{"GET /v1/customer-groups/{id}", auth.ManageUsers, a.getGroup},
+		{"PATCH /v1/customer-groups/{id}", auth.ManageUsers, a.updateGroup},
+		{"DELETE /v1/customer-groups/{id}", auth.ManageUsers, a.deleteGroup},
+		{"POST /v1/customer-groups/{id}/customers", auth.ManageUsers, a.changeGroupMembers},
 	}
 }
 
@@ -96,6 +113,10 @@ func (a *API) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(a.openAPI)
+	})
 	return a.withRequestContext(mux)
 }
 

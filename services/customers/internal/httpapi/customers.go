@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -117,7 +118,7 @@ func (a *API) deleteCustomer(w http.ResponseWriter, r *http.Request, p auth.Prin
 var listParams = map[string]bool{
 	"q": true, "email": true, "is_active": true, "has_account": true, "is_verified": true,
 	"created_after": true, "created_before": true, "updated_after": true,
-	"order": true, "limit": true, "cursor": true, "count": true,
+	"order": true, "limit": true, "cursor": true, "count": true, "group_id": true,
 }
 
 func (a *API) listCustomers(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
@@ -177,6 +178,13 @@ func parseListInput(qs url.Values) (customer.ListInput, error) {
 			*dst = &b
 		}
 	}
+	if v := qs.Get("group_id"); v != "" {
+		id, err := uuid.Parse(v)
+		if err != nil {
+			return in, badInput(http.StatusBadRequest, "group_id", customer.CodeInvalid, "group_id must be a UUID")
+		}
+		in.GroupID = &id
+	}
 	for name, dst := range map[string]**time.Time{"created_after": &in.CreatedAfter, "created_before": &in.CreatedBefore, "updated_after": &in.UpdatedAfter} {
 		v := qs.Get(name)
 		if v == "" {
@@ -214,11 +222,60 @@ func parseLimit(qs url.Values) (int, error) {
 	return n, nil
 }
 
-func pathID(r *http.Request) (uuid.UUID, error) {
-	id, err := uuid.Parse(r.PathValue("id"))
+func pathID(r *http.Request) (uuid.UUID, error) { return pathUUID(r, "id", customer.ErrNotFound) }
+
+// pathUUID reads a UUID path segment; one that cannot be a UUID is simply not
+// found (notFound), as for any unknown id.
+func pathUUID(r *http.Request, name string, notFound error) (uuid.UUID, error) {
+	id, err := uuid.Parse(r.PathValue(name))
 	if err != nil {
-		// An id that cannot exist is simply not found, as for any unknown id.
-		return uuid.Nil, customer.ErrNotFound
+		return uuid.Nil, notFound
 	}
 	return id, nil
+}
+
+// pageQuery reads limit and cursor, refusing any other query parameter.
+func pageQuery(qs url.Values, extra ...string) (limit int, cursor string, err error) {
+	for k := range qs {
+		if k != "limit" && k != "cursor" && !slices.Contains(extra, k) {
+			return 0, "", badInput(http.StatusBadRequest, k, codeUnknownField, "%s is not a known query parameter", k)
+		}
+	}
+	limit, err = parseLimit(qs)
+	return limit, qs.Get("cursor"), err
+}
+
+// bulkDelete deletes many customers, all or none.
+func (a *API) bulkDelete(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var in customer.BulkDeleteInput
+	if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
+		return err
+	}
+	ids, err := a.customers.BulkDelete(r.Context(), origin(r, p), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string][]uuid.UUID{"deleted": ids})
+	return nil
+}
+
+// bulkUpdate applies one change to many customers, all or none.
+func (a *API) bulkUpdate(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var in customer.BulkUpdateInput
+	if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
+		return err
+	}
+	cs, changed, err := a.customers.BulkUpdate(r.Context(), origin(r, p), in)
+	if err != nil {
+		return err
+	}
+	resp := struct {
+		Customers []customerResponse `json:"customers"`
+		Changed   []uuid.UUID        `json:"changed"`
+	}{Customers: make([]customerResponse, len(cs)), Changed: changed}
+	for i, c := range cs {
+		resp.Customers[i] = toResponse(c)
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
 }

@@ -45,30 +45,18 @@ func (a *API) listNotes(w http.ResponseWriter, r *http.Request, _ auth.Principal
 	if err != nil {
 		return err
 	}
-	qs := r.URL.Query()
-	for k := range qs {
-		if k != "limit" && k != "cursor" {
-			return badInput(http.StatusBadRequest, k, codeUnknownField, "%s is not a known query parameter", k)
-		}
-	}
-	limit, err := parseLimit(qs)
+	limit, cursor, err := pageQuery(r.URL.Query())
 	if err != nil {
 		return err
 	}
-	page, err := a.customers.ListNotes(r.Context(), id, limit, qs.Get("cursor"))
+	page, err := a.customers.ListNotes(r.Context(), id, limit, cursor)
 	if err != nil {
 		return err
 	}
-	resp := struct {
-		Notes      []noteResponse `json:"notes"`
-		NextCursor *string        `json:"next_cursor"`
-	}{Notes: make([]noteResponse, len(page.Notes))}
+	out := make([]noteResponse, len(page.Notes))
 	for i, n := range page.Notes {
-		resp.Notes[i] = toNoteResponse(n)
+		out[i] = toNoteResponse(n)
 	}
-	if page.NextCursor != "" {
-		resp.NextCursor = &page.NextCursor
-	}
-	writeJSON(w, http.StatusOK, resp)
+	writePage(w, "notes", out, page.NextCursor)
 	return nil
 }

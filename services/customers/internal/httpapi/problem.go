@@ -58,6 +58,15 @@ func problemFor(err error) Problem {
 	case errors.Is(err, customer.ErrNotFound):
 		return newProblem(http.StatusNotFound,
 			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "no customer has this id"}})
+	case errors.Is(err, customer.ErrAddressNotFound):
+		return newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "address_id", Code: customer.CodeNotFound, Message: "the customer has no address with this id"}})
+	case errors.Is(err, customer.ErrGroupNotFound):
+		return newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "no customer group has this id"}})
+	case errors.Is(err, customer.ErrGroupNameTaken):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Field: "name", Code: customer.CodeUnique, Message: "a customer group with this name already exists"}})
 	case errors.Is(err, customer.ErrEmailTaken):
 		return newProblem(http.StatusConflict,
 			[]customer.FieldError{{Field: "email", Code: customer.CodeUnique, Message: "a customer with this email already exists"}})
@@ -94,4 +103,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writePage answers one page of a list: the items under key, and the cursor
+// of the next page (null on the last).
+func writePage[T any](w http.ResponseWriter, key string, items []T, nextCursor string) {
+	var next *string
+	if nextCursor != "" {
+		next = &nextCursor
+	}
+	writeJSON(w, http.StatusOK, map[string]any{key: items, "next_cursor": next})
 }

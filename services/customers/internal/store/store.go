@@ -31,100 +31,255 @@ func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool, q: gen.New(pool)
 var _ customer.Store = (*Store)(nil)
 
 // Create inserts the customer and its events in one statement, so in one
-// implicit transaction and one round trip.
-func (s *Store) Create(ctx context.Context, c customer.Customer, evs []cloudevents.Event) error {
+// implicit transaction and one round trip; addresses and groups, when given,
+// make it a transaction of a few statements.
+func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []customer.Address, evs []cloudevents.Event) error {
 	ob, err := outboxRows(evs)
 	if err != nil {
 		return err
 	}
 	r := toRow(c)
-	if err := s.q.InsertCustomerWithEvents(ctx, gen.InsertCustomerWithEventsParams{
-		ID: r.ID, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
-		CompanyName: r.CompanyName, Phone: r.Phone, Note: r.Note, IsActive: r.IsActive,
-		LanguageCode: r.LanguageCode, ExternalReference: r.ExternalReference,
-		Metadata: r.Metadata, PrivateMetadata: r.PrivateMetadata, HasAccount: r.HasAccount,
-		IsVerified: r.IsVerified, Version: r.Version, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
-		EventIds: ob.EventIds, NatsSubjects: ob.NatsSubjects, PartitionKeys: ob.PartitionKeys, Events: ob.Events,
-	}); err != nil {
-		return mapError(err)
+	insert := func(q *gen.Queries) error {
+		return q.InsertCustomerWithEvents(ctx, gen.InsertCustomerWithEventsParams{
+			ID: r.ID, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
+			CompanyName: r.CompanyName, Phone: r.Phone, Note: r.Note, IsActive: r.IsActive,
+			LanguageCode: r.LanguageCode, ExternalReference: r.ExternalReference,
+			Metadata: r.Metadata, PrivateMetadata: r.PrivateMetadata, HasAccount: r.HasAccount,
+			IsVerified: r.IsVerified, Version: r.Version, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+			DefaultShippingAddressID: r.DefaultShippingAddressID, DefaultBillingAddressID: r.DefaultBillingAddressID,
+			EventIds: ob.EventIds, NatsSubjects: ob.NatsSubjects, PartitionKeys: ob.PartitionKeys, Events: ob.Events,
+		})
 	}
-	return nil
-}
-
-// Update runs fn on the locked row and writes what it decides.
-func (s *Store) Update(ctx context.Context, id uuid.UUID, fn func(customer.Customer) (*customer.Mutation, error)) (customer.Customer, error) {
-	var result customer.Customer
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	if len(addresses) == 0 && len(c.Groups) == 0 {
+		return mapError(insert(s.q))
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
-		row, err := q.GetCustomerForUpdate(ctx, id)
-		if err != nil {
+		if err := insert(q); err != nil {
 			return mapError(err)
 		}
-		cur, err := fromRow(row)
-		if err != nil {
+		if err := insertAddresses(ctx, q, addresses); err != nil {
 			return err
 		}
-		m, err := fn(cur)
-		if err != nil {
-			return err
-		}
-		if m == nil {
-			result = cur
+		if len(c.Groups) == 0 {
 			return nil
 		}
-		p := toRow(m.Customer)
-		n, err := q.UpdateCustomer(ctx, gen.UpdateCustomerParams{
-			ID: p.ID, Email: p.Email, FirstName: p.FirstName, LastName: p.LastName,
-			CompanyName: p.CompanyName, Phone: p.Phone, Note: p.Note, IsActive: p.IsActive,
-			LanguageCode: p.LanguageCode, ExternalReference: p.ExternalReference,
-			Metadata: p.Metadata, PrivateMetadata: p.PrivateMetadata, HasAccount: p.HasAccount,
-			IsVerified: p.IsVerified, Version: p.Version, UpdatedAt: p.UpdatedAt,
-			ExpectedVersion: cur.Version,
-		})
+		found, err := q.ExistingGroupIDs(ctx, c.Groups)
 		if err != nil {
-			return mapError(err)
+			return fmt.Errorf("store: check groups: %w", err)
 		}
-		if n != 1 {
-			return fmt.Errorf("store: update customer %s: version moved", id)
+		if missing := missingIDs(c.Groups, found); len(missing) > 0 {
+			return &customer.ValidationError{Errors: []customer.FieldError{{Field: "groups", Code: customer.CodeNotFound,
+				Message: fmt.Sprintf("no customer group has these ids: %v", missing)}}}
 		}
-		for _, n := range m.Notes {
-			if err := q.InsertCustomerNote(ctx, gen.InsertCustomerNoteParams{
-				ID: n.ID, CustomerID: n.CustomerID, AuthorType: n.Author.Type, AuthorID: n.Author.ID,
-				AuthorName: n.Author.Name, Body: n.Text, CreatedAt: n.CreatedAt,
-			}); err != nil {
-				return fmt.Errorf("store: add note: %w", err)
+		if _, err := q.AddCustomerToGroups(ctx, gen.AddCustomerToGroupsParams{
+			GroupIds: c.Groups, CustomerID: c.ID, AddedAt: c.CreatedAt,
+		}); err != nil {
+			return fmt.Errorf("store: join groups: %w", err)
+		}
+		return nil
+	})
+}
+
+// UpdateMany locks the customers in id order, runs fn on each and writes what
+// it decides, all in one transaction.
+func (s *Store) UpdateMany(ctx context.Context, ids []uuid.UUID, fn func(customer.Customer) (*customer.Mutation, error)) ([]customer.Customer, error) {
+	var result []customer.Customer
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		current, err := lockCustomers(ctx, q, ids)
+		if err != nil {
+			return err
+		}
+		var evs []cloudevents.Event
+		result = make([]customer.Customer, len(ids))
+		for i, id := range ids {
+			cur := current[id]
+			m, err := fn(cur)
+			if err != nil {
+				return err
+			}
+			if result[i], err = apply(ctx, q, cur, m); err != nil {
+				return err
+			}
+			if m != nil {
+				evs = append(evs, m.Events...)
 			}
 		}
-		result = m.Customer
-		return writeOutbox(ctx, q, m.Events)
+		return writeOutbox(ctx, q, evs)
 	})
 	if err != nil {
-		return customer.Customer{}, err
+		return nil, err
 	}
 	return result, nil
 }
 
-// Delete locks the row, builds the events with fn and deletes the row.
-func (s *Store) Delete(ctx context.Context, id uuid.UUID, fn func(customer.Customer) ([]cloudevents.Event, error)) error {
+// UpdateAddress locks the customer, reads one of its addresses, runs fn and
+// writes what it decides.
+func (s *Store) UpdateAddress(ctx context.Context, id, addressID uuid.UUID, fn func(customer.Customer, customer.Address) (*customer.Mutation, error)) (customer.Customer, error) {
+	var result customer.Customer
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		current, err := lockCustomers(ctx, q, []uuid.UUID{id})
+		if err != nil {
+			return err
+		}
+		cur := current[id]
+		row, err := q.GetCustomerAddress(ctx, gen.GetCustomerAddressParams{ID: addressID, CustomerID: id})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return customer.ErrAddressNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("store: read address: %w", err)
+		}
+		m, err := fn(cur, fromAddressRow(row))
+		if err != nil {
+			return err
+		}
+		if result, err = apply(ctx, q, cur, m); err != nil {
+			return err
+		}
+		if m == nil {
+			return nil
+		}
+		return writeOutbox(ctx, q, m.Events)
+	})
+	return result, err
+}
+
+// DeleteMany locks the customers, builds their events with fn and deletes them.
+func (s *Store) DeleteMany(ctx context.Context, ids []uuid.UUID, fn func(customer.Customer) ([]cloudevents.Event, error)) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
-		row, err := q.GetCustomerForUpdate(ctx, id)
-		if err != nil {
-			return mapError(err)
-		}
-		cur, err := fromRow(row)
+		current, err := lockCustomers(ctx, q, ids)
 		if err != nil {
 			return err
 		}
-		evs, err := fn(cur)
-		if err != nil {
-			return err
+		var evs []cloudevents.Event
+		for _, id := range ids {
+			e, err := fn(current[id])
+			if err != nil {
+				return err
+			}
+			evs = append(evs, e...)
 		}
-		if _, err := q.DeleteCustomer(ctx, id); err != nil {
+		if _, err := q.DeleteCustomers(ctx, ids); err != nil {
 			return mapError(err)
 		}
 		return writeOutbox(ctx, q, evs)
 	})
+}
+
+// lockCustomers reads and locks the customers; a NotFoundError names any
+// that do not exist.
+func lockCustomers(ctx context.Context, q *gen.Queries, ids []uuid.UUID) (map[uuid.UUID]customer.Customer, error) {
+	rows, err := q.GetCustomersForUpdate(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: lock customers: %w", err)
+	}
+	out := make(map[uuid.UUID]customer.Customer, len(rows))
+	found := make([]uuid.UUID, len(rows))
+	for i, r := range rows {
+		c, err := fromRow(r.Customer, r.GroupIds)
+		if err != nil {
+			return nil, err
+		}
+		out[c.ID] = c
+		found[i] = c.ID
+	}
+	if missing := missingIDs(ids, found); len(missing) > 0 {
+		return nil, &customer.NotFoundError{IDs: missing}
+	}
+	return out, nil
+}
+
+// apply writes one customer's mutation (but not its events); a nil mutation
+// leaves cur as it is.
+func apply(ctx context.Context, q *gen.Queries, cur customer.Customer, m *customer.Mutation) (customer.Customer, error) {
+	if m == nil {
+		return cur, nil
+	}
+	if err := insertAddresses(ctx, q, m.NewAddresses); err != nil {
+		return cur, err
+	}
+	for _, a := range m.ChangedAddresses {
+		if _, err := q.UpdateCustomerAddress(ctx, gen.UpdateCustomerAddressParams{
+			ID: a.ID, CustomerID: a.CustomerID, FirstName: a.FirstName, LastName: a.LastName,
+			CompanyName: a.CompanyName, StreetAddress1: a.StreetAddress1, StreetAddress2: a.StreetAddress2,
+			City: a.City, CityArea: a.CityArea, PostalCode: a.PostalCode, Country: a.Country,
+			CountryArea: a.CountryArea, Phone: a.Phone, UpdatedAt: a.UpdatedAt,
+		}); err != nil {
+			return cur, fmt.Errorf("store: update address: %w", err)
+		}
+	}
+	for _, id := range m.DeletedAddresses {
+		if _, err := q.DeleteCustomerAddress(ctx, gen.DeleteCustomerAddressParams{ID: id, CustomerID: cur.ID}); err != nil {
+			return cur, fmt.Errorf("store: delete address: %w", err)
+		}
+	}
+	p := toRow(m.Customer)
+	n, err := q.UpdateCustomer(ctx, gen.UpdateCustomerParams{
+		ID: p.ID, Email: p.Email, FirstName: p.FirstName, LastName: p.LastName,
+		CompanyName: p.CompanyName, Phone: p.Phone, Note: p.Note, IsActive: p.IsActive,
+		LanguageCode: p.LanguageCode, ExternalReference: p.ExternalReference,
+		Metadata: p.Metadata, PrivateMetadata: p.PrivateMetadata, HasAccount: p.HasAccount,
+		IsVerified: p.IsVerified, Version: p.Version, UpdatedAt: p.UpdatedAt,
+		DefaultShippingAddressID: p.DefaultShippingAddressID, DefaultBillingAddressID: p.DefaultBillingAddressID,
+		ExpectedVersion: cur.Version,
+	})
+	if err != nil {
+		return cur, mapError(err)
+	}
+	if n != 1 {
+		return cur, fmt.Errorf("store: update customer %s: version moved", cur.ID)
+	}
+	for _, n := range m.Notes {
+		if err := q.InsertCustomerNote(ctx, gen.InsertCustomerNoteParams{
+			ID: n.ID, CustomerID: n.CustomerID, AuthorType: n.Author.Type, AuthorID: n.Author.ID,
+			AuthorName: n.Author.Name, Body: n.Text, CreatedAt: n.CreatedAt,
+		}); err != nil {
+			return cur, fmt.Errorf("store: add note: %w", err)
+		}
+	}
+	return m.Customer, nil
+}
+
+// insertAddresses inserts the addresses in one round trip.
+func insertAddresses(ctx context.Context, q *gen.Queries, addresses []customer.Address) error {
+	if len(addresses) == 0 {
+		return nil
+	}
+	params := make([]gen.InsertCustomerAddressParams, len(addresses))
+	for i, a := range addresses {
+		params[i] = gen.InsertCustomerAddressParams{
+			ID: a.ID, CustomerID: a.CustomerID, FirstName: a.FirstName, LastName: a.LastName,
+			CompanyName: a.CompanyName, StreetAddress1: a.StreetAddress1, StreetAddress2: a.StreetAddress2,
+			City: a.City, CityArea: a.CityArea, PostalCode: a.PostalCode, Country: a.Country,
+			CountryArea: a.CountryArea, Phone: a.Phone, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+		}
+	}
+	var err error
+	q.InsertCustomerAddress(ctx, params).Exec(func(_ int, e error) {
+		if e != nil && err == nil {
+			err = fmt.Errorf("store: insert address: %w", e)
+		}
+	})
+	return err
+}
+
+// missingIDs lists the wanted ids that are not among found.
+func missingIDs(wanted, found []uuid.UUID) []uuid.UUID {
+	have := make(map[uuid.UUID]bool, len(found))
+	for _, id := range found {
+		have[id] = true
+	}
+	var out []uuid.UUID
+	for _, id := range wanted {
+		if !have[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // Get reads one customer.
@@ -133,7 +288,7 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (customer.Customer, error
 	if err != nil {
 		return customer.Customer{}, mapError(err)
 	}
-	return fromRow(row)
+	return fromRow(row.Customer, row.GroupIds)
 }
 
 // List reads one page in the query's order.
@@ -142,7 +297,7 @@ func (s *Store) List(ctx context.Context, lq customer.ListQuery) ([]customer.Cus
 	p := gen.ListCustomersParams{
 		Email: f.Email, IsActive: f.IsActive, Q: f.Q, HasAccount: f.HasAccount, IsVerified: f.IsVerified,
 		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, UpdatedAfter: f.UpdatedAfter,
-		Metadata: f.Metadata, Sort: lq.Order, RowLimit: int32(lq.Limit),
+		Metadata: f.Metadata, GroupID: f.GroupID, Sort: lq.Order, RowLimit: int32(lq.Limit),
 	}
 	if c := lq.After; c != nil {
 		p.AfterID = &c.ID
@@ -155,7 +310,7 @@ func (s *Store) List(ctx context.Context, lq customer.ListQuery) ([]customer.Cus
 	}
 	out := make([]customer.Customer, len(rows))
 	for i, row := range rows {
-		if out[i], err = fromRow(row); err != nil {
+		if out[i], err = fromRow(row.Customer, row.GroupIds); err != nil {
 			return nil, err
 		}
 	}
@@ -206,6 +361,7 @@ func filterParams(f customer.Filter) gen.CountCustomersParams {
 	p := gen.CountCustomersParams{
 		Email: f.Email, IsActive: f.IsActive, Q: f.Search, HasAccount: f.HasAccount, IsVerified: f.IsVerified,
 		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, UpdatedAfter: f.UpdatedAfter,
+		GroupID: f.GroupID,
 	}
 	if len(f.Metadata) > 0 {
 		p.Metadata, _ = json.Marshal(f.Metadata) // a map of strings always marshals
@@ -252,6 +408,9 @@ func outboxRows(evs []cloudevents.Event) (gen.InsertOutboxEventsParams, error) {
 
 // mapError turns driver errors into the domain's sentinels.
 func mapError(err error) error {
+	if err == nil {
+		return nil
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return customer.ErrNotFound
 	}
@@ -262,6 +421,8 @@ func mapError(err error) error {
 			return customer.ErrEmailTaken
 		case "customers_external_reference_key":
 			return customer.ErrExternalRefUsed
+		case "customer_groups_name_key":
+			return customer.ErrGroupNameTaken
 		}
 	}
 	return fmt.Errorf("store: %w", err)
@@ -276,12 +437,15 @@ func toRow(c customer.Customer) gen.Customer {
 		LanguageCode: c.LanguageCode, ExternalReference: c.ExternalReference,
 		Metadata: md, PrivateMetadata: pmd, HasAccount: c.HasAccount, IsVerified: c.IsVerified,
 		Version: c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		DefaultShippingAddressID: c.DefaultShippingAddressID, DefaultBillingAddressID: c.DefaultBillingAddressID,
 	}
 }
 
-func fromRow(r gen.Customer) (customer.Customer, error) {
+func fromRow(r gen.Customer, groups []uuid.UUID) (customer.Customer, error) {
 	c := customer.Customer{
-		ID: r.ID, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
+		DefaultShippingAddressID: r.DefaultShippingAddressID, DefaultBillingAddressID: r.DefaultBillingAddressID,
+		Groups: groups,
+		ID:     r.ID, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
 		CompanyName: r.CompanyName, Phone: r.Phone, Note: r.Note, IsActive: r.IsActive,
 		LanguageCode: r.LanguageCode, ExternalReference: r.ExternalReference,
 		HasAccount: r.HasAccount, IsVerified: r.IsVerified, Version: r.Version,

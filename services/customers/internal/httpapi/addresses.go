@@ -1,0 +1,124 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/services/customers/internal/auth"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+)
+
+func addressIDs(r *http.Request) (customerID, addressID uuid.UUID, err error) {
+	if customerID, err = pathID(r); err != nil {
+		return
+	}
+	addressID, err = pathUUID(r, "aid", customer.ErrAddressNotFound)
+	return
+}
+
+func (a *API) listAddresses(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	limit, cursor, err := pageQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	page, err := a.customers.ListAddresses(r.Context(), id, limit, cursor)
+	if err != nil {
+		return err
+	}
+	out := make([]events.Address, len(page.Addresses))
+	for i, ad := range page.Addresses {
+		out[i] = ad.Public(page.Customer)
+	}
+	writePage(w, "addresses", out, page.NextCursor)
+	return nil
+}
+
+func (a *API) createAddress(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var in customer.AddressInput
+	if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
+		return err
+	}
+	c, ad, err := a.customers.CreateAddress(r.Context(), origin(r, p), id, in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/customers/"+id.String()+"/addresses/"+ad.ID.String())
+	writeJSON(w, http.StatusCreated, ad.Public(c))
+	return nil
+}
+
+func (a *API) updateAddress(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, aid, err := addressIDs(r)
+	if err != nil {
+		return err
+	}
+	var in customer.AddressInput
+	if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
+		return err
+	}
+	c, ad, err := a.customers.UpdateAddress(r.Context(), origin(r, p), id, aid, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ad.Public(c))
+	return nil
+}
+
+func (a *API) deleteAddress(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, aid, err := addressIDs(r)
+	if err != nil {
+		return err
+	}
+	if err := a.customers.DeleteAddress(r.Context(), origin(r, p), id, aid); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// addressFormResponse is the address form settings as the API shows them.
+type addressFormResponse struct {
+	RequiredFields []string `json:"required_fields"`
+	Fields         []string `json:"fields"` // every field that can be required
+	UpdatedAt      any      `json:"updated_at"`
+}
+
+func toAddressFormResponse(f customer.AddressForm) addressFormResponse {
+	resp := addressFormResponse{RequiredFields: f.RequiredFields, Fields: customer.AddressFields}
+	if f.UpdatedAt != nil {
+		resp.UpdatedAt = *f.UpdatedAt
+	}
+	return resp
+}
+
+func (a *API) getAddressForm(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	f, err := a.customers.AddressForm(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toAddressFormResponse(f))
+	return nil
+}
+
+func (a *API) putAddressForm(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	var in customer.AddressFormInput
+	if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
+		return err
+	}
+	f, err := a.customers.SaveAddressForm(r.Context(), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toAddressFormResponse(f))
+	return nil
+}
