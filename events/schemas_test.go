@@ -3,11 +3,14 @@ package events_test
 import (
 	"encoding/json"
 	"io/fs"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/customerbus/customerbus/events"
 )
@@ -157,5 +160,54 @@ func TestEnvelopeRoundTripsThroughNATSBinaryMode(t *testing.T) {
 	}
 	if err := events.ValidateData(got.Type(), got.Data()); err != nil {
 		t.Error(err)
+	}
+}
+
+// The AsyncAPI document describes every public event type, and only those.
+func TestAsyncAPIListsEveryPublicEventType(t *testing.T) {
+	raw, err := os.ReadFile("asyncapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Channels map[string]struct {
+			Address string `yaml:"address"`
+		} `yaml:"channels"`
+		Components struct {
+			Messages map[string]struct {
+				Name    string `yaml:"name"`
+				Payload struct {
+					Schema struct {
+						Ref string `yaml:"$ref"`
+					} `yaml:"schema"`
+				} `yaml:"payload"`
+			} `yaml:"messages"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var addresses, messages []string
+	for _, ch := range doc.Channels {
+		addresses = append(addresses, ch.Address)
+	}
+	for _, m := range doc.Components.Messages {
+		if m.Payload.Schema.Ref != "./schemas/"+m.Name+".json" {
+			t.Errorf("message %s has schema %q", m.Name, m.Payload.Schema.Ref)
+		}
+		messages = append(messages, m.Name)
+	}
+	var want []string
+	for _, typ := range events.PublicTypes {
+		want = append(want, events.Subject(typ))
+	}
+	slices.Sort(addresses)
+	slices.Sort(messages)
+	slices.Sort(want)
+	if !slices.Equal(addresses, want) {
+		t.Errorf("channels\n%v\nwant\n%v", addresses, want)
+	}
+	if want := slices.Sorted(slices.Values(events.PublicTypes)); !slices.Equal(messages, want) {
+		t.Errorf("messages\n%v\nwant\n%v", messages, want)
 	}
 }

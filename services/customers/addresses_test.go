@@ -97,7 +97,7 @@ func TestAddressesWithDefaultsAndTheirEvents(t *testing.T) {
 	if got.DefaultBilling != nil || got.Version != 5 {
 		t.Fatalf("after deleting the billing default: %v version %d", got.DefaultBilling, got.Version)
 	}
-	request(t, s, http.MethodDelete, "/v1/customers/"+c.ID+"/addresses/"+billing, nil, nil).expectProblem(t, 404, "address_id", "not_found")
+	request(t, s, http.MethodDelete, "/v1/customers/"+c.ID+"/addresses/"+billing, nil, nil).expectProblem(t, 404, "aid", "not_found")
 
 	evs, _ := s.streamEvents(5)
 	wantTypes := []string{events.CustomerCreated, events.CustomerAddressCreated, events.CustomerAddressUpdated,
@@ -146,11 +146,11 @@ func TestAddressesPaginateAndBelongToTheirCustomer(t *testing.T) {
 
 	// Another customer's address is not found through this customer.
 	request(t, s, http.MethodPatch, "/v1/customers/"+other.ID+"/addresses/"+ids[0], map[string]any{"city": "X"}, nil).
-		expectProblem(t, 404, "address_id", "not_found")
+		expectProblem(t, 404, "aid", "not_found")
 	request(t, s, http.MethodDelete, "/v1/customers/"+other.ID+"/addresses/"+ids[0], nil, nil).
-		expectProblem(t, 404, "address_id", "not_found")
+		expectProblem(t, 404, "aid", "not_found")
 	request(t, s, http.MethodPatch, "/v1/customers/"+other.ID+"/addresses/not-a-uuid", map[string]any{"city": "X"}, nil).
-		expectProblem(t, 404, "address_id", "not_found")
+		expectProblem(t, 404, "aid", "not_found")
 	request(t, s, http.MethodGet, "/v1/customers/01970000-0000-7000-8000-000000000000/addresses", nil, nil).
 		expectProblem(t, 404, "id", "not_found")
 	var empty addressPage

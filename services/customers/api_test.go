@@ -1032,3 +1032,15 @@ func validAddress() map[string]any {
 		"city": "Berlin", "postal_code": "10115", "country": "DE",
 	}
 }
+
+func TestUnknownPathsAndMethodsGetProblems(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	r := request(t, s, http.MethodGet, "/v1/nowhere", nil, nil)
+	r.expectProblem(t, 404, "", "no_route")
+	r = request(t, s, http.MethodPut, "/v1/customers", map[string]any{}, nil)
+	r.expectProblem(t, 405, "", "no_route")
+	if allow := r.header.Get("Allow"); !strings.Contains(allow, "GET") || !strings.Contains(allow, "POST") {
+		t.Errorf("405 Allow header %q", allow)
+	}
+}

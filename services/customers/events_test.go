@@ -389,3 +389,54 @@ func TestNotesAreListedNewestFirstAndEmitNoteAdded(t *testing.T) {
 		t.Errorf("empty notes: status %d, %v", r.StatusCode, empty.Notes)
 	}
 }
+
+// Every kind of change, made to a customer whose private metadata holds a
+// marker: no event on customerbus.events.> carries the marker, in data or headers.
+func TestPrivateMetadataNeverAppearsInAnyEvent(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	const secret = "S3CRET-private-value"
+	c := s.createCustomer(map[string]any{"email": "private@example.com",
+		"private_metadata": map[string]string{"erp": secret, secret: "as a key"},
+		"addresses":        []any{validAddress()}})
+	if c.PrivateMetadata["erp"] != secret {
+		t.Fatalf("staff API lost private metadata: %v", c.PrivateMetadata)
+	}
+	base := "/v1/customers/" + c.ID
+	var a addressJSON
+	steps := []struct {
+		method, path string
+		body         any
+		out          any
+	}{
+		{"PATCH", base, map[string]any{"first_name": "Pat", "private_metadata": map[string]string{"erp": secret + "-2"}}, nil},
+		{"PATCH", base + "/private-metadata", map[string]any{"set": map[string]string{"other": secret}}, nil},
+		{"POST", base + "/addresses", validAddress(), &a},
+		{"POST", base + "/notes", map[string]any{"text": "called"}, nil},
+		{"POST", "/v1/customers/bulk-update", map[string]any{"ids": []string{c.ID}, "update": map[string]any{"is_active": false}}, nil},
+	}
+	for _, st := range steps {
+		if r := s.do(st.method, st.path, st.body, st.out); r.StatusCode >= 300 {
+			t.Fatalf("%s %s: status %d", st.method, st.path, r.StatusCode)
+		}
+	}
+	s.do(http.MethodPatch, base+"/addresses/"+a.ID, map[string]any{"city": "Köln"}, nil)
+	s.do(http.MethodDelete, base+"/addresses/"+a.ID, nil, nil)
+	g := s.createGroup("Private test")
+	s.do(http.MethodPost, "/v1/customer-groups/"+g.ID+"/customers", map[string]any{"add": []string{c.ID}}, nil)
+	s.do(http.MethodDelete, base, nil, nil)
+
+	// created, updated, address created/updated/deleted, note, bulk update,
+	// group created, customers_added, deleted: the private changes emit nothing.
+	evs, msgs := s.streamEvents(10)
+	for i, e := range evs {
+		if strings.Contains(string(e.Data()), "S3CRET") || strings.Contains(string(e.Data()), "private_metadata") {
+			t.Errorf("%s carries private metadata: %s", e.Type(), e.Data())
+		}
+		for k, v := range msgs[i].Header {
+			if strings.Contains(strings.Join(v, " "), "S3CRET") {
+				t.Errorf("%s header %s carries private metadata", e.Type(), k)
+			}
+		}
+	}
+}

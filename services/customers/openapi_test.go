@@ -1,6 +1,7 @@
 package customers_test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	validator "github.com/pb33f/libopenapi-validator"
 	"github.com/pb33f/libopenapi-validator/config"
 	"github.com/pb33f/libopenapi-validator/errors"
+	"github.com/pb33f/libopenapi-validator/schema_validation"
+	"github.com/pb33f/libopenapi/datamodel/high/base"
 	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
 	"go.yaml.in/yaml/v3"
 )
@@ -25,9 +28,16 @@ const openAPIFile = "openapi.yaml"
 // unauthenticated are the documented operations outside /v1: they need no token.
 var unauthenticated = []string{"GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.json"}
 
-// openAPI is the validator for openapi.yaml, built once: building it compiles
-// every schema, too slow to repeat for each request of the tests.
-var openAPI = sync.OnceValues(func() (validator.Validator, error) {
+// spec checks HTTP exchanges against openapi.yaml.
+type spec struct {
+	validator validator.Validator
+	schemas   schema_validation.SchemaValidator
+	problem   *base.Schema // components/schemas/Problem
+}
+
+// openAPI is openapi.yaml loaded once: building the validator compiles every
+// schema, too slow to repeat for each request of the tests.
+var openAPI = sync.OnceValues(func() (*spec, error) {
 	doc, err := loadOpenAPI()
 	if err != nil {
 		return nil, err
@@ -37,15 +47,27 @@ var openAPI = sync.OnceValues(func() (validator.Validator, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("openapi validator: %v", errs)
 	}
-	return v, nil
-})
-
-func loadOpenAPI() (libopenapi.Document, error) {
-	spec, err := os.ReadFile(openAPIFile)
+	model, err := doc.BuildV3Model()
 	if err != nil {
 		return nil, err
 	}
-	doc, err := libopenapi.NewDocument(spec)
+	problem := model.Model.Components.Schemas.GetOrZero("Problem")
+	if problem == nil {
+		return nil, fmt.Errorf("%s has no Problem schema", openAPIFile)
+	}
+	return &spec{
+		validator: v,
+		schemas:   schema_validation.NewSchemaValidator(config.WithFormatAssertions()),
+		problem:   problem.Schema(),
+	}, nil
+})
+
+func loadOpenAPI() (libopenapi.Document, error) {
+	b, err := os.ReadFile(openAPIFile)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := libopenapi.NewDocument(b)
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", openAPIFile, err)
 	}
@@ -59,7 +81,7 @@ func loadOpenAPI() (libopenapi.Document, error) {
 // respBody is the answer's body, already read.
 func (s *system) checkOpenAPI(req *http.Request, resp *http.Response, respBody []byte) {
 	s.t.Helper()
-	v, err := openAPI()
+	sp, err := openAPI()
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -76,16 +98,42 @@ func (s *system) checkOpenAPI(req *http.Request, resp *http.Response, respBody [
 		}
 	}
 	answer := *resp
-	answer.Body = io.NopCloser(strings.NewReader(string(respBody)))
-	check := v.ValidateHttpResponse
+	answer.Body = io.NopCloser(bytes.NewReader(respBody))
+	check := sp.validator.ValidateHttpResponse
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		check = v.ValidateHttpRequestResponse
+		check = sp.validator.ValidateHttpRequestResponse
 	}
-	if ok, errs := check(req, &answer); !ok {
+	ok, errs := check(req, &answer)
+	if !ok && unrouted(errs) && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed) {
+		// No operation can describe a path or method the service does not
+		// have, but its refusal must still be a problem.
+		ok, errs = sp.checkProblem(resp.Header.Get("Content-Type"), respBody)
+	}
+	if !ok {
 		s.t.Errorf("%s %s answered %d %s\n%s\nwhich does not match %s:\n%s",
 			req.Method, req.URL.RequestURI(), resp.StatusCode, resp.Header.Get("Content-Type"),
 			truncate(respBody, 2000), openAPIFile, describe(errs))
 	}
+}
+
+// unrouted reports whether the document has no operation for the request.
+func unrouted(errs []*errors.ValidationError) bool {
+	for _, e := range errs {
+		if !e.IsPathMissingError() && !e.IsOperationMissingError() {
+			return false
+		}
+	}
+	return len(errs) > 0
+}
+
+// checkProblem checks an answer against the Problem schema alone.
+func (sp *spec) checkProblem(contentType string, body []byte) (bool, []*errors.ValidationError) {
+	if contentType != "application/problem+json" {
+		return false, []*errors.ValidationError{{
+			Message: "not a problem", Reason: fmt.Sprintf("Content-Type %q, want application/problem+json", contentType),
+		}}
+	}
+	return sp.schemas.ValidateSchemaBytes(sp.problem, body)
 }
 
 func describe(errs []*errors.ValidationError) string {
@@ -93,7 +141,11 @@ func describe(errs []*errors.ValidationError) string {
 	for _, e := range errs {
 		fmt.Fprintf(&b, "- %s: %s\n", e.Message, e.Reason)
 		for _, f := range e.SchemaValidationErrors {
-			fmt.Fprintf(&b, "    %s: %s\n", f.FieldPath, f.Reason)
+			path := f.FieldPath
+			if path == "" {
+				path = "$"
+			}
+			fmt.Fprintf(&b, "    %s: %s\n", path, f.Reason)
 		}
 	}
 	return b.String()
@@ -119,11 +171,11 @@ func TestOpenAPIDocumentIsValidOpenAPI31(t *testing.T) {
 	if _, err := doc.BuildV3Model(); err != nil {
 		t.Fatalf("build model: %v", err)
 	}
-	v, err := openAPI()
+	sp, err := openAPI()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, errs := v.ValidateDocument(); !ok {
+	if ok, errs := sp.validator.ValidateDocument(); !ok {
 		t.Errorf("%s is not a valid OpenAPI document:\n%s", openAPIFile, describe(errs))
 	}
 }

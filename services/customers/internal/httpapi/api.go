@@ -117,7 +117,42 @@ func (a *API) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(a.openAPI)
 	})
-	return a.withRequestContext(mux)
+	return a.withRequestContext(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" {
+			w = &missWriter{ResponseWriter: w, r: r, log: a.log}
+		}
+		mux.ServeHTTP(w, r)
+	}))
+}
+
+// missWriter turns the mux's plain-text answers for unknown paths (404) and
+// methods (405) into problem details, so that every error has one shape.
+type missWriter struct {
+	http.ResponseWriter
+	r       *http.Request
+	log     *zap.Logger
+	swallow bool // the mux's own text body is dropped
+}
+
+func (m *missWriter) WriteHeader(code int) {
+	switch code {
+	case http.StatusNotFound:
+		m.swallow = true
+		writeProblem(m.ResponseWriter, m.r, m.log, badInput(code, "", codeNoRoute, "no route has this path"))
+	case http.StatusMethodNotAllowed:
+		m.swallow = true
+		writeProblem(m.ResponseWriter, m.r, m.log, badInput(code, "", codeNoRoute,
+			"this path does not take %s; it takes %s", m.r.Method, m.Header().Get("Allow")))
+	default:
+		m.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (m *missWriter) Write(b []byte) (int, error) {
+	if m.swallow {
+		return len(b), nil
+	}
+	return m.ResponseWriter.Write(b)
 }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {

@@ -30,6 +30,7 @@ const (
 	codeInvalidType   = "invalid_type"
 	codeMediaType     = "unsupported_media_type"
 	codeInternalError = "internal_error"
+	codeNoRoute       = "no_route"
 )
 
 const problemTypeBase = "https://customerbus.dev/problems/"
@@ -60,7 +61,7 @@ func problemFor(err error) Problem {
 			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "no customer has this id"}})
 	case errors.Is(err, customer.ErrAddressNotFound):
 		return newProblem(http.StatusNotFound,
-			[]customer.FieldError{{Field: "address_id", Code: customer.CodeNotFound, Message: "the customer has no address with this id"}})
+			[]customer.FieldError{{Field: "aid", Code: customer.CodeNotFound, Message: "the customer has no address with this id"}})
 	case errors.Is(err, customer.ErrGroupNotFound):
 		return newProblem(http.StatusNotFound,
 			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "no customer group has this id"}})
