@@ -22,7 +22,7 @@ run: ## the whole system in one process (embedded NATS, local PostgreSQL)
 test: check-generated ## every test, on real PostgreSQL and real NATS
 	TEST_DATABASE_URL="$$($(PG) postgres)" go test $(GOTESTFLAGS) ./...
 
-bench: ## the load benchmark: our HTTP create rate against a plain pgx baseline
+bench: ## the benchmarks: HTTP create rate against a plain pgx baseline, search latency on 1M customers
 	BENCH_DATABASE_URL="$$($(PG) postgres)" go run ./cmd/bench $(BENCHFLAGS)
 
 generate: tools ## regenerate the sqlc code in db/gen

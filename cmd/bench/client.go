@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -83,4 +85,40 @@ func (c *client) create(n int64) (call, error) {
 		return call{}, fmt.Errorf("create: no id in %s: %v", raw, err)
 	}
 	return call{id: out.ID, done: done, latency: done.Sub(start)}, nil
+}
+
+// listPage is what the search case reads of a list response.
+type listPage struct {
+	Customers  []json.RawMessage `json:"customers"`
+	Count      *int64            `json:"count"`
+	NextCursor *string           `json:"next_cursor"`
+}
+
+// list GETs one page of customers and times it from send to response read;
+// decoding the page is not timed, as for create.
+func (c *client) list(ctx context.Context, qs url.Values) (listPage, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+"/v1/customers?"+qs.Encode(), nil)
+	if err != nil {
+		return listPage{}, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return listPage{}, 0, err
+	}
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	latency := time.Since(start)
+	if err != nil {
+		return listPage{}, 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return listPage{}, 0, fmt.Errorf("list %s: status %d: %s", qs.Encode(), resp.StatusCode, raw)
+	}
+	var page listPage
+	if err := json.Unmarshal(raw, &page); err != nil {
+		return listPage{}, 0, fmt.Errorf("list: %w", err)
+	}
+	return page, latency, nil
 }

@@ -1,6 +1,12 @@
-// Command bench measures the customer create path end to end, side by side
-// with its floor: the same two INSERTs (customer + outbox) in one transaction
-// straight through pgx, at the same concurrency, in the same run.
+// Command bench measures the service in two cases.
+//
+// create: the customer create path end to end, side by side with its floor:
+// the same two INSERTs (customer + outbox) in one transaction straight through
+// pgx, at the same concurrency, in the same run.
+//
+// search: GET /v1/customers on a million customers seeded by COPY, with q and
+// with filters, one query at a time; it reports p50/p95/p99 per kind of query
+// and the plans of the queries behind each p95.
 //
 // It starts everything it measures in this process, on databases and a NATS
 // server of its own: the command service over HTTP, the relay, and a JetStream
@@ -9,7 +15,8 @@
 // interrupted.
 //
 //	BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable \
-//	  go run ./cmd/bench [-duration 10s] [-warmup 2s] [-concurrency 1,8,32] [-db-conns 8] [-cpuprofile f]
+//	  go run ./cmd/bench [-cases create,search] [-duration 10s] [-warmup 2s] [-concurrency 1,8,32] [-db-conns 8]
+//	  [-search-rows 1000000] [-search-queries 1000] [-search-sql 'CREATE INDEX ...'] [-explain=false] [-cpuprofile f]
 package main
 
 import (
@@ -41,26 +48,39 @@ const (
 )
 
 type options struct {
+	cases            map[string]bool
 	duration, warmup time.Duration
 	concurrency      []int
 	dbConns          int
+
+	searchRows, searchQueries int
+	searchSQL                 string
+	explain                   bool
 }
 
 func main() {
 	var opt options
+	cases := flag.String("cases", "create,search", "comma-separated cases to run: create, search")
 	flag.DurationVar(&opt.duration, "duration", 10*time.Second, "measured time per case")
 	flag.DurationVar(&opt.warmup, "warmup", 2*time.Second, "unmeasured time before each case")
 	levels := flag.String("concurrency", "1,8,32", "comma-separated concurrency levels")
 	flag.IntVar(&opt.dbConns, "db-conns", defaultPoolSize, "database pool size, for the service and the baseline alike")
+	flag.IntVar(&opt.searchRows, "search-rows", 1_000_000, "customers the search case seeds")
+	flag.IntVar(&opt.searchQueries, "search-queries", 1000, "measured queries per kind in the search case")
+	flag.StringVar(&opt.searchSQL, "search-sql", "", "SQL run on the search case's database after seeding, before VACUUM ANALYZE: to try an index or a statistics target")
+	flag.BoolVar(&opt.explain, "explain", true, "print the plans of the search case's p95 queries")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 
 	var err error
+	if opt.cases, err = parseCases(*cases); err != nil {
+		fail(err)
+	}
 	if opt.concurrency, err = parseLevels(*levels); err != nil {
 		fail(err)
 	}
-	if opt.duration <= 0 || opt.warmup < 0 || opt.dbConns < 1 {
-		fail(errors.New("-duration and -db-conns must be positive, -warmup not negative"))
+	if opt.duration <= 0 || opt.warmup < 0 || opt.dbConns < 1 || opt.searchRows < 1 || opt.searchQueries < 1 {
+		fail(errors.New("-duration, -db-conns, -search-rows and -search-queries must be positive, -warmup not negative"))
 	}
 	if *cpuProfile != "" {
 		stopProfile, err := startCPUProfile(*cpuProfile)
@@ -86,6 +106,18 @@ func main() {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(2)
+}
+
+func parseCases(s string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f != "create" && f != "search" {
+			return nil, fmt.Errorf("bad case %q: want create or search", f)
+		}
+		out[f] = true
+	}
+	return out, nil
 }
 
 func parseLevels(s string) ([]int, error) {
@@ -117,10 +149,25 @@ func run(ctx context.Context, opt options) error {
 	if adminURL == "" {
 		return errors.New("BENCH_DATABASE_URL is required (an admin database URL)")
 	}
+	prefix := "cbbench_" + randomHex(4)
+	if opt.cases["create"] {
+		if err := runCreate(ctx, adminURL, prefix, opt); err != nil {
+			return err
+		}
+	}
+	if opt.cases["search"] {
+		if opt.cases["create"] {
+			fmt.Println()
+		}
+		return runSearch(ctx, adminURL, prefix+"_search", opt)
+	}
+	return nil
+}
 
+// runCreate measures creates through the service against the pgx baseline.
+func runCreate(ctx context.Context, adminURL, prefix string, opt options) error {
 	// Two databases, so the baseline's rows never slow down our inserts or
 	// the relay's scans, and the other way round.
-	prefix := "cbbench_" + randomHex(4)
 	apiDB, dropAPI, err := freshDatabase(ctx, adminURL, prefix+"_api")
 	if err != nil {
 		return err

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/customerbus/customerbus/db/gen"
+)
+
+// printServer shows the settings that shape the plans.
+func printServer(ctx context.Context, pool *pgxpool.Pool) error {
+	var version, settings, table, indexes string
+	err := pool.QueryRow(ctx, `SELECT current_setting('server_version'),
+		format('shared_buffers %s, work_mem %s, effective_cache_size %s, random_page_cost %s, jit %s, max_parallel_workers_per_gather %s',
+			current_setting('shared_buffers'), current_setting('work_mem'), current_setting('effective_cache_size'),
+			current_setting('random_page_cost'), current_setting('jit'), current_setting('max_parallel_workers_per_gather')),
+		pg_size_pretty(pg_table_size('customers')), pg_size_pretty(pg_indexes_size('customers'))`).
+		Scan(&version, &settings, &table, &indexes)
+	if err != nil {
+		return fmt.Errorf("server settings: %w", err)
+	}
+	fmt.Printf("PostgreSQL %s: %s; customers %s, its indexes %s\n", version, settings, table, indexes)
+	return nil
+}
+
+// printPlans shows EXPLAIN (ANALYZE, BUFFERS) of each kind's p95 query, as
+// the service runs it: the SQL text of the sqlc queries with the parameters
+// the service would bind. The pool's connections plan with
+// plan_cache_mode = force_custom_plan, as the service's do, and EXPLAIN of a
+// statement with bound parameters plans for their values, so each plan is
+// the custom plan the service gets.
+func printPlans(ctx context.Context, pool *pgxpool.Pool, results []kindResult) error {
+	fmt.Println("\n## Plans of each kind's p95 query")
+	for _, r := range results {
+		list, count, err := queryParams(ctx, pool, r.atP95)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\n### %s: %s\n", r.kind.name, r.atP95)
+		plan, err := explain(ctx, pool, func(q *gen.Queries) { _, _ = q.ListCustomers(ctx, list) })
+		if err != nil {
+			return fmt.Errorf("explain list: %w", err)
+		}
+		fmt.Printf("ListCustomers:\n```\n%s\n```\n", plan)
+		if r.atP95.noCount {
+			continue
+		}
+		if plan, err = explain(ctx, pool, func(q *gen.Queries) { _, _ = q.CountCustomers(ctx, count) }); err != nil {
+			return fmt.Errorf("explain count: %w", err)
+		}
+		fmt.Printf("CountCustomers:\n```\n%s\n```\n", plan)
+	}
+	return nil
+}
+
+// queryParams are the parameters the service binds for a list request.
+func queryParams(ctx context.Context, pool *pgxpool.Pool, a listArgs) (gen.ListCustomersParams, gen.CountCustomersParams, error) {
+	f := gen.CountCustomersParams{
+		IsActive: a.isActive, HasAccount: a.hasAccount, CreatedAfter: a.createdAfter, CreatedBefore: a.createdBefore,
+		GroupID: a.groupID,
+	}
+	if a.q != "" {
+		// The service also escapes % and _, which the bench's queries never hold.
+		p := "%" + a.q + "%"
+		f.Q = &p
+	}
+	if a.tier != "" {
+		f.Metadata = []byte(`{"tier":"` + a.tier + `"}`)
+	}
+	l := gen.ListCustomersParams{
+		Email: f.Email, IsActive: f.IsActive, Q: f.Q, HasAccount: f.HasAccount, IsVerified: f.IsVerified,
+		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, UpdatedAfter: f.UpdatedAfter,
+		Metadata: f.Metadata, GroupID: f.GroupID, Sort: "-created_at",
+		RowLimit: pageSize + 1, // one more than the page, to see whether another follows
+	}
+	if a.page > 0 {
+		// The cursor is the service's own encoding; the row it points at,
+		// the last of the previous page, is easier found again here.
+		var id uuid.UUID
+		var at time.Time
+		err := pool.QueryRow(ctx, `SELECT id, created_at FROM customers ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT 1`,
+			a.page*pageSize-1).Scan(&id, &at)
+		if err != nil {
+			return l, f, fmt.Errorf("cursor row: %w", err)
+		}
+		l.AfterID, l.AfterTime, l.AfterText = &id, &at, new(string)
+	}
+	return l, f, nil
+}
+
+// explain runs EXPLAIN (ANALYZE, BUFFERS) of the one query call makes.
+func explain(ctx context.Context, pool *pgxpool.Pool, call func(*gen.Queries)) (string, error) {
+	var rec recorder
+	call(gen.New(&rec))
+	if rec.sql == "" {
+		return "", errors.New("no query recorded")
+	}
+	rows, err := pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+rec.sql, rec.args...)
+	if err != nil {
+		return "", err
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return strings.Join(lines, "\n"), err
+}
+
+// errRecorded fails the query a recorder was given: only its text and
+// arguments were wanted.
+var errRecorded = errors.New("recorded, not run")
+
+// recorder is a gen.DBTX that keeps the SQL and arguments of a query instead
+// of running it, so the plans shown are of exactly the text the service sends.
+type recorder struct {
+	sql  string
+	args []any
+}
+
+func (r *recorder) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	r.sql, r.args = sql, args
+	return pgconn.CommandTag{}, errRecorded
+}
+
+func (r *recorder) Query(_ context.Context, sql string, args ...any) (pgx.Rows, error) {
+	r.sql, r.args = sql, args
+	return nil, errRecorded
+}
+
+func (r *recorder) QueryRow(_ context.Context, sql string, args ...any) pgx.Row {
+	r.sql, r.args = sql, args
+	return errRow{}
+}
+
+type errRow struct{}
+
+func (errRow) Scan(...any) error { return errRecorded }
+
+// SendBatch completes gen.DBTX; the list and count queries never batch.
+func (r *recorder) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults {
+	panic("bench: recorder cannot record a batch")
+}

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// searchWarmup queries of each kind run unmeasured first, so the measured
+// ones find in memory what a busy service would have there.
+const searchWarmup = 100
+
+// searchAim is the target: p95 of every kind at or under 20 ms.
+const searchAim = 20 * time.Millisecond
+
+// pageSize is the limit every search query asks for.
+const pageSize = 20
+
+// listArgs are the list parameters of one query. One value builds both the
+// HTTP request and, for the plans, the parameters of the SQL the service runs.
+type listArgs struct {
+	q                           string
+	isActive, hasAccount        *bool
+	createdAfter, createdBefore *time.Time
+	tier                        string // metadata[tier]
+	groupID                     *uuid.UUID
+	noCount                     bool
+	cursor                      string
+	page                        int // how many pages precede this one
+}
+
+func (a listArgs) values() url.Values {
+	v := url.Values{"limit": {strconv.Itoa(pageSize)}}
+	set := func(k, s string) {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	set("q", a.q)
+	set("metadata[tier]", a.tier)
+	set("cursor", a.cursor)
+	if a.groupID != nil {
+		v.Set("group_id", a.groupID.String())
+	}
+	for k, b := range map[string]*bool{"is_active": a.isActive, "has_account": a.hasAccount} {
+		if b != nil {
+			v.Set(k, strconv.FormatBool(*b))
+		}
+	}
+	for k, t := range map[string]*time.Time{"created_after": a.createdAfter, "created_before": a.createdBefore} {
+		if t != nil {
+			v.Set(k, t.Format(time.RFC3339))
+		}
+	}
+	if a.noCount {
+		v.Set("count", "false")
+	}
+	return v
+}
+
+// String is the query string without the cursor, which says nothing to a reader.
+func (a listArgs) String() string {
+	v := a.values()
+	v.Del("cursor")
+	s, _ := url.QueryUnescape(v.Encode())
+	if a.page > 0 {
+		s += fmt.Sprintf(" (page %d, via next_cursor)", a.page+1)
+	}
+	return s
+}
+
+// searchKind is one kind of list query, measured on its own.
+type searchKind struct {
+	name string
+	args func(r *rand.Rand) listArgs
+	walk bool // each query asks for the page after the previous one's
+}
+
+func searchKinds(samples []sample, groups seededGroups) []searchKind {
+	yes, no := true, false
+	pick := func(r *rand.Rand) sample { return samples[r.IntN(len(samples))] }
+	lastName := func(r *rand.Rand) string {
+		s := substring(r, pick(r).lastName)
+		if r.IntN(2) == 0 {
+			s = strings.ToLower(asciiFold.Replace(s)) // as people type it
+		}
+		return s
+	}
+	return []searchKind{
+		{name: "q: last-name substring", args: func(r *rand.Rand) listArgs { return listArgs{q: lastName(r)} }},
+		{name: "q: last-name substring, count=false", args: func(r *rand.Rand) listArgs { return listArgs{q: lastName(r), noCount: true} }},
+		{name: "q: email local-part substring", args: func(r *rand.Rand) listArgs { return listArgs{q: substring(r, pick(r).emailLocal)} }},
+		{name: "q: last-name substring & has_account=true", args: func(r *rand.Rand) listArgs { return listArgs{q: lastName(r), hasAccount: &yes} }},
+		{name: "is_active=false & has_account=true", args: func(*rand.Rand) listArgs { return listArgs{isActive: &no, hasAccount: &yes} }},
+		{name: "created in a 1-month window", args: func(r *rand.Rand) listArgs {
+			from := seedStart.Add(time.Duration(r.Int64N(int64(seedEnd.AddDate(0, -1, 0).Sub(seedStart)))))
+			to := from.AddDate(0, 1, 0)
+			return listArgs{createdAfter: &from, createdBefore: &to}
+		}},
+		{name: "metadata[tier]=gold", args: func(*rand.Rand) listArgs { return listArgs{tier: "gold"} }},
+		{name: "group_id of a group of 10% of customers", args: func(*rand.Rand) listArgs { return listArgs{groupID: &groups.large} }},
+		{name: "group_id of a group of 0.1% of customers", args: func(*rand.Rand) listArgs { return listArgs{groupID: &groups.small} }},
+		{name: "unfiltered, first page", args: func(*rand.Rand) listArgs { return listArgs{} }},
+		{name: "unfiltered, first page, count=false", args: func(*rand.Rand) listArgs { return listArgs{noCount: true} }},
+		{name: "unfiltered, next pages via next_cursor", args: func(*rand.Rand) listArgs { return listArgs{} }, walk: true},
+	}
+}
+
+// substring is 4 to 6 consecutive letters of s (all of s when shorter).
+func substring(r *rand.Rand, s string) string {
+	rs := []rune(s)
+	n := min(4+r.IntN(3), len(rs))
+	i := r.IntN(len(rs) - n + 1)
+	return string(rs[i : i+n])
+}
+
+type kindResult struct {
+	kind    searchKind
+	lat     percentiles
+	matched string   // median count, "—" when not counted
+	empty   int      // queries that found nothing
+	atP95   listArgs // the query whose latency was the p95, for its plan
+}
+
+// measureKind runs the warm-up and then n measured queries of one kind, one at
+// a time: the latency a single user sees, not a throughput.
+func measureKind(ctx context.Context, c *client, k searchKind, r *rand.Rand, n int) (kindResult, error) {
+	type obs struct {
+		args  listArgs
+		lat   time.Duration
+		count *int64
+		found int
+	}
+	var all []obs
+	var next listArgs // the walk's position
+	for i := range searchWarmup + n {
+		a := k.args(r)
+		if k.walk {
+			a.cursor, a.page = next.cursor, next.page
+		}
+		p, lat, err := c.list(ctx, a.values())
+		if err != nil {
+			return kindResult{}, err
+		}
+		if k.walk {
+			next = listArgs{} // after the last page, start again
+			if p.NextCursor != nil {
+				next = listArgs{cursor: *p.NextCursor, page: a.page + 1}
+			}
+		}
+		if i >= searchWarmup {
+			all = append(all, obs{args: a, lat: lat, count: p.Count, found: len(p.Customers)})
+		}
+	}
+	slices.SortFunc(all, func(a, b obs) int { return cmp.Compare(a.lat, b.lat) })
+	res := kindResult{kind: k, matched: "—", atP95: all[rank(0.95, len(all))].args}
+	lat := make([]time.Duration, len(all))
+	var counts []int64
+	for i, o := range all {
+		lat[i] = o.lat
+		if o.count != nil {
+			counts = append(counts, *o.count)
+		}
+		if o.found == 0 {
+			res.empty++
+		}
+	}
+	res.lat = summarize(lat)
+	if len(counts) > 0 {
+		slices.Sort(counts)
+		res.matched = strconv.FormatInt(counts[rank(0.5, len(counts))], 10)
+	}
+	return res, nil
+}
+
+func printSearchReport(results []kindResult, queries int) {
+	fmt.Printf("%d queries per kind, one at a time, after %d unmeasured; limit=%d, count as the API defaults (true) unless count=false\n\n",
+		queries, searchWarmup, pageSize)
+	fmt.Println("| kind | p50 | p95 | p99 | matched (median count) | queries finding nothing |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|")
+	var over []string
+	for _, r := range results {
+		fmt.Printf("| %s | %s | %s | %s | %s | %d |\n", r.kind.name, ms(r.lat.p50), ms(r.lat.p95), ms(r.lat.p99), r.matched, r.empty)
+		if r.lat.p95 > searchAim {
+			over = append(over, r.kind.name)
+		}
+	}
+	fmt.Println()
+	label := fmt.Sprintf("aim: p95 <= %s for every kind", ms(searchAim))
+	if len(over) == 0 {
+		fmt.Printf("%s: MET\n", label)
+		return
+	}
+	fmt.Printf("%s: NOT MET (%s)\n", label, strings.Join(over, "; "))
+}
+
+// runSearch seeds a database of its own with opt.searchRows customers by COPY,
+// then times list queries of each kind through the service's HTTP API.
+func runSearch(ctx context.Context, adminURL, name string, opt options) error {
+	dbURL, drop, err := freshDatabase(ctx, adminURL, name)
+	if err != nil {
+		return err
+	}
+	defer drop()
+	sys, err := startSystem(ctx, dbURL, opt.dbConns, 1)
+	if err != nil {
+		return err
+	}
+	defer sys.close()
+
+	sd := newSeeder(opt.searchRows)
+	start := time.Now()
+	if err := seed(ctx, sys.pool, sd); err != nil {
+		return err
+	}
+	groups, err := seedGroups(ctx, sys.pool)
+	if err != nil {
+		return err
+	}
+	seeded := time.Since(start)
+	if opt.searchSQL != "" {
+		if _, err := sys.pool.Exec(ctx, opt.searchSQL); err != nil {
+			return fmt.Errorf("-search-sql: %w", err)
+		}
+	}
+	// VACUUM also empties the trigram index's pending list, which every
+	// search would otherwise scan in full; ANALYZE gives the planner the
+	// statistics a long-lived table would have.
+	start = time.Now()
+	if _, err := sys.pool.Exec(ctx, "VACUUM ANALYZE customers, customer_group_members"); err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
+	fmt.Printf("search: %d customers seeded by COPY in %s (%.0f rows/s), VACUUM ANALYZE %s\n",
+		opt.searchRows, seeded.Round(time.Second), float64(opt.searchRows)/seeded.Seconds(), time.Since(start).Round(time.Second))
+	if opt.searchSQL != "" {
+		fmt.Printf("with -search-sql: %s\n", opt.searchSQL)
+	}
+	if err := printServer(ctx, sys.pool); err != nil {
+		return err
+	}
+
+	r := rand.New(rand.NewPCG(3, 4))
+	var results []kindResult
+	for _, k := range searchKinds(sd.samples, groups) {
+		res, err := measureKind(ctx, sys.client, k, r, opt.searchQueries)
+		if err != nil {
+			return fmt.Errorf("%s: %w", k.name, err)
+		}
+		results = append(results, res)
+		fmt.Fprintf(os.Stderr, "%s done\n", k.name)
+	}
+	printSearchReport(results, opt.searchQueries)
+	if !opt.explain {
+		return nil
+	}
+	return printPlans(ctx, sys.pool, results)
+}
+
+// seededGroups are two customer groups of very different sizes.
+type seededGroups struct{ large, small uuid.UUID }
+
+// seedGroups makes a group of about 10% and one of about 0.1% of the
+// customers, chosen at random, so the group_id filter meets both a common and
+// a rare group.
+func seedGroups(ctx context.Context, pool *pgxpool.Pool) (seededGroups, error) {
+	g := seededGroups{large: uuid.Must(uuid.NewV7()), small: uuid.Must(uuid.NewV7())}
+	for _, grp := range []struct {
+		id       uuid.UUID
+		name     string
+		fraction float64
+	}{{g.large, "Newsletter", 0.10}, {g.small, "Wholesale", 0.001}} {
+		_, err := pool.Exec(ctx, `INSERT INTO customer_groups (id, name, created_at, updated_at) VALUES ($1, $2, now(), now())`, grp.id, grp.name)
+		if err != nil {
+			return g, fmt.Errorf("seed groups: %w", err)
+		}
+		_, err = pool.Exec(ctx, `INSERT INTO customer_group_members (group_id, customer_id, added_at)
+			SELECT $1, id, now() FROM customers WHERE random() < $2`, grp.id, grp.fraction)
+		if err != nil {
+			return g, fmt.Errorf("seed group members: %w", err)
+		}
+	}
+	return g, nil
+}
