@@ -23,7 +23,9 @@ func Migrations() embed.FS { return migrations }
 
 // Connect opens a pool. Every connection plans each statement with its actual
 // parameters: the list queries use "param IS NULL OR ..." filters that only a
-// custom plan can fold into index scans.
+// custom plan can fold into index scans. JIT is off: it compiles for the
+// planner's cost estimate, not the real work, and cost 70 ms on a count that
+// ran 230 ms at 1,000,000 customers; short OLTP queries never win from it.
 func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -33,6 +35,7 @@ func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, er
 		cfg.MaxConns = maxConns
 	}
 	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	cfg.ConnConfig.RuntimeParams["jit"] = "off"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("db: connect: %w", err)
