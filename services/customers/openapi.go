@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -14,9 +15,10 @@ import (
 //go:embed openapi.yaml
 var openAPIYAML []byte
 
-// openAPIJSON converts the embedded OpenAPI document to JSON. It fails only
-// when the document is broken, which the package's tests catch before release.
-func openAPIJSON() ([]byte, error) {
+// openAPIJSON is the embedded OpenAPI document as JSON, converted once per
+// process however many services New builds. It fails only when the document
+// is broken, which the package's tests catch before release.
+var openAPIJSON = sync.OnceValues(func() ([]byte, error) {
 	var doc any
 	if err := yaml.Unmarshal(openAPIYAML, &doc); err != nil {
 		return nil, fmt.Errorf("openapi.yaml: %w", err)
@@ -28,4 +30,4 @@ func openAPIJSON() ([]byte, error) {
 		return nil, fmt.Errorf("openapi.yaml to JSON: %w", err)
 	}
 	return b, nil
-}
+})

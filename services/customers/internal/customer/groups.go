@@ -200,6 +200,7 @@ func (s *Service) ChangeMembers(ctx context.Context, o Origin, id uuid.UUID, in 
 	if err != nil {
 		return MembersChange{}, renameIDsField(idsNotFound(err), "add")
 	}
+	change.Added, change.Removed = nonNilIDs(change.Added), nonNilIDs(change.Removed)
 	return change, nil
 }
 

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -88,17 +89,13 @@ func (a *API) deleteAddress(w http.ResponseWriter, r *http.Request, p auth.Princ
 
 // addressFormResponse is the address form settings as the API shows them.
 type addressFormResponse struct {
-	RequiredFields []string `json:"required_fields"`
-	Fields         []string `json:"fields"` // every field that can be required
-	UpdatedAt      any      `json:"updated_at"`
+	RequiredFields []string   `json:"required_fields"`
+	Fields         []string   `json:"fields"`     // every field that can be required
+	UpdatedAt      *time.Time `json:"updated_at"` // null while the defaults apply
 }
 
 func toAddressFormResponse(f customer.AddressForm) addressFormResponse {
-	resp := addressFormResponse{RequiredFields: f.RequiredFields, Fields: customer.AddressFields}
-	if f.UpdatedAt != nil {
-		resp.UpdatedAt = *f.UpdatedAt
-	}
-	return resp
+	return addressFormResponse{RequiredFields: f.RequiredFields, Fields: customer.AddressFields, UpdatedAt: f.UpdatedAt}
 }
 
 func (a *API) getAddressForm(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {

@@ -57,7 +57,7 @@ func (s *Store) ChangeMembers(ctx context.Context, id uuid.UUID, add, remove []u
 		if err != nil {
 			return err
 		}
-		added, removed := []uuid.UUID{}, []uuid.UUID{}
+		var added, removed []uuid.UUID
 		if len(add) > 0 {
 			found, err := q.ExistingCustomerIDs(ctx, add)
 			if err != nil {
@@ -75,12 +75,12 @@ func (s *Store) ChangeMembers(ctx context.Context, id uuid.UUID, add, remove []u
 				return fmt.Errorf("store: remove members: %w", err)
 			}
 		}
-		m, err := fn(cur, nonNilIDs(added), nonNilIDs(removed))
+		m, err := fn(cur, added, removed)
 		if err != nil {
 			return err
 		}
 		g, err := applyGroup(ctx, q, cur, m)
-		result = customer.MembersChange{Group: g, Added: nonNilIDs(added), Removed: nonNilIDs(removed)}
+		result = customer.MembersChange{Group: g, Added: added, Removed: removed}
 		return err
 	})
 	return result, err
@@ -169,11 +169,4 @@ func fromGroupRow(r gen.CustomerGroup, count int64) customer.Group {
 		ID: r.ID, Name: r.Name, Description: r.Description, CustomerCount: count,
 		Version: r.Version, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
-}
-
-func nonNilIDs(ids []uuid.UUID) []uuid.UUID {
-	if ids == nil {
-		return []uuid.UUID{}
-	}
-	return ids
 }
