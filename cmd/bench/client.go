@@ -89,9 +89,10 @@ func (c *client) create(n int64) (call, error) {
 
 // listPage is what the search case reads of a list response.
 type listPage struct {
-	Customers  []json.RawMessage `json:"customers"`
-	Count      *int64            `json:"count"`
-	NextCursor *string           `json:"next_cursor"`
+	Customers      []json.RawMessage `json:"customers"`
+	Count          *int64            `json:"count"`
+	CountPrecision *string           `json:"count_precision"`
+	NextCursor     *string           `json:"next_cursor"`
 }
 
 // list GETs one page of customers and times it from send to response read;

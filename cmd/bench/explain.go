@@ -65,7 +65,7 @@ func printPlans(ctx context.Context, pool *pgxpool.Pool, results []kindResult) e
 func queryParams(ctx context.Context, pool *pgxpool.Pool, a listArgs) (gen.ListCustomersParams, gen.CountCustomersParams, error) {
 	f := gen.CountCustomersParams{
 		IsActive: a.isActive, HasAccount: a.hasAccount, CreatedAfter: a.createdAfter, CreatedBefore: a.createdBefore,
-		GroupID: a.groupID,
+		GroupID: a.groupID, CountLimit: apiCountLimit + 1, // one more, to see whether more match
 	}
 	if a.q != "" {
 		// The service also escapes % and _, which the bench's queries never hold.

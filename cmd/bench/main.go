@@ -55,6 +55,7 @@ type options struct {
 
 	searchRows, searchQueries int
 	searchSQL                 string
+	searchDB                  string
 	explain                   bool
 }
 
@@ -68,6 +69,7 @@ func main() {
 	flag.IntVar(&opt.searchRows, "search-rows", 1_000_000, "customers the search case seeds")
 	flag.IntVar(&opt.searchQueries, "search-queries", 1000, "measured queries per kind in the search case")
 	flag.StringVar(&opt.searchSQL, "search-sql", "", "SQL run on the search case's database after seeding, before VACUUM ANALYZE: to try an index or a statistics target")
+	flag.StringVar(&opt.searchDB, "search-db", "", "keep the search case's database under this name and reuse it when it is already seeded: for trying changes without seeding again")
 	flag.BoolVar(&opt.explain, "explain", true, "print the plans of the search case's p95 queries")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()

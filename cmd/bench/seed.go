@@ -30,7 +30,7 @@ var (
 // them, the others keep their defaults.
 var seedColumns = []string{
 	"id", "email", "first_name", "last_name", "company_name", "phone", "is_active", "language_code",
-	"metadata", "has_account", "is_verified", "version", "created_at", "updated_at",
+	"metadata", "has_account", "is_verified", "version", "created_at", "updated_at", "group_ids",
 }
 
 // Name parts: a last name is a base plus up to two syllables, so a 4-6
@@ -87,10 +87,11 @@ type seeder struct {
 	numbers     int // a power of ten above total: the range of email numbers
 	sampleEvery int
 	samples     []sample
+	groups      seededGroups
 }
 
-func newSeeder(total int) *seeder {
-	s := &seeder{rng: rand.New(rand.NewPCG(1, 2)), total: total, numbers: 10, sampleEvery: max(1, total/10_000)}
+func newSeeder(total int, groups seededGroups) *seeder {
+	s := &seeder{rng: rand.New(rand.NewPCG(1, 2)), total: total, numbers: 10, sampleEvery: max(1, total/10_000), groups: groups}
 	for s.numbers < total {
 		s.numbers *= 10
 	}
@@ -107,6 +108,14 @@ func seed(ctx context.Context, pool *pgxpool.Pool, s *seeder) error {
 		fmt.Fprintf(os.Stderr, "seeded %d/%d\n", s.next, s.total)
 	}
 	return nil
+}
+
+// skip generates the rows without writing them, for their samples: the
+// database already holds them.
+func (s *seeder) skip() {
+	for s.next < s.total {
+		s.customer()
+	}
 }
 
 // batch is one COPY's rows, generated as pgx reads them.
@@ -175,9 +184,16 @@ func (s *seeder) customer() []any {
 	if chance(0.5) {
 		updated = created.Add(time.Duration(r.Int64N(int64(seedEnd.Sub(created)) + 1)))
 	}
+	groups := []uuid.UUID{}
+	if chance(0.10) {
+		groups = append(groups, s.groups.large)
+	}
+	if chance(0.001) {
+		groups = append(groups, s.groups.small)
+	}
 	return []any{
 		uuidV7(created, r), local + "@" + pick(domains), first, last, company, phone, chance(0.92), pick(languages),
-		metadata, hasAccount, verified, int64(1), created, updated,
+		metadata, hasAccount, verified, int64(1), created, updated, groups,
 	}
 }
 

@@ -13,33 +13,31 @@ import (
 )
 
 const addGroupMembers = `-- name: AddGroupMembers :many
-INSERT INTO customer_group_members (group_id, customer_id, added_at)
-SELECT $1, unnest($2::uuid[]), $3
-ON CONFLICT DO NOTHING
-RETURNING customer_id
+UPDATE customers SET group_ids = group_ids || $1::uuid
+WHERE id = ANY($2::uuid[]) AND NOT group_ids @> ARRAY[$1::uuid]
+RETURNING id
 `
 
 type AddGroupMembersParams struct {
 	GroupID     uuid.UUID
 	CustomerIds []uuid.UUID
-	AddedAt     time.Time
 }
 
-// Adds the customers that are not members yet and returns those it added.
-// Unknown customers fail the foreign key: the caller has checked them first.
+// Adds the group to the customers (locked by LockCustomerIDs) that are not
+// in it yet and returns those.
 func (q *Queries) AddGroupMembers(ctx context.Context, arg AddGroupMembersParams) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, addGroupMembers, arg.GroupID, arg.CustomerIds, arg.AddedAt)
+	rows, err := q.db.Query(ctx, addGroupMembers, arg.GroupID, arg.CustomerIds)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var items []uuid.UUID
 	for rows.Next() {
-		var customer_id uuid.UUID
-		if err := rows.Scan(&customer_id); err != nil {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}
-		items = append(items, customer_id)
+		items = append(items, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -59,60 +57,9 @@ func (q *Queries) DeleteCustomerGroup(ctx context.Context, id uuid.UUID) (int64,
 	return result.RowsAffected(), nil
 }
 
-const existingCustomerIDs = `-- name: ExistingCustomerIDs :many
-SELECT id FROM customers WHERE id = ANY($1::uuid[])
-FOR KEY SHARE
-`
-
-// The given ids that name customers, to report the ones that do not; locked
-// so that they cannot be deleted before the caller's transaction ends.
-func (q *Queries) ExistingCustomerIDs(ctx context.Context, ids []uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, existingCustomerIDs, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []uuid.UUID
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const existingGroupIDs = `-- name: ExistingGroupIDs :many
-SELECT id FROM customer_groups WHERE id = ANY($1::uuid[])
-`
-
-func (q *Queries) ExistingGroupIDs(ctx context.Context, ids []uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, existingGroupIDs, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []uuid.UUID
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const getCustomerGroup = `-- name: GetCustomerGroup :one
 SELECT customer_groups.id, customer_groups.name, customer_groups.description, customer_groups.version, customer_groups.created_at, customer_groups.updated_at,
-       (SELECT count(*) FROM customer_group_members m WHERE m.group_id = customer_groups.id) AS customer_count
+       (SELECT count(*) FROM customers c WHERE c.group_ids @> ARRAY[customer_groups.id]) AS customer_count
 FROM customer_groups WHERE customer_groups.id = $1
 `
 
@@ -138,7 +85,7 @@ func (q *Queries) GetCustomerGroup(ctx context.Context, id uuid.UUID) (GetCustom
 
 const getCustomerGroupForUpdate = `-- name: GetCustomerGroupForUpdate :one
 SELECT customer_groups.id, customer_groups.name, customer_groups.description, customer_groups.version, customer_groups.created_at, customer_groups.updated_at,
-       (SELECT count(*) FROM customer_group_members m WHERE m.group_id = customer_groups.id) AS customer_count
+       (SELECT count(*) FROM customers c WHERE c.group_ids @> ARRAY[customer_groups.id]) AS customer_count
 FROM customer_groups WHERE customer_groups.id = $1
 FOR UPDATE OF customer_groups
 `
@@ -205,7 +152,7 @@ func (q *Queries) InsertCustomerGroupWithEvents(ctx context.Context, arg InsertC
 
 const listCustomerGroups = `-- name: ListCustomerGroups :many
 SELECT customer_groups.id, customer_groups.name, customer_groups.description, customer_groups.version, customer_groups.created_at, customer_groups.updated_at,
-       (SELECT count(*) FROM customer_group_members m WHERE m.group_id = customer_groups.id) AS customer_count
+       (SELECT count(*) FROM customers c WHERE c.group_ids @> ARRAY[customer_groups.id]) AS customer_count
 FROM customer_groups
 WHERE ($1::text IS NULL OR lower(name) LIKE $1)
   AND ($2::uuid IS NULL
@@ -259,10 +206,84 @@ func (q *Queries) ListCustomerGroups(ctx context.Context, arg ListCustomerGroups
 	return items, nil
 }
 
+const lockCustomerIDs = `-- name: LockCustomerIDs :many
+SELECT id FROM customers WHERE id = ANY($1::uuid[])
+ORDER BY id
+FOR NO KEY UPDATE
+`
+
+// The given ids that name customers, locked in id order (as every statement
+// that locks several customers does, so none can deadlock another): they
+// cannot be deleted, and their groups not changed, before the caller's
+// transaction ends.
+func (q *Queries) LockCustomerIDs(ctx context.Context, ids []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, lockCustomerIDs, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const lockGroupIDs = `-- name: LockGroupIDs :many
+SELECT id FROM customer_groups WHERE id = ANY($1::uuid[])
+ORDER BY id
+FOR KEY SHARE
+`
+
+// The given ids that name groups, locked so that they cannot be deleted
+// before the caller's transaction ends (DeleteCustomerGroup waits for it).
+func (q *Queries) LockGroupIDs(ctx context.Context, ids []uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, lockGroupIDs, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const removeGroupFromAllCustomers = `-- name: RemoveGroupFromAllCustomers :exec
+WITH members AS (
+    SELECT id FROM customers WHERE group_ids @> ARRAY[$1::uuid]
+    ORDER BY id
+    FOR NO KEY UPDATE
+)
+UPDATE customers c SET group_ids = array_remove(c.group_ids, $1::uuid)
+FROM members WHERE c.id = members.id
+`
+
+// Empties a group that is being deleted, locking its members in id order.
+func (q *Queries) RemoveGroupFromAllCustomers(ctx context.Context, groupID uuid.UUID) error {
+	_, err := q.db.Exec(ctx, removeGroupFromAllCustomers, groupID)
+	return err
+}
+
 const removeGroupMembers = `-- name: RemoveGroupMembers :many
-DELETE FROM customer_group_members
-WHERE group_id = $1 AND customer_id = ANY($2::uuid[])
-RETURNING customer_id
+UPDATE customers SET group_ids = array_remove(group_ids, $1::uuid)
+WHERE id = ANY($2::uuid[]) AND group_ids @> ARRAY[$1::uuid]
+RETURNING id
 `
 
 type RemoveGroupMembersParams struct {
@@ -270,6 +291,8 @@ type RemoveGroupMembersParams struct {
 	CustomerIds []uuid.UUID
 }
 
+// Removes the group from those of the customers that are in it (locked by
+// LockCustomerIDs) and returns them.
 func (q *Queries) RemoveGroupMembers(ctx context.Context, arg RemoveGroupMembersParams) ([]uuid.UUID, error) {
 	rows, err := q.db.Query(ctx, removeGroupMembers, arg.GroupID, arg.CustomerIds)
 	if err != nil {
@@ -278,11 +301,11 @@ func (q *Queries) RemoveGroupMembers(ctx context.Context, arg RemoveGroupMembers
 	defer rows.Close()
 	var items []uuid.UUID
 	for rows.Next() {
-		var customer_id uuid.UUID
-		if err := rows.Scan(&customer_id); err != nil {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}
-		items = append(items, customer_id)
+		items = append(items, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -41,6 +41,7 @@ type Customer struct {
 	SearchText               string
 	DefaultShippingAddressID *uuid.UUID
 	DefaultBillingAddressID  *uuid.UUID
+	GroupIds                 []uuid.UUID
 }
 
 type CustomerAddress struct {
@@ -68,12 +69,6 @@ type CustomerGroup struct {
 	Version     int64
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
-}
-
-type CustomerGroupMember struct {
-	GroupID    uuid.UUID
-	CustomerID uuid.UUID
-	AddedAt    time.Time
 }
 
 type CustomerNote struct {

@@ -10,12 +10,12 @@ SELECT unnest(sqlc.arg(event_ids)::uuid[]), unnest(sqlc.arg(nats_subjects)::text
 
 -- name: GetCustomerGroup :one
 SELECT sqlc.embed(customer_groups),
-       (SELECT count(*) FROM customer_group_members m WHERE m.group_id = customer_groups.id) AS customer_count
+       (SELECT count(*) FROM customers c WHERE c.group_ids @> ARRAY[customer_groups.id]) AS customer_count
 FROM customer_groups WHERE customer_groups.id = $1;
 
 -- name: GetCustomerGroupForUpdate :one
 SELECT sqlc.embed(customer_groups),
-       (SELECT count(*) FROM customer_group_members m WHERE m.group_id = customer_groups.id) AS customer_count
+       (SELECT count(*) FROM customers c WHERE c.group_ids @> ARRAY[customer_groups.id]) AS customer_count
 FROM customer_groups WHERE customer_groups.id = $1
 FOR UPDATE OF customer_groups;
 
@@ -28,7 +28,7 @@ DELETE FROM customer_groups WHERE id = $1;
 
 -- name: ListCustomerGroups :many
 SELECT sqlc.embed(customer_groups),
-       (SELECT count(*) FROM customer_group_members m WHERE m.group_id = customer_groups.id) AS customer_count
+       (SELECT count(*) FROM customers c WHERE c.group_ids @> ARRAY[customer_groups.id]) AS customer_count
 FROM customer_groups
 WHERE (sqlc.narg(q)::text IS NULL OR lower(name) LIKE sqlc.narg(q))
   AND (sqlc.narg(after_id)::uuid IS NULL
@@ -36,24 +36,42 @@ WHERE (sqlc.narg(q)::text IS NULL OR lower(name) LIKE sqlc.narg(q))
 ORDER BY created_at, id
 LIMIT sqlc.arg(row_limit);
 
+-- name: LockCustomerIDs :many
+-- The given ids that name customers, locked in id order (as every statement
+-- that locks several customers does, so none can deadlock another): they
+-- cannot be deleted, and their groups not changed, before the caller's
+-- transaction ends.
+SELECT id FROM customers WHERE id = ANY(sqlc.arg(ids)::uuid[])
+ORDER BY id
+FOR NO KEY UPDATE;
+
 -- name: AddGroupMembers :many
--- Adds the customers that are not members yet and returns those it added.
--- Unknown customers fail the foreign key: the caller has checked them first.
-INSERT INTO customer_group_members (group_id, customer_id, added_at)
-SELECT sqlc.arg(group_id), unnest(sqlc.arg(customer_ids)::uuid[]), sqlc.arg(added_at)
-ON CONFLICT DO NOTHING
-RETURNING customer_id;
+-- Adds the group to the customers (locked by LockCustomerIDs) that are not
+-- in it yet and returns those.
+UPDATE customers SET group_ids = group_ids || sqlc.arg(group_id)::uuid
+WHERE id = ANY(sqlc.arg(customer_ids)::uuid[]) AND NOT group_ids @> ARRAY[sqlc.arg(group_id)::uuid]
+RETURNING id;
 
 -- name: RemoveGroupMembers :many
-DELETE FROM customer_group_members
-WHERE group_id = sqlc.arg(group_id) AND customer_id = ANY(sqlc.arg(customer_ids)::uuid[])
-RETURNING customer_id;
+-- Removes the group from those of the customers that are in it (locked by
+-- LockCustomerIDs) and returns them.
+UPDATE customers SET group_ids = array_remove(group_ids, sqlc.arg(group_id)::uuid)
+WHERE id = ANY(sqlc.arg(customer_ids)::uuid[]) AND group_ids @> ARRAY[sqlc.arg(group_id)::uuid]
+RETURNING id;
 
--- name: ExistingCustomerIDs :many
--- The given ids that name customers, to report the ones that do not; locked
--- so that they cannot be deleted before the caller's transaction ends.
-SELECT id FROM customers WHERE id = ANY(sqlc.arg(ids)::uuid[])
+-- name: RemoveGroupFromAllCustomers :exec
+-- Empties a group that is being deleted, locking its members in id order.
+WITH members AS (
+    SELECT id FROM customers WHERE group_ids @> ARRAY[sqlc.arg(group_id)::uuid]
+    ORDER BY id
+    FOR NO KEY UPDATE
+)
+UPDATE customers c SET group_ids = array_remove(c.group_ids, sqlc.arg(group_id)::uuid)
+FROM members WHERE c.id = members.id;
+
+-- name: LockGroupIDs :many
+-- The given ids that name groups, locked so that they cannot be deleted
+-- before the caller's transaction ends (DeleteCustomerGroup waits for it).
+SELECT id FROM customer_groups WHERE id = ANY(sqlc.arg(ids)::uuid[])
+ORDER BY id
 FOR KEY SHARE;
-
--- name: ExistingGroupIDs :many
-SELECT id FROM customer_groups WHERE id = ANY(sqlc.arg(ids)::uuid[]);

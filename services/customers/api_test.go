@@ -89,9 +89,10 @@ func (r reply) expectProblem(t *testing.T, status int, field, code string) probl
 
 // listPage is the answer of GET /v1/customers.
 type listPage struct {
-	Customers  []customerJSON `json:"customers"`
-	Count      *int           `json:"count"`
-	NextCursor *string        `json:"next_cursor"`
+	Customers      []customerJSON `json:"customers"`
+	Count          *int           `json:"count"`
+	CountPrecision *string        `json:"count_precision"`
+	NextCursor     *string        `json:"next_cursor"`
 }
 
 func listCustomers(t *testing.T, s *system, query string) listPage {
@@ -202,6 +203,9 @@ func TestBadInputGetsProblemWithStatusAndCode(t *testing.T) {
 			{"list unknown parameter", "GET", "/v1/customers?colour=red", nil, "", 400, "colour", "unknown_field"},
 			{"list is_active not a boolean", "GET", "/v1/customers?is_active=yes", nil, "", 400, "is_active", "invalid"},
 			{"list count not a boolean", "GET", "/v1/customers?count=maybe", nil, "", 400, "count", "invalid"},
+			{"list count_limit 0", "GET", "/v1/customers?count_limit=0", nil, "", 400, "count_limit", "invalid"},
+			{"list count_limit not a number", "GET", "/v1/customers?count_limit=all", nil, "", 400, "count_limit", "invalid"},
+			{"list count_limit above 10,000,000", "GET", "/v1/customers?count_limit=10000001", nil, "", 400, "count_limit", "invalid"},
 			{"list time not RFC 3339", "GET", "/v1/customers?created_after=yesterday", nil, "", 400, "created_after", "invalid"},
 			{"list q not UTF-8", "GET", "/v1/customers?q=%ff", nil, "", 400, "q", "invalid"},
 			{"list q with NUL", "GET", "/v1/customers?q=%00", nil, "", 400, "q", "invalid"},
@@ -766,6 +770,34 @@ func TestListPaginatesEveryOrder(t *testing.T) {
 			_, sizes, _ := pages(t, url.Values{"limit": {"5"}, "order": {"email"}}, total)
 			if !slices.Equal(sizes, []int{5, 5, 5, 5, 5}) {
 				t.Errorf("page sizes %v, want five pages of 5", sizes)
+			}
+		})
+		t.Run("count_limit caps the count and says so", func(t *testing.T) {
+			t.Parallel()
+			for _, tt := range []struct {
+				query         string
+				wantCount     int
+				wantPrecision string
+			}{
+				{"limit=5&count_limit=10", 10, "at_least"},
+				{"limit=5&count_limit=25", total, "exact"},            // exactly at the limit
+				{"limit=5&count_limit=24", 24, "at_least"},            // one short of it
+				{"limit=5", total, "exact"},                           // the default limit, 1,000
+				{"limit=30&count_limit=3", 3, "at_least"},             // everything on the page, counted from it
+				{"limit=30&count_limit=25", total, "exact"},           // likewise
+				{"limit=5&is_active=false&count_limit=7", 7, "exact"}, // 7 of the 25 are inactive
+				{"limit=5&is_active=false&count_limit=6", 6, "at_least"},
+			} {
+				p := listCustomers(t, s, tt.query)
+				if p.Count == nil || *p.Count != tt.wantCount || p.CountPrecision == nil || *p.CountPrecision != tt.wantPrecision {
+					t.Errorf("%s: count %v %v, want %d %s", tt.query, deref(p.Count), deref(p.CountPrecision), tt.wantCount, tt.wantPrecision)
+				}
+			}
+			// A later page counts the same as the first.
+			first := listCustomers(t, s, "limit=5&count_limit=10")
+			next := listCustomers(t, s, "limit=5&count_limit=10&cursor="+url.QueryEscape(*first.NextCursor))
+			if next.Count == nil || *next.Count != 10 || *next.CountPrecision != "at_least" {
+				t.Errorf("second page: count %v %v, want 10 at_least", deref(next.Count), deref(next.CountPrecision))
 			}
 		})
 		t.Run("limit 100 gives everything on one page", func(t *testing.T) {

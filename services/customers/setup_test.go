@@ -206,3 +206,11 @@ func (s *system) createGroup(name string) groupJSON {
 	}
 	return g
 }
+
+// deref shows what a pointer points to, or nil, in a failure message.
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}

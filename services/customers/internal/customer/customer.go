@@ -109,7 +109,8 @@ type Store interface {
 	// ListNotes reads a customer's notes, newest first; ErrNotFound when the
 	// customer does not exist.
 	ListNotes(ctx context.Context, customerID uuid.UUID, limit int, after *Cursor) ([]Note, error)
-	Count(ctx context.Context, f Filter) (int64, error)
+	// Count counts the customers matching f, but stops at limit.
+	Count(ctx context.Context, f Filter, limit int) (int64, error)
 }
 
 // update is Store.UpdateMany for one customer.

@@ -75,7 +75,7 @@ type GroupStore interface {
 	// ChangeMembers locks the group, adds and removes the customers (unknown
 	// customers to add are a NotFoundError), and lets fn build the events
 	// from what actually changed.
-	ChangeMembers(ctx context.Context, id uuid.UUID, add, remove []uuid.UUID, at time.Time,
+	ChangeMembers(ctx context.Context, id uuid.UUID, add, remove []uuid.UUID,
 		fn func(current Group, added, removed []uuid.UUID) (*GroupMutation, error)) (MembersChange, error)
 	DeleteGroup(ctx context.Context, id uuid.UUID, fn func(current Group) ([]cloudevents.Event, error)) error
 	GetGroup(ctx context.Context, id uuid.UUID) (Group, error)
@@ -171,7 +171,7 @@ func (s *Service) ChangeMembers(ctx context.Context, o Origin, id uuid.UUID, in 
 		return MembersChange{}, err
 	}
 	now := s.now()
-	change, err := s.store.ChangeMembers(ctx, id, add, remove, now, func(cur Group, added, removed []uuid.UUID) (*GroupMutation, error) {
+	change, err := s.store.ChangeMembers(ctx, id, add, remove, func(cur Group, added, removed []uuid.UUID) (*GroupMutation, error) {
 		next := cur
 		var evs []cloudevents.Event
 		for _, side := range []struct {

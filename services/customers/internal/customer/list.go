@@ -1,6 +1,7 @@
 package customer
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"slices"
@@ -15,6 +16,10 @@ import (
 const (
 	DefaultLimit = 20
 	MaxLimit     = 100
+	// A list counts at most this many matches unless asked for more (see
+	// CountLimit): enough for "1,000+" in a staff screen, and cheap to count.
+	DefaultCountLimit = 1_000
+	MaxCountLimit     = 10_000_000
 )
 
 // Orders the list supports; the default is newest first.
@@ -41,9 +46,10 @@ type Filter struct {
 // ListQuery is what the store needs to read one page.
 type ListQuery struct {
 	Filter
-	Order string
-	Limit int // rows to read; one more than the page size, to see if more follow
-	After *Cursor
+	Order      string
+	Limit      int // rows to read; one more than the page size, to see if more follow
+	After      *Cursor
+	CountLimit int
 }
 
 // Cursor marks the last row of a page in the page's order (keyset pagination).
@@ -75,13 +81,19 @@ type ListInput struct {
 	Limit         int
 	Cursor        string
 	WithCount     bool
+	// CountLimit caps the count: when more customers match, the page says
+	// "at least CountLimit". Zero means DefaultCountLimit.
+	CountLimit int
 }
 
 // Page is one page of customers.
 type Page struct {
 	Customers  []Customer
 	NextCursor string // empty on the last page
-	Count      *int64 // total matching the filters, when asked for
+	Count      *int64 // customers matching the filters, when asked for
+	// CountExact is false when more than Count customers match: Count is
+	// then the count limit.
+	CountExact bool
 }
 
 func (in ListInput) validate() (ListQuery, error) {
@@ -98,6 +110,10 @@ func (in ListInput) validate() (ListQuery, error) {
 	}
 	if q.Limit < 1 || q.Limit > MaxLimit {
 		r.fail("limit", CodeInvalid, "limit must be between 1 and %d", MaxLimit)
+	}
+	q.CountLimit = cmp.Or(in.CountLimit, DefaultCountLimit)
+	if q.CountLimit < 1 || q.CountLimit > MaxCountLimit {
+		r.fail("count_limit", CodeInvalid, "count_limit must be between 1 and %d", MaxCountLimit)
 	}
 	for field, v := range map[string]string{"q": in.Query, "email": in.Email} {
 		if !storable(v) {

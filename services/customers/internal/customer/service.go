@@ -8,6 +8,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/customerbus/customerbus/events"
 )
@@ -216,9 +217,29 @@ func (s *Service) List(ctx context.Context, in ListInput) (Page, error) {
 	}
 	pageSize := q.Limit
 	q.Limit = pageSize + 1
-	rows, err := s.store.List(ctx, q)
-	if err != nil {
-		return Page{}, fmt.Errorf("list customers: %w", err)
+	// The page and the count are independent reads: run side by side, the
+	// caller waits for the slower of them instead of for both. A search's
+	// count costs about what its page does.
+	var rows []Customer
+	var n int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		if rows, err = s.store.List(gctx, q); err != nil {
+			return fmt.Errorf("list customers: %w", err)
+		}
+		return nil
+	})
+	if in.WithCount {
+		g.Go(func() (err error) {
+			// One past the limit, to know whether more match.
+			if n, err = s.store.Count(gctx, q.Filter, q.CountLimit+1); err != nil {
+				return fmt.Errorf("count customers: %w", err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return Page{}, err
 	}
 	page := Page{Customers: rows}
 	if len(rows) > pageSize {
@@ -226,10 +247,8 @@ func (s *Service) List(ctx context.Context, in ListInput) (Page, error) {
 		page.NextCursor = cursorAfter(q.Order, page.Customers[pageSize-1]).encode()
 	}
 	if in.WithCount {
-		n, err := s.store.Count(ctx, q.Filter)
-		if err != nil {
-			return Page{}, fmt.Errorf("count customers: %w", err)
-		}
+		page.CountExact = n <= int64(q.CountLimit)
+		n = min(n, int64(q.CountLimit))
 		page.Count = &n
 	}
 	return page, nil

@@ -31,9 +31,12 @@ func toResponse(c customer.Customer) customerResponse {
 }
 
 type listResponse struct {
-	Customers  []customerResponse `json:"customers"`
-	Count      *int64             `json:"count"`
-	NextCursor *string            `json:"next_cursor"`
+	Customers []customerResponse `json:"customers"`
+	Count     *int64             `json:"count"`
+	// CountPrecision is "exact", or "at_least" when more than count_limit
+	// customers match (as Shopify's customersCount says it).
+	CountPrecision *string `json:"count_precision"`
+	NextCursor     *string `json:"next_cursor"`
 }
 
 func origin(r *http.Request, p auth.Principal) customer.Origin {
@@ -118,7 +121,7 @@ func (a *API) deleteCustomer(w http.ResponseWriter, r *http.Request, p auth.Prin
 var listParams = map[string]bool{
 	"q": true, "email": true, "is_active": true, "has_account": true, "is_verified": true,
 	"created_after": true, "created_before": true, "updated_after": true,
-	"order": true, "limit": true, "cursor": true, "count": true, "group_id": true,
+	"order": true, "limit": true, "cursor": true, "count": true, "count_limit": true, "group_id": true,
 }
 
 func (a *API) listCustomers(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
@@ -132,6 +135,13 @@ func (a *API) listCustomers(w http.ResponseWriter, r *http.Request, _ auth.Princ
 		return err
 	}
 	resp := listResponse{Customers: make([]customerResponse, len(page.Customers)), Count: page.Count}
+	if page.Count != nil {
+		precision := "at_least"
+		if page.CountExact {
+			precision = "exact"
+		}
+		resp.CountPrecision = &precision
+	}
 	for i, c := range page.Customers {
 		resp.Customers[i] = toResponse(c)
 	}
@@ -162,6 +172,13 @@ func parseListInput(qs url.Values) (customer.ListInput, error) {
 		return in, err
 	}
 	in.Limit = limit
+	if v := qs.Get("count_limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return in, badInput(http.StatusBadRequest, "count_limit", customer.CodeInvalid, "count_limit must be a positive integer")
+		}
+		in.CountLimit = n
+	}
 	withCount := &in.WithCount
 	for name, dst := range map[string]**bool{"is_active": &in.IsActive, "has_account": &in.HasAccount, "is_verified": &in.IsVerified, "count": nil} {
 		v := qs.Get(name)

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
+	"slices"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/uuid"
@@ -48,7 +48,7 @@ func (s *Store) UpdateGroup(ctx context.Context, id uuid.UUID, fn func(customer.
 
 // ChangeMembers locks the group and the customers to add, changes the
 // memberships and lets fn build the events from what changed.
-func (s *Store) ChangeMembers(ctx context.Context, id uuid.UUID, add, remove []uuid.UUID, at time.Time,
+func (s *Store) ChangeMembers(ctx context.Context, id uuid.UUID, add, remove []uuid.UUID,
 	fn func(customer.Group, []uuid.UUID, []uuid.UUID) (*customer.GroupMutation, error)) (customer.MembersChange, error) {
 	var result customer.MembersChange
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -57,16 +57,18 @@ func (s *Store) ChangeMembers(ctx context.Context, id uuid.UUID, add, remove []u
 		if err != nil {
 			return err
 		}
+		// Both lists' customers are locked at once, in id order, before any
+		// is changed: LockCustomerIDs explains why.
+		found, err := q.LockCustomerIDs(ctx, append(slices.Clone(add), remove...))
+		if err != nil {
+			return fmt.Errorf("store: lock customers: %w", err)
+		}
+		if missing := missingIDs(add, found); len(missing) > 0 {
+			return &customer.NotFoundError{IDs: missing}
+		}
 		var added, removed []uuid.UUID
 		if len(add) > 0 {
-			found, err := q.ExistingCustomerIDs(ctx, add)
-			if err != nil {
-				return fmt.Errorf("store: check customers: %w", err)
-			}
-			if missing := missingIDs(add, found); len(missing) > 0 {
-				return &customer.NotFoundError{IDs: missing}
-			}
-			if added, err = q.AddGroupMembers(ctx, gen.AddGroupMembersParams{GroupID: id, CustomerIds: add, AddedAt: at}); err != nil {
+			if added, err = q.AddGroupMembers(ctx, gen.AddGroupMembersParams{GroupID: id, CustomerIds: add}); err != nil {
 				return fmt.Errorf("store: add members: %w", err)
 			}
 		}
@@ -75,7 +77,7 @@ func (s *Store) ChangeMembers(ctx context.Context, id uuid.UUID, add, remove []u
 				return fmt.Errorf("store: remove members: %w", err)
 			}
 		}
-		m, err := fn(cur, added, removed)
+		m, err := fn(cur, sortedIDs(added), sortedIDs(removed))
 		if err != nil {
 			return err
 		}
@@ -97,6 +99,9 @@ func (s *Store) DeleteGroup(ctx context.Context, id uuid.UUID, fn func(customer.
 		evs, err := fn(cur)
 		if err != nil {
 			return err
+		}
+		if err := q.RemoveGroupFromAllCustomers(ctx, id); err != nil {
+			return fmt.Errorf("store: empty group: %w", err)
 		}
 		if _, err := q.DeleteCustomerGroup(ctx, id); err != nil {
 			return fmt.Errorf("store: delete group: %w", err)

@@ -3,10 +3,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/uuid"
@@ -47,7 +49,7 @@ func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []cus
 			Metadata: r.Metadata, PrivateMetadata: r.PrivateMetadata, HasAccount: r.HasAccount,
 			IsVerified: r.IsVerified, Version: r.Version, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 			DefaultShippingAddressID: r.DefaultShippingAddressID, DefaultBillingAddressID: r.DefaultBillingAddressID,
-			EventIds: ob.EventIds, NatsSubjects: ob.NatsSubjects, PartitionKeys: ob.PartitionKeys, Events: ob.Events,
+			GroupIds: r.GroupIds, EventIds: ob.EventIds, NatsSubjects: ob.NatsSubjects, PartitionKeys: ob.PartitionKeys, Events: ob.Events,
 		})
 	}
 	if len(addresses) == 0 && len(c.Groups) == 0 {
@@ -55,29 +57,21 @@ func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []cus
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
+		if len(c.Groups) > 0 {
+			// Locked first, so that none can be deleted before we commit.
+			found, err := q.LockGroupIDs(ctx, c.Groups)
+			if err != nil {
+				return fmt.Errorf("store: lock groups: %w", err)
+			}
+			if missing := missingIDs(c.Groups, found); len(missing) > 0 {
+				return &customer.ValidationError{Errors: []customer.FieldError{{Field: "groups", Code: customer.CodeNotFound,
+					Message: fmt.Sprintf("no customer group has these ids: %v", missing)}}}
+			}
+		}
 		if err := insert(q); err != nil {
 			return mapError(err)
 		}
-		if err := insertAddresses(ctx, q, addresses); err != nil {
-			return err
-		}
-		if len(c.Groups) == 0 {
-			return nil
-		}
-		found, err := q.ExistingGroupIDs(ctx, c.Groups)
-		if err != nil {
-			return fmt.Errorf("store: check groups: %w", err)
-		}
-		if missing := missingIDs(c.Groups, found); len(missing) > 0 {
-			return &customer.ValidationError{Errors: []customer.FieldError{{Field: "groups", Code: customer.CodeNotFound,
-				Message: fmt.Sprintf("no customer group has these ids: %v", missing)}}}
-		}
-		if _, err := q.AddCustomerToGroups(ctx, gen.AddCustomerToGroupsParams{
-			GroupIds: c.Groups, CustomerID: c.ID, AddedAt: c.CreatedAt,
-		}); err != nil {
-			return fmt.Errorf("store: join groups: %w", err)
-		}
-		return nil
+		return insertAddresses(ctx, q, addresses)
 	})
 }
 
@@ -180,7 +174,7 @@ func lockCustomers(ctx context.Context, q *gen.Queries, ids []uuid.UUID) (map[uu
 	out := make(map[uuid.UUID]customer.Customer, len(rows))
 	found := make([]uuid.UUID, len(rows))
 	for i, r := range rows {
-		c, err := fromRow(r.Customer, r.GroupIds)
+		c, err := fromRow(r)
 		if err != nil {
 			return nil, err
 		}
@@ -288,7 +282,7 @@ func (s *Store) Get(ctx context.Context, id uuid.UUID) (customer.Customer, error
 	if err != nil {
 		return customer.Customer{}, mapError(err)
 	}
-	return fromRow(row.Customer, row.GroupIds)
+	return fromRow(row)
 }
 
 // List reads one page in the query's order.
@@ -310,7 +304,7 @@ func (s *Store) List(ctx context.Context, lq customer.ListQuery) ([]customer.Cus
 	}
 	out := make([]customer.Customer, len(rows))
 	for i, row := range rows {
-		if out[i], err = fromRow(row.Customer, row.GroupIds); err != nil {
+		if out[i], err = fromRow(row); err != nil {
 			return nil, err
 		}
 	}
@@ -347,9 +341,11 @@ func (s *Store) ListNotes(ctx context.Context, customerID uuid.UUID, limit int, 
 	return out, nil
 }
 
-// Count counts the customers matching the filter.
-func (s *Store) Count(ctx context.Context, f customer.Filter) (int64, error) {
-	n, err := s.q.CountCustomers(ctx, filterParams(f))
+// Count counts the customers matching the filter, up to limit.
+func (s *Store) Count(ctx context.Context, f customer.Filter, limit int) (int64, error) {
+	p := filterParams(f)
+	p.CountLimit = int32(limit)
+	n, err := s.q.CountCustomers(ctx, p)
 	if err != nil {
 		return 0, fmt.Errorf("store: count customers: %w", err)
 	}
@@ -438,13 +434,14 @@ func toRow(c customer.Customer) gen.Customer {
 		Metadata: md, PrivateMetadata: pmd, HasAccount: c.HasAccount, IsVerified: c.IsVerified,
 		Version: c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		DefaultShippingAddressID: c.DefaultShippingAddressID, DefaultBillingAddressID: c.DefaultBillingAddressID,
+		GroupIds: append([]uuid.UUID{}, c.Groups...), // never nil: the column is NOT NULL
 	}
 }
 
-func fromRow(r gen.Customer, groups []uuid.UUID) (customer.Customer, error) {
+func fromRow(r gen.Customer) (customer.Customer, error) {
 	c := customer.Customer{
 		DefaultShippingAddressID: r.DefaultShippingAddressID, DefaultBillingAddressID: r.DefaultBillingAddressID,
-		Groups: groups,
+		Groups: sortedIDs(r.GroupIds),
 		ID:     r.ID, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
 		CompanyName: r.CompanyName, Phone: r.Phone, Note: r.Note, IsActive: r.IsActive,
 		LanguageCode: r.LanguageCode, ExternalReference: r.ExternalReference,
@@ -458,6 +455,13 @@ func fromRow(r gen.Customer, groups []uuid.UUID) (customer.Customer, error) {
 		return c, fmt.Errorf("store: customer %s private metadata: %w", r.ID, err)
 	}
 	return c, nil
+}
+
+// sortedIDs orders a customer's group ids as PostgreSQL orders uuids, so the
+// resource and its events list them the same way whatever order they joined in.
+func sortedIDs(ids []uuid.UUID) []uuid.UUID {
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	return ids
 }
 
 func nonNil(m map[string]string) map[string]string {
