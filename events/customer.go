@@ -148,3 +148,18 @@ type CustomerGroupMembersData struct {
 	Version     int64       `json:"version"` // the group's version after the change
 	ChangedAt   time.Time   `json:"changed_at"`
 }
+
+// NotificationData is the data of every notification event: what the email
+// needs, including the one-time token its link carries. The link is
+// RedirectURL with the email and the token added as query parameters.
+type NotificationData struct {
+	CustomerID   uuid.UUID `json:"customer_id"`
+	Email        string    `json:"email"` // the recipient
+	FirstName    string    `json:"first_name"`
+	LastName     string    `json:"last_name"`
+	LanguageCode string    `json:"language_code"` // of the emails, e.g. "en"; may be empty
+	Channel      string    `json:"channel"`
+	RedirectURL  string    `json:"redirect_url"`
+	Token        string    `json:"token"`
+	ExpiresAt    time.Time `json:"expires_at"`
+}

@@ -3,7 +3,10 @@
 // CloudEvent is built, written to and read from a NATS message.
 package events
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Public event types, published on customerbus.events.<type>.
 const (
@@ -27,6 +30,24 @@ const (
 	CustomerGroupCustomersRemoved = "customer_group.customers_removed"
 )
 
+// Notification event types, published on customerbus.notifications.<type>.
+// They carry a one-time token, so only notification workers may read them;
+// their data is NotificationData. Subject and partition key are the
+// customer's id, sequence its version when the notification was requested.
+const (
+	CustomerPasswordSetupRequested = "customer.password_setup_requested"
+	CustomerVerificationRequested  = "customer.verification_requested"
+	CustomerPasswordResetRequested = "customer.password_reset_requested"
+	CustomerEmailChangeRequested   = "customer.email_change_requested"
+	CustomerDeletionRequested      = "customer.deletion_requested"
+)
+
+// NotificationTypes lists every notification event type.
+var NotificationTypes = []string{
+	CustomerPasswordSetupRequested, CustomerVerificationRequested, CustomerPasswordResetRequested,
+	CustomerEmailChangeRequested, CustomerDeletionRequested,
+}
+
 // PublicTypes lists every public event type; each has a schema in schemas/.
 var PublicTypes = []string{
 	CustomerCreated, CustomerUpdated, CustomerDeleted, CustomerMetadataUpdated, CustomerNoteAdded,
@@ -41,6 +62,11 @@ const (
 	EventsStream = "CUSTOMERBUS_EVENTS"
 	// EventsSubjectPrefix starts every public event's subject.
 	EventsSubjectPrefix = "customerbus.events."
+	// NotificationsStream holds notification events; only notification
+	// workers may read it.
+	NotificationsStream = "CUSTOMERBUS_NOTIFICATIONS"
+	// NotificationsSubjectPrefix starts every notification event's subject.
+	NotificationsSubjectPrefix = "customerbus.notifications."
 )
 
 // Sources name the service that emitted an event (CloudEvents `source`).
@@ -59,8 +85,17 @@ const (
 	AuthAppUser        = "app_user"
 )
 
-// Subject is the NATS subject an event of the given type is published on.
-func Subject(eventType string) string { return EventsSubjectPrefix + eventType }
+// Subject is the NATS subject an event of the given type is published on:
+// notifications on their own subjects, everything else as a public event.
+func Subject(eventType string) string {
+	if IsNotification(eventType) {
+		return NotificationsSubjectPrefix + eventType
+	}
+	return EventsSubjectPrefix + eventType
+}
+
+// IsNotification reports whether the type is a notification event type.
+func IsNotification(eventType string) bool { return slices.Contains(NotificationTypes, eventType) }
 
 // SchemaURI is the `dataschema` of an event type.
 func SchemaURI(eventType string) string { return SchemaBaseURI + eventType + ".json" }

@@ -24,18 +24,23 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptio
 	if replicas == 0 {
 		replicas = 1
 	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	for _, cfg := range []jetstream.StreamConfig{{
 		Name:        EventsStream,
 		Description: "customerbus public events (CloudEvents 1.0)",
 		Subjects:    []string{EventsSubjectPrefix + ">"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      opts.MaxAge,
-		Duplicates:  DuplicateWindow,
-		Replicas:    replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("events: ensure stream %s: %w", EventsStream, err)
+	}, {
+		Name:        NotificationsStream,
+		Description: "customerbus notification events (CloudEvents 1.0); they carry one-time tokens",
+		Subjects:    []string{NotificationsSubjectPrefix + ">"},
+	}} {
+		cfg.Storage = jetstream.FileStorage
+		cfg.Retention = jetstream.LimitsPolicy
+		cfg.MaxAge = opts.MaxAge
+		cfg.Duplicates = DuplicateWindow
+		cfg.Replicas = replicas
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("events: ensure stream %s: %w", cfg.Name, err)
+		}
 	}
 	return nil
 }
