@@ -20,6 +20,10 @@ const (
 	CustomerAddressCreated  = "customer.address_created"
 	CustomerAddressUpdated  = "customer.address_updated"
 	CustomerAddressDeleted  = "customer.address_deleted"
+	// CustomerVerified and CustomerPasswordChanged carry the customer after
+	// the change (never a secret).
+	CustomerVerified        = "customer.verified"
+	CustomerPasswordChanged = "customer.password_changed"
 
 	// Group events have the group's id as subject and partition key, and the
 	// group's version as sequence.
@@ -52,6 +56,7 @@ var NotificationTypes = []string{
 var PublicTypes = []string{
 	CustomerCreated, CustomerUpdated, CustomerDeleted, CustomerMetadataUpdated, CustomerNoteAdded,
 	CustomerAddressCreated, CustomerAddressUpdated, CustomerAddressDeleted,
+	CustomerVerified, CustomerPasswordChanged,
 	CustomerGroupCreated, CustomerGroupUpdated, CustomerGroupDeleted,
 	CustomerGroupCustomersAdded, CustomerGroupCustomersRemoved,
 }

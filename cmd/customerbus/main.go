@@ -1,5 +1,6 @@
 // Command customerbus runs the customerbus services: all of them in one
-// process (`run`), or each alone (`customers`, `relay`) so they scale apart.
+// process (`run`), or each alone (`customers`, `relay`, `notifier`) so they
+// scale apart.
 package main
 
 import (
@@ -27,6 +28,7 @@ import (
 
 	"github.com/customerbus/customerbus/db"
 	"github.com/customerbus/customerbus/services/customers"
+	"github.com/customerbus/customerbus/services/notifier"
 	"github.com/customerbus/customerbus/services/relay"
 )
 
@@ -42,6 +44,7 @@ type config struct {
 	LogLevel   string `env:"LOG_LEVEL" envDefault:"info"`
 	Customers  customers.Config
 	Relay      relay.Config
+	Notifier   notifier.Config
 }
 
 const usage = `usage: customerbus <command>
@@ -50,6 +53,7 @@ commands:
   run            the whole system in one process (embedded NATS unless NATS_URL is set)
   customers      the command service (HTTP API) alone
   relay          the outbox relay alone (needs NATS_URL)
+  notifier       the notification email sender alone (needs NATS_URL)
   migrate        apply database migrations and exit
   token create   issue an API token: -name NAME [-permissions MANAGE_USERS,...] [-staff]
 
@@ -108,6 +112,20 @@ func run(ctx context.Context, args []string) error {
 		}
 		defer closeNATS()
 		return relay.New(pool, js, log, newRegistry(), cfg.Relay).Run(ctx)
+	case "notifier":
+		if cfg.NATSURL == "" {
+			return errors.New("notifier: NATS_URL is required")
+		}
+		js, closeNATS, err := connectNATS(cfg.NATSURL, log)
+		if err != nil {
+			return err
+		}
+		defer closeNATS()
+		nt, err := notifier.New(pool, js, log, newRegistry(), cfg.Notifier)
+		if err != nil {
+			return err
+		}
+		return nt.Run(ctx)
 	case "run":
 		return runAll(ctx, cfg, pool, log)
 	default:
@@ -140,8 +158,15 @@ func runAll(ctx context.Context, cfg config, pool *pgxpool.Pool, log *zap.Logger
 	reg := newRegistry()
 	svc := customers.New(pool, log, reg, cfg.Customers)
 	rl := relay.New(pool, js, log, reg, cfg.Relay)
+	nt, err := notifier.New(pool, js, log, reg, cfg.Notifier)
+	if err != nil {
+		return err
+	}
 
 	fmt.Fprintf(os.Stderr, "\ncustomerbus is running\n  API:   http://%s\n  NATS:  %s\n", cfg.Customers.HTTPAddr, natsURL)
+	if cfg.Notifier.SMTPURL == "" {
+		fmt.Fprintf(os.Stderr, "  mail:  written to %s/<event id>.eml (set SMTP_URL to send)\n", cfg.Notifier.MailDir)
+	}
 	if token != "" {
 		fmt.Fprintf(os.Stderr, "  dev token (shown once, keep it): %s\n", token)
 	} else {
@@ -152,6 +177,7 @@ func runAll(ctx context.Context, cfg config, pool *pgxpool.Pool, log *zap.Logger
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return svc.Run(ctx) })
 	g.Go(func() error { return rl.Run(ctx) })
+	g.Go(func() error { return nt.Run(ctx) })
 	return g.Wait()
 }
 

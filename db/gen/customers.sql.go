@@ -78,7 +78,7 @@ func (q *Queries) DeleteCustomers(ctx context.Context, ids []uuid.UUID) (int64, 
 }
 
 const getCustomer = `-- name: GetCustomer :one
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids FROM customers WHERE id = $1
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash FROM customers WHERE id = $1
 `
 
 func (q *Queries) GetCustomer(ctx context.Context, id uuid.UUID) (Customer, error) {
@@ -106,12 +106,13 @@ func (q *Queries) GetCustomer(ctx context.Context, id uuid.UUID) (Customer, erro
 		&i.DefaultShippingAddressID,
 		&i.DefaultBillingAddressID,
 		&i.GroupIds,
+		&i.PasswordHash,
 	)
 	return i, err
 }
 
 const getCustomersForUpdate = `-- name: GetCustomersForUpdate :many
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids FROM customers WHERE id = ANY($1::uuid[])
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash FROM customers WHERE id = ANY($1::uuid[])
 ORDER BY id
 FOR UPDATE
 `
@@ -148,6 +149,7 @@ func (q *Queries) GetCustomersForUpdate(ctx context.Context, ids []uuid.UUID) ([
 			&i.DefaultShippingAddressID,
 			&i.DefaultBillingAddressID,
 			&i.GroupIds,
+			&i.PasswordHash,
 		); err != nil {
 			return nil, err
 		}
@@ -165,14 +167,14 @@ WITH inserted AS (
         id, email, first_name, last_name, company_name, phone, note, is_active,
         language_code, external_reference, metadata, private_metadata, has_account,
         is_verified, version, created_at, updated_at, default_shipping_address_id,
-        default_billing_address_id, group_ids
+        default_billing_address_id, group_ids, password_hash
     ) VALUES (
-        $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20
+        $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21
     )
 )
 INSERT INTO outbox (event_id, nats_subject, partition_key, event)
-SELECT unnest($21::uuid[]), unnest($22::text[]),
-       unnest($23::text[]), unnest($24::bytea[])
+SELECT unnest($22::uuid[]), unnest($23::text[]),
+       unnest($24::text[]), unnest($25::bytea[])
 `
 
 type InsertCustomerWithEventsParams struct {
@@ -196,6 +198,7 @@ type InsertCustomerWithEventsParams struct {
 	DefaultShippingAddressID *uuid.UUID
 	DefaultBillingAddressID  *uuid.UUID
 	GroupIds                 []uuid.UUID
+	PasswordHash             *string
 	EventIds                 []uuid.UUID
 	NatsSubjects             []string
 	PartitionKeys            []string
@@ -226,6 +229,7 @@ func (q *Queries) InsertCustomerWithEvents(ctx context.Context, arg InsertCustom
 		arg.DefaultShippingAddressID,
 		arg.DefaultBillingAddressID,
 		arg.GroupIds,
+		arg.PasswordHash,
 		arg.EventIds,
 		arg.NatsSubjects,
 		arg.PartitionKeys,
@@ -235,7 +239,7 @@ func (q *Queries) InsertCustomerWithEvents(ctx context.Context, arg InsertCustom
 }
 
 const listCustomers = `-- name: ListCustomers :many
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids FROM customers
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash FROM customers
 WHERE ($1::text IS NULL OR email = $1)
   AND ($2::boolean IS NULL OR is_active = $2)
   AND ($3::text IS NULL OR search_text LIKE customer_search_text($3))
@@ -334,6 +338,7 @@ func (q *Queries) ListCustomers(ctx context.Context, arg ListCustomersParams) ([
 			&i.DefaultShippingAddressID,
 			&i.DefaultBillingAddressID,
 			&i.GroupIds,
+			&i.PasswordHash,
 		); err != nil {
 			return nil, err
 		}

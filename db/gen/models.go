@@ -42,6 +42,7 @@ type Customer struct {
 	DefaultShippingAddressID *uuid.UUID
 	DefaultBillingAddressID  *uuid.UUID
 	GroupIds                 []uuid.UUID
+	PasswordHash             *string
 }
 
 type CustomerAddress struct {
@@ -79,6 +80,24 @@ type CustomerNote struct {
 	AuthorName string
 	Body       string
 	CreatedAt  time.Time
+}
+
+type CustomerToken struct {
+	TokenHash  []byte
+	CustomerID uuid.UUID
+	Purpose    string
+	NewEmail   *string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	UsedAt     *time.Time
+}
+
+type NotifierDelivery struct {
+	EventID   uuid.UUID
+	EventType string
+	ClaimID   uuid.UUID
+	ClaimedAt time.Time
+	SentAt    *time.Time
 }
 
 type Outbox struct {

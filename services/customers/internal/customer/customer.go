@@ -40,6 +40,9 @@ type Customer struct {
 	PrivateMetadata   map[string]string
 	HasAccount        bool
 	IsVerified        bool
+	// PasswordHash is the argon2id PHC string, empty while the customer has
+	// no password. Public() leaves it out, so no answer or event carries it.
+	PasswordHash string
 	// Default addresses: ids of the customer's own addresses, or nil.
 	DefaultShippingAddressID *uuid.UUID
 	DefaultBillingAddressID  *uuid.UUID
@@ -79,13 +82,20 @@ type Mutation struct {
 	NewAddresses     []Address
 	ChangedAddresses []Address
 	DeletedAddresses []uuid.UUID
+	NewTokens        []Token // one-time tokens issued with the change
 }
 
 // Store keeps customers and their outbox events; each write is one transaction.
 type Store interface {
 	// Create inserts the customer with its addresses, its group memberships
 	// (c.Groups; unknown groups are a ValidationError) and its events.
-	Create(ctx context.Context, c Customer, addresses []Address, evs []cloudevents.Event) error
+	Create(ctx context.Context, c Customer, addresses []Address, tokens []Token, evs []cloudevents.Event) error
+	// UseToken locks the one-time token with this hash and its customer, lets
+	// fn decide the change, and marks the token used with it; ErrTokenInvalid
+	// when no token has the hash.
+	UseToken(ctx context.Context, hash []byte, fn func(current Customer, t Token) (*Mutation, error)) (Customer, error)
+	// GetByEmail reads the customer with this (normalised) email.
+	GetByEmail(ctx context.Context, email string) (Customer, error)
 	// UpdateMany locks the customers, lets fn decide each one's change, and
 	// writes them all or none. A nil Mutation from fn means that customer is
 	// unchanged. Unknown ids are a ValidationError on field "ids"; with one id,

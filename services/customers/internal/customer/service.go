@@ -18,12 +18,14 @@ type Service struct {
 	store       Store
 	phoneRegion string
 	now         func() time.Time
+	tokenTTL    time.Duration // set-password and verification emails
+	resetTTL    time.Duration // password-reset emails
 }
 
 // NewService returns a Service. phoneRegion (ISO 3166 alpha-2, may be empty) is
 // the region assumed for phone numbers given without a country code.
 func NewService(store Store, phoneRegion string) *Service {
-	return &Service{store: store, phoneRegion: phoneRegion, now: func() time.Time {
+	return &Service{store: store, phoneRegion: phoneRegion, tokenTTL: DefaultTokenTTL, resetTTL: DefaultResetTTL, now: func() time.Time {
 		// Microseconds: what PostgreSQL keeps, so events and reads agree.
 		return time.Now().UTC().Truncate(time.Microsecond)
 	}}
@@ -71,7 +73,7 @@ func (s *Service) Create(ctx context.Context, o Origin, in CreateInput) (Custome
 	if err != nil {
 		return Customer{}, fmt.Errorf("create customer: %w", err)
 	}
-	if err := s.store.Create(ctx, c, addresses, []cloudevents.Event{ev}); err != nil {
+	if err := s.store.Create(ctx, c, addresses, nil, []cloudevents.Event{ev}); err != nil {
 		return Customer{}, fmt.Errorf("create customer: %w", err)
 	}
 	return c, nil

@@ -35,7 +35,7 @@ var _ customer.Store = (*Store)(nil)
 // Create inserts the customer and its events in one statement, so in one
 // implicit transaction and one round trip; addresses and groups, when given,
 // make it a transaction of a few statements.
-func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []customer.Address, evs []cloudevents.Event) error {
+func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []customer.Address, tokens []customer.Token, evs []cloudevents.Event) error {
 	ob, err := outboxRows(evs)
 	if err != nil {
 		return err
@@ -49,10 +49,10 @@ func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []cus
 			Metadata: r.Metadata, PrivateMetadata: r.PrivateMetadata, HasAccount: r.HasAccount,
 			IsVerified: r.IsVerified, Version: r.Version, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 			DefaultShippingAddressID: r.DefaultShippingAddressID, DefaultBillingAddressID: r.DefaultBillingAddressID,
-			GroupIds: r.GroupIds, EventIds: ob.EventIds, NatsSubjects: ob.NatsSubjects, PartitionKeys: ob.PartitionKeys, Events: ob.Events,
+			GroupIds: r.GroupIds, PasswordHash: r.PasswordHash, EventIds: ob.EventIds, NatsSubjects: ob.NatsSubjects, PartitionKeys: ob.PartitionKeys, Events: ob.Events,
 		})
 	}
-	if len(addresses) == 0 && len(c.Groups) == 0 {
+	if len(addresses) == 0 && len(c.Groups) == 0 && len(tokens) == 0 {
 		return mapError(insert(s.q))
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -70,6 +70,9 @@ func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []cus
 		}
 		if err := insert(q); err != nil {
 			return mapError(err)
+		}
+		if err := insertTokens(ctx, q, tokens); err != nil {
+			return err
 		}
 		return insertAddresses(ctx, q, addresses)
 	})
@@ -209,6 +212,14 @@ func apply(ctx context.Context, q *gen.Queries, cur customer.Customer, m *custom
 	for _, id := range m.DeletedAddresses {
 		if _, err := q.DeleteCustomerAddress(ctx, gen.DeleteCustomerAddressParams{ID: id, CustomerID: cur.ID}); err != nil {
 			return cur, fmt.Errorf("store: delete address: %w", err)
+		}
+	}
+	if err := insertTokens(ctx, q, m.NewTokens); err != nil {
+		return cur, err
+	}
+	if m.Customer.PasswordHash != cur.PasswordHash {
+		if err := q.SetCustomerPassword(ctx, gen.SetCustomerPasswordParams{ID: cur.ID, PasswordHash: nullable(m.Customer.PasswordHash)}); err != nil {
+			return cur, fmt.Errorf("store: set password: %w", err)
 		}
 	}
 	p := toRow(m.Customer)
@@ -434,15 +445,16 @@ func toRow(c customer.Customer) gen.Customer {
 		Metadata: md, PrivateMetadata: pmd, HasAccount: c.HasAccount, IsVerified: c.IsVerified,
 		Version: c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		DefaultShippingAddressID: c.DefaultShippingAddressID, DefaultBillingAddressID: c.DefaultBillingAddressID,
-		GroupIds: append([]uuid.UUID{}, c.Groups...), // never nil: the column is NOT NULL
+		GroupIds:     append([]uuid.UUID{}, c.Groups...), // never nil: the column is NOT NULL
+		PasswordHash: nullable(c.PasswordHash),
 	}
 }
 
 func fromRow(r gen.Customer) (customer.Customer, error) {
 	c := customer.Customer{
 		DefaultShippingAddressID: r.DefaultShippingAddressID, DefaultBillingAddressID: r.DefaultBillingAddressID,
-		Groups: sortedIDs(r.GroupIds),
-		ID:     r.ID, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
+		Groups: sortedIDs(r.GroupIds), PasswordHash: deref(r.PasswordHash),
+		ID: r.ID, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
 		CompanyName: r.CompanyName, Phone: r.Phone, Note: r.Note, IsActive: r.IsActive,
 		LanguageCode: r.LanguageCode, ExternalReference: r.ExternalReference,
 		HasAccount: r.HasAccount, IsVerified: r.IsVerified, Version: r.Version,

@@ -1,0 +1,21 @@
+-- name: GetNotifierDelivery :one
+-- What became of an event's email so far; now() is the database's clock, the
+-- same one claimed_at was written with, so the claim's age needs no clock sync.
+SELECT claimed_at, sent_at, now()::timestamptz AS now FROM notifier_deliveries
+WHERE event_id = sqlc.arg(event_id);
+
+-- name: ClaimNotifierDelivery :execrows
+-- 0 rows: another attempt holds or held the claim; nothing may be sent.
+INSERT INTO notifier_deliveries (event_id, event_type, claim_id)
+VALUES (sqlc.arg(event_id), sqlc.arg(event_type), sqlc.arg(claim_id))
+ON CONFLICT (event_id) DO NOTHING;
+
+-- name: MarkNotifierDeliverySent :execrows
+UPDATE notifier_deliveries SET sent_at = now()
+WHERE event_id = sqlc.arg(event_id) AND claim_id = sqlc.arg(claim_id);
+
+-- name: ReleaseNotifierDelivery :exec
+-- The SMTP server refused the email before accepting it, so a later attempt
+-- may claim the event again.
+DELETE FROM notifier_deliveries
+WHERE event_id = sqlc.arg(event_id) AND claim_id = sqlc.arg(claim_id) AND sent_at IS NULL;

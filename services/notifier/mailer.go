@@ -1,0 +1,128 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/wneessen/go-mail"
+	"go.uber.org/zap"
+)
+
+// ErrUnknownOutcome means the connection broke after the whole email was
+// handed over but before the server said whether it accepted it: the email may
+// or may not have gone out, so it must not be sent again.
+var ErrUnknownOutcome = errors.New("notifier: delivery outcome unknown")
+
+// sender delivers one email. It calls claim right before the email starts to
+// leave, once the server is reachable, so an unreachable server never leaves a
+// claim behind; when claim fails nothing is sent and its error is returned.
+type sender interface {
+	Send(ctx context.Context, id string, m *mail.Msg, claim func(context.Context) error) error
+}
+
+// smtpSender sends over SMTP, a new connection per email.
+type smtpSender struct {
+	client *mail.Client
+}
+
+// newSMTPSender reads an SMTP URL: smtp://[user:pass@]host[:port] (port 25,
+// STARTTLS whenever the server offers it) or smtps://… (TLS from the start,
+// port 465). With a user it authenticates, choosing the strongest mechanism
+// the server offers; PLAIN and LOGIN are used only on an encrypted connection.
+func newSMTPSender(rawURL string, timeout time.Duration) (*smtpSender, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: SMTP_URL: %w", err)
+	}
+	opts := []mail.Option{mail.WithTimeout(timeout)}
+	port := 0
+	switch u.Scheme {
+	case "smtp":
+		port = mail.DefaultPort
+		opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
+	case "smtps":
+		port = mail.DefaultPortSSL
+		opts = append(opts, mail.WithSSL())
+	default:
+		return nil, fmt.Errorf("notifier: SMTP_URL: scheme must be smtp or smtps, not %q", u.Scheme)
+	}
+	if p := u.Port(); p != "" {
+		if port, err = strconv.Atoi(p); err != nil {
+			return nil, fmt.Errorf("notifier: SMTP_URL: port %q: %w", p, err)
+		}
+	}
+	opts = append(opts, mail.WithPort(port))
+	if user := u.User.Username(); user != "" {
+		pass, _ := u.User.Password()
+		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover), mail.WithUsername(user), mail.WithPassword(pass))
+	}
+	client, err := mail.NewClient(u.Hostname(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: SMTP_URL: %w", err)
+	}
+	return &smtpSender{client: client}, nil
+}
+
+func (s *smtpSender) Send(ctx context.Context, _ string, m *mail.Msg, claim func(context.Context) error) error {
+	conn, err := s.client.DialToSMTPClientWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("notifier: smtp connect: %w", err)
+	}
+	defer s.client.CloseWithSMTPClient(conn) //nolint:errcheck // the outcome is known by then
+	if err := claim(ctx); err != nil {
+		return err
+	}
+	err = s.client.SendWithSMTPClient(conn, m)
+	if m.IsDelivered() {
+		return nil // the server accepted it; a failing RSET afterwards does not matter
+	}
+	// Every failure before the final "." is a refusal or a broken connection
+	// the server discards the transaction on; at the "." only a reply code
+	// says no for sure.
+	var se *mail.SendError
+	if errors.As(err, &se) && se.Reason == mail.ErrSMTPDataClose && se.ErrorCode() == 0 {
+		return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+	}
+	return fmt.Errorf("notifier: smtp send: %w", err)
+}
+
+// dirSender writes each email as <dir>/<event id>.eml instead of sending it,
+// for development (make run) where no SMTP server is configured.
+type dirSender struct {
+	dir string
+	log *zap.Logger
+}
+
+func (s dirSender) Send(ctx context.Context, id string, m *mail.Msg, claim func(context.Context) error) error {
+	if err := os.MkdirAll(s.dir, 0o750); err != nil {
+		return fmt.Errorf("notifier: mail dir: %w", err)
+	}
+	if err := claim(ctx); err != nil {
+		return err
+	}
+	path := filepath.Join(s.dir, id+".eml")
+	// Written aside and renamed, so a reader never sees half an email.
+	tmp, err := os.CreateTemp(s.dir, ".tmp-*.eml")
+	if err != nil {
+		return fmt.Errorf("notifier: write email: %w", err)
+	}
+	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
+	_, err = m.WriteTo(tmp)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("notifier: write email: %w", err)
+	}
+	s.log.Info("notifier: email written", zap.String("ce_id", id), zap.String("path", path))
+	return nil
+}

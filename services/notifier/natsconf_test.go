@@ -1,0 +1,120 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/customerbus/customerbus/db/dbtest"
+	"github.com/customerbus/customerbus/events"
+)
+
+// TestDeployNATSConfigLetsTheNotifierWorkAndKeepsAppsOut runs the NATS
+// configuration shipped in deploy/ and proves its users' permissions: the
+// notifier user can consume notifications and dead-letter them, and the app
+// user can read neither notifications nor dead letters.
+func TestDeployNATSConfigLetsTheNotifierWorkAndKeepsAppsOut(t *testing.T) {
+	for _, u := range []string{"RELAY", "APP", "NOTIFIER"} {
+		t.Setenv(u+"_PASSWORD", strings.ToLower(u)+"-secret")
+	}
+	opts, err := server.ProcessConfigFile("../../deploy/nats/nats.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Host, opts.Port, opts.HTTPPort = "127.0.0.1", -1, 0
+	opts.StoreDir, opts.NoLog, opts.NoSigs = t.TempDir(), true, true
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	var mu sync.Mutex
+	var asyncErrs []error
+	connect := func(user string) jetstream.JetStream {
+		nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(user, user+"-secret"),
+			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				asyncErrs = append(asyncErrs, err)
+			}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return js
+	}
+	ctx := context.Background()
+
+	relayJS := connect("relay")
+	if err := events.EnsureStreams(ctx, relayJS, events.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pool, _ := dbtest.New(t)
+	smtpSrv := newSMTPServer(t)
+	n, err := New(pool, connect("notifier"), zaptest.NewLogger(t), prometheus.NewRegistry(), Config{
+		SMTPURL: smtpSrv.URL(), MailFrom: "shop@example.com", RetryBackoff: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bus{t: t, js: relayJS, smtp: smtpSrv, n: n}
+	b.run()
+	b.publish(events.CustomerVerificationRequested, notification("ann@example.com", "en"))
+	b.publishMsg(&nats.Msg{Subject: events.NotificationsSubjectPrefix + "customer.nonsense", Data: []byte("{}")})
+	smtpSrv.waitMails(1)
+	deadline := time.Now().Add(10 * time.Second)
+	for b.counter(reasonInvalid) != 1 { // counted once JetStream stored the dead letter
+		if time.Now().After(deadline) {
+			t.Fatal("the notifier user could not dead-letter")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	appJS := connect("app")
+	for _, stream := range []string{events.NotificationsStream, DeadLetterStream} {
+		// A refused request gets no answer, so a short wait is enough.
+		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		_, err := appJS.CreateOrUpdateConsumer(short, stream, jetstream.ConsumerConfig{Durable: "app"})
+		cancel()
+		if err == nil {
+			t.Errorf("the app user made a consumer on %s", stream)
+		}
+	}
+	for _, subject := range []string{events.NotificationsSubjectPrefix + ">", DeadLetterSubjectPrefix + ">"} {
+		if _, err := appJS.Conn().SubscribeSync(subject); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := appJS.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the server's refusals arrive asynchronously
+	mu.Lock()
+	defer mu.Unlock()
+	violations := 0
+	for _, err := range asyncErrs {
+		if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), "for Subscription") {
+			violations++
+		}
+	}
+	if violations != 2 {
+		t.Errorf("app subscriptions to notifications and dead letters: %d refused, want 2 (errors %v)", violations, asyncErrs)
+	}
+}

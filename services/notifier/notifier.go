@@ -1,0 +1,395 @@
+// Package notifier sends the emails that notification events ask for
+// (set-password, verification, reset, email-change and deletion links).
+//
+// It is a durable JetStream pull consumer ("notifier") on
+// CUSTOMERBUS_NOTIFICATIONS with explicit acks, so any number of instances
+// share the work. Each event is rendered from embedded text and HTML templates
+// in the customer's language and sent over SMTP, or written as an .eml file
+// when no SMTP server is configured.
+//
+// # At most one email per event id
+//
+// The notifier records in PostgreSQL which event ids it has sent, and the rule
+// is: claim, send, confirm, ack. A claim (a row keyed by event id) is written
+// after the SMTP server answered but before the email is handed over; the row
+// is marked sent once the server accepted it, and the message is acked only
+// after that. Whoever finds a row does not send:
+//
+//   - a confirmed row: the email went out; the message is acked (a redelivery,
+//     or the same event published again under another Nats-Msg-Id);
+//   - an unconfirmed row younger than ClaimTimeout: another attempt may be
+//     sending right now; the message comes back after the claim has aged;
+//   - an unconfirmed row older than that: an attempt died between claim and
+//     confirm, so the email may or may not have gone out. Sending again could
+//     send it twice, so the message is dead-lettered as unknown_outcome, for an
+//     operator to decide.
+//
+// When the server refuses the email or cannot be reached, nothing went out:
+// the claim is released and the message retried with backoff, at most
+// MaxTries deliveries, then dead-lettered as undeliverable. So an email never
+// goes twice for one event id; it can be lost only when the notifier dies (or
+// the connection breaks at the final "." of the SMTP transaction) between
+// claim and confirm, and such a message is not silently dropped but lands in
+// the dead-letter stream.
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	gomail "github.com/wneessen/go-mail"
+	"go.uber.org/zap"
+
+	"github.com/customerbus/customerbus/db/gen"
+	"github.com/customerbus/customerbus/events"
+)
+
+// Config of the notifier, read from the environment.
+type Config struct {
+	// SMTPURL is smtp://[user:pass@]host[:port] or smtps://…; empty writes
+	// emails to MailDir instead.
+	SMTPURL     string        `env:"SMTP_URL"`
+	SMTPTimeout time.Duration `env:"SMTP_TIMEOUT" envDefault:"15s"`
+	MailFrom    string        `env:"MAIL_FROM" envDefault:"customerbus <no-reply@localhost>"`
+	MailDir     string        `env:"MAIL_DIR" envDefault:"./var/mail"`
+	// MaxTries bounds the deliveries of a message whose email cannot be sent.
+	MaxTries int `env:"NOTIFIER_MAX_TRIES" envDefault:"5"`
+	// RetryBackoff is the wait before the second try; it doubles per try up
+	// to MaxBackoff.
+	RetryBackoff time.Duration `env:"NOTIFIER_RETRY_BACKOFF" envDefault:"10s"`
+	MaxBackoff   time.Duration `env:"NOTIFIER_MAX_BACKOFF" envDefault:"5m"`
+	// AckWait is how long JetStream waits for an answer before it delivers
+	// a message again; it must outlast one SMTP send.
+	AckWait time.Duration `env:"NOTIFIER_ACK_WAIT" envDefault:"1m"`
+	// ClaimTimeout is how long an unconfirmed claim may belong to an attempt
+	// still under way; older ones belong to a notifier that died.
+	ClaimTimeout time.Duration `env:"NOTIFIER_CLAIM_TIMEOUT" envDefault:"5m"`
+}
+
+// ConsumerName is the durable consumer every notifier instance shares.
+const ConsumerName = "notifier"
+
+// Notifier turns notification events into emails.
+type Notifier struct {
+	q        *gen.Queries
+	js       jetstream.JetStream
+	log      *zap.Logger
+	cfg      Config
+	metrics  *metrics
+	renderer *renderer
+	sender   sender
+
+	// afterSend, when set, runs between sending an email and confirming it;
+	// an error makes the notifier drop the message as if it had died there.
+	// Tests use it to crash at the worst moment.
+	afterSend func() error
+}
+
+// New returns a notifier; it fails on a bad SMTP_URL or MAIL_FROM.
+func New(pool *pgxpool.Pool, js jetstream.JetStream, log *zap.Logger, reg prometheus.Registerer, cfg Config) (*Notifier, error) {
+	def := Config{SMTPTimeout: 15 * time.Second, MailDir: "./var/mail", MaxTries: 5, RetryBackoff: 10 * time.Second,
+		MaxBackoff: 5 * time.Minute, AckWait: time.Minute, ClaimTimeout: 5 * time.Minute}
+	for _, d := range []struct{ v, def *time.Duration }{
+		{&cfg.SMTPTimeout, &def.SMTPTimeout}, {&cfg.RetryBackoff, &def.RetryBackoff},
+		{&cfg.MaxBackoff, &def.MaxBackoff}, {&cfg.AckWait, &def.AckWait}, {&cfg.ClaimTimeout, &def.ClaimTimeout},
+	} {
+		if *d.v <= 0 {
+			*d.v = *d.def
+		}
+	}
+	if cfg.MaxTries <= 0 {
+		cfg.MaxTries = def.MaxTries
+	}
+	if cfg.MailDir == "" {
+		cfg.MailDir = def.MailDir
+	}
+	if _, err := mail.ParseAddress(cfg.MailFrom); err != nil {
+		return nil, fmt.Errorf("notifier: MAIL_FROM %q: %w", cfg.MailFrom, err)
+	}
+	r, err := newRenderer()
+	if err != nil {
+		return nil, err
+	}
+	n := &Notifier{q: gen.New(pool), js: js, log: log, cfg: cfg, metrics: newMetrics(reg), renderer: r}
+	if cfg.SMTPURL == "" {
+		n.sender = dirSender{dir: cfg.MailDir, log: log}
+	} else if n.sender, err = newSMTPSender(cfg.SMTPURL, cfg.SMTPTimeout); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Run consumes notifications until ctx ends. The message being handled when
+// ctx ends is finished first.
+func (n *Notifier) Run(ctx context.Context) error {
+	cons, err := n.consumer(ctx)
+	if err != nil || ctx.Err() != nil {
+		return err
+	}
+	// One message at a time: a message waiting in a local buffer would use up
+	// its AckWait while others are sent. Instances add throughput.
+	it, err := cons.Messages(jetstream.PullMaxMessages(1))
+	if err != nil {
+		return fmt.Errorf("notifier: consume: %w", err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		msg, err := it.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return nil
+		}
+		if err != nil { // missed heartbeats and the like; the iterator goes on
+			n.log.Warn("notifier: consume", zap.Error(err))
+			continue
+		}
+		n.handle(ctx, msg)
+	}
+}
+
+// consumer creates the dead-letter stream and the durable consumer, retrying
+// while NATS or the notifications stream (the relay creates it) is not there.
+func (n *Notifier) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		_, err := n.js.CreateOrUpdateStream(ctx, deadLetterStreamConfig())
+		if err == nil {
+			cons, cerr := n.js.CreateOrUpdateConsumer(ctx, events.NotificationsStream, jetstream.ConsumerConfig{
+				Durable:       ConsumerName,
+				Description:   "sends notification emails",
+				AckPolicy:     jetstream.AckExplicitPolicy,
+				AckWait:       n.cfg.AckWait,
+				MaxDeliver:    -1, // the notifier counts tries itself and dead-letters; JetStream would just stop
+				DeliverPolicy: jetstream.DeliverAllPolicy,
+			})
+			if cerr == nil {
+				return cons, nil
+			}
+			err = cerr
+		}
+		n.log.Warn("notifier: stream or consumer not ready, retrying", zap.Error(err), zap.Duration("backoff", backoff))
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// errInvalid marks data no retry can fix.
+var errInvalid = errors.New("invalid notification")
+
+// errClaimed means another attempt holds the event's claim.
+var errClaimed = errors.New("notifier: event claimed by another attempt")
+
+// verdict is what becomes of a message.
+type verdict struct {
+	ack   bool
+	delay time.Duration // Nak with this delay, when not ack and no kind
+	kind  string        // dead-letter with this reason kind
+	err   error
+	drop  bool // neither: as if the notifier had died (tests only)
+}
+
+func (n *Notifier) handle(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil { // cannot happen on a consumer's message
+		n.log.Error("notifier: message without metadata", zap.Error(err))
+		return
+	}
+	// Shutdown does not cut a send short: its outcome would be unknown.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.AckWait)
+	defer cancel()
+	log := n.log.With(zap.Uint64("stream_seq", meta.Sequence.Stream), zap.Uint64("delivery", meta.NumDelivered))
+	v := n.process(ctx, msg, meta, log)
+	switch {
+	case v.drop:
+		return
+	case v.ack:
+		err = msg.Ack()
+	case v.kind != "":
+		log.Warn("notifier: dead-lettering", zap.String("reason", v.kind), zap.Error(v.err))
+		if err = n.deadLetter(ctx, msg, meta, v.kind, v.err); err != nil {
+			err = errors.Join(err, msg.NakWithDelay(n.backoff(1)))
+		}
+	default:
+		log.Info("notifier: retrying later", zap.Duration("delay", v.delay), zap.Error(v.err))
+		err = msg.NakWithDelay(v.delay)
+	}
+	if err != nil { // JetStream delivers it again after AckWait; the claims keep that safe
+		log.Warn("notifier: answering JetStream", zap.Error(err))
+	}
+}
+
+// process sends the email of one message, claim before send (see the package
+// comment), and says what to answer JetStream.
+func (n *Notifier) process(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, log *zap.Logger) verdict {
+	e, data, err := decode(msg)
+	if err != nil {
+		return verdict{kind: reasonInvalid, err: err}
+	}
+	id := uuid.MustParse(e.ID()) // decode checked it
+	log = log.With(zap.String("ce_id", e.ID()), zap.String("ce_type", e.Type()), zap.Stringer("customer_id", data.CustomerID))
+
+	switch st, err := n.q.GetNotifierDelivery(ctx, id); {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return verdict{delay: n.backoff(1), err: fmt.Errorf("notifier: read delivery: %w", err)}
+	case st.SentAt != nil:
+		n.metrics.duplicates.Inc()
+		log.Info("notifier: email already sent", zap.Time("sent_at", *st.SentAt))
+		return verdict{ack: true}
+	case st.Now.Sub(st.ClaimedAt) < n.cfg.ClaimTimeout:
+		return verdict{delay: n.cfg.ClaimTimeout - st.Now.Sub(st.ClaimedAt), err: errClaimed}
+	default:
+		return verdict{kind: reasonUnknownOutcome, err: fmt.Errorf(
+			"%w: claimed at %s and never confirmed: the notifier stopped while sending", ErrUnknownOutcome, st.ClaimedAt.Format(time.RFC3339))}
+	}
+
+	em, err := n.renderer.render(e.Type(), data)
+	if err != nil {
+		return verdict{kind: reasonInvalid, err: err}
+	}
+	m, err := n.message(e.ID(), em)
+	if err != nil {
+		return verdict{kind: reasonInvalid, err: err}
+	}
+
+	claimID := uuid.New()
+	var claimed bool
+	var claimErr error
+	err = n.sender.Send(ctx, e.ID(), m, func(ctx context.Context) error {
+		rows, err := n.q.ClaimNotifierDelivery(ctx, gen.ClaimNotifierDeliveryParams{EventID: id, EventType: e.Type(), ClaimID: claimID})
+		switch {
+		case err != nil:
+			claimErr = fmt.Errorf("notifier: claim: %w", err)
+		case rows == 0:
+			claimErr = errClaimed
+		default:
+			claimed = true
+		}
+		return claimErr
+	})
+	switch {
+	case err == nil:
+	case claimErr != nil: // nothing sent; the next delivery reads the row
+		return verdict{delay: n.backoff(1), err: claimErr}
+	case errors.Is(err, ErrUnknownOutcome):
+		return verdict{kind: reasonUnknownOutcome, err: err} // the claim stays: never again
+	default: // refused or unreachable: nothing went out
+		n.metrics.sendFailures.Inc()
+		if claimed {
+			if rerr := n.q.ReleaseNotifierDelivery(ctx, gen.ReleaseNotifierDeliveryParams{EventID: id, ClaimID: claimID}); rerr != nil {
+				// The claim will age into unknown_outcome: lost, never doubled.
+				log.Error("notifier: release claim", zap.Error(rerr))
+			}
+		}
+		if int(meta.NumDelivered) >= n.cfg.MaxTries {
+			return verdict{kind: reasonUndeliverable, err: fmt.Errorf("%d tries: %w", meta.NumDelivered, err)}
+		}
+		return verdict{delay: n.backoff(int(meta.NumDelivered)), err: err}
+	}
+
+	if n.afterSend != nil {
+		if err := n.afterSend(); err != nil {
+			return verdict{drop: true}
+		}
+	}
+	if err := n.confirm(ctx, id, claimID); err != nil {
+		// Not acked: the redelivery finds the claim unconfirmed and, once it
+		// has aged, dead-letters the message rather than send it again.
+		log.Error("notifier: email sent but not recorded", zap.Error(err))
+		return verdict{delay: n.cfg.ClaimTimeout, err: err}
+	}
+	n.metrics.sent.WithLabelValues(e.Type()).Inc()
+	log.Info("notifier: email sent", zap.String("to", data.Email))
+	return verdict{ack: true}
+}
+
+// confirm marks the claim sent, retrying briefly: the email is out, and a
+// lost confirmation would turn it into an unknown outcome.
+func (n *Notifier) confirm(ctx context.Context, id, claimID uuid.UUID) error {
+	var err error
+	for try := range 5 {
+		var rows int64
+		rows, err = n.q.MarkNotifierDeliverySent(ctx, gen.MarkNotifierDeliverySentParams{EventID: id, ClaimID: claimID})
+		if err == nil && rows == 0 {
+			return errors.New("notifier: confirm: claim gone") // cannot happen: only its owner releases it
+		}
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("notifier: confirm: %w", err)
+		case <-time.After(time.Duration(100<<try) * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("notifier: confirm: %w", err)
+}
+
+// backoff is the wait after the given delivery failed.
+func (n *Notifier) backoff(delivery int) time.Duration {
+	d := n.cfg.RetryBackoff
+	for i := 1; i < delivery && d < n.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, n.cfg.MaxBackoff)
+}
+
+// decode reads a notification CloudEvent and its data from a message.
+func decode(msg jetstream.Msg) (event.Event, events.NotificationData, error) {
+	var data events.NotificationData
+	e, err := events.FromMsg(natsMsg(msg))
+	if err != nil {
+		return e, data, err
+	}
+	if err := e.Validate(); err != nil {
+		return e, data, fmt.Errorf("%w: %v", events.ErrInvalidEvent, err)
+	}
+	if _, err := uuid.Parse(e.ID()); err != nil {
+		return e, data, fmt.Errorf("%w: id %q is not a UUID", errInvalid, e.ID())
+	}
+	if !events.IsNotification(e.Type()) {
+		return e, data, fmt.Errorf("%w: type %q is not a notification type", errInvalid, e.Type())
+	}
+	if err := e.DataAs(&data); err != nil {
+		return e, data, fmt.Errorf("%w: data: %v", errInvalid, err)
+	}
+	if data.Email == "" || data.Token == "" || data.RedirectURL == "" {
+		return e, data, fmt.Errorf("%w: email, token and redirect_url are required", errInvalid)
+	}
+	return e, data, nil
+}
+
+// message builds the email. Its Message-ID derives from the event id, so a
+// mail system that sees it twice anyway can tell.
+func (n *Notifier) message(id string, em email) (*gomail.Msg, error) {
+	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
+	if err := m.From(n.cfg.MailFrom); err != nil {
+		return nil, fmt.Errorf("notifier: from: %w", err)
+	}
+	if err := m.To(em.To); err != nil {
+		return nil, fmt.Errorf("%w: recipient %q: %v", errInvalid, em.To, err)
+	}
+	m.Subject(em.Subject)
+	m.SetMessageIDWithValue(id + "@customerbus")
+	m.SetDate()
+	m.SetBodyString(gomail.TypeTextPlain, em.Text)
+	m.AddAlternativeString(gomail.TypeTextHTML, em.HTML)
+	return m, nil
+}
+
+// natsMsg gives the events helpers the message in the form they read.
+func natsMsg(msg jetstream.Msg) *nats.Msg {
+	return &nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()}
+}

@@ -1,0 +1,469 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/customerbus/customerbus/db/dbtest"
+	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/events/natstest"
+)
+
+// bus is one test's world: its own database, JetStream server and SMTP server.
+type bus struct {
+	t    *testing.T
+	pool *pgxpool.Pool
+	js   jetstream.JetStream
+	smtp *smtpServer
+	cfg  Config
+	n    *Notifier
+}
+
+// newBus starts everything but the notifier; the streams exist as the relay
+// would have made them.
+func newBus(t *testing.T, tune func(*Config)) *bus {
+	t.Helper()
+	t.Parallel()
+	pool, _ := dbtest.New(t)
+	js, err := jetstream.New(natstest.New(t).Connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := events.EnsureStreams(context.Background(), js, events.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b := &bus{t: t, pool: pool, js: js, smtp: newSMTPServer(t)}
+	b.cfg = Config{
+		SMTPURL: b.smtp.URL(), SMTPTimeout: 2 * time.Second, MailFrom: "Shop <shop@example.com>",
+		MaxTries: 100, RetryBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		AckWait: 2 * time.Second, ClaimTimeout: time.Second,
+	}
+	if tune != nil {
+		tune(&b.cfg)
+	}
+	b.n = b.newNotifier()
+	return b
+}
+
+// newNotifier returns another notifier instance on the same bus.
+func (b *bus) newNotifier() *Notifier {
+	b.t.Helper()
+	n, err := New(b.pool, b.js, zaptest.NewLogger(b.t), prometheus.NewRegistry(), b.cfg)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return n
+}
+
+// run runs the notifier until the test ends.
+func (b *bus) run() { b.runNotifier(b.n) }
+
+func (b *bus) runNotifier(n *Notifier) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := n.Run(ctx); err != nil {
+			b.t.Errorf("notifier: %v", err)
+		}
+	})
+	b.t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+func notification(email, lang string) events.NotificationData {
+	return events.NotificationData{
+		CustomerID: uuid.New(), Email: email, FirstName: "Ann", LastName: "Lee", LanguageCode: lang,
+		Channel: "default", RedirectURL: "https://shop.example/account/confirm?ref=mail",
+		Token: "tok-" + uuid.NewString(), ExpiresAt: time.Now().Add(time.Hour),
+	}
+}
+
+// publish publishes a notification event the way the relay does
+// (Nats-Msg-Id = event id) and returns it.
+func (b *bus) publish(eventType string, data events.NotificationData) *nats.Msg {
+	b.t.Helper()
+	e, err := events.New(events.Meta{
+		Type: eventType, Source: events.SourceCustomers, Subject: data.CustomerID.String(),
+		PartitionKey: data.CustomerID.String(), Sequence: 1, Time: time.Now(),
+		Actor: events.Actor{Type: events.AuthServiceAccount, ID: "test"},
+	}, data)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	msg, err := events.ToMsg(context.Background(), e)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.publishMsg(msg)
+	return msg
+}
+
+func (b *bus) publishMsg(msg *nats.Msg) {
+	b.t.Helper()
+	if _, err := b.js.PublishMsg(context.Background(), msg); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// republished is msg again under another Nats-Msg-Id, which JetStream does
+// not drop.
+func republished(msg *nats.Msg) *nats.Msg {
+	again := &nats.Msg{Subject: msg.Subject, Header: nats.Header{}, Data: msg.Data}
+	for k, v := range msg.Header {
+		again.Header[k] = v
+	}
+	again.Header.Set(nats.MsgIdHdr, "again-"+msg.Header.Get(nats.MsgIdHdr))
+	return again
+}
+
+// waitIdle waits until the consumer has answered every message for good.
+func (b *bus) waitIdle() {
+	b.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		info, err := b.js.Consumer(context.Background(), events.NotificationsStream, ConsumerName)
+		if err == nil && info.CachedInfo().NumPending == 0 && info.CachedInfo().NumAckPending == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.t.Fatal("notifier still has messages after 10s")
+}
+
+// deadLetters returns the messages in the dead-letter stream.
+func (b *bus) deadLetters(want int) []jetstream.Msg {
+	b.t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, err := b.js.Stream(ctx, DeadLetterStream)
+		if err == nil && int(s.CachedInfo().State.Msgs) >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("dead-letter stream: want %d messages", want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c, err := b.js.OrderedConsumer(ctx, DeadLetterStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	batch, err := c.FetchNoWait(100)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var out []jetstream.Msg
+	for m := range batch.Messages() {
+		out = append(out, m)
+	}
+	return out
+}
+
+// counter reads one of the notifier's counters: sent (all types),
+// duplicates, send_failures, or a dead-letter reason kind.
+func (b *bus) counter(name string) float64 {
+	var c prometheus.Counter
+	switch name {
+	case "sent":
+		return b.counter("sent:"+events.CustomerPasswordSetupRequested) + b.counter("sent:"+events.CustomerVerificationRequested) +
+			b.counter("sent:"+events.CustomerPasswordResetRequested) + b.counter("sent:"+events.CustomerEmailChangeRequested) +
+			b.counter("sent:"+events.CustomerDeletionRequested)
+	case "duplicates":
+		c = b.n.metrics.duplicates
+	case "send_failures":
+		c = b.n.metrics.sendFailures
+	default:
+		if typ, ok := strings.CutPrefix(name, "sent:"); ok {
+			c = b.n.metrics.sent.WithLabelValues(typ)
+		} else {
+			c = b.n.metrics.deadLettered.WithLabelValues(name)
+		}
+	}
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		b.t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// linkIn finds the link in an email body and returns its query.
+func linkIn(t *testing.T, body string) url.Values {
+	t.Helper()
+	i := strings.Index(body, "https://shop.example/account/confirm?")
+	if i < 0 {
+		t.Fatalf("no link in:\n%s", body)
+	}
+	raw := body[i:]
+	if j := strings.IndexAny(raw, "\"\r\n <"); j >= 0 {
+		raw = raw[:j]
+	}
+	u, err := url.Parse(strings.ReplaceAll(raw, "&amp;", "&"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query()
+}
+
+func TestNotificationBecomesEmailWithLink(t *testing.T) {
+	b := newBus(t, nil)
+	b.run()
+	data := notification("ann@example.com", "en")
+	msg := b.publish(events.CustomerVerificationRequested, data)
+
+	m := b.smtp.waitMails(1)[0]
+	if m.Rcpt != data.Email || !strings.Contains(m.Header.Get("To"), data.Email) {
+		t.Errorf("recipient %q, To %q, want %s", m.Rcpt, m.Header.Get("To"), data.Email)
+	}
+	if m.From != "shop@example.com" {
+		t.Errorf("envelope from %q", m.From)
+	}
+	if m.Subject != "Confirm your email address" {
+		t.Errorf("subject %q", m.Subject)
+	}
+	if want := "<" + msg.Header.Get("ce-id") + "@customerbus>"; m.MessageIDHeader != want {
+		t.Errorf("Message-ID %q, want %q", m.MessageIDHeader, want)
+	}
+	for part, body := range map[string]string{"text": m.Text, "html": m.HTML} {
+		q := linkIn(t, body)
+		if q.Get("token") != data.Token || q.Get("email") != data.Email || q.Get("ref") != "mail" {
+			t.Errorf("%s link query %v: want token, email and the redirect URL's ref", part, q)
+		}
+		if !strings.Contains(body, "Ann") {
+			t.Errorf("%s does not greet the customer:\n%s", part, body)
+		}
+	}
+	b.waitIdle()
+	if got := b.counter("sent"); got != 1 {
+		t.Errorf("sent counter %v, want 1", got)
+	}
+}
+
+func TestEmailLanguageFollowsLanguageCodeWithEnglishFallback(t *testing.T) {
+	b := newBus(t, nil)
+	b.run()
+	cases := []struct{ lang, subject string }{
+		{"de", "Bestätigen Sie Ihre E-Mail-Adresse"},
+		{"de-AT", "Bestätigen Sie Ihre E-Mail-Adresse"},
+		{"en", "Confirm your email address"},
+		{"fr", "Confirm your email address"},
+		{"", "Confirm your email address"},
+	}
+	for i, c := range cases {
+		b.publish(events.CustomerVerificationRequested, notification(string(rune('a'+i))+"@example.com", c.lang))
+	}
+	got := map[string]string{}
+	for _, m := range b.smtp.waitMails(len(cases)) {
+		got[m.Rcpt] = m.Subject
+	}
+	for i, c := range cases {
+		t.Run("lang="+c.lang, func(t *testing.T) {
+			if s := got[string(rune('a'+i))+"@example.com"]; s != c.subject {
+				t.Errorf("subject %q, want %q", s, c.subject)
+			}
+		})
+	}
+}
+
+func TestSameEventTwiceSendsOneEmail(t *testing.T) {
+	b := newBus(t, nil)
+	b.run()
+	data := notification("ann@example.com", "en")
+	msg := b.publish(events.CustomerPasswordResetRequested, data)
+	// The same CloudEvent again under another Nats-Msg-Id, which JetStream
+	// cannot drop, as a re-published outbox row outside the duplicate window.
+	b.publishMsg(republished(msg))
+	b.publish(events.CustomerPasswordResetRequested, notification("bob@example.com", "en"))
+
+	b.smtp.waitMails(2)
+	b.waitIdle()
+	if m := b.smtp.mails(); len(m) != 2 || m[0].Rcpt != "ann@example.com" || m[1].Rcpt != "bob@example.com" {
+		t.Fatalf("got %d mails, want one for ann and one for bob", len(m))
+	}
+	if d := b.counter("duplicates"); d != 1 {
+		t.Errorf("duplicates counter %v, want 1", d)
+	}
+}
+
+func TestSMTPDownThenBackDeliversOnce(t *testing.T) {
+	b := newBus(t, nil)
+	b.smtp.stop()
+	b.run()
+	data := notification("ann@example.com", "en")
+	b.publish(events.CustomerPasswordSetupRequested, data)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for b.counter("send_failures") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("the notifier did not retry while SMTP was down")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.smtp.restart()
+	m := b.smtp.waitMails(1)
+	b.waitIdle()
+	time.Sleep(3 * b.cfg.MaxBackoff) // a stray retry would have arrived by now
+	if len(b.smtp.mails()) != 1 || m[0].Rcpt != data.Email {
+		t.Fatalf("got %d mails, want exactly one", len(b.smtp.mails()))
+	}
+	if b.counter("sent") != 1 {
+		t.Errorf("sent counter %v", b.counter("sent"))
+	}
+}
+
+func TestRefusedEmailIsDeadLetteredAfterMaxTriesAndOthersGoOn(t *testing.T) {
+	b := newBus(t, func(c *Config) { c.MaxTries = 3 })
+	b.smtp.refuseFor("bounce@example.com")
+	b.run()
+	b.publish(events.CustomerVerificationRequested, notification("bounce@example.com", "en"))
+	b.publish(events.CustomerVerificationRequested, notification("ann@example.com", "en"))
+
+	dl := b.deadLetters(1)
+	if len(dl) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dl))
+	}
+	h := dl[0].Headers()
+	if h.Get(HeaderReasonKind) != reasonUndeliverable || h.Get(HeaderDeliveries) != "3" ||
+		!strings.Contains(h.Get(HeaderReason), "554") || !strings.Contains(h.Get(HeaderReason), "3 tries") {
+		t.Errorf("dead letter headers %v", h)
+	}
+	if h.Get("ce-type") != events.CustomerVerificationRequested || dl[0].Subject() != DeadLetterSubjectPrefix+events.CustomerVerificationRequested {
+		t.Errorf("dead letter is not the original message: subject %s, headers %v", dl[0].Subject(), h)
+	}
+	b.smtp.waitMails(1)
+	b.waitIdle()
+	if m := b.smtp.mails(); len(m) != 1 || m[0].Rcpt != "ann@example.com" {
+		t.Errorf("mails %v, want ann's only", m)
+	}
+	if got := b.counter(reasonUndeliverable); got != 1 {
+		t.Errorf("dead-letter counter %v, want 1", got)
+	}
+	if got := b.counter("send_failures"); got != 3 {
+		t.Errorf("send failures %v, want 3", got)
+	}
+
+	// The dead-lettered message is gone for good; the next ones go through.
+	b.publish(events.CustomerVerificationRequested, notification("bob@example.com", "en"))
+	b.smtp.waitMails(2)
+	b.waitIdle()
+}
+
+func TestInvalidMessagesGoStraightToDeadLetters(t *testing.T) {
+	b := newBus(t, nil)
+	b.run()
+	b.publishMsg(&nats.Msg{Subject: events.NotificationsSubjectPrefix + events.CustomerVerificationRequested, Data: []byte("not a cloudevent")})
+	bad := notification("ann@example.com", "en")
+	bad.RedirectURL = "javascript:alert(1)"
+	b.publish(events.CustomerVerificationRequested, bad)
+	b.publish(events.CustomerVerificationRequested, notification("bob@example.com", "en"))
+
+	dl := b.deadLetters(2)
+	for _, m := range dl {
+		if m.Headers().Get(HeaderReasonKind) != reasonInvalid || m.Headers().Get(HeaderDeliveries) != "1" {
+			t.Errorf("dead letter headers %v", m.Headers())
+		}
+	}
+	if !strings.Contains(dl[1].Headers().Get(HeaderReason), "redirect_url") {
+		t.Errorf("reason %q does not name redirect_url", dl[1].Headers().Get(HeaderReason))
+	}
+	b.smtp.waitMails(1)
+	b.waitIdle()
+	if got := b.counter(reasonInvalid); got != 2 {
+		t.Errorf("dead-letter counter %v, want 2", got)
+	}
+}
+
+func TestCrashBetweenSendAndRecordNeverSendsTwice(t *testing.T) {
+	b := newBus(t, func(c *Config) { c.AckWait = 300 * time.Millisecond; c.ClaimTimeout = 700 * time.Millisecond })
+	var crashed atomic.Bool
+	b.n.afterSend = func() error {
+		if crashed.CompareAndSwap(false, true) {
+			return errors.New("crash")
+		}
+		return nil
+	}
+	b.run()
+	b.publish(events.CustomerDeletionRequested, notification("ann@example.com", "en"))
+
+	// Redelivered after AckWait, the message finds a claim that was never
+	// confirmed. While the claim is young its owner may still be sending, so
+	// the message waits; once it has aged the email may or may not have gone,
+	// so the message is dead-lettered, not sent again.
+	dl := b.deadLetters(1)
+	if h := dl[0].Headers(); h.Get(HeaderReasonKind) != reasonUnknownOutcome || h.Get(HeaderDeliveries) != "3" {
+		t.Errorf("dead letter kind %q after %s deliveries, want %s after 3 (crash, wait, give up)",
+			h.Get(HeaderReasonKind), h.Get(HeaderDeliveries), reasonUnknownOutcome)
+	}
+	b.waitIdle()
+	if n := len(b.smtp.mails()); n != 1 {
+		t.Errorf("%d mails, want 1", n)
+	}
+
+	// After the crash the notifier carries on as usual.
+	b.publish(events.CustomerDeletionRequested, notification("bob@example.com", "en"))
+	b.smtp.waitMails(2)
+	b.waitIdle()
+}
+
+func TestWithoutSMTPEmailsAreWrittenToMailDir(t *testing.T) {
+	dir := t.TempDir()
+	b := newBus(t, func(c *Config) { c.SMTPURL = ""; c.MailDir = dir })
+	b.run()
+	data := notification("ann@example.com", "de")
+	msg := b.publish(events.CustomerPasswordSetupRequested, data)
+	b.waitIdle()
+
+	raw, err := os.ReadFile(filepath.Join(dir, msg.Header.Get("ce-id")+".eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := parseMail(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := linkIn(t, m.Text); q.Get("token") != data.Token || m.Subject != "Legen Sie Ihr Passwort fest" {
+		t.Errorf("eml: subject %q, link query %v", m.Subject, q)
+	}
+}
+
+func TestInstancesShareTheWorkAndSendEachEmailOnce(t *testing.T) {
+	b := newBus(t, nil)
+	b.run()
+	b.runNotifier(b.newNotifier())
+	const n = 30
+	for i := range n {
+		data := notification(fmt.Sprintf("c%d@example.com", i), "en")
+		msg := b.publish(events.CustomerVerificationRequested, data)
+		if i%3 == 0 { // a third of them twice
+			b.publishMsg(republished(msg))
+		}
+	}
+	b.smtp.waitMails(n)
+	b.waitIdle()
+	seen := map[string]bool{}
+	for _, m := range b.smtp.mails() {
+		if seen[m.Rcpt] {
+			t.Errorf("%s got two emails", m.Rcpt)
+		}
+		seen[m.Rcpt] = true
+	}
+	if len(seen) != n {
+		t.Errorf("%d recipients, want %d", len(seen), n)
+	}
+}
