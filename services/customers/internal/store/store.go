@@ -167,6 +167,27 @@ func (s *Store) DeleteMany(ctx context.Context, ids []uuid.UUID, fn func(custome
 	})
 }
 
+// updateRow writes next over cur, provided nobody moved cur's version.
+func updateRow(ctx context.Context, q *gen.Queries, cur, next customer.Customer) error {
+	p := toRow(next)
+	n, err := q.UpdateCustomer(ctx, gen.UpdateCustomerParams{
+		ID: p.ID, Email: p.Email, FirstName: p.FirstName, LastName: p.LastName,
+		CompanyName: p.CompanyName, Phone: p.Phone, Note: p.Note, IsActive: p.IsActive,
+		LanguageCode: p.LanguageCode, ExternalReference: p.ExternalReference,
+		Metadata: p.Metadata, PrivateMetadata: p.PrivateMetadata, HasAccount: p.HasAccount,
+		IsVerified: p.IsVerified, Version: p.Version, UpdatedAt: p.UpdatedAt,
+		DefaultShippingAddressID: p.DefaultShippingAddressID, DefaultBillingAddressID: p.DefaultBillingAddressID,
+		ExpectedVersion: cur.Version,
+	})
+	if err != nil {
+		return mapError(err)
+	}
+	if n != 1 {
+		return fmt.Errorf("store: update customer %s: version moved", cur.ID)
+	}
+	return nil
+}
+
 // lockCustomers reads and locks the customers; a NotFoundError names any
 // that do not exist.
 func lockCustomers(ctx context.Context, q *gen.Queries, ids []uuid.UUID) (map[uuid.UUID]customer.Customer, error) {
@@ -222,21 +243,12 @@ func apply(ctx context.Context, q *gen.Queries, cur customer.Customer, m *custom
 			return cur, fmt.Errorf("store: set password: %w", err)
 		}
 	}
-	p := toRow(m.Customer)
-	n, err := q.UpdateCustomer(ctx, gen.UpdateCustomerParams{
-		ID: p.ID, Email: p.Email, FirstName: p.FirstName, LastName: p.LastName,
-		CompanyName: p.CompanyName, Phone: p.Phone, Note: p.Note, IsActive: p.IsActive,
-		LanguageCode: p.LanguageCode, ExternalReference: p.ExternalReference,
-		Metadata: p.Metadata, PrivateMetadata: p.PrivateMetadata, HasAccount: p.HasAccount,
-		IsVerified: p.IsVerified, Version: p.Version, UpdatedAt: p.UpdatedAt,
-		DefaultShippingAddressID: p.DefaultShippingAddressID, DefaultBillingAddressID: p.DefaultBillingAddressID,
-		ExpectedVersion: cur.Version,
-	})
-	if err != nil {
-		return cur, mapError(err)
-	}
-	if n != 1 {
-		return cur, fmt.Errorf("store: update customer %s: version moved", cur.ID)
+	// The domain bumps the version with every change to the row; a change
+	// that only issues a token (a password-reset email) leaves it alone.
+	if m.Customer.Version != cur.Version {
+		if err := updateRow(ctx, q, cur, m.Customer); err != nil {
+			return cur, err
+		}
 	}
 	for _, n := range m.Notes {
 		if err := q.InsertCustomerNote(ctx, gen.InsertCustomerNoteParams{
