@@ -85,6 +85,12 @@ type CustomerUpdatedData struct {
 	Changed []string `json:"changed"`
 }
 
+// CustomerEmailChangedData is the data of customer.email_changed.
+type CustomerEmailChangedData struct {
+	Customer
+	PreviousEmail string `json:"previous_email"`
+}
+
 // CustomerDeletedData is the data of customer.deleted.
 type CustomerDeletedData struct {
 	ID        uuid.UUID `json:"id"`

@@ -24,6 +24,9 @@ const (
 	// the change (never a secret).
 	CustomerVerified        = "customer.verified"
 	CustomerPasswordChanged = "customer.password_changed"
+	// CustomerEmailChanged carries the customer after a confirmed email
+	// change and the address it replaced.
+	CustomerEmailChanged = "customer.email_changed"
 
 	// Group events have the group's id as subject and partition key, and the
 	// group's version as sequence.
@@ -56,7 +59,7 @@ var NotificationTypes = []string{
 var PublicTypes = []string{
 	CustomerCreated, CustomerUpdated, CustomerDeleted, CustomerMetadataUpdated, CustomerNoteAdded,
 	CustomerAddressCreated, CustomerAddressUpdated, CustomerAddressDeleted,
-	CustomerVerified, CustomerPasswordChanged,
+	CustomerVerified, CustomerPasswordChanged, CustomerEmailChanged,
 	CustomerGroupCreated, CustomerGroupUpdated, CustomerGroupDeleted,
 	CustomerGroupCustomersAdded, CustomerGroupCustomersRemoved,
 }

@@ -82,6 +82,16 @@ type CustomerNote struct {
 	CreatedAt  time.Time
 }
 
+type CustomerSession struct {
+	ID               uuid.UUID
+	CustomerID       uuid.UUID
+	AccessHash       []byte
+	RefreshHash      []byte
+	CreatedAt        time.Time
+	AccessExpiresAt  time.Time
+	RefreshExpiresAt time.Time
+}
+
 type CustomerToken struct {
 	TokenHash  []byte
 	CustomerID uuid.UUID
@@ -90,6 +100,12 @@ type CustomerToken struct {
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
 	UsedAt     *time.Time
+}
+
+type LoginFailure struct {
+	Key             string
+	Failures        int32
+	WindowStartedAt time.Time
 }
 
 type NotifierDelivery struct {

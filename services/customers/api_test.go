@@ -378,7 +378,29 @@ func TestAuthorizationOnEveryRoute(t *testing.T) {
 			method, pattern, _ := strings.Cut(rt.Pattern, " ")
 			t.Run(rt.Pattern, func(t *testing.T) {
 				t.Parallel()
-				path, body := routeCall(s.forTest(t), method, pattern)
+				st := s.forTest(t)
+				switch rt.Permission {
+				case "PUBLIC":
+					// Sign-up, login and the emails' links need no token.
+					path, body, _ := storeRouteCall(st, method, pattern)
+					if r := st.public(method, path, body); r.status < 200 || r.status >= 300 {
+						t.Errorf("without a token: status %d (%s), want success", r.status, r.body)
+					}
+					return
+				case "CUSTOMER":
+					path, body, token := storeRouteCall(st, method, pattern)
+					refuse(t, s, method, path, body, []refusal{
+						{"no token", "", 401},
+						{"malformed token", "Bearer not-a-token", 401},
+						{"unknown customer token", "Bearer cbc_" + strings.Repeat("B", 43), 401},
+						{"staff token with every permission", "Bearer " + s.token, 403},
+					})
+					if r := st.as(token, method, path, body); r.status < 200 || r.status >= 300 {
+						t.Errorf("the customer's token: status %d (%s), want success", r.status, r.body)
+					}
+					return
+				}
+				path, body := routeCall(st, method, pattern)
 				var lacking string
 				for _, p := range customers.Permissions {
 					if p != rt.Permission {
@@ -390,26 +412,35 @@ func TestAuthorizationOnEveryRoute(t *testing.T) {
 						break
 					}
 				}
-				for _, c := range []struct {
-					name, authorization string
-					want                int
-				}{
+				refuse(t, s, method, path, body, []refusal{
 					{"no token", "", 401},
 					{"malformed token", "Bearer not-a-token", 401},
 					{"unknown token", "Bearer cbk_" + strings.Repeat("B", 43), 401},
 					{"token without " + rt.Permission, "Bearer " + lacking, 403},
-				} {
-					r := request(t, s, method, path, body, map[string]string{"Authorization": c.authorization})
-					if r.status != c.want {
-						t.Errorf("%s: status %d, want %d", c.name, r.status, c.want)
-					}
-				}
+					{"a customer's token", "Bearer " + st.newShopper().AccessToken, 403},
+				})
 				if r := request(t, s, method, path, body, nil); r.status < 200 || r.status >= 300 {
 					t.Errorf("token with %s: status %d (%s), want success", rt.Permission, r.status, r.body)
 				}
 			})
 		}
 	})
+}
+
+// refusal is a caller a route must turn away.
+type refusal struct {
+	name, authorization string
+	want                int
+}
+
+func refuse(t *testing.T, s *system, method, path string, body any, callers []refusal) {
+	t.Helper()
+	for _, c := range callers {
+		r := request(t, s, method, path, body, map[string]string{"Authorization": c.authorization})
+		if r.status != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, r.status, c.want)
+		}
+	}
 }
 
 func TestCreateNormalisesAndDefaults(t *testing.T) {

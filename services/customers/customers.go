@@ -27,7 +27,11 @@ type Config struct {
 	MaxBodyBytes    int64         `env:"HTTP_MAX_BODY_BYTES" envDefault:"1048576"`
 	PhoneRegion     string        `env:"DEFAULT_PHONE_REGION"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
+	Accounts        AccountConfig
 }
+
+// AccountConfig tunes customer accounts: token lifetimes and login limits.
+type AccountConfig = customer.AccountConfig
 
 // Service is the command service.
 type Service struct {
@@ -47,7 +51,7 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		panic(err)
 	}
 	api := httpapi.New(httpapi.Config{
-		Customers:    customer.NewService(store.New(pool), cfg.PhoneRegion),
+		Customers:    customer.NewService(store.New(pool), cfg.PhoneRegion, cfg.Accounts),
 		Tokens:       tokens,
 		Log:          log,
 		MaxBodyBytes: cfg.MaxBodyBytes,

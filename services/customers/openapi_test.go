@@ -253,7 +253,11 @@ func TestOpenAPIDocumentsEveryRouteAndItsPermission(t *testing.T) {
 			t.Errorf("%s: x-permission %q, want the route's %q", pattern, got, perm)
 		}
 		// nil Security inherits the document's bearer requirement.
-		if op.Security != nil && len(op.Security) == 0 {
+		public := op.Security != nil && len(op.Security) == 0
+		if perm == "PUBLIC" && !public {
+			t.Errorf("%s needs no token but is not documented with security: []", pattern)
+		}
+		if perm != "PUBLIC" && public {
 			t.Errorf("%s needs a token but is documented without security", pattern)
 		}
 	}

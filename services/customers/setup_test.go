@@ -33,7 +33,10 @@ type system struct {
 	token  string // holds every permission
 }
 
-func newSystem(t *testing.T) *system {
+func newSystem(t *testing.T) *system { return newSystemWith(t, nil) }
+
+// newSystemWith is newSystem with the service's configuration tuned.
+func newSystemWith(t *testing.T, tune func(*customers.Config)) *system {
 	t.Helper()
 	pool, _ := dbtest.New(t)
 	ns := natstest.New(t)
@@ -42,7 +45,11 @@ func newSystem(t *testing.T) *system {
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t)
-	svc := customers.New(pool, log, prometheus.NewRegistry(), customers.Config{MaxBodyBytes: 64 << 10})
+	cfg := customers.Config{MaxBodyBytes: 64 << 10}
+	if tune != nil {
+		tune(&cfg)
+	}
+	svc := customers.New(pool, log, prometheus.NewRegistry(), cfg)
 	api := httptest.NewServer(svc.Handler())
 	t.Cleanup(api.Close)
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/customerbus/customerbus/db/dbtest"
 	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/services/notifier/smtptest"
 )
 
 // TestDeployNATSConfigLetsTheNotifierWorkAndKeepsAppsOut runs the NATS
@@ -67,7 +68,7 @@ func TestDeployNATSConfigLetsTheNotifierWorkAndKeepsAppsOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool, _ := dbtest.New(t)
-	smtpSrv := newSMTPServer(t)
+	smtpSrv := smtptest.New(t)
 	n, err := New(pool, connect("notifier"), zaptest.NewLogger(t), prometheus.NewRegistry(), Config{
 		SMTPURL: smtpSrv.URL(), MailFrom: "shop@example.com", RetryBackoff: 20 * time.Millisecond,
 	})
@@ -78,7 +79,7 @@ func TestDeployNATSConfigLetsTheNotifierWorkAndKeepsAppsOut(t *testing.T) {
 	b.run()
 	b.publish(events.CustomerVerificationRequested, notification("ann@example.com", "en"))
 	b.publishMsg(&nats.Msg{Subject: events.NotificationsSubjectPrefix + "customer.nonsense", Data: []byte("{}")})
-	smtpSrv.waitMails(1)
+	smtpSrv.WaitMails(1)
 	deadline := time.Now().Add(10 * time.Second)
 	for b.counter(reasonInvalid) != 1 { // counted once JetStream stored the dead letter
 		if time.Now().After(deadline) {

@@ -24,6 +24,7 @@ import (
 	"github.com/customerbus/customerbus/db/dbtest"
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/events/natstest"
+	"github.com/customerbus/customerbus/services/notifier/smtptest"
 )
 
 // bus is one test's world: its own database, JetStream server and SMTP server.
@@ -31,7 +32,7 @@ type bus struct {
 	t    *testing.T
 	pool *pgxpool.Pool
 	js   jetstream.JetStream
-	smtp *smtpServer
+	smtp *smtptest.Server
 	cfg  Config
 	n    *Notifier
 }
@@ -49,7 +50,7 @@ func newBus(t *testing.T, tune func(*Config)) *bus {
 	if err := events.EnsureStreams(context.Background(), js, events.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	b := &bus{t: t, pool: pool, js: js, smtp: newSMTPServer(t)}
+	b := &bus{t: t, pool: pool, js: js, smtp: smtptest.New(t)}
 	b.cfg = Config{
 		SMTPURL: b.smtp.URL(), SMTPTimeout: 2 * time.Second, MailFrom: "Shop <shop@example.com>",
 		MaxTries: 100, RetryBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
@@ -227,7 +228,7 @@ func TestNotificationBecomesEmailWithLink(t *testing.T) {
 	data := notification("ann@example.com", "en")
 	msg := b.publish(events.CustomerVerificationRequested, data)
 
-	m := b.smtp.waitMails(1)[0]
+	m := b.smtp.WaitMails(1)[0]
 	if m.Rcpt != data.Email || !strings.Contains(m.Header.Get("To"), data.Email) {
 		t.Errorf("recipient %q, To %q, want %s", m.Rcpt, m.Header.Get("To"), data.Email)
 	}
@@ -269,7 +270,7 @@ func TestEmailLanguageFollowsLanguageCodeWithEnglishFallback(t *testing.T) {
 		b.publish(events.CustomerVerificationRequested, notification(string(rune('a'+i))+"@example.com", c.lang))
 	}
 	got := map[string]string{}
-	for _, m := range b.smtp.waitMails(len(cases)) {
+	for _, m := range b.smtp.WaitMails(len(cases)) {
 		got[m.Rcpt] = m.Subject
 	}
 	for i, c := range cases {
@@ -291,9 +292,9 @@ func TestSameEventTwiceSendsOneEmail(t *testing.T) {
 	b.publishMsg(republished(msg))
 	b.publish(events.CustomerPasswordResetRequested, notification("bob@example.com", "en"))
 
-	b.smtp.waitMails(2)
+	b.smtp.WaitMails(2)
 	b.waitIdle()
-	if m := b.smtp.mails(); len(m) != 2 || m[0].Rcpt != "ann@example.com" || m[1].Rcpt != "bob@example.com" {
+	if m := b.smtp.Mails(); len(m) != 2 || m[0].Rcpt != "ann@example.com" || m[1].Rcpt != "bob@example.com" {
 		t.Fatalf("got %d mails, want one for ann and one for bob", len(m))
 	}
 	if d := b.counter("duplicates"); d != 1 {
@@ -303,7 +304,7 @@ func TestSameEventTwiceSendsOneEmail(t *testing.T) {
 
 func TestSMTPDownThenBackDeliversOnce(t *testing.T) {
 	b := newBus(t, nil)
-	b.smtp.stop()
+	b.smtp.Stop()
 	b.run()
 	data := notification("ann@example.com", "en")
 	b.publish(events.CustomerPasswordSetupRequested, data)
@@ -315,12 +316,12 @@ func TestSMTPDownThenBackDeliversOnce(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	b.smtp.restart()
-	m := b.smtp.waitMails(1)
+	b.smtp.Restart()
+	m := b.smtp.WaitMails(1)
 	b.waitIdle()
 	time.Sleep(3 * b.cfg.MaxBackoff) // a stray retry would have arrived by now
-	if len(b.smtp.mails()) != 1 || m[0].Rcpt != data.Email {
-		t.Fatalf("got %d mails, want exactly one", len(b.smtp.mails()))
+	if len(b.smtp.Mails()) != 1 || m[0].Rcpt != data.Email {
+		t.Fatalf("got %d mails, want exactly one", len(b.smtp.Mails()))
 	}
 	if b.counter("sent") != 1 {
 		t.Errorf("sent counter %v", b.counter("sent"))
@@ -329,7 +330,7 @@ func TestSMTPDownThenBackDeliversOnce(t *testing.T) {
 
 func TestRefusedEmailIsDeadLetteredAfterMaxTriesAndOthersGoOn(t *testing.T) {
 	b := newBus(t, func(c *Config) { c.MaxTries = 3 })
-	b.smtp.refuseFor("bounce@example.com")
+	b.smtp.RefuseFor("bounce@example.com")
 	b.run()
 	b.publish(events.CustomerVerificationRequested, notification("bounce@example.com", "en"))
 	b.publish(events.CustomerVerificationRequested, notification("ann@example.com", "en"))
@@ -346,9 +347,9 @@ func TestRefusedEmailIsDeadLetteredAfterMaxTriesAndOthersGoOn(t *testing.T) {
 	if h.Get("ce-type") != events.CustomerVerificationRequested || dl[0].Subject() != DeadLetterSubjectPrefix+events.CustomerVerificationRequested {
 		t.Errorf("dead letter is not the original message: subject %s, headers %v", dl[0].Subject(), h)
 	}
-	b.smtp.waitMails(1)
+	b.smtp.WaitMails(1)
 	b.waitIdle()
-	if m := b.smtp.mails(); len(m) != 1 || m[0].Rcpt != "ann@example.com" {
+	if m := b.smtp.Mails(); len(m) != 1 || m[0].Rcpt != "ann@example.com" {
 		t.Errorf("mails %v, want ann's only", m)
 	}
 	if got := b.counter(reasonUndeliverable); got != 1 {
@@ -360,7 +361,7 @@ func TestRefusedEmailIsDeadLetteredAfterMaxTriesAndOthersGoOn(t *testing.T) {
 
 	// The dead-lettered message is gone for good; the next ones go through.
 	b.publish(events.CustomerVerificationRequested, notification("bob@example.com", "en"))
-	b.smtp.waitMails(2)
+	b.smtp.WaitMails(2)
 	b.waitIdle()
 }
 
@@ -382,7 +383,7 @@ func TestInvalidMessagesGoStraightToDeadLetters(t *testing.T) {
 	if !strings.Contains(dl[1].Headers().Get(HeaderReason), "redirect_url") {
 		t.Errorf("reason %q does not name redirect_url", dl[1].Headers().Get(HeaderReason))
 	}
-	b.smtp.waitMails(1)
+	b.smtp.WaitMails(1)
 	b.waitIdle()
 	if got := b.counter(reasonInvalid); got != 2 {
 		t.Errorf("dead-letter counter %v, want 2", got)
@@ -411,13 +412,13 @@ func TestCrashBetweenSendAndRecordNeverSendsTwice(t *testing.T) {
 			h.Get(HeaderReasonKind), h.Get(HeaderDeliveries), reasonUnknownOutcome)
 	}
 	b.waitIdle()
-	if n := len(b.smtp.mails()); n != 1 {
+	if n := len(b.smtp.Mails()); n != 1 {
 		t.Errorf("%d mails, want 1", n)
 	}
 
 	// After the crash the notifier carries on as usual.
 	b.publish(events.CustomerDeletionRequested, notification("bob@example.com", "en"))
-	b.smtp.waitMails(2)
+	b.smtp.WaitMails(2)
 	b.waitIdle()
 }
 
@@ -433,11 +434,11 @@ func TestWithoutSMTPEmailsAreWrittenToMailDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := parseMail(raw)
+	m, err := smtptest.ParseMail(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q := linkIn(t, m.Text); q.Get("token") != data.Token || m.Subject != "Legen Sie Ihr Passwort fest" {
+	if q := m.Link(t).Query(); q.Get("token") != data.Token || m.Subject != "Legen Sie Ihr Passwort fest" {
 		t.Errorf("eml: subject %q, link query %v", m.Subject, q)
 	}
 }
@@ -454,10 +455,10 @@ func TestInstancesShareTheWorkAndSendEachEmailOnce(t *testing.T) {
 			b.publishMsg(republished(msg))
 		}
 	}
-	b.smtp.waitMails(n)
+	b.smtp.WaitMails(n)
 	b.waitIdle()
 	seen := map[string]bool{}
-	for _, m := range b.smtp.mails() {
+	for _, m := range b.smtp.Mails() {
 		if seen[m.Rcpt] {
 			t.Errorf("%s got two emails", m.Rcpt)
 		}

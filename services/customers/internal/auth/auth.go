@@ -1,4 +1,5 @@
-// Package auth issues and checks the bearer API tokens of staff tools and apps.
+// Package auth issues and checks bearer tokens: the API tokens of staff tools
+// and apps, and the access tokens of logged-in customers (storefront sessions).
 package auth
 
 import (
@@ -31,25 +32,60 @@ const (
 // AllPermissions lists every permission, for validation and the dev token.
 var AllPermissions = []string{ManageUsers, ManageOrders, ManageSettings}
 
-// tokenPrefix makes leaked tokens easy to recognise (secret scanners, logs).
-const tokenPrefix = "cbk_"
+// What a route can require instead of a permission. No API token can hold
+// these: Create accepts only AllPermissions.
+const (
+	// Public routes take no token (sign-up, login, links from emails).
+	Public = "PUBLIC"
+	// Customer routes take a customer's access token and serve that
+	// customer's own data only.
+	Customer = "CUSTOMER"
+)
+
+// Prefixes make leaked tokens easy to recognise (secret scanners, logs) and
+// tell the kinds apart without a lookup.
+const (
+	tokenPrefix         = "cbk_" // API tokens of staff and apps
+	customerTokenPrefix = "cbc_" // customer access tokens
+	refreshTokenPrefix  = "cbr_" // customer refresh tokens
+	emailTokenPrefix    = "cbt_" // one-time tokens sent by email
+)
 
 // ErrInvalidToken means the token is unknown, malformed or revoked.
 var ErrInvalidToken = errors.New("auth: invalid token")
 
 // Principal is the authenticated caller.
 type Principal struct {
-	TokenID     uuid.UUID
+	TokenID     uuid.UUID // the API token, or the customer's session
 	Name        string
 	Type        string // events.AuthServiceAccount or events.AuthUser
 	Permissions []string
+	// CustomerID is set for a customer's access token, and only then.
+	CustomerID uuid.UUID
 }
 
-// Has reports whether the principal holds the permission.
-func (p Principal) Has(perm string) bool { return slices.Contains(p.Permissions, perm) }
+// IsCustomer reports whether the caller is a logged-in customer.
+func (p Principal) IsCustomer() bool { return p.CustomerID != uuid.Nil }
 
-// Actor is the principal as events record it.
-func (p Principal) Actor() events.Actor { return events.Actor{Type: p.Type, ID: p.TokenID.String()} }
+// Has reports whether the principal may use a route that requires perm.
+func (p Principal) Has(perm string) bool {
+	switch perm {
+	case Public:
+		return true
+	case Customer:
+		return p.IsCustomer()
+	}
+	return slices.Contains(p.Permissions, perm)
+}
+
+// Actor is the principal as events record it: a customer by its id, an API
+// token by the token's id.
+func (p Principal) Actor() events.Actor {
+	if p.IsCustomer() {
+		return events.Actor{Type: events.AuthUser, ID: p.CustomerID.String()}
+	}
+	return events.Actor{Type: p.Type, ID: p.TokenID.String()}
+}
 
 // Tokens creates and verifies API tokens. Verified tokens are cached briefly:
 // the lookup would otherwise cost a database round trip on every request. A
@@ -86,18 +122,16 @@ func (t *Tokens) Create(ctx context.Context, name, principalType string, perms [
 	if principalType != events.AuthServiceAccount && principalType != events.AuthUser {
 		return "", Principal{}, fmt.Errorf("auth: principal type must be %s or %s", events.AuthServiceAccount, events.AuthUser)
 	}
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return "", Principal{}, fmt.Errorf("auth: random: %w", err)
+	token, err := newSecret(tokenPrefix)
+	if err != nil {
+		return "", Principal{}, err
 	}
-	token := tokenPrefix + base64.RawURLEncoding.EncodeToString(secret)
 	id, err := uuid.NewV7()
 	if err != nil {
 		return "", Principal{}, fmt.Errorf("auth: token id: %w", err)
 	}
-	hash := sha256.Sum256([]byte(token))
 	if err := t.q.InsertAPIToken(ctx, gen.InsertAPITokenParams{
-		ID: id, Name: name, TokenHash: hash[:], PrincipalType: principalType, Permissions: perms,
+		ID: id, Name: name, TokenHash: Hash(token), PrincipalType: principalType, Permissions: perms,
 	}); err != nil {
 		return "", Principal{}, fmt.Errorf("auth: store token: %w", err)
 	}
@@ -106,7 +140,13 @@ func (t *Tokens) Create(ctx context.Context, name, principalType string, perms [
 
 // Authenticate returns the principal of a bearer token.
 func (t *Tokens) Authenticate(ctx context.Context, token string) (Principal, error) {
-	if !strings.HasPrefix(token, tokenPrefix) || len(token) > 100 {
+	if len(token) > 100 {
+		return Principal{}, ErrInvalidToken
+	}
+	if strings.HasPrefix(token, customerTokenPrefix) {
+		return t.authenticateCustomer(ctx, token)
+	}
+	if !strings.HasPrefix(token, tokenPrefix) {
 		return Principal{}, ErrInvalidToken
 	}
 	hash := sha256.Sum256([]byte(token))
@@ -141,4 +181,54 @@ func (t *Tokens) Count(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("auth: count tokens: %w", err)
 	}
 	return n, nil
+}
+
+// authenticateCustomer looks the access token up on every request, without
+// a cache: logging out, a password change or deactivation ends the session
+// at once.
+func (t *Tokens) authenticateCustomer(ctx context.Context, token string) (Principal, error) {
+	row, err := t.q.GetCustomerSessionByAccess(ctx, Hash(token))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Principal{}, ErrInvalidToken
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("auth: look up customer token: %w", err)
+	}
+	if !time.Now().Before(row.AccessExpiresAt) {
+		return Principal{}, ErrInvalidToken
+	}
+	return Principal{TokenID: row.ID, Name: "customer", Type: events.AuthUser, CustomerID: row.CustomerID}, nil
+}
+
+// NewSessionTokens returns a fresh customer access token and refresh token.
+func NewSessionTokens() (access, refresh string, err error) {
+	if access, err = newSecret(customerTokenPrefix); err != nil {
+		return "", "", err
+	}
+	refresh, err = newSecret(refreshTokenPrefix)
+	return access, refresh, err
+}
+
+// NewEmailToken returns a one-time token for an email's link.
+func NewEmailToken() (string, error) { return newSecret(emailTokenPrefix) }
+
+// IsRefreshToken reports whether the string has the shape of a refresh token.
+func IsRefreshToken(s string) bool {
+	return strings.HasPrefix(s, refreshTokenPrefix) && len(s) <= 100
+}
+
+// Hash is how tokens are stored and looked up: only a SHA-256 is kept, so a
+// leaked table holds no usable token.
+func Hash(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// newSecret returns prefix followed by 256 random bits.
+func newSecret(prefix string) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("auth: random: %w", err)
+	}
+	return prefix + base64.RawURLEncoding.EncodeToString(b), nil
 }

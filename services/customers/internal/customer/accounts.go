@@ -2,9 +2,6 @@ package customer
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
@@ -17,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/password"
 )
 
@@ -25,6 +23,8 @@ const (
 	PurposePasswordSetup = "password_setup"
 	PurposeVerification  = "verification"
 	PurposePasswordReset = "password_reset"
+	PurposeEmailChange   = "email_change"
+	PurposeDeletion      = "deletion"
 )
 
 // Token problems, as field errors on "token".
@@ -33,52 +33,28 @@ const (
 	CodeUsed    = "already_used"
 )
 
-// ErrTokenInvalid means no token matches: unknown, mistyped or of another purpose.
+// ErrTokenInvalid means no token matches: unknown, mistyped, of another
+// purpose or of another customer.
 var ErrTokenInvalid = errors.New("token is not valid")
-
-// Default token lifetimes; SetTokenTTLs changes them.
-const (
-	DefaultTokenTTL = 72 * time.Hour // set-password and verification emails
-	DefaultResetTTL = time.Hour      // password reset: shorter, it grants access
-)
 
 // Token is a one-time token as stored: only its hash is kept.
 type Token struct {
 	Hash       []byte
 	CustomerID uuid.UUID
 	Purpose    string
+	NewEmail   string // email_change: the address being confirmed
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
 	UsedAt     *time.Time
 }
 
-// tokenPrefix makes leaked customer tokens recognisable (secret scanners, logs).
-const tokenPrefix = "cbt_"
-
 // newToken returns a token to send and its stored form.
 func newToken(purpose string, customerID uuid.UUID, now time.Time, ttl time.Duration) (string, Token, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", Token{}, fmt.Errorf("token: %w", err)
+	plain, err := auth.NewEmailToken()
+	if err != nil {
+		return "", Token{}, err
 	}
-	plain := tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-	return plain, Token{Hash: HashToken(plain), CustomerID: customerID, Purpose: purpose, CreatedAt: now, ExpiresAt: now.Add(ttl)}, nil
-}
-
-// HashToken is how tokens are stored and looked up.
-func HashToken(plain string) []byte {
-	h := sha256.Sum256([]byte(plain))
-	return h[:]
-}
-
-// SetTokenTTLs sets how long emailed tokens stay valid; zero keeps a default.
-func (s *Service) SetTokenTTLs(token, reset time.Duration) {
-	if token > 0 {
-		s.tokenTTL = token
-	}
-	if reset > 0 {
-		s.resetTTL = reset
-	}
+	return plain, Token{Hash: auth.Hash(plain), CustomerID: customerID, Purpose: purpose, CreatedAt: now, ExpiresAt: now.Add(ttl)}, nil
 }
 
 // EmailLink is where an email's link goes: the storefront's redirect_url
@@ -114,7 +90,7 @@ func (r *rules) password(field, pw string) string {
 	case !utf8.ValidString(pw):
 		r.fail(field, CodeInvalid, "%s must be valid UTF-8", field)
 	case n < password.MinLength:
-		r.fail(field, "too_short", "%s must be at least %d characters", field, password.MinLength)
+		r.fail(field, CodeTooShort, "%s must be at least %d characters", field, password.MinLength)
 	case n > password.MaxLength:
 		r.fail(field, CodeTooLong, "%s must be at most %d characters", field, password.MaxLength)
 	}
@@ -165,7 +141,8 @@ func (s *Service) Register(ctx context.Context, o Origin, in RegisterInput) (Cus
 	if c.PasswordHash, err = password.Hash(pw); err != nil {
 		return Customer{}, err
 	}
-	plain, tok, err := newToken(PurposeVerification, c.ID, now, s.tokenTTL)
+	o = o.orCustomer(c.ID)
+	plain, tok, err := newToken(PurposeVerification, c.ID, now, s.accounts.EmailTokenTTL)
 	if err != nil {
 		return Customer{}, err
 	}
@@ -183,15 +160,33 @@ func (s *Service) Register(ctx context.Context, o Origin, in RegisterInput) (Cus
 	return c, nil
 }
 
+// passwordSetup is the set-password email of a customer that staff created
+// with a redirect_url and channel.
+func (s *Service) passwordSetup(o Origin, c Customer, l EmailLink) (Token, cloudevents.Event, error) {
+	plain, tok, err := newToken(PurposePasswordSetup, c.ID, c.CreatedAt, s.accounts.EmailTokenTTL)
+	if err != nil {
+		return Token{}, cloudevents.Event{}, err
+	}
+	ev, err := notification(o, events.CustomerPasswordSetupRequested, c, plain, tok, l, c.CreatedAt)
+	return tok, ev, err
+}
+
 // TokenInput is a one-time token from an email's link, with the email the
-// link also carries (optional; when given it must be the token's customer's).
+// link also carries (optional; when given it must be the address the email
+// went to).
 type TokenInput struct {
 	Email string `json:"email"`
 	Token string `json:"token"`
 }
 
+// tokenUse says which tokens an action accepts.
+type tokenUse struct {
+	purposes []string
+	owner    uuid.UUID // when set, only this customer's tokens
+}
+
 // useToken checks the token and lets change decide what using it does.
-func (s *Service) useToken(ctx context.Context, in TokenInput, purposes []string, change func(cur Customer, now time.Time) (*Mutation, error)) (Customer, error) {
+func (s *Service) useToken(ctx context.Context, in TokenInput, use tokenUse, change func(cur Customer, t Token, now time.Time) (*Mutation, error)) (Customer, error) {
 	var r rules
 	if in.Token == "" {
 		r.fail("token", CodeRequired, "token is required")
@@ -200,12 +195,16 @@ func (s *Service) useToken(ctx context.Context, in TokenInput, purposes []string
 		return Customer{}, err
 	}
 	now := s.now()
-	c, err := s.store.UseToken(ctx, HashToken(in.Token), func(cur Customer, t Token) (*Mutation, error) {
+	return s.store.UseToken(ctx, auth.Hash(in.Token), func(cur Customer, t Token) (*Mutation, error) {
+		sentTo := cur.Email
+		if t.NewEmail != "" {
+			sentTo = t.NewEmail
+		}
 		var r rules
 		switch {
-		case !slices.Contains(purposes, t.Purpose):
-			return nil, ErrTokenInvalid
-		case in.Email != "" && strings.ToLower(strings.TrimSpace(in.Email)) != cur.Email:
+		case !slices.Contains(use.purposes, t.Purpose),
+			use.owner != uuid.Nil && use.owner != cur.ID,
+			in.Email != "" && strings.ToLower(strings.TrimSpace(in.Email)) != sentTo:
 			return nil, ErrTokenInvalid
 		case t.UsedAt != nil:
 			r.fail("token", CodeUsed, "this link was already used; ask for a new email")
@@ -215,24 +214,29 @@ func (s *Service) useToken(ctx context.Context, in TokenInput, purposes []string
 		if err := r.err(); err != nil {
 			return nil, err
 		}
-		return change(cur, now)
+		return change(cur, t, now)
 	})
-	return c, err
 }
 
 // Confirm verifies a registration with the token of its email.
 func (s *Service) Confirm(ctx context.Context, o Origin, in TokenInput) (Customer, error) {
-	return s.useToken(ctx, in, []string{PurposeVerification}, func(cur Customer, now time.Time) (*Mutation, error) {
+	return s.useToken(ctx, in, tokenUse{purposes: []string{PurposeVerification}}, func(cur Customer, _ Token, now time.Time) (*Mutation, error) {
 		next := cur
 		next.IsVerified = true
-		next.Version++
-		next.UpdatedAt = now
-		ev, err := newEvent(o, events.CustomerVerified, next, now, next.Public())
-		if err != nil {
-			return nil, err
-		}
-		return &Mutation{Customer: next, Events: []cloudevents.Event{ev}}, nil
+		return changed(o.orCustomer(cur.ID), events.CustomerVerified, next, now, publicData)
 	})
+}
+
+// changed bumps the customer's version and writes the one event of the
+// change, whose data is built from the customer as written.
+func changed(o Origin, typ string, next Customer, now time.Time, data func(Customer) any) (*Mutation, error) {
+	next.Version++
+	next.UpdatedAt = now
+	ev, err := newEvent(o, typ, next, now, data(next))
+	if err != nil {
+		return nil, err
+	}
+	return &Mutation{Customer: next, Events: []cloudevents.Event{ev}}, nil
 }
 
 // SetPasswordInput sets a password with the token of a set-password or
@@ -243,7 +247,8 @@ type SetPasswordInput struct {
 }
 
 // SetPassword sets the password. The email that carried the token proves
-// the address, so the customer becomes registered and verified.
+// the address, so the customer becomes registered and verified. The store
+// ends the customer's sessions with a password change.
 func (s *Service) SetPassword(ctx context.Context, o Origin, in SetPasswordInput) (Customer, error) {
 	var r rules
 	pw := r.password("password", in.Password)
@@ -254,18 +259,16 @@ func (s *Service) SetPassword(ctx context.Context, o Origin, in SetPasswordInput
 	if err != nil {
 		return Customer{}, err
 	}
-	return s.useToken(ctx, in.TokenInput, []string{PurposePasswordSetup, PurposePasswordReset}, func(cur Customer, now time.Time) (*Mutation, error) {
+	use := tokenUse{purposes: []string{PurposePasswordSetup, PurposePasswordReset}}
+	return s.useToken(ctx, in.TokenInput, use, func(cur Customer, _ Token, now time.Time) (*Mutation, error) {
 		next := cur
 		next.PasswordHash, next.HasAccount, next.IsVerified = hash, true, true
-		next.Version++
-		next.UpdatedAt = now
-		ev, err := newEvent(o, events.CustomerPasswordChanged, next, now, next.Public())
-		if err != nil {
-			return nil, err
-		}
-		return &Mutation{Customer: next, Events: []cloudevents.Event{ev}}, nil
+		return changed(o.orCustomer(cur.ID), events.CustomerPasswordChanged, next, now, publicData)
 	})
 }
+
+// publicData is the data of events that carry the customer after the change.
+func publicData(c Customer) any { return c.Public() }
 
 // PasswordResetInput asks for a password-reset email.
 type PasswordResetInput struct {
@@ -293,25 +296,146 @@ func (s *Service) RequestPasswordReset(ctx context.Context, o Origin, in Passwor
 	if !c.IsActive {
 		return nil
 	}
-	_, err = s.store.UpdateMany(ctx, []uuid.UUID{c.ID}, func(cur Customer) (*Mutation, error) {
-		if !cur.IsActive {
-			return nil, nil
-		}
-		now := s.now()
-		plain, tok, err := newToken(PurposePasswordReset, cur.ID, now, s.resetTTL)
-		if err != nil {
-			return nil, err
-		}
-		ev, err := notification(o, events.CustomerPasswordResetRequested, cur, plain, tok, in.EmailLink, now)
-		if err != nil {
-			return nil, err
-		}
-		// The customer itself is unchanged: the notification carries its
-		// current version.
-		return &Mutation{Customer: cur, Events: []cloudevents.Event{ev}, NewTokens: []Token{tok}}, nil
-	})
-	if errors.Is(err, ErrNotFound) {
-		return nil // deleted meanwhile
+	err = s.sendToken(ctx, o.orCustomer(c.ID), c.ID, PurposePasswordReset, "", in.EmailLink)
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInactive) {
+		return nil // deleted or deactivated meanwhile
 	}
 	return err
+}
+
+// sendToken issues a one-time token and its notification for the customer,
+// to newEmail when given (an email change) or else to the customer's email.
+// The customer itself is unchanged: the notification carries its current
+// version.
+func (s *Service) sendToken(ctx context.Context, o Origin, id uuid.UUID, purpose, newEmail string, l EmailLink) error {
+	ttl, typ := s.accounts.EmailTokenTTL, events.CustomerEmailChangeRequested
+	switch purpose {
+	case PurposePasswordReset:
+		ttl, typ = s.accounts.ResetTokenTTL, events.CustomerPasswordResetRequested
+	case PurposeDeletion:
+		ttl, typ = s.accounts.ResetTokenTTL, events.CustomerDeletionRequested
+	}
+	_, err := s.store.UpdateMany(ctx, []uuid.UUID{id}, func(cur Customer) (*Mutation, error) {
+		if !cur.IsActive {
+			return nil, ErrInactive
+		}
+		now := s.now()
+		plain, tok, err := newToken(purpose, cur.ID, now, ttl)
+		if err != nil {
+			return nil, err
+		}
+		recipient := cur
+		if newEmail != "" {
+			tok.NewEmail, recipient.Email = newEmail, newEmail
+		}
+		ev, err := notification(o, typ, recipient, plain, tok, l, now)
+		if err != nil {
+			return nil, err
+		}
+		return &Mutation{Customer: cur, Events: []cloudevents.Event{ev}, NewTokens: []Token{tok}}, nil
+	})
+	return err
+}
+
+// EmailChangeInput asks to move the account to a new email; the change
+// happens when the link sent to the new address is used.
+type EmailChangeInput struct {
+	NewEmail string `json:"new_email"`
+	Password string `json:"password"`
+	EmailLink
+}
+
+// RequestEmailChange checks the customer's password and sends a
+// confirmation link to the new address.
+func (s *Service) RequestEmailChange(ctx context.Context, o Origin, id uuid.UUID, in EmailChangeInput, client string) error {
+	r := rules{}
+	newEmail := r.email("new_email", in.NewEmail)
+	if in.Password == "" {
+		r.fail("password", CodeRequired, "password is required")
+	}
+	r.link(in.EmailLink, true)
+	if err := r.err(); err != nil {
+		return err
+	}
+	c, err := s.store.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.checkPassword(ctx, c.Email, in.Password, client); err != nil {
+		return err
+	}
+	if newEmail == c.Email {
+		return &ValidationError{Errors: []FieldError{{Field: "new_email", Code: CodeInvalid, Message: "new_email is already this account's email"}}}
+	}
+	if _, err := s.store.GetByEmail(ctx, newEmail); err == nil {
+		return &ConflictError{FieldError{Field: "new_email", Code: CodeUnique, Message: "another account has this email"}}
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return s.sendToken(ctx, o, id, PurposeEmailChange, newEmail, in.EmailLink)
+}
+
+// ConfirmEmailChange moves the customer to the email its token was sent
+// to; the link proved that address, so the customer stays verified.
+func (s *Service) ConfirmEmailChange(ctx context.Context, o Origin, id uuid.UUID, in TokenInput) (Customer, error) {
+	use := tokenUse{purposes: []string{PurposeEmailChange}, owner: id}
+	return s.useToken(ctx, in, use, func(cur Customer, t Token, now time.Time) (*Mutation, error) {
+		next := cur
+		next.Email, next.IsVerified = t.NewEmail, true
+		return changed(o, events.CustomerEmailChanged, next, now, func(c Customer) any {
+			return events.CustomerEmailChangedData{Customer: c.Public(), PreviousEmail: cur.Email}
+		})
+	})
+}
+
+// RequestDeletion sends the customer a link that deletes the account.
+func (s *Service) RequestDeletion(ctx context.Context, o Origin, id uuid.UUID, l EmailLink) error {
+	r := rules{}
+	r.link(l, true)
+	if err := r.err(); err != nil {
+		return err
+	}
+	return s.sendToken(ctx, o, id, PurposeDeletion, "", l)
+}
+
+// DeleteWithToken deletes the customer's own account with the token of
+// its deletion email.
+func (s *Service) DeleteWithToken(ctx context.Context, o Origin, id uuid.UUID, in TokenInput) error {
+	use := tokenUse{purposes: []string{PurposeDeletion}, owner: id}
+	_, err := s.useToken(ctx, in, use, func(cur Customer, _ Token, _ time.Time) (*Mutation, error) {
+		evs, err := s.deletedEvents(o, cur)
+		if err != nil {
+			return nil, err
+		}
+		return &Mutation{Customer: cur, Events: evs, Delete: true}, nil
+	})
+	return err
+}
+
+// orCustomer is the origin of a storefront action: a caller without a
+// token acts as the customer it is about.
+func (o Origin) orCustomer(id uuid.UUID) Origin {
+	if o.Actor.Type == "" {
+		o.Actor = events.Actor{Type: events.AuthUser, ID: id.String()}
+	}
+	return o
+}
+
+// ProfileInput is what customers may change about themselves. Their email
+// changes through its own confirmed flow; status, notes and metadata are
+// staff's.
+type ProfileInput struct {
+	FirstName    *string          `json:"first_name"`
+	LastName     *string          `json:"last_name"`
+	CompanyName  *string          `json:"company_name"`
+	Phone        Nullable[string] `json:"phone"`
+	LanguageCode *string          `json:"language_code"`
+}
+
+// UpdateProfile is Update limited to the profile fields.
+func (s *Service) UpdateProfile(ctx context.Context, o Origin, id uuid.UUID, in ProfileInput) (Customer, error) {
+	return s.Update(ctx, o, id, UpdateInput{
+		FirstName: in.FirstName, LastName: in.LastName, CompanyName: in.CompanyName,
+		Phone: in.Phone, LanguageCode: in.LanguageCode,
+	})
 }

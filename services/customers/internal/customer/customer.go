@@ -24,6 +24,11 @@ var (
 	ErrGroupNameTaken  = errors.New("customer group name already in use")
 )
 
+// ConflictError is a field whose value another record already holds (409).
+type ConflictError struct{ FieldError }
+
+func (e *ConflictError) Error() string { return e.Field + ": " + e.Message }
+
 // Customer is the full customer record, private metadata included.
 type Customer struct {
 	ID                uuid.UUID
@@ -83,6 +88,9 @@ type Mutation struct {
 	ChangedAddresses []Address
 	DeletedAddresses []uuid.UUID
 	NewTokens        []Token // one-time tokens issued with the change
+	// Delete removes the customer instead of writing it (a deletion
+	// confirmed by email); Events say so.
+	Delete bool
 }
 
 // Store keeps customers and their outbox events; each write is one transaction.
@@ -121,6 +129,7 @@ type Store interface {
 	ListNotes(ctx context.Context, customerID uuid.UUID, limit int, after *Cursor) ([]Note, error)
 	// Count counts the customers matching f, but stops at limit.
 	Count(ctx context.Context, f Filter, limit int) (int64, error)
+	SessionStore
 }
 
 // update is Store.UpdateMany for one customer.

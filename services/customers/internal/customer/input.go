@@ -21,6 +21,7 @@ const (
 	CodeUnique    = "unique"
 	CodeNotFound  = "not_found"
 	CodeMalformed = "malformed"
+	CodeTooShort  = "too_short"
 )
 
 // Limits on input sizes.
@@ -89,6 +90,8 @@ type CreateInput struct {
 	PrivateMetadata   map[string]string `json:"private_metadata"`
 	Addresses         []AddressInput    `json:"addresses"`
 	Groups            []string          `json:"groups"` // ids of groups to join
+	// With both, the customer is sent an email to set a password.
+	EmailLink
 }
 
 // UpdateInput is a partial update: only the fields present change.

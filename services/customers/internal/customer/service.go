@@ -18,14 +18,13 @@ type Service struct {
 	store       Store
 	phoneRegion string
 	now         func() time.Time
-	tokenTTL    time.Duration // set-password and verification emails
-	resetTTL    time.Duration // password-reset emails
+	accounts    AccountConfig
 }
 
 // NewService returns a Service. phoneRegion (ISO 3166 alpha-2, may be empty) is
 // the region assumed for phone numbers given without a country code.
-func NewService(store Store, phoneRegion string) *Service {
-	return &Service{store: store, phoneRegion: phoneRegion, tokenTTL: DefaultTokenTTL, resetTTL: DefaultResetTTL, now: func() time.Time {
+func NewService(store Store, phoneRegion string, accounts AccountConfig) *Service {
+	return &Service{store: store, phoneRegion: phoneRegion, accounts: accounts.withDefaults(), now: func() time.Time {
 		// Microseconds: what PostgreSQL keeps, so events and reads agree.
 		return time.Now().UTC().Truncate(time.Microsecond)
 	}}
@@ -62,6 +61,7 @@ func (s *Service) Create(ctx context.Context, o Origin, in CreateInput) (Custome
 	if err != nil {
 		return Customer{}, err
 	}
+	r.link(in.EmailLink, false)
 	if err := r.err(); err != nil {
 		return Customer{}, err
 	}
@@ -73,7 +73,17 @@ func (s *Service) Create(ctx context.Context, o Origin, in CreateInput) (Custome
 	if err != nil {
 		return Customer{}, fmt.Errorf("create customer: %w", err)
 	}
-	if err := s.store.Create(ctx, c, addresses, nil, []cloudevents.Event{ev}); err != nil {
+	evs, tokens := []cloudevents.Event{ev}, []Token(nil)
+	// With both redirect_url and channel, a set-password email goes out (as in
+	// Saleor); without them, none does.
+	if in.EmailLink.given() {
+		tok, note, err := s.passwordSetup(o, c, in.EmailLink)
+		if err != nil {
+			return Customer{}, fmt.Errorf("create customer: %w", err)
+		}
+		evs, tokens = append(evs, note), []Token{tok}
+	}
+	if err := s.store.Create(ctx, c, addresses, tokens, evs); err != nil {
 		return Customer{}, fmt.Errorf("create customer: %w", err)
 	}
 	return c, nil

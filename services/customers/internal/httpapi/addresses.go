@@ -11,80 +11,96 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 )
 
-func addressIDs(r *http.Request) (customerID, addressID uuid.UUID, err error) {
-	if customerID, err = pathID(r); err != nil {
+// owner finds the customer whose data a route serves: the one in the path
+// (staff routes) or the caller (customer routes).
+type owner func(r *http.Request, p auth.Principal) (uuid.UUID, error)
+
+func pathOwner(r *http.Request, _ auth.Principal) (uuid.UUID, error) { return pathID(r) }
+
+func selfOwner(_ *http.Request, p auth.Principal) (uuid.UUID, error) { return p.CustomerID, nil }
+
+func addressIDs(r *http.Request, p auth.Principal, whose owner) (customerID, addressID uuid.UUID, err error) {
+	if customerID, err = whose(r, p); err != nil {
 		return
 	}
 	addressID, err = pathUUID(r, "aid", customer.ErrAddressNotFound)
 	return
 }
 
-func (a *API) listAddresses(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
+func (a *API) listAddresses(whose owner) handler {
+	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		id, err := whose(r, p)
+		if err != nil {
+			return err
+		}
+		limit, cursor, err := pageQuery(r.URL.Query())
+		if err != nil {
+			return err
+		}
+		page, err := a.customers.ListAddresses(r.Context(), id, limit, cursor)
+		if err != nil {
+			return err
+		}
+		out := make([]events.Address, len(page.Addresses))
+		for i, ad := range page.Addresses {
+			out[i] = ad.Public(page.Customer)
+		}
+		writePage(w, "addresses", out, page.NextCursor)
+		return nil
 	}
-	limit, cursor, err := pageQuery(r.URL.Query())
-	if err != nil {
-		return err
-	}
-	page, err := a.customers.ListAddresses(r.Context(), id, limit, cursor)
-	if err != nil {
-		return err
-	}
-	out := make([]events.Address, len(page.Addresses))
-	for i, ad := range page.Addresses {
-		out[i] = ad.Public(page.Customer)
-	}
-	writePage(w, "addresses", out, page.NextCursor)
-	return nil
 }
 
-func (a *API) createAddress(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	id, err := pathID(r)
-	if err != nil {
-		return err
+func (a *API) createAddress(whose owner) handler {
+	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		id, err := whose(r, p)
+		if err != nil {
+			return err
+		}
+		var in customer.AddressInput
+		if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
+			return err
+		}
+		c, ad, err := a.customers.CreateAddress(r.Context(), origin(r, p), id, in)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Location", r.URL.Path+"/"+ad.ID.String())
+		writeJSON(w, http.StatusCreated, ad.Public(c))
+		return nil
 	}
-	var in customer.AddressInput
-	if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
-		return err
-	}
-	c, ad, err := a.customers.CreateAddress(r.Context(), origin(r, p), id, in)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Location", "/v1/customers/"+id.String()+"/addresses/"+ad.ID.String())
-	writeJSON(w, http.StatusCreated, ad.Public(c))
-	return nil
 }
 
-func (a *API) updateAddress(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	id, aid, err := addressIDs(r)
-	if err != nil {
-		return err
+func (a *API) updateAddress(whose owner) handler {
+	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		id, aid, err := addressIDs(r, p, whose)
+		if err != nil {
+			return err
+		}
+		var in customer.AddressInput
+		if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
+			return err
+		}
+		c, ad, err := a.customers.UpdateAddress(r.Context(), origin(r, p), id, aid, in)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, ad.Public(c))
+		return nil
 	}
-	var in customer.AddressInput
-	if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
-		return err
-	}
-	c, ad, err := a.customers.UpdateAddress(r.Context(), origin(r, p), id, aid, in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, ad.Public(c))
-	return nil
 }
 
-func (a *API) deleteAddress(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	id, aid, err := addressIDs(r)
-	if err != nil {
-		return err
+func (a *API) deleteAddress(whose owner) handler {
+	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		id, aid, err := addressIDs(r, p, whose)
+		if err != nil {
+			return err
+		}
+		if err := a.customers.DeleteAddress(r.Context(), origin(r, p), id, aid); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
-	if err := a.customers.DeleteAddress(r.Context(), origin(r, p), id, aid); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
 }
 
 // addressFormResponse is the address form settings as the API shows them.

@@ -65,17 +65,39 @@ func New(cfg Config) *API {
 	}
 }
 
-// Route is one authenticated API route.
+// handler serves a route for an authenticated caller; its error becomes a problem.
+type handler func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
+
+// Route is one API route.
 type Route struct {
-	Pattern    string // method and path, as http.ServeMux reads them
-	Permission string // what the caller's token must hold
-	handle     func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
+	Pattern string // method and path, as http.ServeMux reads them
+	// Permission is what the caller's token must hold: a permission,
+	// auth.Customer (a customer's own token) or auth.Public (no token).
+	Permission string
+	handle     handler
 }
 
-// Routes lists every authenticated route. Tests walk it to prove that no route
-// answers without a token holding its permission.
+// Routes lists every API route. Tests walk it to prove that no route answers
+// without a token holding its permission.
 func (a *API) Routes() []Route {
 	return []Route{
+		{"POST /v1/store/register", auth.Public, a.register()},
+		{"POST /v1/store/confirm", auth.Public, a.confirm()},
+		{"POST /v1/store/token", auth.Public, a.login()},
+		{"POST /v1/store/token/refresh", auth.Public, a.refresh()},
+		{"POST /v1/store/password-reset", auth.Public, a.requestPasswordReset()},
+		{"POST /v1/store/password", auth.Public, a.setPassword()},
+		{"POST /v1/store/logout", auth.Customer, a.logout},
+		{"GET /v1/store/me", auth.Customer, a.getMe},
+		{"PATCH /v1/store/me", auth.Customer, a.updateMe()},
+		{"GET /v1/store/me/addresses", auth.Customer, a.listAddresses(selfOwner)},
+		{"POST /v1/store/me/addresses", auth.Customer, a.createAddress(selfOwner)},
+		{"PATCH /v1/store/me/addresses/{aid}", auth.Customer, a.updateAddress(selfOwner)},
+		{"DELETE /v1/store/me/addresses/{aid}", auth.Customer, a.deleteAddress(selfOwner)},
+		{"POST /v1/store/me/email-change", auth.Customer, a.requestEmailChange()},
+		{"POST /v1/store/me/email-change/confirm", auth.Customer, a.confirmEmailChange()},
+		{"POST /v1/store/me/deletion-request", auth.Customer, a.requestDeletion()},
+		{"POST /v1/store/me/delete", auth.Customer, a.deleteMe()},
 		{"POST /v1/customers", auth.ManageUsers, a.createCustomer},
 		{"GET /v1/customers", auth.ManageUsers, a.listCustomers},
 		{"GET /v1/customers/{id}", auth.ManageUsers, a.getCustomer},
@@ -87,10 +109,10 @@ func (a *API) Routes() []Route {
 		{"GET /v1/customers/{id}/notes", auth.ManageUsers, a.listNotes},
 		{"POST /v1/customers/bulk-delete", auth.ManageUsers, a.bulkDelete},
 		{"POST /v1/customers/bulk-update", auth.ManageUsers, a.bulkUpdate},
-		{"GET /v1/customers/{id}/addresses", auth.ManageUsers, a.listAddresses},
-		{"POST /v1/customers/{id}/addresses", auth.ManageUsers, a.createAddress},
-		{"PATCH /v1/customers/{id}/addresses/{aid}", auth.ManageUsers, a.updateAddress},
-		{"DELETE /v1/customers/{id}/addresses/{aid}", auth.ManageUsers, a.deleteAddress},
+		{"GET /v1/customers/{id}/addresses", auth.ManageUsers, a.listAddresses(pathOwner)},
+		{"POST /v1/customers/{id}/addresses", auth.ManageUsers, a.createAddress(pathOwner)},
+		{"PATCH /v1/customers/{id}/addresses/{aid}", auth.ManageUsers, a.updateAddress(pathOwner)},
+		{"DELETE /v1/customers/{id}/addresses/{aid}", auth.ManageUsers, a.deleteAddress(pathOwner)},
 		{"GET /v1/settings/address-form", auth.ManageSettings, a.getAddressForm},
 		{"PUT /v1/settings/address-form", auth.ManageSettings, a.putAddressForm},
 		{"POST /v1/customer-groups", auth.ManageUsers, a.createGroup},
@@ -168,9 +190,16 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // authenticated checks the bearer token and the route's permission, then runs
-// the handler and renders its error, if any, as a problem.
+// the handler and renders its error, if any, as a problem. Public routes
+// run without looking at any token.
 func (a *API) authenticated(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt.Permission == auth.Public {
+			if err := rt.handle(w, r, auth.Principal{}); err != nil {
+				writeProblem(w, r, a.log, err)
+			}
+			return
+		}
 		token, ok := bearerToken(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="customerbus"`)
@@ -188,7 +217,11 @@ func (a *API) authenticated(rt Route) http.Handler {
 			return
 		}
 		if !p.Has(rt.Permission) {
-			writeProblem(w, r, a.log, badInput(http.StatusForbidden, "Authorization", codeForbidden, "this route needs the %s permission", rt.Permission))
+			need := "the " + rt.Permission + " permission"
+			if rt.Permission == auth.Customer {
+				need = "a customer's own token"
+			}
+			writeProblem(w, r, a.log, badInput(http.StatusForbidden, "Authorization", codeForbidden, "this route needs %s", need))
 			return
 		}
 		if err := rt.handle(w, r, p); err != nil {

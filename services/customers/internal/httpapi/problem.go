@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"go.uber.org/zap"
 
@@ -31,6 +32,10 @@ const (
 	codeMediaType     = "unsupported_media_type"
 	codeInternalError = "internal_error"
 	codeNoRoute       = "no_route"
+	codeBadLogin      = "invalid_credentials"
+	codeInactive      = "inactive"
+	codeUnverified    = "unverified"
+	codeRateLimited   = "rate_limited"
 )
 
 const problemTypeBase = "https://customerbus.dev/problems/"
@@ -51,11 +56,33 @@ func badInput(status int, field, code, format string, args ...any) error {
 func problemFor(err error) Problem {
 	var ie *inputError
 	var ve *customer.ValidationError
+	var ce *customer.ConflictError
+	var rl *customer.RateLimitedError
 	switch {
 	case errors.As(err, &ie):
 		return newProblem(ie.status, ie.errs)
 	case errors.As(err, &ve):
 		return newProblem(http.StatusBadRequest, ve.Errors)
+	case errors.As(err, &ce):
+		return newProblem(http.StatusConflict, []customer.FieldError{ce.FieldError})
+	case errors.As(err, &rl):
+		return newProblem(http.StatusTooManyRequests,
+			[]customer.FieldError{{Code: codeRateLimited, Message: rl.Error()}})
+	case errors.Is(err, customer.ErrTokenInvalid):
+		return newProblem(http.StatusBadRequest,
+			[]customer.FieldError{{Field: "token", Code: customer.CodeInvalid, Message: "this link is not valid; check that it was copied whole, or ask for a new email"}})
+	case errors.Is(err, customer.ErrSessionInvalid):
+		return newProblem(http.StatusUnauthorized,
+			[]customer.FieldError{{Field: "refresh_token", Code: customer.CodeInvalid, Message: "the refresh token is not valid: unknown, used already or expired; log in again"}})
+	case errors.Is(err, customer.ErrBadCredentials):
+		return newProblem(http.StatusUnauthorized,
+			[]customer.FieldError{{Code: codeBadLogin, Message: "the email or the password is wrong"}})
+	case errors.Is(err, customer.ErrInactive):
+		return newProblem(http.StatusForbidden,
+			[]customer.FieldError{{Code: codeInactive, Message: "this account is deactivated"}})
+	case errors.Is(err, customer.ErrUnverified):
+		return newProblem(http.StatusForbidden,
+			[]customer.FieldError{{Code: codeUnverified, Message: "confirm the email address first, with the link sent to it"}})
 	case errors.Is(err, customer.ErrNotFound):
 		return newProblem(http.StatusNotFound,
 			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "no customer has this id"}})
@@ -94,6 +121,10 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *zap.Logger, err e
 	if p.Status >= 500 {
 		log.Error("request failed", zap.String("request_id", p.RequestID),
 			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+	}
+	var rl *customer.RateLimitedError
+	if errors.As(err, &rl) {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(rl.RetryAfter.Seconds()+0.999))))
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(p.Status)

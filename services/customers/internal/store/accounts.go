@@ -31,7 +31,7 @@ func (s *Store) UseToken(ctx context.Context, hash []byte, fn func(customer.Cust
 		}
 		cur := current[row.CustomerID]
 		t := customer.Token{Hash: row.TokenHash, CustomerID: row.CustomerID, Purpose: row.Purpose,
-			CreatedAt: row.CreatedAt, ExpiresAt: row.ExpiresAt, UsedAt: row.UsedAt}
+			NewEmail: deref(row.NewEmail), CreatedAt: row.CreatedAt, ExpiresAt: row.ExpiresAt, UsedAt: row.UsedAt}
 		m, err := fn(cur, t)
 		if err != nil {
 			return err
@@ -62,7 +62,7 @@ func (s *Store) GetByEmail(ctx context.Context, email string) (customer.Customer
 func insertTokens(ctx context.Context, q *gen.Queries, tokens []customer.Token) error {
 	for _, t := range tokens {
 		if err := q.InsertCustomerToken(ctx, gen.InsertCustomerTokenParams{
-			TokenHash: t.Hash, CustomerID: t.CustomerID, Purpose: t.Purpose,
+			TokenHash: t.Hash, CustomerID: t.CustomerID, Purpose: t.Purpose, NewEmail: nullable(t.NewEmail),
 			CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt,
 		}); err != nil {
 			return fmt.Errorf("store: insert token: %w", err)

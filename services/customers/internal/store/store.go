@@ -217,6 +217,12 @@ func apply(ctx context.Context, q *gen.Queries, cur customer.Customer, m *custom
 	if m == nil {
 		return cur, nil
 	}
+	if m.Delete {
+		if _, err := q.DeleteCustomers(ctx, []uuid.UUID{cur.ID}); err != nil {
+			return cur, mapError(err)
+		}
+		return cur, nil
+	}
 	if err := insertAddresses(ctx, q, m.NewAddresses); err != nil {
 		return cur, err
 	}
@@ -241,6 +247,13 @@ func apply(ctx context.Context, q *gen.Queries, cur customer.Customer, m *custom
 	if m.Customer.PasswordHash != cur.PasswordHash {
 		if err := q.SetCustomerPassword(ctx, gen.SetCustomerPasswordParams{ID: cur.ID, PasswordHash: nullable(m.Customer.PasswordHash)}); err != nil {
 			return cur, fmt.Errorf("store: set password: %w", err)
+		}
+	}
+	// A new password or a deactivation ends every login of the customer, in
+	// the same transaction; a deletion ends them by cascade.
+	if m.Customer.PasswordHash != cur.PasswordHash || (cur.IsActive && !m.Customer.IsActive) {
+		if err := q.DeleteCustomerSessions(ctx, cur.ID); err != nil {
+			return cur, fmt.Errorf("store: end sessions: %w", err)
 		}
 	}
 	// The domain bumps the version with every change to the row; a change

@@ -1,0 +1,272 @@
+package customer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/customerbus/customerbus/services/customers/internal/auth"
+	"github.com/customerbus/customerbus/services/customers/internal/password"
+)
+
+// AccountConfig tunes customer accounts; a zero field takes its default.
+// The env tags name the service's environment variables.
+type AccountConfig struct {
+	// Set-password, verification and email-change links.
+	EmailTokenTTL time.Duration `env:"EMAIL_TOKEN_TTL" envDefault:"72h"`
+	// Password-reset and deletion links: shorter, they grant more.
+	ResetTokenTTL time.Duration `env:"RESET_TOKEN_TTL" envDefault:"1h"`
+	AccessTTL     time.Duration `env:"CUSTOMER_ACCESS_TOKEN_TTL" envDefault:"1h"`
+	RefreshTTL    time.Duration `env:"CUSTOMER_LOGIN_TTL" envDefault:"720h"` // a login, refreshes included
+	// Failed logins allowed per email and per client address within
+	// LoginWindow; past them, logins are refused until the window ends.
+	LoginFailuresPerEmail   int           `env:"LOGIN_FAILURES_PER_EMAIL" envDefault:"10"`
+	LoginFailuresPerAddress int           `env:"LOGIN_FAILURES_PER_ADDRESS" envDefault:"100"`
+	LoginWindow             time.Duration `env:"LOGIN_FAILURE_WINDOW" envDefault:"15m"`
+}
+
+// DefaultAccountConfig holds the defaults.
+var DefaultAccountConfig = AccountConfig{
+	EmailTokenTTL: 72 * time.Hour, ResetTokenTTL: time.Hour,
+	AccessTTL: time.Hour, RefreshTTL: 30 * 24 * time.Hour,
+	LoginFailuresPerEmail: 10, LoginFailuresPerAddress: 100, LoginWindow: 15 * time.Minute,
+}
+
+func (c AccountConfig) withDefaults() AccountConfig {
+	d := DefaultAccountConfig
+	pick := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	pick(&c.EmailTokenTTL, d.EmailTokenTTL)
+	pick(&c.ResetTokenTTL, d.ResetTokenTTL)
+	pick(&c.AccessTTL, d.AccessTTL)
+	pick(&c.RefreshTTL, d.RefreshTTL)
+	pick(&c.LoginWindow, d.LoginWindow)
+	if c.LoginFailuresPerEmail <= 0 {
+		c.LoginFailuresPerEmail = d.LoginFailuresPerEmail
+	}
+	if c.LoginFailuresPerAddress <= 0 {
+		c.LoginFailuresPerAddress = d.LoginFailuresPerAddress
+	}
+	return c
+}
+
+// Login errors; the HTTP edge maps them.
+var (
+	// ErrBadCredentials: no active account has this email and password. It
+	// does not say which of the two is wrong.
+	ErrBadCredentials = errors.New("email or password is wrong")
+	ErrInactive       = errors.New("the account is deactivated")
+	ErrUnverified     = errors.New("the account's email is not confirmed yet")
+	ErrSessionInvalid = errors.New("refresh token is not valid")
+)
+
+// RateLimitedError refuses a login after too many failures.
+type RateLimitedError struct{ RetryAfter time.Duration }
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("too many failed logins; try again in %s", e.RetryAfter.Round(time.Second))
+}
+
+// StoredSession is a login as stored: token hashes only.
+type StoredSession struct {
+	ID               uuid.UUID
+	CustomerID       uuid.UUID
+	AccessHash       []byte
+	RefreshHash      []byte
+	CreatedAt        time.Time
+	AccessExpiresAt  time.Time
+	RefreshExpiresAt time.Time
+}
+
+// LoginFailures counts the failures of one key in its current window.
+type LoginFailures struct {
+	Key           string
+	Failures      int
+	WindowStarted time.Time
+}
+
+// SessionStore keeps logins and failed-login counts.
+type SessionStore interface {
+	// CreateSession stores a login, and drops the customer's ended ones.
+	CreateSession(ctx context.Context, s StoredSession) error
+	// RotateSession gives the session holding refreshHash new tokens, while
+	// it lasts and its customer is active; ErrSessionInvalid otherwise.
+	RotateSession(ctx context.Context, refreshHash []byte, next StoredSession) (StoredSession, error)
+	RevokeSession(ctx context.Context, id uuid.UUID) error
+	RevokeSessions(ctx context.Context, customerID uuid.UUID) error
+	LoginFailures(ctx context.Context, keys []string, windowStart time.Time) ([]LoginFailures, error)
+	// RecordLoginFailure counts a failure for each key.
+	RecordLoginFailure(ctx context.Context, keys []string, now, windowStart time.Time) error
+	ClearLoginFailures(ctx context.Context, key string) error
+}
+
+// Session is a login as its customer receives it: the tokens in plain, once.
+type Session struct {
+	AccessToken      string
+	RefreshToken     string
+	AccessExpiresAt  time.Time
+	RefreshExpiresAt time.Time
+	Customer         Customer
+}
+
+// LoginInput is an email and password.
+type LoginInput struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// Login checks the password and opens a session. client is the caller's
+// network address, for rate limiting.
+func (s *Service) Login(ctx context.Context, in LoginInput, client string) (Session, error) {
+	r := rules{}
+	email := r.email("email", in.Email)
+	if in.Password == "" {
+		r.fail("password", CodeRequired, "password is required")
+	}
+	if err := r.err(); err != nil {
+		return Session{}, err
+	}
+	if err := s.checkPassword(ctx, email, in.Password, client); err != nil {
+		return Session{}, err
+	}
+	c, err := s.store.GetByEmail(ctx, email)
+	if err != nil {
+		return Session{}, err
+	}
+	switch {
+	case !c.IsActive:
+		return Session{}, ErrInactive
+	case !c.IsVerified:
+		return Session{}, ErrUnverified
+	}
+	now := s.now()
+	sess, stored, err := s.newSession(c.ID, now)
+	if err != nil {
+		return Session{}, err
+	}
+	stored.CreatedAt, stored.RefreshExpiresAt = now, now.Add(s.accounts.RefreshTTL)
+	sess.RefreshExpiresAt = stored.RefreshExpiresAt
+	if err := s.store.CreateSession(ctx, stored); err != nil {
+		return Session{}, fmt.Errorf("login: %w", err)
+	}
+	sess.Customer = c
+	return sess, nil
+}
+
+// newSession mints a pair of tokens for the customer.
+func (s *Service) newSession(customerID uuid.UUID, now time.Time) (Session, StoredSession, error) {
+	access, refresh, err := auth.NewSessionTokens()
+	if err != nil {
+		return Session{}, StoredSession{}, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Session{}, StoredSession{}, fmt.Errorf("session id: %w", err)
+	}
+	exp := now.Add(s.accounts.AccessTTL)
+	return Session{AccessToken: access, RefreshToken: refresh, AccessExpiresAt: exp},
+		StoredSession{ID: id, CustomerID: customerID, AccessHash: auth.Hash(access), RefreshHash: auth.Hash(refresh), AccessExpiresAt: exp},
+		nil
+}
+
+// RefreshInput is a refresh token.
+type RefreshInput struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// Refresh replaces a session's tokens: the old refresh token stops working,
+// so a stolen one is good for one use at most. The session still ends when
+// the login's refresh lifetime does.
+func (s *Service) Refresh(ctx context.Context, in RefreshInput) (Session, error) {
+	switch {
+	case in.RefreshToken == "":
+		return Session{}, &ValidationError{Errors: []FieldError{{Field: "refresh_token", Code: CodeRequired, Message: "refresh_token is required"}}}
+	case !auth.IsRefreshToken(in.RefreshToken):
+		return Session{}, ErrSessionInvalid
+	}
+	now := s.now()
+	sess, next, err := s.newSession(uuid.Nil, now)
+	if err != nil {
+		return Session{}, err
+	}
+	got, err := s.store.RotateSession(ctx, auth.Hash(in.RefreshToken), next)
+	if err != nil {
+		return Session{}, err
+	}
+	sess.RefreshExpiresAt = got.RefreshExpiresAt
+	if sess.Customer, err = s.store.Get(ctx, got.CustomerID); err != nil {
+		return Session{}, err
+	}
+	return sess, nil
+}
+
+// Logout ends one session, or every session of its customer.
+func (s *Service) Logout(ctx context.Context, customerID, sessionID uuid.UUID, all bool) error {
+	if all {
+		return s.store.RevokeSessions(ctx, customerID)
+	}
+	return s.store.RevokeSession(ctx, sessionID)
+}
+
+// checkPassword verifies the password of the customer with this email,
+// counting failures per email and per client address, and refusing at
+// once while either is over its limit (before the costly hash, so a flood
+// costs little). The answer does not reveal whether the email exists.
+func (s *Service) checkPassword(ctx context.Context, email, pw, client string) error {
+	now := s.now()
+	windowStart := now.Add(-s.accounts.LoginWindow)
+	emailKey, clientKey := "email:"+email, "addr:"+client
+	counts, err := s.store.LoginFailures(ctx, []string{emailKey, clientKey}, windowStart)
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	for _, f := range counts {
+		limit := s.accounts.LoginFailuresPerEmail
+		if f.Key == clientKey {
+			limit = s.accounts.LoginFailuresPerAddress
+		}
+		if f.Failures >= limit {
+			return &RateLimitedError{RetryAfter: f.WindowStarted.Add(s.accounts.LoginWindow).Sub(now)}
+		}
+	}
+	hash := dummyHash()
+	c, err := s.store.GetByEmail(ctx, email)
+	switch {
+	case err == nil && c.PasswordHash != "":
+		hash = c.PasswordHash
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return fmt.Errorf("login: %w", err)
+	}
+	// An unknown email is checked against a dummy hash: it takes as long as
+	// a wrong password, so timing does not reveal who has an account.
+	ok, err := password.Matches(pw, hash)
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	if !ok || hash == dummyHash() {
+		if err := s.store.RecordLoginFailure(ctx, []string{emailKey, clientKey}, now, windowStart); err != nil {
+			return fmt.Errorf("login: %w", err)
+		}
+		return ErrBadCredentials
+	}
+	if err := s.store.ClearLoginFailures(ctx, emailKey); err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	return nil
+}
+
+// dummyHash is a hash no password is checked against for real.
+var dummyHash = sync.OnceValue(func() string {
+	h, err := password.Hash(uuid.NewString())
+	if err != nil {
+		panic(err) // only when the system's random source fails
+	}
+	return h
+})
