@@ -27,10 +27,14 @@ type Customer struct {
 	DefaultShippingAddressID *uuid.UUID `json:"default_shipping_address_id"`
 	DefaultBillingAddressID  *uuid.UUID `json:"default_billing_address_id"`
 	// Groups lists the ids of the groups the customer belongs to.
-	Groups    []uuid.UUID `json:"groups"`
-	Version   int64       `json:"version"`
-	CreatedAt time.Time   `json:"created_at"`
-	UpdatedAt time.Time   `json:"updated_at"`
+	Groups []uuid.UUID `json:"groups"`
+	// Order statistics, derived from the customer's orders: a change to them
+	// alone emits no event and keeps the version.
+	NumberOfOrders int        `json:"number_of_orders"`
+	LastOrderAt    *time.Time `json:"last_order_at"`
+	Version        int64      `json:"version"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
 }
 
 // CustomerCreatedData is the data of customer.created: the customer and the
@@ -168,4 +172,28 @@ type NotificationData struct {
 	RedirectURL  string    `json:"redirect_url"`
 	Token        string    `json:"token"`
 	ExpiresAt    time.Time `json:"expires_at"`
+}
+
+// Order is an order as the API returns it and order.recorded carries it.
+type Order struct {
+	ID         uuid.UUID         `json:"id"`
+	Number     string            `json:"number"`
+	Email      string            `json:"email"`
+	CustomerID *uuid.UUID        `json:"customer_id"` // null for a guest order
+	Channel    string            `json:"channel"`
+	Total      string            `json:"total"`    // a decimal number, as a string to keep it exact
+	Currency   string            `json:"currency"` // ISO 4217
+	Status     string            `json:"status"`
+	PlacedAt   time.Time         `json:"placed_at"`
+	Metadata   map[string]string `json:"metadata"`
+	Version    int64             `json:"version"`
+	CreatedAt  time.Time         `json:"created_at"`
+	UpdatedAt  time.Time         `json:"updated_at"`
+}
+
+// OrderLinkedData is the data of order.linked: guest orders attached to
+// the customer whose verified email they carry.
+type OrderLinkedData struct {
+	CustomerID uuid.UUID   `json:"customer_id"`
+	OrderIDs   []uuid.UUID `json:"order_ids"`
 }

@@ -23,6 +23,8 @@ const (
 	ExtTraceParent  = "traceparent"
 	ExtAuthType     = "authtype"
 	ExtAuthID       = "authid"
+	// ExtCausationID is the id of the event or command that caused an event.
+	ExtCausationID = "causationid"
 )
 
 // ErrInvalidEvent is returned for a message that is not a valid CloudEvent.

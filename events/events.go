@@ -28,6 +28,13 @@ const (
 	// change and the address it replaced.
 	CustomerEmailChanged = "customer.email_changed"
 
+	// Order events have the order's id as subject and sequence the order's
+	// version; the partition key is the owner's customer id (the order id for
+	// a guest order). order.linked is about a customer: subject and partition
+	// key its id, sequence its version.
+	OrderRecorded = "order.recorded"
+	OrderLinked   = "order.linked"
+
 	// Group events have the group's id as subject and partition key, and the
 	// group's version as sequence.
 	CustomerGroupCreated          = "customer_group.created"
@@ -60,6 +67,7 @@ var PublicTypes = []string{
 	CustomerCreated, CustomerUpdated, CustomerDeleted, CustomerMetadataUpdated, CustomerNoteAdded,
 	CustomerAddressCreated, CustomerAddressUpdated, CustomerAddressDeleted,
 	CustomerVerified, CustomerPasswordChanged, CustomerEmailChanged,
+	OrderRecorded, OrderLinked,
 	CustomerGroupCreated, CustomerGroupUpdated, CustomerGroupDeleted,
 	CustomerGroupCustomersAdded, CustomerGroupCustomersRemoved,
 }

@@ -1,5 +1,6 @@
 // Command customerbus runs the customerbus services: all of them in one
-// process (`run`), or each alone (`customers`, `relay`, `notifier`) so they
+// process (`run`), or each alone (`customers`, `relay`, `notifier`,
+// `orderlinker`) so they
 // scale apart.
 package main
 
@@ -29,6 +30,7 @@ import (
 	"github.com/customerbus/customerbus/db"
 	"github.com/customerbus/customerbus/services/customers"
 	"github.com/customerbus/customerbus/services/notifier"
+	"github.com/customerbus/customerbus/services/orderlinker"
 	"github.com/customerbus/customerbus/services/relay"
 )
 
@@ -45,6 +47,7 @@ type config struct {
 	Customers  customers.Config
 	Relay      relay.Config
 	Notifier   notifier.Config
+	Linker     orderlinker.Config
 }
 
 const usage = `usage: customerbus <command>
@@ -54,6 +57,7 @@ commands:
   customers      the command service (HTTP API) alone
   relay          the outbox relay alone (needs NATS_URL)
   notifier       the notification email sender alone (needs NATS_URL)
+  orderlinker    the guest-order linker alone (needs NATS_URL)
   migrate        apply database migrations and exit
   token create   issue an API token: -name NAME [-permissions MANAGE_USERS,...] [-staff]
 
@@ -126,6 +130,16 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		return nt.Run(ctx)
+	case "orderlinker":
+		if cfg.NATSURL == "" {
+			return errors.New("orderlinker: NATS_URL is required")
+		}
+		js, closeNATS, err := connectNATS(cfg.NATSURL, log)
+		if err != nil {
+			return err
+		}
+		defer closeNATS()
+		return orderlinker.New(pool, js, log, cfg.Linker).Run(ctx)
 	case "run":
 		return runAll(ctx, cfg, pool, log)
 	default:
@@ -178,6 +192,7 @@ func runAll(ctx context.Context, cfg config, pool *pgxpool.Pool, log *zap.Logger
 	g.Go(func() error { return svc.Run(ctx) })
 	g.Go(func() error { return rl.Run(ctx) })
 	g.Go(func() error { return nt.Run(ctx) })
+	g.Go(func() error { return orderlinker.New(pool, js, log, cfg.Linker).Run(ctx) })
 	return g.Wait()
 }
 

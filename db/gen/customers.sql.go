@@ -25,7 +25,15 @@ WHERE ($1::text IS NULL OR email = $1)
   AND ($8::timestamptz IS NULL OR updated_at > $8)
   AND ($9::jsonb IS NULL OR metadata @> $9)
   AND ($10::uuid IS NULL OR group_ids @> ARRAY[$10::uuid])
-LIMIT $11
+  AND ($11::integer IS NULL OR number_of_orders >= $11)
+  AND ($12::integer IS NULL OR number_of_orders <= $12)
+  -- "Placed an order after X" is exactly "the last order is after X", a plain
+  -- condition; only "before" needs the orders themselves.
+  AND ($13::timestamptz IS NULL OR last_order_at > $13)
+  AND ($14::timestamptz IS NULL OR EXISTS (
+        SELECT 1 FROM orders o WHERE o.customer_id = customers.id AND o.placed_at < $14
+          AND ($13::timestamptz IS NULL OR o.placed_at > $13)))
+LIMIT $15
 ) AS capped
 `
 
@@ -40,6 +48,10 @@ type CountCustomersParams struct {
 	UpdatedAfter  *time.Time
 	Metadata      []byte
 	GroupID       *uuid.UUID
+	OrdersMin     *int32
+	OrdersMax     *int32
+	PlacedAfter   *time.Time
+	PlacedBefore  *time.Time
 	CountLimit    int32
 }
 
@@ -58,6 +70,10 @@ func (q *Queries) CountCustomers(ctx context.Context, arg CountCustomersParams) 
 		arg.UpdatedAfter,
 		arg.Metadata,
 		arg.GroupID,
+		arg.OrdersMin,
+		arg.OrdersMax,
+		arg.PlacedAfter,
+		arg.PlacedBefore,
 		arg.CountLimit,
 	)
 	var count int64
@@ -78,7 +94,7 @@ func (q *Queries) DeleteCustomers(ctx context.Context, ids []uuid.UUID) (int64, 
 }
 
 const getCustomer = `-- name: GetCustomer :one
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash FROM customers WHERE id = $1
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at FROM customers WHERE id = $1
 `
 
 func (q *Queries) GetCustomer(ctx context.Context, id uuid.UUID) (Customer, error) {
@@ -107,12 +123,14 @@ func (q *Queries) GetCustomer(ctx context.Context, id uuid.UUID) (Customer, erro
 		&i.DefaultBillingAddressID,
 		&i.GroupIds,
 		&i.PasswordHash,
+		&i.NumberOfOrders,
+		&i.LastOrderAt,
 	)
 	return i, err
 }
 
 const getCustomersForUpdate = `-- name: GetCustomersForUpdate :many
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash FROM customers WHERE id = ANY($1::uuid[])
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at FROM customers WHERE id = ANY($1::uuid[])
 ORDER BY id
 FOR UPDATE
 `
@@ -150,6 +168,8 @@ func (q *Queries) GetCustomersForUpdate(ctx context.Context, ids []uuid.UUID) ([
 			&i.DefaultBillingAddressID,
 			&i.GroupIds,
 			&i.PasswordHash,
+			&i.NumberOfOrders,
+			&i.LastOrderAt,
 		); err != nil {
 			return nil, err
 		}
@@ -239,7 +259,7 @@ func (q *Queries) InsertCustomerWithEvents(ctx context.Context, arg InsertCustom
 }
 
 const listCustomers = `-- name: ListCustomers :many
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash FROM customers
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at FROM customers
 WHERE ($1::text IS NULL OR email = $1)
   AND ($2::boolean IS NULL OR is_active = $2)
   AND ($3::text IS NULL OR search_text LIKE customer_search_text($3))
@@ -250,24 +270,36 @@ WHERE ($1::text IS NULL OR email = $1)
   AND ($8::timestamptz IS NULL OR updated_at > $8)
   AND ($9::jsonb IS NULL OR metadata @> $9)
   AND ($10::uuid IS NULL OR group_ids @> ARRAY[$10::uuid])
-  AND ($11::uuid IS NULL OR CASE $12::text
-        WHEN 'created_at'  THEN (created_at, id) > ($13::timestamptz, $11)
-        WHEN '-created_at' THEN (created_at, id) < ($13::timestamptz, $11)
-        WHEN 'email'       THEN (email, id) > ($14::text, $11)
-        WHEN '-email'      THEN (email, id) < ($14::text, $11)
-        WHEN 'last_name'   THEN (last_name, id) > ($14::text, $11)
-        WHEN '-last_name'  THEN (last_name, id) < ($14::text, $11)
+  AND ($11::integer IS NULL OR number_of_orders >= $11)
+  AND ($12::integer IS NULL OR number_of_orders <= $12)
+  -- "Placed an order after X" is exactly "the last order is after X", a plain
+  -- condition; only "before" needs the orders themselves.
+  AND ($13::timestamptz IS NULL OR last_order_at > $13)
+  AND ($14::timestamptz IS NULL OR EXISTS (
+        SELECT 1 FROM orders o WHERE o.customer_id = customers.id AND o.placed_at < $14
+          AND ($13::timestamptz IS NULL OR o.placed_at > $13)))
+  AND ($15::uuid IS NULL OR CASE $16::text
+        WHEN 'created_at'  THEN (created_at, id) > ($17::timestamptz, $15)
+        WHEN '-created_at' THEN (created_at, id) < ($17::timestamptz, $15)
+        WHEN 'email'       THEN (email, id) > ($18::text, $15)
+        WHEN '-email'      THEN (email, id) < ($18::text, $15)
+        WHEN 'last_name'   THEN (last_name, id) > ($18::text, $15)
+        WHEN '-last_name'  THEN (last_name, id) < ($18::text, $15)
+        WHEN 'number_of_orders'  THEN (number_of_orders, id) > ($19::integer, $15)
+        WHEN '-number_of_orders' THEN (number_of_orders, id) < ($19::integer, $15)
       END)
 ORDER BY
-    CASE WHEN $12 = 'created_at' THEN created_at END ASC,
-    CASE WHEN $12 = '-created_at' THEN created_at END DESC,
-    CASE WHEN $12 = 'email' THEN email END ASC,
-    CASE WHEN $12 = '-email' THEN email END DESC,
-    CASE WHEN $12 = 'last_name' THEN last_name END ASC,
-    CASE WHEN $12 = '-last_name' THEN last_name END DESC,
-    CASE WHEN $12 IN ('created_at', 'email', 'last_name') THEN id END ASC,
-    CASE WHEN $12 IN ('-created_at', '-email', '-last_name') THEN id END DESC
-LIMIT $15
+    CASE WHEN $16 = 'created_at' THEN created_at END ASC,
+    CASE WHEN $16 = '-created_at' THEN created_at END DESC,
+    CASE WHEN $16 = 'email' THEN email END ASC,
+    CASE WHEN $16 = '-email' THEN email END DESC,
+    CASE WHEN $16 = 'last_name' THEN last_name END ASC,
+    CASE WHEN $16 = '-last_name' THEN last_name END DESC,
+    CASE WHEN $16 = 'number_of_orders' THEN number_of_orders END ASC,
+    CASE WHEN $16 = '-number_of_orders' THEN number_of_orders END DESC,
+    CASE WHEN $16 IN ('created_at', 'email', 'last_name', 'number_of_orders') THEN id END ASC,
+    CASE WHEN $16 IN ('-created_at', '-email', '-last_name', '-number_of_orders') THEN id END DESC
+LIMIT $20
 `
 
 type ListCustomersParams struct {
@@ -281,10 +313,15 @@ type ListCustomersParams struct {
 	UpdatedAfter  *time.Time
 	Metadata      []byte
 	GroupID       *uuid.UUID
+	OrdersMin     *int32
+	OrdersMax     *int32
+	PlacedAfter   *time.Time
+	PlacedBefore  *time.Time
 	AfterID       *uuid.UUID
 	Sort          string
 	AfterTime     *time.Time
 	AfterText     *string
+	AfterInt      *int32
 	RowLimit      int32
 }
 
@@ -303,10 +340,15 @@ func (q *Queries) ListCustomers(ctx context.Context, arg ListCustomersParams) ([
 		arg.UpdatedAfter,
 		arg.Metadata,
 		arg.GroupID,
+		arg.OrdersMin,
+		arg.OrdersMax,
+		arg.PlacedAfter,
+		arg.PlacedBefore,
 		arg.AfterID,
 		arg.Sort,
 		arg.AfterTime,
 		arg.AfterText,
+		arg.AfterInt,
 		arg.RowLimit,
 	)
 	if err != nil {
@@ -339,6 +381,8 @@ func (q *Queries) ListCustomers(ctx context.Context, arg ListCustomersParams) ([
 			&i.DefaultBillingAddressID,
 			&i.GroupIds,
 			&i.PasswordHash,
+			&i.NumberOfOrders,
+			&i.LastOrderAt,
 		); err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type ApiToken struct {
@@ -43,6 +44,8 @@ type Customer struct {
 	DefaultBillingAddressID  *uuid.UUID
 	GroupIds                 []uuid.UUID
 	PasswordHash             *string
+	NumberOfOrders           int32
+	LastOrderAt              *time.Time
 }
 
 type CustomerAddress struct {
@@ -114,6 +117,22 @@ type NotifierDelivery struct {
 	ClaimID   uuid.UUID
 	ClaimedAt time.Time
 	SentAt    *time.Time
+}
+
+type Order struct {
+	ID         uuid.UUID
+	Number     string
+	Email      string
+	CustomerID *uuid.UUID
+	Channel    string
+	Total      pgtype.Numeric
+	Currency   string
+	Status     string
+	PlacedAt   time.Time
+	Metadata   []byte
+	Version    int64
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 type Outbox struct {

@@ -52,6 +52,14 @@ WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
   AND (sqlc.narg(updated_after)::timestamptz IS NULL OR updated_at > sqlc.narg(updated_after))
   AND (sqlc.narg(metadata)::jsonb IS NULL OR metadata @> sqlc.narg(metadata))
   AND (sqlc.narg(group_id)::uuid IS NULL OR group_ids @> ARRAY[sqlc.narg(group_id)::uuid])
+  AND (sqlc.narg(orders_min)::integer IS NULL OR number_of_orders >= sqlc.narg(orders_min))
+  AND (sqlc.narg(orders_max)::integer IS NULL OR number_of_orders <= sqlc.narg(orders_max))
+  -- "Placed an order after X" is exactly "the last order is after X", a plain
+  -- condition; only "before" needs the orders themselves.
+  AND (sqlc.narg(placed_after)::timestamptz IS NULL OR last_order_at > sqlc.narg(placed_after))
+  AND (sqlc.narg(placed_before)::timestamptz IS NULL OR EXISTS (
+        SELECT 1 FROM orders o WHERE o.customer_id = customers.id AND o.placed_at < sqlc.narg(placed_before)
+          AND (sqlc.narg(placed_after)::timestamptz IS NULL OR o.placed_at > sqlc.narg(placed_after))))
   AND (sqlc.narg(after_id)::uuid IS NULL OR CASE sqlc.arg(sort)::text
         WHEN 'created_at'  THEN (created_at, id) > (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id))
         WHEN '-created_at' THEN (created_at, id) < (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id))
@@ -59,6 +67,8 @@ WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
         WHEN '-email'      THEN (email, id) < (sqlc.narg(after_text)::text, sqlc.narg(after_id))
         WHEN 'last_name'   THEN (last_name, id) > (sqlc.narg(after_text)::text, sqlc.narg(after_id))
         WHEN '-last_name'  THEN (last_name, id) < (sqlc.narg(after_text)::text, sqlc.narg(after_id))
+        WHEN 'number_of_orders'  THEN (number_of_orders, id) > (sqlc.narg(after_int)::integer, sqlc.narg(after_id))
+        WHEN '-number_of_orders' THEN (number_of_orders, id) < (sqlc.narg(after_int)::integer, sqlc.narg(after_id))
       END)
 ORDER BY
     CASE WHEN sqlc.arg(sort) = 'created_at' THEN created_at END ASC,
@@ -67,8 +77,10 @@ ORDER BY
     CASE WHEN sqlc.arg(sort) = '-email' THEN email END DESC,
     CASE WHEN sqlc.arg(sort) = 'last_name' THEN last_name END ASC,
     CASE WHEN sqlc.arg(sort) = '-last_name' THEN last_name END DESC,
-    CASE WHEN sqlc.arg(sort) IN ('created_at', 'email', 'last_name') THEN id END ASC,
-    CASE WHEN sqlc.arg(sort) IN ('-created_at', '-email', '-last_name') THEN id END DESC
+    CASE WHEN sqlc.arg(sort) = 'number_of_orders' THEN number_of_orders END ASC,
+    CASE WHEN sqlc.arg(sort) = '-number_of_orders' THEN number_of_orders END DESC,
+    CASE WHEN sqlc.arg(sort) IN ('created_at', 'email', 'last_name', 'number_of_orders') THEN id END ASC,
+    CASE WHEN sqlc.arg(sort) IN ('-created_at', '-email', '-last_name', '-number_of_orders') THEN id END DESC
 LIMIT sqlc.arg(row_limit);
 
 -- name: CountCustomers :one
@@ -87,5 +99,13 @@ WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
   AND (sqlc.narg(updated_after)::timestamptz IS NULL OR updated_at > sqlc.narg(updated_after))
   AND (sqlc.narg(metadata)::jsonb IS NULL OR metadata @> sqlc.narg(metadata))
   AND (sqlc.narg(group_id)::uuid IS NULL OR group_ids @> ARRAY[sqlc.narg(group_id)::uuid])
+  AND (sqlc.narg(orders_min)::integer IS NULL OR number_of_orders >= sqlc.narg(orders_min))
+  AND (sqlc.narg(orders_max)::integer IS NULL OR number_of_orders <= sqlc.narg(orders_max))
+  -- "Placed an order after X" is exactly "the last order is after X", a plain
+  -- condition; only "before" needs the orders themselves.
+  AND (sqlc.narg(placed_after)::timestamptz IS NULL OR last_order_at > sqlc.narg(placed_after))
+  AND (sqlc.narg(placed_before)::timestamptz IS NULL OR EXISTS (
+        SELECT 1 FROM orders o WHERE o.customer_id = customers.id AND o.placed_at < sqlc.narg(placed_before)
+          AND (sqlc.narg(placed_after)::timestamptz IS NULL OR o.placed_at > sqlc.narg(placed_after))))
 LIMIT sqlc.arg(count_limit)
 ) AS capped;

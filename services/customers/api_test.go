@@ -1080,6 +1080,8 @@ func routeCall(s *system, method, pattern string) (path string, body any) {
 		"PATCH /v1/customer-groups/{id}":          map[string]any{"description": "d"},
 		"DELETE /v1/customer-groups/{id}":         nil,
 		"POST /v1/customer-groups/{id}/customers": map[string]any{"add": ids},
+		"POST /v1/orders":                         orderBody(nil, time.Now()),
+		"GET /v1/customers/{id}/orders":           nil,
 	}
 	body, ok := bodies[method+" "+pattern]
 	if !ok {

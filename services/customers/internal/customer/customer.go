@@ -52,9 +52,13 @@ type Customer struct {
 	DefaultShippingAddressID *uuid.UUID
 	DefaultBillingAddressID  *uuid.UUID
 	Groups                   []uuid.UUID // ids of the groups it belongs to
-	Version                  int64
-	CreatedAt                time.Time
-	UpdatedAt                time.Time
+	// Derived from its orders; kept by the store with every change of an
+	// order's owner.
+	NumberOfOrders int
+	LastOrderAt    *time.Time
+	Version        int64
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // Public is the customer as apps and public events see it: without private metadata.
@@ -65,7 +69,7 @@ func (c Customer) Public() events.Customer {
 		LanguageCode: c.LanguageCode, ExternalReference: c.ExternalReference,
 		Metadata: nonNil(c.Metadata), HasAccount: c.HasAccount, IsVerified: c.IsVerified,
 		DefaultShippingAddressID: c.DefaultShippingAddressID, DefaultBillingAddressID: c.DefaultBillingAddressID,
-		Groups: nonNilIDs(c.Groups), Version: c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		Groups: nonNilIDs(c.Groups), NumberOfOrders: c.NumberOfOrders, LastOrderAt: c.LastOrderAt, Version: c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 }
 
@@ -130,6 +134,7 @@ type Store interface {
 	// Count counts the customers matching f, but stops at limit.
 	Count(ctx context.Context, f Filter, limit int) (int64, error)
 	SessionStore
+	OrderStore
 }
 
 // update is Store.UpdateMany for one customer.

@@ -23,7 +23,7 @@ const (
 )
 
 // Orders the list supports; the default is newest first.
-var Orders = []string{"-created_at", "created_at", "email", "-email", "last_name", "-last_name"}
+var Orders = []string{"-created_at", "created_at", "email", "-email", "last_name", "-last_name", "number_of_orders", "-number_of_orders"}
 
 // Filter narrows the customer list; nil fields do not filter.
 type Filter struct {
@@ -37,6 +37,12 @@ type Filter struct {
 	// Metadata lists public metadata pairs a customer must all have.
 	Metadata map[string]string
 	GroupID  *uuid.UUID
+	// Order statistics: bounds on the number of orders (inclusive), and a
+	// window in which the customer placed an order.
+	NumberOfOrdersMin  *int
+	NumberOfOrdersMax  *int
+	PlacedOrdersAfter  *time.Time
+	PlacedOrdersBefore *time.Time
 	// Search is a substring matched against email, names, company and phone,
 	// ignoring case and accents; ListInput validation makes it a LIKE pattern
 	// whose % and _ match literally.
@@ -58,6 +64,7 @@ type Cursor struct {
 	ID    uuid.UUID `json:"id"`
 	Time  time.Time `json:"t,omitzero"`
 	Text  string    `json:"s,omitempty"`
+	Int   int       `json:"n,omitempty"`
 }
 
 func (c Cursor) encode() string {
@@ -77,10 +84,15 @@ type ListInput struct {
 	UpdatedAfter  *time.Time
 	Metadata      map[string]string
 	GroupID       *uuid.UUID
-	Order         string
-	Limit         int
-	Cursor        string
-	WithCount     bool
+	// Order statistics filters.
+	NumberOfOrdersMin  *int
+	NumberOfOrdersMax  *int
+	PlacedOrdersAfter  *time.Time
+	PlacedOrdersBefore *time.Time
+	Order              string
+	Limit              int
+	Cursor             string
+	WithCount          bool
 	// CountLimit caps the count: when more customers match, the page says
 	// "at least CountLimit". Zero means DefaultCountLimit.
 	CountLimit int
@@ -127,6 +139,13 @@ func (in ListInput) validate() (ListQuery, error) {
 	q.IsActive, q.HasAccount, q.IsVerified = in.IsActive, in.HasAccount, in.IsVerified
 	q.CreatedAfter, q.CreatedBefore, q.UpdatedAfter = in.CreatedAfter, in.CreatedBefore, in.UpdatedAfter
 	q.GroupID = in.GroupID
+	for field, n := range map[string]*int{"number_of_orders_min": in.NumberOfOrdersMin, "number_of_orders_max": in.NumberOfOrdersMax} {
+		if n != nil && *n < 0 {
+			r.fail(field, CodeInvalid, "%s must be 0 or more", field)
+		}
+	}
+	q.NumberOfOrdersMin, q.NumberOfOrdersMax = in.NumberOfOrdersMin, in.NumberOfOrdersMax
+	q.PlacedOrdersAfter, q.PlacedOrdersBefore = in.PlacedOrdersAfter, in.PlacedOrdersBefore
 	if len(in.Metadata) > 0 {
 		q.Metadata = r.metadata("metadata", in.Metadata)
 	}
@@ -168,6 +187,8 @@ func cursorAfter(order string, c Customer) Cursor {
 		cur.Text = c.Email
 	case "last_name":
 		cur.Text = c.LastName
+	case "number_of_orders":
+		cur.Int = c.NumberOfOrders
 	default:
 		cur.Time = c.CreatedAt
 	}

@@ -122,6 +122,7 @@ var listParams = map[string]bool{
 	"q": true, "email": true, "is_active": true, "has_account": true, "is_verified": true,
 	"created_after": true, "created_before": true, "updated_after": true,
 	"order": true, "limit": true, "cursor": true, "count": true, "count_limit": true, "group_id": true,
+	"number_of_orders_min": true, "number_of_orders_max": true, "placed_orders_after": true, "placed_orders_before": true,
 }
 
 func (a *API) listCustomers(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
@@ -202,7 +203,21 @@ func parseListInput(qs url.Values) (customer.ListInput, error) {
 		}
 		in.GroupID = &id
 	}
-	for name, dst := range map[string]**time.Time{"created_after": &in.CreatedAfter, "created_before": &in.CreatedBefore, "updated_after": &in.UpdatedAfter} {
+	for name, dst := range map[string]**int{"number_of_orders_min": &in.NumberOfOrdersMin, "number_of_orders_max": &in.NumberOfOrdersMax} {
+		v := qs.Get(name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return in, badInput(http.StatusBadRequest, name, customer.CodeInvalid, "%s must be an integer of 0 or more", name)
+		}
+		*dst = &n
+	}
+	for name, dst := range map[string]**time.Time{
+		"created_after": &in.CreatedAfter, "created_before": &in.CreatedBefore, "updated_after": &in.UpdatedAfter,
+		"placed_orders_after": &in.PlacedOrdersAfter, "placed_orders_before": &in.PlacedOrdersBefore,
+	} {
 		v := qs.Get(name)
 		if v == "" {
 			continue

@@ -11,12 +11,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/customerbus/customerbus/db/gen"
+	"github.com/customerbus/customerbus/db/outbox"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 )
 
 // CreateGroup inserts the group and its events in one statement.
 func (s *Store) CreateGroup(ctx context.Context, g customer.Group, evs []cloudevents.Event) error {
-	ob, err := outboxRows(evs)
+	ob, err := outbox.Rows(evs)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/uuid"
@@ -17,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/customerbus/customerbus/db/gen"
+	"github.com/customerbus/customerbus/db/outbox"
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 )
@@ -36,7 +39,7 @@ var _ customer.Store = (*Store)(nil)
 // implicit transaction and one round trip; addresses and groups, when given,
 // make it a transaction of a few statements.
 func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []customer.Address, tokens []customer.Token, evs []cloudevents.Event) error {
-	ob, err := outboxRows(evs)
+	ob, err := outbox.Rows(evs)
 	if err != nil {
 		return err
 	}
@@ -327,12 +330,14 @@ func (s *Store) List(ctx context.Context, lq customer.ListQuery) ([]customer.Cus
 	p := gen.ListCustomersParams{
 		Email: f.Email, IsActive: f.IsActive, Q: f.Q, HasAccount: f.HasAccount, IsVerified: f.IsVerified,
 		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, UpdatedAfter: f.UpdatedAfter,
-		Metadata: f.Metadata, GroupID: f.GroupID, Sort: lq.Order, RowLimit: int32(lq.Limit),
+		Metadata: f.Metadata, GroupID: f.GroupID, OrdersMin: f.OrdersMin, OrdersMax: f.OrdersMax,
+		PlacedAfter: f.PlacedAfter, PlacedBefore: f.PlacedBefore, Sort: lq.Order, RowLimit: int32(lq.Limit),
 	}
 	if c := lq.After; c != nil {
 		p.AfterID = &c.ID
 		p.AfterTime = &c.Time
 		p.AfterText = &c.Text
+		p.AfterInt = int32Ptr(&c.Int)
 	}
 	rows, err := s.q.ListCustomers(ctx, p)
 	if err != nil {
@@ -393,7 +398,8 @@ func filterParams(f customer.Filter) gen.CountCustomersParams {
 	p := gen.CountCustomersParams{
 		Email: f.Email, IsActive: f.IsActive, Q: f.Search, HasAccount: f.HasAccount, IsVerified: f.IsVerified,
 		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, UpdatedAfter: f.UpdatedAfter,
-		GroupID: f.GroupID,
+		GroupID: f.GroupID, OrdersMin: int32Ptr(f.NumberOfOrdersMin), OrdersMax: int32Ptr(f.NumberOfOrdersMax),
+		PlacedAfter: f.PlacedOrdersAfter, PlacedBefore: f.PlacedOrdersBefore,
 	}
 	if len(f.Metadata) > 0 {
 		p.Metadata, _ = json.Marshal(f.Metadata) // a map of strings always marshals
@@ -401,41 +407,9 @@ func filterParams(f customer.Filter) gen.CountCustomersParams {
 	return p
 }
 
-// writeOutbox appends the events to the outbox; the caller's transaction makes
-// them exist exactly when the change does.
+// writeOutbox appends the events to the outbox in the caller's transaction.
 func writeOutbox(ctx context.Context, q *gen.Queries, evs []cloudevents.Event) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	ob, err := outboxRows(evs)
-	if err != nil {
-		return err
-	}
-	if err := q.InsertOutboxEvents(ctx, ob); err != nil {
-		return fmt.Errorf("store: write outbox: %w", err)
-	}
-	return nil
-}
-
-// outboxRows turns events into the column arrays the outbox inserts take.
-func outboxRows(evs []cloudevents.Event) (gen.InsertOutboxEventsParams, error) {
-	var p gen.InsertOutboxEventsParams
-	for _, e := range evs {
-		b, err := events.Marshal(e)
-		if err != nil {
-			return p, fmt.Errorf("store: encode event: %w", err)
-		}
-		id, err := uuid.Parse(e.ID())
-		if err != nil {
-			return p, fmt.Errorf("store: event id: %w", err)
-		}
-		key, _ := e.Extensions()[events.ExtPartitionKey].(string)
-		p.EventIds = append(p.EventIds, id)
-		p.NatsSubjects = append(p.NatsSubjects, events.Subject(e.Type()))
-		p.PartitionKeys = append(p.PartitionKeys, key)
-		p.Events = append(p.Events, b)
-	}
-	return p, nil
+	return outbox.Write(ctx, q, evs)
 }
 
 // mapError turns driver errors into the domain's sentinels.
@@ -479,6 +453,7 @@ func fromRow(r gen.Customer) (customer.Customer, error) {
 	c := customer.Customer{
 		DefaultShippingAddressID: r.DefaultShippingAddressID, DefaultBillingAddressID: r.DefaultBillingAddressID,
 		Groups: sortedIDs(r.GroupIds), PasswordHash: deref(r.PasswordHash),
+		NumberOfOrders: int(r.NumberOfOrders), LastOrderAt: utcPtr(r.LastOrderAt),
 		ID: r.ID, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
 		CompanyName: r.CompanyName, Phone: r.Phone, Note: r.Note, IsActive: r.IsActive,
 		LanguageCode: r.LanguageCode, ExternalReference: r.ExternalReference,
@@ -496,6 +471,22 @@ func fromRow(r gen.Customer) (customer.Customer, error) {
 
 // sortedIDs orders a customer's group ids as PostgreSQL orders uuids, so the
 // resource and its events list them the same way whatever order they joined in.
+func int32Ptr(n *int) *int32 {
+	if n == nil {
+		return nil
+	}
+	v := int32(min(*n, math.MaxInt32))
+	return &v
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
 func sortedIDs(ids []uuid.UUID) []uuid.UUID {
 	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 	return ids

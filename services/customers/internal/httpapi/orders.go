@@ -1,0 +1,51 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/services/customers/internal/auth"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+)
+
+// recordOrder records an order: 201 the first time, 200 with the stored
+// order when its id was recorded before.
+func (a *API) recordOrder(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var in customer.OrderInput
+	if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
+		return err
+	}
+	o, created, err := a.customers.RecordOrder(r.Context(), origin(r, p), in)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, o.Public())
+	return nil
+}
+
+func (a *API) listOrders(whose owner) handler {
+	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		id, err := whose(r, p)
+		if err != nil {
+			return err
+		}
+		limit, cursor, err := pageQuery(r.URL.Query())
+		if err != nil {
+			return err
+		}
+		page, err := a.customers.ListOrders(r.Context(), id, limit, cursor)
+		if err != nil {
+			return err
+		}
+		out := make([]events.Order, len(page.Orders))
+		for i, o := range page.Orders {
+			out[i] = o.Public()
+		}
+		writePage(w, "orders", out, page.NextCursor)
+		return nil
+	}
+}

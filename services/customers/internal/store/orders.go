@@ -1,0 +1,89 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/customerbus/customerbus/db/gen"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+)
+
+// RecordOrder inserts the order unless its id is known, counts it for its
+// customer and writes its events, in one transaction.
+func (s *Store) RecordOrder(ctx context.Context, o customer.Order, evs []cloudevents.Event) (customer.Order, bool, error) {
+	var stored customer.Order
+	var created bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		if o.CustomerID != nil {
+			// Locked like every change of the customer, so that its counters
+			// and a concurrent deletion cannot interleave.
+			if _, err := lockCustomers(ctx, q, []uuid.UUID{*o.CustomerID}); err != nil {
+				return err
+			}
+		}
+		md, _ := json.Marshal(nonNil(o.Metadata))
+		_, err := q.InsertOrder(ctx, gen.InsertOrderParams{
+			ID: o.ID, Number: o.Number, Email: o.Email, CustomerID: o.CustomerID, Channel: o.Channel,
+			Total: o.Total, Currency: o.Currency, Status: o.Status, PlacedAt: o.PlacedAt, Metadata: md,
+			Version: o.Version, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+		})
+		if errors.Is(err, pgx.ErrNoRows) { // recorded before: the stored one stands
+			row, err := q.GetOrder(ctx, o.ID)
+			if err != nil {
+				return fmt.Errorf("store: read order: %w", err)
+			}
+			stored, err = fromOrderRow(row)
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("store: insert order: %w", err)
+		}
+		if o.CustomerID != nil {
+			if err := q.AddCustomerOrders(ctx, gen.AddCustomerOrdersParams{ID: *o.CustomerID, Orders: 1, LastPlacedAt: o.PlacedAt}); err != nil {
+				return fmt.Errorf("store: count order: %w", err)
+			}
+		}
+		stored, created = o, true
+		return writeOutbox(ctx, q, evs)
+	})
+	return stored, created, err
+}
+
+// ListOrders reads a customer's orders, newest first.
+func (s *Store) ListOrders(ctx context.Context, customerID uuid.UUID, limit int, after *customer.Cursor) ([]customer.Order, error) {
+	p := gen.ListCustomerOrdersParams{CustomerID: &customerID, RowLimit: int32(limit)}
+	if after != nil {
+		p.AfterID, p.AfterTime = &after.ID, &after.Time
+	}
+	rows, err := s.q.ListCustomerOrders(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("store: list orders: %w", err)
+	}
+	out := make([]customer.Order, len(rows))
+	for i, r := range rows {
+		if out[i], err = fromOrderRow(gen.GetOrderRow(r)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// fromOrderRow reads an order as the queries select it (total as text).
+func fromOrderRow(r gen.GetOrderRow) (customer.Order, error) {
+	o := customer.Order{
+		ID: r.ID, Number: r.Number, Email: r.Email, CustomerID: r.CustomerID, Channel: r.Channel, Total: r.Total,
+		Currency: r.Currency, Status: r.Status, PlacedAt: r.PlacedAt.UTC(),
+		Version: r.Version, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+	if err := json.Unmarshal(r.Metadata, &o.Metadata); err != nil {
+		return o, fmt.Errorf("store: order %s metadata: %w", r.ID, err)
+	}
+	return o, nil
+}

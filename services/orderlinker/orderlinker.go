@@ -1,0 +1,211 @@
+// Package orderlinker attaches guest orders to the customer account that
+// proves their email. It reacts to public events: an account's email
+// becoming verified (customer.verified, customer.password_changed after a
+// set-password email, customer.email_changed) and a guest order being
+// recorded (order.recorded).
+//
+// It links only to verified accounts: otherwise anyone registering with
+// someone else's address would see that person's orders. Linking is
+// idempotent by construction: it moves guest orders only, so a redelivered
+// event finds none left and emits nothing.
+package orderlinker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/customerbus/customerbus/db/gen"
+	"github.com/customerbus/customerbus/db/outbox"
+	"github.com/customerbus/customerbus/events"
+)
+
+// Config of the order linker, read from the environment.
+type Config struct {
+	// AckWait is how long JetStream waits before delivering a message again.
+	AckWait time.Duration `env:"ORDERLINKER_ACK_WAIT" envDefault:"30s"`
+	// RetryDelay is the wait before a message that failed (the database was
+	// down, say) is tried again.
+	RetryDelay time.Duration `env:"ORDERLINKER_RETRY_DELAY" envDefault:"5s"`
+}
+
+// ConsumerName is the durable consumer every instance shares.
+const ConsumerName = "orderlinker"
+
+// Source is the CloudEvents source of the events the linker emits.
+const Source = "/customerbus/orderlinker"
+
+// triggers are the event types the linker reacts to.
+var triggers = []string{events.CustomerVerified, events.CustomerPasswordChanged, events.CustomerEmailChanged, events.OrderRecorded}
+
+// Linker links guest orders.
+type Linker struct {
+	pool *pgxpool.Pool
+	q    *gen.Queries
+	js   jetstream.JetStream
+	log  *zap.Logger
+	cfg  Config
+}
+
+// New returns a linker.
+func New(pool *pgxpool.Pool, js jetstream.JetStream, log *zap.Logger, cfg Config) *Linker {
+	return &Linker{pool: pool, q: gen.New(pool), js: js, log: log.Named("orderlinker"), cfg: cfg}
+}
+
+// Run consumes events until ctx ends.
+func (l *Linker) Run(ctx context.Context) error {
+	cons, err := l.consumer(ctx)
+	if err != nil || ctx.Err() != nil {
+		return err
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("orderlinker: consume: %w", err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		msg, err := it.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return nil
+		}
+		if err != nil {
+			l.log.Warn("consume", zap.Error(err))
+			continue
+		}
+		l.handle(ctx, msg)
+	}
+}
+
+// consumer creates the durable consumer, retrying while the events stream
+// (the relay creates it) is not there yet.
+func (l *Linker) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	subjects := make([]string, len(triggers))
+	for i, t := range triggers {
+		subjects[i] = events.Subject(t)
+	}
+	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		cons, err := l.js.CreateOrUpdateConsumer(ctx, events.EventsStream, jetstream.ConsumerConfig{
+			Durable:        ConsumerName,
+			Description:    "links guest orders to verified customers",
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        l.cfg.AckWait,
+			DeliverPolicy:  jetstream.DeliverAllPolicy,
+			FilterSubjects: subjects,
+		})
+		if err == nil {
+			return cons, nil
+		}
+		l.log.Warn("stream or consumer not ready, retrying", zap.Error(err), zap.Duration("backoff", backoff))
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(backoff):
+		}
+	}
+}
+
+func (l *Linker) handle(ctx context.Context, msg jetstream.Msg) {
+	e, err := events.FromMsg(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
+	if err == nil {
+		err = l.apply(ctx, e)
+	}
+	switch {
+	case errors.Is(err, errPoison), errors.Is(err, events.ErrInvalidEvent):
+		// No retry can fix it; the publisher's contract test would catch it.
+		l.log.Error("dropping unusable event", zap.String("subject", msg.Subject()), zap.Error(err))
+		_ = msg.Term()
+	case err != nil:
+		l.log.Warn("link failed; will retry", zap.String("event", e.ID()), zap.Error(err))
+		_ = msg.NakWithDelay(l.cfg.RetryDelay)
+	default:
+		_ = msg.Ack()
+	}
+}
+
+var errPoison = errors.New("orderlinker: unusable event")
+
+// apply links the guest orders an event may have made linkable.
+func (l *Linker) apply(ctx context.Context, e cloudevents.Event) error {
+	if e.Type() == events.OrderRecorded {
+		var o events.Order
+		if err := e.DataAs(&o); err != nil {
+			return fmt.Errorf("%w: %v", errPoison, err)
+		}
+		if o.CustomerID != nil {
+			return nil
+		}
+		c, err := l.q.GetCustomerByEmail(ctx, o.Email)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // a guest without an account
+		}
+		if err != nil {
+			return err
+		}
+		return l.Link(ctx, c.ID, e)
+	}
+	id, err := uuid.Parse(e.Subject())
+	if err != nil {
+		return fmt.Errorf("%w: subject %q: %v", errPoison, e.Subject(), err)
+	}
+	return l.Link(ctx, id, e)
+}
+
+// Link attaches every guest order carrying the customer's email to it, if
+// its email is verified, and emits order.linked with causationid = the
+// event that caused it. The customer row is locked, so a concurrent email
+// change or deletion cannot slip between the check and the link.
+func (l *Linker) Link(ctx context.Context, customerID uuid.UUID, cause cloudevents.Event) error {
+	return pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		q := l.q.WithTx(tx)
+		rows, err := q.GetCustomersForUpdate(ctx, []uuid.UUID{customerID})
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 || !rows[0].IsVerified {
+			return nil // deleted meanwhile, or not proven to own the email
+		}
+		c := rows[0]
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		linked, err := q.LinkGuestOrders(ctx, gen.LinkGuestOrdersParams{CustomerID: &c.ID, Email: c.Email, Now: now})
+		if err != nil || len(linked) == 0 {
+			return err
+		}
+		ids := make([]uuid.UUID, len(linked))
+		last := linked[0].PlacedAt
+		for i, o := range linked {
+			ids[i] = o.ID
+			if o.PlacedAt.After(last) {
+				last = o.PlacedAt
+			}
+		}
+		if err := q.AddCustomerOrders(ctx, gen.AddCustomerOrdersParams{ID: c.ID, Orders: int32(len(ids)), LastPlacedAt: last}); err != nil {
+			return err
+		}
+		ev, err := events.New(events.Meta{
+			Type: events.OrderLinked, Source: Source, Subject: c.ID.String(), PartitionKey: c.ID.String(),
+			Sequence: c.Version, Time: now, TraceParent: traceParent(cause),
+			Actor: events.Actor{Type: events.AuthServiceAccount, ID: ConsumerName},
+		}, events.OrderLinkedData{CustomerID: c.ID, OrderIDs: ids})
+		if err != nil {
+			return err
+		}
+		ev.SetExtension(events.ExtCausationID, cause.ID())
+		l.log.Info("linked guest orders", zap.Stringer("customer", c.ID), zap.Int("orders", len(ids)))
+		return outbox.Write(ctx, q, []cloudevents.Event{ev})
+	})
+}
+
+func traceParent(e cloudevents.Event) string {
+	s, _ := e.Extensions()[events.ExtTraceParent].(string)
+	return s
+}
