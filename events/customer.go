@@ -163,15 +163,28 @@ type CustomerGroupMembersData struct {
 // needs, including the one-time token its link carries. The link is
 // RedirectURL with the email and the token added as query parameters.
 type NotificationData struct {
-	CustomerID   uuid.UUID `json:"customer_id"`
-	Email        string    `json:"email"` // the recipient
-	FirstName    string    `json:"first_name"`
-	LastName     string    `json:"last_name"`
-	LanguageCode string    `json:"language_code"` // of the emails, e.g. "en"; may be empty
-	Channel      string    `json:"channel"`
-	RedirectURL  string    `json:"redirect_url"`
-	Token        string    `json:"token"`
-	ExpiresAt    time.Time `json:"expires_at"`
+	// CustomerID is the recipient's account; null for a guest order's email.
+	CustomerID   *uuid.UUID `json:"customer_id"`
+	Email        string     `json:"email"` // the recipient
+	FirstName    string     `json:"first_name"`
+	LastName     string     `json:"last_name"`
+	LanguageCode string     `json:"language_code"` // of the emails, e.g. "en"; may be empty
+	Channel      string     `json:"channel"`
+	RedirectURL  string     `json:"redirect_url"`
+	// Token is the one-time token the email's link carries; empty for an
+	// email without one (order.transfer_completed).
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// Order is set for order notifications.
+	Order *NotificationOrder `json:"order,omitempty"`
+}
+
+// NotificationOrder names the order and transfer request an order
+// notification is about.
+type NotificationOrder struct {
+	ID         uuid.UUID `json:"id"`
+	Number     string    `json:"number"`
+	TransferID uuid.UUID `json:"transfer_id"`
 }
 
 // Order is an order as the API returns it and order.recorded carries it.
@@ -196,4 +209,26 @@ type Order struct {
 type OrderLinkedData struct {
 	CustomerID uuid.UUID   `json:"customer_id"`
 	OrderIDs   []uuid.UUID `json:"order_ids"`
+}
+
+// OrderTransfer is a request to move an order to another customer, as the
+// API returns it and the transfer events carry it (never its token).
+type OrderTransfer struct {
+	ID             uuid.UUID  `json:"id"`
+	OrderID        uuid.UUID  `json:"order_id"`
+	FromCustomerID *uuid.UUID `json:"from_customer_id"` // null for a guest order
+	ToCustomerID   uuid.UUID  `json:"to_customer_id"`
+	Status         string     `json:"status"` // open, accepted, declined, cancelled, expired
+	Version        int64      `json:"version"`
+	CreatedAt      time.Time  `json:"created_at"`
+	ExpiresAt      time.Time  `json:"expires_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+}
+
+// OrderTransferredData is the data of order.transferred: the order with
+// its new owner.
+type OrderTransferredData struct {
+	Order
+	PreviousCustomerID *uuid.UUID `json:"previous_customer_id"`
+	TransferID         uuid.UUID  `json:"transfer_id"`
 }

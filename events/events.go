@@ -34,6 +34,13 @@ const (
 	// key its id, sequence its version.
 	OrderRecorded = "order.recorded"
 	OrderLinked   = "order.linked"
+	// Transfer request events have the request's id as subject and its
+	// version as sequence; order.transferred is about the order.
+	OrderTransferRequested = "order.transfer_requested"
+	OrderTransferAccepted  = "order.transfer_accepted"
+	OrderTransferDeclined  = "order.transfer_declined"
+	OrderTransferCancelled = "order.transfer_cancelled"
+	OrderTransferred       = "order.transferred"
 
 	// Group events have the group's id as subject and partition key, and the
 	// group's version as sequence.
@@ -54,12 +61,18 @@ const (
 	CustomerPasswordResetRequested = "customer.password_reset_requested"
 	CustomerEmailChangeRequested   = "customer.email_change_requested"
 	CustomerDeletionRequested      = "customer.deletion_requested"
+	// Order notifications have the transfer request as subject and its
+	// version as sequence. The approval request carries the token; the
+	// completion (sent to both parties) carries none.
+	OrderTransferApprovalRequested = "order.transfer_approval_requested"
+	OrderTransferCompleted         = "order.transfer_completed"
 )
 
 // NotificationTypes lists every notification event type.
 var NotificationTypes = []string{
 	CustomerPasswordSetupRequested, CustomerVerificationRequested, CustomerPasswordResetRequested,
 	CustomerEmailChangeRequested, CustomerDeletionRequested,
+	OrderTransferApprovalRequested, OrderTransferCompleted,
 }
 
 // PublicTypes lists every public event type; each has a schema in schemas/.
@@ -67,7 +80,8 @@ var PublicTypes = []string{
 	CustomerCreated, CustomerUpdated, CustomerDeleted, CustomerMetadataUpdated, CustomerNoteAdded,
 	CustomerAddressCreated, CustomerAddressUpdated, CustomerAddressDeleted,
 	CustomerVerified, CustomerPasswordChanged, CustomerEmailChanged,
-	OrderRecorded, OrderLinked,
+	OrderRecorded, OrderLinked, OrderTransferRequested, OrderTransferAccepted, OrderTransferDeclined,
+	OrderTransferCancelled, OrderTransferred,
 	CustomerGroupCreated, CustomerGroupUpdated, CustomerGroupDeleted,
 	CustomerGroupCustomersAdded, CustomerGroupCustomersRemoved,
 }
@@ -99,6 +113,9 @@ const (
 	AuthServiceAccount = "service_account"
 	AuthUser           = "user"
 	AuthAppUser        = "app_user"
+	// AuthUnauthenticated is a caller without an account who proved control
+	// of an email with a link's token (a guest deciding an order transfer).
+	AuthUnauthenticated = "unauthenticated"
 )
 
 // Subject is the NATS subject an event of the given type is published on:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,17 +18,19 @@ import (
 
 // printServer shows the settings that shape the plans.
 func printServer(ctx context.Context, pool *pgxpool.Pool) error {
-	var version, settings, table, indexes string
+	var version, settings, table, indexes, orders, orderIndexes string
 	err := pool.QueryRow(ctx, `SELECT current_setting('server_version'),
 		format('shared_buffers %s, work_mem %s, effective_cache_size %s, random_page_cost %s, jit %s, max_parallel_workers_per_gather %s',
 			current_setting('shared_buffers'), current_setting('work_mem'), current_setting('effective_cache_size'),
 			current_setting('random_page_cost'), current_setting('jit'), current_setting('max_parallel_workers_per_gather')),
-		pg_size_pretty(pg_table_size('customers')), pg_size_pretty(pg_indexes_size('customers'))`).
-		Scan(&version, &settings, &table, &indexes)
+		pg_size_pretty(pg_table_size('customers')), pg_size_pretty(pg_indexes_size('customers')),
+		pg_size_pretty(pg_table_size('orders')), pg_size_pretty(pg_indexes_size('orders'))`).
+		Scan(&version, &settings, &table, &indexes, &orders, &orderIndexes)
 	if err != nil {
 		return fmt.Errorf("server settings: %w", err)
 	}
-	fmt.Printf("PostgreSQL %s: %s; customers %s, its indexes %s\n", version, settings, table, indexes)
+	fmt.Printf("PostgreSQL %s: %s; customers %s, its indexes %s; orders %s, its indexes %s\n",
+		version, settings, table, indexes, orders, orderIndexes)
 	return nil
 }
 
@@ -65,7 +68,9 @@ func printPlans(ctx context.Context, pool *pgxpool.Pool, results []kindResult) e
 func queryParams(ctx context.Context, pool *pgxpool.Pool, a listArgs) (gen.ListCustomersParams, gen.CountCustomersParams, error) {
 	f := gen.CountCustomersParams{
 		IsActive: a.isActive, HasAccount: a.hasAccount, CreatedAfter: a.createdAfter, CreatedBefore: a.createdBefore,
-		GroupID: a.groupID, CountLimit: apiCountLimit + 1, // one more, to see whether more match
+		GroupID: a.groupID, OrdersMin: int32Ptr(a.ordersMin), OrdersMax: int32Ptr(a.ordersMax),
+		PlacedAfter: a.placedAfter, PlacedBefore: a.placedBefore,
+		CountLimit: apiCountLimit + 1, // one more, to see whether more match
 	}
 	if a.q != "" {
 		// The service also escapes % and _, which the bench's queries never hold.
@@ -78,22 +83,48 @@ func queryParams(ctx context.Context, pool *pgxpool.Pool, a listArgs) (gen.ListC
 	l := gen.ListCustomersParams{
 		Email: f.Email, IsActive: f.IsActive, Q: f.Q, HasAccount: f.HasAccount, IsVerified: f.IsVerified,
 		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, UpdatedAfter: f.UpdatedAfter,
-		Metadata: f.Metadata, GroupID: f.GroupID, Sort: "-created_at",
+		Metadata: f.Metadata, GroupID: f.GroupID, OrdersMin: f.OrdersMin, OrdersMax: f.OrdersMax,
+		PlacedAfter: f.PlacedAfter, PlacedBefore: f.PlacedBefore, Sort: cmp.Or(a.order, "-created_at"),
 		RowLimit: pageSize + 1, // one more than the page, to see whether another follows
 	}
 	if a.page > 0 {
 		// The cursor is the service's own encoding; the row it points at,
-		// the last of the previous page, is easier found again here.
+		// the last of the previous page, is easier found again here. Only
+		// unfiltered lists are walked, in these two orders.
 		var id uuid.UUID
 		var at time.Time
-		err := pool.QueryRow(ctx, `SELECT id, created_at FROM customers ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT 1`,
-			a.page*pageSize-1).Scan(&id, &at)
-		if err != nil {
+		var n int32
+		var sql string
+		switch l.Sort {
+		case "-created_at":
+			sql = `SELECT id, created_at, number_of_orders FROM customers ORDER BY created_at DESC, id DESC OFFSET $1 LIMIT 1`
+		case "-number_of_orders":
+			sql = `SELECT id, created_at, number_of_orders FROM customers ORDER BY number_of_orders DESC, id DESC OFFSET $1 LIMIT 1`
+		default:
+			return l, f, fmt.Errorf("cursor row: the bench does not walk order %s", l.Sort)
+		}
+		if err := pool.QueryRow(ctx, sql, a.page*pageSize-1).Scan(&id, &at, &n); err != nil {
 			return l, f, fmt.Errorf("cursor row: %w", err)
 		}
-		l.AfterID, l.AfterTime, l.AfterText = &id, &at, new(string)
+		// As the service binds them: every cursor field, zero when unused.
+		l.AfterID, l.AfterText = &id, new(string)
+		switch l.Sort {
+		case "-created_at":
+			l.AfterTime, l.AfterInt = &at, new(int32)
+		default:
+			l.AfterTime, l.AfterInt = new(time.Time), &n
+		}
 	}
 	return l, f, nil
+}
+
+// int32Ptr narrows an optional count to the queries' integer parameters.
+func int32Ptr(n *int) *int32 {
+	if n == nil {
+		return nil
+	}
+	v := int32(*n)
+	return &v
 }
 
 // explain runs EXPLAIN (ANALYZE, BUFFERS) of the one query call makes.

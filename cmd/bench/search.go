@@ -41,6 +41,9 @@ type listArgs struct {
 	createdAfter, createdBefore *time.Time
 	tier                        string // metadata[tier]
 	groupID                     *uuid.UUID
+	ordersMin, ordersMax        *int       // number_of_orders_min, _max
+	placedAfter, placedBefore   *time.Time // placed_orders_after, _before
+	order                       string     // the API's default (-created_at) when empty
 	noCount                     bool
 	cursor                      string
 	page                        int // how many pages precede this one
@@ -56,6 +59,7 @@ func (a listArgs) values() url.Values {
 	set("q", a.q)
 	set("metadata[tier]", a.tier)
 	set("cursor", a.cursor)
+	set("order", a.order)
 	if a.groupID != nil {
 		v.Set("group_id", a.groupID.String())
 	}
@@ -64,7 +68,15 @@ func (a listArgs) values() url.Values {
 			v.Set(k, strconv.FormatBool(*b))
 		}
 	}
-	for k, t := range map[string]*time.Time{"created_after": a.createdAfter, "created_before": a.createdBefore} {
+	for k, n := range map[string]*int{"number_of_orders_min": a.ordersMin, "number_of_orders_max": a.ordersMax} {
+		if n != nil {
+			v.Set(k, strconv.Itoa(*n))
+		}
+	}
+	for k, t := range map[string]*time.Time{
+		"created_after": a.createdAfter, "created_before": a.createdBefore,
+		"placed_orders_after": a.placedAfter, "placed_orders_before": a.placedBefore,
+	} {
 		if t != nil {
 			v.Set(k, t.Format(time.RFC3339))
 		}
@@ -95,6 +107,12 @@ type searchKind struct {
 
 func searchKinds(samples []sample, groups seededGroups) []searchKind {
 	yes, no := true, false
+	ten, zero := 10, 0
+	// month is a random 1-month window inside the seeded years.
+	month := func(r *rand.Rand) (from, to time.Time) {
+		from = seedStart.Add(time.Duration(r.Int64N(int64(seedEnd.AddDate(0, -1, 0).Sub(seedStart)))))
+		return from, from.AddDate(0, 1, 0)
+	}
 	pick := func(r *rand.Rand) sample { return samples[r.IntN(len(samples))] }
 	lastName := func(r *rand.Rand) string {
 		s := substring(r, pick(r).lastName)
@@ -110,8 +128,7 @@ func searchKinds(samples []sample, groups seededGroups) []searchKind {
 		{name: "q: last-name substring & has_account=true", args: func(r *rand.Rand) listArgs { return listArgs{q: lastName(r), hasAccount: &yes} }},
 		{name: "is_active=false & has_account=true", args: func(*rand.Rand) listArgs { return listArgs{isActive: &no, hasAccount: &yes} }},
 		{name: "created in a 1-month window", args: func(r *rand.Rand) listArgs {
-			from := seedStart.Add(time.Duration(r.Int64N(int64(seedEnd.AddDate(0, -1, 0).Sub(seedStart)))))
-			to := from.AddDate(0, 1, 0)
+			from, to := month(r)
 			return listArgs{createdAfter: &from, createdBefore: &to}
 		}},
 		{name: "metadata[tier]=gold", args: func(*rand.Rand) listArgs { return listArgs{tier: "gold"} }},
@@ -120,6 +137,26 @@ func searchKinds(samples []sample, groups seededGroups) []searchKind {
 		{name: "unfiltered, first page", args: func(*rand.Rand) listArgs { return listArgs{} }},
 		{name: "unfiltered, first page, count=false", args: func(*rand.Rand) listArgs { return listArgs{noCount: true} }},
 		{name: "unfiltered, next pages via next_cursor", args: func(*rand.Rand) listArgs { return listArgs{} }, walk: true},
+		{name: "number_of_orders_min=10", args: func(*rand.Rand) listArgs { return listArgs{ordersMin: &ten} }},
+		{name: "number_of_orders_max=0, order=-created_at", args: func(*rand.Rand) listArgs {
+			return listArgs{ordersMax: &zero, order: "-created_at"}
+		}},
+		{name: "order=-number_of_orders, first page", args: func(*rand.Rand) listArgs { return listArgs{order: "-number_of_orders"} }},
+		{name: "order=-number_of_orders, next pages via next_cursor", args: func(*rand.Rand) listArgs {
+			return listArgs{order: "-number_of_orders"}
+		}, walk: true},
+		{name: "placed_orders_after the start of a 1-month window", args: func(r *rand.Rand) listArgs {
+			from, _ := month(r)
+			return listArgs{placedAfter: &from}
+		}},
+		{name: "placed orders in a 1-month window (after & before)", args: func(r *rand.Rand) listArgs {
+			from, to := month(r)
+			return listArgs{placedAfter: &from, placedBefore: &to}
+		}},
+		{name: "placed_orders_before a date in the first 3 months", args: func(r *rand.Rand) listArgs {
+			at := seedStart.Add(time.Duration(r.Int64N(int64(seedStart.AddDate(0, 3, 0).Sub(seedStart)))))
+			return listArgs{placedBefore: &at}
+		}},
 	}
 }
 
@@ -247,8 +284,8 @@ func runSearch(ctx context.Context, adminURL, name string, opt options) error {
 		if err := seed(ctx, sys.pool, sd); err != nil {
 			return err
 		}
-		fmt.Printf("search: %d customers seeded by COPY in %s (%.0f rows/s)\n",
-			opt.searchRows, time.Since(start).Round(time.Second), float64(opt.searchRows)/time.Since(start).Seconds())
+		fmt.Printf("search: %d customers and %d orders seeded by COPY in %s (%.0f rows/s)\n",
+			opt.searchRows, sd.orderSeq, time.Since(start).Round(time.Second), float64(opt.searchRows+sd.orderSeq)/time.Since(start).Seconds())
 	case opt.searchRows:
 		groups, err := findGroups(ctx, sys.pool)
 		if err != nil {
@@ -256,7 +293,15 @@ func runSearch(ctx context.Context, adminURL, name string, opt options) error {
 		}
 		sd = newSeeder(opt.searchRows, groups)
 		sd.skip() // the samples, without writing the rows again
-		fmt.Printf("search: reusing database %s with its %d customers\n", opt.searchDB, seeded)
+		var orders int
+		if err := sys.pool.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&orders); err != nil {
+			return err
+		}
+		if orders != sd.orderSeq {
+			return fmt.Errorf("database %s has %d orders, not the %d this seed makes (seeded by an older bench?): drop it or use another -search-db",
+				opt.searchDB, orders, sd.orderSeq)
+		}
+		fmt.Printf("search: reusing database %s with its %d customers and %d orders\n", opt.searchDB, seeded, orders)
 	default:
 		return fmt.Errorf("database %s has %d customers, not %d: drop it or use another -search-db", opt.searchDB, seeded, opt.searchRows)
 	}
@@ -270,7 +315,7 @@ func runSearch(ctx context.Context, adminURL, name string, opt options) error {
 	// search would otherwise scan in full; ANALYZE gives the planner the
 	// statistics a long-lived table would have.
 	start := time.Now()
-	if _, err := sys.pool.Exec(ctx, "VACUUM ANALYZE customers"); err != nil {
+	if _, err := sys.pool.Exec(ctx, "VACUUM ANALYZE customers, orders"); err != nil {
 		return fmt.Errorf("vacuum: %w", err)
 	}
 	fmt.Printf("VACUUM ANALYZE %s\n", time.Since(start).Round(time.Second))

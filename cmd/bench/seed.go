@@ -31,6 +31,7 @@ var (
 var seedColumns = []string{
 	"id", "email", "first_name", "last_name", "company_name", "phone", "is_active", "language_code",
 	"metadata", "has_account", "is_verified", "version", "created_at", "updated_at", "group_ids",
+	"number_of_orders", "last_order_at",
 }
 
 // Name parts: a last name is a base plus up to two syllables, so a 4-6
@@ -88,24 +89,38 @@ type seeder struct {
 	sampleEvery int
 	samples     []sample
 	groups      seededGroups
+
+	// Orders come from a generator of their own, so the customers are the
+	// same as before orders were seeded.
+	orng     *rand.Rand
+	orders   [][]any // the current batch's orders, in orderColumns order
+	orderSeq int     // orders generated so far: their numbers
 }
 
 func newSeeder(total int, groups seededGroups) *seeder {
-	s := &seeder{rng: rand.New(rand.NewPCG(1, 2)), total: total, numbers: 10, sampleEvery: max(1, total/10_000), groups: groups}
+	s := &seeder{
+		rng: rand.New(rand.NewPCG(1, 2)), orng: rand.New(rand.NewPCG(5, 6)),
+		total: total, numbers: 10, sampleEvery: max(1, total/10_000), groups: groups,
+	}
 	for s.numbers < total {
 		s.numbers *= 10
 	}
 	return s
 }
 
-// seed COPYs total customers into the database in batches.
+// seed COPYs total customers into the database in batches, each batch's
+// orders right after its customers (their foreign key needs the customers).
 func seed(ctx context.Context, pool *pgxpool.Pool, s *seeder) error {
 	for s.next < s.total {
 		src := &batch{s: s, left: min(seedBatch, s.total-s.next)}
 		if _, err := pool.CopyFrom(ctx, pgx.Identifier{"customers"}, seedColumns, src); err != nil {
-			return fmt.Errorf("seed: copy: %w", err)
+			return fmt.Errorf("seed: copy customers: %w", err)
 		}
-		fmt.Fprintf(os.Stderr, "seeded %d/%d\n", s.next, s.total)
+		if _, err := pool.CopyFrom(ctx, pgx.Identifier{"orders"}, orderColumns, pgx.CopyFromRows(s.orders)); err != nil {
+			return fmt.Errorf("seed: copy orders: %w", err)
+		}
+		s.orders = s.orders[:0]
+		fmt.Fprintf(os.Stderr, "seeded %d/%d customers, %d orders\n", s.next, s.total, s.orderSeq)
 	}
 	return nil
 }
@@ -115,6 +130,7 @@ func seed(ctx context.Context, pool *pgxpool.Pool, s *seeder) error {
 func (s *seeder) skip() {
 	for s.next < s.total {
 		s.customer()
+		s.orders = s.orders[:0]
 	}
 }
 
@@ -191,9 +207,17 @@ func (s *seeder) customer() []any {
 	if chance(0.001) {
 		groups = append(groups, s.groups.small)
 	}
+	// In the order the row literal used to draw them, so the customers stay
+	// the same.
+	id := uuidV7(created, r)
+	email := local + "@" + pick(domains)
+	active := chance(0.92)
+	lang := pick(languages)
+	orders, lastOrder := s.customerOrders(id, email, lang, created)
 	return []any{
-		uuidV7(created, r), local + "@" + pick(domains), first, last, company, phone, chance(0.92), pick(languages),
+		id, email, first, last, company, phone, active, lang,
 		metadata, hasAccount, verified, int64(1), created, updated, groups,
+		int32(orders), lastOrder,
 	}
 }
 

@@ -135,6 +135,20 @@ type Order struct {
 	UpdatedAt  time.Time
 }
 
+type OrderTransferRequest struct {
+	ID             uuid.UUID
+	OrderID        uuid.UUID
+	FromCustomerID *uuid.UUID
+	FromEmail      string
+	ToCustomerID   uuid.UUID
+	TokenHash      []byte
+	Status         string
+	Version        int64
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+	UpdatedAt      time.Time
+}
+
 type Outbox struct {
 	ID           int64
 	EventID      uuid.UUID

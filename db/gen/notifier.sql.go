@@ -87,3 +87,31 @@ func (q *Queries) ReleaseNotifierDelivery(ctx context.Context, arg ReleaseNotifi
 	_, err := q.db.Exec(ctx, releaseNotifierDelivery, arg.EventID, arg.ClaimID)
 	return err
 }
+
+const sweepNotifierDeliveries = `-- name: SweepNotifierDeliveries :execrows
+DELETE FROM notifier_deliveries
+WHERE event_id IN (
+    SELECT event_id FROM notifier_deliveries
+    WHERE sent_at < now() - make_interval(secs => $1::float8)
+    ORDER BY sent_at
+    LIMIT $2::int
+    FOR UPDATE SKIP LOCKED
+)
+`
+
+type SweepNotifierDeliveriesParams struct {
+	RetentionSeconds float64
+	BatchSize        int32
+}
+
+// Deletes at most batch_size records of emails sent more than retention_seconds
+// ago by the database's clock (the one that stamped sent_at), oldest first.
+// Unconfirmed claims stay. One short statement per batch; rows another sweep
+// has locked are skipped rather than waited for.
+func (q *Queries) SweepNotifierDeliveries(ctx context.Context, arg SweepNotifierDeliveriesParams) (int64, error) {
+	result, err := q.db.Exec(ctx, sweepNotifierDeliveries, arg.RetentionSeconds, arg.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}

@@ -19,3 +19,17 @@ WHERE event_id = sqlc.arg(event_id) AND claim_id = sqlc.arg(claim_id);
 -- may claim the event again.
 DELETE FROM notifier_deliveries
 WHERE event_id = sqlc.arg(event_id) AND claim_id = sqlc.arg(claim_id) AND sent_at IS NULL;
+
+-- name: SweepNotifierDeliveries :execrows
+-- Deletes at most batch_size records of emails sent more than retention_seconds
+-- ago by the database's clock (the one that stamped sent_at), oldest first.
+-- Unconfirmed claims stay. One short statement per batch; rows another sweep
+-- has locked are skipped rather than waited for.
+DELETE FROM notifier_deliveries
+WHERE event_id IN (
+    SELECT event_id FROM notifier_deliveries
+    WHERE sent_at < now() - make_interval(secs => sqlc.arg(retention_seconds)::float8)
+    ORDER BY sent_at
+    LIMIT sqlc.arg(batch_size)::int
+    FOR UPDATE SKIP LOCKED
+);

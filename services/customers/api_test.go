@@ -1050,6 +1050,9 @@ func routeCall(s *system, method, pattern string) (path string, body any) {
 		s.do(http.MethodPost, "/v1/customers/"+target.ID+"/addresses", validAddress(), &a)
 		path = strings.ReplaceAll(path, "{aid}", a.ID)
 	}
+	if strings.HasPrefix(pattern, "/v1/orders/{id}/transfer-requests") {
+		return transferRouteCall(s, method, pattern)
+	}
 	if strings.HasPrefix(pattern, "/v1/customer-groups/{id}") {
 		g := s.createGroup("table-" + randomSuffix())
 		path = strings.ReplaceAll(pattern, "{id}", g.ID)
@@ -1073,15 +1076,17 @@ func routeCall(s *system, method, pattern string) (path string, body any) {
 		"DELETE /v1/customers/{id}/addresses/{aid}": nil,
 		"GET /v1/settings/address-form":             nil,
 		// The defaults again: other subtests share the settings.
-		"PUT /v1/settings/address-form":           map[string]any{"required_fields": []string{"first_name", "last_name", "street_address_1", "city", "postal_code", "country"}},
-		"POST /v1/customer-groups":                map[string]any{"name": "table-new-" + randomSuffix()},
-		"GET /v1/customer-groups":                 nil,
-		"GET /v1/customer-groups/{id}":            nil,
-		"PATCH /v1/customer-groups/{id}":          map[string]any{"description": "d"},
-		"DELETE /v1/customer-groups/{id}":         nil,
-		"POST /v1/customer-groups/{id}/customers": map[string]any{"add": ids},
-		"POST /v1/orders":                         orderBody(nil, time.Now()),
-		"GET /v1/customers/{id}/orders":           nil,
+		"PUT /v1/settings/address-form":            map[string]any{"required_fields": []string{"first_name", "last_name", "street_address_1", "city", "postal_code", "country"}},
+		"POST /v1/customer-groups":                 map[string]any{"name": "table-new-" + randomSuffix()},
+		"GET /v1/customer-groups":                  nil,
+		"GET /v1/customer-groups/{id}":             nil,
+		"PATCH /v1/customer-groups/{id}":           map[string]any{"description": "d"},
+		"DELETE /v1/customer-groups/{id}":          nil,
+		"POST /v1/customer-groups/{id}/customers":  map[string]any{"add": ids},
+		"POST /v1/orders":                          orderBody(nil, time.Now()),
+		"POST /v1/orders/{id}/transfer-requests":   nil, // see transferRouteCall
+		"DELETE /v1/orders/{id}/transfer-requests": nil,
+		"GET /v1/customers/{id}/orders":            nil,
 	}
 	body, ok := bodies[method+" "+pattern]
 	if !ok {

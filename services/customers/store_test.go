@@ -558,6 +558,9 @@ func storeRouteCall(s *system, method, pattern string) (path string, body any, t
 		return m
 	}
 	switch method + " " + pattern {
+	case "POST /v1/store/orders/{id}/transfer/accept", "POST /v1/store/orders/{id}/transfer/decline":
+		path, body := storeTransferCall(s, pattern)
+		return path, body, ""
 	case "POST /v1/store/register":
 		return path, link(map[string]any{"email": "new-" + randomSuffix() + "@example.com", "password": "long enough"}), ""
 	case "POST /v1/store/confirm":

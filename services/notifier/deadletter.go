@@ -35,6 +35,7 @@ const (
 	reasonInvalid        = "invalid"         // not a notification CloudEvent the notifier can render
 	reasonUndeliverable  = "undeliverable"   // the SMTP server refused it, or was unreachable, every try
 	reasonUnknownOutcome = "unknown_outcome" // it may have been sent; sending again could send it twice
+	reasonStale          = "stale"           // older than the delivery records are kept: it may have been sent, its record swept
 )
 
 func deadLetterStreamConfig() jetstream.StreamConfig {

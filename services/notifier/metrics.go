@@ -7,6 +7,7 @@ type metrics struct {
 	duplicates   prometheus.Counter
 	sendFailures prometheus.Counter
 	deadLettered *prometheus.CounterVec
+	swept        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -23,12 +24,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "customerbus_notifier_deadlettered_total", Help: "Notification messages moved to the dead-letter stream, by reason.",
 		}, []string{"reason"}),
+		swept: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "customerbus_notifier_deliveries_swept_total", Help: "Records of sent emails deleted after NOTIFIER_DELIVERY_RETENTION.",
+		}),
 	}
-	for _, r := range []string{reasonInvalid, reasonUndeliverable, reasonUnknownOutcome} {
+	for _, r := range []string{reasonInvalid, reasonUndeliverable, reasonUnknownOutcome, reasonStale} {
 		m.deadLettered.WithLabelValues(r) // shown as 0 before the first one
 	}
 	if reg != nil {
-		reg.MustRegister(m.sent, m.duplicates, m.sendFailures, m.deadLettered)
+		reg.MustRegister(m.sent, m.duplicates, m.sendFailures, m.deadLettered, m.swept)
 	}
 	return m
 }

@@ -31,6 +31,22 @@
 // the connection breaks at the final "." of the SMTP transaction) between
 // claim and confirm, and such a message is not silently dropped but lands in
 // the dead-letter stream.
+//
+// # Sweeping the records
+//
+// The records would grow forever, so each instance deletes, every
+// sweepInterval and in small batches, those of emails sent longer than
+// DeliveryRetention ago. A record must outlive every delivery of its event,
+// and that is not bounded by the notifications stream's MaxAge: the stream
+// keeps events forever by default (EVENTS_MAX_AGE=0), a reset or recreated
+// consumer (DeliverAll) delivers everything the stream still holds again, and
+// a relay that crashed after JetStream stored an event but before marking it
+// sent publishes it again whenever it comes back, outside the duplicate
+// window. So the notifier bounds it itself: an event with no record that is
+// older (by its CloudEvents time, which is before any send of it) than
+// DeliveryRetention less clockSlack is never sent but dead-lettered as stale,
+// since its record may have been swept. An unconfirmed claim is never swept:
+// it is what makes an interrupted send unknown_outcome.
 package notifier
 
 import (
@@ -38,6 +54,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -58,7 +75,10 @@ import (
 type Config struct {
 	// SMTPURL is smtp://[user:pass@]host[:port] or smtps://…; empty writes
 	// emails to MailDir instead.
-	SMTPURL     string        `env:"SMTP_URL"`
+	SMTPURL string `env:"SMTP_URL"`
+	// SMTPCAFile is a PEM bundle of CA certificates the SMTP server's
+	// certificate may chain to besides the system roots (a private CA).
+	SMTPCAFile  string        `env:"SMTP_CA_FILE"`
 	SMTPTimeout time.Duration `env:"SMTP_TIMEOUT" envDefault:"15s"`
 	MailFrom    string        `env:"MAIL_FROM" envDefault:"customerbus <no-reply@localhost>"`
 	MailDir     string        `env:"MAIL_DIR" envDefault:"./var/mail"`
@@ -74,7 +94,31 @@ type Config struct {
 	// ClaimTimeout is how long an unconfirmed claim may belong to an attempt
 	// still under way; older ones belong to a notifier that died.
 	ClaimTimeout time.Duration `env:"NOTIFIER_CLAIM_TIMEOUT" envDefault:"5m"`
+	// DeliveryRetention is how long the record of a sent email is kept, and
+	// so how old an event may be and still be sent (see "Sweeping the
+	// records"). It should exceed the notifications stream's MaxAge when that
+	// is set, so that every event the stream still holds is recognised as sent
+	// rather than dead-lettered as stale, and the longest wait a useful email
+	// can have (the tokens' lifetime). At least minDeliveryRetention.
+	DeliveryRetention time.Duration `env:"NOTIFIER_DELIVERY_RETENTION" envDefault:"720h"`
 }
+
+// minDeliveryRetention is the shortest DeliveryRetention New accepts.
+const minDeliveryRetention = time.Hour
+
+// clockSlack is how far apart the clocks that stamp an event's time (the
+// customers service) and a record's sent_at (PostgreSQL) may be: the age limit
+// for sending is this much below DeliveryRetention.
+const clockSlack = 10 * time.Minute
+
+// How the records are swept: every sweepInterval (and once at start), in
+// statements of at most sweepBatch rows with sweepPause between them, so no
+// statement holds its row locks for long.
+const (
+	sweepInterval = time.Hour
+	sweepBatch    = 1000
+	sweepPause    = 10 * time.Millisecond
+)
 
 // ConsumerName is the durable consumer every notifier instance shares.
 const ConsumerName = "notifier"
@@ -93,15 +137,21 @@ type Notifier struct {
 	// an error makes the notifier drop the message as if it had died there.
 	// Tests use it to crash at the worst moment.
 	afterSend func() error
+	// sweepInterval and sweepBatch are the constants of the same name unless
+	// a test changes them.
+	sweepInterval time.Duration
+	sweepBatch    int
 }
 
-// New returns a notifier; it fails on a bad SMTP_URL or MAIL_FROM.
+// New returns a notifier; it fails on a bad SMTP_URL, SMTP_CA_FILE, MAIL_FROM
+// or NOTIFIER_DELIVERY_RETENTION.
 func New(pool *pgxpool.Pool, js jetstream.JetStream, log *zap.Logger, reg prometheus.Registerer, cfg Config) (*Notifier, error) {
 	def := Config{SMTPTimeout: 15 * time.Second, MailDir: "./var/mail", MaxTries: 5, RetryBackoff: 10 * time.Second,
-		MaxBackoff: 5 * time.Minute, AckWait: time.Minute, ClaimTimeout: 5 * time.Minute}
+		MaxBackoff: 5 * time.Minute, AckWait: time.Minute, ClaimTimeout: 5 * time.Minute, DeliveryRetention: 720 * time.Hour}
 	for _, d := range []struct{ v, def *time.Duration }{
 		{&cfg.SMTPTimeout, &def.SMTPTimeout}, {&cfg.RetryBackoff, &def.RetryBackoff},
 		{&cfg.MaxBackoff, &def.MaxBackoff}, {&cfg.AckWait, &def.AckWait}, {&cfg.ClaimTimeout, &def.ClaimTimeout},
+		{&cfg.DeliveryRetention, &def.DeliveryRetention},
 	} {
 		if *d.v <= 0 {
 			*d.v = *d.def
@@ -116,26 +166,34 @@ func New(pool *pgxpool.Pool, js jetstream.JetStream, log *zap.Logger, reg promet
 	if _, err := mail.ParseAddress(cfg.MailFrom); err != nil {
 		return nil, fmt.Errorf("notifier: MAIL_FROM %q: %w", cfg.MailFrom, err)
 	}
+	if cfg.DeliveryRetention < minDeliveryRetention {
+		return nil, fmt.Errorf("notifier: NOTIFIER_DELIVERY_RETENTION %s: at least %s", cfg.DeliveryRetention, minDeliveryRetention)
+	}
 	r, err := newRenderer()
 	if err != nil {
 		return nil, err
 	}
-	n := &Notifier{q: gen.New(pool), js: js, log: log, cfg: cfg, metrics: newMetrics(reg), renderer: r}
+	n := &Notifier{q: gen.New(pool), js: js, log: log, cfg: cfg, metrics: newMetrics(reg), renderer: r,
+		sweepInterval: sweepInterval, sweepBatch: sweepBatch}
 	if cfg.SMTPURL == "" {
 		n.sender = dirSender{dir: cfg.MailDir, log: log}
-	} else if n.sender, err = newSMTPSender(cfg.SMTPURL, cfg.SMTPTimeout); err != nil {
+	} else if n.sender, err = newSMTPSender(cfg.SMTPURL, cfg.SMTPTimeout, cfg.SMTPCAFile); err != nil {
 		return nil, err
 	}
 	return n, nil
 }
 
-// Run consumes notifications until ctx ends. The message being handled when
-// ctx ends is finished first.
+// Run consumes notifications, and sweeps old delivery records, until ctx
+// ends. The message being handled when ctx ends is finished first.
 func (n *Notifier) Run(ctx context.Context) error {
 	cons, err := n.consumer(ctx)
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
+	var sweeper sync.WaitGroup
+	sweepCtx, stopSweeping := context.WithCancel(ctx)
+	sweeper.Go(func() { n.sweepLoop(sweepCtx) })
+	defer func() { stopSweeping(); sweeper.Wait() }()
 	// One message at a time: a message waiting in a local buffer would use up
 	// its AckWait while others are sent. Instances add throughput.
 	it, err := cons.Messages(jetstream.PullMaxMessages(1))
@@ -242,6 +300,12 @@ func (n *Notifier) process(ctx context.Context, msg jetstream.Msg, meta *jetstre
 
 	switch st, err := n.q.GetNotifierDelivery(ctx, id); {
 	case errors.Is(err, pgx.ErrNoRows):
+		if age := time.Since(e.Time()); age > n.cfg.DeliveryRetention-clockSlack {
+			// Its record, if it was sent, may have been swept.
+			return verdict{kind: reasonStale, err: fmt.Errorf(
+				"event from %s is older than NOTIFIER_DELIVERY_RETENTION (%s) less %s: a record of its email may have been swept, so it is not sent",
+				e.Time().UTC().Format(time.RFC3339), n.cfg.DeliveryRetention, clockSlack)}
+		}
 	case err != nil:
 		return verdict{delay: n.backoff(1), err: fmt.Errorf("notifier: read delivery: %w", err)}
 	case st.SentAt != nil:
@@ -337,6 +401,53 @@ func (n *Notifier) confirm(ctx context.Context, id, claimID uuid.UUID) error {
 	return fmt.Errorf("notifier: confirm: %w", err)
 }
 
+// sweepLoop sweeps at once and then every sweepInterval until ctx ends.
+func (n *Notifier) sweepLoop(ctx context.Context) {
+	tick := time.NewTicker(n.sweepInterval)
+	defer tick.Stop()
+	for {
+		deleted, err := n.sweep(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			n.log.Warn("notifier: sweep delivery records", zap.Error(err), zap.Int64("deleted", deleted))
+		case deleted > 0:
+			n.log.Info("notifier: swept delivery records", zap.Int64("deleted", deleted), zap.Duration("retention", n.cfg.DeliveryRetention))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// sweep deletes the records of emails sent longer than DeliveryRetention ago,
+// at most sweepBatch per statement, and returns how many it deleted. Rows
+// another instance's sweep holds are skipped, not waited for.
+func (n *Notifier) sweep(ctx context.Context) (int64, error) {
+	var total int64
+	for {
+		deleted, err := n.q.SweepNotifierDeliveries(ctx, gen.SweepNotifierDeliveriesParams{
+			RetentionSeconds: n.cfg.DeliveryRetention.Seconds(), BatchSize: int32(n.sweepBatch),
+		})
+		total += deleted
+		n.metrics.swept.Add(float64(deleted))
+		if err != nil {
+			return total, fmt.Errorf("notifier: sweep: %w", err)
+		}
+		if deleted < int64(n.sweepBatch) {
+			return total, nil
+		}
+		select {
+		case <-ctx.Done():
+			return total, ctx.Err()
+		case <-time.After(sweepPause):
+		}
+	}
+}
+
 // backoff is the wait after the given delivery failed.
 func (n *Notifier) backoff(delivery int) time.Duration {
 	d := n.cfg.RetryBackoff
@@ -356,6 +467,9 @@ func decode(msg jetstream.Msg) (event.Event, events.NotificationData, error) {
 	if err := e.Validate(); err != nil {
 		return e, data, fmt.Errorf("%w: %v", events.ErrInvalidEvent, err)
 	}
+	if e.Time().IsZero() { // the age check needs it
+		return e, data, fmt.Errorf("%w: no time", errInvalid)
+	}
 	if _, err := uuid.Parse(e.ID()); err != nil {
 		return e, data, fmt.Errorf("%w: id %q is not a UUID", errInvalid, e.ID())
 	}
@@ -365,7 +479,8 @@ func decode(msg jetstream.Msg) (event.Event, events.NotificationData, error) {
 	if err := e.DataAs(&data); err != nil {
 		return e, data, fmt.Errorf("%w: data: %v", errInvalid, err)
 	}
-	if data.Email == "" || data.Token == "" || data.RedirectURL == "" {
+	// Every notification but a completed transfer's carries a link's token.
+	if data.Email == "" || data.RedirectURL == "" || (data.Token == "" && e.Type() != events.OrderTransferCompleted) {
 		return e, data, fmt.Errorf("%w: email, token and redirect_url are required", errInvalid)
 	}
 	return e, data, nil

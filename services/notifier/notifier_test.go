@@ -41,6 +41,13 @@ type bus struct {
 // would have made them.
 func newBus(t *testing.T, tune func(*Config)) *bus {
 	t.Helper()
+	return newBusWith(t, smtptest.Options{}, tune)
+}
+
+// newBusWith is newBus with an SMTP server made with smtpOpts; the notifier
+// trusts its certificate (SMTP_CA_FILE) when it offers STARTTLS.
+func newBusWith(t *testing.T, smtpOpts smtptest.Options, tune func(*Config)) *bus {
+	t.Helper()
 	t.Parallel()
 	pool, _ := dbtest.New(t)
 	js, err := jetstream.New(natstest.New(t).Connect())
@@ -50,9 +57,9 @@ func newBus(t *testing.T, tune func(*Config)) *bus {
 	if err := events.EnsureStreams(context.Background(), js, events.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	b := &bus{t: t, pool: pool, js: js, smtp: smtptest.New(t)}
+	b := &bus{t: t, pool: pool, js: js, smtp: smtptest.NewWithOptions(t, smtpOpts)}
 	b.cfg = Config{
-		SMTPURL: b.smtp.URL(), SMTPTimeout: 2 * time.Second, MailFrom: "Shop <shop@example.com>",
+		SMTPURL: b.smtp.URL(), SMTPCAFile: b.smtp.CAFile(), SMTPTimeout: 2 * time.Second, MailFrom: "Shop <shop@example.com>",
 		MaxTries: 100, RetryBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		AckWait: 2 * time.Second, ClaimTimeout: time.Second,
 	}
@@ -89,7 +96,7 @@ func (b *bus) runNotifier(n *Notifier) {
 
 func notification(email, lang string) events.NotificationData {
 	return events.NotificationData{
-		CustomerID: uuid.New(), Email: email, FirstName: "Ann", LastName: "Lee", LanguageCode: lang,
+		CustomerID: new(uuid.New()), Email: email, FirstName: "Ann", LastName: "Lee", LanguageCode: lang,
 		Channel: "default", RedirectURL: "https://shop.example/account/confirm?ref=mail",
 		Token: "tok-" + uuid.NewString(), ExpiresAt: time.Now().Add(time.Hour),
 	}
@@ -99,9 +106,18 @@ func notification(email, lang string) events.NotificationData {
 // (Nats-Msg-Id = event id) and returns it.
 func (b *bus) publish(eventType string, data events.NotificationData) *nats.Msg {
 	b.t.Helper()
+	msg := b.event(time.Now(), eventType, data)
+	b.publishMsg(msg)
+	return msg
+}
+
+// event is the message of a notification event made at the given time, as
+// the relay would publish it.
+func (b *bus) event(at time.Time, eventType string, data events.NotificationData) *nats.Msg {
+	b.t.Helper()
 	e, err := events.New(events.Meta{
 		Type: eventType, Source: events.SourceCustomers, Subject: data.CustomerID.String(),
-		PartitionKey: data.CustomerID.String(), Sequence: 1, Time: time.Now(),
+		PartitionKey: data.CustomerID.String(), Sequence: 1, Time: at,
 		Actor: events.Actor{Type: events.AuthServiceAccount, ID: "test"},
 	}, data)
 	if err != nil {
@@ -111,7 +127,6 @@ func (b *bus) publish(eventType string, data events.NotificationData) *nats.Msg 
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	b.publishMsg(msg)
 	return msg
 }
 
@@ -134,13 +149,20 @@ func republished(msg *nats.Msg) *nats.Msg {
 }
 
 // waitIdle waits until the consumer has answered every message for good.
+// Its pending counts alone are not enough: JetStream tells a consumer about a
+// new message asynchronously, so right after a publish they can read zero.
 func (b *bus) waitIdle() {
 	b.t.Helper()
+	ctx := context.Background()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		info, err := b.js.Consumer(context.Background(), events.NotificationsStream, ConsumerName)
-		if err == nil && info.CachedInfo().NumPending == 0 && info.CachedInfo().NumAckPending == 0 {
-			return
+		stream, serr := b.js.Stream(ctx, events.NotificationsStream)
+		info, err := b.js.Consumer(ctx, events.NotificationsStream, ConsumerName)
+		if serr == nil && err == nil {
+			ci := info.CachedInfo()
+			if ci.NumPending == 0 && ci.NumAckPending == 0 && ci.AckFloor.Stream >= stream.CachedInfo().State.LastSeq {
+				return
+			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -178,7 +200,7 @@ func (b *bus) deadLetters(want int) []jetstream.Msg {
 }
 
 // counter reads one of the notifier's counters: sent (all types),
-// duplicates, send_failures, or a dead-letter reason kind.
+// duplicates, send_failures, swept, or a dead-letter reason kind.
 func (b *bus) counter(name string) float64 {
 	var c prometheus.Counter
 	switch name {
@@ -190,6 +212,8 @@ func (b *bus) counter(name string) float64 {
 		c = b.n.metrics.duplicates
 	case "send_failures":
 		c = b.n.metrics.sendFailures
+	case "swept":
+		c = b.n.metrics.swept
 	default:
 		if typ, ok := strings.CutPrefix(name, "sent:"); ok {
 			c = b.n.metrics.sent.WithLabelValues(typ)

@@ -37,8 +37,14 @@ type email struct {
 // templateData is what the templates see.
 type templateData struct {
 	FirstName, LastName, Email, Channel string
-	Link                                string
-	ExpiresAt                           time.Time
+	// Link is the email's link: redirect_url with email and token (empty
+	// for a notification without a token).
+	Link      string
+	ExpiresAt time.Time
+	// Order notifications: the order's number, and the links that accept
+	// or decline its transfer (Link with action=accept|decline).
+	OrderNumber             string
+	AcceptLink, DeclineLink string
 }
 
 type templatePair struct {
@@ -89,17 +95,29 @@ func (r *renderer) language(code, eventType string) string {
 
 // render builds the email for a notification event's data.
 func (r *renderer) render(eventType string, d events.NotificationData) (email, error) {
-	link, err := Link(d.RedirectURL, d.Email, d.Token)
-	if err != nil {
-		return email{}, err
+	data := templateData{
+		FirstName: d.FirstName, LastName: d.LastName, Email: d.Email, Channel: d.Channel, ExpiresAt: d.ExpiresAt.UTC(),
+	}
+	if d.Token != "" {
+		var extra url.Values
+		if d.Order != nil {
+			extra = url.Values{"order_id": {d.Order.ID.String()}}
+		}
+		var err error
+		if data.Link, err = Link(d.RedirectURL, d.Email, d.Token, extra); err != nil {
+			return email{}, err
+		}
+		if d.Order != nil {
+			data.AcceptLink, _ = Link(data.Link, d.Email, d.Token, url.Values{"action": {"accept"}})
+			data.DeclineLink, _ = Link(data.Link, d.Email, d.Token, url.Values{"action": {"decline"}})
+		}
+	}
+	if d.Order != nil {
+		data.OrderNumber = d.Order.Number
 	}
 	pair, ok := r.pairs[r.language(d.LanguageCode, eventType)+"/"+eventType]
 	if !ok {
 		return email{}, fmt.Errorf("notifier: no template for %s", eventType)
-	}
-	data := templateData{
-		FirstName: d.FirstName, LastName: d.LastName, Email: d.Email, Channel: d.Channel,
-		Link: link, ExpiresAt: d.ExpiresAt.UTC(),
 	}
 	var subject, text, html bytes.Buffer
 	if err := pair.text.ExecuteTemplate(&subject, "subject", data); err != nil {
@@ -120,9 +138,9 @@ func (r *renderer) render(eventType string, d events.NotificationData) (email, e
 }
 
 // Link is the URL an email points to: redirectURL, which must be an absolute
-// http(s) URL, with the email and token added as query parameters (its own
-// query is kept).
-func Link(redirectURL, email, token string) (string, error) {
+// http(s) URL, with the email, token and extra added as query parameters
+// (its own query is kept).
+func Link(redirectURL, email, token string, extra url.Values) (string, error) {
 	u, err := url.Parse(redirectURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return "", fmt.Errorf("%w: redirect_url %q is not an absolute http(s) URL", errInvalid, redirectURL)
@@ -130,6 +148,9 @@ func Link(redirectURL, email, token string) (string, error) {
 	q := u.Query()
 	q.Set("email", email)
 	q.Set("token", token)
+	for k, v := range extra {
+		q[k] = v
+	}
 	u.RawQuery = q.Encode()
 	return u.String(), nil
 }

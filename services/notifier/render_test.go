@@ -24,7 +24,7 @@ func TestLinkAddsEmailAndTokenKeepingTheQuery(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := Link(c.redirect, "a+b@example.com", "t/1=")
+			got, err := Link(c.redirect, "a+b@example.com", "t/1=", nil)
 			if c.invalid {
 				if err == nil {
 					t.Fatalf("Link(%q) = %q, want an error", c.redirect, got)
@@ -49,10 +49,22 @@ func TestEveryTypeRendersInEveryLanguage(t *testing.T) {
 				if got := r.language(lang, typ); got != lang {
 					t.Errorf("language %s served as %s: templates missing", lang, got)
 				}
-				em, err := r.render(typ, events.NotificationData{
-					CustomerID: uuid.New(), Email: "ann@example.com", FirstName: "<Ann>", LanguageCode: lang,
+				d := events.NotificationData{
+					CustomerID: new(uuid.New()), Email: "ann@example.com", FirstName: "<Ann>", LanguageCode: lang,
 					RedirectURL: "https://shop.example/x", Token: "secret", ExpiresAt: time.Now(),
-				})
+				}
+				// What each body must hold: the link with the token, for order
+				// notifications the order's number, and accept and decline links
+				// for a transfer's approval; a completed transfer has no token.
+				want := []string{"token=secret"}
+				if strings.HasPrefix(typ, "order.") {
+					d.Order = &events.NotificationOrder{ID: uuid.New(), Number: "R-100", TransferID: uuid.New()}
+					want = []string{"R-100", "action=accept", "action=decline", "order_id=" + d.Order.ID.String()}
+				}
+				if typ == events.OrderTransferCompleted {
+					d.Token, want = "", []string{"R-100"}
+				}
+				em, err := r.render(typ, d)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -60,8 +72,10 @@ func TestEveryTypeRendersInEveryLanguage(t *testing.T) {
 					t.Errorf("subject %q", em.Subject)
 				}
 				for _, body := range []string{em.Text, em.HTML} {
-					if !strings.Contains(body, "token=secret") {
-						t.Errorf("no link in:\n%s", body)
+					for _, w := range want {
+						if !strings.Contains(body, w) {
+							t.Errorf("no %q in:\n%s", w, body)
+						}
 					}
 				}
 				if strings.Contains(em.HTML, "<Ann>") || !strings.Contains(em.HTML, "&lt;Ann&gt;") {

@@ -100,7 +100,7 @@ func (r *rules) password(field, pw string) string {
 // notification builds a notification event carrying a token for c.
 func notification(o Origin, typ string, c Customer, plain string, t Token, l EmailLink, at time.Time) (cloudevents.Event, error) {
 	return newEvent(o, typ, c, at, events.NotificationData{
-		CustomerID: c.ID, Email: c.Email, FirstName: c.FirstName, LastName: c.LastName,
+		CustomerID: &c.ID, Email: c.Email, FirstName: c.FirstName, LastName: c.LastName,
 		LanguageCode: c.LanguageCode, Channel: l.Channel, RedirectURL: l.RedirectURL,
 		Token: plain, ExpiresAt: t.ExpiresAt,
 	})

@@ -135,6 +135,7 @@ type Store interface {
 	Count(ctx context.Context, f Filter, limit int) (int64, error)
 	SessionStore
 	OrderStore
+	TransferStore
 }
 
 // update is Store.UpdateMany for one customer.

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/google/uuid"
+
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
@@ -46,6 +48,60 @@ func (a *API) listOrders(whose owner) handler {
 			out[i] = o.Public()
 		}
 		writePage(w, "orders", out, page.NextCursor)
+		return nil
+	}
+}
+
+func orderID(r *http.Request) (uuid.UUID, error) { return pathUUID(r, "id", customer.ErrOrderNotFound) }
+
+// requestTransfer opens a request to move the order to another customer.
+func (a *API) requestTransfer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, err := orderID(r)
+	if err != nil {
+		return err
+	}
+	var in customer.TransferInput
+	if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
+		return err
+	}
+	t, err := a.customers.RequestTransfer(r.Context(), origin(r, p), id, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, t.Public())
+	return nil
+}
+
+// cancelTransfer cancels the order's open transfer request.
+func (a *API) cancelTransfer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, err := orderID(r)
+	if err != nil {
+		return err
+	}
+	t, err := a.customers.CancelTransfer(r.Context(), origin(r, p), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, t.Public())
+	return nil
+}
+
+// decideTransfer accepts or declines with the approval email's token.
+func (a *API) decideTransfer(accept bool) handler {
+	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		id, err := orderID(r)
+		if err != nil {
+			return err
+		}
+		var in customer.DecideInput
+		if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
+			return err
+		}
+		t, err := a.customers.DecideTransfer(r.Context(), origin(r, p), id, in, accept)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, t.Public())
 		return nil
 	}
 }

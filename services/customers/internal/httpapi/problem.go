@@ -68,6 +68,15 @@ func problemFor(err error) Problem {
 	case errors.As(err, &rl):
 		return newProblem(http.StatusTooManyRequests,
 			[]customer.FieldError{{Code: codeRateLimited, Message: rl.Error()}})
+	case errors.Is(err, customer.ErrOrderNotFound):
+		return newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "no order has this id"}})
+	case errors.Is(err, customer.ErrTransferNotFound):
+		return newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "the order has no open transfer request"}})
+	case errors.Is(err, customer.ErrTransferPending):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Field: "id", Code: "transfer_pending", Message: "the order has an open transfer request; cancel it first"}})
 	case errors.Is(err, customer.ErrTokenInvalid):
 		return newProblem(http.StatusBadRequest,
 			[]customer.FieldError{{Field: "token", Code: customer.CodeInvalid, Message: "this link is not valid; check that it was copied whole, or ask for a new email"}})

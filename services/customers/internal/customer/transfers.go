@@ -1,0 +1,306 @@
+package customer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/google/uuid"
+
+	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/services/customers/internal/auth"
+)
+
+// Transfer statuses. A request is open until its owner accepts or declines
+// it, staff cancel it, or it expires.
+const (
+	TransferOpen      = "open"
+	TransferAccepted  = "accepted"
+	TransferDeclined  = "declined"
+	TransferCancelled = "cancelled"
+	TransferExpired   = "expired"
+)
+
+// Transfer problems.
+var (
+	// ErrTransferNotFound: the order has no open transfer request.
+	ErrTransferNotFound = errors.New("no open transfer request")
+	// ErrTransferPending: the order has an open request already.
+	ErrTransferPending = errors.New("the order has an open transfer request")
+)
+
+// Transfer is a request to move an order to another customer.
+type Transfer struct {
+	ID             uuid.UUID
+	OrderID        uuid.UUID
+	FromCustomerID *uuid.UUID // the owner when it was asked; nil for a guest order
+	FromEmail      string     // where the approval email went
+	ToCustomerID   uuid.UUID
+	TokenHash      []byte
+	Status         string
+	Version        int64
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Public is the transfer request as the API and events show it: no token.
+func (t Transfer) Public() events.OrderTransfer {
+	return events.OrderTransfer{
+		ID: t.ID, OrderID: t.OrderID, FromCustomerID: t.FromCustomerID, ToCustomerID: t.ToCustomerID,
+		Status: t.Status, Version: t.Version, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, UpdatedAt: t.UpdatedAt,
+	}
+}
+
+// TransferChange is what a transfer action decides inside the store's
+// transaction.
+type TransferChange struct {
+	// Transfer is inserted when its version is 1, else its status and
+	// version are written.
+	Transfer Transfer
+	// Expired is an open request past its expiry, closed first.
+	Expired *Transfer
+	// Order, when set, is the order with its new owner (an accepted transfer).
+	Order  *Order
+	Events []cloudevents.Event
+}
+
+// TransferStore keeps transfer requests.
+type TransferStore interface {
+	// WithOrder locks the order and its open request (nil when none), lets
+	// fn decide, and writes the change; ErrOrderNotFound for an unknown order.
+	WithOrder(ctx context.Context, orderID uuid.UUID, fn func(o Order, open *Transfer) (*TransferChange, error)) error
+	// WithTransferToken locks the request with this token hash and its
+	// order, lets fn decide, and writes the change; ErrTokenInvalid when no
+	// request has the hash.
+	WithTransferToken(ctx context.Context, hash []byte, fn func(t Transfer, o Order) (*TransferChange, error)) error
+}
+
+// TransferInput asks to move an order to another (registered) customer.
+type TransferInput struct {
+	CustomerID string `json:"customer_id"`
+	EmailLink
+}
+
+// RequestTransfer opens a transfer request and sends the order's owner (a
+// guest order's email) an approval email with the token.
+func (s *Service) RequestTransfer(ctx context.Context, o Origin, orderID uuid.UUID, in TransferInput) (Transfer, error) {
+	var r rules
+	toID, err := uuid.Parse(in.CustomerID)
+	if err != nil {
+		r.fail("customer_id", CodeInvalid, "customer_id must be the new owner's UUID")
+	}
+	r.link(in.EmailLink, true)
+	if err := r.err(); err != nil {
+		return Transfer{}, err
+	}
+	to, err := s.store.Get(ctx, toID)
+	if errors.Is(err, ErrNotFound) {
+		return Transfer{}, fieldError("customer_id", CodeNotFound, "no customer has this id")
+	}
+	if err != nil {
+		return Transfer{}, err
+	}
+	if !to.HasAccount {
+		return Transfer{}, fieldError("customer_id", "not_registered", "the new owner must be a registered customer, not a guest")
+	}
+	var out Transfer
+	err = s.store.WithOrder(ctx, orderID, func(ord Order, open *Transfer) (*TransferChange, error) {
+		now := s.now()
+		change := &TransferChange{}
+		if open != nil {
+			if now.Before(open.ExpiresAt) {
+				return nil, ErrTransferPending
+			}
+			expired := *open
+			expired.Status, expired.Version, expired.UpdatedAt = TransferExpired, open.Version+1, now
+			change.Expired = &expired
+		}
+		if ord.CustomerID != nil && *ord.CustomerID == to.ID {
+			return nil, fieldError("customer_id", "same_owner", "the order belongs to this customer already")
+		}
+		recipient := Customer{Email: ord.Email, LanguageCode: to.LanguageCode}
+		if ord.CustomerID != nil {
+			if owner, err := s.store.Get(ctx, *ord.CustomerID); err == nil {
+				recipient = owner
+			} else if !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+		}
+		plain, err := auth.NewEmailToken()
+		if err != nil {
+			return nil, err
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, fmt.Errorf("transfer id: %w", err)
+		}
+		t := Transfer{
+			ID: id, OrderID: ord.ID, FromCustomerID: ord.CustomerID, FromEmail: recipient.Email, ToCustomerID: to.ID,
+			TokenHash: auth.Hash(plain), Status: TransferOpen, Version: 1,
+			CreatedAt: now, ExpiresAt: now.Add(s.accounts.TransferTTL), UpdatedAt: now,
+		}
+		requested, err := transferEvent(o, events.OrderTransferRequested, t, ord, t.Public())
+		if err != nil {
+			return nil, err
+		}
+		note, err := transferNotification(o, events.OrderTransferApprovalRequested, t, ord, recipient, plain, in.EmailLink)
+		if err != nil {
+			return nil, err
+		}
+		change.Transfer, change.Events = t, []cloudevents.Event{requested, note}
+		out = t
+		return change, nil
+	})
+	return out, err
+}
+
+// DecideInput is the token of an approval email.
+type DecideInput struct {
+	Token string `json:"token"`
+	EmailLink
+}
+
+// DecideTransfer accepts or declines the transfer of the order with the
+// token of its approval email. Accepting moves the order to the new owner
+// at once; both parties are told, when a redirect URL and channel are given
+// for the emails' links.
+func (s *Service) DecideTransfer(ctx context.Context, o Origin, orderID uuid.UUID, in DecideInput, accept bool) (Transfer, error) {
+	var r rules
+	if in.Token == "" {
+		r.fail("token", CodeRequired, "token is required")
+	}
+	r.link(in.EmailLink, false)
+	if err := r.err(); err != nil {
+		return Transfer{}, err
+	}
+	var out Transfer
+	err := s.store.WithTransferToken(ctx, auth.Hash(in.Token), func(t Transfer, ord Order) (*TransferChange, error) {
+		now := s.now()
+		switch {
+		case t.OrderID != orderID:
+			return nil, ErrTokenInvalid
+		case t.Status == TransferCancelled:
+			return nil, fieldError("token", "cancelled", "this transfer was cancelled")
+		case t.Status == TransferExpired || (t.Status == TransferOpen && !now.Before(t.ExpiresAt)):
+			return nil, fieldError("token", CodeExpired, "this transfer request expired at %s", t.ExpiresAt.Format(time.RFC3339))
+		case t.Status != TransferOpen:
+			return nil, fieldError("token", CodeUsed, "this transfer was %s already", t.Status)
+		}
+		// The link's holder decides: the owner, or for a guest order whoever
+		// reads the order's email.
+		if o.Actor.Type == "" && t.FromCustomerID != nil {
+			o = o.orCustomer(*t.FromCustomerID)
+		} else if o.Actor.Type == "" {
+			o.Actor = events.Actor{Type: events.AuthUnauthenticated, ID: "transfer:" + t.ID.String()}
+		}
+		t.Version++
+		t.UpdatedAt = now
+		if !accept {
+			t.Status = TransferDeclined
+			ev, err := transferEvent(o, events.OrderTransferDeclined, t, ord, t.Public())
+			out = t
+			return &TransferChange{Transfer: t, Events: []cloudevents.Event{ev}}, err
+		}
+		t.Status = TransferAccepted
+		previous := ord.CustomerID
+		moved := ord
+		moved.CustomerID = &t.ToCustomerID
+		moved.Version++
+		moved.UpdatedAt = now
+		accepted, err := transferEvent(o, events.OrderTransferAccepted, t, ord, t.Public())
+		if err != nil {
+			return nil, err
+		}
+		transferred, err := orderEvent(o, events.OrderTransferred, moved, now,
+			events.OrderTransferredData{Order: moved.Public(), PreviousCustomerID: previous, TransferID: t.ID})
+		if err != nil {
+			return nil, err
+		}
+		change := &TransferChange{Transfer: t, Order: &moved, Events: []cloudevents.Event{accepted, transferred}}
+		if in.EmailLink.given() {
+			notes, err := s.completedNotifications(ctx, o, t, moved, in.EmailLink)
+			if err != nil {
+				return nil, err
+			}
+			change.Events = append(change.Events, notes...)
+		}
+		out = t
+		return change, nil
+	})
+	return out, err
+}
+
+// completedNotifications tell the previous and the new owner that the
+// order moved.
+func (s *Service) completedNotifications(ctx context.Context, o Origin, t Transfer, ord Order, l EmailLink) ([]cloudevents.Event, error) {
+	to, err := s.store.Get(ctx, t.ToCustomerID)
+	if err != nil {
+		return nil, err
+	}
+	from := Customer{Email: t.FromEmail, LanguageCode: to.LanguageCode}
+	if t.FromCustomerID != nil {
+		if c, err := s.store.Get(ctx, *t.FromCustomerID); err == nil {
+			from = c
+		} else if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
+	var out []cloudevents.Event
+	for _, c := range []Customer{from, to} {
+		ev, err := transferNotification(o, events.OrderTransferCompleted, t, ord, c, "", l)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// CancelTransfer cancels the order's open transfer request (staff).
+func (s *Service) CancelTransfer(ctx context.Context, o Origin, orderID uuid.UUID) (Transfer, error) {
+	var out Transfer
+	err := s.store.WithOrder(ctx, orderID, func(ord Order, open *Transfer) (*TransferChange, error) {
+		now := s.now()
+		if open == nil || !now.Before(open.ExpiresAt) {
+			return nil, ErrTransferNotFound
+		}
+		t := *open
+		t.Status, t.Version, t.UpdatedAt = TransferCancelled, t.Version+1, now
+		ev, err := transferEvent(o, events.OrderTransferCancelled, t, ord, t.Public())
+		out = t
+		return &TransferChange{Transfer: t, Events: []cloudevents.Event{ev}}, err
+	})
+	return out, err
+}
+
+// transferEvent is an event about a transfer request: the request is its
+// subject and its version the sequence; the order's owner is the partition
+// key, so it stays in order with the order's other events.
+func transferEvent(o Origin, typ string, t Transfer, ord Order, data any) (cloudevents.Event, error) {
+	return events.New(events.Meta{
+		Type: typ, Source: events.SourceCustomers, Subject: t.ID.String(), PartitionKey: ord.partitionKey(),
+		Sequence: t.Version, Time: t.UpdatedAt, TraceParent: o.TraceParent, Actor: o.Actor,
+	}, data)
+}
+
+// transferNotification is an order notification to recipient; token is
+// empty for a notification without a link to act on.
+func transferNotification(o Origin, typ string, t Transfer, ord Order, recipient Customer, token string, l EmailLink) (cloudevents.Event, error) {
+	var id *uuid.UUID
+	if recipient.ID != uuid.Nil {
+		id = &recipient.ID
+	}
+	return transferEvent(o, typ, t, ord, events.NotificationData{
+		CustomerID: id, Email: recipient.Email, FirstName: recipient.FirstName, LastName: recipient.LastName,
+		LanguageCode: recipient.LanguageCode, Channel: l.Channel, RedirectURL: l.RedirectURL,
+		Token: token, ExpiresAt: t.ExpiresAt,
+		Order: &events.NotificationOrder{ID: ord.ID, Number: ord.Number, TransferID: t.ID},
+	})
+}
+
+func fieldError(field, code, format string, args ...any) error {
+	return &ValidationError{Errors: []FieldError{{Field: field, Code: code, Message: fmt.Sprintf(format, args...)}}}
+}

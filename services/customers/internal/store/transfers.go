@@ -1,0 +1,129 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/customerbus/customerbus/db/gen"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+)
+
+// WithOrder locks the order and its open transfer request, lets fn decide,
+// and writes the change in the same transaction.
+func (s *Store) WithOrder(ctx context.Context, orderID uuid.UUID, fn func(customer.Order, *customer.Transfer) (*customer.TransferChange, error)) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		ord, err := lockOrder(ctx, q, orderID)
+		if err != nil {
+			return err
+		}
+		var open *customer.Transfer
+		row, err := q.GetOpenTransferForUpdate(ctx, orderID)
+		switch {
+		case err == nil:
+			t := fromTransferRow(row)
+			open = &t
+		case !errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("store: read transfer: %w", err)
+		}
+		change, err := fn(ord, open)
+		if err != nil {
+			return err
+		}
+		return applyTransfer(ctx, q, ord, change)
+	})
+}
+
+// WithTransferToken locks the transfer request with this token hash and
+// its order, lets fn decide, and writes the change.
+func (s *Store) WithTransferToken(ctx context.Context, hash []byte, fn func(customer.Transfer, customer.Order) (*customer.TransferChange, error)) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		row, err := q.GetTransferByTokenForUpdate(ctx, hash)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return customer.ErrTokenInvalid
+		}
+		if err != nil {
+			return fmt.Errorf("store: read transfer: %w", err)
+		}
+		ord, err := lockOrder(ctx, q, row.OrderID)
+		if err != nil {
+			return err
+		}
+		change, err := fn(fromTransferRow(row), ord)
+		if err != nil {
+			return err
+		}
+		return applyTransfer(ctx, q, ord, change)
+	})
+}
+
+func lockOrder(ctx context.Context, q *gen.Queries, id uuid.UUID) (customer.Order, error) {
+	row, err := q.GetOrderForUpdate(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return customer.Order{}, customer.ErrOrderNotFound
+	}
+	if err != nil {
+		return customer.Order{}, fmt.Errorf("store: lock order: %w", err)
+	}
+	return fromOrderRow(gen.GetOrderRow(row))
+}
+
+// applyTransfer writes a transfer change: the request, the order's new owner
+// with both owners' order counts, and the events.
+func applyTransfer(ctx context.Context, q *gen.Queries, before customer.Order, c *customer.TransferChange) error {
+	if c == nil {
+		return nil
+	}
+	if e := c.Expired; e != nil {
+		if err := q.SetTransferStatus(ctx, gen.SetTransferStatusParams{ID: e.ID, Status: e.Status, Version: e.Version, UpdatedAt: e.UpdatedAt}); err != nil {
+			return fmt.Errorf("store: expire transfer: %w", err)
+		}
+	}
+	t := c.Transfer
+	if t.Version == 1 {
+		if err := q.InsertTransfer(ctx, gen.InsertTransferParams{
+			ID: t.ID, OrderID: t.OrderID, FromCustomerID: t.FromCustomerID, FromEmail: t.FromEmail,
+			ToCustomerID: t.ToCustomerID, TokenHash: t.TokenHash, Status: t.Status, Version: t.Version,
+			CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, UpdatedAt: t.UpdatedAt,
+		}); err != nil {
+			return mapError(err)
+		}
+	} else if err := q.SetTransferStatus(ctx, gen.SetTransferStatusParams{ID: t.ID, Status: t.Status, Version: t.Version, UpdatedAt: t.UpdatedAt}); err != nil {
+		return fmt.Errorf("store: update transfer: %w", err)
+	}
+	if o := c.Order; o != nil {
+		// Both owners are locked in id order, like every multi-customer change.
+		owners := []uuid.UUID{*o.CustomerID}
+		if before.CustomerID != nil {
+			owners = append(owners, *before.CustomerID)
+		}
+		if _, err := lockCustomers(ctx, q, sortedIDs(owners)); err != nil {
+			return err
+		}
+		if err := q.SetOrderOwner(ctx, gen.SetOrderOwnerParams{ID: o.ID, CustomerID: o.CustomerID, Version: o.Version, UpdatedAt: o.UpdatedAt}); err != nil {
+			return fmt.Errorf("store: move order: %w", err)
+		}
+		if before.CustomerID != nil {
+			if err := q.RecountCustomerOrders(ctx, *before.CustomerID); err != nil {
+				return fmt.Errorf("store: recount orders: %w", err)
+			}
+		}
+		if err := q.AddCustomerOrders(ctx, gen.AddCustomerOrdersParams{ID: *o.CustomerID, Orders: 1, LastPlacedAt: o.PlacedAt}); err != nil {
+			return fmt.Errorf("store: count order: %w", err)
+		}
+	}
+	return writeOutbox(ctx, q, c.Events)
+}
+
+func fromTransferRow(r gen.OrderTransferRequest) customer.Transfer {
+	return customer.Transfer{
+		ID: r.ID, OrderID: r.OrderID, FromCustomerID: r.FromCustomerID, FromEmail: r.FromEmail,
+		ToCustomerID: r.ToCustomerID, TokenHash: r.TokenHash, Status: r.Status, Version: r.Version,
+		CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+}
