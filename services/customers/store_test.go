@@ -63,21 +63,7 @@ func (s *system) as(token, method, path string, body any) reply {
 // Tests about email delivery read the email instead.
 func (s *system) emailToken(customerID, eventType string) string {
 	s.t.Helper()
-	var raw []byte
-	if err := s.pool.QueryRow(context.Background(),
-		`SELECT event FROM outbox WHERE nats_subject = $1 AND partition_key = $2 ORDER BY id DESC LIMIT 1`,
-		events.Subject(eventType), customerID).Scan(&raw); err != nil {
-		s.t.Fatalf("no %s for %s in the outbox: %v", eventType, customerID, err)
-	}
-	e, err := events.Unmarshal(raw)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	var d events.NotificationData
-	if err := e.DataAs(&d); err != nil {
-		s.t.Fatal(err)
-	}
-	return d.Token
+	return s.notification(customerID, eventType).Token
 }
 
 // shopper is a registered, verified and logged-in customer.
