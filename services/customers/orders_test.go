@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/customerbus/customerbus/events"
@@ -331,7 +333,7 @@ func TestGuestOrdersAreLinkedToTheVerifiedAccount(t *testing.T) {
 		t.Errorf("number_of_orders %d, want 4", staffView.NumberOfOrders)
 	}
 	// 5 order.recorded, customer.created, customer.verified, 2 order.linked.
-	evs, _ := s.streamEvents(9)
+	evs, msgs := s.streamEvents(9)
 	var linked [][]string
 	for _, e := range evs {
 		if e.Type() != events.OrderLinked {
@@ -354,4 +356,36 @@ func TestGuestOrdersAreLinkedToTheVerifiedAccount(t *testing.T) {
 	if len(linked) != 2 || !slices.Equal(linked[0], want) || !slices.Equal(linked[1], []string{fourth.ID}) {
 		t.Errorf("order.linked carried %v, want %v then [%s]", linked, want, fourth.ID)
 	}
+
+	// The verification delivered again (as a copy JetStream does not
+	// deduplicate): nothing is left to link, so nothing is emitted.
+	for i, e := range evs {
+		if e.Type() != events.CustomerVerified {
+			continue
+		}
+		again := nats.NewMsg(msgs[i].Subject)
+		again.Data = msgs[i].Data
+		for k, v := range msgs[i].Header {
+			again.Header[k] = v
+		}
+		again.Header.Set(nats.MsgIdHdr, uuid.NewString())
+		if _, err := s.js.PublishMsg(context.Background(), again); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Second)
+	evs, _ = s.streamEvents(10)
+	if n := countType(evs, events.OrderLinked); n != 2 {
+		t.Errorf("%d order.linked after a redelivery, want still 2", n)
+	}
+}
+
+func countType(evs []cloudevents.Event, typ string) int {
+	n := 0
+	for _, e := range evs {
+		if e.Type() == typ {
+			n++
+		}
+	}
+	return n
 }
