@@ -389,3 +389,43 @@ func countType(evs []cloudevents.Event, typ string) int {
 	}
 	return n
 }
+
+// Confirming an email change and setting a password from a set-password
+// email also prove an email, and link its guest orders.
+func TestGuestOrdersFollowEmailChangeAndInvitation(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runLinker()
+	guestOrder := func(email string) orderJSON {
+		b := orderBody(nil, time.Now())
+		b["email"] = email
+		return s.recordOrder(b)
+	}
+	sh := s.newShopper()
+	moved := "moved-" + randomSuffix() + "@example.com"
+	o1 := guestOrder(moved)
+	s.as(sh.AccessToken, http.MethodPost, "/v1/store/me/email-change", map[string]any{
+		"new_email": moved, "password": sh.Password, "redirect_url": shopURL, "channel": "web",
+	}).expectStatus(t, http.StatusAccepted)
+	s.as(sh.AccessToken, http.MethodPost, "/v1/store/me/email-change/confirm", map[string]any{
+		"token": s.emailToken(sh.ID, events.CustomerEmailChangeRequested),
+	}).expectStatus(t, http.StatusOK)
+	if got := s.waitOrders(sh.AccessToken, 1); got[0].ID != o1.ID {
+		t.Errorf("after the email change: %+v, want %s", got, o1.ID)
+	}
+
+	invited := "invited-" + randomSuffix() + "@example.com"
+	o2 := guestOrder(invited)
+	c := s.createCustomer(map[string]any{"email": invited, "redirect_url": shopURL, "channel": "web"})
+	time.Sleep(300 * time.Millisecond) // created but not verified: nothing linked yet
+	if n := s.count(`SELECT count(*) FROM orders WHERE id = $1 AND customer_id IS NOT NULL`, o2.ID); n != 0 {
+		t.Fatalf("the order was linked before the invitation was used")
+	}
+	s.public(http.MethodPost, "/v1/store/password", map[string]any{
+		"token": s.emailToken(c.ID, events.CustomerPasswordSetupRequested), "password": "long enough",
+	}).expectStatus(t, http.StatusOK)
+	session := s.login(invited, "long enough")
+	if got := s.waitOrders(session.AccessToken, 1); got[0].ID != o2.ID {
+		t.Errorf("after setting the password: %+v, want %s", got, o2.ID)
+	}
+}
