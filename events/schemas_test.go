@@ -189,6 +189,9 @@ func TestAsyncAPIListsEveryPublicEventType(t *testing.T) {
 	}
 	var addresses, messages []string
 	for _, ch := range doc.Channels {
+		if strings.HasPrefix(ch.Address, "customerbus.deadletter.") {
+			continue // the notifier's dead-letter stream: documented, not a public event
+		}
 		addresses = append(addresses, ch.Address)
 	}
 	for _, m := range doc.Components.Messages {
