@@ -49,13 +49,14 @@ var currencies = map[string][]string{
 
 // customerOrders generates the orders of a customer created at created, into
 // s.orders: placed between created and seedEnd, in time order. It returns
-// their number and the time of the last one (nil without orders), the
-// customer row's number_of_orders and last_order_at.
-func (s *seeder) customerOrders(customerID uuid.UUID, email, lang string, created time.Time) (int, *time.Time) {
+// their number and the times of the first and the last (nil without
+// orders): the customer row's number_of_orders, first_order_at and
+// last_order_at.
+func (s *seeder) customerOrders(customerID uuid.UUID, email, lang string, created time.Time) (int, *time.Time, *time.Time) {
 	r := s.orng
 	n := drawOrderCount(r)
 	if n == 0 {
-		return 0, nil
+		return 0, nil, nil
 	}
 	span := int64(seedEnd.Sub(created))
 	placed := make([]time.Time, n)
@@ -89,5 +90,5 @@ func (s *seeder) customerOrders(customerID uuid.UUID, email, lang string, create
 			at, "{}", int64(1), at, at,
 		})
 	}
-	return n, &placed[n-1]
+	return n, &placed[0], &placed[n-1]
 }

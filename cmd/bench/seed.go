@@ -31,7 +31,7 @@ var (
 var seedColumns = []string{
 	"id", "email", "first_name", "last_name", "company_name", "phone", "is_active", "language_code",
 	"metadata", "has_account", "is_verified", "version", "created_at", "updated_at", "group_ids",
-	"number_of_orders", "last_order_at",
+	"number_of_orders", "first_order_at", "last_order_at",
 }
 
 // Name parts: a last name is a base plus up to two syllables, so a 4-6
@@ -213,11 +213,11 @@ func (s *seeder) customer() []any {
 	email := local + "@" + pick(domains)
 	active := chance(0.92)
 	lang := pick(languages)
-	orders, lastOrder := s.customerOrders(id, email, lang, created)
+	orders, firstOrder, lastOrder := s.customerOrders(id, email, lang, created)
 	return []any{
 		id, email, first, last, company, phone, active, lang,
 		metadata, hasAccount, verified, int64(1), created, updated, groups,
-		int32(orders), lastOrder,
+		int32(orders), firstOrder, lastOrder,
 	}
 }
 

@@ -27,12 +27,15 @@ WHERE ($1::text IS NULL OR email = $1)
   AND ($10::uuid IS NULL OR group_ids @> ARRAY[$10::uuid])
   AND ($11::integer IS NULL OR number_of_orders >= $11)
   AND ($12::integer IS NULL OR number_of_orders <= $12)
-  -- "Placed an order after X" is exactly "the last order is after X", a plain
-  -- condition; only "before" needs the orders themselves.
+  -- "Placed an order after X" is exactly "the last order is after X", and
+  -- "before Y" "the first order is before Y": plain, indexed conditions. Only
+  -- a window needs the orders themselves, to rule out customers whose orders
+  -- all fall outside it; the two conditions narrow the rows first.
   AND ($13::timestamptz IS NULL OR last_order_at > $13)
-  AND ($14::timestamptz IS NULL OR EXISTS (
-        SELECT 1 FROM orders o WHERE o.customer_id = customers.id AND o.placed_at < $14
-          AND ($13::timestamptz IS NULL OR o.placed_at > $13)))
+  AND ($14::timestamptz IS NULL OR first_order_at < $14)
+  AND ($13::timestamptz IS NULL OR $14::timestamptz IS NULL OR EXISTS (
+        SELECT 1 FROM orders o WHERE o.customer_id = customers.id
+          AND o.placed_at > $13 AND o.placed_at < $14))
 LIMIT $15
 ) AS capped
 `
@@ -94,7 +97,7 @@ func (q *Queries) DeleteCustomers(ctx context.Context, ids []uuid.UUID) (int64, 
 }
 
 const getCustomer = `-- name: GetCustomer :one
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at FROM customers WHERE id = $1
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at FROM customers WHERE id = $1
 `
 
 func (q *Queries) GetCustomer(ctx context.Context, id uuid.UUID) (Customer, error) {
@@ -125,12 +128,13 @@ func (q *Queries) GetCustomer(ctx context.Context, id uuid.UUID) (Customer, erro
 		&i.PasswordHash,
 		&i.NumberOfOrders,
 		&i.LastOrderAt,
+		&i.FirstOrderAt,
 	)
 	return i, err
 }
 
 const getCustomersForUpdate = `-- name: GetCustomersForUpdate :many
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at FROM customers WHERE id = ANY($1::uuid[])
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at FROM customers WHERE id = ANY($1::uuid[])
 ORDER BY id
 FOR UPDATE
 `
@@ -170,6 +174,7 @@ func (q *Queries) GetCustomersForUpdate(ctx context.Context, ids []uuid.UUID) ([
 			&i.PasswordHash,
 			&i.NumberOfOrders,
 			&i.LastOrderAt,
+			&i.FirstOrderAt,
 		); err != nil {
 			return nil, err
 		}
@@ -259,7 +264,7 @@ func (q *Queries) InsertCustomerWithEvents(ctx context.Context, arg InsertCustom
 }
 
 const listCustomers = `-- name: ListCustomers :many
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at FROM customers
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at FROM customers
 WHERE ($1::text IS NULL OR email = $1)
   AND ($2::boolean IS NULL OR is_active = $2)
   AND ($3::text IS NULL OR search_text LIKE customer_search_text($3))
@@ -272,12 +277,15 @@ WHERE ($1::text IS NULL OR email = $1)
   AND ($10::uuid IS NULL OR group_ids @> ARRAY[$10::uuid])
   AND ($11::integer IS NULL OR number_of_orders >= $11)
   AND ($12::integer IS NULL OR number_of_orders <= $12)
-  -- "Placed an order after X" is exactly "the last order is after X", a plain
-  -- condition; only "before" needs the orders themselves.
+  -- "Placed an order after X" is exactly "the last order is after X", and
+  -- "before Y" "the first order is before Y": plain, indexed conditions. Only
+  -- a window needs the orders themselves, to rule out customers whose orders
+  -- all fall outside it; the two conditions narrow the rows first.
   AND ($13::timestamptz IS NULL OR last_order_at > $13)
-  AND ($14::timestamptz IS NULL OR EXISTS (
-        SELECT 1 FROM orders o WHERE o.customer_id = customers.id AND o.placed_at < $14
-          AND ($13::timestamptz IS NULL OR o.placed_at > $13)))
+  AND ($14::timestamptz IS NULL OR first_order_at < $14)
+  AND ($13::timestamptz IS NULL OR $14::timestamptz IS NULL OR EXISTS (
+        SELECT 1 FROM orders o WHERE o.customer_id = customers.id
+          AND o.placed_at > $13 AND o.placed_at < $14))
   AND ($15::uuid IS NULL OR CASE $16::text
         WHEN 'created_at'  THEN (created_at, id) > ($17::timestamptz, $15)
         WHEN '-created_at' THEN (created_at, id) < ($17::timestamptz, $15)
@@ -383,6 +391,7 @@ func (q *Queries) ListCustomers(ctx context.Context, arg ListCustomersParams) ([
 			&i.PasswordHash,
 			&i.NumberOfOrders,
 			&i.LastOrderAt,
+			&i.FirstOrderAt,
 		); err != nil {
 			return nil, err
 		}

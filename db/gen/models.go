@@ -46,6 +46,7 @@ type Customer struct {
 	PasswordHash             *string
 	NumberOfOrders           int32
 	LastOrderAt              *time.Time
+	FirstOrderAt             *time.Time
 }
 
 type CustomerAddress struct {

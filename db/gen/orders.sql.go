@@ -15,19 +15,27 @@ import (
 const addCustomerOrders = `-- name: AddCustomerOrders :exec
 UPDATE customers
 SET number_of_orders = number_of_orders + $1::integer,
-    last_order_at = GREATEST(last_order_at, $2::timestamptz)
-WHERE id = $3
+    first_order_at = LEAST(first_order_at, $2::timestamptz),
+    last_order_at = GREATEST(last_order_at, $3::timestamptz)
+WHERE id = $4
 `
 
 type AddCustomerOrdersParams struct {
-	Orders       int32
-	LastPlacedAt time.Time
-	ID           uuid.UUID
+	Orders        int32
+	FirstPlacedAt time.Time
+	LastPlacedAt  time.Time
+	ID            uuid.UUID
 }
 
 // Counts orders that became the customer's.
+// (GREATEST and LEAST ignore NULL: a first order sets both dates.)
 func (q *Queries) AddCustomerOrders(ctx context.Context, arg AddCustomerOrdersParams) error {
-	_, err := q.db.Exec(ctx, addCustomerOrders, arg.Orders, arg.LastPlacedAt, arg.ID)
+	_, err := q.db.Exec(ctx, addCustomerOrders,
+		arg.Orders,
+		arg.FirstPlacedAt,
+		arg.LastPlacedAt,
+		arg.ID,
+	)
 	return err
 }
 
@@ -233,6 +241,7 @@ func (q *Queries) ListCustomerOrders(ctx context.Context, arg ListCustomerOrders
 const recountCustomerOrders = `-- name: RecountCustomerOrders :exec
 UPDATE customers c
 SET number_of_orders = (SELECT count(*) FROM orders o WHERE o.customer_id = c.id),
+    first_order_at = (SELECT min(o.placed_at) FROM orders o WHERE o.customer_id = c.id),
     last_order_at = (SELECT max(o.placed_at) FROM orders o WHERE o.customer_id = c.id)
 WHERE c.id = $1
 `

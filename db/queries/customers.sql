@@ -54,12 +54,15 @@ WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
   AND (sqlc.narg(group_id)::uuid IS NULL OR group_ids @> ARRAY[sqlc.narg(group_id)::uuid])
   AND (sqlc.narg(orders_min)::integer IS NULL OR number_of_orders >= sqlc.narg(orders_min))
   AND (sqlc.narg(orders_max)::integer IS NULL OR number_of_orders <= sqlc.narg(orders_max))
-  -- "Placed an order after X" is exactly "the last order is after X", a plain
-  -- condition; only "before" needs the orders themselves.
+  -- "Placed an order after X" is exactly "the last order is after X", and
+  -- "before Y" "the first order is before Y": plain, indexed conditions. Only
+  -- a window needs the orders themselves, to rule out customers whose orders
+  -- all fall outside it; the two conditions narrow the rows first.
   AND (sqlc.narg(placed_after)::timestamptz IS NULL OR last_order_at > sqlc.narg(placed_after))
-  AND (sqlc.narg(placed_before)::timestamptz IS NULL OR EXISTS (
-        SELECT 1 FROM orders o WHERE o.customer_id = customers.id AND o.placed_at < sqlc.narg(placed_before)
-          AND (sqlc.narg(placed_after)::timestamptz IS NULL OR o.placed_at > sqlc.narg(placed_after))))
+  AND (sqlc.narg(placed_before)::timestamptz IS NULL OR first_order_at < sqlc.narg(placed_before))
+  AND (sqlc.narg(placed_after)::timestamptz IS NULL OR sqlc.narg(placed_before)::timestamptz IS NULL OR EXISTS (
+        SELECT 1 FROM orders o WHERE o.customer_id = customers.id
+          AND o.placed_at > sqlc.narg(placed_after) AND o.placed_at < sqlc.narg(placed_before)))
   AND (sqlc.narg(after_id)::uuid IS NULL OR CASE sqlc.arg(sort)::text
         WHEN 'created_at'  THEN (created_at, id) > (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id))
         WHEN '-created_at' THEN (created_at, id) < (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id))
@@ -101,11 +104,14 @@ WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
   AND (sqlc.narg(group_id)::uuid IS NULL OR group_ids @> ARRAY[sqlc.narg(group_id)::uuid])
   AND (sqlc.narg(orders_min)::integer IS NULL OR number_of_orders >= sqlc.narg(orders_min))
   AND (sqlc.narg(orders_max)::integer IS NULL OR number_of_orders <= sqlc.narg(orders_max))
-  -- "Placed an order after X" is exactly "the last order is after X", a plain
-  -- condition; only "before" needs the orders themselves.
+  -- "Placed an order after X" is exactly "the last order is after X", and
+  -- "before Y" "the first order is before Y": plain, indexed conditions. Only
+  -- a window needs the orders themselves, to rule out customers whose orders
+  -- all fall outside it; the two conditions narrow the rows first.
   AND (sqlc.narg(placed_after)::timestamptz IS NULL OR last_order_at > sqlc.narg(placed_after))
-  AND (sqlc.narg(placed_before)::timestamptz IS NULL OR EXISTS (
-        SELECT 1 FROM orders o WHERE o.customer_id = customers.id AND o.placed_at < sqlc.narg(placed_before)
-          AND (sqlc.narg(placed_after)::timestamptz IS NULL OR o.placed_at > sqlc.narg(placed_after))))
+  AND (sqlc.narg(placed_before)::timestamptz IS NULL OR first_order_at < sqlc.narg(placed_before))
+  AND (sqlc.narg(placed_after)::timestamptz IS NULL OR sqlc.narg(placed_before)::timestamptz IS NULL OR EXISTS (
+        SELECT 1 FROM orders o WHERE o.customer_id = customers.id
+          AND o.placed_at > sqlc.narg(placed_after) AND o.placed_at < sqlc.narg(placed_before)))
 LIMIT sqlc.arg(count_limit)
 ) AS capped;

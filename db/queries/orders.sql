@@ -21,8 +21,10 @@ LIMIT sqlc.arg(row_limit);
 
 -- name: AddCustomerOrders :exec
 -- Counts orders that became the customer's.
+-- (GREATEST and LEAST ignore NULL: a first order sets both dates.)
 UPDATE customers
 SET number_of_orders = number_of_orders + sqlc.arg(orders)::integer,
+    first_order_at = LEAST(first_order_at, sqlc.arg(first_placed_at)::timestamptz),
     last_order_at = GREATEST(last_order_at, sqlc.arg(last_placed_at)::timestamptz)
 WHERE id = sqlc.arg(id);
 
@@ -30,6 +32,7 @@ WHERE id = sqlc.arg(id);
 -- Recounts after an order left the customer (a transfer).
 UPDATE customers c
 SET number_of_orders = (SELECT count(*) FROM orders o WHERE o.customer_id = c.id),
+    first_order_at = (SELECT min(o.placed_at) FROM orders o WHERE o.customer_id = c.id),
     last_order_at = (SELECT max(o.placed_at) FROM orders o WHERE o.customer_id = c.id)
 WHERE c.id = $1;
 

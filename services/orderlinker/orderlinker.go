@@ -181,14 +181,17 @@ func (l *Linker) Link(ctx context.Context, customerID uuid.UUID, cause cloudeven
 			return err
 		}
 		ids := make([]uuid.UUID, len(linked))
-		last := linked[0].PlacedAt
+		first, last := linked[0].PlacedAt, linked[0].PlacedAt
 		for i, o := range linked {
 			ids[i] = o.ID
+			if o.PlacedAt.Before(first) {
+				first = o.PlacedAt
+			}
 			if o.PlacedAt.After(last) {
 				last = o.PlacedAt
 			}
 		}
-		if err := q.AddCustomerOrders(ctx, gen.AddCustomerOrdersParams{ID: c.ID, Orders: int32(len(ids)), LastPlacedAt: last}); err != nil {
+		if err := q.AddCustomerOrders(ctx, gen.AddCustomerOrdersParams{ID: c.ID, Orders: int32(len(ids)), FirstPlacedAt: first, LastPlacedAt: last}); err != nil {
 			return err
 		}
 		ev, err := events.New(events.Meta{

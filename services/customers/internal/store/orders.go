@@ -46,7 +46,7 @@ func (s *Store) RecordOrder(ctx context.Context, o customer.Order, evs []cloudev
 			return fmt.Errorf("store: insert order: %w", err)
 		}
 		if o.CustomerID != nil {
-			if err := q.AddCustomerOrders(ctx, gen.AddCustomerOrdersParams{ID: *o.CustomerID, Orders: 1, LastPlacedAt: o.PlacedAt}); err != nil {
+			if err := q.AddCustomerOrders(ctx, gen.AddCustomerOrdersParams{ID: *o.CustomerID, Orders: 1, FirstPlacedAt: o.PlacedAt, LastPlacedAt: o.PlacedAt}); err != nil {
 				return fmt.Errorf("store: count order: %w", err)
 			}
 		}

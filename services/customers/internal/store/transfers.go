@@ -113,7 +113,7 @@ func applyTransfer(ctx context.Context, q *gen.Queries, before customer.Order, c
 				return fmt.Errorf("store: recount orders: %w", err)
 			}
 		}
-		if err := q.AddCustomerOrders(ctx, gen.AddCustomerOrdersParams{ID: *o.CustomerID, Orders: 1, LastPlacedAt: o.PlacedAt}); err != nil {
+		if err := q.AddCustomerOrders(ctx, gen.AddCustomerOrdersParams{ID: *o.CustomerID, Orders: 1, FirstPlacedAt: o.PlacedAt, LastPlacedAt: o.PlacedAt}); err != nil {
 			return fmt.Errorf("store: count order: %w", err)
 		}
 	}
