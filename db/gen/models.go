@@ -106,6 +106,17 @@ type CustomerToken struct {
 	UsedAt     *time.Time
 }
 
+type IdempotencyKey struct {
+	Owner       string
+	Key         string
+	Fingerprint []byte
+	Status      *int32
+	ContentType string
+	Location    string
+	Body        []byte
+	CreatedAt   time.Time
+}
+
 type LoginFailure struct {
 	Key             string
 	Failures        int32

@@ -18,6 +18,7 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/httpapi"
+	"github.com/customerbus/customerbus/services/customers/internal/idempotency"
 	"github.com/customerbus/customerbus/services/customers/internal/store"
 )
 
@@ -51,13 +52,14 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		panic(err)
 	}
 	api := httpapi.New(httpapi.Config{
-		Customers:    customer.NewService(store.New(pool), cfg.PhoneRegion, cfg.Accounts),
-		Tokens:       tokens,
-		Log:          log,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Ready:        pool.Ping,
-		Registry:     reg,
-		OpenAPI:      spec,
+		Customers:       customer.NewService(store.New(pool), cfg.PhoneRegion, cfg.Accounts),
+		Tokens:          tokens,
+		Log:             log,
+		MaxBodyBytes:    cfg.MaxBodyBytes,
+		Ready:           pool.Ping,
+		Registry:        reg,
+		OpenAPI:         spec,
+		IdempotencyKeys: idempotency.New(pool),
 	})
 	return &Service{cfg: cfg, log: log, api: api, tokens: tokens}
 }

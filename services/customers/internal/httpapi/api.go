@@ -38,6 +38,7 @@ type API struct {
 	metrics      *metrics
 	gatherer     prometheus.Gatherer
 	openAPI      []byte
+	keys         IdempotencyKeys
 }
 
 // Config wires an API.
@@ -51,6 +52,8 @@ type Config struct {
 	Registry *prometheus.Registry
 	// OpenAPI is the API's OpenAPI document as JSON, served at /openapi.json.
 	OpenAPI []byte
+	// IdempotencyKeys keeps POST answers for Idempotency-Key; nil ignores the header.
+	IdempotencyKeys IdempotencyKeys
 }
 
 // New returns an API.
@@ -62,6 +65,7 @@ func New(cfg Config) *API {
 		customers: cfg.Customers, tokens: cfg.Tokens, log: cfg.Log,
 		maxBodyBytes: cfg.MaxBodyBytes, ready: cfg.Ready,
 		metrics: newMetrics(cfg.Registry), gatherer: cfg.Registry, openAPI: cfg.OpenAPI,
+		keys: cfg.IdempotencyKeys,
 	}
 }
 
@@ -231,9 +235,7 @@ func (a *API) authenticated(rt Route) http.Handler {
 			writeProblem(w, r, a.log, badInput(http.StatusForbidden, "Authorization", codeForbidden, "this route needs %s", need))
 			return
 		}
-		if err := rt.handle(w, r, p); err != nil {
-			writeProblem(w, r, a.log, err)
-		}
+		a.run(w, r, p, rt)
 	})
 }
 
