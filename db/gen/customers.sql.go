@@ -33,29 +33,31 @@ WHERE ($1::text IS NULL OR email = $1)
   -- all fall outside it; the two conditions narrow the rows first.
   AND ($13::timestamptz IS NULL OR last_order_at > $13)
   AND ($14::timestamptz IS NULL OR first_order_at < $14)
+  AND (NOT $15::boolean OR first_order_at < created_at)
   AND ($13::timestamptz IS NULL OR $14::timestamptz IS NULL OR EXISTS (
         SELECT 1 FROM orders o WHERE o.customer_id = customers.id
           AND o.placed_at > $13 AND o.placed_at < $14))
-LIMIT $15
+LIMIT $16
 ) AS capped
 `
 
 type CountCustomersParams struct {
-	Email         *string
-	IsActive      *bool
-	Q             *string
-	HasAccount    *bool
-	IsVerified    *bool
-	CreatedAfter  *time.Time
-	CreatedBefore *time.Time
-	UpdatedAfter  *time.Time
-	Metadata      []byte
-	GroupID       *uuid.UUID
-	OrdersMin     *int32
-	OrdersMax     *int32
-	PlacedAfter   *time.Time
-	PlacedBefore  *time.Time
-	CountLimit    int32
+	Email                *string
+	IsActive             *bool
+	Q                    *string
+	HasAccount           *bool
+	IsVerified           *bool
+	CreatedAfter         *time.Time
+	CreatedBefore        *time.Time
+	UpdatedAfter         *time.Time
+	Metadata             []byte
+	GroupID              *uuid.UUID
+	OrdersMin            *int32
+	OrdersMax            *int32
+	PlacedAfter          *time.Time
+	PlacedBefore         *time.Time
+	OrderedBeforeCreated bool
+	CountLimit           int32
 }
 
 // Counts at most count_limit customers: an exact count of a broad filter
@@ -77,6 +79,7 @@ func (q *Queries) CountCustomers(ctx context.Context, arg CountCustomersParams) 
 		arg.OrdersMax,
 		arg.PlacedAfter,
 		arg.PlacedBefore,
+		arg.OrderedBeforeCreated,
 		arg.CountLimit,
 	)
 	var count int64
@@ -283,54 +286,56 @@ WHERE ($1::text IS NULL OR email = $1)
   -- all fall outside it; the two conditions narrow the rows first.
   AND ($13::timestamptz IS NULL OR last_order_at > $13)
   AND ($14::timestamptz IS NULL OR first_order_at < $14)
+  AND (NOT $15::boolean OR first_order_at < created_at)
   AND ($13::timestamptz IS NULL OR $14::timestamptz IS NULL OR EXISTS (
         SELECT 1 FROM orders o WHERE o.customer_id = customers.id
           AND o.placed_at > $13 AND o.placed_at < $14))
-  AND ($15::uuid IS NULL OR CASE $16::text
-        WHEN 'created_at'  THEN (created_at, id) > ($17::timestamptz, $15)
-        WHEN '-created_at' THEN (created_at, id) < ($17::timestamptz, $15)
-        WHEN 'email'       THEN (email, id) > ($18::text, $15)
-        WHEN '-email'      THEN (email, id) < ($18::text, $15)
-        WHEN 'last_name'   THEN (last_name, id) > ($18::text, $15)
-        WHEN '-last_name'  THEN (last_name, id) < ($18::text, $15)
-        WHEN 'number_of_orders'  THEN (number_of_orders, id) > ($19::integer, $15)
-        WHEN '-number_of_orders' THEN (number_of_orders, id) < ($19::integer, $15)
+  AND ($16::uuid IS NULL OR CASE $17::text
+        WHEN 'created_at'  THEN (created_at, id) > ($18::timestamptz, $16)
+        WHEN '-created_at' THEN (created_at, id) < ($18::timestamptz, $16)
+        WHEN 'email'       THEN (email, id) > ($19::text, $16)
+        WHEN '-email'      THEN (email, id) < ($19::text, $16)
+        WHEN 'last_name'   THEN (last_name, id) > ($19::text, $16)
+        WHEN '-last_name'  THEN (last_name, id) < ($19::text, $16)
+        WHEN 'number_of_orders'  THEN (number_of_orders, id) > ($20::integer, $16)
+        WHEN '-number_of_orders' THEN (number_of_orders, id) < ($20::integer, $16)
       END)
 ORDER BY
-    CASE WHEN $16 = 'created_at' THEN created_at END ASC,
-    CASE WHEN $16 = '-created_at' THEN created_at END DESC,
-    CASE WHEN $16 = 'email' THEN email END ASC,
-    CASE WHEN $16 = '-email' THEN email END DESC,
-    CASE WHEN $16 = 'last_name' THEN last_name END ASC,
-    CASE WHEN $16 = '-last_name' THEN last_name END DESC,
-    CASE WHEN $16 = 'number_of_orders' THEN number_of_orders END ASC,
-    CASE WHEN $16 = '-number_of_orders' THEN number_of_orders END DESC,
-    CASE WHEN $16 IN ('created_at', 'email', 'last_name', 'number_of_orders') THEN id END ASC,
-    CASE WHEN $16 IN ('-created_at', '-email', '-last_name', '-number_of_orders') THEN id END DESC
-LIMIT $20
+    CASE WHEN $17 = 'created_at' THEN created_at END ASC,
+    CASE WHEN $17 = '-created_at' THEN created_at END DESC,
+    CASE WHEN $17 = 'email' THEN email END ASC,
+    CASE WHEN $17 = '-email' THEN email END DESC,
+    CASE WHEN $17 = 'last_name' THEN last_name END ASC,
+    CASE WHEN $17 = '-last_name' THEN last_name END DESC,
+    CASE WHEN $17 = 'number_of_orders' THEN number_of_orders END ASC,
+    CASE WHEN $17 = '-number_of_orders' THEN number_of_orders END DESC,
+    CASE WHEN $17 IN ('created_at', 'email', 'last_name', 'number_of_orders') THEN id END ASC,
+    CASE WHEN $17 IN ('-created_at', '-email', '-last_name', '-number_of_orders') THEN id END DESC
+LIMIT $21
 `
 
 type ListCustomersParams struct {
-	Email         *string
-	IsActive      *bool
-	Q             *string
-	HasAccount    *bool
-	IsVerified    *bool
-	CreatedAfter  *time.Time
-	CreatedBefore *time.Time
-	UpdatedAfter  *time.Time
-	Metadata      []byte
-	GroupID       *uuid.UUID
-	OrdersMin     *int32
-	OrdersMax     *int32
-	PlacedAfter   *time.Time
-	PlacedBefore  *time.Time
-	AfterID       *uuid.UUID
-	Sort          string
-	AfterTime     *time.Time
-	AfterText     *string
-	AfterInt      *int32
-	RowLimit      int32
+	Email                *string
+	IsActive             *bool
+	Q                    *string
+	HasAccount           *bool
+	IsVerified           *bool
+	CreatedAfter         *time.Time
+	CreatedBefore        *time.Time
+	UpdatedAfter         *time.Time
+	Metadata             []byte
+	GroupID              *uuid.UUID
+	OrdersMin            *int32
+	OrdersMax            *int32
+	PlacedAfter          *time.Time
+	PlacedBefore         *time.Time
+	OrderedBeforeCreated bool
+	AfterID              *uuid.UUID
+	Sort                 string
+	AfterTime            *time.Time
+	AfterText            *string
+	AfterInt             *int32
+	RowLimit             int32
 }
 
 // One query serves every sort order: with custom plans (plan_cache_mode =
@@ -352,6 +357,7 @@ func (q *Queries) ListCustomers(ctx context.Context, arg ListCustomersParams) ([
 		arg.OrdersMax,
 		arg.PlacedAfter,
 		arg.PlacedBefore,
+		arg.OrderedBeforeCreated,
 		arg.AfterID,
 		arg.Sort,
 		arg.AfterTime,

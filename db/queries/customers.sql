@@ -60,6 +60,7 @@ WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
   -- all fall outside it; the two conditions narrow the rows first.
   AND (sqlc.narg(placed_after)::timestamptz IS NULL OR last_order_at > sqlc.narg(placed_after))
   AND (sqlc.narg(placed_before)::timestamptz IS NULL OR first_order_at < sqlc.narg(placed_before))
+  AND (NOT sqlc.arg(ordered_before_created)::boolean OR first_order_at < created_at)
   AND (sqlc.narg(placed_after)::timestamptz IS NULL OR sqlc.narg(placed_before)::timestamptz IS NULL OR EXISTS (
         SELECT 1 FROM orders o WHERE o.customer_id = customers.id
           AND o.placed_at > sqlc.narg(placed_after) AND o.placed_at < sqlc.narg(placed_before)))
@@ -110,6 +111,7 @@ WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
   -- all fall outside it; the two conditions narrow the rows first.
   AND (sqlc.narg(placed_after)::timestamptz IS NULL OR last_order_at > sqlc.narg(placed_after))
   AND (sqlc.narg(placed_before)::timestamptz IS NULL OR first_order_at < sqlc.narg(placed_before))
+  AND (NOT sqlc.arg(ordered_before_created)::boolean OR first_order_at < created_at)
   AND (sqlc.narg(placed_after)::timestamptz IS NULL OR sqlc.narg(placed_before)::timestamptz IS NULL OR EXISTS (
         SELECT 1 FROM orders o WHERE o.customer_id = customers.id
           AND o.placed_at > sqlc.narg(placed_after) AND o.placed_at < sqlc.narg(placed_before)))

@@ -3,6 +3,7 @@ package customers_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -427,5 +428,41 @@ func TestGuestOrdersFollowEmailChangeAndInvitation(t *testing.T) {
 	session := s.login(invited, "long enough")
 	if got := s.waitOrders(session.AccessToken, 1); got[0].ID != o2.ID {
 		t.Errorf("after setting the password: %+v, want %s", got, o2.ID)
+	}
+}
+
+// A customer whose order predates its account (a linked guest order) still
+// matches placed_orders_before, in its place among the newest: the list reads
+// such customers apart from the walk from the date backwards.
+func TestPlacedBeforeFindsOrdersOlderThanTheirCustomer(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	early := time.Now().Add(-48 * time.Hour)
+	older := s.createCustomer(map[string]any{"email": "older-" + randomSuffix() + "@example.com"})
+	s.recordOrder(orderBody(&older.ID, early))
+	s.createCustomer(map[string]any{"email": "none-" + randomSuffix() + "@example.com"})
+	// Created after the date, with an order placed before it.
+	late := s.createCustomer(map[string]any{"email": "late-" + randomSuffix() + "@example.com"})
+	s.recordOrder(orderBody(&late.ID, early.Add(-time.Hour)))
+	s.createCustomer(map[string]any{"email": "newest-" + randomSuffix() + "@example.com"})
+
+	y := url.QueryEscape(early.Add(time.Hour).Format(time.RFC3339Nano))
+	var walked []string
+	query := "placed_orders_before=" + y + "&limit=1"
+	for range 3 {
+		page := listCustomers(t, s, query)
+		for _, c := range page.Customers {
+			walked = append(walked, c.ID)
+		}
+		if page.NextCursor == nil {
+			break
+		}
+		query = "placed_orders_before=" + y + "&limit=1&cursor=" + *page.NextCursor
+	}
+	if !slices.Equal(walked, []string{late.ID, older.ID}) {
+		t.Errorf("pages of placed_orders_before: %v, want the late customer %s, then %s", walked, late.ID, older.ID)
+	}
+	if got := listCustomers(t, s, "placed_orders_before="+y+"&limit=5"); len(got.Customers) != 2 || got.Count == nil || *got.Count != 2 {
+		t.Errorf("one page: %d customers, count %v; want 2 and 2", len(got.Customers), got.Count)
 	}
 }

@@ -43,6 +43,9 @@ type Filter struct {
 	NumberOfOrdersMax  *int
 	PlacedOrdersAfter  *time.Time
 	PlacedOrdersBefore *time.Time
+	// OrderedBeforeCreated keeps only customers whose first order predates
+	// them; not a filter of the API, see Service.listRows.
+	OrderedBeforeCreated bool
 	// Search is a substring matched against email, names, company and phone,
 	// ignoring case and accents; ListInput validation makes it a LIKE pattern
 	// whose % and _ match literally.

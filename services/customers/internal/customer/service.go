@@ -236,7 +236,7 @@ func (s *Service) List(ctx context.Context, in ListInput) (Page, error) {
 	var n int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		if rows, err = s.store.List(gctx, q); err != nil {
+		if rows, err = s.listRows(gctx, q); err != nil {
 			return fmt.Errorf("list customers: %w", err)
 		}
 		return nil
@@ -264,6 +264,48 @@ func (s *Service) List(ctx context.Context, in ListInput) (Page, error) {
 		page.Count = &n
 	}
 	return page, nil
+}
+
+// listRows reads a page. Newest first with placed_orders_before Y, it reads
+// in two parts. Walking everyone from the newest would skip most customers:
+// those created after Y, who can have ordered before Y only when their first
+// order predates them (linked guest orders, transfers). So it reads those few
+// first, through their own index, then walks the rest from Y backwards,
+// where matches are dense. Together they are the same rows in the same order.
+func (s *Service) listRows(ctx context.Context, q ListQuery) ([]Customer, error) {
+	y := q.PlacedOrdersBefore
+	if q.Order != "-created_at" || y == nil {
+		return s.store.List(ctx, q)
+	}
+	var rows []Customer
+	if q.After == nil || !q.After.Time.Before(*y) { // the page may start after Y
+		newer := q
+		newer.OrderedBeforeCreated = true
+		newer.CreatedAfter = latest(q.CreatedAfter, y.Add(-time.Microsecond)) // created_at >= Y
+		var err error
+		if rows, err = s.store.List(ctx, newer); err != nil || len(rows) >= q.Limit {
+			return rows, err
+		}
+	}
+	older := q
+	older.CreatedBefore = earliest(q.CreatedBefore, *y)
+	older.Limit = q.Limit - len(rows)
+	more, err := s.store.List(ctx, older)
+	return append(rows, more...), err
+}
+
+func latest(t *time.Time, u time.Time) *time.Time {
+	if t != nil && t.After(u) {
+		return t
+	}
+	return &u
+}
+
+func earliest(t *time.Time, u time.Time) *time.Time {
+	if t != nil && t.Before(u) {
+		return t
+	}
+	return &u
 }
 
 // newEvent builds an event about customer c at its current version.

@@ -331,7 +331,8 @@ func (s *Store) List(ctx context.Context, lq customer.ListQuery) ([]customer.Cus
 		Email: f.Email, IsActive: f.IsActive, Q: f.Q, HasAccount: f.HasAccount, IsVerified: f.IsVerified,
 		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, UpdatedAfter: f.UpdatedAfter,
 		Metadata: f.Metadata, GroupID: f.GroupID, OrdersMin: f.OrdersMin, OrdersMax: f.OrdersMax,
-		PlacedAfter: f.PlacedAfter, PlacedBefore: f.PlacedBefore, Sort: lq.Order, RowLimit: int32(lq.Limit),
+		PlacedAfter: f.PlacedAfter, PlacedBefore: f.PlacedBefore, OrderedBeforeCreated: f.OrderedBeforeCreated,
+		Sort: lq.Order, RowLimit: int32(lq.Limit),
 	}
 	if c := lq.After; c != nil {
 		p.AfterID = &c.ID
@@ -399,7 +400,7 @@ func filterParams(f customer.Filter) gen.CountCustomersParams {
 		Email: f.Email, IsActive: f.IsActive, Q: f.Search, HasAccount: f.HasAccount, IsVerified: f.IsVerified,
 		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, UpdatedAfter: f.UpdatedAfter,
 		GroupID: f.GroupID, OrdersMin: int32Ptr(f.NumberOfOrdersMin), OrdersMax: int32Ptr(f.NumberOfOrdersMax),
-		PlacedAfter: f.PlacedOrdersAfter, PlacedBefore: f.PlacedOrdersBefore,
+		PlacedAfter: f.PlacedOrdersAfter, PlacedBefore: f.PlacedOrdersBefore, OrderedBeforeCreated: f.OrderedBeforeCreated,
 	}
 	if len(f.Metadata) > 0 {
 		p.Metadata, _ = json.Marshal(f.Metadata) // a map of strings always marshals
