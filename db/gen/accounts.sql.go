@@ -95,6 +95,23 @@ func (q *Queries) InsertCustomerToken(ctx context.Context, arg InsertCustomerTok
 	return err
 }
 
+const latestCustomerToken = `-- name: LatestCustomerToken :one
+SELECT COALESCE(max(created_at), 'epoch')::timestamptz AS created_at FROM customer_tokens WHERE customer_id = $1 AND purpose = $2
+`
+
+type LatestCustomerTokenParams struct {
+	CustomerID uuid.UUID
+	Purpose    string
+}
+
+// When the customer was last sent a token of this purpose (the epoch: never).
+func (q *Queries) LatestCustomerToken(ctx context.Context, arg LatestCustomerTokenParams) (time.Time, error) {
+	row := q.db.QueryRow(ctx, latestCustomerToken, arg.CustomerID, arg.Purpose)
+	var created_at time.Time
+	err := row.Scan(&created_at)
+	return created_at, err
+}
+
 const setCustomerPassword = `-- name: SetCustomerPassword :exec
 UPDATE customers SET password_hash = $2 WHERE id = $1
 `

@@ -14,3 +14,7 @@ SELECT * FROM customers WHERE email = $1;
 
 -- name: SetCustomerPassword :exec
 UPDATE customers SET password_hash = $2 WHERE id = $1;
+
+-- name: LatestCustomerToken :one
+-- When the customer was last sent a token of this purpose (the epoch: never).
+SELECT COALESCE(max(created_at), 'epoch')::timestamptz AS created_at FROM customer_tokens WHERE customer_id = $1 AND purpose = $2;

@@ -260,6 +260,10 @@ func TestPasswordResetThroughTheEmail(t *testing.T) {
 	if string(unknown.body) != string(known.body) {
 		t.Errorf("answers differ for unknown (%q) and known (%q) emails", unknown.body, known.body)
 	}
+	// Asked again at once: the same answer, and no second email (flooding
+	// an address with resets is refused silently).
+	again := m.public(http.MethodPost, "/v1/store/password-reset", body(sh.Email))
+	again.expectStatus(t, http.StatusAccepted)
 	// The first mail is the registration's verification email.
 	token, email, _ := m.mailTo(2, sh.Email)
 	m.public(http.MethodPost, "/v1/store/password", map[string]any{"email": email, "token": token, "password": "short"}).
@@ -331,6 +335,11 @@ func TestEmailChangeThroughTheEmail(t *testing.T) {
 	change(taken.Email, sh.Password).expectProblem(t, http.StatusConflict, "new_email", "unique")
 	change(sh.Email, sh.Password).expectProblem(t, http.StatusBadRequest, "new_email", "invalid")
 	change(newEmail, sh.Password).expectStatus(t, http.StatusAccepted)
+	// A second link within the cooldown is refused: one account cannot flood
+	// any address with email-change links.
+	if r := change("flood-"+randomSuffix()+"@example.com", sh.Password); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Errorf("a second email-change request at once: %d (Retry-After %q), want 429", r.status, r.header.Get("Retry-After"))
+	}
 
 	token, email, _ := m.mailTo(2, newEmail) // 1 was the verification
 	var me storeCustomerJSON

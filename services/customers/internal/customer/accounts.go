@@ -297,17 +297,32 @@ func (s *Service) RequestPasswordReset(ctx context.Context, o Origin, in Passwor
 		return nil
 	}
 	err = s.sendToken(ctx, o.orCustomer(c.ID), c.ID, PurposePasswordReset, "", in.EmailLink)
-	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInactive) {
-		return nil // deleted or deactivated meanwhile
+	var limited *RateLimitedError
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInactive) || errors.As(err, &limited) {
+		return nil // deleted or deactivated meanwhile, or just sent: the same answer
 	}
 	return err
 }
+
+// EmailCooldown is the least time between two emails of one purpose to one
+// customer.
+const EmailCooldown = time.Minute
 
 // sendToken issues a one-time token and its notification for the customer,
 // to newEmail when given (an email change) or else to the customer's email.
 // The customer itself is unchanged: the notification carries its current
 // version.
 func (s *Service) sendToken(ctx context.Context, o Origin, id uuid.UUID, purpose, newEmail string, l EmailLink) error {
+	// One email per purpose and customer per EmailCooldown: otherwise anyone
+	// could flood an address with reset emails, or a customer flood any
+	// address with email-change links.
+	last, err := s.store.LatestToken(ctx, id, purpose)
+	if err != nil {
+		return err
+	}
+	if wait := last.Add(EmailCooldown).Sub(s.now()); wait > 0 {
+		return &RateLimitedError{RetryAfter: wait}
+	}
 	ttl, typ := s.accounts.EmailTokenTTL, events.CustomerEmailChangeRequested
 	switch purpose {
 	case PurposePasswordReset:
@@ -315,7 +330,7 @@ func (s *Service) sendToken(ctx context.Context, o Origin, id uuid.UUID, purpose
 	case PurposeDeletion:
 		ttl, typ = s.accounts.ResetTokenTTL, events.CustomerDeletionRequested
 	}
-	_, err := s.store.UpdateMany(ctx, []uuid.UUID{id}, func(cur Customer) (*Mutation, error) {
+	_, err = s.store.UpdateMany(ctx, []uuid.UUID{id}, func(cur Customer) (*Mutation, error) {
 		if !cur.IsActive {
 			return nil, ErrInactive
 		}

@@ -108,6 +108,9 @@ type Store interface {
 	UseToken(ctx context.Context, hash []byte, fn func(current Customer, t Token) (*Mutation, error)) (Customer, error)
 	// GetByEmail reads the customer with this (normalised) email.
 	GetByEmail(ctx context.Context, email string) (Customer, error)
+	// LatestToken is when the customer was last sent a token of this
+	// purpose; the zero time when never.
+	LatestToken(ctx context.Context, customerID uuid.UUID, purpose string) (time.Time, error)
 	// UpdateMany locks the customers, lets fn decide each one's change, and
 	// writes them all or none. A nil Mutation from fn means that customer is
 	// unchanged. Unknown ids are a ValidationError on field "ids"; with one id,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -57,6 +58,19 @@ func (s *Store) GetByEmail(ctx context.Context, email string) (customer.Customer
 		return customer.Customer{}, mapError(err)
 	}
 	return fromRow(row)
+}
+
+// LatestToken is when the customer was last sent a token of this purpose;
+// the zero time when never.
+func (s *Store) LatestToken(ctx context.Context, customerID uuid.UUID, purpose string) (time.Time, error) {
+	t, err := s.q.LatestCustomerToken(ctx, gen.LatestCustomerTokenParams{CustomerID: customerID, Purpose: purpose})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("store: latest token: %w", err)
+	}
+	if t.Unix() == 0 {
+		return time.Time{}, nil
+	}
+	return t, nil
 }
 
 func insertTokens(ctx context.Context, q *gen.Queries, tokens []customer.Token) error {
