@@ -40,6 +40,7 @@ type Service struct {
 	log    *zap.Logger
 	api    *httpapi.API
 	tokens *auth.Tokens
+	store  *store.Store
 }
 
 // New wires the service on a migrated database.
@@ -51,8 +52,9 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		// fail on a broken one, so a released binary cannot get here.
 		panic(err)
 	}
+	st := store.New(pool)
 	api := httpapi.New(httpapi.Config{
-		Customers:       customer.NewService(store.New(pool), cfg.PhoneRegion, cfg.Accounts),
+		Customers:       customer.NewService(st, cfg.PhoneRegion, cfg.Accounts),
 		Tokens:          tokens,
 		Log:             log,
 		MaxBodyBytes:    cfg.MaxBodyBytes,
@@ -61,7 +63,7 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		OpenAPI:         spec,
 		IdempotencyKeys: idempotency.New(pool),
 	})
-	return &Service{cfg: cfg, log: log, api: api, tokens: tokens}
+	return &Service{cfg: cfg, log: log, api: api, tokens: tokens, store: st}
 }
 
 // Route names an authenticated route and the permission it needs.
@@ -99,6 +101,7 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	go s.sweepEvery(ctx, time.Hour)
 	s.log.Info("customers API listening", zap.String("url", "http://"+ln.Addr().String()))
 	select {
 	case err := <-errc:
@@ -114,6 +117,36 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("customers: serve: %w", err)
 	}
 	return nil
+}
+
+// TokenGrace is how long an expired one-time token is kept: a link used
+// soon after it expired is told "expired" rather than "not valid".
+const TokenGrace = 24 * time.Hour
+
+// Sweep deletes one-time tokens expired more than TokenGrace ago and ended
+// sessions; it returns how many of each.
+func (s *Service) Sweep(ctx context.Context) (tokens, sessions int64, err error) {
+	now := time.Now()
+	return s.store.Sweep(ctx, now.Add(-TokenGrace), now)
+}
+
+// sweepEvery sweeps at start and then every interval until ctx ends; every
+// instance does, which is harmless: the deletes are idempotent.
+func (s *Service) sweepEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if tokens, sessions, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("customers: sweep", zap.Error(err))
+		} else if tokens+sessions > 0 {
+			s.log.Info("customers: swept", zap.Int64("tokens", tokens), zap.Int64("sessions", sessions))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Permissions a token can hold.

@@ -31,6 +31,7 @@ type system struct {
 	api    *httptest.Server
 	routes []customers.Route
 	token  string // holds every permission
+	svc    *customers.Service
 }
 
 func newSystem(t *testing.T) *system { return newSystemWith(t, nil) }
@@ -68,7 +69,7 @@ func newSystemWith(t *testing.T, tune func(*customers.Config)) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &system{t: t, pool: pool, nats: ns, js: js, api: api, routes: svc.Routes(), token: token}
+	return &system{t: t, pool: pool, nats: ns, js: js, api: api, routes: svc.Routes(), token: token, svc: svc}
 }
 
 // do sends a request with the system's token and decodes the JSON answer into

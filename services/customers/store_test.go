@@ -594,3 +594,36 @@ func storeRouteCall(s *system, method, pattern string) (path string, body any, t
 	s.t.Fatalf("no request for route %s %s in storeRouteCall: add one", method, pattern)
 	return "", nil, ""
 }
+
+// The sweep deletes one-time tokens a day after they expired and ended
+// sessions, and nothing else.
+func TestSweepDeletesExpiredTokensAndEndedSessions(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	sh := s.newShopper() // one used verification token, one session
+	ended := s.login(sh.Email, sh.Password)
+	exec := func(sql string, args ...any) {
+		if _, err := s.pool.Exec(context.Background(), sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The verification token expired two days ago; a reset token just now
+	// (kept a day, to say "expired"); the second session has ended.
+	exec(`UPDATE customer_tokens SET expires_at = now() - interval '2 days' WHERE purpose = 'verification'`)
+	s.public(http.MethodPost, "/v1/store/password-reset", map[string]any{"email": sh.Email, "redirect_url": shopURL, "channel": "web"}).
+		expectStatus(t, http.StatusAccepted)
+	exec(`UPDATE customer_tokens SET expires_at = now() - interval '1 hour' WHERE purpose = 'password_reset'`)
+	exec(`UPDATE customer_sessions SET refresh_expires_at = now() - interval '1 second' WHERE access_hash = sha256($1::bytea)`, []byte(ended.AccessToken))
+
+	tokens, sessions, err := s.svc.Sweep(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tokens != 1 || sessions != 1 {
+		t.Errorf("swept %d tokens and %d sessions, want 1 and 1", tokens, sessions)
+	}
+	if n := s.count(`SELECT count(*) FROM customer_tokens WHERE purpose = 'password_reset'`); n != 1 {
+		t.Errorf("the recently expired reset token is gone")
+	}
+	s.as(sh.AccessToken, http.MethodGet, "/v1/store/me", nil).expectStatus(t, http.StatusOK)
+}
