@@ -46,6 +46,8 @@ type Meta struct {
 	Time         time.Time
 	TraceParent  string
 	Actor        Actor
+	// CausationID is the id of the command that caused the event, if any.
+	CausationID string
 }
 
 // New builds a CloudEvent with a fresh UUIDv7 id and JSON data.
@@ -67,6 +69,9 @@ func New(m Meta, data any) (cloudevents.Event, error) {
 	e.SetExtension(ExtPartitionKey, m.PartitionKey)
 	if m.TraceParent != "" {
 		e.SetExtension(ExtTraceParent, m.TraceParent)
+	}
+	if m.CausationID != "" {
+		e.SetExtension(ExtCausationID, m.CausationID)
 	}
 	e.SetExtension(ExtAuthType, m.Actor.Type)
 	e.SetExtension(ExtAuthID, m.Actor.ID)

@@ -81,7 +81,7 @@ var PublicTypes = []string{
 	CustomerAddressCreated, CustomerAddressUpdated, CustomerAddressDeleted,
 	CustomerVerified, CustomerPasswordChanged, CustomerEmailChanged,
 	OrderRecorded, OrderLinked, OrderTransferRequested, OrderTransferAccepted, OrderTransferDeclined,
-	OrderTransferCancelled, OrderTransferred,
+	OrderTransferCancelled, OrderTransferred, CommandRejected,
 	CustomerGroupCreated, CustomerGroupUpdated, CustomerGroupDeleted,
 	CustomerGroupCustomersAdded, CustomerGroupCustomersRemoved,
 }

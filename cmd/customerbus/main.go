@@ -54,7 +54,7 @@ const usage = `usage: customerbus <command>
 
 commands:
   run            the whole system in one process (embedded NATS unless NATS_URL is set)
-  customers      the command service (HTTP API) alone
+  customers      the command service alone: the HTTP API, and bus commands when NATS_URL is set
   relay          the outbox relay alone (needs NATS_URL)
   notifier       the notification email sender alone (needs NATS_URL)
   orderlinker    the guest-order linker alone (needs NATS_URL)
@@ -104,8 +104,19 @@ func run(ctx context.Context, args []string) error {
 	case "token":
 		return tokenCommand(ctx, pool, args[1:])
 	case "customers":
-		reg := newRegistry()
-		return customers.New(pool, log, reg, cfg.Customers).Run(ctx)
+		svc := customers.New(pool, log, newRegistry(), cfg.Customers)
+		if cfg.NATSURL == "" { // HTTP only
+			return svc.Run(ctx)
+		}
+		js, closeNATS, err := connectNATS(cfg.NATSURL, log)
+		if err != nil {
+			return err
+		}
+		defer closeNATS()
+		g, ctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return svc.Run(ctx) })
+		g.Go(func() error { return svc.RunCommands(ctx, js) })
+		return g.Wait()
 	case "relay":
 		if cfg.NATSURL == "" {
 			return errors.New("relay: NATS_URL is required")
@@ -190,6 +201,7 @@ func runAll(ctx context.Context, cfg config, pool *pgxpool.Pool, log *zap.Logger
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return svc.Run(ctx) })
+	g.Go(func() error { return svc.RunCommands(ctx, js) })
 	g.Go(func() error { return rl.Run(ctx) })
 	g.Go(func() error { return nt.Run(ctx) })
 	g.Go(func() error { return orderlinker.New(pool, js, log, cfg.Linker).Run(ctx) })

@@ -171,6 +171,13 @@ type Outbox struct {
 	SentAt       *time.Time
 }
 
+type ProcessedCommand struct {
+	CommandID   string
+	Command     string
+	Outcome     string
+	ProcessedAt time.Time
+}
+
 type Setting struct {
 	Key       string
 	Value     []byte

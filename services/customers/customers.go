@@ -29,6 +29,7 @@ type Config struct {
 	PhoneRegion     string        `env:"DEFAULT_PHONE_REGION"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
 	Accounts        AccountConfig
+	Commands        CommandsConfig
 }
 
 // AccountConfig tunes customer accounts: token lifetimes and login limits.
@@ -41,6 +42,7 @@ type Service struct {
 	api    *httpapi.API
 	tokens *auth.Tokens
 	store  *store.Store
+	pool   *pgxpool.Pool
 }
 
 // New wires the service on a migrated database.
@@ -63,7 +65,7 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		OpenAPI:         spec,
 		IdempotencyKeys: idempotency.New(pool),
 	})
-	return &Service{cfg: cfg, log: log, api: api, tokens: tokens, store: st}
+	return &Service{cfg: cfg, log: log, api: api, tokens: tokens, store: st, pool: pool}
 }
 
 // Route names an authenticated route and the permission it needs.

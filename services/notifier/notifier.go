@@ -218,29 +218,19 @@ func (n *Notifier) Run(ctx context.Context) error {
 // consumer creates the dead-letter stream and the durable consumer, retrying
 // while NATS or the notifications stream (the relay creates it) is not there.
 func (n *Notifier) consumer(ctx context.Context) (jetstream.Consumer, error) {
-	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+	return events.DurableConsumer(ctx, n.js, events.NotificationsStream, jetstream.ConsumerConfig{
+		Durable:       ConsumerName,
+		Description:   "sends notification emails",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       n.cfg.AckWait,
+		MaxDeliver:    -1, // the notifier counts tries itself and dead-letters; JetStream would just stop
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}, func(ctx context.Context) error {
 		_, err := n.js.CreateOrUpdateStream(ctx, deadLetterStreamConfig())
-		if err == nil {
-			cons, cerr := n.js.CreateOrUpdateConsumer(ctx, events.NotificationsStream, jetstream.ConsumerConfig{
-				Durable:       ConsumerName,
-				Description:   "sends notification emails",
-				AckPolicy:     jetstream.AckExplicitPolicy,
-				AckWait:       n.cfg.AckWait,
-				MaxDeliver:    -1, // the notifier counts tries itself and dead-letters; JetStream would just stop
-				DeliverPolicy: jetstream.DeliverAllPolicy,
-			})
-			if cerr == nil {
-				return cons, nil
-			}
-			err = cerr
-		}
+		return err
+	}, func(err error, backoff time.Duration) {
 		n.log.Warn("notifier: stream or consumer not ready, retrying", zap.Error(err), zap.Duration("backoff", backoff))
-		select {
-		case <-ctx.Done():
-			return nil, nil
-		case <-time.After(backoff):
-		}
-	}
+	})
 }
 
 // errInvalid marks data no retry can fix.

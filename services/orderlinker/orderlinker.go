@@ -93,25 +93,16 @@ func (l *Linker) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	for i, t := range triggers {
 		subjects[i] = events.Subject(t)
 	}
-	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
-		cons, err := l.js.CreateOrUpdateConsumer(ctx, events.EventsStream, jetstream.ConsumerConfig{
-			Durable:        ConsumerName,
-			Description:    "links guest orders to verified customers",
-			AckPolicy:      jetstream.AckExplicitPolicy,
-			AckWait:        l.cfg.AckWait,
-			DeliverPolicy:  jetstream.DeliverAllPolicy,
-			FilterSubjects: subjects,
-		})
-		if err == nil {
-			return cons, nil
-		}
+	return events.DurableConsumer(ctx, l.js, events.EventsStream, jetstream.ConsumerConfig{
+		Durable:        ConsumerName,
+		Description:    "links guest orders to verified customers",
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        l.cfg.AckWait,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		FilterSubjects: subjects,
+	}, nil, func(err error, backoff time.Duration) {
 		l.log.Warn("stream or consumer not ready, retrying", zap.Error(err), zap.Duration("backoff", backoff))
-		select {
-		case <-ctx.Done():
-			return nil, nil
-		case <-time.After(backoff):
-		}
-	}
+	})
 }
 
 func (l *Linker) handle(ctx context.Context, msg jetstream.Msg) {

@@ -79,6 +79,8 @@ type Origin struct {
 	Actor       events.Actor
 	ActorName   string // shown as a note's author
 	TraceParent string
+	// CausationID is the id of the bus command being applied, if any.
+	CausationID string
 }
 
 // Mutation is what an update decides inside the store's transaction: the

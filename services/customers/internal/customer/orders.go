@@ -145,7 +145,7 @@ func (s *Service) RecordOrder(ctx context.Context, o Origin, in OrderInput) (Ord
 func orderEvent(o Origin, typ string, ord Order, at time.Time, data any) (cloudevents.Event, error) {
 	return events.New(events.Meta{
 		Type: typ, Source: events.SourceCustomers, Subject: ord.ID.String(), PartitionKey: ord.partitionKey(),
-		Sequence: ord.Version, Time: at, TraceParent: o.TraceParent, Actor: o.Actor,
+		Sequence: ord.Version, Time: at, TraceParent: o.TraceParent, CausationID: o.CausationID, Actor: o.Actor,
 	}, data)
 }
 

@@ -325,6 +325,7 @@ func resourceEvent(o Origin, typ string, id uuid.UUID, version int64, at time.Ti
 		Time:         at,
 		TraceParent:  o.TraceParent,
 		Actor:        o.Actor,
+		CausationID:  o.CausationID,
 	}, data)
 }
 

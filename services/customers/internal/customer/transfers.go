@@ -282,7 +282,7 @@ func (s *Service) CancelTransfer(ctx context.Context, o Origin, orderID uuid.UUI
 func transferEvent(o Origin, typ string, t Transfer, ord Order, data any) (cloudevents.Event, error) {
 	return events.New(events.Meta{
 		Type: typ, Source: events.SourceCustomers, Subject: t.ID.String(), PartitionKey: ord.partitionKey(),
-		Sequence: t.Version, Time: t.UpdatedAt, TraceParent: o.TraceParent, Actor: o.Actor,
+		Sequence: t.Version, Time: t.UpdatedAt, TraceParent: o.TraceParent, CausationID: o.CausationID, Actor: o.Actor,
 	}, data)
 }
 

@@ -22,6 +22,10 @@ type customerResponse struct {
 	PrivateMetadata map[string]string `json:"private_metadata"`
 }
 
+// StaffView is the customer as a staff route answers it; bus commands
+// answer the same.
+func StaffView(c customer.Customer) any { return toResponse(c) }
+
 func toResponse(c customer.Customer) customerResponse {
 	pm := c.PrivateMetadata
 	if pm == nil {

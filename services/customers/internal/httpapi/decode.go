@@ -28,6 +28,12 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any)
 	if err != nil {
 		return jsonError(err, maxBytes)
 	}
+	return DecodeBody(body, maxBytes, dst)
+}
+
+// DecodeBody decodes a JSON object strictly, with the errors HTTP answers;
+// bus commands decode their data with it too.
+func DecodeBody(body []byte, maxBytes int64, dst any) error {
 	// encoding/json would quietly turn invalid UTF-8 into U+FFFD and store it.
 	if !utf8.Valid(body) {
 		return invalidUTF8(body)

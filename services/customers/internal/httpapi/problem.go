@@ -52,6 +52,10 @@ func badInput(status int, field, code, format string, args ...any) error {
 	return &inputError{status: status, errs: []customer.FieldError{{Field: field, Code: code, Message: fmt.Sprintf(format, args...)}}}
 }
 
+// ProblemFor is the problem an error is answered with; bus commands reject
+// with the same.
+func ProblemFor(err error) Problem { return problemFor(err) }
+
 // problemFor is the one place where errors become HTTP statuses and codes.
 func problemFor(err error) Problem {
 	var ie *inputError

@@ -17,7 +17,7 @@ import (
 // writes it with the token marked used, all in one transaction.
 func (s *Store) UseToken(ctx context.Context, hash []byte, fn func(customer.Customer, customer.Token) (*customer.Mutation, error)) (customer.Customer, error) {
 	var result customer.Customer
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		row, err := q.GetCustomerTokenForUpdate(ctx, hash)
 		if errors.Is(err, pgx.ErrNoRows) {

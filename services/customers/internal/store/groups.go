@@ -31,7 +31,7 @@ func (s *Store) CreateGroup(ctx context.Context, g customer.Group, evs []cloudev
 // UpdateGroup locks the group, runs fn and writes what it decides.
 func (s *Store) UpdateGroup(ctx context.Context, id uuid.UUID, fn func(customer.Group) (*customer.GroupMutation, error)) (customer.Group, error) {
 	var result customer.Group
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		cur, err := lockGroup(ctx, q, id)
 		if err != nil {
@@ -52,7 +52,7 @@ func (s *Store) UpdateGroup(ctx context.Context, id uuid.UUID, fn func(customer.
 func (s *Store) ChangeMembers(ctx context.Context, id uuid.UUID, add, remove []uuid.UUID,
 	fn func(customer.Group, []uuid.UUID, []uuid.UUID) (*customer.GroupMutation, error)) (customer.MembersChange, error) {
 	var result customer.MembersChange
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		cur, err := lockGroup(ctx, q, id)
 		if err != nil {
@@ -91,7 +91,7 @@ func (s *Store) ChangeMembers(ctx context.Context, id uuid.UUID, add, remove []u
 
 // DeleteGroup locks the group, builds its events with fn and deletes it.
 func (s *Store) DeleteGroup(ctx context.Context, id uuid.UUID, fn func(customer.Group) ([]cloudevents.Event, error)) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		cur, err := lockGroup(ctx, q, id)
 		if err != nil {

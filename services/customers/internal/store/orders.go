@@ -19,7 +19,7 @@ import (
 func (s *Store) RecordOrder(ctx context.Context, o customer.Order, evs []cloudevents.Event) (customer.Order, bool, error) {
 	var stored customer.Order
 	var created bool
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		if o.CustomerID != nil {
 			// Locked like every change of the customer, so that its counters

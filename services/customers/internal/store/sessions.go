@@ -16,7 +16,7 @@ import (
 // CreateSession stores a login and drops the customer's ended ones, so
 // sessions do not pile up without a sweeper.
 func (s *Store) CreateSession(ctx context.Context, ss customer.StoredSession) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		if err := q.DeleteEndedCustomerSessions(ctx, gen.DeleteEndedCustomerSessionsParams{
 			CustomerID: ss.CustomerID, RefreshExpiresAt: ss.CreatedAt,
@@ -81,7 +81,7 @@ func (s *Store) LoginFailures(ctx context.Context, keys []string, windowStart ti
 // RecordLoginFailure counts a failure for each key, and sweeps a few
 // windows that have ended.
 func (s *Store) RecordLoginFailure(ctx context.Context, keys []string, now, windowStart time.Time) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		for _, k := range keys {
 			if err := q.RecordLoginFailure(ctx, gen.RecordLoginFailureParams{Key: k, Now: now, WindowStart: windowStart}); err != nil {

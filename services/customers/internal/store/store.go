@@ -16,7 +16,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/customerbus/customerbus/db/gen"
 	"github.com/customerbus/customerbus/db/outbox"
@@ -26,12 +25,20 @@ import (
 
 // Store implements customer.Store.
 type Store struct {
-	pool *pgxpool.Pool
-	q    *gen.Queries
+	db DB
+	q  *gen.Queries
 }
 
-// New returns a Store on the pool.
-func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool, q: gen.New(pool)} }
+// New returns a Store on db.
+func New(db DB) *Store { return &Store{db: db, q: gen.New(db)} }
+
+// DB is what a store runs on: the pool, or a transaction that the store's
+// own transactions join as savepoints (a bus command records its id in the
+// same transaction as its change).
+type DB interface {
+	gen.DBTX
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
 
 var _ customer.Store = (*Store)(nil)
 
@@ -58,7 +65,7 @@ func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []cus
 	if len(addresses) == 0 && len(c.Groups) == 0 && len(tokens) == 0 {
 		return mapError(insert(s.q))
 	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		if len(c.Groups) > 0 {
 			// Locked first, so that none can be deleted before we commit.
@@ -85,7 +92,7 @@ func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []cus
 // it decides, all in one transaction.
 func (s *Store) UpdateMany(ctx context.Context, ids []uuid.UUID, fn func(customer.Customer) (*customer.Mutation, error)) ([]customer.Customer, error) {
 	var result []customer.Customer
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		current, err := lockCustomers(ctx, q, ids)
 		if err != nil {
@@ -118,7 +125,7 @@ func (s *Store) UpdateMany(ctx context.Context, ids []uuid.UUID, fn func(custome
 // writes what it decides.
 func (s *Store) UpdateAddress(ctx context.Context, id, addressID uuid.UUID, fn func(customer.Customer, customer.Address) (*customer.Mutation, error)) (customer.Customer, error) {
 	var result customer.Customer
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		current, err := lockCustomers(ctx, q, []uuid.UUID{id})
 		if err != nil {
@@ -149,7 +156,7 @@ func (s *Store) UpdateAddress(ctx context.Context, id, addressID uuid.UUID, fn f
 
 // DeleteMany locks the customers, builds their events with fn and deletes them.
 func (s *Store) DeleteMany(ctx context.Context, ids []uuid.UUID, fn func(customer.Customer) ([]cloudevents.Event, error)) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		current, err := lockCustomers(ctx, q, ids)
 		if err != nil {

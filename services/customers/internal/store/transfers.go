@@ -15,7 +15,7 @@ import (
 // WithOrder locks the order and its open transfer request, lets fn decide,
 // and writes the change in the same transaction.
 func (s *Store) WithOrder(ctx context.Context, orderID uuid.UUID, fn func(customer.Order, *customer.Transfer) (*customer.TransferChange, error)) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		ord, err := lockOrder(ctx, q, orderID)
 		if err != nil {
@@ -41,7 +41,7 @@ func (s *Store) WithOrder(ctx context.Context, orderID uuid.UUID, fn func(custom
 // WithTransferToken locks the transfer request with this token hash and
 // its order, lets fn decide, and writes the change.
 func (s *Store) WithTransferToken(ctx context.Context, hash []byte, fn func(customer.Transfer, customer.Order) (*customer.TransferChange, error)) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		row, err := q.GetTransferByTokenForUpdate(ctx, hash)
 		if errors.Is(err, pgx.ErrNoRows) {

@@ -1,0 +1,13 @@
+-- +goose Up
+-- Bus commands applied or rejected, by CloudEvent id: written in the same
+-- transaction as the command's effect, so a redelivered or re-published
+-- command is recognised and changes nothing twice.
+CREATE TABLE processed_commands (
+    command_id   text        PRIMARY KEY,
+    command      text        NOT NULL,
+    outcome      text        NOT NULL CHECK (outcome IN ('applied', 'rejected')),
+    processed_at timestamptz NOT NULL
+);
+
+-- +goose Down
+DROP TABLE processed_commands;

@@ -1,0 +1,37 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DurableConsumer creates (or updates) a durable consumer on stream, after
+// prepare (creating the streams the consumer needs; may be nil). While NATS
+// or the stream is not there yet, as when a subscriber starts before the
+// relay, it retries with backoff and reports each failure to retrying. It
+// returns nil, nil when ctx ends first.
+func DurableConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig,
+	prepare func(context.Context) error, retrying func(err error, backoff time.Duration)) (jetstream.Consumer, error) {
+	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		var err error
+		if prepare != nil {
+			err = prepare(ctx)
+		}
+		if err == nil {
+			cons, cerr := js.CreateOrUpdateConsumer(ctx, stream, cfg)
+			if cerr == nil {
+				return cons, nil
+			}
+			err = fmt.Errorf("consumer %s on %s: %w", cfg.Durable, stream, cerr)
+		}
+		retrying(err, backoff)
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(backoff):
+		}
+	}
+}

@@ -1,0 +1,206 @@
+package customers_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/services/customers"
+)
+
+// runCommands runs the system's command consumer until the test ends.
+func (s *system) runCommands() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.svc.RunCommands(ctx, s.js) }()
+	s.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			s.t.Errorf("commands: %v", err)
+		}
+	})
+}
+
+// command publishes a command as an integrator would (CloudEvents NATS
+// binding) and returns its id; msgID "" uses the command id as Nats-Msg-Id.
+func (s *system) command(id, typ string, data any) string {
+	s.t.Helper()
+	if id == "" {
+		id = uuid.NewString()
+	}
+	e := cloudevents.NewEvent()
+	e.SetID(id)
+	e.SetType(typ)
+	e.SetSource("/erp")
+	e.SetTime(time.Now())
+	if err := e.SetData(cloudevents.ApplicationJSON, data); err != nil {
+		s.t.Fatal(err)
+	}
+	msg, err := events.ToMsg(context.Background(), e)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	msg.Subject = events.CommandSubject(typ)
+	msg.Header.Set(nats.MsgIdHdr, uuid.NewString()) // a re-publication, not a JetStream duplicate
+	if _, err := s.js.PublishMsg(context.Background(), msg); err != nil {
+		s.t.Fatal(err)
+	}
+	return id
+}
+
+// Each command kind applied from the bus, through the same use cases as
+// HTTP: its event carries causationid = the command's id.
+func TestBusCommandsAreAppliedWithTheirEvents(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runCommands()
+	g := s.createGroup("vip-" + randomSuffix()) // event 1
+	email := "bus-" + randomSuffix() + "@example.com"
+	steps := []struct {
+		typ  string
+		data func(customerID string) any
+		want string // the public event; "" for none
+	}{
+		{events.CmdCustomerCreate, func(string) any { return map[string]any{"email": email, "first_name": "Ann"} }, events.CustomerCreated},
+		{events.CmdCustomerUpdate, func(id string) any { return map[string]any{"id": id, "last_name": "Lee"} }, events.CustomerUpdated},
+		{events.CmdCustomerMetadataUpdate, func(id string) any { return map[string]any{"id": id, "set": map[string]string{"tier": "gold"}} }, events.CustomerMetadataUpdated},
+		{events.CmdCustomerPrivateMetadataUpdate, func(id string) any { return map[string]any{"id": id, "set": map[string]string{"risk": "low"}} }, ""},
+		{events.CmdCustomerAddressCreate, func(id string) any { a := validAddress(); a["customer_id"] = id; return a }, events.CustomerAddressCreated},
+		{events.CmdCustomerAddressUpdate, func(id string) any {
+			var page struct{ Addresses []struct{ ID string } }
+			s.do(http.MethodGet, "/v1/customers/"+id+"/addresses", nil, &page)
+			return map[string]any{"customer_id": id, "address_id": page.Addresses[0].ID, "city": "Hamburg"}
+		}, events.CustomerAddressUpdated},
+		{events.CmdCustomerAddressDelete, func(id string) any {
+			var page struct{ Addresses []struct{ ID string } }
+			s.do(http.MethodGet, "/v1/customers/"+id+"/addresses", nil, &page)
+			return map[string]any{"customer_id": id, "address_id": page.Addresses[0].ID}
+		}, events.CustomerAddressDeleted},
+		{events.CmdGroupCustomersAdd, func(id string) any { return map[string]any{"group_id": g.ID, "customer_ids": []string{id}} }, events.CustomerGroupCustomersAdded},
+		{events.CmdGroupCustomersRemove, func(id string) any { return map[string]any{"group_id": g.ID, "customer_ids": []string{id}} }, events.CustomerGroupCustomersRemoved},
+		{events.CmdOrderRecord, func(id string) any { return orderBody(&id, time.Now()) }, events.OrderRecorded},
+		{events.CmdCustomerDelete, func(id string) any { return map[string]any{"id": id} }, events.CustomerDeleted},
+	}
+	if len(steps) != len(events.Commands) {
+		t.Fatalf("%d steps for %d commands", len(steps), len(events.Commands))
+	}
+	n := 1
+	var customerID string
+	for _, st := range steps {
+		cmd := s.command("", st.typ, st.data(customerID))
+		if st.want != "" {
+			n++
+		}
+		evs, _ := s.streamEvents(n)
+		last := evs[n-1]
+		if st.want == "" {
+			if n := s.count(`SELECT count(*) FROM processed_commands WHERE command_id = $1 AND outcome = 'applied'`, cmd); n != 1 {
+				t.Errorf("%s: not applied", st.typ)
+			}
+			continue
+		}
+		if last.Type() != st.want || ext(last, "causationid") != cmd || ext(last, "authid") != "/erp" {
+			t.Errorf("%s: event %s causationid %q authid %q, want %s caused by %s", st.typ, last.Type(), ext(last, "causationid"), ext(last, "authid"), st.want, cmd)
+		}
+		if st.typ == events.CmdCustomerCreate {
+			customerID = last.Subject()
+		}
+	}
+}
+
+// A command published twice changes nothing twice; a refused one gets
+// command.rejected with the field errors HTTP gives; input that cannot be
+// a command is dead-lettered and the consumer goes on.
+func TestBusCommandsOnceRejectedOrDeadLettered(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runCommands()
+	email := "twice-" + randomSuffix() + "@example.com"
+	id := s.command("", events.CmdCustomerCreate, map[string]any{"email": email})
+	s.command(id, events.CmdCustomerCreate, map[string]any{"email": email})
+	evs, _ := s.streamEvents(1)
+	if evs[0].Type() != events.CustomerCreated {
+		t.Fatalf("event %s", evs[0].Type())
+	}
+
+	bad := s.command("", events.CmdCustomerCreate, map[string]any{"email": "not an email", "phone": "x"})
+	evs, _ = s.streamEvents(2)
+	rejected := evs[1]
+	var d events.CommandRejectedData
+	if err := rejected.DataAs(&d); err != nil {
+		t.Fatal(err)
+	}
+	fields := map[string]string{}
+	for _, f := range d.Error.Errors {
+		fields[f.Field] = f.Code
+	}
+	if rejected.Type() != events.CommandRejected || d.CommandID != bad || d.Command != events.CmdCustomerCreate || d.Error.Status != 400 ||
+		fields["email"] != "invalid" || fields["phone"] != "invalid" || ext(rejected, "causationid") != bad {
+		t.Errorf("rejection %s %+v", rejected.Type(), d)
+	}
+	if n := s.count(`SELECT count(*) FROM customers WHERE email = 'not an email'`); n != 0 {
+		t.Errorf("a rejected command stored a customer")
+	}
+
+	// Poison: not a CloudEvent, an unknown command, data of the wrong shape.
+	if _, err := s.js.Publish(context.Background(), events.CommandSubject(events.CmdCustomerCreate), []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	unknown := s.command("", "customer.explode", map[string]any{})
+	shape := s.command("", events.CmdCustomerUpdate, map[string]any{"id": 7})
+	after := s.command("", events.CmdCustomerCreate, map[string]any{"email": "after-" + randomSuffix() + "@example.com"})
+	evs, _ = s.streamEvents(5) // + 2 rejections and the created customer
+	got := map[string]string{}
+	for _, e := range evs[2:] {
+		got[ext(e, "causationid")] = e.Type()
+	}
+	if got[unknown] != events.CommandRejected || got[shape] != events.CommandRejected || got[after] != events.CustomerCreated {
+		t.Errorf("after the poison: %v", got)
+	}
+	reasons := s.deadLetters(3)
+	for _, want := range []string{"not a CloudEvent", "unknown_command", "invalid_type"} {
+		if !strings.Contains(strings.Join(reasons, "\n"), want) {
+			t.Errorf("dead letters %q lack %q", reasons, want)
+		}
+	}
+}
+
+// deadLetters waits for n dead-lettered commands and returns their reasons.
+func (s *system) deadLetters(n int) []string {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		st, err := s.js.Stream(ctx, events.CommandsDeadLetterStream)
+		if err == nil {
+			if info, err := st.Info(ctx); err == nil && info.State.Msgs >= uint64(n) {
+				cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+				if err != nil {
+					s.t.Fatal(err)
+				}
+				batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+				if err != nil {
+					s.t.Fatal(err)
+				}
+				var out []string
+				for m := range batch.Messages() {
+					out = append(out, m.Headers().Get(customers.DeadLetterReasonHeader))
+				}
+				return out
+			}
+		}
+		select {
+		case <-ctx.Done():
+			s.t.Fatalf("fewer than %d dead letters after 10 s", n)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
