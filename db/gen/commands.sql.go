@@ -10,6 +10,38 @@ import (
 	"time"
 )
 
+const finishProcessedCommand = `-- name: FinishProcessedCommand :exec
+UPDATE processed_commands SET outcome = $2, reply = $3 WHERE command_id = $1
+`
+
+type FinishProcessedCommandParams struct {
+	CommandID string
+	Outcome   string
+	Reply     []byte
+}
+
+func (q *Queries) FinishProcessedCommand(ctx context.Context, arg FinishProcessedCommandParams) error {
+	_, err := q.db.Exec(ctx, finishProcessedCommand, arg.CommandID, arg.Outcome, arg.Reply)
+	return err
+}
+
+const getProcessedCommand = `-- name: GetProcessedCommand :one
+SELECT command_id, command, outcome, reply, processed_at FROM processed_commands WHERE command_id = $1
+`
+
+func (q *Queries) GetProcessedCommand(ctx context.Context, commandID string) (ProcessedCommand, error) {
+	row := q.db.QueryRow(ctx, getProcessedCommand, commandID)
+	var i ProcessedCommand
+	err := row.Scan(
+		&i.CommandID,
+		&i.Command,
+		&i.Outcome,
+		&i.Reply,
+		&i.ProcessedAt,
+	)
+	return i, err
+}
+
 const recordProcessedCommand = `-- name: RecordProcessedCommand :execrows
 INSERT INTO processed_commands (command_id, command, outcome, processed_at)
 VALUES ($1, $2, $3, $4)

@@ -175,6 +175,7 @@ type ProcessedCommand struct {
 	CommandID   string
 	Command     string
 	Outcome     string
+	Reply       []byte
 	ProcessedAt time.Time
 }
 

@@ -2,6 +2,7 @@ package customers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/customerbus/customerbus/db/gen"
 	"github.com/customerbus/customerbus/db/outbox"
@@ -40,13 +42,21 @@ const (
 	DeadLetterSubjectHeader = "Customerbus-Deadletter-Subject"
 )
 
-// RunCommands applies the commands integrators publish on the bus, until
-// ctx ends. Each command runs through the same use cases as HTTP, in one
+// RunCommands applies the commands integrators publish on the bus, and
+// serves them as NATS requests (see serveRPC), until ctx ends. Each command runs through the same use cases as HTTP, in one
 // transaction with the record of its id: a command delivered or published
 // again is recognised and changes nothing twice. A refused command gets a
 // command.rejected event with the problem HTTP would have answered; a
 // message that cannot be a command at all goes to the dead-letter stream.
 func (s *Service) RunCommands(ctx context.Context, js jetstream.JetStream) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.serveRPC(ctx, js.Conn()) })
+	g.Go(func() error { return s.consumeCommands(ctx, js) })
+	return g.Wait()
+}
+
+// consumeCommands applies the commands of the durable consumer.
+func (s *Service) consumeCommands(ctx context.Context, js jetstream.JetStream) error {
 	cons, err := s.commandsConsumer(ctx, js)
 	if err != nil || ctx.Err() != nil {
 		return err
@@ -114,19 +124,36 @@ type poisonError struct{ reason string }
 
 func (e *poisonError) Error() string { return e.reason }
 
+// Outcome is what became of a command.
+type Outcome struct {
+	Rejected bool
+	// Reply is the answer for a caller: the resource (or {}) as JSON, or the
+	// problem when rejected.
+	Reply []byte
+	// Repeated is true when the command was processed before: Reply is the
+	// answer of that time.
+	Repeated bool
+}
+
 // applyCommand runs the command once: in one transaction it records the
-// command's id and applies it, or on a refusal writes command.rejected. It
-// returns the command's result (nil when rejected or seen before).
-func (s *Service) applyCommand(ctx context.Context, e cloudevents.Event) (any, error) {
-	var result any
+// command's id and applies it, or on a refusal writes command.rejected. A
+// command seen before is not run again; its first outcome is returned.
+// Errors are ours (retry), or a poisonError after the rejection is written.
+func (s *Service) applyCommand(ctx context.Context, e cloudevents.Event) (Outcome, error) {
+	var out Outcome
 	var poison error
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		q := gen.New(tx)
 		n, err := q.RecordProcessedCommand(ctx, gen.RecordProcessedCommandParams{
 			CommandID: e.ID(), Command: e.Type(), Outcome: "applied", ProcessedAt: time.Now(),
 		})
-		if err != nil || n == 0 {
-			return err // n == 0: seen before; nothing to do
+		if err != nil {
+			return err
+		}
+		if n == 0 { // seen before (the insert waited for that transaction)
+			row, err := q.GetProcessedCommand(ctx, e.ID())
+			out = Outcome{Rejected: row.Outcome == "rejected", Reply: row.Reply, Repeated: true}
+			return err
 		}
 		// The use cases' own transactions become savepoints of this one.
 		svc := customer.NewService(store.New(tx), s.cfg.PhoneRegion, s.cfg.Accounts)
@@ -136,9 +163,15 @@ func (s *Service) applyCommand(ctx context.Context, e cloudevents.Event) (any, e
 			TraceParent: stringExt(e, events.ExtTraceParent),
 			CausationID: e.ID(),
 		}
-		result, err = runCommand(ctx, svc, o, e)
+		result, err := runCommand(ctx, svc, o, e)
 		if err == nil {
-			return nil
+			if result == nil {
+				result = struct{}{}
+			}
+			if out.Reply, err = json.Marshal(result); err != nil {
+				return err
+			}
+			return q.FinishProcessedCommand(ctx, gen.FinishProcessedCommandParams{CommandID: e.ID(), Outcome: "applied", Reply: out.Reply})
 		}
 		p := httpapi.ProblemFor(err)
 		if p.Status >= 500 {
@@ -148,16 +181,19 @@ func (s *Service) applyCommand(ctx context.Context, e cloudevents.Event) (any, e
 		if errors.As(err, &malformed) {
 			poison = &poisonError{reason: fmt.Sprintf("%s: %s", p.Errors[0].Code, p.Errors[0].Message)}
 		}
-		result = nil
-		if _, err := tx.Exec(ctx, "UPDATE processed_commands SET outcome = 'rejected' WHERE command_id = $1", e.ID()); err != nil {
+		out.Rejected = true
+		if out.Reply, err = json.Marshal(p); err != nil {
+			return err
+		}
+		if err := q.FinishProcessedCommand(ctx, gen.FinishProcessedCommandParams{CommandID: e.ID(), Outcome: "rejected", Reply: out.Reply}); err != nil {
 			return err
 		}
 		return writeRejection(ctx, q, e, p)
 	})
 	if err == nil && poison != nil {
-		return nil, poison
+		return out, poison
 	}
-	return result, err
+	return out, err
 }
 
 // writeRejection puts command.rejected in the outbox.

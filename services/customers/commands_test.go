@@ -2,6 +2,7 @@ package customers_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -201,6 +202,81 @@ func (s *system) deadLetters(n int) []string {
 		case <-ctx.Done():
 			s.t.Fatalf("fewer than %d dead letters after 10 s", n)
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// The commands as a NATS service: a request returns the created customer,
+// a repeat returns the same reply, a refusal an error reply with the
+// problem; the service is discoverable like any nats.go micro service.
+func TestCommandsAsNATSService(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runCommands()
+	nc := s.nats.Connect()
+	request := func(id string, data any) *nats.Msg {
+		t.Helper()
+		e := cloudevents.NewEvent()
+		e.SetID(id)
+		e.SetType(events.CmdCustomerCreate)
+		e.SetSource("/crm")
+		if err := e.SetData(cloudevents.ApplicationJSON, data); err != nil {
+			t.Fatal(err)
+		}
+		msg, err := events.ToMsg(context.Background(), e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg.Subject = customers.RPCSubjectPrefix + events.CmdCustomerCreate
+		var reply *nats.Msg
+		for range 50 { // the service may still be starting
+			if reply, err = nc.RequestMsg(msg, 2*time.Second); err == nil {
+				return reply
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("request: %v", err)
+		return nil
+	}
+	email := "rpc-" + randomSuffix() + "@example.com"
+	id := uuid.NewString()
+	first := request(id, map[string]any{"email": email})
+	var c customerJSON
+	if err := json.Unmarshal(first.Data, &c); err != nil || c.Email != email || c.ID == "" || first.Header.Get("Nats-Service-Error-Code") != "" {
+		t.Fatalf("reply %s (%v), want the created customer", first.Data, err)
+	}
+	if again := request(id, map[string]any{"email": email}); string(again.Data) != string(first.Data) {
+		t.Errorf("repeated request got %s, want the first reply", again.Data)
+	}
+	if n := s.count(`SELECT count(*) FROM customers WHERE email = $1`, email); n != 1 {
+		t.Errorf("%d customers, want 1", n)
+	}
+	bad := request(uuid.NewString(), map[string]any{"email": "nope"})
+	var p problemJSON
+	if err := json.Unmarshal(bad.Data, &p); err != nil || bad.Header.Get("Nats-Service-Error-Code") != "400" || len(p.Errors) == 0 || p.Errors[0].Field != "email" {
+		t.Errorf("refusal: code %q body %s", bad.Header.Get("Nats-Service-Error-Code"), bad.Data)
+	}
+
+	info, err := nc.Request("$SRV.INFO."+customers.RPCServiceName, nil, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var svc struct {
+		Name      string `json:"name"`
+		Endpoints []struct {
+			Subject string `json:"subject"`
+		} `json:"endpoints"`
+	}
+	if err := json.Unmarshal(info.Data, &svc); err != nil {
+		t.Fatal(err)
+	}
+	subjects := map[string]bool{}
+	for _, ep := range svc.Endpoints {
+		subjects[ep.Subject] = true
+	}
+	for _, cmd := range events.Commands {
+		if !subjects[customers.RPCSubjectPrefix+cmd] {
+			t.Errorf("service %q lacks the endpoint for %s", svc.Name, cmd)
 		}
 	}
 }
