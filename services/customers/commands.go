@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"sync"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -29,7 +31,7 @@ type CommandsConfig struct {
 	// a command again.
 	AckWait time.Duration `env:"COMMANDS_ACK_WAIT" envDefault:"30s"`
 	// RetryDelay is the wait before a command that failed on our side (the
-	// database was down, say) is tried again.
+	// database was down, say) is tried again, in place.
 	RetryDelay time.Duration `env:"COMMANDS_RETRY_DELAY" envDefault:"2s"`
 }
 
@@ -61,14 +63,31 @@ func (s *Service) consumeCommands(ctx context.Context, js jetstream.JetStream) e
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
-	// One at a time, in stream order: commands about one customer are
-	// applied in the order they were published.
-	it, err := cons.Messages(jetstream.PullMaxMessages(64))
+	it, err := cons.Messages(jetstream.PullMaxMessages(4 * commandLanes))
 	if err != nil {
 		return fmt.Errorf("customers: consume commands: %w", err)
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	// Commands run on lanes, several at a time; all commands about one
+	// customer take the same lane, in stream order, so they are applied in
+	// the order they were published.
+	lanes := make([]chan command, commandLanes)
+	var wg sync.WaitGroup
+	for i := range lanes {
+		lanes[i] = make(chan command, 4)
+		wg.Go(func() {
+			for c := range lanes[i] {
+				s.handleCommand(ctx, js, c)
+			}
+		})
+	}
+	defer func() {
+		for _, l := range lanes {
+			close(l)
+		}
+		wg.Wait()
+	}()
 	for {
 		msg, err := it.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
@@ -78,7 +97,13 @@ func (s *Service) consumeCommands(ctx context.Context, js jetstream.JetStream) e
 			s.log.Warn("customers: consume commands", zap.Error(err))
 			continue
 		}
-		s.handleCommand(ctx, js, msg)
+		e, err := events.FromMsg(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
+		if err != nil {
+			s.deadLetter(ctx, js, msg, "invalid", fmt.Sprintf("not a CloudEvent: %v", err))
+			continue
+		}
+		key := commandKey(e)
+		lanes[laneOf(key)] <- command{msg: msg, event: e}
 	}
 }
 
@@ -98,23 +123,67 @@ func (s *Service) commandsConsumer(ctx context.Context, js jetstream.JetStream) 
 	})
 }
 
-func (s *Service) handleCommand(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg) {
-	e, err := events.FromMsg(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
-	if err != nil {
-		s.deadLetter(ctx, js, msg, "invalid", fmt.Sprintf("not a CloudEvent: %v", err))
-		return
+// commandLanes is how many commands an instance runs at a time.
+const commandLanes = 16
+
+// command is a message and the CloudEvent it holds.
+type command struct {
+	msg   jetstream.Msg
+	event cloudevents.Event
+}
+
+// commandKey is what orders a command: the partitionkey extension when the
+// integrator sets one, else the customer (or group, or order) it is about,
+// read from its data; commands without one (most creates) need no order.
+func commandKey(e cloudevents.Event) string {
+	if k := stringExt(e, events.ExtPartitionKey); k != "" {
+		return k
 	}
-	log := s.log.With(zap.String("command", e.Type()), zap.String("command_id", e.ID()))
-	_, err = s.applyCommand(ctx, e)
-	var poison *poisonError
-	switch {
-	case errors.As(err, &poison):
-		s.deadLetter(ctx, js, msg, e.Type(), poison.reason)
-	case err != nil:
-		log.Warn("customers: command failed; will retry", zap.Error(err))
-		_ = msg.NakWithDelay(s.cfg.Commands.RetryDelay)
-	default:
-		_ = msg.Ack()
+	var ids struct {
+		ID         string `json:"id"`
+		CustomerID string `json:"customer_id"`
+		GroupID    string `json:"group_id"`
+		Email      string `json:"email"`
+	}
+	_ = json.Unmarshal(e.Data(), &ids)
+	for _, k := range []string{ids.CustomerID, ids.GroupID, ids.ID, ids.Email} {
+		if k != "" {
+			return k
+		}
+	}
+	return e.ID()
+}
+
+func laneOf(key string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % commandLanes)
+}
+
+// handleCommand applies one command. A failure on our side is retried in
+// place, so that no later command about the same customer overtakes it.
+func (s *Service) handleCommand(ctx context.Context, js jetstream.JetStream, c command) {
+	log := s.log.With(zap.String("command", c.event.Type()), zap.String("command_id", c.event.ID()))
+	for {
+		_, err := s.applyCommand(ctx, c.event)
+		var poison *poisonError
+		switch {
+		case errors.As(err, &poison):
+			s.deadLetter(ctx, js, c.msg, c.event.Type(), poison.reason)
+			return
+		case err == nil:
+			_ = c.msg.Ack()
+			return
+		case ctx.Err() != nil:
+			return // redelivered after AckWait, to whichever instance runs
+		}
+		log.Warn("customers: command failed; retrying", zap.Error(err))
+		_ = c.msg.InProgress() // keep it ours while we retry
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.cfg.Commands.RetryDelay):
+		}
 	}
 }
 

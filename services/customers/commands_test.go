@@ -3,6 +3,7 @@ package customers_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -278,5 +279,43 @@ func TestCommandsAsNATSService(t *testing.T) {
 		if !subjects[customers.RPCSubjectPrefix+cmd] {
 			t.Errorf("service %q lacks the endpoint for %s", svc.Name, cmd)
 		}
+	}
+}
+
+// Commands about one customer are applied in the order they were published,
+// while commands about others run beside them.
+func TestBusCommandsForOneCustomerKeepTheirOrder(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	c := s.createCustomer(map[string]any{"email": "ordered-" + randomSuffix() + "@example.com"})
+	if err := events.EnsureCommandStreams(context.Background(), s.js, events.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	for i := range n {
+		s.command("", events.CmdCustomerUpdate, map[string]any{"id": c.ID, "first_name": fmt.Sprintf("n%02d", i)})
+		s.command("", events.CmdCustomerCreate, map[string]any{"email": fmt.Sprintf("other-%d-%s@example.com", i, randomSuffix())})
+	}
+	s.runCommands() // everything is waiting in the stream: the lanes run at once
+	evs, _ := s.streamEvents(1 + 2*n)
+	var names []string
+	for _, e := range evs {
+		if e.Type() != events.CustomerUpdated || e.Subject() != c.ID {
+			continue
+		}
+		var d struct {
+			FirstName string `json:"first_name"`
+			Version   int64  `json:"version"`
+		}
+		if err := e.DataAs(&d); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("n%02d", len(names)); d.FirstName != want || d.Version != int64(len(names)+2) {
+			t.Errorf("update %d: first_name %s version %d, want %s version %d", len(names), d.FirstName, d.Version, want, len(names)+2)
+		}
+		names = append(names, d.FirstName)
+	}
+	if len(names) != n {
+		t.Errorf("%d updates, want %d", len(names), n)
 	}
 }
