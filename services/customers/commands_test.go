@@ -11,6 +11,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -32,30 +33,48 @@ func (s *system) runCommands() {
 }
 
 // command publishes a command as an integrator would (CloudEvents NATS
-// binding) and returns its id; msgID "" uses the command id as Nats-Msg-Id.
+// binding) and returns its id ("" makes a new one). Each publication has
+// its own Nats-Msg-Id: a re-publication, not a JetStream duplicate.
 func (s *system) command(id, typ string, data any) string {
 	s.t.Helper()
-	if id == "" {
-		id = uuid.NewString()
+	msg := commandMsg(s.t, typ, data)
+	if id != "" {
+		msg.Header.Set("ce-id", id)
 	}
+	if _, err := s.js.PublishMsg(context.Background(), msg); err != nil {
+		s.t.Fatal(err)
+	}
+	return msg.Header.Get("ce-id")
+}
+
+// commandMsg is a command's CloudEvent as a NATS message on its subject.
+func commandMsg(t testing.TB, typ string, data any) *nats.Msg {
+	t.Helper()
 	e := cloudevents.NewEvent()
-	e.SetID(id)
+	e.SetID(uuid.NewString())
 	e.SetType(typ)
 	e.SetSource("/erp")
 	e.SetTime(time.Now())
 	if err := e.SetData(cloudevents.ApplicationJSON, data); err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
 	msg, err := events.ToMsg(context.Background(), e)
 	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
 	msg.Subject = events.CommandSubject(typ)
-	msg.Header.Set(nats.MsgIdHdr, uuid.NewString()) // a re-publication, not a JetStream duplicate
-	if _, err := s.js.PublishMsg(context.Background(), msg); err != nil {
-		s.t.Fatal(err)
+	msg.Header.Set(nats.MsgIdHdr, uuid.NewString())
+	return msg
+}
+
+// countRows runs a counting query.
+func countRows(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatal(err)
 	}
-	return id
+	return n
 }
 
 // Each command kind applied from the bus, through the same use cases as

@@ -24,7 +24,7 @@ import (
 // notifier user can consume notifications and dead-letter them, and the app
 // user can read neither notifications nor dead letters.
 func TestDeployNATSConfigLetsTheNotifierWorkAndKeepsAppsOut(t *testing.T) {
-	for _, u := range []string{"RELAY", "APP", "NOTIFIER", "ORDERLINKER"} {
+	for _, u := range []string{"RELAY", "APP", "NOTIFIER", "ORDERLINKER", "CUSTOMERS", "ERP"} {
 		t.Setenv(u+"_PASSWORD", strings.ToLower(u)+"-secret")
 	}
 	opts, err := server.ProcessConfigFile("../../deploy/nats/nats.conf")
