@@ -33,7 +33,28 @@ type CommandsConfig struct {
 	// RetryDelay is the wait before a command that failed on our side (the
 	// database was down, say) is tried again, in place.
 	RetryDelay time.Duration `env:"COMMANDS_RETRY_DELAY" envDefault:"2s"`
+	// PinnedTTL is how long the instance that consumes commands may go
+	// without pulling before another instance takes over.
+	PinnedTTL time.Duration `env:"COMMANDS_PINNED_TTL" envDefault:"30s"`
 }
+
+func (c CommandsConfig) withDefaults() CommandsConfig {
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = 2 * time.Second
+	}
+	if c.PinnedTTL <= 0 {
+		c.PinnedTTL = 30 * time.Second
+	}
+	return c
+}
+
+// commandsGroup is the consumer's priority group: one instance at a time is
+// pinned to it and gets the commands, so no two instances can apply two
+// commands about one customer out of order; the others stand by.
+const commandsGroup = "commands"
 
 // CommandsConsumer is the durable consumer every instance shares.
 const CommandsConsumer = "customers"
@@ -63,7 +84,7 @@ func (s *Service) consumeCommands(ctx context.Context, js jetstream.JetStream) e
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(4 * commandLanes))
+	it, err := cons.Messages(jetstream.PullMaxMessages(4*commandLanes), jetstream.PullPriorityGroup(commandsGroup))
 	if err != nil {
 		return fmt.Errorf("customers: consume commands: %w", err)
 	}
@@ -116,6 +137,10 @@ func (s *Service) commandsConsumer(ctx context.Context, js jetstream.JetStream) 
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       s.cfg.Commands.AckWait,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// One instance at a time (see commandsGroup).
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{commandsGroup},
+		PinnedTTL:      s.cfg.Commands.PinnedTTL,
 	}, func(ctx context.Context) error {
 		return events.EnsureCommandStreams(ctx, js, events.StreamOptions{})
 	}, func(err error, backoff time.Duration) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers"
@@ -336,5 +339,77 @@ func TestBusCommandsForOneCustomerKeepTheirOrder(t *testing.T) {
 	}
 	if len(names) != n {
 		t.Errorf("%d updates, want %d", len(names), n)
+	}
+}
+
+// With two instances, one at a time applies commands (the other stands by),
+// so one customer's commands keep their order; when the active one stops,
+// the other takes over.
+func TestBusCommandsWithTwoInstances(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	c := s.createCustomer(map[string]any{"email": "two-" + randomSuffix() + "@example.com"})
+	// start runs an instance of the command service on its own connection.
+	start := func() (stop func()) {
+		js, err := jetstream.New(s.nats.Connect())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := customers.Config{Commands: customers.CommandsConfig{PinnedTTL: time.Second, AckWait: 2 * time.Second}}
+		svc := customers.New(s.pool, zaptest.NewLogger(t), prometheus.NewRegistry(), cfg)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- svc.RunCommands(ctx, js) }()
+		var once sync.Once
+		stop = func() {
+			once.Do(func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("instance: %v", err)
+				}
+			})
+		}
+		t.Cleanup(stop)
+		return stop
+	}
+	update := func(i int) {
+		s.command("", events.CmdCustomerUpdate, map[string]any{"id": c.ID, "first_name": fmt.Sprintf("n%02d", i)})
+	}
+
+	stopFirst := start()
+	for i := range 20 {
+		update(i)
+		s.command("", events.CmdCustomerCreate, map[string]any{"email": fmt.Sprintf("two-%d-%s@example.com", i, randomSuffix())})
+	}
+	s.streamEvents(1 + 40) // the first, the only one running, applied them
+	start()
+	for i := 20; i < 25; i++ {
+		update(i) // the first stays pinned: the second stands by
+	}
+	s.streamEvents(1 + 45)
+	stopFirst() // the second takes over once the pin expires
+	for i := 25; i < 30; i++ {
+		update(i)
+	}
+	evs, _ := s.streamEvents(1 + 50)
+	var names []string
+	for _, e := range evs {
+		if e.Type() == events.CustomerUpdated && e.Subject() == c.ID {
+			var d struct {
+				FirstName string `json:"first_name"`
+			}
+			if err := e.DataAs(&d); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, d.FirstName)
+		}
+	}
+	for i, name := range names {
+		if want := fmt.Sprintf("n%02d", i); name != want {
+			t.Fatalf("update %d is %s, want %s (order lost): %v", i, name, want, names)
+		}
+	}
+	if len(names) != 30 {
+		t.Errorf("%d updates applied, want 30", len(names))
 	}
 }

@@ -47,6 +47,7 @@ type Service struct {
 
 // New wires the service on a migrated database.
 func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Config) *Service {
+	cfg.Commands = cfg.Commands.withDefaults()
 	tokens := auth.NewTokens(pool)
 	spec, err := openAPIJSON()
 	if err != nil {
