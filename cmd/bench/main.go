@@ -1,8 +1,14 @@
-// Command bench measures the service in two cases.
+// Command bench measures the service in three cases.
 //
 // create: the customer create path end to end, side by side with its floor:
 // the same two INSERTs (customer + outbox) in one transaction straight through
 // pgx, at the same concurrency, in the same run.
+//
+// commands: customer.create commands published on the bus (NATS JetStream,
+// async, a bounded number in flight) and applied by the service's command
+// consumer; it reports commands applied per second, from the first publish to
+// the last customer.created seen, and publish → customer.created latency,
+// beside the create case's HTTP rate of the same run.
 //
 // search: GET /v1/customers on a million customers seeded by COPY, with q and
 // with filters, one query at a time; it reports p50/p95/p99 per kind of query
@@ -15,7 +21,8 @@
 // interrupted.
 //
 //	BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable \
-//	  go run ./cmd/bench [-cases create,search] [-duration 10s] [-warmup 2s] [-concurrency 1,8,32] [-db-conns 8]
+//	  go run ./cmd/bench [-cases create,commands,search] [-duration 10s] [-warmup 2s] [-concurrency 1,8,32] [-db-conns 8]
+//	  [-commands 100000] [-commands-inflight 1024]
 //	  [-search-rows 1000000] [-search-queries 1000] [-search-sql 'CREATE INDEX ...'] [-explain=false] [-cpuprofile f]
 package main
 
@@ -53,6 +60,8 @@ type options struct {
 	concurrency      []int
 	dbConns          int
 
+	commands, commandsInFlight int
+
 	searchRows, searchQueries int
 	searchSQL                 string
 	searchDB                  string
@@ -61,11 +70,13 @@ type options struct {
 
 func main() {
 	var opt options
-	cases := flag.String("cases", "create,search", "comma-separated cases to run: create, search")
+	cases := flag.String("cases", "create,commands,search", "comma-separated cases to run: create, commands, search")
 	flag.DurationVar(&opt.duration, "duration", 10*time.Second, "measured time per case")
 	flag.DurationVar(&opt.warmup, "warmup", 2*time.Second, "unmeasured time before each case")
 	levels := flag.String("concurrency", "1,8,32", "comma-separated concurrency levels")
 	flag.IntVar(&opt.dbConns, "db-conns", defaultPoolSize, "database pool size, for the service and the baseline alike")
+	flag.IntVar(&opt.commands, "commands", 100_000, "customer.create commands the commands case publishes")
+	flag.IntVar(&opt.commandsInFlight, "commands-inflight", 1024, "most unacknowledged async publishes in the commands case")
 	flag.IntVar(&opt.searchRows, "search-rows", 1_000_000, "customers the search case seeds")
 	flag.IntVar(&opt.searchQueries, "search-queries", 1000, "measured queries per kind in the search case")
 	flag.StringVar(&opt.searchSQL, "search-sql", "", "SQL run on the search case's database after seeding, before VACUUM ANALYZE: to try an index or a statistics target")
@@ -81,8 +92,8 @@ func main() {
 	if opt.concurrency, err = parseLevels(*levels); err != nil {
 		fail(err)
 	}
-	if opt.duration <= 0 || opt.warmup < 0 || opt.dbConns < 1 || opt.searchRows < 1 || opt.searchQueries < 1 {
-		fail(errors.New("-duration, -db-conns, -search-rows and -search-queries must be positive, -warmup not negative"))
+	if opt.duration <= 0 || opt.warmup < 0 || opt.dbConns < 1 || opt.searchRows < 1 || opt.searchQueries < 1 || opt.commands < 1 || opt.commandsInFlight < 1 {
+		fail(errors.New("-duration, -db-conns, -commands, -commands-inflight, -search-rows and -search-queries must be positive, -warmup not negative"))
 	}
 	if *cpuProfile != "" {
 		stopProfile, err := startCPUProfile(*cpuProfile)
@@ -114,8 +125,8 @@ func parseCases(s string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
-		if f != "create" && f != "search" {
-			return nil, fmt.Errorf("bad case %q: want create or search", f)
+		if f != "create" && f != "commands" && f != "search" {
+			return nil, fmt.Errorf("bad case %q: want create, commands or search", f)
 		}
 		out[f] = true
 	}
@@ -152,43 +163,53 @@ func run(ctx context.Context, opt options) error {
 		return errors.New("BENCH_DATABASE_URL is required (an admin database URL)")
 	}
 	prefix := "cbbench_" + randomHex(4)
+	var httpRows []row
+	sep := func() {} // a blank line between the cases' reports
 	if opt.cases["create"] {
-		if err := runCreate(ctx, adminURL, prefix, opt); err != nil {
+		var err error
+		if httpRows, err = runCreate(ctx, adminURL, prefix, opt); err != nil {
 			return err
 		}
+		sep = func() { fmt.Println() }
+	}
+	if opt.cases["commands"] {
+		sep()
+		if err := runCommands(ctx, adminURL, prefix+"_cmd", opt, httpRows); err != nil {
+			return err
+		}
+		sep = func() { fmt.Println() }
 	}
 	if opt.cases["search"] {
-		if opt.cases["create"] {
-			fmt.Println()
-		}
+		sep()
 		return runSearch(ctx, adminURL, prefix+"_search", opt)
 	}
 	return nil
 }
 
-// runCreate measures creates through the service against the pgx baseline.
-func runCreate(ctx context.Context, adminURL, prefix string, opt options) error {
+// runCreate measures creates through the service against the pgx baseline,
+// and returns its rows for the commands case to compare with.
+func runCreate(ctx context.Context, adminURL, prefix string, opt options) ([]row, error) {
 	// Two databases, so the baseline's rows never slow down our inserts or
 	// the relay's scans, and the other way round.
 	apiDB, dropAPI, err := freshDatabase(ctx, adminURL, prefix+"_api")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer dropAPI()
 	baseDB, dropBase, err := freshDatabase(ctx, adminURL, prefix+"_base")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer dropBase()
 
 	sys, err := startSystem(ctx, apiDB, opt.dbConns, slices.Max(opt.concurrency))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer sys.close()
 	base, err := newBaseline(ctx, baseDB, opt.dbConns)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer base.close()
 
@@ -198,14 +219,14 @@ func runCreate(ctx context.Context, adminURL, prefix string, opt options) error 
 	for _, c := range opt.concurrency {
 		r, err := measureLevel(ctx, sys, base, c, opt)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rows = append(rows, r)
 		fmt.Fprintf(os.Stderr, "concurrency %d done\n", c)
 	}
 	printReport(rows)
 	printEventSizes(ctx, sys, base)
-	return nil
+	return rows, nil
 }
 
 // printEventSizes shows that the baseline writes events about as large as ours.

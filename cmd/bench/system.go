@@ -31,6 +31,12 @@ type system struct {
 	stop     context.CancelFunc
 	done     sync.WaitGroup
 
+	// What startCommands needs: the service, its JetStream and the
+	// services' context, which close cancels.
+	svc    *customers.Service
+	js     jetstream.JetStream
+	runCtx context.Context
+
 	client  *client
 	watcher *watcher
 }
@@ -104,9 +110,10 @@ func (s *system) startServices(ctx context.Context, js jetstream.JetStream) (str
 	// until close, which stops them in order.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = cancel
-	svc := customers.New(s.pool, zap.NewNop(), prometheus.NewRegistry(), customers.Config{ShutdownTimeout: 5 * time.Second})
+	s.runCtx, s.js = runCtx, js
+	s.svc = customers.New(s.pool, zap.NewNop(), prometheus.NewRegistry(), customers.Config{ShutdownTimeout: 5 * time.Second})
 	rl := relay.New(s.pool, js, zap.NewNop(), prometheus.NewRegistry(), relay.Config{})
-	s.done.Go(func() { _ = svc.Serve(runCtx, ln) })
+	s.done.Go(func() { _ = s.svc.Serve(runCtx, ln) })
 	s.done.Go(func() { _ = rl.Run(runCtx) })
 	return "http://" + ln.Addr().String(), nil
 }
@@ -165,35 +172,53 @@ func (s *system) measure(ctx context.Context, c int, warmup, duration time.Durat
 	}, nil
 }
 
-// watcher records when each customer.created arrives, keyed by customer id.
+// watcher records when each customer.created arrives, keyed by customer id,
+// and, for the commands case, when each command's customer.created or
+// command.rejected arrives, keyed by the command id (its causationid).
 type watcher struct {
 	cc jetstream.ConsumeContext
 
 	mu       sync.Mutex
 	received map[string]time.Time
+	caused   map[string]time.Time // customer.created by causationid
+	rejected map[string]time.Time // command.rejected by causationid
+	outcomes int                  // len(caused) + len(rejected), to poll cheaply
 }
 
 // watch waits for the relay to create the stream, then follows
-// customer.created with an ordered (ephemeral, flow-controlled) consumer.
+// customer.created and command.rejected with an ordered (ephemeral,
+// flow-controlled) consumer.
 func watch(ctx context.Context, js jetstream.JetStream) (*watcher, error) {
 	stream, err := awaitStream(ctx, js)
 	if err != nil {
 		return nil, err
 	}
+	created, rejected := events.Subject(events.CustomerCreated), events.Subject(events.CommandRejected)
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.Subject(events.CustomerCreated)},
+		FilterSubjects: []string{created, rejected},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ordered consumer: %w", err)
 	}
-	w := &watcher{received: map[string]time.Time{}}
-	// The id is the CloudEvent subject, carried in binary mode as ce-subject:
-	// reading the header spares decoding the whole event on the hot path.
+	w := &watcher{received: map[string]time.Time{}, caused: map[string]time.Time{}, rejected: map[string]time.Time{}}
+	// The ids are the CloudEvent subject and causationid, carried in binary
+	// mode as ce-subject and ce-causationid: reading the headers spares
+	// decoding the whole event on the hot path.
 	w.cc, err = cons.Consume(func(m jetstream.Msg) {
 		now := time.Now()
-		id := m.Headers().Get("ce-subject")
+		h := m.Headers()
+		cause := h.Get("ce-" + events.ExtCausationID)
 		w.mu.Lock()
-		w.received[id] = now
+		switch {
+		case m.Subject() == rejected:
+			w.rejected[cause] = now
+			w.outcomes++
+		case cause != "":
+			w.caused[cause] = now
+			w.outcomes++
+		default:
+			w.received[h.Get("ce-subject")] = now
+		}
 		w.mu.Unlock()
 	})
 	if err != nil {

@@ -10,21 +10,6 @@ import (
 	"time"
 )
 
-const finishProcessedCommand = `-- name: FinishProcessedCommand :exec
-UPDATE processed_commands SET outcome = $2, reply = $3 WHERE command_id = $1
-`
-
-type FinishProcessedCommandParams struct {
-	CommandID string
-	Outcome   string
-	Reply     []byte
-}
-
-func (q *Queries) FinishProcessedCommand(ctx context.Context, arg FinishProcessedCommandParams) error {
-	_, err := q.db.Exec(ctx, finishProcessedCommand, arg.CommandID, arg.Outcome, arg.Reply)
-	return err
-}
-
 const getProcessedCommand = `-- name: GetProcessedCommand :one
 SELECT command_id, command, outcome, reply, processed_at FROM processed_commands WHERE command_id = $1
 `
@@ -43,8 +28,8 @@ func (q *Queries) GetProcessedCommand(ctx context.Context, commandID string) (Pr
 }
 
 const recordProcessedCommand = `-- name: RecordProcessedCommand :execrows
-INSERT INTO processed_commands (command_id, command, outcome, processed_at)
-VALUES ($1, $2, $3, $4)
+INSERT INTO processed_commands (command_id, command, outcome, reply, processed_at)
+VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (command_id) DO NOTHING
 `
 
@@ -52,15 +37,18 @@ type RecordProcessedCommandParams struct {
 	CommandID   string
 	Command     string
 	Outcome     string
+	Reply       []byte
 	ProcessedAt time.Time
 }
 
-// 0 rows: the command was processed before.
+// Records a command with its outcome, in the transaction of its effect; 0
+// rows: it was processed before (the insert waits for that transaction).
 func (q *Queries) RecordProcessedCommand(ctx context.Context, arg RecordProcessedCommandParams) (int64, error) {
 	result, err := q.db.Exec(ctx, recordProcessedCommand,
 		arg.CommandID,
 		arg.Command,
 		arg.Outcome,
+		arg.Reply,
 		arg.ProcessedAt,
 	)
 	if err != nil {

@@ -229,66 +229,76 @@ type Outcome struct {
 	Repeated bool
 }
 
-// applyCommand runs the command once: in one transaction it records the
-// command's id and applies it, or on a refusal writes command.rejected. A
-// command seen before is not run again; its first outcome is returned.
+// applyCommand runs the command once: in one transaction it applies it (or,
+// refused, writes command.rejected) and records its id with the outcome. A
+// command recorded before is rolled back and its first outcome returned.
 // Errors are ours (retry), or a poisonError after the rejection is written.
 func (s *Service) applyCommand(ctx context.Context, e cloudevents.Event) (Outcome, error) {
 	var out Outcome
 	var poison error
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		q := gen.New(tx)
-		n, err := q.RecordProcessedCommand(ctx, gen.RecordProcessedCommandParams{
-			CommandID: e.ID(), Command: e.Type(), Outcome: "applied", ProcessedAt: time.Now(),
-		})
-		if err != nil {
-			return err
-		}
-		if n == 0 { // seen before (the insert waited for that transaction)
-			row, err := q.GetProcessedCommand(ctx, e.ID())
-			out = Outcome{Rejected: row.Outcome == "rejected", Reply: row.Reply, Repeated: true}
-			return err
-		}
-		// The use cases' own transactions become savepoints of this one.
-		svc := customer.NewService(store.New(tx), s.cfg.PhoneRegion, s.cfg.Accounts)
 		o := customer.Origin{
 			Actor:       events.Actor{Type: events.AuthServiceAccount, ID: e.Source()},
 			ActorName:   e.Source(),
 			TraceParent: stringExt(e, events.ExtTraceParent),
 			CausationID: e.ID(),
 		}
-		result, err := runCommand(ctx, svc, o, e)
-		if err == nil {
-			if result == nil {
-				result = struct{}{}
+		// The command runs in a savepoint: a refusal that a statement raised
+		// (a taken email) leaves this transaction usable for its record.
+		var result any
+		runErr := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+			svc := customer.NewService(store.New(sp), s.cfg.PhoneRegion, s.cfg.Accounts)
+			var err error
+			result, err = runCommand(ctx, svc, o, e)
+			return err
+		})
+		var p httpapi.Problem
+		if runErr != nil {
+			if p = httpapi.ProblemFor(runErr); p.Status >= 500 {
+				return runErr // ours: roll back, retry
 			}
-			if out.Reply, err = json.Marshal(result); err != nil {
-				return err
+			var malformed *malformedError
+			if errors.As(runErr, &malformed) {
+				poison = &poisonError{reason: fmt.Sprintf("%s: %s", p.Errors[0].Code, p.Errors[0].Message)}
 			}
-			return q.FinishProcessedCommand(ctx, gen.FinishProcessedCommandParams{CommandID: e.ID(), Outcome: "applied", Reply: out.Reply})
+			out.Rejected, result = true, p
+		} else if result == nil {
+			result = struct{}{}
 		}
-		p := httpapi.ProblemFor(err)
-		if p.Status >= 500 {
-			return err // ours: roll back, retry
-		}
-		var malformed *malformedError
-		if errors.As(err, &malformed) {
-			poison = &poisonError{reason: fmt.Sprintf("%s: %s", p.Errors[0].Code, p.Errors[0].Message)}
-		}
-		out.Rejected = true
-		if out.Reply, err = json.Marshal(p); err != nil {
+		var err error
+		if out.Reply, err = json.Marshal(result); err != nil {
 			return err
 		}
-		if err := q.FinishProcessedCommand(ctx, gen.FinishProcessedCommandParams{CommandID: e.ID(), Outcome: "rejected", Reply: out.Reply}); err != nil {
-			return err
+		outcome := "applied"
+		if out.Rejected {
+			outcome = "rejected"
 		}
-		return writeRejection(ctx, q, e, p)
+		n, err := q.RecordProcessedCommand(ctx, gen.RecordProcessedCommandParams{
+			CommandID: e.ID(), Command: e.Type(), Outcome: outcome, Reply: out.Reply, ProcessedAt: time.Now(),
+		})
+		switch {
+		case err != nil:
+			return err
+		case n == 0:
+			return errRepeated // undo this run: the first one stands
+		case out.Rejected:
+			return writeRejection(ctx, q, e, p)
+		}
+		return nil
 	})
+	if errors.Is(err, errRepeated) {
+		row, err := gen.New(s.pool).GetProcessedCommand(ctx, e.ID())
+		return Outcome{Rejected: row.Outcome == "rejected", Reply: row.Reply, Repeated: true}, err
+	}
 	if err == nil && poison != nil {
 		return out, poison
 	}
 	return out, err
 }
+
+// errRepeated rolls back a command that was processed before.
+var errRepeated = errors.New("command processed before")
 
 // writeRejection puts command.rejected in the outbox.
 func writeRejection(ctx context.Context, q *gen.Queries, e cloudevents.Event, p httpapi.Problem) error {

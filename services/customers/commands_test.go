@@ -413,3 +413,21 @@ func TestBusCommandsWithTwoInstances(t *testing.T) {
 		t.Errorf("%d updates applied, want 30", len(names))
 	}
 }
+
+// A refusal raised by the database (a taken email) is a rejection like any
+// other, not a failure retried forever.
+func TestBusCommandRefusedByTheDatabaseIsRejected(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runCommands()
+	taken := s.createCustomer(map[string]any{"email": "taken-" + randomSuffix() + "@example.com"})
+	id := s.command("", events.CmdCustomerCreate, map[string]any{"email": taken.Email})
+	evs, _ := s.streamEvents(2)
+	var d events.CommandRejectedData
+	if err := evs[1].DataAs(&d); err != nil {
+		t.Fatal(err)
+	}
+	if evs[1].Type() != events.CommandRejected || d.CommandID != id || d.Error.Status != 409 || len(d.Error.Errors) == 0 || d.Error.Errors[0].Code != "unique" {
+		t.Errorf("%s %+v, want command.rejected 409 unique", evs[1].Type(), d)
+	}
+}
