@@ -34,8 +34,11 @@ type CommandsConfig struct {
 	// database was down, say) is tried again, in place.
 	RetryDelay time.Duration `env:"COMMANDS_RETRY_DELAY" envDefault:"2s"`
 	// PinnedTTL is how long the instance that consumes commands may go
-	// without pulling before another instance takes over.
-	PinnedTTL time.Duration `env:"COMMANDS_PINNED_TTL" envDefault:"30s"`
+	// without pulling before another instance takes over. It is kept longer
+	// than AckWait: the commands a stopped instance held are then due again
+	// before the next instance starts, and JetStream delivers them first, so
+	// they are not overtaken by newer ones.
+	PinnedTTL time.Duration `env:"COMMANDS_PINNED_TTL" envDefault:"60s"`
 }
 
 func (c CommandsConfig) withDefaults() CommandsConfig {
@@ -45,8 +48,8 @@ func (c CommandsConfig) withDefaults() CommandsConfig {
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = 2 * time.Second
 	}
-	if c.PinnedTTL <= 0 {
-		c.PinnedTTL = 30 * time.Second
+	if c.PinnedTTL <= c.AckWait {
+		c.PinnedTTL = 2 * c.AckWait
 	}
 	return c
 }
@@ -96,10 +99,24 @@ func (s *Service) consumeCommands(ctx context.Context, js jetstream.JetStream) e
 	lanes := make([]chan command, commandLanes)
 	var wg sync.WaitGroup
 	for i := range lanes {
-		lanes[i] = make(chan command, 4)
+		lanes[i] = make(chan command, maxCommandBatch)
 		wg.Go(func() {
 			for c := range lanes[i] {
-				s.handleCommand(ctx, js, c)
+				// The commands waiting on the lane run in one transaction:
+				// one BEGIN and COMMIT for all, in their order.
+				batch := []command{c}
+				for more := true; more && len(batch) < maxCommandBatch; {
+					select {
+					case next, ok := <-lanes[i]:
+						if ok {
+							batch = append(batch, next)
+						}
+						more = ok
+					default:
+						more = false
+					}
+				}
+				s.handleCommands(ctx, js, batch)
 			}
 		})
 	}
@@ -185,25 +202,34 @@ func laneOf(key string) int {
 	return int(h.Sum32() % commandLanes)
 }
 
-// handleCommand applies one command. A failure on our side is retried in
-// place, so that no later command about the same customer overtakes it.
-func (s *Service) handleCommand(ctx context.Context, js jetstream.JetStream, c command) {
-	log := s.log.With(zap.String("command", c.event.Type()), zap.String("command_id", c.event.ID()))
+// handleCommands applies a lane's batch of commands. A failure on our side
+// is retried in place, so that no later command about the same customer
+// overtakes it.
+func (s *Service) handleCommands(ctx context.Context, js jetstream.JetStream, batch []command) {
+	evs := make([]cloudevents.Event, len(batch))
+	for i, c := range batch {
+		evs[i] = c.event
+	}
 	for {
-		_, err := s.applyCommand(ctx, c.event)
-		var poison *poisonError
-		switch {
-		case errors.As(err, &poison):
-			s.deadLetter(ctx, js, c.msg, c.event.Type(), poison.reason)
+		outs, err := s.applyCommands(ctx, evs)
+		if err == nil {
+			for i, c := range batch {
+				var poison *poisonError
+				if errors.As(outs[i].poison, &poison) {
+					s.deadLetter(ctx, js, c.msg, c.event.Type(), poison.reason)
+				} else {
+					_ = c.msg.Ack()
+				}
+			}
 			return
-		case err == nil:
-			_ = c.msg.Ack()
-			return
-		case ctx.Err() != nil:
+		}
+		if ctx.Err() != nil {
 			return // redelivered after AckWait, to whichever instance runs
 		}
-		log.Warn("customers: command failed; retrying", zap.Error(err))
-		_ = c.msg.InProgress() // keep it ours while we retry
+		s.log.Warn("customers: commands failed; retrying", zap.Int("commands", len(batch)), zap.String("first", evs[0].ID()), zap.Error(err))
+		for _, c := range batch {
+			_ = c.msg.InProgress() // keep them ours while we retry
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -211,6 +237,9 @@ func (s *Service) handleCommand(ctx context.Context, js jetstream.JetStream, c c
 		}
 	}
 }
+
+// maxCommandBatch bounds the commands of a lane run in one transaction.
+const maxCommandBatch = 32
 
 // poisonError marks a command no retry can run: it was rejected, and is
 // copied to the dead-letter stream as well.
@@ -229,76 +258,102 @@ type Outcome struct {
 	Repeated bool
 }
 
-// applyCommand runs the command once: in one transaction it applies it (or,
-// refused, writes command.rejected) and records its id with the outcome. A
-// command recorded before is rolled back and its first outcome returned.
-// Errors are ours (retry), or a poisonError after the rejection is written.
+// applyCommand runs one command (see applyCommands).
 func (s *Service) applyCommand(ctx context.Context, e cloudevents.Event) (Outcome, error) {
-	var out Outcome
-	var poison error
+	outs, err := s.applyCommands(ctx, []cloudevents.Event{e})
+	if err != nil {
+		return Outcome{}, err
+	}
+	return outs[0].Outcome, outs[0].poison
+}
+
+// applied is one command's outcome in a batch, and whether it is poison
+// (rejected, and to be dead-lettered too).
+type applied struct {
+	Outcome
+	poison error
+}
+
+// applyCommands runs commands in one transaction, each once: each applies
+// (or, refused, writes command.rejected) and records its id with the
+// outcome, in a savepoint of its own, so one refusal does not touch the
+// others. A command recorded before is undone and its first outcome
+// returned. An error is ours: nothing of the batch is kept; retry it.
+func (s *Service) applyCommands(ctx context.Context, evs []cloudevents.Event) ([]applied, error) {
+	outs := make([]applied, len(evs))
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		q := gen.New(tx)
-		o := customer.Origin{
-			Actor:       events.Actor{Type: events.AuthServiceAccount, ID: e.Source()},
-			ActorName:   e.Source(),
-			TraceParent: stringExt(e, events.ExtTraceParent),
-			CausationID: e.ID(),
-		}
-		// The command runs in a savepoint: a refusal that a statement raised
-		// (a taken email) leaves this transaction usable for its record.
-		var result any
-		runErr := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-			svc := customer.NewService(store.New(sp), s.cfg.PhoneRegion, s.cfg.Accounts)
+		for i, e := range evs {
 			var err error
-			result, err = runCommand(ctx, svc, o, e)
-			return err
-		})
-		var p httpapi.Problem
-		if runErr != nil {
-			if p = httpapi.ProblemFor(runErr); p.Status >= 500 {
-				return runErr // ours: roll back, retry
+			if outs[i], err = s.applyInTx(ctx, tx, e); err != nil {
+				return err
 			}
-			var malformed *malformedError
-			if errors.As(runErr, &malformed) {
-				poison = &poisonError{reason: fmt.Sprintf("%s: %s", p.Errors[0].Code, p.Errors[0].Message)}
-			}
-			out.Rejected, result = true, p
-		} else if result == nil {
-			result = struct{}{}
-		}
-		var err error
-		if out.Reply, err = json.Marshal(result); err != nil {
-			return err
-		}
-		outcome := "applied"
-		if out.Rejected {
-			outcome = "rejected"
-		}
-		n, err := q.RecordProcessedCommand(ctx, gen.RecordProcessedCommandParams{
-			CommandID: e.ID(), Command: e.Type(), Outcome: outcome, Reply: out.Reply, ProcessedAt: time.Now(),
-		})
-		switch {
-		case err != nil:
-			return err
-		case n == 0:
-			return errRepeated // undo this run: the first one stands
-		case out.Rejected:
-			return writeRejection(ctx, q, e, p)
 		}
 		return nil
 	})
-	if errors.Is(err, errRepeated) {
-		row, err := gen.New(s.pool).GetProcessedCommand(ctx, e.ID())
-		return Outcome{Rejected: row.Outcome == "rejected", Reply: row.Reply, Repeated: true}, err
-	}
-	if err == nil && poison != nil {
-		return out, poison
-	}
-	return out, err
+	return outs, err
 }
 
-// errRepeated rolls back a command that was processed before.
-var errRepeated = errors.New("command processed before")
+// applyInTx runs one command in a savepoint of tx.
+func (s *Service) applyInTx(ctx context.Context, tx pgx.Tx, e cloudevents.Event) (applied, error) {
+	var out applied
+	q := gen.New(tx)
+	o := customer.Origin{
+		Actor:       events.Actor{Type: events.AuthServiceAccount, ID: e.Source()},
+		ActorName:   e.Source(),
+		TraceParent: stringExt(e, events.ExtTraceParent),
+		CausationID: e.ID(),
+	}
+	sp, err := tx.Begin(ctx) // SAVEPOINT
+	if err != nil {
+		return out, err
+	}
+	defer sp.Rollback(ctx) //nolint:errcheck // after Commit it does nothing
+	result, runErr := runCommand(ctx, customer.NewService(store.New(sp), s.cfg.PhoneRegion, s.cfg.Accounts), o, e)
+	var p httpapi.Problem
+	if runErr != nil {
+		if p = httpapi.ProblemFor(runErr); p.Status >= 500 {
+			return out, runErr
+		}
+		// Undo whatever the refused command did (a statement that raised the
+		// refusal, a taken email, left the savepoint aborted).
+		if err := sp.Rollback(ctx); err != nil {
+			return out, err
+		}
+		var malformed *malformedError
+		if errors.As(runErr, &malformed) {
+			out.poison = &poisonError{reason: fmt.Sprintf("%s: %s", p.Errors[0].Code, p.Errors[0].Message)}
+		}
+		out.Rejected, result = true, p
+	} else if result == nil {
+		result = struct{}{}
+	}
+	if out.Reply, err = json.Marshal(result); err != nil {
+		return out, err
+	}
+	outcome, rec := "applied", gen.New(sp)
+	if out.Rejected {
+		outcome, rec = "rejected", q
+	}
+	n, err := rec.RecordProcessedCommand(ctx, gen.RecordProcessedCommandParams{
+		CommandID: e.ID(), Command: e.Type(), Outcome: outcome, Reply: out.Reply, ProcessedAt: time.Now(),
+	})
+	if err != nil {
+		return out, err
+	}
+	if n == 0 { // processed before: undo this run, the first one stands
+		if !out.Rejected { // a rejection rolled its savepoint back already
+			if err := sp.Rollback(ctx); err != nil {
+				return out, err
+			}
+		}
+		row, err := q.GetProcessedCommand(ctx, e.ID())
+		return applied{Outcome: Outcome{Rejected: row.Outcome == "rejected", Reply: row.Reply, Repeated: true}}, err
+	}
+	if out.Rejected {
+		return out, writeRejection(ctx, q, e, p)
+	}
+	return out, sp.Commit(ctx) // RELEASE
+}
 
 // writeRejection puts command.rejected in the outbox.
 func writeRejection(ctx context.Context, q *gen.Queries, e cloudevents.Event, p httpapi.Problem) error {

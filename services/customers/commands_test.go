@@ -355,7 +355,7 @@ func TestBusCommandsWithTwoInstances(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg := customers.Config{Commands: customers.CommandsConfig{PinnedTTL: time.Second, AckWait: 2 * time.Second}}
+		cfg := customers.Config{Commands: customers.CommandsConfig{AckWait: time.Second, PinnedTTL: 2 * time.Second}}
 		svc := customers.New(s.pool, zaptest.NewLogger(t), prometheus.NewRegistry(), cfg)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
