@@ -424,7 +424,7 @@ func decode[T any](e cloudevents.Event) (T, error) {
 func id(field, v string) (uuid.UUID, error) {
 	u, err := uuid.Parse(v)
 	if err != nil {
-		return uuid.Nil, &customer.ValidationError{Errors: []customer.FieldError{{Field: field, Code: customer.CodeInvalid, Message: field + " must be a UUID"}}}
+		return uuid.Nil, customer.FieldErr(field, customer.CodeInvalid, "%s must be a UUID", field)
 	}
 	return u, nil
 }
@@ -509,9 +509,7 @@ func runCommand(ctx context.Context, svc *customer.Service, o customer.Origin, e
 		}
 		return ord.Public(), nil
 	}
-	return nil, &malformedError{&customer.ValidationError{Errors: []customer.FieldError{{
-		Field: "type", Code: "unknown_command", Message: fmt.Sprintf("%q is not a command; see events.Commands", e.Type()),
-	}}}}
+	return nil, &malformedError{customer.FieldErr("type", "unknown_command", "%q is not a command; see events.Commands", e.Type())}
 }
 
 func runAddressCommand(ctx context.Context, svc *customer.Service, o customer.Origin, e cloudevents.Event) (any, error) {

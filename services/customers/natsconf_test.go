@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/customerbus/customerbus/db/dbtest"
 	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/events/natstest"
 	"github.com/customerbus/customerbus/services/customers"
 )
 
@@ -24,40 +24,17 @@ import (
 // commands and call them, but not read notifications; an app may not
 // publish commands.
 func TestDeployNATSConfigForCommands(t *testing.T) {
-	for _, u := range []string{"RELAY", "APP", "NOTIFIER", "ORDERLINKER", "CUSTOMERS", "ERP"} {
-		t.Setenv(u+"_PASSWORD", strings.ToLower(u)+"-secret")
-	}
-	opts, err := server.ProcessConfigFile("../../deploy/nats/nats.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Host, opts.Port, opts.HTTPPort = "127.0.0.1", -1, 0
-	opts.StoreDir, opts.NoLog, opts.NoSigs = t.TempDir(), true, true
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
+	srv := natstest.Deploy(t, "../../deploy/nats/nats.conf")
 	var mu sync.Mutex
 	violations := map[string][]string{}
 	connect := func(user string) *nats.Conn {
-		nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(user, user+"-secret"),
-			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-				if errors.Is(err, nats.ErrPermissionViolation) {
-					mu.Lock()
-					violations[user] = append(violations[user], err.Error())
-					mu.Unlock()
-				}
-			}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		return nc
+		return srv.ConnectAs(user, func(err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				mu.Lock()
+				violations[user] = append(violations[user], err.Error())
+				mu.Unlock()
+			}
+		})
 	}
 	ctx := context.Background()
 	relay, err := jetstream.New(connect("relay"))

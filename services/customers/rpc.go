@@ -59,7 +59,7 @@ func (s *Service) handleRPC(ctx context.Context, cmd string, r micro.Request) {
 		err = fmt.Errorf("the CloudEvent's type is %q; this endpoint takes %q", e.Type(), cmd)
 	}
 	if err != nil {
-		p := httpapi.ProblemFor(&customer.ValidationError{Errors: []customer.FieldError{{Code: customer.CodeMalformed, Message: err.Error()}}})
+		p := httpapi.ProblemFor(customer.FieldErr("", customer.CodeMalformed, "%v", err))
 		body, _ := json.Marshal(p)
 		_ = r.Error(strconv.Itoa(p.Status), err.Error(), body, problemHeader)
 		return

@@ -186,11 +186,7 @@ func (s *system) createCustomer(body map[string]any) customerJSON {
 // count runs a counting query against the test's database.
 func (s *system) count(sql string, args ...any) int {
 	s.t.Helper()
-	var n int
-	if err := s.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		s.t.Fatal(err)
-	}
-	return n
+	return countRows(s.t, s.pool, sql, args...)
 }
 
 // groupJSON is the API's customer group resource.

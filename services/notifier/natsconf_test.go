@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/customerbus/customerbus/db/dbtest"
 	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/events/natstest"
 	"github.com/customerbus/customerbus/services/notifier/smtptest"
 )
 
@@ -24,38 +24,15 @@ import (
 // notifier user can consume notifications and dead-letter them, and the app
 // user can read neither notifications nor dead letters.
 func TestDeployNATSConfigLetsTheNotifierWorkAndKeepsAppsOut(t *testing.T) {
-	for _, u := range []string{"RELAY", "APP", "NOTIFIER", "ORDERLINKER", "CUSTOMERS", "ERP"} {
-		t.Setenv(u+"_PASSWORD", strings.ToLower(u)+"-secret")
-	}
-	opts, err := server.ProcessConfigFile("../../deploy/nats/nats.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Host, opts.Port, opts.HTTPPort = "127.0.0.1", -1, 0
-	opts.StoreDir, opts.NoLog, opts.NoSigs = t.TempDir(), true, true
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
+	srv := natstest.Deploy(t, "../../deploy/nats/nats.conf")
 	var mu sync.Mutex
 	var asyncErrs []error
 	connect := func(user string) jetstream.JetStream {
-		nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(user, user+"-secret"),
-			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-				mu.Lock()
-				defer mu.Unlock()
-				asyncErrs = append(asyncErrs, err)
-			}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
+		js, err := jetstream.New(srv.ConnectAs(user, func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			asyncErrs = append(asyncErrs, err)
+		}))
 		if err != nil {
 			t.Fatal(err)
 		}

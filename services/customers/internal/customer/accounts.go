@@ -376,11 +376,11 @@ func (s *Service) RequestEmailChange(ctx context.Context, o Origin, id uuid.UUID
 	if err != nil {
 		return err
 	}
-	if err := s.checkPassword(ctx, c.Email, in.Password, client); err != nil {
+	if _, err := s.checkPassword(ctx, c.Email, in.Password, client); err != nil {
 		return err
 	}
 	if newEmail == c.Email {
-		return &ValidationError{Errors: []FieldError{{Field: "new_email", Code: CodeInvalid, Message: "new_email is already this account's email"}}}
+		return FieldErr("new_email", CodeInvalid, "new_email is already this account's email")
 	}
 	if _, err := s.store.GetByEmail(ctx, newEmail); err == nil {
 		return &ConflictError{FieldError{Field: "new_email", Code: CodeUnique, Message: "another account has this email"}}

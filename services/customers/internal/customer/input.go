@@ -53,6 +53,11 @@ func (e *ValidationError) Error() string {
 	return "invalid input: " + strings.Join(msgs, "; ")
 }
 
+// FieldErr is a ValidationError about one field.
+func FieldErr(field, code, format string, args ...any) error {
+	return &ValidationError{Errors: []FieldError{{Field: field, Code: code, Message: fmt.Sprintf(format, args...)}}}
+}
+
 // Nullable is a JSON field that may be absent (no change), null (clear) or a value.
 type Nullable[T any] struct {
 	Set   bool

@@ -134,7 +134,7 @@ func (s *Service) RecordOrder(ctx context.Context, o Origin, in OrderInput) (Ord
 	}
 	stored, created, err := s.store.RecordOrder(ctx, ord, []cloudevents.Event{ev})
 	if errors.Is(err, ErrNotFound) {
-		return Order{}, false, &ValidationError{Errors: []FieldError{{Field: "customer_id", Code: CodeNotFound, Message: "no customer has this id"}}}
+		return Order{}, false, FieldErr("customer_id", CodeNotFound, "no customer has this id")
 	}
 	if err != nil {
 		return Order{}, false, fmt.Errorf("record order: %w", err)

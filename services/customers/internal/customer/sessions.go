@@ -137,10 +137,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput, client string) (Sess
 	if err := r.err(); err != nil {
 		return Session{}, err
 	}
-	if err := s.checkPassword(ctx, email, in.Password, client); err != nil {
-		return Session{}, err
-	}
-	c, err := s.store.GetByEmail(ctx, email)
+	c, err := s.checkPassword(ctx, email, in.Password, client)
 	if err != nil {
 		return Session{}, err
 	}
@@ -191,7 +188,7 @@ type RefreshInput struct {
 func (s *Service) Refresh(ctx context.Context, in RefreshInput) (Session, error) {
 	switch {
 	case in.RefreshToken == "":
-		return Session{}, &ValidationError{Errors: []FieldError{{Field: "refresh_token", Code: CodeRequired, Message: "refresh_token is required"}}}
+		return Session{}, FieldErr("refresh_token", CodeRequired, "refresh_token is required")
 	case !auth.IsRefreshToken(in.RefreshToken):
 		return Session{}, ErrSessionInvalid
 	}
@@ -219,17 +216,18 @@ func (s *Service) Logout(ctx context.Context, customerID, sessionID uuid.UUID, a
 	return s.store.RevokeSession(ctx, sessionID)
 }
 
-// checkPassword verifies the password of the customer with this email,
+// checkPassword verifies the password of the customer with this email and
+// returns the customer,
 // counting failures per email and per client address, and refusing at
 // once while either is over its limit (before the costly hash, so a flood
 // costs little). The answer does not reveal whether the email exists.
-func (s *Service) checkPassword(ctx context.Context, email, pw, client string) error {
+func (s *Service) checkPassword(ctx context.Context, email, pw, client string) (Customer, error) {
 	now := s.now()
 	windowStart := now.Add(-s.accounts.LoginWindow)
 	emailKey, clientKey := "email:"+email, "addr:"+client
 	counts, err := s.store.LoginFailures(ctx, []string{emailKey, clientKey}, windowStart)
 	if err != nil {
-		return fmt.Errorf("login: %w", err)
+		return Customer{}, fmt.Errorf("login: %w", err)
 	}
 	for _, f := range counts {
 		limit := s.accounts.LoginFailuresPerEmail
@@ -237,7 +235,7 @@ func (s *Service) checkPassword(ctx context.Context, email, pw, client string) e
 			limit = s.accounts.LoginFailuresPerAddress
 		}
 		if f.Failures >= limit {
-			return &RateLimitedError{RetryAfter: f.WindowStarted.Add(s.accounts.LoginWindow).Sub(now)}
+			return Customer{}, &RateLimitedError{RetryAfter: f.WindowStarted.Add(s.accounts.LoginWindow).Sub(now)}
 		}
 	}
 	hash := dummyHash()
@@ -246,24 +244,24 @@ func (s *Service) checkPassword(ctx context.Context, email, pw, client string) e
 	case err == nil && c.PasswordHash != "":
 		hash = c.PasswordHash
 	case err != nil && !errors.Is(err, ErrNotFound):
-		return fmt.Errorf("login: %w", err)
+		return Customer{}, fmt.Errorf("login: %w", err)
 	}
 	// An unknown email is checked against a dummy hash: it takes as long as
 	// a wrong password, so timing does not reveal who has an account.
 	ok, err := password.Matches(pw, hash)
 	if err != nil {
-		return fmt.Errorf("login: %w", err)
+		return Customer{}, fmt.Errorf("login: %w", err)
 	}
 	if !ok || hash == dummyHash() {
 		if err := s.store.RecordLoginFailure(ctx, []string{emailKey, clientKey}, now, windowStart); err != nil {
-			return fmt.Errorf("login: %w", err)
+			return Customer{}, fmt.Errorf("login: %w", err)
 		}
-		return ErrBadCredentials
+		return Customer{}, ErrBadCredentials
 	}
 	if err := s.store.ClearLoginFailures(ctx, emailKey); err != nil {
-		return fmt.Errorf("login: %w", err)
+		return Customer{}, fmt.Errorf("login: %w", err)
 	}
-	return nil
+	return c, nil
 }
 
 // dummyHash is a hash no password is checked against for real.

@@ -98,13 +98,13 @@ func (s *Service) RequestTransfer(ctx context.Context, o Origin, orderID uuid.UU
 	}
 	to, err := s.store.Get(ctx, toID)
 	if errors.Is(err, ErrNotFound) {
-		return Transfer{}, fieldError("customer_id", CodeNotFound, "no customer has this id")
+		return Transfer{}, FieldErr("customer_id", CodeNotFound, "no customer has this id")
 	}
 	if err != nil {
 		return Transfer{}, err
 	}
 	if !to.HasAccount {
-		return Transfer{}, fieldError("customer_id", "not_registered", "the new owner must be a registered customer, not a guest")
+		return Transfer{}, FieldErr("customer_id", "not_registered", "the new owner must be a registered customer, not a guest")
 	}
 	var out Transfer
 	err = s.store.WithOrder(ctx, orderID, func(ord Order, open *Transfer) (*TransferChange, error) {
@@ -119,7 +119,7 @@ func (s *Service) RequestTransfer(ctx context.Context, o Origin, orderID uuid.UU
 			change.Expired = &expired
 		}
 		if ord.CustomerID != nil && *ord.CustomerID == to.ID {
-			return nil, fieldError("customer_id", "same_owner", "the order belongs to this customer already")
+			return nil, FieldErr("customer_id", "same_owner", "the order belongs to this customer already")
 		}
 		recipient := Customer{Email: ord.Email, LanguageCode: to.LanguageCode}
 		if ord.CustomerID != nil {
@@ -183,11 +183,11 @@ func (s *Service) DecideTransfer(ctx context.Context, o Origin, orderID uuid.UUI
 		case t.OrderID != orderID:
 			return nil, ErrTokenInvalid
 		case t.Status == TransferCancelled:
-			return nil, fieldError("token", "cancelled", "this transfer was cancelled")
+			return nil, FieldErr("token", "cancelled", "this transfer was cancelled")
 		case t.Status == TransferExpired || (t.Status == TransferOpen && !now.Before(t.ExpiresAt)):
-			return nil, fieldError("token", CodeExpired, "this transfer request expired at %s", t.ExpiresAt.Format(time.RFC3339))
+			return nil, FieldErr("token", CodeExpired, "this transfer request expired at %s", t.ExpiresAt.Format(time.RFC3339))
 		case t.Status != TransferOpen:
-			return nil, fieldError("token", CodeUsed, "this transfer was %s already", t.Status)
+			return nil, FieldErr("token", CodeUsed, "this transfer was %s already", t.Status)
 		}
 		// The link's holder decides: the owner, or for a guest order whoever
 		// reads the order's email.
@@ -299,8 +299,4 @@ func transferNotification(o Origin, typ string, t Transfer, ord Order, recipient
 		Token: token, ExpiresAt: t.ExpiresAt,
 		Order: &events.NotificationOrder{ID: ord.ID, Number: ord.Number, TransferID: t.ID},
 	})
-}
-
-func fieldError(field, code, format string, args ...any) error {
-	return &ValidationError{Errors: []FieldError{{Field: field, Code: code, Message: fmt.Sprintf(format, args...)}}}
 }

@@ -52,12 +52,9 @@ func badInput(status int, field, code, format string, args ...any) error {
 	return &inputError{status: status, errs: []customer.FieldError{{Field: field, Code: code, Message: fmt.Sprintf(format, args...)}}}
 }
 
-// ProblemFor is the problem an error is answered with; bus commands reject
-// with the same.
-func ProblemFor(err error) Problem { return problemFor(err) }
-
-// problemFor is the one place where errors become HTTP statuses and codes.
-func problemFor(err error) Problem {
+// ProblemFor is the one place where errors become HTTP statuses and codes;
+// bus commands are rejected with the same problems.
+func ProblemFor(err error) Problem {
 	var ie *inputError
 	var ve *customer.ValidationError
 	var ce *customer.ConflictError
@@ -129,7 +126,7 @@ func newProblem(status int, errs []customer.FieldError) Problem {
 }
 
 func writeProblem(w http.ResponseWriter, r *http.Request, log *zap.Logger, err error) {
-	p := problemFor(err)
+	p := ProblemFor(err)
 	p.RequestID = requestID(r.Context())
 	if p.Status >= 500 {
 		log.Error("request failed", zap.String("request_id", p.RequestID),
