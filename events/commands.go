@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -48,6 +49,29 @@ const (
 
 // CommandSubject is the subject a command is published on.
 func CommandSubject(command string) string { return CommandsSubjectPrefix + command }
+
+// CommandsFromPrefix starts the subject of a command that came from an
+// integrator's NATS account: the account's import maps its
+// customerbus.commands.<command> to customerbus.commands.from.<account>.<command>
+// (deploy/nats/nats.conf), so the server, not the sender, names the account.
+const CommandsFromPrefix = CommandsSubjectPrefix + "from."
+
+// CommandSender reads who sent a command from the subject it was stored
+// on: the integrator's account, or "" for a publisher in the command
+// service's own account. ok is false when the subject does not name the
+// command (the subject and the CloudEvent's type disagree); the account is
+// still the sender's.
+func CommandSender(subject, command string) (account string, ok bool) {
+	if subject == CommandSubject(command) {
+		return "", true
+	}
+	rest, found := strings.CutPrefix(subject, CommandsFromPrefix)
+	if !found {
+		return "", false
+	}
+	account, cmd, _ := strings.Cut(rest, ".")
+	return account, account != "" && cmd == command
+}
 
 // CommandRejected is the result of a command that was not applied.
 const CommandRejected = "command.rejected"

@@ -11,7 +11,7 @@ import (
 
 // DeployUsers are the users of deploy/nats/nats.conf; Deploy gives each the
 // password "<user>-secret".
-var DeployUsers = []string{"relay", "app", "notifier", "orderlinker", "customers", "erp"}
+var DeployUsers = []string{"relay", "app", "notifier", "orderlinker", "customers", "admin", "erp"}
 
 // Deployed is a server running a shipped configuration file.
 type Deployed struct {

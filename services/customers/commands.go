@@ -55,8 +55,9 @@ func (c CommandsConfig) withDefaults() CommandsConfig {
 }
 
 // commandsGroup is the consumer's priority group: one instance at a time is
-// pinned to it and gets the commands, so no two instances can apply two
-// commands about one customer out of order; the others stand by.
+// pinned to it and reads the commands, so no two instances can apply two
+// commands about one customer out of order; all of them apply the batches
+// it sends (see applySubject).
 const commandsGroup = "commands"
 
 // CommandsConsumer is the durable consumer every instance shares.
@@ -77,6 +78,7 @@ const (
 func (s *Service) RunCommands(ctx context.Context, js jetstream.JetStream) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.serveRPC(ctx, js.Conn()) })
+	g.Go(func() error { return s.serveApply(ctx, js.Conn()) })
 	g.Go(func() error { return s.consumeCommands(ctx, js) })
 	return g.Wait()
 }
@@ -135,13 +137,13 @@ func (s *Service) consumeCommands(ctx context.Context, js jetstream.JetStream) e
 			s.log.Warn("customers: consume commands", zap.Error(err))
 			continue
 		}
-		e, err := events.FromMsg(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
+		c, err := readCommand(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
 		if err != nil {
-			s.deadLetter(ctx, js, msg, "invalid", fmt.Sprintf("not a CloudEvent: %v", err))
+			s.deadLetter(ctx, js, msg, "invalid", err.Error())
 			continue
 		}
-		key := commandKey(e)
-		lanes[laneOf(key)] <- command{msg: msg, event: e}
+		c.msg = msg
+		lanes[laneOf(commandKey(c.event))] <- c
 	}
 }
 
@@ -168,10 +170,44 @@ func (s *Service) commandsConsumer(ctx context.Context, js jetstream.JetStream) 
 // commandLanes is how many commands an instance runs at a time.
 const commandLanes = 16
 
-// command is a message and the CloudEvent it holds.
+// command is a command's CloudEvent, the message it came in (nil for a
+// request), and what NATS tells of its sender.
 type command struct {
 	msg   jetstream.Msg
 	event cloudevents.Event
+	// sender is the integrator's NATS account, proven by the server (the
+	// subject its account's import maps to, or the Nats-Request-Info header
+	// of a request across accounts); "" for a client in the command
+	// service's own account, whose CloudEvent source is taken at its word.
+	sender string
+	// subjectOK is false for a message whose subject does not name its
+	// type: refused, as a command of unknown type is.
+	subjectOK bool
+}
+
+// readCommand reads a command from the message it came in.
+func readCommand(msg *nats.Msg) (command, error) {
+	e, err := events.FromMsg(msg)
+	if err != nil {
+		return command{}, fmt.Errorf("not a CloudEvent: %w", err)
+	}
+	c := command{event: e}
+	c.sender, c.subjectOK = events.CommandSender(msg.Subject, e.Type())
+	return c, nil
+}
+
+// origin is who and what caused the command's changes.
+func (c command) origin() customer.Origin {
+	id := c.sender
+	if id == "" {
+		id = c.event.Source()
+	}
+	return customer.Origin{
+		Actor:       events.Actor{Type: events.AuthServiceAccount, ID: id},
+		ActorName:   id,
+		TraceParent: stringExt(c.event, events.ExtTraceParent),
+		CausationID: c.event.ID(),
+	}
 }
 
 // commandKey is what orders a command: the partitionkey extension when the
@@ -202,21 +238,16 @@ func laneOf(key string) int {
 	return int(h.Sum32() % commandLanes)
 }
 
-// handleCommands applies a lane's batch of commands. A failure on our side
-// is retried in place, so that no later command about the same customer
-// overtakes it.
+// handleCommands has a lane's batch of commands applied (by any instance,
+// see applySubject). A failure is retried in place, so that no later
+// command about the same customer overtakes it.
 func (s *Service) handleCommands(ctx context.Context, js jetstream.JetStream, batch []command) {
-	evs := make([]cloudevents.Event, len(batch))
-	for i, c := range batch {
-		evs[i] = c.event
-	}
 	for {
-		outs, err := s.applyCommands(ctx, evs)
+		deadLetter, err := s.applyShared(ctx, js.Conn(), batch)
 		if err == nil {
 			for i, c := range batch {
-				var poison *poisonError
-				if errors.As(outs[i].poison, &poison) {
-					s.deadLetter(ctx, js, c.msg, c.event.Type(), poison.reason)
+				if deadLetter[i] != "" {
+					s.deadLetter(ctx, js, c.msg, c.event.Type(), deadLetter[i])
 				} else {
 					_ = c.msg.Ack()
 				}
@@ -226,7 +257,7 @@ func (s *Service) handleCommands(ctx context.Context, js jetstream.JetStream, ba
 		if ctx.Err() != nil {
 			return // redelivered after AckWait, to whichever instance runs
 		}
-		s.log.Warn("customers: commands failed; retrying", zap.Int("commands", len(batch)), zap.String("first", evs[0].ID()), zap.Error(err))
+		s.log.Warn("customers: commands failed; retrying", zap.Int("commands", len(batch)), zap.String("first", batch[0].event.ID()), zap.Error(err))
 		for _, c := range batch {
 			_ = c.msg.InProgress() // keep them ours while we retry
 		}
@@ -259,8 +290,8 @@ type Outcome struct {
 }
 
 // applyCommand runs one command (see applyCommands).
-func (s *Service) applyCommand(ctx context.Context, e cloudevents.Event) (Outcome, error) {
-	outs, err := s.applyCommands(ctx, []cloudevents.Event{e})
+func (s *Service) applyCommand(ctx context.Context, c command) (Outcome, error) {
+	outs, err := s.applyCommands(ctx, []command{c})
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -279,36 +310,50 @@ type applied struct {
 // outcome, in a savepoint of its own, so one refusal does not touch the
 // others. A command recorded before is undone and its first outcome
 // returned. An error is ours: nothing of the batch is kept; retry it.
-func (s *Service) applyCommands(ctx context.Context, evs []cloudevents.Event) ([]applied, error) {
-	outs := make([]applied, len(evs))
+func (s *Service) applyCommands(ctx context.Context, cmds []command) ([]applied, error) {
+	outs := make([]applied, len(cmds))
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for i, e := range evs {
+		for i, c := range cmds {
 			var err error
-			if outs[i], err = s.applyInTx(ctx, tx, e); err != nil {
+			if outs[i], err = s.applyInTx(ctx, tx, c); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if err == nil {
+		for _, o := range outs {
+			s.commandsApplied.WithLabelValues(o.outcome()).Inc()
+		}
+	}
 	return outs, err
 }
 
-// applyInTx runs one command in a savepoint of tx.
-func (s *Service) applyInTx(ctx context.Context, tx pgx.Tx, e cloudevents.Event) (applied, error) {
-	var out applied
-	q := gen.New(tx)
-	o := customer.Origin{
-		Actor:       events.Actor{Type: events.AuthServiceAccount, ID: e.Source()},
-		ActorName:   e.Source(),
-		TraceParent: stringExt(e, events.ExtTraceParent),
-		CausationID: e.ID(),
+func (o Outcome) outcome() string {
+	switch {
+	case o.Repeated:
+		return "repeated"
+	case o.Rejected:
+		return "rejected"
 	}
+	return "applied"
+}
+
+// applyInTx runs one command in a savepoint of tx.
+func (s *Service) applyInTx(ctx context.Context, tx pgx.Tx, c command) (applied, error) {
+	var out applied
+	e, o, q := c.event, c.origin(), gen.New(tx)
 	sp, err := tx.Begin(ctx) // SAVEPOINT
 	if err != nil {
 		return out, err
 	}
 	defer sp.Rollback(ctx) //nolint:errcheck // after Commit it does nothing
-	result, runErr := runCommand(ctx, customer.NewService(store.New(sp), s.cfg.PhoneRegion, s.cfg.Accounts), o, e)
+	var result any
+	runErr := error(&malformedError{customer.FieldErr("subject", customer.CodeInvalid,
+		"the subject does not name the command %q; publish it on %s", e.Type(), events.CommandSubject(e.Type()))})
+	if c.subjectOK {
+		result, runErr = runCommand(ctx, customer.NewService(store.New(sp), s.cfg.PhoneRegion, s.cfg.Accounts), o, e)
+	}
 	var p httpapi.Problem
 	if runErr != nil {
 		if p = httpapi.ProblemFor(runErr); p.Status >= 500 {
@@ -350,13 +395,13 @@ func (s *Service) applyInTx(ctx context.Context, tx pgx.Tx, e cloudevents.Event)
 		return applied{Outcome: Outcome{Rejected: row.Outcome == "rejected", Reply: row.Reply, Repeated: true}}, err
 	}
 	if out.Rejected {
-		return out, writeRejection(ctx, q, e, p)
+		return out, writeRejection(ctx, q, e, o, p)
 	}
 	return out, sp.Commit(ctx) // RELEASE
 }
 
 // writeRejection puts command.rejected in the outbox.
-func writeRejection(ctx context.Context, q *gen.Queries, e cloudevents.Event, p httpapi.Problem) error {
+func writeRejection(ctx context.Context, q *gen.Queries, e cloudevents.Event, o customer.Origin, p httpapi.Problem) error {
 	errs := make([]events.FieldError, len(p.Errors))
 	for i, f := range p.Errors {
 		errs[i] = events.FieldError{Field: f.Field, Code: f.Code, Message: f.Message}
@@ -367,8 +412,7 @@ func writeRejection(ctx context.Context, q *gen.Queries, e cloudevents.Event, p 
 	}
 	ev, err := events.New(events.Meta{
 		Type: events.CommandRejected, Source: events.SourceCustomers, Subject: e.ID(), PartitionKey: key,
-		Sequence: 1, Time: time.Now().UTC(), TraceParent: stringExt(e, events.ExtTraceParent),
-		Actor: events.Actor{Type: events.AuthServiceAccount, ID: e.Source()}, CausationID: e.ID(),
+		Sequence: 1, Time: time.Now().UTC(), TraceParent: o.TraceParent, Actor: o.Actor, CausationID: e.ID(),
 	}, events.CommandRejectedData{
 		CommandID: e.ID(), Command: e.Type(),
 		Error: events.CommandError{Type: p.Type, Title: p.Title, Status: p.Status, Errors: errs},

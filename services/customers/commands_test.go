@@ -342,21 +342,22 @@ func TestBusCommandsForOneCustomerKeepTheirOrder(t *testing.T) {
 	}
 }
 
-// With two instances, one at a time applies commands (the other stands by),
-// so one customer's commands keep their order; when the active one stops,
-// the other takes over.
+// With two instances, one reads the commands (the pinned consumer) and both
+// apply them, and one customer's commands keep their order; when the
+// reading one stops, the other takes over.
 func TestBusCommandsWithTwoInstances(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
 	c := s.createCustomer(map[string]any{"email": "two-" + randomSuffix() + "@example.com"})
 	// start runs an instance of the command service on its own connection.
-	start := func() (stop func()) {
+	start := func() (reg *prometheus.Registry, stop func()) {
 		js, err := jetstream.New(s.nats.Connect())
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg := customers.Config{Commands: customers.CommandsConfig{AckWait: time.Second, PinnedTTL: 2 * time.Second}}
-		svc := customers.New(s.pool, zaptest.NewLogger(t), prometheus.NewRegistry(), cfg)
+		reg = prometheus.NewRegistry()
+		svc := customers.New(s.pool, zaptest.NewLogger(t), reg, cfg)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- svc.RunCommands(ctx, js) }()
@@ -370,28 +371,30 @@ func TestBusCommandsWithTwoInstances(t *testing.T) {
 			})
 		}
 		t.Cleanup(stop)
-		return stop
+		return reg, stop
 	}
-	update := func(i int) {
-		s.command("", events.CmdCustomerUpdate, map[string]any{"id": c.ID, "first_name": fmt.Sprintf("n%02d", i)})
+	updates := 0
+	publish := func(n int) {
+		for range n {
+			s.command("", events.CmdCustomerUpdate, map[string]any{"id": c.ID, "first_name": fmt.Sprintf("n%02d", updates)})
+			s.command("", events.CmdCustomerCreate, map[string]any{"email": fmt.Sprintf("two-%d-%s@example.com", updates, randomSuffix())})
+			updates++
+		}
 	}
 
-	stopFirst := start()
-	for i := range 20 {
-		update(i)
-		s.command("", events.CmdCustomerCreate, map[string]any{"email": fmt.Sprintf("two-%d-%s@example.com", i, randomSuffix())})
+	first, stopFirst := start()
+	publish(10)
+	s.streamEvents(1 + 2*updates) // the first, alone, applied them
+	second, _ := start()
+	before := applied(t, first)
+	publish(30)
+	s.streamEvents(1 + 2*updates)
+	if a, b := applied(t, first)-before, applied(t, second); a == 0 || b == 0 || a+b != 60 {
+		t.Errorf("the first instance applied %d commands and the second %d, want both some of 60", a, b)
 	}
-	s.streamEvents(1 + 40) // the first, the only one running, applied them
-	start()
-	for i := 20; i < 25; i++ {
-		update(i) // the first stays pinned: the second stands by
-	}
-	s.streamEvents(1 + 45)
-	stopFirst() // the second takes over once the pin expires
-	for i := 25; i < 30; i++ {
-		update(i)
-	}
-	evs, _ := s.streamEvents(1 + 50)
+	stopFirst() // the second reads them once the pin expires
+	publish(5)
+	evs, _ := s.streamEvents(1 + 2*updates)
 	var names []string
 	for _, e := range evs {
 		if e.Type() == events.CustomerUpdated && e.Subject() == c.ID {
@@ -409,9 +412,32 @@ func TestBusCommandsWithTwoInstances(t *testing.T) {
 			t.Fatalf("update %d is %s, want %s (order lost): %v", i, name, want, names)
 		}
 	}
-	if len(names) != 30 {
-		t.Errorf("%d updates applied, want 30", len(names))
+	if len(names) != updates {
+		t.Errorf("%d updates applied, want %d", len(names), updates)
 	}
+}
+
+// applied is how many commands an instance applied, from its metrics.
+func applied(t *testing.T, reg *prometheus.Registry) int {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "customerbus_commands_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == "applied" {
+					return int(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	t.Fatal("no customerbus_commands_total{outcome=applied}")
+	return 0
 }
 
 // A refusal raised by the database (a taken email) is a rejection like any

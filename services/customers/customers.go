@@ -43,6 +43,9 @@ type Service struct {
 	tokens *auth.Tokens
 	store  *store.Store
 	pool   *pgxpool.Pool
+	// commandsApplied counts the bus and request commands this instance
+	// ran, by outcome.
+	commandsApplied *prometheus.CounterVec
 }
 
 // New wires the service on a migrated database.
@@ -66,7 +69,15 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		OpenAPI:         spec,
 		IdempotencyKeys: idempotency.New(pool),
 	})
-	return &Service{cfg: cfg, log: log, api: api, tokens: tokens, store: st, pool: pool}
+	applied := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "customerbus_commands_total",
+		Help: "Bus commands (and their requests) this instance ran: applied, rejected, or repeated (its id was processed before).",
+	}, []string{"outcome"})
+	for _, o := range []string{"applied", "rejected", "repeated"} {
+		applied.WithLabelValues(o) // shown as 0 before the first one
+	}
+	reg.MustRegister(applied)
+	return &Service{cfg: cfg, log: log, api: api, tokens: tokens, store: st, pool: pool, commandsApplied: applied}
 }
 
 // Route names an authenticated route and the permission it needs.

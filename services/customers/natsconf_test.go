@@ -2,12 +2,14 @@ package customers_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,12 +19,15 @@ import (
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/events/natstest"
 	"github.com/customerbus/customerbus/services/customers"
+	"github.com/customerbus/customerbus/services/relay"
 )
 
-// The NATS configuration shipped in deploy/: the command service's user can
-// consume commands and serve them as requests; an integrator may publish
-// commands and call them, but not read notifications; an app may not
-// publish commands.
+// The NATS configuration shipped in deploy/, run with the whole loop: the
+// integrator ERP (an account of its own) publishes commands and calls one,
+// and reads the results from its durable consumer on the events. The
+// events name the account NATS proved as the actor, whatever the
+// integrator claims; an app may not publish commands and the integrator
+// may not read notifications or make consumers of its own.
 func TestDeployNATSConfigForCommands(t *testing.T) {
 	srv := natstest.Deploy(t, "../../deploy/nats/nats.conf")
 	var mu sync.Mutex
@@ -36,68 +41,122 @@ func TestDeployNATSConfigForCommands(t *testing.T) {
 			}
 		})
 	}
-	ctx := context.Background()
-	relay, err := jetstream.New(connect("relay"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := events.EnsureStreams(ctx, relay, events.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-
-	pool, _ := dbtest.New(t)
-	svc := customers.New(pool, zaptest.NewLogger(t), prometheus.NewRegistry(), customers.Config{})
-	js, err := jetstream.New(connect("customers"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- svc.RunCommands(runCtx, js) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("commands: %v", err)
+	jsAs := func(user string) jetstream.JetStream {
+		js, err := jetstream.New(connect(user))
+		if err != nil {
+			t.Fatal(err)
 		}
+		return js
+	}
+	ctx := context.Background()
+	pool, _ := dbtest.New(t) // closed after the services below stop
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	run := func(name string, f func(context.Context) error) {
+		wg.Go(func() {
+			if err := f(runCtx); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		})
+	}
+	log := zaptest.NewLogger(t)
+	rl := relay.New(pool, jsAs("relay"), log, prometheus.NewRegistry(), relay.Config{PollInterval: 50 * time.Millisecond, PublishTimeout: time.Second})
+	run("relay", rl.Run)
+	svc := customers.New(pool, log, prometheus.NewRegistry(), customers.Config{})
+	commandsJS := jsAs("customers")
+	run("commands", func(ctx context.Context) error { return svc.RunCommands(ctx, commandsJS) })
+
+	// An operator makes the integrator's consumer, named after its account.
+	admin := jsAs("admin")
+	retry(t, func() error {
+		_, err := admin.CreateOrUpdateConsumer(ctx, events.EventsStream, jetstream.ConsumerConfig{
+			Durable: "ERP", AckPolicy: jetstream.AckExplicitPolicy,
+		})
+		return err // until the relay has made the stream
 	})
 
-	// The integrator publishes a command to the stream and calls one.
 	erp := connect("erp")
 	erpJS, err := jetstream.New(erp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	publish := func(js jetstream.JetStream, email string) error {
-		msg := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": email})
-		short, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		for { // the stream appears when the command service has started
-			_, err := js.PublishMsg(short, msg)
-			if err == nil || short.Err() != nil {
-				return err
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	if err := publish(erpJS, "erp-"+randomSuffix()+"@example.com"); err != nil {
-		t.Fatalf("the integrator could not publish a command: %v", err)
+	// The commands: one as the contract says, one on a subject claiming
+	// another integrator's account, one request claiming another account in
+	// the header the server sets.
+	created := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": "erp-" + randomSuffix() + "@example.com"})
+	retry(t, func() error { _, err := erpJS.PublishMsg(ctx, created); return err }) // until the stream is made
+	forged := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": "crm-" + randomSuffix() + "@example.com"})
+	forged.Subject = events.CommandsFromPrefix + "CRM." + events.CmdCustomerCreate
+	if _, err := erpJS.PublishMsg(ctx, forged); err != nil {
+		t.Fatal(err)
 	}
 	rpc := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": "erp-rpc-" + randomSuffix() + "@example.com"})
 	rpc.Subject = customers.RPCSubjectPrefix + events.CmdCustomerCreate
+	rpc.Header.Set("Nats-Request-Info", `{"acc":"CRM"}`)
 	reply, err := erp.RequestMsg(rpc, 5*time.Second)
 	if err != nil || reply.Header.Get("Nats-Service-Error-Code") != "" {
 		t.Fatalf("the integrator's request: %v %v", err, reply)
 	}
+
+	// The integrator reads the results from its consumer.
+	erpEvents, err := jetstream.NewWithAPIPrefix(erp, "customerbus.jsapi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := erpEvents.Consumer(ctx, events.EventsStream, "ERP")
+	if err != nil {
+		t.Fatalf("the integrator's consumer: %v", err)
+	}
+	results := map[string]cloudevents.Event{} // by causationid
 	deadline := time.Now().Add(10 * time.Second)
-	for countRows(t, pool, `SELECT count(*) FROM customers`) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the command service user did not apply the integrator's commands")
+	for len(results) < 3 && time.Now().Before(deadline) {
+		batch, err := cons.Fetch(3, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		for m := range batch.Messages() {
+			e, err := events.FromMsg(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			results[ext(e, "causationid")] = e
+			if err := m.DoubleAck(ctx); err != nil {
+				t.Fatalf("the integrator's ack: %v", err)
+			}
+		}
+	}
+	for _, c := range []struct {
+		msg  *nats.Msg
+		want string
+	}{{created, events.CustomerCreated}, {rpc, events.CustomerCreated}, {forged, events.CommandRejected}} {
+		e, ok := results[c.msg.Header.Get("ce-id")]
+		if !ok {
+			t.Errorf("no result for the command on %s", c.msg.Subject)
+			continue
+		}
+		if e.Type() != c.want || ext(e, "authtype") != "service_account" || ext(e, "authid") != "ERP" {
+			t.Errorf("command on %s: %s by %s %q, want %s by service_account ERP", c.msg.Subject, e.Type(), ext(e, "authtype"), ext(e, "authid"), c.want)
+		}
+	}
+	if e, ok := results[forged.Header.Get("ce-id")]; ok {
+		var data events.CommandRejectedData
+		if err := json.Unmarshal(e.Data(), &data); err != nil || len(data.Error.Errors) != 1 || data.Error.Errors[0].Field != "subject" {
+			t.Errorf("the forged command's rejection: %s", e.Data())
+		}
+	}
+	if n := countRows(t, pool, `SELECT count(*) FROM customers`); n != 2 {
+		t.Errorf("%d customers, want the 2 of the commands that named no other account", n)
 	}
 
-	// An app may not publish commands; the integrator may not read
-	// notifications.
+	// What the integrator and the app may not do. (The consumer API beyond
+	// its own consumer has no responders in the integrator's account.)
+	if _, err := erpEvents.CreateOrUpdateConsumer(ctx, events.EventsStream, jetstream.ConsumerConfig{Durable: "ERP2"}); err == nil {
+		t.Error("the integrator made a consumer")
+	}
+	if _, err := erpEvents.Consumer(ctx, events.EventsStream, "OTHER"); err == nil {
+		t.Error("the integrator read another consumer")
+	}
 	app := connect("app")
 	if err := app.Publish(events.CommandSubject(events.CmdCustomerCreate), []byte("{}")); err != nil {
 		t.Fatal(err)
@@ -116,7 +175,25 @@ func TestDeployNATSConfigForCommands(t *testing.T) {
 	if len(violations["erp"]) != 1 || !strings.Contains(violations["erp"][0], "Subscription") {
 		t.Errorf("the integrator's subscription to notifications: refusals %v, want one", violations["erp"])
 	}
-	if len(violations["customers"]) != 0 {
-		t.Errorf("the command service was refused: %v", violations["customers"])
+	for _, user := range []string{"relay", "customers", "admin"} {
+		if len(violations[user]) != 0 {
+			t.Errorf("%s was refused: %v", user, violations[user])
+		}
+	}
+}
+
+// retry calls f until it succeeds, for at most 10 s.
+func retry(t *testing.T, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

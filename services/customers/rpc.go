@@ -64,7 +64,7 @@ func (s *Service) handleRPC(ctx context.Context, cmd string, r micro.Request) {
 		_ = r.Error(strconv.Itoa(p.Status), err.Error(), body, problemHeader)
 		return
 	}
-	out, err := s.applyCommand(ctx, e)
+	out, err := s.applyCommand(ctx, command{event: e, sender: requester(r.Headers()), subjectOK: true})
 	var poison *poisonError
 	if err != nil && !errors.As(err, &poison) {
 		s.log.Error("customers: rpc command failed", zap.String("command_id", e.ID()), zap.Error(err))
@@ -78,4 +78,18 @@ func (s *Service) handleRPC(ctx context.Context, cmd string, r micro.Request) {
 	var p httpapi.Problem
 	_ = json.Unmarshal(out.Reply, &p)
 	_ = r.Error(strconv.Itoa(p.Status), p.Title, out.Reply, problemHeader)
+}
+
+// requester is the account of a request that came from another NATS
+// account: the server sets Nats-Request-Info on a request crossing an
+// import, replacing any the client set, so it names the integrator's
+// account. A request from the service's own account has none.
+func requester(h micro.Headers) string {
+	var info struct {
+		Account string `json:"acc"`
+	}
+	if err := json.Unmarshal([]byte(nats.Header(h).Get("Nats-Request-Info")), &info); err != nil {
+		return ""
+	}
+	return info.Account
 }

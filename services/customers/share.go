@@ -1,0 +1,128 @@
+package customers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+)
+
+// Instances share the work of the bus commands: one instance at a time
+// reads them (the pinned consumer) and keeps their order on its lanes, and
+// each lane's batch is applied by whichever instance the queue group on
+// applySubject picks, itself included. A lane sends its next batch only
+// when the last one's answer has come, so one customer's commands are
+// still applied one after another, in the order they were published.
+const (
+	applySubject = "customerbus.internal.commands.apply"
+	applyQueue   = "customers"
+)
+
+// applyRequest is a lane's batch sent to the instance that applies it.
+type applyRequest struct {
+	Commands []wireCommand `json:"commands"`
+}
+
+// wireCommand is a command's message as it crosses between instances, as
+// it was stored: the applying instance reads it as the reading one did.
+type wireCommand struct {
+	Subject string      `json:"subject"`
+	Header  nats.Header `json:"header"`
+	Data    []byte      `json:"data"`
+}
+
+// applyReply answers an applyRequest: for each command, in order, the
+// reason to dead-letter it ("" when it was applied or rejected), or an
+// error on the applying instance's side (nothing was kept: send it again).
+type applyReply struct {
+	DeadLetter []string `json:"dead_letter,omitempty"`
+	Error      string   `json:"error,omitempty"`
+}
+
+// serveApply applies the batches lanes send, until ctx ends. Each runs at
+// once on a goroutine of its own; the senders' lanes bound how many run.
+func (s *Service) serveApply(ctx context.Context, nc *nats.Conn) error {
+	sub, err := nc.QueueSubscribe(applySubject, applyQueue, func(m *nats.Msg) {
+		go s.handleApply(ctx, m)
+	})
+	if err != nil {
+		return fmt.Errorf("customers: serve %s: %w", applySubject, err)
+	}
+	<-ctx.Done()
+	if err := sub.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *Service) handleApply(ctx context.Context, m *nats.Msg) {
+	var req applyRequest
+	reply := applyReply{}
+	err := json.Unmarshal(m.Data, &req)
+	if err != nil {
+		reply.Error = fmt.Sprintf("bad request: %v", err)
+	} else {
+		cmds := make([]command, len(req.Commands))
+		for i, w := range req.Commands {
+			if cmds[i], err = readCommand(&nats.Msg{Subject: w.Subject, Header: w.Header, Data: w.Data}); err != nil {
+				break // the reading instance could read it: a bug, not poison
+			}
+		}
+		var outs []applied
+		if err == nil {
+			outs, err = s.applyCommands(ctx, cmds)
+		}
+		if err != nil {
+			reply.Error = err.Error()
+		} else {
+			reply.DeadLetter = make([]string, len(outs))
+			for i, o := range outs {
+				var poison *poisonError
+				if errors.As(o.poison, &poison) {
+					reply.DeadLetter[i] = poison.reason
+				}
+			}
+		}
+	}
+	body, _ := json.Marshal(reply)
+	if err := m.Respond(body); err != nil {
+		s.log.Warn("customers: answer to a batch lost", zap.Error(err))
+	}
+}
+
+// applyShared has a batch applied by some instance (see applySubject) and
+// returns, for each command, the reason to dead-letter it or "".
+func (s *Service) applyShared(ctx context.Context, nc *nats.Conn, batch []command) ([]string, error) {
+	req := applyRequest{Commands: make([]wireCommand, len(batch))}
+	for i, c := range batch {
+		req.Commands[i] = wireCommand{Subject: c.msg.Subject(), Header: c.msg.Headers(), Data: c.msg.Data()}
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	// An instance that stops mid-batch rolls it back; past the timeout the
+	// batch is sent again, and a command applied meanwhile is recognised by
+	// its id.
+	ctx, cancel := context.WithTimeout(ctx, max(s.cfg.Commands.AckWait/2, time.Second))
+	defer cancel()
+	msg, err := nc.RequestWithContext(ctx, applySubject, body)
+	if err != nil {
+		return nil, fmt.Errorf("customers: apply a batch: %w", err)
+	}
+	var reply applyReply
+	if err := json.Unmarshal(msg.Data, &reply); err != nil {
+		return nil, fmt.Errorf("customers: apply a batch: bad answer: %w", err)
+	}
+	if reply.Error != "" {
+		return nil, errors.New(reply.Error)
+	}
+	if len(reply.DeadLetter) != len(batch) {
+		return nil, fmt.Errorf("customers: apply a batch: %d answers for %d commands", len(reply.DeadLetter), len(batch))
+	}
+	return reply.DeadLetter, nil
+}
