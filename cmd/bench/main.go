@@ -22,7 +22,7 @@
 //
 //	BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable \
 //	  go run ./cmd/bench [-cases create,commands,search] [-duration 10s] [-warmup 2s] [-concurrency 1,8,32] [-db-conns 8]
-//	  [-commands 100000] [-commands-inflight 1024]
+//	  [-commands 100000] [-commands-inflight 1024] [-commands-paced-rate 1000]
 //	  [-search-rows 1000000] [-search-queries 1000] [-search-sql 'CREATE INDEX ...'] [-explain=false] [-cpuprofile f]
 package main
 
@@ -61,6 +61,7 @@ type options struct {
 	dbConns          int
 
 	commands, commandsInFlight int
+	commandsPacedRate          float64
 
 	searchRows, searchQueries int
 	searchSQL                 string
@@ -77,6 +78,7 @@ func main() {
 	flag.IntVar(&opt.dbConns, "db-conns", defaultPoolSize, "database pool size, for the service and the baseline alike")
 	flag.IntVar(&opt.commands, "commands", 100_000, "customer.create commands the commands case publishes")
 	flag.IntVar(&opt.commandsInFlight, "commands-inflight", 1024, "most unacknowledged async publishes in the commands case")
+	flag.Float64Var(&opt.commandsPacedRate, "commands-paced-rate", 1000, "commands a second the commands case then publishes for -duration, to measure latency below saturation (0: skip)")
 	flag.IntVar(&opt.searchRows, "search-rows", 1_000_000, "customers the search case seeds")
 	flag.IntVar(&opt.searchQueries, "search-queries", 1000, "measured queries per kind in the search case")
 	flag.StringVar(&opt.searchSQL, "search-sql", "", "SQL run on the search case's database after seeding, before VACUUM ANALYZE: to try an index or a statistics target")
@@ -92,8 +94,8 @@ func main() {
 	if opt.concurrency, err = parseLevels(*levels); err != nil {
 		fail(err)
 	}
-	if opt.duration <= 0 || opt.warmup < 0 || opt.dbConns < 1 || opt.searchRows < 1 || opt.searchQueries < 1 || opt.commands < 1 || opt.commandsInFlight < 1 {
-		fail(errors.New("-duration, -db-conns, -commands, -commands-inflight, -search-rows and -search-queries must be positive, -warmup not negative"))
+	if opt.duration <= 0 || opt.warmup < 0 || opt.dbConns < 1 || opt.searchRows < 1 || opt.searchQueries < 1 || opt.commands < 1 || opt.commandsInFlight < 1 || opt.commandsPacedRate < 0 {
+		fail(errors.New("-duration, -db-conns, -commands, -commands-inflight, -search-rows and -search-queries must be positive, -warmup and -commands-paced-rate not negative"))
 	}
 	if *cpuProfile != "" {
 		stopProfile, err := startCPUProfile(*cpuProfile)
