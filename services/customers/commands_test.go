@@ -302,6 +302,32 @@ func TestCommandsAsNATSService(t *testing.T) {
 			t.Errorf("service %q lacks the endpoint for %s", svc.Name, cmd)
 		}
 	}
+
+	// `nats micro stats customerbus`: the create endpoint counted the three
+	// requests, one of them an error reply.
+	reply, err := nc.Request("$SRV.STATS."+customers.RPCServiceName, nil, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats struct {
+		Endpoints []struct {
+			Subject  string `json:"subject"`
+			Requests int    `json:"num_requests"`
+			Errors   int    `json:"num_errors"`
+		} `json:"endpoints"`
+	}
+	if err := json.Unmarshal(reply.Data, &stats); err != nil {
+		t.Fatal(err)
+	}
+	requests, errs := -1, -1
+	for _, ep := range stats.Endpoints {
+		if ep.Subject == customers.RPCSubjectPrefix+events.CmdCustomerCreate {
+			requests, errs = ep.Requests, ep.Errors
+		}
+	}
+	if requests != 3 || errs != 1 {
+		t.Errorf("stats of the create endpoint: %d requests, %d errors; want 3 and 1", requests, errs)
+	}
 }
 
 // Commands about one customer are applied in the order they were published,
