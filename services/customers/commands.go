@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"sync"
 	"time"
 
@@ -183,17 +184,50 @@ type command struct {
 	// subjectOK is false for a message whose subject does not name its
 	// type: refused, as a command of unknown type is.
 	subjectOK bool
+	// unreadable is why a message that names an id is not a CloudEvent:
+	// refused too, so that its sender hears of it.
+	unreadable error
 }
 
-// readCommand reads a command from the message it came in.
+// readCommand reads a command from the message it came in. A message that
+// is not a CloudEvent but has an id (a ce-id header, or the id of a
+// structured-mode body) is a command all the same, refused as malformed, so
+// that its sender gets a command.rejected; without an id it is an error:
+// there is no one to answer.
 func readCommand(msg *nats.Msg) (command, error) {
 	e, err := events.FromMsg(msg)
-	if err != nil {
-		return command{}, fmt.Errorf("not a CloudEvent: %w", err)
+	if err == nil {
+		err = e.Validate() // the binding reads a message that lacks a required attribute
 	}
-	c := command{event: e}
+	var c command
+	if err != nil {
+		c.unreadable = fmt.Errorf("not a CloudEvent: %w", err)
+		e = cloudevents.NewEvent()
+		e.SetID(unreadableID(msg))
+		e.SetType(msg.Header.Get("ce-type"))
+		e.SetSource(msg.Header.Get("ce-source"))
+		if e.ID() == "" {
+			return c, c.unreadable
+		}
+	}
+	c.event = e
 	c.sender, c.subjectOK = events.CommandSender(msg.Subject, e.Type())
 	return c, nil
+}
+
+// unreadableID is the id a message that is not a CloudEvent may still name.
+func unreadableID(msg *nats.Msg) string {
+	if id := msg.Header.Get("ce-id"); id != "" {
+		return id
+	}
+	if strings.HasPrefix(msg.Header.Get("Content-Type"), cloudevents.ApplicationCloudEventsJSON) {
+		var body struct {
+			ID string `json:"id"`
+		}
+		_ = json.Unmarshal(msg.Data, &body)
+		return body.ID
+	}
+	return ""
 }
 
 // origin is who and what caused the command's changes.
@@ -349,9 +383,14 @@ func (s *Service) applyInTx(ctx context.Context, tx pgx.Tx, c command) (applied,
 	}
 	defer sp.Rollback(ctx) //nolint:errcheck // after Commit it does nothing
 	var result any
-	runErr := error(&malformedError{customer.FieldErr("subject", customer.CodeInvalid,
-		"the subject does not name the command %q; publish it on %s", e.Type(), events.CommandSubject(e.Type()))})
-	if c.subjectOK {
+	var runErr error
+	switch {
+	case c.unreadable != nil:
+		runErr = &malformedError{customer.FieldErr("", customer.CodeMalformed, "%v", c.unreadable)}
+	case !c.subjectOK:
+		runErr = &malformedError{customer.FieldErr("subject", customer.CodeInvalid,
+			"the subject does not name the command %q; publish it on %s", e.Type(), events.CommandSubject(e.Type()))}
+	default:
 		result, runErr = runCommand(ctx, customer.NewService(store.New(sp), s.cfg.PhoneRegion, s.cfg.Accounts), o, e)
 	}
 	var p httpapi.Problem
@@ -426,6 +465,9 @@ func writeRejection(ctx context.Context, q *gen.Queries, e cloudevents.Event, o 
 // deadLetter copies the message to the dead-letter stream with the reason,
 // and terminates it: it never comes back.
 func (s *Service) deadLetter(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, kind, reason string) {
+	if !validSubjectTokens(kind) {
+		kind = "invalid" // a type that cannot be part of a subject
+	}
 	dl := nats.NewMsg(events.CommandsDeadLetterPrefix + kind)
 	dl.Data = msg.Data()
 	for k, v := range msg.Headers() {
@@ -441,6 +483,20 @@ func (s *Service) deadLetter(ctx context.Context, js jetstream.JetStream, msg je
 	}
 	s.log.Warn("customers: command dead-lettered", zap.String("subject", msg.Subject()), zap.String("reason", reason))
 	_ = msg.Term()
+}
+
+// validSubjectTokens reports whether s can end a subject: short,
+// dot-separated tokens, none empty, no wildcards or white space.
+func validSubjectTokens(s string) bool {
+	if len(s) > 128 {
+		return false // a long subject would strain NATS's control line
+	}
+	for tok := range strings.SplitSeq(s, ".") {
+		if tok == "" || strings.ContainsAny(tok, "*> \t\r\n") {
+			return false
+		}
+	}
+	return true
 }
 
 func stringExt(e cloudevents.Event, name string) string {

@@ -180,17 +180,35 @@ func TestBusCommandsOnceRejectedOrDeadLettered(t *testing.T) {
 	}
 	unknown := s.command("", "customer.explode", map[string]any{})
 	shape := s.command("", events.CmdCustomerUpdate, map[string]any{"id": 7})
+	// Not a CloudEvent (no ce-type) but with an id: its sender hears of it.
+	noType := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": "no-type-" + randomSuffix() + "@example.com"})
+	noType.Header.Del("ce-type")
+	if _, err := s.js.PublishMsg(context.Background(), noType); err != nil {
+		t.Fatal(err)
+	}
+	// A type that cannot be part of the dead-letter subject.
+	wildMsg := commandMsg(t, "customer.* >", map[string]any{})
+	wildMsg.Subject = events.CommandSubject(events.CmdCustomerCreate)
+	if _, err := s.js.PublishMsg(context.Background(), wildMsg); err != nil {
+		t.Fatal(err)
+	}
+	wild := wildMsg.Header.Get("ce-id")
 	after := s.command("", events.CmdCustomerCreate, map[string]any{"email": "after-" + randomSuffix() + "@example.com"})
-	evs, _ = s.streamEvents(5) // + 2 rejections and the created customer
+	evs, _ = s.streamEvents(7) // + 4 rejections and the created customer
 	got := map[string]string{}
 	for _, e := range evs[2:] {
 		got[ext(e, "causationid")] = e.Type()
 	}
-	if got[unknown] != events.CommandRejected || got[shape] != events.CommandRejected || got[after] != events.CustomerCreated {
+	for _, id := range []string{unknown, shape, noType.Header.Get("ce-id"), wild} {
+		if got[id] != events.CommandRejected {
+			t.Errorf("command %s: %q, want command.rejected", id, got[id])
+		}
+	}
+	if got[after] != events.CustomerCreated {
 		t.Errorf("after the poison: %v", got)
 	}
-	reasons := s.deadLetters(3)
-	for _, want := range []string{"not a CloudEvent", "unknown_command", "invalid_type"} {
+	reasons := s.deadLetters(5)
+	for _, want := range []string{"not a CloudEvent", "unknown_command", "invalid_type", "malformed: not a CloudEvent"} {
 		if !strings.Contains(strings.Join(reasons, "\n"), want) {
 			t.Errorf("dead letters %q lack %q", reasons, want)
 		}

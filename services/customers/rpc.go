@@ -55,6 +55,9 @@ var (
 
 func (s *Service) handleRPC(ctx context.Context, cmd string, r micro.Request) {
 	e, err := events.FromMsg(&nats.Msg{Subject: r.Subject(), Header: nats.Header(r.Headers()), Data: r.Data()})
+	if err == nil {
+		err = e.Validate()
+	}
 	if err == nil && e.Type() != cmd {
 		err = fmt.Errorf("the CloudEvent's type is %q; this endpoint takes %q", e.Type(), cmd)
 	}
