@@ -215,6 +215,22 @@ func TestBusCommandsOnceRejectedOrDeadLettered(t *testing.T) {
 	}
 }
 
+// A command too big to pass between instances (its data is sent base64 in
+// JSON) is applied by the instance that read it: rejected here, not stuck.
+func TestBusCommandTooBigToShareIsAppliedWhereRead(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runCommands()
+	big := s.command("", events.CmdCustomerCreate, map[string]any{
+		"email": "big-" + randomSuffix() + "@example.com", "note": strings.Repeat("n", 900_000),
+	})
+	evs, _ := s.streamEvents(1)
+	var d events.CommandRejectedData
+	if err := evs[0].DataAs(&d); err != nil || d.CommandID != big || len(d.Error.Errors) != 1 || d.Error.Errors[0].Field != "note" {
+		t.Errorf("event %s %+v, want the rejection of the note", evs[0].Type(), d)
+	}
+}
+
 // deadLetters waits for n dead-lettered commands and returns their reasons.
 func (s *system) deadLetters(n int) []string {
 	s.t.Helper()

@@ -72,20 +72,11 @@ func (s *Service) handleApply(ctx context.Context, m *nats.Msg) {
 				break // the reading instance could read it: a bug, not poison
 			}
 		}
-		var outs []applied
 		if err == nil {
-			outs, err = s.applyCommands(ctx, cmds)
+			reply.DeadLetter, err = s.applyHere(ctx, cmds)
 		}
 		if err != nil {
 			reply.Error = err.Error()
-		} else {
-			reply.DeadLetter = make([]string, len(outs))
-			for i, o := range outs {
-				var poison *poisonError
-				if errors.As(o.poison, &poison) {
-					reply.DeadLetter[i] = poison.reason
-				}
-			}
 		}
 	}
 	body, _ := json.Marshal(reply)
@@ -104,6 +95,9 @@ func (s *Service) applyShared(ctx context.Context, nc *nats.Conn, batch []comman
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
+	}
+	if int64(len(body)) > nc.MaxPayload() {
+		return s.applyHere(ctx, batch) // large commands: too big to send on
 	}
 	// An instance that stops mid-batch rolls it back; past the timeout the
 	// batch is sent again, and a command applied meanwhile is recognised by
@@ -125,4 +119,21 @@ func (s *Service) applyShared(ctx context.Context, nc *nats.Conn, batch []comman
 		return nil, fmt.Errorf("customers: apply a batch: %d answers for %d commands", len(reply.DeadLetter), len(batch))
 	}
 	return reply.DeadLetter, nil
+}
+
+// applyHere applies a batch on this instance and returns, for each command,
+// the reason to dead-letter it or "".
+func (s *Service) applyHere(ctx context.Context, batch []command) ([]string, error) {
+	outs, err := s.applyCommands(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	deadLetter := make([]string, len(outs))
+	for i, o := range outs {
+		var poison *poisonError
+		if errors.As(o.poison, &poison) {
+			deadLetter[i] = poison.reason
+		}
+	}
+	return deadLetter, nil
 }
