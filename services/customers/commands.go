@@ -68,6 +68,8 @@ const CommandsConsumer = "customers"
 const (
 	DeadLetterReasonHeader  = "Customerbus-Deadletter-Reason"
 	DeadLetterSubjectHeader = "Customerbus-Deadletter-Subject"
+	// DeadLetterTruncatedHeader says why a dead letter has no data.
+	DeadLetterTruncatedHeader = "Customerbus-Deadletter-Truncated"
 )
 
 // RunCommands applies the commands integrators publish on the bus, and
@@ -195,17 +197,14 @@ type command struct {
 // that its sender gets a command.rejected; without an id it is an error:
 // there is no one to answer.
 func readCommand(msg *nats.Msg) (command, error) {
-	e, err := events.FromMsg(msg)
-	if err == nil {
-		err = e.Validate() // the binding reads a message that lacks a required attribute
-	}
+	e, err := readEvent(msg)
 	var c command
 	if err != nil {
 		c.unreadable = fmt.Errorf("not a CloudEvent: %w", err)
 		e = cloudevents.NewEvent()
-		e.SetID(unreadableID(msg))
-		e.SetType(msg.Header.Get("ce-type"))
-		e.SetSource(msg.Header.Get("ce-source"))
+		e.SetID(bounded(unreadableID(msg)))
+		e.SetType(bounded(msg.Header.Get("ce-type")))
+		e.SetSource(bounded(msg.Header.Get("ce-source")))
 		if e.ID() == "" {
 			return c, c.unreadable
 		}
@@ -213,6 +212,39 @@ func readCommand(msg *nats.Msg) (command, error) {
 	c.event = e
 	c.sender, c.subjectOK = events.CommandSender(msg.Subject, e.Type())
 	return c, nil
+}
+
+// maxAttributeLength bounds the attributes of a command that its effects
+// repeat: the id is a key in processed_commands, the rest go into events.
+const maxAttributeLength = 256
+
+// readEvent reads a command's CloudEvent: valid, and with its attributes
+// within maxAttributeLength.
+func readEvent(msg *nats.Msg) (cloudevents.Event, error) {
+	e, err := events.FromMsg(msg)
+	if err != nil {
+		return e, err
+	}
+	if err := e.Validate(); err != nil { // the binding reads a message that lacks a required attribute
+		return e, err
+	}
+	for name, v := range map[string]string{
+		"id": e.ID(), "type": e.Type(), "source": e.Source(),
+		events.ExtPartitionKey: stringExt(e, events.ExtPartitionKey), events.ExtTraceParent: stringExt(e, events.ExtTraceParent),
+	} {
+		if len(v) > maxAttributeLength {
+			return e, fmt.Errorf("%s is longer than %d bytes", name, maxAttributeLength)
+		}
+	}
+	return e, nil
+}
+
+// bounded is s when it is within maxAttributeLength, else "".
+func bounded(s string) string {
+	if len(s) > maxAttributeLength {
+		return ""
+	}
+	return s
 }
 
 // unreadableID is the id a message that is not a CloudEvent may still name.
@@ -235,6 +267,9 @@ func (c command) origin() customer.Origin {
 	id := c.sender
 	if id == "" {
 		id = c.event.Source()
+	}
+	if id == "" { // a message too broken to name its source
+		id = "unknown"
 	}
 	return customer.Origin{
 		Actor:       events.Actor{Type: events.AuthServiceAccount, ID: id},
@@ -476,7 +511,14 @@ func (s *Service) deadLetter(ctx context.Context, js jetstream.JetStream, msg je
 	dl.Header.Del(nats.MsgIdHdr) // the original's id would be dropped as a duplicate
 	dl.Header.Set(DeadLetterReasonHeader, reason)
 	dl.Header.Set(DeadLetterSubjectHeader, msg.Subject())
-	if _, err := js.PublishMsg(ctx, dl); err != nil {
+	_, err := js.PublishMsg(ctx, dl)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// The original was near the size limit: our headers pushed it over.
+		dl.Data = nil
+		dl.Header.Set(DeadLetterTruncatedHeader, "the data is not kept: with these headers it was over NATS's maximum payload")
+		_, err = js.PublishMsg(ctx, dl)
+	}
+	if err != nil {
 		s.log.Warn("customers: dead-letter failed; will retry", zap.Error(err))
 		_ = msg.NakWithDelay(s.cfg.Commands.RetryDelay)
 		return

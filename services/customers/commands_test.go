@@ -193,13 +193,24 @@ func TestBusCommandsOnceRejectedOrDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	wild := wildMsg.Header.Get("ce-id")
+	// An id too long to keep: dead-lettered, with no one to answer; a
+	// source too long to repeat in events: rejected.
+	longID := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": "long-id-" + randomSuffix() + "@example.com"})
+	longID.Header.Set("ce-id", strings.Repeat("i", 10_000))
+	longSource := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": "long-source-" + randomSuffix() + "@example.com"})
+	longSource.Header.Set("ce-source", "/"+strings.Repeat("s", 10_000))
+	for _, m := range []*nats.Msg{longID, longSource} {
+		if _, err := s.js.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
 	after := s.command("", events.CmdCustomerCreate, map[string]any{"email": "after-" + randomSuffix() + "@example.com"})
-	evs, _ = s.streamEvents(7) // + 4 rejections and the created customer
+	evs, _ = s.streamEvents(8) // + 5 rejections and the created customer
 	got := map[string]string{}
 	for _, e := range evs[2:] {
 		got[ext(e, "causationid")] = e.Type()
 	}
-	for _, id := range []string{unknown, shape, noType.Header.Get("ce-id"), wild} {
+	for _, id := range []string{unknown, shape, noType.Header.Get("ce-id"), wild, longSource.Header.Get("ce-id")} {
 		if got[id] != events.CommandRejected {
 			t.Errorf("command %s: %q, want command.rejected", id, got[id])
 		}
@@ -207,7 +218,7 @@ func TestBusCommandsOnceRejectedOrDeadLettered(t *testing.T) {
 	if got[after] != events.CustomerCreated {
 		t.Errorf("after the poison: %v", got)
 	}
-	reasons := s.deadLetters(5)
+	reasons := s.deadLetters(7)
 	for _, want := range []string{"not a CloudEvent", "unknown_command", "invalid_type", "malformed: not a CloudEvent"} {
 		if !strings.Contains(strings.Join(reasons, "\n"), want) {
 			t.Errorf("dead letters %q lack %q", reasons, want)
@@ -228,6 +239,26 @@ func TestBusCommandTooBigToShareIsAppliedWhereRead(t *testing.T) {
 	var d events.CommandRejectedData
 	if err := evs[0].DataAs(&d); err != nil || d.CommandID != big || len(d.Error.Errors) != 1 || d.Error.Errors[0].Field != "note" {
 		t.Errorf("event %s %+v, want the rejection of the note", evs[0].Type(), d)
+	}
+}
+
+// A message as big as NATS allows is still dead-lettered, without its
+// data, which the dead-letter headers would push over the limit.
+func TestBusCommandAtTheSizeLimitIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runCommands()
+	if err := events.EnsureCommandStreams(context.Background(), s.js, events.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	limit := int(s.js.Conn().MaxPayload())
+	msg := nats.NewMsg(events.CommandSubject(events.CmdCustomerCreate))
+	msg.Data = []byte(strings.Repeat("x", limit-200))
+	if _, err := s.js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	if reasons := s.deadLetters(1); !strings.Contains(reasons[0], "not a CloudEvent") {
+		t.Errorf("dead letter %q", reasons[0])
 	}
 }
 

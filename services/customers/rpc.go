@@ -54,10 +54,7 @@ var (
 )
 
 func (s *Service) handleRPC(ctx context.Context, cmd string, r micro.Request) {
-	e, err := events.FromMsg(&nats.Msg{Subject: r.Subject(), Header: nats.Header(r.Headers()), Data: r.Data()})
-	if err == nil {
-		err = e.Validate()
-	}
+	e, err := readEvent(&nats.Msg{Subject: r.Subject(), Header: nats.Header(r.Headers()), Data: r.Data()})
 	if err == nil && e.Type() != cmd {
 		err = fmt.Errorf("the CloudEvent's type is %q; this endpoint takes %q", e.Type(), cmd)
 	}
