@@ -13,6 +13,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -430,8 +431,9 @@ func (s *Service) applyInTx(ctx context.Context, tx pgx.Tx, c command) (applied,
 	}
 	var p httpapi.Problem
 	if runErr != nil {
-		if p = httpapi.ProblemFor(runErr); p.Status >= 500 {
-			return out, runErr
+		p = httpapi.ProblemFor(runErr)
+		if p.Status >= 500 && !permanent(runErr) {
+			return out, runErr // retried
 		}
 		// Undo whatever the refused command did (a statement that raised the
 		// refusal, a taken email, left the savepoint aborted).
@@ -439,7 +441,11 @@ func (s *Service) applyInTx(ctx context.Context, tx pgx.Tx, c command) (applied,
 			return out, err
 		}
 		var malformed *malformedError
-		if errors.As(runErr, &malformed) {
+		switch {
+		case p.Status >= 500:
+			s.log.Error("customers: the database refused a command's data; rejected", zap.String("command_id", e.ID()), zap.Error(runErr))
+			out.poison = &poisonError{reason: fmt.Sprintf("%s: the database refused it: %v", p.Errors[0].Code, runErr)}
+		case errors.As(runErr, &malformed):
 			out.poison = &poisonError{reason: fmt.Sprintf("%s: %s", p.Errors[0].Code, p.Errors[0].Message)}
 		}
 		out.Rejected, result = true, p
@@ -472,6 +478,23 @@ func (s *Service) applyInTx(ctx context.Context, tx pgx.Tx, c command) (applied,
 		return out, writeRejection(ctx, q, e, o, p)
 	}
 	return out, sp.Commit(ctx) // RELEASE
+}
+
+// permanent reports whether a failure on our side would fail again however
+// often the command were retried: the database refused the data itself (a
+// data exception, an integrity rule no check caught, a size limit), so
+// retrying in place would hold up the lane forever. Anything else (a lost
+// connection, a deadlock, code ahead of its migrations) may pass later.
+func permanent(err error) bool {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || len(pg.Code) < 2 {
+		return false
+	}
+	switch pg.Code[:2] {
+	case "22", "23", "54":
+		return true
+	}
+	return false
 }
 
 // writeRejection puts command.rejected in the outbox.

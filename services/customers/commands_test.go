@@ -548,3 +548,43 @@ func TestBusCommandRefusedByTheDatabaseIsRejected(t *testing.T) {
 		t.Errorf("%s %+v, want command.rejected 409 unique", evs[1].Type(), d)
 	}
 }
+
+// A command whose data the database refuses in a way no rule foresaw (here
+// a trigger raises a data exception) fails the same way however often it is
+// tried: it is rejected with the server error HTTP would answer and
+// dead-lettered, and the commands behind it on its lane go on.
+func TestBusCommandTheDatabaseAlwaysFailsDoesNotHoldUpItsLane(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	if _, err := s.pool.Exec(context.Background(), `
+		CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.email LIKE 'boom-%' THEN RAISE EXCEPTION 'boom' USING ERRCODE = '22023'; END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER refuse_boom BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION refuse_boom();`); err != nil {
+		t.Fatal(err)
+	}
+	s.runCommands()
+	publish := func(email string) string {
+		msg := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": email})
+		msg.Header.Set("ce-partitionkey", "one-lane") // the same lane for both
+		if _, err := s.js.PublishMsg(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+		return msg.Header.Get("ce-id")
+	}
+	boom := publish("boom-" + randomSuffix() + "@example.com")
+	next := publish("next-" + randomSuffix() + "@example.com")
+	evs, _ := s.streamEvents(2)
+	var d events.CommandRejectedData
+	if err := evs[0].DataAs(&d); err != nil || evs[0].Type() != events.CommandRejected || d.CommandID != boom || d.Error.Status != 500 {
+		t.Errorf("first event %s %+v, want the rejection of %s with status 500", evs[0].Type(), d, boom)
+	}
+	if evs[1].Type() != events.CustomerCreated || ext(evs[1], "causationid") != next {
+		t.Errorf("second event %s caused by %s, want customer.created by %s", evs[1].Type(), ext(evs[1], "causationid"), next)
+	}
+	if reasons := s.deadLetters(1); !strings.Contains(reasons[0], "the database refused it") {
+		t.Errorf("dead letter %q", reasons[0])
+	}
+}
