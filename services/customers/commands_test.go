@@ -588,3 +588,51 @@ func TestBusCommandTheDatabaseAlwaysFailsDoesNotHoldUpItsLane(t *testing.T) {
 		t.Errorf("dead letter %q", reasons[0])
 	}
 }
+
+// A failure that may pass (here the database drops the connection of a
+// command's transaction) is retried in place: the command is applied once,
+// and the command behind it on its lane does not overtake it.
+func TestBusCommandRetriedInPlaceAfterALostConnection(t *testing.T) {
+	t.Parallel()
+	s := newSystemWith(t, func(c *customers.Config) { c.Commands.RetryDelay = 100 * time.Millisecond })
+	ctx := context.Background()
+	if _, err := s.pool.Exec(ctx, `
+		CREATE FUNCTION slow_down() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.email LIKE 'slow-%' THEN PERFORM pg_sleep(1); END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER slow_down BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION slow_down();`); err != nil {
+		t.Fatal(err)
+	}
+	s.runCommands()
+	publish := func(email string) string {
+		msg := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": email})
+		msg.Header.Set("ce-partitionkey", "one-lane")
+		if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+		return msg.Header.Get("ce-id")
+	}
+	slow := publish("slow-" + randomSuffix() + "@example.com")
+	// Once its insert sleeps, the connection running it is dropped.
+	deadline := time.Now().Add(10 * time.Second)
+	for s.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%INSERT INTO customers%' AND state = 'active' AND pid <> pg_backend_pid()`) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow insert never ran")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	next := publish("next-" + randomSuffix() + "@example.com")
+	if n := s.count(`SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE '%INSERT INTO customers%' AND state = 'active' AND pid <> pg_backend_pid()) AS t`); n != 1 {
+		t.Fatalf("%d connections dropped, want the slow one", n)
+	}
+	evs, _ := s.streamEvents(2)
+	if ext(evs[0], "causationid") != slow || ext(evs[1], "causationid") != next {
+		t.Errorf("events caused by %s then %s, want %s then %s", ext(evs[0], "causationid"), ext(evs[1], "causationid"), slow, next)
+	}
+	if n := s.count(`SELECT count(*) FROM customers`); n != 2 {
+		t.Errorf("%d customers, want 2", n)
+	}
+}
