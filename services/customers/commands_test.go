@@ -549,6 +549,18 @@ func TestBusCommandRefusedByTheDatabaseIsRejected(t *testing.T) {
 	}
 }
 
+// createOnLane publishes customer.create commands that all take one lane
+// (the same partitionkey), and returns the command's id.
+func (s *system) createOnLane(email string) string {
+	s.t.Helper()
+	msg := commandMsg(s.t, events.CmdCustomerCreate, map[string]any{"email": email})
+	msg.Header.Set("ce-partitionkey", "one-lane")
+	if _, err := s.js.PublishMsg(context.Background(), msg); err != nil {
+		s.t.Fatal(err)
+	}
+	return msg.Header.Get("ce-id")
+}
+
 // A command whose data the database refuses in a way no rule foresaw (here
 // a trigger raises a data exception) fails the same way however often it is
 // tried: it is rejected with the server error HTTP would answer and
@@ -566,16 +578,8 @@ func TestBusCommandTheDatabaseAlwaysFailsDoesNotHoldUpItsLane(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.runCommands()
-	publish := func(email string) string {
-		msg := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": email})
-		msg.Header.Set("ce-partitionkey", "one-lane") // the same lane for both
-		if _, err := s.js.PublishMsg(context.Background(), msg); err != nil {
-			t.Fatal(err)
-		}
-		return msg.Header.Get("ce-id")
-	}
-	boom := publish("boom-" + randomSuffix() + "@example.com")
-	next := publish("next-" + randomSuffix() + "@example.com")
+	boom := s.createOnLane("boom-" + randomSuffix() + "@example.com")
+	next := s.createOnLane("next-" + randomSuffix() + "@example.com")
 	evs, _ := s.streamEvents(2)
 	var d events.CommandRejectedData
 	if err := evs[0].DataAs(&d); err != nil || evs[0].Type() != events.CommandRejected || d.CommandID != boom || d.Error.Status != 500 {
@@ -606,15 +610,7 @@ func TestBusCommandRetriedInPlaceAfterALostConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.runCommands()
-	publish := func(email string) string {
-		msg := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": email})
-		msg.Header.Set("ce-partitionkey", "one-lane")
-		if _, err := s.js.PublishMsg(ctx, msg); err != nil {
-			t.Fatal(err)
-		}
-		return msg.Header.Get("ce-id")
-	}
-	slow := publish("slow-" + randomSuffix() + "@example.com")
+	slow := s.createOnLane("slow-" + randomSuffix() + "@example.com")
 	// Once its insert sleeps, the connection running it is dropped.
 	deadline := time.Now().Add(10 * time.Second)
 	for s.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%INSERT INTO customers%' AND state = 'active' AND pid <> pg_backend_pid()`) == 0 {
@@ -623,7 +619,7 @@ func TestBusCommandRetriedInPlaceAfterALostConnection(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	next := publish("next-" + randomSuffix() + "@example.com")
+	next := s.createOnLane("next-" + randomSuffix() + "@example.com")
 	if n := s.count(`SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 		WHERE datname = current_database() AND query LIKE '%INSERT INTO customers%' AND state = 'active' AND pid <> pg_backend_pid()) AS t`); n != 1 {
 		t.Fatalf("%d connections dropped, want the slow one", n)
