@@ -10,6 +10,29 @@ import (
 	"time"
 )
 
+const advanceCommandOrder = `-- name: AdvanceCommandOrder :execrows
+INSERT INTO command_order (order_key, last_seq, updated_at)
+VALUES ($1, $2, $3)
+ON CONFLICT (order_key) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at
+WHERE command_order.last_seq < EXCLUDED.last_seq
+`
+
+type AdvanceCommandOrderParams struct {
+	OrderKey  string
+	LastSeq   int64
+	UpdatedAt time.Time
+}
+
+// Moves the key's last applied sequence on to this command's; 0 rows: a
+// command published after this one was applied already (or this one was).
+func (q *Queries) AdvanceCommandOrder(ctx context.Context, arg AdvanceCommandOrderParams) (int64, error) {
+	result, err := q.db.Exec(ctx, advanceCommandOrder, arg.OrderKey, arg.LastSeq, arg.UpdatedAt)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const getProcessedCommand = `-- name: GetProcessedCommand :one
 SELECT command_id, command, outcome, reply, processed_at FROM processed_commands WHERE command_id = $1
 `

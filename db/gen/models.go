@@ -21,6 +21,12 @@ type ApiToken struct {
 	RevokedAt     *time.Time
 }
 
+type CommandOrder struct {
+	OrderKey  string
+	LastSeq   int64
+	UpdatedAt time.Time
+}
+
 type Customer struct {
 	ID                       uuid.UUID
 	Email                    string

@@ -7,3 +7,11 @@ ON CONFLICT (command_id) DO NOTHING;
 
 -- name: GetProcessedCommand :one
 SELECT * FROM processed_commands WHERE command_id = $1;
+
+-- name: AdvanceCommandOrder :execrows
+-- Moves the key's last applied sequence on to this command's; 0 rows: a
+-- command published after this one was applied already (or this one was).
+INSERT INTO command_order (order_key, last_seq, updated_at)
+VALUES ($1, $2, $3)
+ON CONFLICT (order_key) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at
+WHERE command_order.last_seq < EXCLUDED.last_seq;

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"crypto/sha256"
+	"encoding/hex"
 	"hash/fnv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -35,12 +38,15 @@ type CommandsConfig struct {
 	// RetryDelay is the wait before a command that failed on our side (the
 	// database was down, say) is tried again, in place.
 	RetryDelay time.Duration `env:"COMMANDS_RETRY_DELAY" envDefault:"2s"`
-	// PinnedTTL is how long the instance that consumes commands may go
-	// without pulling before another instance takes over. It is kept longer
-	// than AckWait: the commands a stopped instance held are then due again
-	// before the next instance starts, and JetStream delivers them first, so
-	// they are not overtaken by newer ones.
+	// PinnedTTL is how long the instance that reads commands may go without
+	// pulling before another instance takes over (one that stops hands over
+	// at once; one that hangs does not). The commands a crashed or hung
+	// reader held come back after AckWait, perhaps behind newer ones, and
+	// inOrder refuses those that would undo a newer command.
 	PinnedTTL time.Duration `env:"COMMANDS_PINNED_TTL" envDefault:"60s"`
+	// DrainTimeout bounds how long a stopping instance applies the commands
+	// it holds before it gives up on them (they come back after AckWait).
+	DrainTimeout time.Duration `env:"COMMANDS_DRAIN_TIMEOUT" envDefault:"15s"`
 }
 
 func (c CommandsConfig) withDefaults() CommandsConfig {
@@ -50,10 +56,22 @@ func (c CommandsConfig) withDefaults() CommandsConfig {
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = 2 * time.Second
 	}
-	if c.PinnedTTL <= c.AckWait {
-		c.PinnedTTL = 2 * c.AckWait
+	if c.PinnedTTL < c.AckWait+2*time.Second {
+		c.PinnedTTL = 2*c.AckWait + 2*time.Second
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 15 * time.Second
 	}
 	return c
+}
+
+// pullExpiry is how long each pull of the reading instance waits. The pin
+// is renewed with every pull, so it must be well under PinnedTTL, and the
+// longer the pin outlasts AckWait plus one expiry, the likelier a hung
+// reader's commands are due again before another reader starts: half the
+// room between the two, between 1 s and 30 s.
+func (c CommandsConfig) pullExpiry() time.Duration {
+	return min(max((c.PinnedTTL-c.AckWait)/2, time.Second), 30*time.Second)
 }
 
 // commandsGroup is the consumer's priority group: one instance at a time is
@@ -81,9 +99,15 @@ const (
 // message that cannot be a command at all goes to the dead-letter stream.
 func (s *Service) RunCommands(ctx context.Context, js jetstream.JetStream) error {
 	g, ctx := errgroup.WithContext(ctx)
+	// This instance keeps applying batches until its own reading is done:
+	// a stopping reader drains its lanes through the queue group.
+	applyCtx, stopApplying := context.WithCancel(context.WithoutCancel(ctx))
 	g.Go(func() error { return s.serveRPC(ctx, js.Conn()) })
-	g.Go(func() error { return s.serveApply(ctx, js.Conn()) })
-	g.Go(func() error { return s.consumeCommands(ctx, js) })
+	g.Go(func() error { return s.serveApply(applyCtx, js.Conn()) })
+	g.Go(func() error {
+		defer stopApplying()
+		return s.consumeCommands(ctx, js)
+	})
 	return g.Wait()
 }
 
@@ -93,12 +117,34 @@ func (s *Service) consumeCommands(ctx context.Context, js jetstream.JetStream) e
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(4*commandLanes), jetstream.PullPriorityGroup(commandsGroup))
+	it, err := cons.Messages(jetstream.PullMaxMessages(4*commandLanes), jetstream.PullPriorityGroup(commandsGroup),
+		jetstream.PullExpiry(s.cfg.Commands.pullExpiry()))
 	if err != nil {
 		return fmt.Errorf("customers: consume commands: %w", err)
 	}
-	stop := context.AfterFunc(ctx, it.Stop)
+	// Stopping, the instance drains: it pulls no more, and applies every
+	// command already delivered to it, so none is left to come back after
+	// AckWait behind newer ones that another instance took up meanwhile.
+	// Then it hands the pin over rather than leaving it to expire.
+	work, giveUp := context.WithCancel(context.WithoutCancel(ctx))
+	defer giveUp()
+	var drainStart atomic.Int64 // unix nanoseconds
+	stop := context.AfterFunc(ctx, func() {
+		drainStart.Store(time.Now().UnixNano())
+		it.Drain()
+		time.AfterFunc(s.cfg.Commands.DrainTimeout, giveUp)
+	})
 	defer stop()
+	defer func() {
+		// The pin is still ours while our last pull (at most one expiry
+		// before the drain) is within PinnedTTL; past that another
+		// instance may hold it, and unpinning would take it from one that
+		// is working.
+		draining := time.Since(time.Unix(0, drainStart.Load()))
+		if ctx.Err() != nil && draining+s.cfg.Commands.pullExpiry() < s.cfg.Commands.PinnedTTL-time.Second {
+			s.handOver(js)
+		}
+	}()
 	// Commands run on lanes, several at a time; all commands about one
 	// customer take the same lane, in stream order, so they are applied in
 	// the order they were published.
@@ -122,7 +168,7 @@ func (s *Service) consumeCommands(ctx context.Context, js jetstream.JetStream) e
 						more = false
 					}
 				}
-				s.handleCommands(ctx, js, batch)
+				s.handleCommands(work, js, batch)
 			}
 		})
 	}
@@ -143,11 +189,28 @@ func (s *Service) consumeCommands(ctx context.Context, js jetstream.JetStream) e
 		}
 		c, err := readCommand(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
 		if err != nil {
-			s.deadLetter(ctx, js, msg, "invalid", err.Error())
+			s.deadLetter(work, js, msg, "invalid", err.Error())
 			continue
 		}
 		c.msg = msg
+		if md, err := msg.Metadata(); err == nil {
+			c.seq = md.Sequence.Stream
+		}
 		lanes[laneOf(commandKey(c.event))] <- c
+	}
+}
+
+// handOver unpins this instance, so that another takes up the commands at
+// once instead of after PinnedTTL.
+func (s *Service) handOver(js jetstream.JetStream) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, events.CommandsStream)
+	if err == nil {
+		err = st.UnpinConsumer(ctx, CommandsConsumer, commandsGroup)
+	}
+	if err != nil {
+		s.log.Warn("customers: could not hand the commands over; another instance takes them after COMMANDS_PINNED_TTL", zap.Error(err))
 	}
 }
 
@@ -190,6 +253,8 @@ type command struct {
 	// unreadable is why a message that names an id is not a CloudEvent:
 	// refused too, so that its sender hears of it.
 	unreadable error
+	// seq is the command's stream sequence (0 for a request).
+	seq uint64
 }
 
 // readCommand reads a command from the message it came in. A message that
@@ -300,6 +365,32 @@ func commandKey(e cloudevents.Event) string {
 		}
 	}
 	return e.ID()
+}
+
+// CodeOutOfOrder refuses a command published before one about the same
+// customer that was applied already.
+const CodeOutOfOrder = "out_of_order"
+
+// inOrder refuses a bus command published before another about the same
+// key that was applied already. That happens only when a reader crashed
+// holding it: JetStream delivers it again after AckWait, and not always
+// before newer ones; applied now, it would undo them. Requests (no
+// sequence) are applied as they come.
+func inOrder(ctx context.Context, q *gen.Queries, c command) error {
+	if c.seq == 0 {
+		return nil
+	}
+	key := commandKey(c.event)
+	if len(key) > 200 { // a long email, say: keep the key indexable
+		sum := sha256.Sum256([]byte(key))
+		key = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	n, err := q.AdvanceCommandOrder(ctx, gen.AdvanceCommandOrderParams{OrderKey: key, LastSeq: int64(c.seq), UpdatedAt: time.Now()})
+	if err != nil || n > 0 {
+		return err
+	}
+	return &customer.ConflictError{FieldError: customer.FieldError{Code: CodeOutOfOrder,
+		Message: "a command about the same customer published after this one was applied first; applying this one now would undo it. Publish it again (with a new id) if it is still wanted"}}
 }
 
 func laneOf(key string) int {
@@ -427,7 +518,9 @@ func (s *Service) applyInTx(ctx context.Context, tx pgx.Tx, c command) (applied,
 		runErr = &malformedError{customer.FieldErr("subject", customer.CodeInvalid,
 			"the subject does not name the command %q; publish it on %s", e.Type(), events.CommandSubject(e.Type()))}
 	default:
-		result, runErr = runCommand(ctx, customer.NewService(store.New(sp), s.cfg.PhoneRegion, s.cfg.Accounts), o, e)
+		if runErr = inOrder(ctx, gen.New(sp), c); runErr == nil {
+			result, runErr = runCommand(ctx, customer.NewService(store.New(sp), s.cfg.PhoneRegion, s.cfg.Accounts), o, e)
+		}
 	}
 	var p httpapi.Problem
 	if runErr != nil {

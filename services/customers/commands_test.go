@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -433,79 +435,139 @@ func TestBusCommandsForOneCustomerKeepTheirOrder(t *testing.T) {
 	}
 }
 
-// With two instances, one reads the commands (the pinned consumer) and both
-// apply them, and one customer's commands keep their order; when the
-// reading one stops, the other takes over.
-func TestBusCommandsWithTwoInstances(t *testing.T) {
-	t.Parallel()
-	s := newSystem(t)
-	c := s.createCustomer(map[string]any{"email": "two-" + randomSuffix() + "@example.com"})
-	// start runs an instance of the command service on its own connection.
-	start := func() (reg *prometheus.Registry, stop func()) {
-		js, err := jetstream.New(s.nats.Connect())
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := customers.Config{Commands: customers.CommandsConfig{AckWait: time.Second, PinnedTTL: 2 * time.Second}}
-		reg = prometheus.NewRegistry()
-		svc := customers.New(s.pool, zaptest.NewLogger(t), reg, cfg)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- svc.RunCommands(ctx, js) }()
-		var once sync.Once
-		stop = func() {
-			once.Do(func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("instance: %v", err)
-				}
-			})
-		}
-		t.Cleanup(stop)
-		return reg, stop
-	}
-	updates := 0
-	publish := func(n int) {
-		for range n {
-			s.command("", events.CmdCustomerUpdate, map[string]any{"id": c.ID, "first_name": fmt.Sprintf("n%02d", updates)})
-			s.command("", events.CmdCustomerCreate, map[string]any{"email": fmt.Sprintf("two-%d-%s@example.com", updates, randomSuffix())})
-			updates++
-		}
-	}
+// instance is an instance of the command service on a NATS connection of
+// its own.
+type instance struct {
+	reg     *prometheus.Registry
+	nc      *nats.Conn
+	stop    func() // stops it as a shutdown does: it drains and hands over
+	crashed atomic.Bool
+}
 
-	first, stopFirst := start()
-	publish(10)
-	s.streamEvents(1 + 2*updates) // the first, alone, applied them
-	second, _ := start()
-	before := applied(t, first)
-	publish(30)
-	s.streamEvents(1 + 2*updates)
-	if a, b := applied(t, first)-before, applied(t, second); a == 0 || b == 0 || a+b != 60 {
-		t.Errorf("the first instance applied %d commands and the second %d, want both some of 60", a, b)
+// startInstance runs an instance until the test ends.
+func (s *system) startInstance() *instance {
+	s.t.Helper()
+	in := &instance{reg: prometheus.NewRegistry(), nc: s.nats.Connect()}
+	js, err := jetstream.New(in.nc)
+	if err != nil {
+		s.t.Fatal(err)
 	}
-	stopFirst() // the second reads them once the pin expires
-	publish(5)
-	evs, _ := s.streamEvents(1 + 2*updates)
+	cfg := customers.Config{Commands: customers.CommandsConfig{AckWait: time.Second, PinnedTTL: 3 * time.Second, DrainTimeout: time.Second}}
+	svc := customers.New(s.pool, zaptest.NewLogger(s.t), in.reg, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.RunCommands(ctx, js) }()
+	var once sync.Once
+	in.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && !in.crashed.Load() {
+				s.t.Errorf("instance: %v", err)
+			}
+		})
+	}
+	s.t.Cleanup(in.stop)
+	return in
+}
+
+// crash cuts the instance off from NATS at once, as a killed process is:
+// no drain, no hand-over; the commands it held come back after AckWait.
+func (in *instance) crash() {
+	in.crashed.Store(true)
+	in.nc.Close()
+}
+
+// updatesInOrder publishes updates of one customer, each followed by a
+// create of another, and checks that the updates were applied in order.
+type updatesInOrder struct {
+	s          *system
+	customerID string
+	published  int
+	// mayRefuse lets an update be refused as out_of_order instead of
+	// applied (after a crash), never applied out of order.
+	mayRefuse bool
+}
+
+func (u *updatesInOrder) publish(n int) {
+	for range n {
+		u.s.command("", events.CmdCustomerUpdate, map[string]any{"id": u.customerID, "first_name": fmt.Sprintf("n%02d", u.published)})
+		u.s.command("", events.CmdCustomerCreate, map[string]any{"email": fmt.Sprintf("other-%d-%s@example.com", u.published, randomSuffix())})
+		u.published++
+	}
+}
+
+// check waits for every event (the customer's creation first) and checks
+// the updates' order.
+func (u *updatesInOrder) check() {
+	u.s.t.Helper()
+	evs, _ := u.s.streamEvents(1 + 2*u.published)
 	var names []string
+	refused := 0
 	for _, e := range evs {
-		if e.Type() == events.CustomerUpdated && e.Subject() == c.ID {
+		switch {
+		case e.Type() == events.CustomerUpdated && e.Subject() == u.customerID:
 			var d struct {
 				FirstName string `json:"first_name"`
 			}
 			if err := e.DataAs(&d); err != nil {
-				t.Fatal(err)
+				u.s.t.Fatal(err)
 			}
 			names = append(names, d.FirstName)
+		case e.Type() == events.CommandRejected:
+			var d events.CommandRejectedData
+			if err := e.DataAs(&d); err != nil || len(d.Error.Errors) != 1 || d.Error.Errors[0].Code != customers.CodeOutOfOrder || !u.mayRefuse {
+				u.s.t.Fatalf("unexpected rejection %+v", d)
+			}
+			refused++
 		}
 	}
-	for i, name := range names {
-		if want := fmt.Sprintf("n%02d", i); name != want {
-			t.Fatalf("update %d is %s, want %s (order lost): %v", i, name, want, names)
-		}
+	if !slices.IsSorted(names) || len(slices.Compact(slices.Clone(names))) != len(names) {
+		u.s.t.Fatalf("updates applied out of order: %v", names)
 	}
-	if len(names) != updates {
-		t.Errorf("%d updates applied, want %d", len(names), updates)
+	if len(names)+refused != u.published || (!u.mayRefuse && names[0] != "n00") {
+		u.s.t.Errorf("%d updates applied and %d refused, want %d in all: %v", len(names), refused, u.published, names)
 	}
+}
+
+// With two instances, one reads the commands (the pinned consumer) and both
+// apply them, and one customer's commands keep their order; when the
+// reading one stops, it hands over to the other at once.
+func TestBusCommandsWithTwoInstances(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	u := &updatesInOrder{s: s, customerID: s.createCustomer(map[string]any{"email": "two-" + randomSuffix() + "@example.com"}).ID}
+	first := s.startInstance()
+	u.publish(10)
+	u.check() // the first, alone, applied them
+	second := s.startInstance()
+	before := applied(t, first.reg)
+	u.publish(30)
+	u.check()
+	if a, b := applied(t, first.reg)-before, applied(t, second.reg); a == 0 || b == 0 || a+b != 60 {
+		t.Errorf("the first instance applied %d commands and the second %d, want both some of 60", a, b)
+	}
+	u.publish(5) // while the first stops
+	first.stop()
+	u.publish(5)
+	u.check()
+}
+
+// When the reading instance crashes with commands in hand, JetStream
+// delivers them again after AckWait, not always before newer ones: a
+// command that comes back after a newer one about its customer was
+// applied is refused as out_of_order, never applied out of order.
+func TestBusCommandsKeepTheirOrderWhenTheReaderCrashes(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	u := &updatesInOrder{s: s, customerID: s.createCustomer(map[string]any{"email": "crash-" + randomSuffix() + "@example.com"}).ID, mayRefuse: true}
+	first := s.startInstance()
+	u.publish(5)
+	u.check() // the first reads
+	s.startInstance()
+	u.publish(20)
+	first.crash() // with some of them delivered to it, not yet applied
+	u.publish(10)
+	u.check()
 }
 
 // applied is how many commands an instance applied, from its metrics.
