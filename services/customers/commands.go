@@ -2,11 +2,11 @@ package customers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"crypto/sha256"
-	"encoding/hex"
 	"hash/fnv"
 	"strings"
 	"sync"
