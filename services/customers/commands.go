@@ -372,11 +372,17 @@ func commandKey(e cloudevents.Event) string {
 const CodeOutOfOrder = "out_of_order"
 
 // inOrder refuses a bus command published before another about the same
-// key that was applied already. That happens only when a reader crashed
+// key that was applied already (creates and order recordings excepted). That happens only when a reader crashed
 // holding it: JetStream delivers it again after AckWait, and not always
 // before newer ones; applied now, it would undo them. Requests (no
 // sequence) are applied as they come.
 func inOrder(ctx context.Context, q *gen.Queries, c command) error {
+	switch c.event.Type() {
+	case events.CmdCustomerCreate, events.CmdOrderRecord:
+		// Nothing newer can be undone by these: a late create meets the
+		// email taken, a late recording the order recorded (the first wins).
+		return nil
+	}
 	if c.seq == 0 {
 		return nil
 	}

@@ -452,7 +452,9 @@ func (s *system) startInstance() *instance {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	cfg := customers.Config{Commands: customers.CommandsConfig{AckWait: time.Second, PinnedTTL: 3 * time.Second, DrainTimeout: time.Second}}
+	// The pin is renewed every (8-2)/2 = 3 s, well within its 8 s even on
+	// a loaded machine.
+	cfg := customers.Config{Commands: customers.CommandsConfig{AckWait: 2 * time.Second, PinnedTTL: 8 * time.Second, DrainTimeout: time.Second}}
 	svc := customers.New(s.pool, zaptest.NewLogger(s.t), in.reg, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
