@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -28,8 +29,11 @@ type Config struct {
 	MaxBodyBytes    int64         `env:"HTTP_MAX_BODY_BYTES" envDefault:"1048576"`
 	PhoneRegion     string        `env:"DEFAULT_PHONE_REGION"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
-	Accounts        AccountConfig
-	Commands        CommandsConfig
+	// TrustedProxies are the proxies (CIDR prefixes, comma-separated) whose
+	// X-Forwarded-For names the client, for the per-address login limit.
+	TrustedProxies []netip.Prefix `env:"TRUSTED_PROXIES"`
+	Accounts       AccountConfig
+	Commands       CommandsConfig
 }
 
 // AccountConfig tunes customer accounts: token lifetimes and login limits.
@@ -68,6 +72,7 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		Registry:        reg,
 		OpenAPI:         spec,
 		IdempotencyKeys: idempotency.New(pool),
+		TrustedProxies:  cfg.TrustedProxies,
 	})
 	applied := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "customerbus_commands_total",

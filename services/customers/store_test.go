@@ -3,6 +3,7 @@ package customers_test
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -445,6 +446,36 @@ func TestLoginsAreRateLimited(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.login(sh.Email, sh.Password)
+}
+
+// Behind a trusted proxy, the per-address login limit counts the client
+// that X-Forwarded-For names, read from the right, so a client cannot step
+// around it by putting another address on the left; without trusted
+// proxies the header is ignored.
+func TestLoginLimitsBehindATrustedProxy(t *testing.T) {
+	t.Parallel()
+	for _, trusted := range []bool{true, false} {
+		s := newSystemWith(t, func(c *customers.Config) {
+			c.Accounts.LoginFailuresPerAddress = 2
+			if trusted {
+				c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+			}
+		})
+		login := func(forwardedFor string) reply {
+			return request(s.t, s, http.MethodPost, "/v1/store/token",
+				map[string]any{"email": "nobody-" + randomSuffix() + "@example.com", "password": "wrong"},
+				map[string]string{"Authorization": "", "X-Forwarded-For": forwardedFor})
+		}
+		login("203.0.113.7").expectProblem(t, http.StatusUnauthorized, "", "invalid_credentials")
+		login("203.0.113.7").expectProblem(t, http.StatusUnauthorized, "", "invalid_credentials")
+		login("198.51.100.1, 203.0.113.7").expectProblem(t, http.StatusTooManyRequests, "", "rate_limited")
+		other := login("203.0.113.8")
+		if trusted {
+			other.expectProblem(t, http.StatusUnauthorized, "", "invalid_credentials") // another client
+		} else {
+			other.expectProblem(t, http.StatusTooManyRequests, "", "rate_limited") // the same peer
+		}
+	}
 }
 
 // Tokens: refresh replaces both tokens once; logout ends one session or

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -39,6 +40,8 @@ type API struct {
 	gatherer     prometheus.Gatherer
 	openAPI      []byte
 	keys         IdempotencyKeys
+	// trustedProxies may set X-Forwarded-For (see clientAddress).
+	trustedProxies []netip.Prefix
 }
 
 // Config wires an API.
@@ -54,6 +57,8 @@ type Config struct {
 	OpenAPI []byte
 	// IdempotencyKeys keeps POST answers for Idempotency-Key; nil ignores the header.
 	IdempotencyKeys IdempotencyKeys
+	// TrustedProxies are the proxies whose X-Forwarded-For names the client.
+	TrustedProxies []netip.Prefix
 }
 
 // New returns an API.
@@ -65,7 +70,7 @@ func New(cfg Config) *API {
 		customers: cfg.Customers, tokens: cfg.Tokens, log: cfg.Log,
 		maxBodyBytes: cfg.MaxBodyBytes, ready: cfg.Ready,
 		metrics: newMetrics(cfg.Registry), gatherer: cfg.Registry, openAPI: cfg.OpenAPI,
-		keys: cfg.IdempotencyKeys,
+		keys: cfg.IdempotencyKeys, trustedProxies: cfg.TrustedProxies,
 	}
 }
 

@@ -1,8 +1,9 @@
 package httpapi
 
 import (
-	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -60,14 +61,41 @@ func toSessionResponse(s customer.Session) sessionResponse {
 	}
 }
 
-// clientAddress is the caller's IP address, for rate limits. It is the
-// connection's peer: behind a proxy, that is the proxy (see README).
-func clientAddress(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// clientAddress is the caller's IP address, for rate limits: the
+// connection's peer, unless the peer is a trusted proxy; then the nearest
+// address in X-Forwarded-For that is not a trusted proxy, read from the
+// right, since only what trusted proxies appended can be believed (a client
+// can put anything on the left).
+func (a *API) clientAddress(r *http.Request) string {
+	addr, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return host
+	client := addr.Addr().Unmap()
+	if !a.trusted(client) {
+		return client.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // not an address: believe nothing further left
+		}
+		client = hop.Unmap()
+		if !a.trusted(client) {
+			break
+		}
+	}
+	return client.String()
+}
+
+func (a *API) trusted(ip netip.Addr) bool {
+	for _, p := range a.trustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // bodyRoute is a storefront handler that decodes the body into an In, runs
@@ -138,7 +166,7 @@ func (a *API) requestPasswordReset() handler {
 
 func (a *API) login() handler {
 	return bodyRoute(a, http.StatusOK, func(r *http.Request, _ auth.Principal, in customer.LoginInput) (any, error) {
-		return session(a.customers.Login(r.Context(), in, clientAddress(r)))
+		return session(a.customers.Login(r.Context(), in, a.clientAddress(r)))
 	})
 }
 
@@ -185,7 +213,7 @@ func (a *API) updateMe() handler {
 
 func (a *API) requestEmailChange() handler {
 	return bodyRoute(a, http.StatusAccepted, func(r *http.Request, p auth.Principal, in customer.EmailChangeInput) (any, error) {
-		return noBody(a.customers.RequestEmailChange(r.Context(), origin(r, p), p.CustomerID, in, clientAddress(r)))
+		return noBody(a.customers.RequestEmailChange(r.Context(), origin(r, p), p.CustomerID, in, a.clientAddress(r)))
 	})
 }
 
