@@ -113,7 +113,7 @@ func newMailSystem(t *testing.T) *mailSystem {
 	s := newSystem(t)
 	srv := smtptest.New(t)
 	n, err := notifier.New(s.pool, s.js, zaptest.NewLogger(t), prometheus.NewRegistry(), notifier.Config{
-		SMTPURL: srv.URL(), SMTPTimeout: 2 * time.Second, MailFrom: "Shop <shop@example.com>",
+		SMTPURL: srv.URL(), SMTPTLS: "opportunistic", SMTPTimeout: 2 * time.Second, MailFrom: "Shop <shop@example.com>",
 		MaxTries: 100, RetryBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		AckWait: 2 * time.Second, ClaimTimeout: time.Second,
 	})

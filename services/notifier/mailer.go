@@ -34,12 +34,12 @@ type smtpSender struct {
 }
 
 // newSMTPSender reads an SMTP URL: smtp://[user:pass@]host[:port] (port 25,
-// STARTTLS whenever the server offers it) or smtps://… (TLS from the start,
-// port 465). With a user it authenticates, choosing the strongest mechanism
+// STARTTLS, required unless tlsPolicy is "opportunistic") or smtps://… (TLS
+// from the start, port 465). With a user it authenticates, choosing the strongest mechanism
 // the server offers; PLAIN and LOGIN are used only on an encrypted connection.
 // The server's certificate must verify against the system roots, plus the
 // certificates in caFile when it is set (a private CA).
-func newSMTPSender(rawURL string, timeout time.Duration, caFile string) (*smtpSender, error) {
+func newSMTPSender(rawURL string, timeout time.Duration, caFile, tlsPolicy string) (*smtpSender, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("notifier: SMTP_URL: %w", err)
@@ -53,7 +53,14 @@ func newSMTPSender(rawURL string, timeout time.Duration, caFile string) (*smtpSe
 	switch u.Scheme {
 	case "smtp":
 		port = mail.DefaultPort
-		opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
+		switch tlsPolicy {
+		case "", "required":
+			opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
+		case "opportunistic":
+			opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
+		default:
+			return nil, fmt.Errorf("notifier: SMTP_TLS: %q is neither required nor opportunistic", tlsPolicy)
+		}
 	case "smtps":
 		port = mail.DefaultPortSSL
 		opts = append(opts, mail.WithSSL())

@@ -47,7 +47,7 @@ func TestDeployNATSConfigLetsTheNotifierWorkAndKeepsAppsOut(t *testing.T) {
 	pool, _ := dbtest.New(t)
 	smtpSrv := smtptest.New(t)
 	n, err := New(pool, connect("notifier"), zaptest.NewLogger(t), prometheus.NewRegistry(), Config{
-		SMTPURL: smtpSrv.URL(), MailFrom: "shop@example.com", RetryBackoff: 20 * time.Millisecond,
+		SMTPURL: smtpSrv.URL(), SMTPTLS: "opportunistic", MailFrom: "shop@example.com", RetryBackoff: 20 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -78,7 +78,13 @@ type Config struct {
 	SMTPURL string `env:"SMTP_URL"`
 	// SMTPCAFile is a PEM bundle of CA certificates the SMTP server's
 	// certificate may chain to besides the system roots (a private CA).
-	SMTPCAFile  string        `env:"SMTP_CA_FILE"`
+	SMTPCAFile string `env:"SMTP_CA_FILE"`
+	// SMTPTLS is what smtp:// does without TLS: "required" (the default)
+	// sends nothing unless the server takes STARTTLS, so nobody who strips
+	// it from the server's answer reads the emails' one-time links;
+	// "opportunistic" sends in clear to a server without it (a local test
+	// server). smtps:// is always TLS.
+	SMTPTLS     string        `env:"SMTP_TLS" envDefault:"required"`
 	SMTPTimeout time.Duration `env:"SMTP_TIMEOUT" envDefault:"15s"`
 	MailFrom    string        `env:"MAIL_FROM" envDefault:"customerbus <no-reply@localhost>"`
 	MailDir     string        `env:"MAIL_DIR" envDefault:"./var/mail"`
@@ -177,7 +183,7 @@ func New(pool *pgxpool.Pool, js jetstream.JetStream, log *zap.Logger, reg promet
 		sweepInterval: sweepInterval, sweepBatch: sweepBatch}
 	if cfg.SMTPURL == "" {
 		n.sender = dirSender{dir: cfg.MailDir, log: log}
-	} else if n.sender, err = newSMTPSender(cfg.SMTPURL, cfg.SMTPTimeout, cfg.SMTPCAFile); err != nil {
+	} else if n.sender, err = newSMTPSender(cfg.SMTPURL, cfg.SMTPTimeout, cfg.SMTPCAFile, cfg.SMTPTLS); err != nil {
 		return nil, err
 	}
 	return n, nil

@@ -59,9 +59,12 @@ func newBusWith(t *testing.T, smtpOpts smtptest.Options, tune func(*Config)) *bu
 	}
 	b := &bus{t: t, pool: pool, js: js, smtp: smtptest.NewWithOptions(t, smtpOpts)}
 	b.cfg = Config{
-		SMTPURL: b.smtp.URL(), SMTPCAFile: b.smtp.CAFile(), SMTPTimeout: 2 * time.Second, MailFrom: "Shop <shop@example.com>",
+		SMTPURL: b.smtp.URL(), SMTPCAFile: b.smtp.CAFile(), SMTPTLS: "required", SMTPTimeout: 2 * time.Second, MailFrom: "Shop <shop@example.com>",
 		MaxTries: 100, RetryBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		AckWait: 2 * time.Second, ClaimTimeout: time.Second,
+	}
+	if !smtpOpts.STARTTLS {
+		b.cfg.SMTPTLS = "opportunistic" // a plain test server
 	}
 	if tune != nil {
 		tune(&b.cfg)

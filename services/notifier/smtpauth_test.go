@@ -171,6 +171,24 @@ func TestPasswordIsNotSentToAServerWithoutTLS(t *testing.T) {
 	noCredentialsInClear(t, b.smtp, pass)
 }
 
+// SMTP_TLS=required (the default) sends nothing to a server that does not
+// take STARTTLS, or from whose answer an attacker stripped it: the email
+// (its link is a one-time token) is retried, then dead-lettered, never
+// sent in clear.
+func TestRequiredTLSSendsNothingToAServerWithoutIt(t *testing.T) {
+	b := newBus(t, func(c *Config) {
+		c.SMTPTLS = "required"
+		c.MaxTries = 2
+	})
+	b.run()
+	b.publish(events.CustomerVerificationRequested, notification("ann@example.com", "en"))
+	b.deadLetters(1)
+	b.waitIdle()
+	if n := len(b.smtp.Mails()); n != 0 {
+		t.Errorf("%d mails sent without TLS, want none", n)
+	}
+}
+
 func TestSMTPCAFileMustHoldACertificate(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
