@@ -115,6 +115,7 @@ func EnsureCommandStreams(ctx context.Context, js jetstream.JetStream, opts Stre
 		Name:        CommandsDeadLetterStream,
 		Description: "customerbus commands that could not be run, with the reason",
 		Subjects:    []string{CommandsDeadLetterPrefix + ">"},
+		MaxAge:      opts.DeadLetterMaxAge,
 	}} {
 		cfg.Storage = jetstream.FileStorage
 		cfg.Replicas = replicas

@@ -12,7 +12,14 @@ import (
 type StreamOptions struct {
 	MaxAge   time.Duration // how long events are kept; 0 keeps them forever
 	Replicas int           // 0 means 1
+	// DeadLetterMaxAge is how long a dead-letter stream keeps what it got
+	// (personal data, tokens); 0 keeps it forever.
+	DeadLetterMaxAge time.Duration
 }
+
+// DefaultDeadLetterMaxAge is how long dead letters are kept unless
+// DEADLETTER_MAX_AGE says otherwise: time to look into them and replay.
+const DefaultDeadLetterMaxAge = 30 * 24 * time.Hour
 
 // DuplicateWindow is how long JetStream remembers event ids to drop
 // re-publications. It must outlast a relay's crash-and-restart.

@@ -47,6 +47,8 @@ type CommandsConfig struct {
 	// DrainTimeout bounds how long a stopping instance applies the commands
 	// it holds before it gives up on them (they come back after AckWait).
 	DrainTimeout time.Duration `env:"COMMANDS_DRAIN_TIMEOUT" envDefault:"15s"`
+	// DeadLetterMaxAge is how long CUSTOMERBUS_COMMANDS_DLQ keeps a command.
+	DeadLetterMaxAge time.Duration `env:"DEADLETTER_MAX_AGE" envDefault:"720h"`
 }
 
 func (c CommandsConfig) withDefaults() CommandsConfig {
@@ -61,6 +63,9 @@ func (c CommandsConfig) withDefaults() CommandsConfig {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 15 * time.Second
+	}
+	if c.DeadLetterMaxAge <= 0 {
+		c.DeadLetterMaxAge = events.DefaultDeadLetterMaxAge
 	}
 	return c
 }
@@ -228,7 +233,7 @@ func (s *Service) commandsConsumer(ctx context.Context, js jetstream.JetStream) 
 		PriorityGroups: []string{commandsGroup},
 		PinnedTTL:      s.cfg.Commands.PinnedTTL,
 	}, func(ctx context.Context) error {
-		return events.EnsureCommandStreams(ctx, js, events.StreamOptions{})
+		return events.EnsureCommandStreams(ctx, js, events.StreamOptions{DeadLetterMaxAge: s.cfg.Commands.DeadLetterMaxAge})
 	}, func(err error, backoff time.Duration) {
 		s.log.Warn("customers: command stream not ready, retrying", zap.Error(err), zap.Duration("backoff", backoff))
 	})

@@ -221,6 +221,9 @@ func TestBusCommandsOnceRejectedOrDeadLettered(t *testing.T) {
 		t.Errorf("after the poison: %v", got)
 	}
 	reasons := s.deadLetters(7)
+	if st, err := s.js.Stream(context.Background(), events.CommandsDeadLetterStream); err != nil || st.CachedInfo().Config.MaxAge != events.DefaultDeadLetterMaxAge {
+		t.Errorf("dead-letter stream: %v, want max age %s", err, events.DefaultDeadLetterMaxAge)
+	}
 	for _, want := range []string{"not a CloudEvent", "unknown_command", "invalid_type", "malformed: not a CloudEvent"} {
 		if !strings.Contains(strings.Join(reasons, "\n"), want) {
 			t.Errorf("dead letters %q lack %q", reasons, want)

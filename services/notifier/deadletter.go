@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,8 +39,9 @@ const (
 	reasonStale          = "stale"           // older than the delivery records are kept: it may have been sent, its record swept
 )
 
-func deadLetterStreamConfig() jetstream.StreamConfig {
+func deadLetterStreamConfig(maxAge time.Duration) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
+		MaxAge:      maxAge,
 		Name:        DeadLetterStream,
 		Description: "customerbus notification messages the notifier gave up on; they carry one-time tokens",
 		Subjects:    []string{DeadLetterSubjectPrefix + ">"},

@@ -84,10 +84,13 @@ type Config struct {
 	// it from the server's answer reads the emails' one-time links;
 	// "opportunistic" sends in clear to a server without it (a local test
 	// server). smtps:// is always TLS.
-	SMTPTLS     string        `env:"SMTP_TLS" envDefault:"required"`
-	SMTPTimeout time.Duration `env:"SMTP_TIMEOUT" envDefault:"15s"`
-	MailFrom    string        `env:"MAIL_FROM" envDefault:"customerbus <no-reply@localhost>"`
-	MailDir     string        `env:"MAIL_DIR" envDefault:"./var/mail"`
+	SMTPTLS string `env:"SMTP_TLS" envDefault:"required"`
+	// DeadLetterMaxAge is how long CUSTOMERBUS_NOTIFICATIONS_DLQ keeps a
+	// message (they carry one-time tokens).
+	DeadLetterMaxAge time.Duration `env:"DEADLETTER_MAX_AGE" envDefault:"720h"`
+	SMTPTimeout      time.Duration `env:"SMTP_TIMEOUT" envDefault:"15s"`
+	MailFrom         string        `env:"MAIL_FROM" envDefault:"customerbus <no-reply@localhost>"`
+	MailDir          string        `env:"MAIL_DIR" envDefault:"./var/mail"`
 	// MaxTries bounds the deliveries of a message whose email cannot be sent.
 	MaxTries int `env:"NOTIFIER_MAX_TRIES" envDefault:"5"`
 	// RetryBackoff is the wait before the second try; it doubles per try up
@@ -153,11 +156,12 @@ type Notifier struct {
 // or NOTIFIER_DELIVERY_RETENTION.
 func New(pool *pgxpool.Pool, js jetstream.JetStream, log *zap.Logger, reg prometheus.Registerer, cfg Config) (*Notifier, error) {
 	def := Config{SMTPTimeout: 15 * time.Second, MailDir: "./var/mail", MaxTries: 5, RetryBackoff: 10 * time.Second,
-		MaxBackoff: 5 * time.Minute, AckWait: time.Minute, ClaimTimeout: 5 * time.Minute, DeliveryRetention: 720 * time.Hour}
+		MaxBackoff: 5 * time.Minute, AckWait: time.Minute, ClaimTimeout: 5 * time.Minute, DeliveryRetention: 720 * time.Hour,
+		DeadLetterMaxAge: events.DefaultDeadLetterMaxAge}
 	for _, d := range []struct{ v, def *time.Duration }{
 		{&cfg.SMTPTimeout, &def.SMTPTimeout}, {&cfg.RetryBackoff, &def.RetryBackoff},
 		{&cfg.MaxBackoff, &def.MaxBackoff}, {&cfg.AckWait, &def.AckWait}, {&cfg.ClaimTimeout, &def.ClaimTimeout},
-		{&cfg.DeliveryRetention, &def.DeliveryRetention},
+		{&cfg.DeliveryRetention, &def.DeliveryRetention}, {&cfg.DeadLetterMaxAge, &def.DeadLetterMaxAge},
 	} {
 		if *d.v <= 0 {
 			*d.v = *d.def
@@ -232,7 +236,7 @@ func (n *Notifier) consumer(ctx context.Context) (jetstream.Consumer, error) {
 		MaxDeliver:    -1, // the notifier counts tries itself and dead-letters; JetStream would just stop
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}, func(ctx context.Context) error {
-		_, err := n.js.CreateOrUpdateStream(ctx, deadLetterStreamConfig())
+		_, err := n.js.CreateOrUpdateStream(ctx, deadLetterStreamConfig(n.cfg.DeadLetterMaxAge))
 		return err
 	}, func(err error, backoff time.Duration) {
 		n.log.Warn("notifier: stream or consumer not ready, retrying", zap.Error(err), zap.Duration("backoff", backoff))

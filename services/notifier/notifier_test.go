@@ -415,6 +415,14 @@ func TestInvalidMessagesGoStraightToDeadLetters(t *testing.T) {
 	if got := b.counter(reasonInvalid); got != 2 {
 		t.Errorf("dead-letter counter %v, want 2", got)
 	}
+	// The dead letters hold one-time tokens: they are not kept forever.
+	st, err := b.js.Stream(context.Background(), DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if age := st.CachedInfo().Config.MaxAge; age != events.DefaultDeadLetterMaxAge {
+		t.Errorf("dead-letter stream max age %s, want %s", age, events.DefaultDeadLetterMaxAge)
+	}
 }
 
 func TestCrashBetweenSendAndRecordNeverSendsTwice(t *testing.T) {
