@@ -80,9 +80,9 @@ func (c CommandsConfig) pullExpiry() time.Duration {
 }
 
 // commandsGroup is the consumer's priority group: one instance at a time is
-// pinned to it and reads the commands, so no two instances can apply two
-// commands about one customer out of order; all of them apply the batches
-// it sends (see applySubject).
+// pinned to it and reads the commands, so that one customer's commands keep
+// their order (inOrder guards what a crashed reader held); all instances
+// apply the batches it sends (see applySubject).
 const commandsGroup = "commands"
 
 // CommandsConsumer is the durable consumer every instance shares.
@@ -97,11 +97,12 @@ const (
 )
 
 // RunCommands applies the commands integrators publish on the bus, and
-// serves them as NATS requests (see serveRPC), until ctx ends. Each command runs through the same use cases as HTTP, in one
-// transaction with the record of its id: a command delivered or published
-// again is recognised and changes nothing twice. A refused command gets a
-// command.rejected event with the problem HTTP would have answered; a
-// message that cannot be a command at all goes to the dead-letter stream.
+// serves them as NATS requests (see serveRPC), until ctx ends. Each command
+// runs through the same use cases as HTTP, in one transaction with the
+// record of its id: a command delivered or published again is recognised
+// and changes nothing twice. A refused command gets a command.rejected
+// event with the problem HTTP would have answered; a message that cannot
+// be a command at all goes to the dead-letter stream too.
 func (s *Service) RunCommands(ctx context.Context, js jetstream.JetStream) error {
 	g, ctx := errgroup.WithContext(ctx)
 	// This instance keeps applying batches until its own reading is done:
