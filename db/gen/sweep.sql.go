@@ -10,6 +10,20 @@ import (
 	"time"
 )
 
+const sweepCommandOrder = `-- name: SweepCommandOrder :execrows
+DELETE FROM command_order WHERE order_key IN (
+    SELECT old.order_key FROM command_order old WHERE old.updated_at < $1 LIMIT 1000)
+`
+
+// Order keys whose last command was applied before the given time, a batch at a time.
+func (q *Queries) SweepCommandOrder(ctx context.Context, updatedAt time.Time) (int64, error) {
+	result, err := q.db.Exec(ctx, sweepCommandOrder, updatedAt)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const sweepCustomerSessions = `-- name: SweepCustomerSessions :execrows
 DELETE FROM customer_sessions WHERE id IN (
     SELECT old.id FROM customer_sessions old WHERE old.refresh_expires_at < $1 LIMIT 1000)
@@ -32,6 +46,20 @@ DELETE FROM customer_tokens WHERE token_hash IN (
 // One-time tokens expired before the given time, a batch at a time.
 func (q *Queries) SweepCustomerTokens(ctx context.Context, expiresAt time.Time) (int64, error) {
 	result, err := q.db.Exec(ctx, sweepCustomerTokens, expiresAt)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const sweepProcessedCommands = `-- name: SweepProcessedCommands :execrows
+DELETE FROM processed_commands WHERE command_id IN (
+    SELECT old.command_id FROM processed_commands old WHERE old.processed_at < $1 LIMIT 1000)
+`
+
+// Bus commands processed before the given time, a batch at a time.
+func (q *Queries) SweepProcessedCommands(ctx context.Context, processedAt time.Time) (int64, error) {
+	result, err := q.db.Exec(ctx, sweepProcessedCommands, processedAt)
 	if err != nil {
 		return 0, err
 	}

@@ -7,3 +7,13 @@ DELETE FROM customer_tokens WHERE token_hash IN (
 -- Sessions (logins) that ended before the given time, a batch at a time.
 DELETE FROM customer_sessions WHERE id IN (
     SELECT old.id FROM customer_sessions old WHERE old.refresh_expires_at < $1 LIMIT 1000);
+
+-- name: SweepProcessedCommands :execrows
+-- Bus commands processed before the given time, a batch at a time.
+DELETE FROM processed_commands WHERE command_id IN (
+    SELECT old.command_id FROM processed_commands old WHERE old.processed_at < $1 LIMIT 1000);
+
+-- name: SweepCommandOrder :execrows
+-- Order keys whose last command was applied before the given time, a batch at a time.
+DELETE FROM command_order WHERE order_key IN (
+    SELECT old.order_key FROM command_order old WHERE old.updated_at < $1 LIMIT 1000);

@@ -47,6 +47,11 @@ type CommandsConfig struct {
 	// DrainTimeout bounds how long a stopping instance applies the commands
 	// it holds before it gives up on them (they come back after AckWait).
 	DrainTimeout time.Duration `env:"COMMANDS_DRAIN_TIMEOUT" envDefault:"15s"`
+	// Retention is how long a processed command's id (and an order key's
+	// last sequence) is remembered: a command published again later than
+	// that is applied again. Like Idempotency-Key's 24 h, but for machines
+	// that may replay a stream: 30 days.
+	Retention time.Duration `env:"COMMANDS_RETENTION" envDefault:"720h"`
 	// DeadLetterMaxAge is how long CUSTOMERBUS_COMMANDS_DLQ keeps a command.
 	DeadLetterMaxAge time.Duration `env:"DEADLETTER_MAX_AGE" envDefault:"720h"`
 }
@@ -63,6 +68,9 @@ func (c CommandsConfig) withDefaults() CommandsConfig {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 15 * time.Second
+	}
+	if c.Retention < time.Hour {
+		c.Retention = 720 * time.Hour
 	}
 	if c.DeadLetterMaxAge <= 0 {
 		c.DeadLetterMaxAge = events.DefaultDeadLetterMaxAge

@@ -699,3 +699,37 @@ func TestBusCommandRetriedInPlaceAfterALostConnection(t *testing.T) {
 		t.Errorf("%d customers, want 2", n)
 	}
 }
+
+// A command's id is remembered for COMMANDS_RETENTION: the sweep forgets
+// older ones (and their order keys), so a command published again after
+// that is applied again, while a recent one is still recognised.
+func TestSweepForgetsCommandsPastTheirRetention(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runCommands()
+	c := s.createCustomer(map[string]any{"email": "swept-" + randomSuffix() + "@example.com"})
+	old := s.command("", events.CmdCustomerUpdate, map[string]any{"id": c.ID, "first_name": "Old"})
+	recent := s.command("", events.CmdCustomerUpdate, map[string]any{"id": c.ID, "first_name": "Recent"})
+	s.streamEvents(3)
+	ctx := context.Background()
+	if _, err := s.pool.Exec(ctx, `UPDATE processed_commands SET processed_at = now() - interval '31 days' WHERE command_id = $1`, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE command_order SET updated_at = now() - interval '31 days'`); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.svc.SweepCommands(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("swept %d commands (%v), want 1", n, err)
+	}
+	s.command(old, events.CmdCustomerUpdate, map[string]any{"id": c.ID, "first_name": "Old"})
+	s.command(recent, events.CmdCustomerUpdate, map[string]any{"id": c.ID, "first_name": "Recent"})
+	evs, _ := s.streamEvents(4)
+	if ext(evs[3], "causationid") != old {
+		t.Errorf("fourth event caused by %s, want the forgotten command %s", ext(evs[3], "causationid"), old)
+	}
+	time.Sleep(300 * time.Millisecond) // the recent one, recognised, adds nothing
+	if n := s.count(`SELECT count(*) FROM outbox`); n != 4 {
+		t.Errorf("%d events, want 4", n)
+	}
+}

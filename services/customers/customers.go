@@ -149,12 +149,23 @@ func (s *Service) Sweep(ctx context.Context) (tokens, sessions int64, err error)
 	return s.store.Sweep(ctx, now.Add(-TokenGrace), now)
 }
 
+// SweepCommands forgets the bus commands processed longer ago than
+// COMMANDS_RETENTION.
+func (s *Service) SweepCommands(ctx context.Context) (int64, error) {
+	return s.store.SweepCommands(ctx, time.Now().Add(-s.cfg.Commands.Retention))
+}
+
 // sweepEvery sweeps at start and then every interval until ctx ends; every
 // instance does, which is harmless: the deletes are idempotent.
 func (s *Service) sweepEvery(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		if n, err := s.SweepCommands(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("customers: sweep commands", zap.Error(err))
+		} else if n > 0 {
+			s.log.Info("customers: swept processed commands", zap.Int64("commands", n))
+		}
 		if tokens, sessions, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("customers: sweep", zap.Error(err))
 		} else if tokens+sessions > 0 {

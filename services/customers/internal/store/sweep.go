@@ -19,6 +19,19 @@ func (s *Store) Sweep(ctx context.Context, tokensBefore, sessionsBefore time.Tim
 	return tokens, sessions, nil
 }
 
+// SweepCommands forgets the bus commands processed, and the order keys last
+// used, before the given time.
+func (s *Store) SweepCommands(ctx context.Context, before time.Time) (int64, error) {
+	commands, err := drain(ctx, before, s.q.SweepProcessedCommands)
+	if err != nil {
+		return commands, fmt.Errorf("store: sweep processed commands: %w", err)
+	}
+	if _, err := drain(ctx, before, s.q.SweepCommandOrder); err != nil {
+		return commands, fmt.Errorf("store: sweep command order: %w", err)
+	}
+	return commands, nil
+}
+
 // drain runs a batch delete until it deletes nothing.
 func drain(ctx context.Context, before time.Time, batch func(context.Context, time.Time) (int64, error)) (int64, error) {
 	var total int64
