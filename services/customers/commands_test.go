@@ -253,9 +253,10 @@ func TestBusCommandAtTheSizeLimitIsDeadLettered(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
 	s.runCommands()
-	if err := events.EnsureCommandStreams(context.Background(), s.js, events.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	retry(t, func() error { // until the service has made the stream
+		_, err := s.js.Stream(context.Background(), events.CommandsStream)
+		return err
+	})
 	limit := int(s.js.Conn().MaxPayload())
 	msg := nats.NewMsg(events.CommandSubject(events.CmdCustomerCreate))
 	msg.Data = []byte(strings.Repeat("x", limit-200))
