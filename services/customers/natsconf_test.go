@@ -99,6 +99,12 @@ func TestDeployNATSConfigForCommands(t *testing.T) {
 		t.Fatalf("the integrator's request: %v %v", err, reply)
 	}
 
+	// It can see the service as `nats micro info customerbus` does.
+	info, err := erp.Request("$SRV.INFO."+customers.RPCServiceName, nil, 5*time.Second)
+	if err != nil || !strings.Contains(string(info.Data), customers.RPCSubjectPrefix+events.CmdCustomerCreate) {
+		t.Errorf("the integrator's $SRV.INFO: %v %v", err, info)
+	}
+
 	// The integrator reads the results from its consumer.
 	erpEvents, err := jetstream.NewWithAPIPrefix(erp, "customerbus.jsapi")
 	if err != nil {
