@@ -210,7 +210,8 @@ func (s *Service) consumeCommands(ctx context.Context, js jetstream.JetStream) e
 		if md, err := msg.Metadata(); err == nil {
 			c.seq = md.Sequence.Stream
 		}
-		lanes[laneOf(commandKey(c.event))] <- c
+		c.key = commandKey(c.event)
+		lanes[laneOf(c.key)] <- c
 	}
 }
 
@@ -267,8 +268,10 @@ type command struct {
 	// unreadable is why a message that names an id is not a CloudEvent:
 	// refused too, so that its sender hears of it.
 	unreadable error
-	// seq is the command's stream sequence (0 for a request).
+	// seq is the command's stream sequence and key its order key (see
+	// commandKey), both set by the reading instance; none for a request.
 	seq uint64
+	key string
 }
 
 // readCommand reads a command from the message it came in. A message that
@@ -308,12 +311,12 @@ func readEvent(msg *nats.Msg) (cloudevents.Event, error) {
 	if err := e.Validate(); err != nil { // the binding reads a message that lacks a required attribute
 		return e, err
 	}
-	for name, v := range map[string]string{
-		"id": e.ID(), "type": e.Type(), "source": e.Source(),
-		events.ExtPartitionKey: stringExt(e, events.ExtPartitionKey), events.ExtTraceParent: stringExt(e, events.ExtTraceParent),
+	for _, a := range [...]struct{ name, value string }{
+		{"id", e.ID()}, {"type", e.Type()}, {"source", e.Source()},
+		{events.ExtPartitionKey, stringExt(e, events.ExtPartitionKey)}, {events.ExtTraceParent, stringExt(e, events.ExtTraceParent)},
 	} {
-		if len(v) > maxAttributeLength {
-			return e, fmt.Errorf("%s is longer than %d bytes", name, maxAttributeLength)
+		if len(a.value) > maxAttributeLength {
+			return e, fmt.Errorf("%s is longer than %d bytes", a.name, maxAttributeLength)
 		}
 	}
 	return e, nil
@@ -400,7 +403,7 @@ func inOrder(ctx context.Context, q *gen.Queries, c command) error {
 	if c.seq == 0 {
 		return nil
 	}
-	key := commandKey(c.event)
+	key := c.key
 	if len(key) > 200 { // a long email, say: keep the key indexable
 		sum := sha256.Sum256([]byte(key))
 		key = "sha256:" + hex.EncodeToString(sum[:])
@@ -707,6 +710,39 @@ func id(field, v string) (uuid.UUID, error) {
 	return u, nil
 }
 
+// targeted is the data of a command about a resource that its HTTP route
+// names in the path: the body, plus the resource's id under one field.
+type targeted interface{ target() (field, value string) }
+
+type customerTarget struct {
+	ID string `json:"id"`
+}
+
+func (t customerTarget) target() (string, string) { return "id", t.ID }
+
+type groupTarget struct {
+	GroupID string `json:"group_id"`
+}
+
+func (t groupTarget) target() (string, string) { return "group_id", t.GroupID }
+
+type addressTarget struct {
+	CustomerID string `json:"customer_id"`
+	AddressID  string `json:"address_id"`
+}
+
+func (t addressTarget) target() (string, string) { return "customer_id", t.CustomerID }
+
+// decodeTargeted reads a command's data and the id of the resource it names.
+func decodeTargeted[T targeted](e cloudevents.Event) (T, uuid.UUID, error) {
+	in, err := decode[T](e)
+	if err != nil {
+		return in, uuid.Nil, err
+	}
+	u, err := id(in.target())
+	return in, u, err
+}
+
 // runCommand runs one command through the customer use cases.
 func runCommand(ctx context.Context, svc *customer.Service, o customer.Origin, e cloudevents.Event) (any, error) {
 	switch e.Type() {
@@ -715,59 +751,38 @@ func runCommand(ctx context.Context, svc *customer.Service, o customer.Origin, e
 		if err != nil {
 			return nil, err
 		}
-		c, err := svc.Create(ctx, o, in)
-		return customerResult(c, err)
+		return customerResult(svc.Create(ctx, o, in))
 	case events.CmdCustomerUpdate:
-		in, err := decode[struct {
-			ID string `json:"id"`
+		in, cid, err := decodeTargeted[struct {
+			customerTarget
 			customer.UpdateInput
 		}](e)
 		if err != nil {
 			return nil, err
 		}
-		cid, err := id("id", in.ID)
-		if err != nil {
-			return nil, err
-		}
-		c, err := svc.Update(ctx, o, cid, in.UpdateInput)
-		return customerResult(c, err)
+		return customerResult(svc.Update(ctx, o, cid, in.UpdateInput))
 	case events.CmdCustomerDelete:
-		in, err := decode[struct {
-			ID string `json:"id"`
-		}](e)
-		if err != nil {
-			return nil, err
-		}
-		cid, err := id("id", in.ID)
+		_, cid, err := decodeTargeted[customerTarget](e)
 		if err != nil {
 			return nil, err
 		}
 		return nil, svc.Delete(ctx, o, cid)
 	case events.CmdCustomerMetadataUpdate, events.CmdCustomerPrivateMetadataUpdate:
-		in, err := decode[struct {
-			ID string `json:"id"`
+		in, cid, err := decodeTargeted[struct {
+			customerTarget
 			customer.MetadataInput
 		}](e)
 		if err != nil {
 			return nil, err
 		}
-		cid, err := id("id", in.ID)
-		if err != nil {
-			return nil, err
-		}
-		c, err := svc.UpdateMetadata(ctx, o, cid, e.Type() == events.CmdCustomerPrivateMetadataUpdate, in.MetadataInput)
-		return customerResult(c, err)
+		return customerResult(svc.UpdateMetadata(ctx, o, cid, e.Type() == events.CmdCustomerPrivateMetadataUpdate, in.MetadataInput))
 	case events.CmdCustomerAddressCreate, events.CmdCustomerAddressUpdate, events.CmdCustomerAddressDelete:
 		return runAddressCommand(ctx, svc, o, e)
 	case events.CmdGroupCustomersAdd, events.CmdGroupCustomersRemove:
-		in, err := decode[struct {
-			GroupID     string   `json:"group_id"`
+		in, gid, err := decodeTargeted[struct {
+			groupTarget
 			CustomerIDs []string `json:"customer_ids"`
 		}](e)
-		if err != nil {
-			return nil, err
-		}
-		gid, err := id("group_id", in.GroupID)
 		if err != nil {
 			return nil, err
 		}
@@ -791,15 +806,10 @@ func runCommand(ctx context.Context, svc *customer.Service, o customer.Origin, e
 }
 
 func runAddressCommand(ctx context.Context, svc *customer.Service, o customer.Origin, e cloudevents.Event) (any, error) {
-	in, err := decode[struct {
-		CustomerID string `json:"customer_id"`
-		AddressID  string `json:"address_id"`
+	in, cid, err := decodeTargeted[struct {
+		addressTarget
 		customer.AddressInput
 	}](e)
-	if err != nil {
-		return nil, err
-	}
-	cid, err := id("customer_id", in.CustomerID)
 	if err != nil {
 		return nil, err
 	}

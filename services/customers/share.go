@@ -34,6 +34,7 @@ type wireCommand struct {
 	Header  nats.Header `json:"header"`
 	Data    []byte      `json:"data"`
 	Seq     uint64      `json:"seq"`
+	Key     string      `json:"key"`
 }
 
 // applyReply answers an applyRequest: for each command, in order, the
@@ -72,7 +73,7 @@ func (s *Service) handleApply(ctx context.Context, m *nats.Msg) {
 			if cmds[i], err = readCommand(&nats.Msg{Subject: w.Subject, Header: w.Header, Data: w.Data}); err != nil {
 				break // the reading instance could read it: a bug, not poison
 			}
-			cmds[i].seq = w.Seq
+			cmds[i].seq, cmds[i].key = w.Seq, w.Key
 		}
 		if err == nil {
 			reply.DeadLetter, err = s.applyHere(ctx, cmds)
@@ -92,7 +93,7 @@ func (s *Service) handleApply(ctx context.Context, m *nats.Msg) {
 func (s *Service) applyShared(ctx context.Context, nc *nats.Conn, batch []command) ([]string, error) {
 	req := applyRequest{Commands: make([]wireCommand, len(batch))}
 	for i, c := range batch {
-		req.Commands[i] = wireCommand{Subject: c.msg.Subject(), Header: c.msg.Headers(), Data: c.msg.Data(), Seq: c.seq}
+		req.Commands[i] = wireCommand{Subject: c.msg.Subject(), Header: c.msg.Headers(), Data: c.msg.Data(), Seq: c.seq, Key: c.key}
 	}
 	body, err := json.Marshal(req)
 	if err != nil {
