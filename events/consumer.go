@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -32,6 +33,23 @@ func DurableConsumer(ctx context.Context, js jetstream.JetStream, stream string,
 		case <-ctx.Done():
 			return nil, nil
 		case <-time.After(backoff):
+		}
+	}
+}
+
+// EachMessage hands every message of it to handle, one after another, until
+// the iterator closes: the caller stops (or drains) it to end. Errors the
+// iterator goes on after (missed heartbeats and the like) go to onErr.
+func EachMessage(it jetstream.MessagesContext, handle func(jetstream.Msg), onErr func(error)) error {
+	for {
+		msg, err := it.Next()
+		switch {
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			return nil
+		case err != nil:
+			onErr(err)
+		default:
+			handle(msg)
 		}
 	}
 }

@@ -192,19 +192,11 @@ func (s *Service) consumeCommands(ctx context.Context, js jetstream.JetStream) e
 		}
 		wg.Wait()
 	}()
-	for {
-		msg, err := it.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			return nil
-		}
-		if err != nil {
-			s.log.Warn("customers: consume commands", zap.Error(err))
-			continue
-		}
+	return events.EachMessage(it, func(msg jetstream.Msg) {
 		c, err := readCommand(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
 		if err != nil {
 			s.deadLetter(work, js, msg, "invalid", err.Error())
-			continue
+			return
 		}
 		c.msg = msg
 		if md, err := msg.Metadata(); err == nil {
@@ -212,7 +204,7 @@ func (s *Service) consumeCommands(ctx context.Context, js jetstream.JetStream) e
 		}
 		c.key = commandKey(c.event)
 		lanes[laneOf(c.key)] <- c
-	}
+	}, func(err error) { s.log.Warn("customers: consume commands", zap.Error(err)) })
 }
 
 // handOver unpins this instance, so that another takes up the commands at

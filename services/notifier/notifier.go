@@ -210,19 +210,9 @@ func (n *Notifier) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("notifier: consume: %w", err)
 	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	for {
-		msg, err := it.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			return nil
-		}
-		if err != nil { // missed heartbeats and the like; the iterator goes on
-			n.log.Warn("notifier: consume", zap.Error(err))
-			continue
-		}
-		n.handle(ctx, msg)
-	}
+	defer context.AfterFunc(ctx, it.Stop)()
+	return events.EachMessage(it, func(msg jetstream.Msg) { n.handle(ctx, msg) },
+		func(err error) { n.log.Warn("notifier: consume", zap.Error(err)) })
 }
 
 // consumer creates the dead-letter stream and the durable consumer, retrying

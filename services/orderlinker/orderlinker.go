@@ -71,19 +71,9 @@ func (l *Linker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("orderlinker: consume: %w", err)
 	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	for {
-		msg, err := it.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			return nil
-		}
-		if err != nil {
-			l.log.Warn("consume", zap.Error(err))
-			continue
-		}
-		l.handle(ctx, msg)
-	}
+	defer context.AfterFunc(ctx, it.Stop)()
+	return events.EachMessage(it, func(msg jetstream.Msg) { l.handle(ctx, msg) },
+		func(err error) { l.log.Warn("consume", zap.Error(err)) })
 }
 
 // consumer creates the durable consumer, retrying while the events stream
