@@ -1,22 +1,29 @@
 package natstest
 
 import (
+	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // DeployUsers are the users of deploy/nats/nats.conf; Deploy gives each the
 // password "<user>-secret".
 var DeployUsers = []string{"relay", "app", "notifier", "orderlinker", "customers", "admin", "erp"}
 
-// Deployed is a server running a shipped configuration file.
+// Deployed is a server running a shipped configuration file. It records
+// the permission refusals the server sends each user it connected.
 type Deployed struct {
-	t   testing.TB
-	srv *server.Server
+	t        testing.TB
+	srv      *server.Server
+	mu       sync.Mutex
+	refusals map[string][]string
 }
 
 // Deploy starts a server on the configuration file at path (on a free port,
@@ -43,18 +50,41 @@ func Deploy(t testing.TB, path string) *Deployed {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		t.Fatal("natstest: deployed server not ready")
 	}
-	return &Deployed{t: t, srv: srv}
+	return &Deployed{t: t, srv: srv, refusals: map[string][]string{}}
 }
 
-// ConnectAs connects as one of DeployUsers; onErr gets the asynchronous
-// errors, among them the server's permission refusals.
-func (d *Deployed) ConnectAs(user string, onErr func(error)) *nats.Conn {
+// ConnectAs connects as one of DeployUsers.
+func (d *Deployed) ConnectAs(user string) *nats.Conn {
 	d.t.Helper()
 	nc, err := nats.Connect(d.srv.ClientURL(), nats.UserInfo(user, user+"-secret"),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { onErr(err) }))
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				d.mu.Lock()
+				d.refusals[user] = append(d.refusals[user], err.Error())
+				d.mu.Unlock()
+			}
+		}))
 	if err != nil {
 		d.t.Fatal(err)
 	}
 	d.t.Cleanup(nc.Close)
 	return nc
+}
+
+// JetStreamAs is ConnectAs with a JetStream context.
+func (d *Deployed) JetStreamAs(user string) jetstream.JetStream {
+	d.t.Helper()
+	js, err := jetstream.New(d.ConnectAs(user))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return js
+}
+
+// Refusals are the permission refusals the server sent user so far. They
+// arrive asynchronously: flush the connection and wait a little first.
+func (d *Deployed) Refusals(user string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.refusals[user])
 }

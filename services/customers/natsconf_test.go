@@ -3,7 +3,6 @@ package customers_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -30,24 +29,7 @@ import (
 // may not read notifications or make consumers of its own.
 func TestDeployNATSConfigForCommands(t *testing.T) {
 	srv := natstest.Deploy(t, "../../deploy/nats/nats.conf")
-	var mu sync.Mutex
-	violations := map[string][]string{}
-	connect := func(user string) *nats.Conn {
-		return srv.ConnectAs(user, func(err error) {
-			if errors.Is(err, nats.ErrPermissionViolation) {
-				mu.Lock()
-				violations[user] = append(violations[user], err.Error())
-				mu.Unlock()
-			}
-		})
-	}
-	jsAs := func(user string) jetstream.JetStream {
-		js, err := jetstream.New(connect(user))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return js
-	}
+	connect, jsAs := srv.ConnectAs, srv.JetStreamAs
 	ctx := context.Background()
 	pool, _ := dbtest.New(t) // closed after the services below stop
 	runCtx, cancel := context.WithCancel(ctx)
@@ -173,17 +155,15 @@ func TestDeployNATSConfigForCommands(t *testing.T) {
 	_ = app.Flush()
 	_ = erp.Flush()
 	time.Sleep(100 * time.Millisecond) // refusals arrive asynchronously
-	mu.Lock()
-	defer mu.Unlock()
-	if len(violations["app"]) != 1 || !strings.Contains(violations["app"][0], "Publish") {
-		t.Errorf("the app's command: refusals %v, want one for the publish", violations["app"])
+	if r := srv.Refusals("app"); len(r) != 1 || !strings.Contains(r[0], "Publish") {
+		t.Errorf("the app's command: refusals %v, want one for the publish", r)
 	}
-	if len(violations["erp"]) != 1 || !strings.Contains(violations["erp"][0], "Subscription") {
-		t.Errorf("the integrator's subscription to notifications: refusals %v, want one", violations["erp"])
+	if r := srv.Refusals("erp"); len(r) != 1 || !strings.Contains(r[0], "Subscription") {
+		t.Errorf("the integrator's subscription to notifications: refusals %v, want one", r)
 	}
 	for _, user := range []string{"relay", "customers", "admin"} {
-		if len(violations[user]) != 0 {
-			t.Errorf("%s was refused: %v", user, violations[user])
+		if r := srv.Refusals(user); len(r) != 0 {
+			t.Errorf("%s was refused: %v", user, r)
 		}
 	}
 }

@@ -2,9 +2,7 @@ package notifier
 
 import (
 	"context"
-	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,19 +23,7 @@ import (
 // user can read neither notifications nor dead letters.
 func TestDeployNATSConfigLetsTheNotifierWorkAndKeepsAppsOut(t *testing.T) {
 	srv := natstest.Deploy(t, "../../deploy/nats/nats.conf")
-	var mu sync.Mutex
-	var asyncErrs []error
-	connect := func(user string) jetstream.JetStream {
-		js, err := jetstream.New(srv.ConnectAs(user, func(err error) {
-			mu.Lock()
-			defer mu.Unlock()
-			asyncErrs = append(asyncErrs, err)
-		}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return js
-	}
+	connect := srv.JetStreamAs
 	ctx := context.Background()
 
 	relayJS := connect("relay")
@@ -84,15 +70,13 @@ func TestDeployNATSConfigLetsTheNotifierWorkAndKeepsAppsOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond) // the server's refusals arrive asynchronously
-	mu.Lock()
-	defer mu.Unlock()
 	violations := 0
-	for _, err := range asyncErrs {
-		if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), "for Subscription") {
+	for _, r := range srv.Refusals("app") {
+		if strings.Contains(r, "for Subscription") {
 			violations++
 		}
 	}
 	if violations != 2 {
-		t.Errorf("app subscriptions to notifications and dead letters: %d refused, want 2 (errors %v)", violations, asyncErrs)
+		t.Errorf("app subscriptions to notifications and dead letters: %d refused, want 2 (refusals %v)", violations, srv.Refusals("app"))
 	}
 }
