@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	cenats "github.com/cloudevents/sdk-go/protocol/nats/v2"
 	cejs "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
@@ -50,7 +51,9 @@ type Meta struct {
 	CausationID string
 }
 
-// New builds a CloudEvent with a fresh UUIDv7 id and JSON data.
+// New builds a CloudEvent with a fresh UUIDv7 id and JSON data. Its
+// dataschema is set by the relay that publishes it, which knows the public
+// address serving the schemas (SchemaURL).
 func New(m Meta, data any) (cloudevents.Event, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -62,7 +65,6 @@ func New(m Meta, data any) (cloudevents.Event, error) {
 	e.SetSource(m.Source)
 	e.SetSubject(m.Subject)
 	e.SetTime(m.Time.UTC())
-	e.SetDataSchema(SchemaURI(m.Type))
 	// The sequence extension is a String in the CloudEvents spec; it holds the
 	// decimal version so every transport carries it the same way.
 	e.SetExtension(ExtSequence, strconv.FormatInt(m.Sequence, 10))
@@ -104,19 +106,31 @@ func Unmarshal(b []byte) (cloudevents.Event, error) {
 }
 
 // ToMsg writes an event as a NATS message in the CloudEvents NATS binding's
-// binary mode (ce-* headers, the data as the body), on the event type's subject,
-// with Nats-Msg-Id = the event id so JetStream drops re-publications.
+// structured mode: the whole event as JSON in the body, with content-type
+// application/cloudevents+json. It is the one mode every CloudEvents NATS
+// reader understands: sdk-go's core NATS binding (protocol/nats/v2, whose
+// writer this is) reads nothing else, its JetStream binding reads it too, and
+// the `nats` CLI shows type, id and data as they are. The message goes on the
+// event type's subject, with Nats-Msg-Id = the event id so JetStream drops
+// re-publications.
 func ToMsg(ctx context.Context, e cloudevents.Event) (*nats.Msg, error) {
 	var body bytes.Buffer
-	header, err := cejs.WriteMsg(ctx, binding.ToMessage(&e), &body)
-	if err != nil {
+	if err := cenats.WriteMsg(ctx, binding.ToMessage(&e), &body); err != nil {
 		return nil, fmt.Errorf("events: write message: %w", err)
 	}
-	header.Set(nats.MsgIdHdr, e.ID())
-	return &nats.Msg{Subject: Subject(e.Type()), Header: header, Data: body.Bytes()}, nil
+	msg := nats.NewMsg(Subject(e.Type()))
+	msg.Header.Set(contentTypeHeader, cloudevents.ApplicationCloudEventsJSON)
+	msg.Header.Set(nats.MsgIdHdr, e.ID())
+	msg.Data = body.Bytes()
+	return msg, nil
 }
 
-// FromMsg reads an event from a NATS message in binary or structured mode.
+// contentTypeHeader is the NATS binding's header for the structured mode's
+// media type.
+const contentTypeHeader = "content-type"
+
+// FromMsg reads an event from a NATS message in structured or binary mode
+// (commands from integrators may come in either).
 func FromMsg(msg *nats.Msg) (cloudevents.Event, error) {
 	e, err := binding.ToEvent(context.Background(), cejs.NewMessage(msg))
 	if err != nil {

@@ -104,9 +104,14 @@ const (
 	SourceCustomers = "/customerbus/customers"
 )
 
-// SchemaBaseURI prefixes every event's `dataschema`; the file of the same name
-// is in events/schemas.
-const SchemaBaseURI = "https://customerbus.dev/schemas/events/"
+// SchemaPath is where the command service serves the event schemas: an
+// event's dataschema is the public base URL, SchemaPath, its type and
+// ".json"; the file of the same name is in events/schemas.
+const SchemaPath = "/schemas/events/"
+
+// DefaultPublicBaseURL is the API's own address under the default HTTP_ADDR,
+// the base of dataschema when no public base URL is configured.
+const DefaultPublicBaseURL = "http://127.0.0.1:8080"
 
 // Auth types (CloudEvents authcontext extension `authtype`).
 const (
@@ -130,8 +135,15 @@ func Subject(eventType string) string {
 // IsNotification reports whether the type is a notification event type.
 func IsNotification(eventType string) bool { return slices.Contains(NotificationTypes, eventType) }
 
-// SchemaURI is the `dataschema` of an event type.
-func SchemaURI(eventType string) string { return SchemaBaseURI + eventType + ".json" }
+// SchemaURL is the `dataschema` of an event type: where the command service
+// whose public base URL is baseURL (DefaultPublicBaseURL when empty) serves
+// its schema.
+func SchemaURL(baseURL, eventType string) string {
+	if baseURL == "" {
+		baseURL = DefaultPublicBaseURL
+	}
+	return strings.TrimRight(baseURL, "/") + SchemaPath + eventType + ".json"
+}
 
 // TypeFromSubject is the inverse of Subject; ok is false for foreign subjects.
 func TypeFromSubject(subject string) (eventType string, ok bool) {

@@ -12,7 +12,9 @@ import (
 )
 
 // Schemas holds the JSON Schema of each event type's data, named <type>.json,
-// and the shapes they share.
+// and the shapes they share. Their $id and $refs are relative, so they resolve
+// against wherever a schema is read from: served at SchemaPath, a schema's $id
+// is the dataschema that names it.
 //
 //go:embed schemas/*.json
 var Schemas embed.FS
@@ -64,18 +66,28 @@ func loadSchemas() {
 			schemasErr = fmt.Errorf("events: schema %s: %w", f, err)
 			return
 		}
-		if err := compiler.AddResource(SchemaBaseURI+strings.TrimPrefix(f, "schemas/"), doc); err != nil {
+		if err := compiler.AddResource(SchemaURL("", strings.TrimSuffix(strings.TrimPrefix(f, "schemas/"), ".json")), doc); err != nil {
 			schemasErr = err
 			return
 		}
 	}
 	for _, f := range files {
 		eventType := strings.TrimSuffix(strings.TrimPrefix(f, "schemas/"), ".json")
-		sch, err := compiler.Compile(SchemaURI(eventType))
+		sch, err := compiler.Compile(SchemaURL("", eventType))
 		if err != nil {
 			schemasErr = fmt.Errorf("events: compile schema %s: %w", f, err)
 			return
 		}
 		compiled.Store(eventType, sch)
 	}
+}
+
+// Schema returns the JSON Schema document named name (an event type or a
+// shared shape, without ".json"), as served at SchemaPath.
+func Schema(name string) ([]byte, bool) {
+	if !fs.ValidPath(name) || strings.Contains(name, "/") {
+		return nil, false
+	}
+	b, err := Schemas.ReadFile("schemas/" + name + ".json")
+	return b, err == nil
 }

@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"io/fs"
 	"os"
@@ -9,7 +10,12 @@ import (
 	"testing"
 	"time"
 
+	cenats "github.com/cloudevents/sdk-go/protocol/nats/v2"
+	cejs "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/customerbus/customerbus/events"
@@ -109,7 +115,7 @@ func TestEventDataValidatesAgainstItsSchema(t *testing.T) {
 	}
 }
 
-func TestEverySchemaIDMatchesItsDataschemaURI(t *testing.T) {
+func TestEverySchemaIDIsRelativeToWhereItIsServed(t *testing.T) {
 	files, err := fs.Glob(events.Schemas, "schemas/*.json")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no schemas: %v", err)
@@ -123,8 +129,10 @@ func TestEverySchemaIDMatchesItsDataschemaURI(t *testing.T) {
 			t.Fatalf("%s: %v", f, err)
 		}
 		name := strings.TrimSuffix(strings.TrimPrefix(f, "schemas/"), ".json")
-		if doc.ID != events.SchemaURI(name) {
-			t.Errorf("%s: $id %q, want %q", f, doc.ID, events.SchemaURI(name))
+		// Relative, so it is the URL the schema is read from: served at
+		// SchemaPath, the dataschema that names it.
+		if doc.ID != name+".json" {
+			t.Errorf("%s: $id %q, want %q", f, doc.ID, name+".json")
 		}
 	}
 	for _, typ := range events.PublicTypes {
@@ -134,7 +142,7 @@ func TestEverySchemaIDMatchesItsDataschemaURI(t *testing.T) {
 	}
 }
 
-func TestEnvelopeRoundTripsThroughNATSBinaryMode(t *testing.T) {
+func TestEnvelopeIsStructuredModeThatBothSDKBindingsRead(t *testing.T) {
 	c := sampleCustomer()
 	e, err := events.New(events.Meta{
 		Type: events.CustomerCreated, Source: events.SourceCustomers, Subject: c.ID.String(),
@@ -148,18 +156,64 @@ func TestEnvelopeRoundTripsThroughNATSBinaryMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if msg.Subject != "customerbus.events.customer.created" || msg.Header.Get("Nats-Msg-Id") != e.ID() || msg.Header.Get("ce-sequence") != "7" {
+	if msg.Subject != "customerbus.events.customer.created" || msg.Header.Get("Nats-Msg-Id") != e.ID() ||
+		msg.Header.Get("content-type") != "application/cloudevents+json" {
 		t.Errorf("message subject %q headers %v", msg.Subject, msg.Header)
 	}
-	got, err := events.FromMsg(msg)
+	for k := range msg.Header {
+		if strings.HasPrefix(strings.ToLower(k), "ce-") {
+			t.Errorf("structured mode carries header %s", k)
+		}
+	}
+	var raw struct {
+		SpecVersion, ID, Type, Sequence string
+		Data                            map[string]any
+	}
+	if err := json.Unmarshal(msg.Data, &raw); err != nil || raw.SpecVersion != "1.0" || raw.ID != e.ID() || raw.Type != e.Type() || raw.Sequence != "7" || raw.Data["email"] != c.Email {
+		t.Errorf("body is not the event as JSON (%v): %s", err, msg.Data)
+	}
+	readers := map[string]func(*nats.Msg) (*cloudevents.Event, error){
+		"events.FromMsg": func(m *nats.Msg) (*cloudevents.Event, error) { e, err := events.FromMsg(m); return &e, err },
+		"protocol/nats": func(m *nats.Msg) (*cloudevents.Event, error) {
+			return binding.ToEvent(t.Context(), cenats.NewMessage(m))
+		},
+		"protocol/nats_jetstream": func(m *nats.Msg) (*cloudevents.Event, error) {
+			return binding.ToEvent(t.Context(), cejs.NewMessage(m))
+		},
+	}
+	for name, read := range readers {
+		got, err := read(msg)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if got.ID() != e.ID() || got.Type() != e.Type() || events.Sequence(*got) != 7 || string(got.Data()) != string(e.Data()) {
+			t.Errorf("%s changed the event: %v vs %v", name, got, e)
+		}
+		if err := events.ValidateData(got.Type(), got.Data()); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// Integrators may send commands in binary mode (sdk-go's JetStream writer),
+// and FromMsg reads them.
+func TestFromMsgReadsBinaryMode(t *testing.T) {
+	e := cloudevents.NewEvent()
+	e.SetID("c-1")
+	e.SetType("customer.create")
+	e.SetSource("/erp")
+	if err := e.SetData(cloudevents.ApplicationJSON, map[string]string{"email": "ann@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	header, err := cejs.WriteMsg(t.Context(), binding.ToMessage(&e), &body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ID() != e.ID() || got.Type() != e.Type() || events.Sequence(got) != 7 || string(got.Data()) != string(e.Data()) {
-		t.Errorf("round trip changed the event: %v vs %v", got, e)
-	}
-	if err := events.ValidateData(got.Type(), got.Data()); err != nil {
-		t.Error(err)
+	got, err := events.FromMsg(&nats.Msg{Subject: "customerbus.commands.customer.create", Header: header, Data: body.Bytes()})
+	if err != nil || got.ID() != "c-1" || got.Type() != "customer.create" || string(got.Data()) != `{"email":"ann@example.com"}` {
+		t.Errorf("FromMsg = %v, %v", got, err)
 	}
 }
 
@@ -175,10 +229,21 @@ func TestAsyncAPIListsEveryPublicEventType(t *testing.T) {
 		} `yaml:"channels"`
 		Components struct {
 			Messages map[string]struct {
-				Name    string `yaml:"name"`
-				Payload struct {
+				Name        string `yaml:"name"`
+				ContentType string `yaml:"contentType"`
+				Payload     struct {
 					Schema struct {
-						Ref string `yaml:"$ref"`
+						AllOf []struct {
+							Ref string `yaml:"$ref"`
+						} `yaml:"allOf"`
+						Properties struct {
+							Type struct {
+								Const string `yaml:"const"`
+							} `yaml:"type"`
+							Data struct {
+								Ref string `yaml:"$ref"`
+							} `yaml:"data"`
+						} `yaml:"properties"`
 					} `yaml:"schema"`
 				} `yaml:"payload"`
 			} `yaml:"messages"`
@@ -195,8 +260,11 @@ func TestAsyncAPIListsEveryPublicEventType(t *testing.T) {
 		addresses = append(addresses, ch.Address)
 	}
 	for _, m := range doc.Components.Messages {
-		if m.Payload.Schema.Ref != "./schemas/"+m.Name+".json" {
-			t.Errorf("message %s has schema %q", m.Name, m.Payload.Schema.Ref)
+		// Structured mode: the body is the CloudEvent, its data of the type's schema.
+		sch := m.Payload.Schema
+		if m.ContentType != "application/cloudevents+json" || len(sch.AllOf) != 1 || sch.AllOf[0].Ref != "#/components/schemas/cloudEvent" ||
+			sch.Properties.Type.Const != m.Name || sch.Properties.Data.Ref != "./schemas/"+m.Name+".json" {
+			t.Errorf("message %s: content type %q, payload %+v", m.Name, m.ContentType, sch)
 		}
 		messages = append(messages, m.Name)
 	}

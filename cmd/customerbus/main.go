@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -81,6 +82,9 @@ func run(ctx context.Context, args []string) error {
 	cfg, err := env.ParseAs[config]()
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
+	}
+	if cfg.Relay.PublicBaseURL == "" {
+		cfg.Relay.PublicBaseURL = ownBaseURL(cfg.Customers.HTTPAddr)
 	}
 	log, err := newLogger(cfg)
 	if err != nil {
@@ -188,7 +192,7 @@ func runAll(ctx context.Context, cfg config, pool *pgxpool.Pool, log *zap.Logger
 		return err
 	}
 
-	fmt.Fprintf(os.Stderr, "\ncustomerbus is running\n  API:   http://%s\n  NATS:  %s\n", cfg.Customers.HTTPAddr, natsURL)
+	fmt.Fprintf(os.Stderr, "\ncustomerbus is running\n  API:   %s\n  NATS:  %s\n", ownBaseURL(cfg.Customers.HTTPAddr), natsURL)
 	if cfg.Notifier.SMTPURL == "" {
 		fmt.Fprintf(os.Stderr, "  mail:  written to %s/<event id>.eml (set SMTP_URL to send)\n", cfg.Notifier.MailDir)
 	}
@@ -307,4 +311,18 @@ func splitHostPort(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("%q is not host:port", addr)
 	}
 	return addr[:i], port, nil
+}
+
+// ownBaseURL is the API's own address as a URL: the default of
+// PUBLIC_BASE_URL. A listen address without a host (":8080", "0.0.0.0:8080")
+// is reached on localhost.
+func ownBaseURL(httpAddr string) string {
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return "http://" + httpAddr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

@@ -3,6 +3,8 @@
 package schematest
 
 import (
+	"net/url"
+	"strings"
 	"testing"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -20,8 +22,11 @@ func Validate(t testing.TB, e cloudevents.Event) {
 	if e.SpecVersion() != "1.0" || e.DataContentType() != "application/json" {
 		t.Errorf("event %s: specversion %q datacontenttype %q", e.ID(), e.SpecVersion(), e.DataContentType())
 	}
-	if e.DataSchema() != events.SchemaURI(e.Type()) {
-		t.Errorf("event %s: dataschema %q, want %q", e.ID(), e.DataSchema(), events.SchemaURI(e.Type()))
+	if u, err := url.Parse(e.DataSchema()); err != nil || !u.IsAbs() || !strings.HasSuffix(u.Path, events.SchemaPath+e.Type()+".json") {
+		t.Errorf("event %s: dataschema %q is not an absolute URL ending in %s%s.json", e.ID(), e.DataSchema(), events.SchemaPath, e.Type())
+	}
+	if tp, _ := e.Extensions()[events.ExtTraceParent].(string); !events.ValidTraceParent(tp) {
+		t.Errorf("event %s (%s): traceparent %q is not W3C trace context", e.ID(), e.Type(), tp)
 	}
 	for _, name := range []string{events.ExtSequence, events.ExtPartitionKey, events.ExtAuthType, events.ExtAuthID} {
 		if v, _ := e.Extensions()[name].(string); v == "" {

@@ -347,9 +347,10 @@ func (c command) origin() customer.Origin {
 		id = "unknown"
 	}
 	return customer.Origin{
-		Actor:       events.Actor{Type: events.AuthServiceAccount, ID: id},
-		ActorName:   id,
-		TraceParent: stringExt(c.event, events.ExtTraceParent),
+		Actor:     events.Actor{Type: events.AuthServiceAccount, ID: id},
+		ActorName: id,
+		// A command without a trace starts one, so its events carry one too.
+		TraceParent: events.TraceParentFor(stringExt(c.event, events.ExtTraceParent), c.event.ID()),
 		CausationID: c.event.ID(),
 	}
 }

@@ -1,6 +1,7 @@
 package customers_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	cejs "github.com/cloudevents/sdk-go/protocol/nats_jetstream/v2"
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -63,11 +66,14 @@ func commandMsg(t testing.TB, typ string, data any) *nats.Msg {
 	if err := e.SetData(cloudevents.ApplicationJSON, data); err != nil {
 		t.Fatal(err)
 	}
-	msg, err := events.ToMsg(context.Background(), e)
+	// Binary mode, as the README's Go example writes commands with sdk-go's
+	// JetStream binding (structured mode is read as well).
+	var body bytes.Buffer
+	header, err := cejs.WriteMsg(context.Background(), binding.ToMessage(&e), &body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg.Subject = events.CommandSubject(typ)
+	msg := &nats.Msg{Subject: events.CommandSubject(typ), Header: header, Data: body.Bytes()}
 	msg.Header.Set(nats.MsgIdHdr, uuid.NewString())
 	return msg
 }
@@ -732,5 +738,45 @@ func TestSweepForgetsCommandsPastTheirRetention(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // the recent one, recognised, adds nothing
 	if n := s.count(`SELECT count(*) FROM outbox`); n != 4 {
 		t.Errorf("%d events, want 4", n)
+	}
+}
+
+// A command that carries no trace context starts a trace, so every event it
+// causes (its rejection too, and the events of a request) carries a W3C
+// traceparent; a command that carries one keeps it.
+func TestBusCommandsWithoutATraceStartOne(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runCommands()
+	const trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	created := s.command("", events.CmdCustomerCreate, map[string]any{"email": "trace-" + randomSuffix() + "@example.com"})
+	evs, _ := s.streamEvents(1)
+	id := evs[0].Subject()
+
+	traced := commandMsg(t, events.CmdCustomerUpdate, map[string]any{"id": id, "first_name": "Ann"})
+	traced.Header.Set("ce-traceparent", trace)
+	if _, err := s.js.PublishMsg(t.Context(), traced); err != nil {
+		t.Fatal(err)
+	}
+	rejected := s.command("", events.CmdCustomerCreate, map[string]any{"email": "not an email"})
+	rpc := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": "trace-rpc-" + randomSuffix() + "@example.com"})
+	rpc.Subject = customers.RPCSubjectPrefix + events.CmdCustomerCreate
+	retry(t, func() error { _, err := s.nats.Connect().RequestMsg(rpc, 2*time.Second); return err })
+
+	evs, _ = s.streamEvents(4)
+	byCause := map[string]string{}
+	for _, e := range evs {
+		byCause[ext(e, "causationid")] = ext(e, "traceparent")
+	}
+	for name, cause := range map[string]string{"create": created, "rejected": rejected, "request": rpc.Header.Get("ce-id")} {
+		if tp := byCause[cause]; !events.ValidTraceParent(tp) || tp == trace {
+			t.Errorf("%s: traceparent %q, want a new W3C trace", name, tp)
+		}
+	}
+	if tp := byCause[traced.Header.Get("ce-id")]; tp != trace {
+		t.Errorf("traced update: traceparent %q, want the command's %q", tp, trace)
+	}
+	if byCause[created] == byCause[rejected] {
+		t.Errorf("two commands share the trace %s", byCause[created])
 	}
 }

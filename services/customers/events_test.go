@@ -101,7 +101,7 @@ func TestCreateEmitsOneCustomerCreatedWithContractAttributes(t *testing.T) {
 		{"source", e.Source(), "/customerbus/customers"},
 		{"subject", e.Subject(), c.ID},
 		{"datacontenttype", e.DataContentType(), "application/json"},
-		{"dataschema", e.DataSchema(), events.SchemaURI(events.CustomerCreated)},
+		{"dataschema", e.DataSchema(), s.api.URL + "/schemas/events/customer.created.json"},
 		{"sequence", ext(e, "sequence"), "1"},
 		{"partitionkey", ext(e, "partitionkey"), c.ID},
 		{"traceparent", ext(e, "traceparent"), trace},

@@ -131,6 +131,18 @@ func TestOrdersAreRecordedOnceCountedAndKept(t *testing.T) {
 	if n := s.count(`SELECT count(*) FROM orders WHERE customer_id IS NULL AND email <> ''`); n != 4 {
 		t.Errorf("%d orders kept without a customer, want 4", n)
 	}
+	// The order system replays the original body, owner and all: the stored
+	// order answers, as for any known id, and nothing is recorded again.
+	replay := request(t, s, http.MethodPost, "/v1/orders", first, nil)
+	replay.expectStatus(t, http.StatusOK)
+	var o3 orderJSON
+	replay.decode(t, &o3)
+	if o3.ID != o.ID || o3.CustomerID != nil || o3.Number != o.Number || o3.Version != o.Version {
+		t.Errorf("replay after the owner's deletion answered %+v, want the stored order without its owner", o3)
+	}
+	if n := s.count(`SELECT count(*) FROM orders`); n != 4 {
+		t.Errorf("%d orders after the replay, want 4", n)
+	}
 }
 
 func TestOrderBadInput(t *testing.T) {

@@ -56,7 +56,7 @@ func newSystemWith(t *testing.T, tune func(*customers.Config)) *system {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	rl := relay.New(pool, js, log, prometheus.NewRegistry(), relay.Config{PollInterval: 200 * time.Millisecond, PublishTimeout: time.Second})
+	rl := relay.New(pool, js, log, prometheus.NewRegistry(), relay.Config{PollInterval: 200 * time.Millisecond, PublishTimeout: time.Second, PublicBaseURL: api.URL})
 	go func() { done <- rl.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()

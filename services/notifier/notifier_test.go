@@ -265,7 +265,7 @@ func TestNotificationBecomesEmailWithLink(t *testing.T) {
 	if m.Subject != "Confirm your email address" {
 		t.Errorf("subject %q", m.Subject)
 	}
-	if want := "<" + msg.Header.Get("ce-id") + "@customerbus>"; m.MessageIDHeader != want {
+	if want := "<" + msg.Header.Get(nats.MsgIdHdr) + "@customerbus>"; m.MessageIDHeader != want {
 		t.Errorf("Message-ID %q, want %q", m.MessageIDHeader, want)
 	}
 	for part, body := range map[string]string{"text": m.Text, "html": m.HTML} {
@@ -371,7 +371,8 @@ func TestRefusedEmailIsDeadLetteredAfterMaxTriesAndOthersGoOn(t *testing.T) {
 		!strings.Contains(h.Get(HeaderReason), "554") || !strings.Contains(h.Get(HeaderReason), "3 tries") {
 		t.Errorf("dead letter headers %v", h)
 	}
-	if h.Get("ce-type") != events.CustomerVerificationRequested || dl[0].Subject() != DeadLetterSubjectPrefix+events.CustomerVerificationRequested {
+	kept, err := events.FromMsg(&nats.Msg{Subject: dl[0].Subject(), Header: h, Data: dl[0].Data()})
+	if err != nil || kept.Type() != events.CustomerVerificationRequested || dl[0].Subject() != DeadLetterSubjectPrefix+events.CustomerVerificationRequested {
 		t.Errorf("dead letter is not the original message: subject %s, headers %v", dl[0].Subject(), h)
 	}
 	b.smtp.WaitMails(1)
@@ -465,7 +466,7 @@ func TestWithoutSMTPEmailsAreWrittenToMailDir(t *testing.T) {
 	msg := b.publish(events.CustomerPasswordSetupRequested, data)
 	b.waitIdle()
 
-	raw, err := os.ReadFile(filepath.Join(dir, msg.Header.Get("ce-id")+".eml"))
+	raw, err := os.ReadFile(filepath.Join(dir, msg.Header.Get(nats.MsgIdHdr)+".eml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
@@ -123,7 +124,7 @@ func TestWrongSMTPPasswordIsRetriedThenDeadLetteredAndNeverSentInClear(t *testin
 	}
 	var claims int
 	if err := b.pool.QueryRow(context.Background(), "SELECT count(*) FROM notifier_deliveries WHERE event_id = $1",
-		msg.Header.Get("ce-id")).Scan(&claims); err != nil || claims != 0 {
+		msg.Header.Get(nats.MsgIdHdr)).Scan(&claims); err != nil || claims != 0 {
 		t.Errorf("%d claims (err %v): the connection failed before the claim, so none may be left", claims, err)
 	}
 }

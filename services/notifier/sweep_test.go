@@ -1,6 +1,7 @@
 package notifier
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
@@ -95,8 +97,8 @@ func TestSweptEventIsNeverSentAgain(t *testing.T) {
 	made := time.Now().Add(-testRetention - 2*time.Hour)
 	swept := b.event(made, events.CustomerPasswordResetRequested, notification("ann@example.com", "en"))
 	kept := b.event(made, events.CustomerPasswordResetRequested, notification("bob@example.com", "en"))
-	b.record(uuid.MustParse(swept.Header.Get("ce-id")), testRetention+2*time.Hour, testRetention+time.Hour)
-	b.record(uuid.MustParse(kept.Header.Get("ce-id")), time.Hour, time.Hour) // sent late, after an outage
+	b.record(uuid.MustParse(swept.Header.Get(nats.MsgIdHdr)), testRetention+2*time.Hour, testRetention+time.Hour)
+	b.record(uuid.MustParse(kept.Header.Get(nats.MsgIdHdr)), time.Hour, time.Hour) // sent late, after an outage
 
 	b.run()
 	deadline := time.Now().Add(5 * time.Second)
@@ -111,7 +113,7 @@ func TestSweptEventIsNeverSentAgain(t *testing.T) {
 	b.publishMsg(kept)
 
 	dl := b.deadLetters(1)
-	if len(dl) != 1 || dl[0].Headers().Get("ce-id") != swept.Header.Get("ce-id") || dl[0].Headers().Get(HeaderReasonKind) != reasonStale {
+	if len(dl) != 1 || !bytes.Equal(dl[0].Data(), swept.Data) || dl[0].Headers().Get(HeaderReasonKind) != reasonStale {
 		t.Fatalf("dead letters %v, want the swept event as %s", dl, reasonStale)
 	}
 	b.waitIdle()

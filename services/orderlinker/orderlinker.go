@@ -189,7 +189,9 @@ func (l *Linker) Link(ctx context.Context, customerID uuid.UUID, cause cloudeven
 	})
 }
 
+// traceParent continues the cause's trace (or starts one, for an event
+// published before every event carried one).
 func traceParent(e cloudevents.Event) string {
 	s, _ := e.Extensions()[events.ExtTraceParent].(string)
-	return s
+	return events.TraceParentFor(s, e.ID())
 }

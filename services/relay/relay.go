@@ -32,6 +32,10 @@ type Config struct {
 	PublishTimeout time.Duration `env:"RELAY_PUBLISH_TIMEOUT" envDefault:"5s"`
 	Retention      time.Duration `env:"OUTBOX_RETENTION" envDefault:"24h"`
 	StreamMaxAge   time.Duration `env:"EVENTS_MAX_AGE" envDefault:"0s"`
+	// PublicBaseURL is the command service's address as consumers reach it;
+	// each event's dataschema is its schema's URL there (events.SchemaURL).
+	// Empty is the API's own address.
+	PublicBaseURL string `env:"PUBLIC_BASE_URL"`
 }
 
 // lockKey identifies the relay's advisory lock.
@@ -243,6 +247,7 @@ func (r *Relay) publishAsync(ctx context.Context, row gen.UnsentOutboxEventsRow)
 	if err != nil {
 		return nil, err
 	}
+	e.SetDataSchema(events.SchemaURL(r.cfg.PublicBaseURL, e.Type()))
 	msg, err := events.ToMsg(ctx, e)
 	if err != nil {
 		return nil, err

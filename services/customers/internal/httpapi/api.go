@@ -9,7 +9,6 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
-	"regexp"
 	"strings"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 )
@@ -155,6 +155,7 @@ func (a *API) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(a.openAPI)
 	})
+	mux.HandleFunc("GET "+events.SchemaPath+"{file}", a.serveSchema)
 	return a.withRequestContext(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern == "" {
 			w = &missWriter{ResponseWriter: w, r: r, log: a.log}
@@ -259,8 +260,6 @@ const (
 	traceParentKey
 )
 
-var traceParentRE = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
-
 // withRequestContext gives every request an id and a W3C trace context (the
 // caller's, or a new trace), and turns a panic into a 500 problem.
 func (a *API) withRequestContext(next http.Handler) http.Handler {
@@ -270,8 +269,8 @@ func (a *API) withRequestContext(next http.Handler) http.Handler {
 			id = randomHex(16)
 		}
 		tp := r.Header.Get("traceparent")
-		if !traceParentRE.MatchString(tp) {
-			tp = "00-" + randomHex(16) + "-" + randomHex(8) + "-01"
+		if !events.ValidTraceParent(tp) {
+			tp = events.NewTraceParent()
 		}
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
 		ctx = context.WithValue(ctx, traceParentKey, tp)

@@ -21,10 +21,28 @@ func (s *Store) RecordOrder(ctx context.Context, o customer.Order, evs []cloudev
 	var created bool
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
+		// recordedBefore reads the stored order, which stands.
+		recordedBefore := func() error {
+			row, err := q.GetOrder(ctx, o.ID)
+			if err != nil {
+				return fmt.Errorf("store: read order: %w", err)
+			}
+			stored, err = fromOrderRow(row)
+			return err
+		}
 		if o.CustomerID != nil {
 			// Locked like every change of the customer, so that its counters
 			// and a concurrent deletion cannot interleave.
-			if _, err := lockCustomers(ctx, q, []uuid.UUID{*o.CustomerID}); err != nil {
+			_, err := lockCustomers(ctx, q, []uuid.UUID{*o.CustomerID})
+			var nf *customer.NotFoundError
+			if errors.As(err, &nf) {
+				// The owner is gone, but a replay of an order recorded
+				// before its deletion still gets the stored order.
+				if err := recordedBefore(); !errors.Is(err, pgx.ErrNoRows) {
+					return err
+				}
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -34,13 +52,8 @@ func (s *Store) RecordOrder(ctx context.Context, o customer.Order, evs []cloudev
 			Total: o.Total, Currency: o.Currency, Status: o.Status, PlacedAt: o.PlacedAt, Metadata: md,
 			Version: o.Version, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
 		})
-		if errors.Is(err, pgx.ErrNoRows) { // recorded before: the stored one stands
-			row, err := q.GetOrder(ctx, o.ID)
-			if err != nil {
-				return fmt.Errorf("store: read order: %w", err)
-			}
-			stored, err = fromOrderRow(row)
-			return err
+		if errors.Is(err, pgx.ErrNoRows) {
+			return recordedBefore()
 		}
 		if err != nil {
 			return fmt.Errorf("store: insert order: %w", err)
