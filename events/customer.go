@@ -204,11 +204,14 @@ type Order struct {
 	UpdatedAt  time.Time         `json:"updated_at"`
 }
 
-// OrderLinkedData is the data of order.linked: guest orders attached to
-// the customer whose verified email they carry.
+// OrderLinkedData is the data of order.linked: a guest order attached to
+// the customer whose verified email it carries, as it is after linking
+// (customer_id is the new owner). Each linked order has an event of its
+// own, since each one's version changes; OrderIDs names that one order,
+// so that readers of order_ids keep working.
 type OrderLinkedData struct {
-	CustomerID uuid.UUID   `json:"customer_id"`
-	OrderIDs   []uuid.UUID `json:"order_ids"`
+	Order
+	OrderIDs []uuid.UUID `json:"order_ids"`
 }
 
 // OrderTransfer is a request to move an order to another customer, as the

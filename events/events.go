@@ -30,8 +30,8 @@ const (
 
 	// Order events have the order's id as subject and sequence the order's
 	// version; the partition key is the owner's customer id (the order id for
-	// a guest order). order.linked is about a customer: subject and partition
-	// key its id, sequence its version.
+	// a guest order). order.linked is one guest order attached to a customer:
+	// about the order like the others, partition key the new owner.
 	OrderRecorded = "order.recorded"
 	OrderLinked   = "order.linked"
 	// Transfer request events have the request's id as subject and its

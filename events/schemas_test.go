@@ -58,6 +58,9 @@ func TestEventDataValidatesAgainstItsSchema(t *testing.T) {
 	c := sampleCustomer()
 	created := events.CustomerCreatedData{Customer: c, Addresses: []events.Address{sampleAddress(c)}}
 	g := events.CustomerGroup{ID: uuid.Must(uuid.NewV7()), Name: "VIP", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	o := events.Order{ID: uuid.Must(uuid.NewV7()), Number: "R-1", Email: c.Email, CustomerID: &c.ID, Channel: "web", Total: "12.50",
+		Currency: "EUR", Status: "placed", PlacedAt: time.Now(), Metadata: map[string]string{}, Version: 2, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	linked := events.OrderLinkedData{Order: o, OrderIDs: []uuid.UUID{o.ID}}
 	tests := []struct {
 		name      string
 		eventType string
@@ -83,6 +86,12 @@ func TestEventDataValidatesAgainstItsSchema(t *testing.T) {
 			mutate(t, events.CustomerGroupMembersData{GroupID: g.ID, CustomerIDs: []uuid.UUID{c.ID}, Version: 2, ChangedAt: time.Now()}, func(map[string]any) {}), true},
 		{"customers_removed without customers is rejected", events.CustomerGroupCustomersRemoved,
 			mutate(t, events.CustomerGroupMembersData{GroupID: g.ID, CustomerIDs: []uuid.UUID{}, Version: 2, ChangedAt: time.Now()}, func(map[string]any) {}), false},
+		{"order.linked is valid", events.OrderLinked, mutate(t, linked, func(map[string]any) {}), true},
+		{"order.linked without an owner is rejected", events.OrderLinked, mutate(t, linked, func(m map[string]any) { m["customer_id"] = nil }), false},
+		{"order.linked naming two orders is rejected", events.OrderLinked,
+			mutate(t, linked, func(m map[string]any) { m["order_ids"] = []string{o.ID.String(), c.ID.String()} }), false},
+		{"order.linked without the order is rejected", events.OrderLinked, mutate(t, linked, func(m map[string]any) { delete(m, "number") }), false},
+		{"order.linked with an unknown field is rejected", events.OrderLinked, mutate(t, linked, func(m map[string]any) { m["extra"] = 1 }), false},
 		{"updated customer with changed is valid", events.CustomerUpdated,
 			mutate(t, events.CustomerUpdatedData{Customer: c, Changed: []string{"email"}}, func(map[string]any) {}), true},
 		{"deleted is valid", events.CustomerDeleted,

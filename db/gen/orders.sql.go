@@ -131,7 +131,7 @@ const linkGuestOrders = `-- name: LinkGuestOrders :many
 UPDATE orders
 SET customer_id = $1, version = version + 1, updated_at = $2
 WHERE customer_id IS NULL AND email = $3
-RETURNING id, placed_at
+RETURNING id, number, email, customer_id, channel, total::text AS total, currency, status, placed_at, metadata, version, created_at, updated_at
 `
 
 type LinkGuestOrdersParams struct {
@@ -141,11 +141,23 @@ type LinkGuestOrdersParams struct {
 }
 
 type LinkGuestOrdersRow struct {
-	ID       uuid.UUID
-	PlacedAt time.Time
+	ID         uuid.UUID
+	Number     string
+	Email      string
+	CustomerID *uuid.UUID
+	Channel    string
+	Total      string
+	Currency   string
+	Status     string
+	PlacedAt   time.Time
+	Metadata   []byte
+	Version    int64
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
-// Attaches every guest order with this (normalised) email to the customer.
+// Attaches every guest order with this (normalised) email to the customer
+// and returns them as they are now: each gets its own order.linked.
 func (q *Queries) LinkGuestOrders(ctx context.Context, arg LinkGuestOrdersParams) ([]LinkGuestOrdersRow, error) {
 	rows, err := q.db.Query(ctx, linkGuestOrders, arg.CustomerID, arg.Now, arg.Email)
 	if err != nil {
@@ -155,7 +167,21 @@ func (q *Queries) LinkGuestOrders(ctx context.Context, arg LinkGuestOrdersParams
 	var items []LinkGuestOrdersRow
 	for rows.Next() {
 		var i LinkGuestOrdersRow
-		if err := rows.Scan(&i.ID, &i.PlacedAt); err != nil {
+		if err := rows.Scan(
+			&i.ID,
+			&i.Number,
+			&i.Email,
+			&i.CustomerID,
+			&i.Channel,
+			&i.Total,
+			&i.Currency,
+			&i.Status,
+			&i.PlacedAt,
+			&i.Metadata,
+			&i.Version,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

@@ -293,7 +293,7 @@ func (s *system) waitOrders(token string, n int) []orderJSON {
 
 // Guest orders with the email of an account are linked to it once its
 // email is verified, not before; later guest orders follow at once; each
-// order is linked once, with one order.linked.
+// order is linked once, with one order.linked about it.
 func TestGuestOrdersAreLinkedToTheVerifiedAccount(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
@@ -345,9 +345,10 @@ func TestGuestOrdersAreLinkedToTheVerifiedAccount(t *testing.T) {
 	if staffView.NumberOfOrders != 4 {
 		t.Errorf("number_of_orders %d, want 4", staffView.NumberOfOrders)
 	}
-	// 5 order.recorded, customer.created, customer.verified, 2 order.linked.
-	evs, msgs := s.streamEvents(9)
-	var linked [][]string
+	// 5 order.recorded, customer.created, customer.verified, and one
+	// order.linked per order: about the order, at its new version 2.
+	evs, msgs := s.streamEvents(11)
+	var linked []string
 	for _, e := range evs {
 		if e.Type() != events.OrderLinked {
 			continue
@@ -356,18 +357,16 @@ func TestGuestOrdersAreLinkedToTheVerifiedAccount(t *testing.T) {
 		if err := e.DataAs(&d); err != nil {
 			t.Fatal(err)
 		}
-		var l []string
-		for _, id := range d.OrderIDs {
-			l = append(l, id.String())
-		}
-		slices.Sort(l)
-		linked = append(linked, l)
-		if d.CustomerID.String() != c.ID || e.Subject() != c.ID || ext(e, "causationid") == "" {
-			t.Errorf("order.linked %+v subject %s causationid %q", d, e.Subject(), ext(e, "causationid"))
+		linked = append(linked, e.Subject())
+		if d.ID.String() != e.Subject() || d.CustomerID == nil || d.CustomerID.String() != c.ID || d.Version != 2 ||
+			len(d.OrderIDs) != 1 || d.OrderIDs[0] != d.ID || ext(e, "sequence") != "2" || ext(e, "partitionkey") != c.ID ||
+			ext(e, "causationid") == "" {
+			t.Errorf("order.linked %+v subject %s sequence %s partitionkey %s causationid %q, want about the order at version 2, owned by %s",
+				d, e.Subject(), ext(e, "sequence"), ext(e, "partitionkey"), ext(e, "causationid"), c.ID)
 		}
 	}
-	if len(linked) != 2 || !slices.Equal(linked[0], want) || !slices.Equal(linked[1], []string{fourth.ID}) {
-		t.Errorf("order.linked carried %v, want %v then [%s]", linked, want, fourth.ID)
+	if len(linked) != 4 || !slices.Equal(slices.Sorted(slices.Values(linked[:3])), want) || linked[3] != fourth.ID {
+		t.Errorf("order.linked about %v, want %v then %s", linked, want, fourth.ID)
 	}
 
 	// The verification delivered again (as a copy JetStream does not
@@ -387,9 +386,9 @@ func TestGuestOrdersAreLinkedToTheVerifiedAccount(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second)
-	evs, _ = s.streamEvents(10)
-	if n := countType(evs, events.OrderLinked); n != 2 {
-		t.Errorf("%d order.linked after a redelivery, want still 2", n)
+	evs, _ = s.streamEvents(12)
+	if n := countType(evs, events.OrderLinked); n != 4 {
+		t.Errorf("%d order.linked after a redelivery, want still 4", n)
 	}
 }
 

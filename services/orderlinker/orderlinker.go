@@ -11,9 +11,12 @@
 package orderlinker
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -142,9 +145,11 @@ func (l *Linker) apply(ctx context.Context, e cloudevents.Event) error {
 }
 
 // Link attaches every guest order carrying the customer's email to it, if
-// its email is verified, and emits order.linked with causationid = the
-// event that caused it. The customer row is locked, so a concurrent email
-// change or deletion cannot slip between the check and the link.
+// its email is verified, and emits one order.linked per order, about the
+// order (subject, and its new version as sequence) with causationid = the
+// event that caused it; linking is no change of the customer, whose
+// version stays. The customer row is locked, so a concurrent email change
+// or deletion cannot slip between the check and the link.
 func (l *Linker) Link(ctx context.Context, customerID uuid.UUID, cause cloudevents.Event) error {
 	return pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
 		q := l.q.WithTx(tx)
@@ -161,32 +166,45 @@ func (l *Linker) Link(ctx context.Context, customerID uuid.UUID, cause cloudeven
 		if err != nil || len(linked) == 0 {
 			return err
 		}
-		ids := make([]uuid.UUID, len(linked))
-		first, last := linked[0].PlacedAt, linked[0].PlacedAt
-		for i, o := range linked {
-			ids[i] = o.ID
-			if o.PlacedAt.Before(first) {
-				first = o.PlacedAt
+		// Oldest first, so the events come in the order the orders were placed.
+		slices.SortFunc(linked, func(a, b gen.LinkGuestOrdersRow) int {
+			return cmp.Or(a.PlacedAt.Compare(b.PlacedAt), slices.Compare(a.ID[:], b.ID[:]))
+		})
+		evs := make([]cloudevents.Event, len(linked))
+		for i, r := range linked {
+			o, err := publicOrder(r)
+			if err != nil {
+				return err
 			}
-			if o.PlacedAt.After(last) {
-				last = o.PlacedAt
+			evs[i], err = events.New(events.Meta{
+				Type: events.OrderLinked, Source: Source, Subject: o.ID.String(), PartitionKey: c.ID.String(),
+				Sequence: o.Version, Time: now, TraceParent: traceParent(cause), CausationID: cause.ID(),
+				Actor: events.Actor{Type: events.AuthServiceAccount, ID: ConsumerName},
+			}, events.OrderLinkedData{Order: o, OrderIDs: []uuid.UUID{o.ID}})
+			if err != nil {
+				return err
 			}
 		}
-		if err := q.AddCustomerOrders(ctx, gen.AddCustomerOrdersParams{ID: c.ID, Orders: int32(len(ids)), FirstPlacedAt: first, LastPlacedAt: last}); err != nil {
+		first, last := linked[0].PlacedAt, linked[len(linked)-1].PlacedAt
+		if err := q.AddCustomerOrders(ctx, gen.AddCustomerOrdersParams{ID: c.ID, Orders: int32(len(linked)), FirstPlacedAt: first, LastPlacedAt: last}); err != nil {
 			return err
 		}
-		ev, err := events.New(events.Meta{
-			Type: events.OrderLinked, Source: Source, Subject: c.ID.String(), PartitionKey: c.ID.String(),
-			Sequence: c.Version, Time: now, TraceParent: traceParent(cause),
-			Actor: events.Actor{Type: events.AuthServiceAccount, ID: ConsumerName},
-		}, events.OrderLinkedData{CustomerID: c.ID, OrderIDs: ids})
-		if err != nil {
-			return err
-		}
-		ev.SetExtension(events.ExtCausationID, cause.ID())
-		l.log.Info("linked guest orders", zap.Stringer("customer", c.ID), zap.Int("orders", len(ids)))
-		return outbox.Write(ctx, q, []cloudevents.Event{ev})
+		l.log.Info("linked guest orders", zap.Stringer("customer", c.ID), zap.Int("orders", len(linked)))
+		return outbox.Write(ctx, q, evs)
 	})
+}
+
+// publicOrder is a linked order as events carry it.
+func publicOrder(r gen.LinkGuestOrdersRow) (events.Order, error) {
+	o := events.Order{
+		ID: r.ID, Number: r.Number, Email: r.Email, CustomerID: r.CustomerID, Channel: r.Channel, Total: r.Total,
+		Currency: r.Currency, Status: r.Status, PlacedAt: r.PlacedAt.UTC(),
+		Version: r.Version, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+	if err := json.Unmarshal(r.Metadata, &o.Metadata); err != nil {
+		return o, fmt.Errorf("orderlinker: order %s metadata: %w", r.ID, err)
+	}
+	return o, nil
 }
 
 // traceParent continues the cause's trace (or starts one, for an event

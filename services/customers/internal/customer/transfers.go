@@ -60,7 +60,8 @@ type TransferChange struct {
 	// Transfer is inserted when its version is 1, else its status and
 	// version are written.
 	Transfer Transfer
-	// Expired is an open request past its expiry, closed first.
+	// Expired is an open request past its expiry, closed first: its
+	// status is written, its version is not moved.
 	Expired *Transfer
 	// Order, when set, is the order with its new owner (an accepted transfer).
 	Order  *Order
@@ -114,8 +115,12 @@ func (s *Service) RequestTransfer(ctx context.Context, o Origin, orderID uuid.UU
 			if now.Before(open.ExpiresAt) {
 				return nil, ErrTransferPending
 			}
+			// The request expired at its expires_at, which its events
+			// carry; marking it now only frees the order for a new one.
+			// That is no change a consumer could see, so it keeps its
+			// version (and updated_at) and emits nothing.
 			expired := *open
-			expired.Status, expired.Version, expired.UpdatedAt = TransferExpired, open.Version+1, now
+			expired.Status = TransferExpired
 			change.Expired = &expired
 		}
 		if ord.CustomerID != nil && *ord.CustomerID == to.ID {
