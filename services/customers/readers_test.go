@@ -202,34 +202,6 @@ func validateAgainstDataschema(t *testing.T, evs []cloudevents.Event) {
 	}
 }
 
-// Events are CloudEvents in structured mode that every CloudEvents NATS
-// reader reads, and their dataschema is served: a consumer fetches it and
-// validates the data.
-func TestEventsAreReadEveryWayAndTheirDataschemaIsServed(t *testing.T) {
-	t.Parallel()
-	s := newSystem(t)
-	s.runCommands()
-	readers := s.readEveryWay()
-	c := s.createCustomer(map[string]any{"email": "every-" + randomSuffix() + "@example.com",
-		"redirect_url": "https://shop.example.com/set-password", "channel": "web"})
-	s.do(http.MethodPatch, "/v1/customers/"+c.ID, map[string]any{"first_name": "Ann"}, nil)
-	s.command("", events.CmdCustomerCreate, map[string]any{"email": "not an email"})
-	for s.count(`SELECT count(*) FROM processed_commands`) == 0 {
-		time.Sleep(20 * time.Millisecond)
-	}
-	evs := readers.read()
-	types := map[string]bool{}
-	for _, e := range evs {
-		types[e.Type()] = true
-	}
-	for _, want := range []string{events.CustomerCreated, events.CustomerUpdated, events.CommandRejected, events.CustomerPasswordSetupRequested} {
-		if !types[want] {
-			t.Errorf("no %s among %v", want, types)
-		}
-	}
-	validateAgainstDataschema(t, evs)
-}
-
 func TestEventSchemasAreServedWithoutATokenAndCacheable(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
