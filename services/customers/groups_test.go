@@ -197,3 +197,28 @@ func bulkBadInputs(a, b string) []badInput {
 		{name: "id not a uuid", method: "POST", path: "/v1/customers/bulk-delete", body: map[string]any{"ids": []string{"nope"}}, wantStatus: 400, wantField: "ids[0]", wantCode: "invalid"},
 	}
 }
+
+// A customer created into groups is answered and published with them in
+// the order every later read lists them, whatever order they were given in.
+func TestCreateAnswersGroupsInTheOrderEveryReadGives(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	first, second := s.createGroup("First"), s.createGroup("Second") // ids in time order
+	c := s.createCustomer(map[string]any{"email": "grouped@example.com", "groups": []string{second.ID, first.ID}})
+	if want := []string{first.ID, second.ID}; !slices.Equal(c.Groups, want) {
+		t.Errorf("created with groups %v, want %v", c.Groups, want)
+	}
+	s.expectStored(c)
+	evs, _ := s.streamEvents(3)
+	var created events.CustomerCreatedData
+	if err := json.Unmarshal(evs[2].Data(), &created); err != nil {
+		t.Fatal(err)
+	}
+	var groups []string
+	for _, id := range created.Groups {
+		groups = append(groups, id.String())
+	}
+	if !slices.Equal(groups, c.Groups) {
+		t.Errorf("customer.created lists groups %v, the customer %v", groups, c.Groups)
+	}
+}

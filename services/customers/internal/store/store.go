@@ -3,14 +3,12 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"reflect"
-	"slices"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -472,7 +470,7 @@ func toRow(c customer.Customer) gen.Customer {
 func fromRow(r gen.Customer) (customer.Customer, error) {
 	c := customer.Customer{
 		DefaultShippingAddressID: r.DefaultShippingAddressID, DefaultBillingAddressID: r.DefaultBillingAddressID,
-		Groups: sortedIDs(r.GroupIds), PasswordHash: deref(r.PasswordHash),
+		Groups: customer.SortIDs(r.GroupIds), PasswordHash: deref(r.PasswordHash),
 		NumberOfOrders: int(r.NumberOfOrders), LastOrderAt: utcPtr(r.LastOrderAt),
 		ID: r.ID, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
 		CompanyName: r.CompanyName, Phone: r.Phone, Note: r.Note, IsActive: r.IsActive,
@@ -489,8 +487,6 @@ func fromRow(r gen.Customer) (customer.Customer, error) {
 	return c, nil
 }
 
-// sortedIDs orders a customer's group ids as PostgreSQL orders uuids, so the
-// resource and its events list them the same way whatever order they joined in.
 func int32Ptr(n *int) *int32 {
 	if n == nil {
 		return nil
@@ -505,11 +501,6 @@ func utcPtr(t *time.Time) *time.Time {
 	}
 	u := t.UTC()
 	return &u
-}
-
-func sortedIDs(ids []uuid.UUID) []uuid.UUID {
-	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-	return ids
 }
 
 func nonNil(m map[string]string) map[string]string {
