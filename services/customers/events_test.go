@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -306,10 +307,12 @@ func TestMetadataEndpointsSetAndRemoveKeysAndKeepPrivateOutOfEvents(t *testing.T
 	if r.StatusCode != http.StatusOK || got.Metadata["tier"] != "gold" || got.Metadata["keep"] != "k" || len(got.Metadata) != 2 || got.Version != 2 {
 		t.Fatalf("public metadata patch: status %d, %+v", r.StatusCode, got)
 	}
+	s.expectStored(got)
 	r = s.do(http.MethodPatch, "/v1/customers/"+c.ID+"/private-metadata", map[string]any{"set": map[string]string{"erp_id": "E-9"}}, &got)
 	if r.StatusCode != http.StatusOK || got.PrivateMetadata["erp_id"] != "E-9" || got.Version != 2 {
 		t.Fatalf("private metadata patch: status %d, %+v", r.StatusCode, got)
 	}
+	s.expectStored(got)
 	// Setting what is already there changes nothing and emits nothing.
 	s.do(http.MethodPatch, "/v1/customers/"+c.ID+"/metadata", map[string]any{"set": map[string]string{"tier": "gold"}}, &got)
 	if got.Version != 2 {
@@ -369,24 +372,29 @@ func TestNotesAreListedNewestFirstAndEmitNoteAdded(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
 	c := s.createCustomer(map[string]any{"email": "notes@example.com"})
+	type noteJSON struct {
+		ID        string `json:"id"`
+		Text      string `json:"text"`
+		Author    struct{ Type, ID, Name string }
+		CreatedAt time.Time `json:"created_at"`
+	}
+	var answered []noteJSON
 	for i := range 5 {
-		var n struct {
-			ID     string `json:"id"`
-			Text   string `json:"text"`
-			Author struct{ Type, ID, Name string }
-		}
+		var n noteJSON
 		if r := s.do(http.MethodPost, "/v1/customers/"+c.ID+"/notes", map[string]any{"text": fmt.Sprint("note ", i)}, &n); r.StatusCode != http.StatusCreated {
 			t.Fatalf("add note: status %d", r.StatusCode)
 		}
 		if n.Author.Name != "test" || n.Author.Type != events.AuthServiceAccount || n.Author.ID == "" {
 			t.Errorf("author = %+v, want the token's name and id", n.Author)
 		}
+		answered = append([]noteJSON{n}, answered...) // newest first, as listed
 	}
 	var texts []string
+	var listed []noteJSON
 	cursor := ""
 	for range 5 {
 		var page struct {
-			Notes      []struct{ Text string }
+			Notes      []noteJSON
 			NextCursor *string `json:"next_cursor"`
 		}
 		q := "?limit=2"
@@ -397,6 +405,7 @@ func TestNotesAreListedNewestFirstAndEmitNoteAdded(t *testing.T) {
 		for _, n := range page.Notes {
 			texts = append(texts, n.Text)
 		}
+		listed = append(listed, page.Notes...)
 		if page.NextCursor == nil {
 			break
 		}
@@ -404,6 +413,9 @@ func TestNotesAreListedNewestFirstAndEmitNoteAdded(t *testing.T) {
 	}
 	if want := []string{"note 4", "note 3", "note 2", "note 1", "note 0"}; !slices.Equal(texts, want) {
 		t.Errorf("notes = %v, want newest first %v", texts, want)
+	}
+	if !reflect.DeepEqual(listed, answered) {
+		t.Errorf("notes listed\n%+v\nthe adds answered\n%+v", listed, answered)
 	}
 
 	evs, _ := s.streamEvents(6)

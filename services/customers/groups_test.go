@@ -46,6 +46,16 @@ func TestCustomerGroupsMembershipFilterAndEvents(t *testing.T) {
 	if !slices.Equal(m.Removed, []string{b.ID}) || len(m.Added) != 0 || m.Group.CustomerCount != 2 || m.Group.Version != 4 {
 		t.Fatalf("remove b, d: %+v", m)
 	}
+	var stored groupJSON
+	s.do(http.MethodGet, "/v1/customer-groups/"+g.ID, nil, &stored)
+	if stored != m.Group {
+		t.Errorf("GET after the membership change reads %+v, the change answered %+v", stored, m.Group)
+	}
+	for id, want := range map[string]int{a.ID: 1, b.ID: 0, c.ID: 1} {
+		if n := s.count(`SELECT count(*) FROM customers WHERE id = $1 AND $2::uuid = ANY(group_ids)`, id, g.ID); n != want {
+			t.Errorf("customer %s: in the group %d times by its row, want %d", id, n, want)
+		}
+	}
 	// Nothing to change: no new version, no event.
 	s.do(http.MethodPost, members, map[string]any{"add": []string{a.ID}}, &m)
 	if len(m.Added) != 0 || m.Group.Version != 4 {
@@ -88,6 +98,10 @@ func TestCustomerGroupsMembershipFilterAndEvents(t *testing.T) {
 	s.do(http.MethodPatch, "/v1/customer-groups/"+g.ID, map[string]any{"name": "Very Important"}, &renamed)
 	if renamed.Name != "Very Important" || renamed.Version != 5 || renamed.CustomerCount != 3 {
 		t.Fatalf("renamed %+v", renamed)
+	}
+	s.do(http.MethodGet, "/v1/customer-groups/"+g.ID, nil, &stored)
+	if stored != renamed {
+		t.Errorf("GET after the rename reads %+v, the rename answered %+v", stored, renamed)
 	}
 	s.createGroup("Wholesale")
 	var list struct {
@@ -164,6 +178,9 @@ func TestBulkUpdateAndDeleteAreAllOrNothing(t *testing.T) {
 		if r.StatusCode != 200 || len(res.Customers) != 3 || res.Customers[0].ID != c.ID || res.Customers[1].IsActive ||
 			!slices.Equal(res.Changed, []string{a.ID, b.ID}) || res.Customers[0].Version != 1 || res.Customers[1].Version != 2 {
 			t.Fatalf("bulk update: status %d %+v", r.StatusCode, res)
+		}
+		for _, c := range res.Customers {
+			s.forTest(t).expectStored(c)
 		}
 		var del struct{ Deleted []string }
 		r = s.do(http.MethodPost, "/v1/customers/bulk-delete", map[string]any{"ids": []string{a.ID, c.ID}}, &del)
