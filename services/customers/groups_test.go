@@ -239,3 +239,20 @@ func TestCreateAnswersGroupsInTheOrderEveryReadGives(t *testing.T) {
 		t.Errorf("customer.created lists groups %v, the customer %v", groups, c.Groups)
 	}
 }
+
+// The bus's reply to a membership command is what HTTP answers: the group
+// as a fresh GET reads it, and the customers whose membership changed.
+func TestBusMembershipCommandRepliesWithTheStoredGroup(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runCommands()
+	c := s.createCustomer(map[string]any{"email": "member@example.com"})
+	g := s.createGroup("Bus")
+	var m membersJSON
+	s.commandReply(s.command("", events.CmdGroupCustomersAdd, map[string]any{"group_id": g.ID, "customer_ids": []string{c.ID}}), &m)
+	var stored groupJSON
+	s.do(http.MethodGet, "/v1/customer-groups/"+g.ID, nil, &stored)
+	if m.Group != stored || stored.CustomerCount != 1 || !slices.Equal(m.Added, []string{c.ID}) || len(m.Removed) != 0 {
+		t.Errorf("the command replied %+v; GET reads the group %+v", m, stored)
+	}
+}
