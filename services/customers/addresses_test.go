@@ -3,6 +3,7 @@ package customers_test
 import (
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"testing"
 
 	"github.com/customerbus/customerbus/events"
@@ -81,6 +82,11 @@ func TestAddressesWithDefaultsAndTheirEvents(t *testing.T) {
 		if r.StatusCode != http.StatusOK || updated.CityArea != "Altona" || updated.City != "Hamburg" {
 			t.Fatalf("patch address: status %d %+v", r.StatusCode, updated)
 		}
+	}
+	// The list reads the new address and its change as they were answered.
+	s.do(http.MethodGet, "/v1/customers/"+c.ID+"/addresses", nil, &page)
+	if len(page.Addresses) != 3 || !reflect.DeepEqual(page.Addresses[2], updated) || updated.ID != third.ID {
+		t.Fatalf("addresses after the change: %+v, want the third as answered %+v", page.Addresses, updated)
 	}
 	// Clearing the default flag leaves the customer without a default.
 	s.do(http.MethodPatch, "/v1/customers/"+c.ID+"/addresses/"+third.ID, map[string]any{"is_default_shipping": false}, &updated)

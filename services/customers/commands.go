@@ -783,7 +783,11 @@ func runCommand(ctx context.Context, svc *customer.Service, o customer.Origin, e
 		if e.Type() == events.CmdGroupCustomersRemove {
 			members = customer.MembersInput{Remove: in.CustomerIDs}
 		}
-		return svc.ChangeMembers(ctx, o, gid, members)
+		ch, err := svc.ChangeMembers(ctx, o, gid, members)
+		if err != nil {
+			return nil, err
+		}
+		return httpapi.MembersView(ch), nil
 	case events.CmdOrderRecord:
 		in, err := decode[customer.OrderInput](e)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -76,6 +78,33 @@ func commandMsg(t testing.TB, typ string, data any) *nats.Msg {
 	msg := &nats.Msg{Subject: events.CommandSubject(typ), Header: header, Data: body.Bytes()}
 	msg.Header.Set(nats.MsgIdHdr, uuid.NewString())
 	return msg
+}
+
+// commandReply waits until the command is applied and decodes its reply
+// into out.
+func (s *system) commandReply(id string, out any) {
+	s.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var outcome string
+		var reply []byte
+		err := s.pool.QueryRow(context.Background(),
+			`SELECT outcome, reply FROM processed_commands WHERE command_id = $1`, id).Scan(&outcome, &reply)
+		switch {
+		case err == nil && outcome != "applied":
+			s.t.Fatalf("command %s: %s: %s", id, outcome, reply)
+		case err == nil:
+			if err := json.Unmarshal(reply, out); err != nil {
+				s.t.Fatalf("command %s: decode reply %q: %v", id, reply, err)
+			}
+			return
+		case !errors.Is(err, pgx.ErrNoRows):
+			s.t.Fatal(err)
+		case time.Now().After(deadline):
+			s.t.Fatalf("command %s was not applied within 20s", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // countRows runs a counting query.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -170,16 +172,71 @@ func TestUpdateAndDeleteEmitEventsWithConsecutiveSequences(t *testing.T) {
 	}
 }
 
-func TestPrivateMetadataOnlyChangeIsSavedWithoutPublicEvent(t *testing.T) {
+// A change of private metadata alone, whichever way it comes, is stored: a
+// fresh GET and the row show it, with updated_at moved (the row's last
+// change). It takes no version and emits no public event, since no event
+// may reveal it and a version without its event would leave a gap.
+func TestPrivateMetadataOnlyChangeIsStoredWithoutVersionOrEvent(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
-	c := s.createCustomer(map[string]any{"email": "cy@example.com"})
-	var got customerJSON
-	s.do(http.MethodPatch, "/v1/customers/"+c.ID, map[string]any{"private_metadata": map[string]string{"erp": "42"}}, &got)
-	if got.PrivateMetadata["erp"] != "42" || got.Version != 1 {
-		t.Fatalf("after private change: private_metadata %v version %d, want erp=42 version 1", got.PrivateMetadata, got.Version)
+	s.runCommands()
+	ways := []struct {
+		name   string
+		change func(t *testing.T, id string) customerJSON
+	}{
+		{"PATCH private-metadata", func(t *testing.T, id string) customerJSON {
+			var got customerJSON
+			r := request(t, s, http.MethodPatch, "/v1/customers/"+id+"/private-metadata", map[string]any{"set": map[string]string{"erp": "42"}}, nil)
+			r.expectStatus(t, http.StatusOK)
+			r.decode(t, &got)
+			return got
+		}},
+		{"PATCH customer with only private_metadata", func(t *testing.T, id string) customerJSON {
+			var got customerJSON
+			r := request(t, s, http.MethodPatch, "/v1/customers/"+id, map[string]any{"private_metadata": map[string]string{"erp": "42"}}, nil)
+			r.expectStatus(t, http.StatusOK)
+			r.decode(t, &got)
+			return got
+		}},
+		{"bus command customer.private_metadata.update", func(t *testing.T, id string) customerJSON {
+			var got customerJSON
+			st := s.forTest(t)
+			st.commandReply(st.command("", events.CmdCustomerPrivateMetadataUpdate, map[string]any{"id": id, "set": map[string]string{"erp": "42"}}), &got)
+			return got
+		}},
+		{"bulk update with only private_metadata", func(t *testing.T, id string) customerJSON {
+			var res struct {
+				Customers []customerJSON `json:"customers"`
+				Changed   []string       `json:"changed"`
+			}
+			r := request(t, s, http.MethodPost, "/v1/customers/bulk-update", map[string]any{"ids": []string{id}, "update": map[string]any{"private_metadata": map[string]string{"erp": "42"}}}, nil)
+			r.expectStatus(t, http.StatusOK)
+			r.decode(t, &res)
+			if len(res.Customers) != 1 || !slices.Equal(res.Changed, []string{id}) {
+				t.Fatalf("bulk update answered %+v, want the one customer, changed", res)
+			}
+			return res.Customers[0]
+		}},
 	}
-	s.streamEvents(1) // only customer.created: exactly one event
+	for i, w := range ways {
+		t.Run(w.name, func(t *testing.T) {
+			c := s.forTest(t).createCustomer(map[string]any{"email": fmt.Sprintf("private%d@example.com", i)})
+			got := w.change(t, c.ID)
+			if !maps.Equal(got.PrivateMetadata, map[string]string{"erp": "42"}) || got.Version != c.Version || !got.UpdatedAt.After(c.UpdatedAt) {
+				t.Errorf("answered private_metadata %v version %d updated_at %v; want erp=42, version %d, updated_at after %v",
+					got.PrivateMetadata, got.Version, got.UpdatedAt, c.Version, c.UpdatedAt)
+			}
+			s.forTest(t).expectStored(got)
+		})
+	}
+	// One customer.created per way, and nothing else: no public event and
+	// no rejection for any of the private changes.
+	evs, _ := s.streamEvents(len(ways))
+	for _, e := range evs {
+		if e.Type() != events.CustomerCreated {
+			t.Errorf("a private change published %s about %s: %s", e.Type(), e.Subject(), e.Data())
+		}
+	}
 }
 
 func TestRejectedCommandLeavesNoRowAndNoEvent(t *testing.T) {
@@ -250,10 +307,12 @@ func TestMetadataEndpointsSetAndRemoveKeysAndKeepPrivateOutOfEvents(t *testing.T
 	if r.StatusCode != http.StatusOK || got.Metadata["tier"] != "gold" || got.Metadata["keep"] != "k" || len(got.Metadata) != 2 || got.Version != 2 {
 		t.Fatalf("public metadata patch: status %d, %+v", r.StatusCode, got)
 	}
+	s.expectStored(got)
 	r = s.do(http.MethodPatch, "/v1/customers/"+c.ID+"/private-metadata", map[string]any{"set": map[string]string{"erp_id": "E-9"}}, &got)
 	if r.StatusCode != http.StatusOK || got.PrivateMetadata["erp_id"] != "E-9" || got.Version != 2 {
 		t.Fatalf("private metadata patch: status %d, %+v", r.StatusCode, got)
 	}
+	s.expectStored(got)
 	// Setting what is already there changes nothing and emits nothing.
 	s.do(http.MethodPatch, "/v1/customers/"+c.ID+"/metadata", map[string]any{"set": map[string]string{"tier": "gold"}}, &got)
 	if got.Version != 2 {
@@ -313,24 +372,29 @@ func TestNotesAreListedNewestFirstAndEmitNoteAdded(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
 	c := s.createCustomer(map[string]any{"email": "notes@example.com"})
+	type noteJSON struct {
+		ID        string `json:"id"`
+		Text      string `json:"text"`
+		Author    struct{ Type, ID, Name string }
+		CreatedAt time.Time `json:"created_at"`
+	}
+	var answered []noteJSON
 	for i := range 5 {
-		var n struct {
-			ID     string `json:"id"`
-			Text   string `json:"text"`
-			Author struct{ Type, ID, Name string }
-		}
+		var n noteJSON
 		if r := s.do(http.MethodPost, "/v1/customers/"+c.ID+"/notes", map[string]any{"text": fmt.Sprint("note ", i)}, &n); r.StatusCode != http.StatusCreated {
 			t.Fatalf("add note: status %d", r.StatusCode)
 		}
 		if n.Author.Name != "test" || n.Author.Type != events.AuthServiceAccount || n.Author.ID == "" {
 			t.Errorf("author = %+v, want the token's name and id", n.Author)
 		}
+		answered = append([]noteJSON{n}, answered...) // newest first, as listed
 	}
 	var texts []string
+	var listed []noteJSON
 	cursor := ""
 	for range 5 {
 		var page struct {
-			Notes      []struct{ Text string }
+			Notes      []noteJSON
 			NextCursor *string `json:"next_cursor"`
 		}
 		q := "?limit=2"
@@ -341,6 +405,7 @@ func TestNotesAreListedNewestFirstAndEmitNoteAdded(t *testing.T) {
 		for _, n := range page.Notes {
 			texts = append(texts, n.Text)
 		}
+		listed = append(listed, page.Notes...)
 		if page.NextCursor == nil {
 			break
 		}
@@ -348,6 +413,9 @@ func TestNotesAreListedNewestFirstAndEmitNoteAdded(t *testing.T) {
 	}
 	if want := []string{"note 4", "note 3", "note 2", "note 1", "note 0"}; !slices.Equal(texts, want) {
 		t.Errorf("notes = %v, want newest first %v", texts, want)
+	}
+	if !reflect.DeepEqual(listed, answered) {
+		t.Errorf("notes listed\n%+v\nthe adds answered\n%+v", listed, answered)
 	}
 
 	evs, _ := s.streamEvents(6)

@@ -46,6 +46,16 @@ func TestCustomerGroupsMembershipFilterAndEvents(t *testing.T) {
 	if !slices.Equal(m.Removed, []string{b.ID}) || len(m.Added) != 0 || m.Group.CustomerCount != 2 || m.Group.Version != 4 {
 		t.Fatalf("remove b, d: %+v", m)
 	}
+	var stored groupJSON
+	s.do(http.MethodGet, "/v1/customer-groups/"+g.ID, nil, &stored)
+	if stored != m.Group {
+		t.Errorf("GET after the membership change reads %+v, the change answered %+v", stored, m.Group)
+	}
+	for id, want := range map[string]int{a.ID: 1, b.ID: 0, c.ID: 1} {
+		if n := s.count(`SELECT count(*) FROM customers WHERE id = $1 AND $2::uuid = ANY(group_ids)`, id, g.ID); n != want {
+			t.Errorf("customer %s: in the group %d times by its row, want %d", id, n, want)
+		}
+	}
 	// Nothing to change: no new version, no event.
 	s.do(http.MethodPost, members, map[string]any{"add": []string{a.ID}}, &m)
 	if len(m.Added) != 0 || m.Group.Version != 4 {
@@ -88,6 +98,10 @@ func TestCustomerGroupsMembershipFilterAndEvents(t *testing.T) {
 	s.do(http.MethodPatch, "/v1/customer-groups/"+g.ID, map[string]any{"name": "Very Important"}, &renamed)
 	if renamed.Name != "Very Important" || renamed.Version != 5 || renamed.CustomerCount != 3 {
 		t.Fatalf("renamed %+v", renamed)
+	}
+	s.do(http.MethodGet, "/v1/customer-groups/"+g.ID, nil, &stored)
+	if stored != renamed {
+		t.Errorf("GET after the rename reads %+v, the rename answered %+v", stored, renamed)
 	}
 	s.createGroup("Wholesale")
 	var list struct {
@@ -165,6 +179,9 @@ func TestBulkUpdateAndDeleteAreAllOrNothing(t *testing.T) {
 			!slices.Equal(res.Changed, []string{a.ID, b.ID}) || res.Customers[0].Version != 1 || res.Customers[1].Version != 2 {
 			t.Fatalf("bulk update: status %d %+v", r.StatusCode, res)
 		}
+		for _, c := range res.Customers {
+			s.forTest(t).expectStored(c)
+		}
 		var del struct{ Deleted []string }
 		r = s.do(http.MethodPost, "/v1/customers/bulk-delete", map[string]any{"ids": []string{a.ID, c.ID}}, &del)
 		if r.StatusCode != 200 || !slices.Equal(del.Deleted, []string{a.ID, c.ID}) || s.count("SELECT count(*) FROM customers") != 1 {
@@ -195,5 +212,47 @@ func bulkBadInputs(a, b string) []badInput {
 		{name: "delete with an unknown id", method: "POST", path: "/v1/customers/bulk-delete", body: map[string]any{"ids": []string{a, unknown}}, wantStatus: 400, wantField: "ids", wantCode: "not_found"},
 		{name: "delete nothing", method: "POST", path: "/v1/customers/bulk-delete", body: map[string]any{}, wantStatus: 400, wantField: "ids", wantCode: "required"},
 		{name: "id not a uuid", method: "POST", path: "/v1/customers/bulk-delete", body: map[string]any{"ids": []string{"nope"}}, wantStatus: 400, wantField: "ids[0]", wantCode: "invalid"},
+	}
+}
+
+// A customer created into groups is answered and published with them in
+// the order every later read lists them, whatever order they were given in.
+func TestCreateAnswersGroupsInTheOrderEveryReadGives(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	first, second := s.createGroup("First"), s.createGroup("Second") // ids in time order
+	c := s.createCustomer(map[string]any{"email": "grouped@example.com", "groups": []string{second.ID, first.ID}})
+	if want := []string{first.ID, second.ID}; !slices.Equal(c.Groups, want) {
+		t.Errorf("created with groups %v, want %v", c.Groups, want)
+	}
+	s.expectStored(c)
+	evs, _ := s.streamEvents(3)
+	var created events.CustomerCreatedData
+	if err := json.Unmarshal(evs[2].Data(), &created); err != nil {
+		t.Fatal(err)
+	}
+	var groups []string
+	for _, id := range created.Groups {
+		groups = append(groups, id.String())
+	}
+	if !slices.Equal(groups, c.Groups) {
+		t.Errorf("customer.created lists groups %v, the customer %v", groups, c.Groups)
+	}
+}
+
+// The bus's reply to a membership command is what HTTP answers: the group
+// as a fresh GET reads it, and the customers whose membership changed.
+func TestBusMembershipCommandRepliesWithTheStoredGroup(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runCommands()
+	c := s.createCustomer(map[string]any{"email": "member@example.com"})
+	g := s.createGroup("Bus")
+	var m membersJSON
+	s.commandReply(s.command("", events.CmdGroupCustomersAdd, map[string]any{"group_id": g.ID, "customer_ids": []string{c.ID}}), &m)
+	var stored groupJSON
+	s.do(http.MethodGet, "/v1/customer-groups/"+g.ID, nil, &stored)
+	if m.Group != stored || stored.CustomerCount != 1 || !slices.Equal(m.Added, []string{c.ID}) || len(m.Removed) != 0 {
+		t.Errorf("the command replied %+v; GET reads the group %+v", m, stored)
 	}
 }

@@ -2,6 +2,7 @@ package customers_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -475,5 +476,41 @@ func TestPlacedBeforeFindsOrdersOlderThanTheirCustomer(t *testing.T) {
 	}
 	if got := listCustomers(t, s, "placed_orders_before="+y+"&limit=5"); len(got.Customers) != 2 || got.Count == nil || *got.Count != 2 {
 		t.Errorf("one page: %d customers, count %v; want 2 and 2", len(got.Customers), got.Count)
+	}
+}
+
+// A total is answered, published and read back as PostgreSQL's numeric keeps
+// it: leading zeros of the whole part go, the decimals stay as given.
+func TestOrderTotalIsAnsweredAsStored(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	c := s.createCustomer(map[string]any{"email": "totals-" + randomSuffix() + "@example.com"})
+	totals := []struct{ sent, want string }{
+		{"12.50", "12.50"}, {"007.50", "7.50"}, {"00.25", "0.25"}, {"000", "0"}, {"0100", "100"},
+	}
+	placed := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	for i, tt := range totals {
+		body := orderBody(&c.ID, placed.Add(time.Duration(i)*time.Hour))
+		body["total"] = tt.sent
+		o := s.forTest(t).recordOrder(body)
+		var stored string
+		if err := s.pool.QueryRow(context.Background(), `SELECT total::text FROM orders WHERE id = $1`, o.ID).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		var replay orderJSON
+		request(t, s, http.MethodPost, "/v1/orders", body, nil).decode(t, &replay)
+		if o.Total != tt.want || stored != tt.want || replay.Total != tt.want {
+			t.Errorf("total %q: answered %q, stored %q, answered again %q; want %q", tt.sent, o.Total, stored, replay.Total, tt.want)
+		}
+	}
+	evs, _ := s.streamEvents(1 + len(totals))
+	for i, e := range evs[1:] {
+		var data events.Order
+		if err := json.Unmarshal(e.Data(), &data); err != nil {
+			t.Fatal(err)
+		}
+		if data.Total != totals[i].want {
+			t.Errorf("order.recorded carries total %q, want %q", data.Total, totals[i].want)
+		}
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 	"time"
 
@@ -181,6 +183,41 @@ func (s *system) createCustomer(body map[string]any) customerJSON {
 		s.t.Fatalf("create customer: status %d: %s", resp.StatusCode, raw)
 	}
 	return c
+}
+
+// expectStored reads the customer a write answered back through two other
+// readers, a fresh GET and its row in the database, and fails unless both
+// hold what the answer says: an answer alone proves nothing was stored.
+func (s *system) expectStored(answer customerJSON) {
+	s.t.Helper()
+	var got customerJSON
+	if r := s.do(http.MethodGet, "/v1/customers/"+answer.ID, nil, &got); r.StatusCode != http.StatusOK {
+		s.t.Fatalf("GET the customer after the write: status %d", r.StatusCode)
+	}
+	if !reflect.DeepEqual(got, answer) {
+		s.t.Errorf("GET after the write reads\n%+v\nthe write answered\n%+v", got, answer)
+	}
+	var md, pmd []byte
+	var updatedAt time.Time
+	var version int64
+	if err := s.pool.QueryRow(context.Background(),
+		`SELECT metadata, private_metadata, updated_at, version FROM customers WHERE id = $1`, answer.ID,
+	).Scan(&md, &pmd, &updatedAt, &version); err != nil {
+		s.t.Fatalf("read the customer's row: %v", err)
+	}
+	var row customerJSON
+	if err := json.Unmarshal(md, &row.Metadata); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := json.Unmarshal(pmd, &row.PrivateMetadata); err != nil {
+		s.t.Fatal(err)
+	}
+	if !maps.Equal(row.Metadata, answer.Metadata) || !maps.Equal(row.PrivateMetadata, answer.PrivateMetadata) ||
+		!updatedAt.Equal(answer.UpdatedAt) || version != answer.Version {
+		s.t.Errorf("the row holds metadata %v private_metadata %v updated_at %v version %d; the write answered %v %v %v %d",
+			row.Metadata, row.PrivateMetadata, updatedAt, version,
+			answer.Metadata, answer.PrivateMetadata, answer.UpdatedAt, answer.Version)
+	}
 }
 
 // count runs a counting query against the test's database.

@@ -4,8 +4,10 @@
 package customer
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -150,6 +152,14 @@ func update(ctx context.Context, st Store, id uuid.UUID, fn func(Customer) (*Mut
 		return Customer{}, err
 	}
 	return cs[0], nil
+}
+
+// SortIDs orders ids as PostgreSQL orders uuids, so a customer's groups are
+// listed the same way by every answer, read and event, whatever order they
+// were given or joined in.
+func SortIDs(ids []uuid.UUID) []uuid.UUID {
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	return ids
 }
 
 func nonNilIDs(ids []uuid.UUID) []uuid.UUID {

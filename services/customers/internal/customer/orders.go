@@ -116,6 +116,8 @@ func (s *Service) RecordOrder(ctx context.Context, o Origin, in OrderInput) (Ord
 	}
 	if ord.Total = strings.TrimSpace(in.Total); !totalRE.MatchString(ord.Total) {
 		r.fail("total", CodeInvalid, "total must be a decimal number like \"12.50\" (at most 15 digits and 4 decimals), as a string")
+	} else {
+		ord.Total = numericText(ord.Total)
 	}
 	if ord.Currency = strings.ToUpper(strings.TrimSpace(in.Currency)); !currencyRE.MatchString(ord.Currency) {
 		r.fail("currency", CodeInvalid, "currency must be an ISO 4217 code like EUR")
@@ -179,6 +181,17 @@ func (s *Service) ListOrders(ctx context.Context, customerID uuid.UUID, limit in
 		page.NextCursor = Cursor{Order: ordersOrder, ID: last.ID, Time: last.PlacedAt}.encode()
 	}
 	return page, nil
+}
+
+// numericText is a valid total as PostgreSQL's numeric gives it back:
+// without the leading zeros of its whole part, its decimals as given. The
+// answer and the event show it so, as every later read does.
+func numericText(total string) string {
+	t := strings.TrimLeft(total, "0")
+	if t == "" || t[0] == '.' {
+		return "0" + t
+	}
+	return t
 }
 
 // requiredText is text that must not be empty.

@@ -52,7 +52,7 @@ func (s *Service) Create(ctx context.Context, o Origin, in CreateInput) (Custome
 		ExternalReference: r.externalReference("external_reference", in.ExternalReference),
 		Metadata:          r.metadata("metadata", in.Metadata),
 		PrivateMetadata:   r.metadata("private_metadata", in.PrivateMetadata),
-		Groups:            r.ids("groups", in.Groups, MaxGroupsAtCreate),
+		Groups:            SortIDs(r.ids("groups", in.Groups, MaxGroupsAtCreate)),
 		Version:           1,
 		CreatedAt:         now,
 		UpdatedAt:         now,

@@ -78,7 +78,7 @@ func (s *Store) ChangeMembers(ctx context.Context, id uuid.UUID, add, remove []u
 				return fmt.Errorf("store: remove members: %w", err)
 			}
 		}
-		m, err := fn(cur, sortedIDs(added), sortedIDs(removed))
+		m, err := fn(cur, customer.SortIDs(added), customer.SortIDs(removed))
 		if err != nil {
 			return err
 		}

@@ -3,13 +3,12 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
+	"reflect"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -177,18 +176,25 @@ func (s *Store) DeleteMany(ctx context.Context, ids []uuid.UUID, fn func(custome
 	})
 }
 
-// updateRow writes next over cur, provided nobody moved cur's version.
-func updateRow(ctx context.Context, q *gen.Queries, cur, next customer.Customer) error {
-	p := toRow(next)
-	n, err := q.UpdateCustomer(ctx, gen.UpdateCustomerParams{
+// rowColumns is what UpdateCustomer writes for c: the columns of the row
+// that no statement of their own keeps (the password, groups and order
+// counts have theirs).
+func rowColumns(c customer.Customer) gen.UpdateCustomerParams {
+	p := toRow(c)
+	return gen.UpdateCustomerParams{
 		ID: p.ID, Email: p.Email, FirstName: p.FirstName, LastName: p.LastName,
 		CompanyName: p.CompanyName, Phone: p.Phone, Note: p.Note, IsActive: p.IsActive,
 		LanguageCode: p.LanguageCode, ExternalReference: p.ExternalReference,
 		Metadata: p.Metadata, PrivateMetadata: p.PrivateMetadata, HasAccount: p.HasAccount,
 		IsVerified: p.IsVerified, Version: p.Version, UpdatedAt: p.UpdatedAt,
 		DefaultShippingAddressID: p.DefaultShippingAddressID, DefaultBillingAddressID: p.DefaultBillingAddressID,
-		ExpectedVersion: cur.Version,
-	})
+	}
+}
+
+// updateRow writes next's columns over cur, provided nobody moved cur's version.
+func updateRow(ctx context.Context, q *gen.Queries, cur customer.Customer, next gen.UpdateCustomerParams) error {
+	next.ExpectedVersion = cur.Version
+	n, err := q.UpdateCustomer(ctx, next)
 	if err != nil {
 		return mapError(err)
 	}
@@ -266,10 +272,14 @@ func apply(ctx context.Context, q *gen.Queries, cur customer.Customer, m *custom
 			return cur, fmt.Errorf("store: end sessions: %w", err)
 		}
 	}
-	// The domain bumps the version with every change to the row; a change
-	// that only issues a token (a password-reset email) leaves it alone.
-	if m.Customer.Version != cur.Version {
-		if err := updateRow(ctx, q, cur, m.Customer); err != nil {
+	// The row is written whenever one of its columns differs from what was
+	// locked, not only when the version moved: a change of private metadata
+	// alone moves updated_at but not the version, since no public event may
+	// reveal it and a version without its event would leave a gap in
+	// sequence. A change that only issues a token (a password-reset email)
+	// differs in no column and writes nothing.
+	if next := rowColumns(m.Customer); !reflect.DeepEqual(next, rowColumns(cur)) {
+		if err := updateRow(ctx, q, cur, next); err != nil {
 			return cur, err
 		}
 	}
@@ -460,7 +470,7 @@ func toRow(c customer.Customer) gen.Customer {
 func fromRow(r gen.Customer) (customer.Customer, error) {
 	c := customer.Customer{
 		DefaultShippingAddressID: r.DefaultShippingAddressID, DefaultBillingAddressID: r.DefaultBillingAddressID,
-		Groups: sortedIDs(r.GroupIds), PasswordHash: deref(r.PasswordHash),
+		Groups: customer.SortIDs(r.GroupIds), PasswordHash: deref(r.PasswordHash),
 		NumberOfOrders: int(r.NumberOfOrders), LastOrderAt: utcPtr(r.LastOrderAt),
 		ID: r.ID, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
 		CompanyName: r.CompanyName, Phone: r.Phone, Note: r.Note, IsActive: r.IsActive,
@@ -477,8 +487,6 @@ func fromRow(r gen.Customer) (customer.Customer, error) {
 	return c, nil
 }
 
-// sortedIDs orders a customer's group ids as PostgreSQL orders uuids, so the
-// resource and its events list them the same way whatever order they joined in.
 func int32Ptr(n *int) *int32 {
 	if n == nil {
 		return nil
@@ -493,11 +501,6 @@ func utcPtr(t *time.Time) *time.Time {
 	}
 	u := t.UTC()
 	return &u
-}
-
-func sortedIDs(ids []uuid.UUID) []uuid.UUID {
-	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-	return ids
 }
 
 func nonNil(m map[string]string) map[string]string {

@@ -102,7 +102,7 @@ func applyTransfer(ctx context.Context, q *gen.Queries, before customer.Order, c
 		if before.CustomerID != nil {
 			owners = append(owners, *before.CustomerID)
 		}
-		if _, err := lockCustomers(ctx, q, sortedIDs(owners)); err != nil {
+		if _, err := lockCustomers(ctx, q, customer.SortIDs(owners)); err != nil {
 			return err
 		}
 		if err := q.SetOrderOwner(ctx, gen.SetOrderOwnerParams{ID: o.ID, CustomerID: o.CustomerID, Version: o.Version, UpdatedAt: o.UpdatedAt}); err != nil {
