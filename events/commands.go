@@ -41,6 +41,9 @@ func IsCommand(eventType string) bool { return slices.Contains(Commands, eventTy
 const (
 	CommandsStream        = "CUSTOMERBUS_COMMANDS"
 	CommandsSubjectPrefix = "customerbus.commands."
+	// CommandsConsumer is the durable consumer of CommandsStream that every
+	// instance of the command service shares.
+	CommandsConsumer = "customers"
 	// CommandsDeadLetterStream keeps commands that cannot be run at all (not
 	// a CloudEvent, an unknown type), with the reason.
 	CommandsDeadLetterStream = "CUSTOMERBUS_COMMANDS_DLQ"

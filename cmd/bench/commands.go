@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/customerbus/customerbus/events"
-	"github.com/customerbus/customerbus/services/customers"
 )
 
 // commandsWarmup is how many commands the commands case applies, unmeasured,
@@ -93,12 +92,12 @@ func (s *system) startCommands(ctx context.Context) error {
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, err := s.js.Consumer(ctx, events.CommandsStream, customers.CommandsConsumer)
+		_, err := s.js.Consumer(ctx, events.CommandsStream, events.CommandsConsumer)
 		if err == nil {
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("consumer %s on %s never appeared: %w", customers.CommandsConsumer, events.CommandsStream, err)
+			return fmt.Errorf("consumer %s on %s never appeared: %w", events.CommandsConsumer, events.CommandsStream, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

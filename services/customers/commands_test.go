@@ -27,6 +27,7 @@ import (
 
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers"
+	"github.com/customerbus/customerbus/services/customers/internal/bus"
 )
 
 // runCommands runs the system's command consumer until the test ends.
@@ -322,7 +323,7 @@ func (s *system) deadLetters(n int) []string {
 				}
 				var out []string
 				for m := range batch.Messages() {
-					out = append(out, m.Headers().Get(customers.DeadLetterReasonHeader))
+					out = append(out, m.Headers().Get(bus.DeadLetterReasonHeader))
 				}
 				return out
 			}
@@ -356,7 +357,7 @@ func TestCommandsAsNATSService(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		msg.Subject = customers.RPCSubjectPrefix + events.CmdCustomerCreate
+		msg.Subject = bus.RPCSubjectPrefix + events.CmdCustomerCreate
 		var reply *nats.Msg
 		for range 50 { // the service may still be starting
 			if reply, err = nc.RequestMsg(msg, 2*time.Second); err == nil {
@@ -386,7 +387,7 @@ func TestCommandsAsNATSService(t *testing.T) {
 		t.Errorf("refusal: code %q body %s", bad.Header.Get("Nats-Service-Error-Code"), bad.Data)
 	}
 
-	info, err := nc.Request("$SRV.INFO."+customers.RPCServiceName, nil, 2*time.Second)
+	info, err := nc.Request("$SRV.INFO."+bus.RPCServiceName, nil, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,14 +405,14 @@ func TestCommandsAsNATSService(t *testing.T) {
 		subjects[ep.Subject] = true
 	}
 	for _, cmd := range events.Commands {
-		if !subjects[customers.RPCSubjectPrefix+cmd] {
+		if !subjects[bus.RPCSubjectPrefix+cmd] {
 			t.Errorf("service %q lacks the endpoint for %s", svc.Name, cmd)
 		}
 	}
 
 	// `nats micro stats customerbus`: the create endpoint counted the three
 	// requests, one of them an error reply.
-	reply, err := nc.Request("$SRV.STATS."+customers.RPCServiceName, nil, 2*time.Second)
+	reply, err := nc.Request("$SRV.STATS."+bus.RPCServiceName, nil, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +428,7 @@ func TestCommandsAsNATSService(t *testing.T) {
 	}
 	requests, errs := -1, -1
 	for _, ep := range stats.Endpoints {
-		if ep.Subject == customers.RPCSubjectPrefix+events.CmdCustomerCreate {
+		if ep.Subject == bus.RPCSubjectPrefix+events.CmdCustomerCreate {
 			requests, errs = ep.Requests, ep.Errors
 		}
 	}
@@ -493,7 +494,7 @@ func (s *system) startInstance() *instance {
 	}
 	// The pin is renewed every (8-2)/2 = 3 s, well within its 8 s even on
 	// a loaded machine.
-	cfg := customers.Config{Commands: customers.CommandsConfig{AckWait: 2 * time.Second, PinnedTTL: 8 * time.Second, DrainTimeout: time.Second}}
+	cfg := customers.Config{Commands: bus.Config{AckWait: 2 * time.Second, PinnedTTL: 8 * time.Second, DrainTimeout: time.Second}}
 	svc := customers.New(s.pool, zaptest.NewLogger(s.t), in.reg, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -556,7 +557,7 @@ func (u *updatesInOrder) check() {
 			names = append(names, d.FirstName)
 		case e.Type() == events.CommandRejected:
 			var d events.CommandRejectedData
-			if err := e.DataAs(&d); err != nil || len(d.Error.Errors) != 1 || d.Error.Errors[0].Code != customers.CodeOutOfOrder || !u.mayRefuse {
+			if err := e.DataAs(&d); err != nil || len(d.Error.Errors) != 1 || d.Error.Errors[0].Code != bus.CodeOutOfOrder || !u.mayRefuse {
 				u.s.t.Fatalf("unexpected rejection %+v", d)
 			}
 			refused++
@@ -789,7 +790,7 @@ func TestBusCommandsWithoutATraceStartOne(t *testing.T) {
 	}
 	rejected := s.command("", events.CmdCustomerCreate, map[string]any{"email": "not an email"})
 	rpc := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": "trace-rpc-" + randomSuffix() + "@example.com"})
-	rpc.Subject = customers.RPCSubjectPrefix + events.CmdCustomerCreate
+	rpc.Subject = bus.RPCSubjectPrefix + events.CmdCustomerCreate
 	retry(t, func() error { _, err := s.nats.Connect().RequestMsg(rpc, 2*time.Second); return err })
 
 	evs, _ = s.streamEvents(4)

@@ -11,12 +11,15 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
+	"github.com/customerbus/customerbus/services/customers/internal/bus"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/httpapi"
 	"github.com/customerbus/customerbus/services/customers/internal/idempotency"
@@ -33,28 +36,25 @@ type Config struct {
 	// X-Forwarded-For names the client, for the per-address login limit.
 	TrustedProxies []netip.Prefix `env:"TRUSTED_PROXIES"`
 	Accounts       AccountConfig
-	Commands       CommandsConfig
+	Commands       bus.Config
 }
 
 // AccountConfig tunes customer accounts: token lifetimes and login limits.
 type AccountConfig = customer.AccountConfig
 
-// Service is the command service.
+// Service is the command service: the HTTP adapter and the bus adapter
+// over the same use cases, on one database.
 type Service struct {
-	cfg    Config
-	log    *zap.Logger
-	api    *httpapi.API
-	tokens *auth.Tokens
-	store  *store.Store
-	pool   *pgxpool.Pool
-	// commandsApplied counts the bus and request commands this instance
-	// ran, by outcome.
-	commandsApplied *prometheus.CounterVec
+	cfg   Config
+	log   *zap.Logger
+	api   *httpapi.API
+	bus   *bus.Bus
+	store *store.Store
 }
 
 // New wires the service on a migrated database.
 func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Config) *Service {
-	cfg.Commands = cfg.Commands.withDefaults()
+	cfg.Commands = cfg.Commands.WithDefaults()
 	tokens := auth.NewTokens(pool)
 	spec, err := openAPIJSON()
 	if err != nil {
@@ -74,15 +74,19 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		IdempotencyKeys: idempotency.New(pool),
 		TrustedProxies:  cfg.TrustedProxies,
 	})
-	applied := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "customerbus_commands_total",
-		Help: "Bus commands (and their requests) this instance ran: applied, rejected, or repeated (its id was processed before).",
-	}, []string{"outcome"})
-	for _, o := range []string{"applied", "rejected", "repeated"} {
-		applied.WithLabelValues(o) // shown as 0 before the first one
+	// A bus command runs the use cases in its own transaction, which also
+	// records its id.
+	useCases := func(tx pgx.Tx) *customer.Service {
+		return customer.NewService(store.New(tx), cfg.PhoneRegion, cfg.Accounts)
 	}
-	reg.MustRegister(applied)
-	return &Service{cfg: cfg, log: log, api: api, tokens: tokens, store: st, pool: pool, commandsApplied: applied}
+	return &Service{cfg: cfg, log: log, api: api, store: st,
+		bus: bus.New(pool, log, reg, cfg.Commands, useCases)}
+}
+
+// RunCommands runs the bus adapter until ctx ends: the commands
+// integrators publish on JetStream, and the same commands as NATS requests.
+func (s *Service) RunCommands(ctx context.Context, js jetstream.JetStream) error {
+	return s.bus.Run(ctx, js)
 }
 
 // Route names an authenticated route and the permission it needs.

@@ -18,6 +18,7 @@ import (
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/events/natstest"
 	"github.com/customerbus/customerbus/services/customers"
+	"github.com/customerbus/customerbus/services/customers/internal/bus"
 	"github.com/customerbus/customerbus/services/relay"
 )
 
@@ -74,7 +75,7 @@ func TestDeployNATSConfigForCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	rpc := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": "erp-rpc-" + randomSuffix() + "@example.com"})
-	rpc.Subject = customers.RPCSubjectPrefix + events.CmdCustomerCreate
+	rpc.Subject = bus.RPCSubjectPrefix + events.CmdCustomerCreate
 	rpc.Header.Set("Nats-Request-Info", `{"acc":"CRM"}`)
 	reply, err := erp.RequestMsg(rpc, 5*time.Second)
 	if err != nil || reply.Header.Get("Nats-Service-Error-Code") != "" {
@@ -82,8 +83,8 @@ func TestDeployNATSConfigForCommands(t *testing.T) {
 	}
 
 	// It can see the service as `nats micro info customerbus` does.
-	info, err := erp.Request("$SRV.INFO."+customers.RPCServiceName, nil, 5*time.Second)
-	if err != nil || !strings.Contains(string(info.Data), customers.RPCSubjectPrefix+events.CmdCustomerCreate) {
+	info, err := erp.Request("$SRV.INFO."+bus.RPCServiceName, nil, 5*time.Second)
+	if err != nil || !strings.Contains(string(info.Data), bus.RPCSubjectPrefix+events.CmdCustomerCreate) {
 		t.Errorf("the integrator's $SRV.INFO: %v %v", err, info)
 	}
 

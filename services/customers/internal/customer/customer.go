@@ -75,6 +75,19 @@ func (c Customer) Public() events.Customer {
 	}
 }
 
+// StaffView is the customer as staff and integrators see it, over HTTP and
+// the bus alike: the public shape plus private metadata, which only
+// MANAGE_USERS callers (and integrators' commands) ever get.
+type StaffView struct {
+	events.Customer
+	PrivateMetadata map[string]string `json:"private_metadata"`
+}
+
+// Staff is the customer's StaffView.
+func (c Customer) Staff() StaffView {
+	return StaffView{Customer: c.Public(), PrivateMetadata: nonNil(c.PrivateMetadata)}
+}
+
 // Origin says who asked for a change and in which trace; every event of the
 // change carries it.
 type Origin struct {

@@ -54,6 +54,18 @@ type MembersChange struct {
 	Removed []uuid.UUID
 }
 
+// MembersView is a membership change as HTTP and the bus answer it.
+type MembersView struct {
+	Group   events.CustomerGroup `json:"customer_group"`
+	Added   []uuid.UUID          `json:"added"`
+	Removed []uuid.UUID          `json:"removed"`
+}
+
+// View is the change's MembersView.
+func (ch MembersChange) View() MembersView {
+	return MembersView{Group: ch.Group.Public(), Added: ch.Added, Removed: ch.Removed}
+}
+
 // GroupsPage is one page of groups, oldest first.
 type GroupsPage struct {
 	Groups     []Group

@@ -19,6 +19,7 @@ import (
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
 
 // DefaultMaxBodyBytes caps request bodies unless configured otherwise.
@@ -177,10 +178,10 @@ func (m *missWriter) WriteHeader(code int) {
 	switch code {
 	case http.StatusNotFound:
 		m.swallow = true
-		writeProblem(m.ResponseWriter, m.r, m.log, badInput(code, "", codeNoRoute, "no route has this path"))
+		writeProblem(m.ResponseWriter, m.r, m.log, problem.Input(code, "", problem.CodeNoRoute, "no route has this path"))
 	case http.StatusMethodNotAllowed:
 		m.swallow = true
-		writeProblem(m.ResponseWriter, m.r, m.log, badInput(code, "", codeNoRoute,
+		writeProblem(m.ResponseWriter, m.r, m.log, problem.Input(code, "", problem.CodeNoRoute,
 			"this path does not take %s; it takes %s", m.r.Method, m.Header().Get("Allow")))
 	default:
 		m.ResponseWriter.WriteHeader(code)
@@ -220,13 +221,13 @@ func (a *API) authenticated(rt Route) http.Handler {
 		token, ok := bearerToken(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="customerbus"`)
-			writeProblem(w, r, a.log, badInput(http.StatusUnauthorized, "Authorization", codeUnauthorized, "a bearer token is required"))
+			writeProblem(w, r, a.log, problem.Input(http.StatusUnauthorized, "Authorization", problem.CodeUnauthorized, "a bearer token is required"))
 			return
 		}
 		p, err := a.tokens.Authenticate(r.Context(), token)
 		if errors.Is(err, auth.ErrInvalidToken) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="customerbus", error="invalid_token"`)
-			writeProblem(w, r, a.log, badInput(http.StatusUnauthorized, "Authorization", codeUnauthorized, "the bearer token is not valid"))
+			writeProblem(w, r, a.log, problem.Input(http.StatusUnauthorized, "Authorization", problem.CodeUnauthorized, "the bearer token is not valid"))
 			return
 		}
 		if err != nil {
@@ -238,7 +239,7 @@ func (a *API) authenticated(rt Route) http.Handler {
 			if rt.Permission == auth.Customer {
 				need = "a customer's own token"
 			}
-			writeProblem(w, r, a.log, badInput(http.StatusForbidden, "Authorization", codeForbidden, "this route needs %s", need))
+			writeProblem(w, r, a.log, problem.Input(http.StatusForbidden, "Authorization", problem.CodeForbidden, "this route needs %s", need))
 			return
 		}
 		a.run(w, r, p, rt)

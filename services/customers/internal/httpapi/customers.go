@@ -10,33 +10,14 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
 
-// customerResponse is the staff view of a customer: the public shape plus
-// private metadata, which only MANAGE_USERS callers ever see.
-type customerResponse struct {
-	events.Customer
-	PrivateMetadata map[string]string `json:"private_metadata"`
-}
-
-// StaffView is the customer as a staff route answers it; bus commands
-// answer the same.
-func StaffView(c customer.Customer) any { return toResponse(c) }
-
-func toResponse(c customer.Customer) customerResponse {
-	pm := c.PrivateMetadata
-	if pm == nil {
-		pm = map[string]string{}
-	}
-	return customerResponse{Customer: c.Public(), PrivateMetadata: pm}
-}
-
 type listResponse struct {
-	Customers []customerResponse `json:"customers"`
-	Count     *int64             `json:"count"`
+	Customers []customer.StaffView `json:"customers"`
+	Count     *int64               `json:"count"`
 	// CountPrecision is "exact", or "at_least" when more than count_limit
 	// customers match (as Shopify's customersCount says it).
 	CountPrecision *string `json:"count_precision"`
@@ -57,7 +38,7 @@ func (a *API) createCustomer(w http.ResponseWriter, r *http.Request, p auth.Prin
 		return err
 	}
 	w.Header().Set("Location", "/v1/customers/"+c.ID.String())
-	writeJSON(w, http.StatusCreated, toResponse(c))
+	writeJSON(w, http.StatusCreated, c.Staff())
 	return nil
 }
 
@@ -70,7 +51,7 @@ func (a *API) getCustomer(w http.ResponseWriter, r *http.Request, _ auth.Princip
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toResponse(c))
+	writeJSON(w, http.StatusOK, c.Staff())
 	return nil
 }
 
@@ -87,7 +68,7 @@ func (a *API) updateCustomer(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toResponse(c))
+	writeJSON(w, http.StatusOK, c.Staff())
 	return nil
 }
 
@@ -105,7 +86,7 @@ func (a *API) updateMetadata(private bool) func(http.ResponseWriter, *http.Reque
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, toResponse(c))
+		writeJSON(w, http.StatusOK, c.Staff())
 		return nil
 	}
 }
@@ -139,7 +120,7 @@ func (a *API) listCustomers(w http.ResponseWriter, r *http.Request, _ auth.Princ
 	if err != nil {
 		return err
 	}
-	resp := listResponse{Customers: make([]customerResponse, len(page.Customers)), Count: page.Count}
+	resp := listResponse{Customers: make([]customer.StaffView, len(page.Customers)), Count: page.Count}
 	if page.Count != nil {
 		precision := "at_least"
 		if page.CountExact {
@@ -148,7 +129,7 @@ func (a *API) listCustomers(w http.ResponseWriter, r *http.Request, _ auth.Princ
 		resp.CountPrecision = &precision
 	}
 	for i, c := range page.Customers {
-		resp.Customers[i] = toResponse(c)
+		resp.Customers[i] = c.Staff()
 	}
 	if page.NextCursor != "" {
 		resp.NextCursor = &page.NextCursor
@@ -169,7 +150,7 @@ func parseListInput(qs url.Values) (customer.ListInput, error) {
 			}
 			in.Metadata[key] = qs.Get(k)
 		} else if !listParams[k] {
-			return in, badInput(http.StatusBadRequest, k, codeUnknownField, "%s is not a known query parameter", k)
+			return in, problem.Input(http.StatusBadRequest, k, problem.CodeUnknownField, "%s is not a known query parameter", k)
 		}
 	}
 	limit, err := parseLimit(qs)
@@ -180,7 +161,7 @@ func parseListInput(qs url.Values) (customer.ListInput, error) {
 	if v := qs.Get("count_limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return in, badInput(http.StatusBadRequest, "count_limit", customer.CodeInvalid, "count_limit must be a positive integer")
+			return in, problem.Input(http.StatusBadRequest, "count_limit", customer.CodeInvalid, "count_limit must be a positive integer")
 		}
 		in.CountLimit = n
 	}
@@ -192,7 +173,7 @@ func parseListInput(qs url.Values) (customer.ListInput, error) {
 		}
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return in, badInput(http.StatusBadRequest, name, customer.CodeInvalid, "%s must be true or false", name)
+			return in, problem.Input(http.StatusBadRequest, name, customer.CodeInvalid, "%s must be true or false", name)
 		}
 		if dst == nil {
 			*withCount = b
@@ -203,7 +184,7 @@ func parseListInput(qs url.Values) (customer.ListInput, error) {
 	if v := qs.Get("group_id"); v != "" {
 		id, err := uuid.Parse(v)
 		if err != nil {
-			return in, badInput(http.StatusBadRequest, "group_id", customer.CodeInvalid, "group_id must be a UUID")
+			return in, problem.Input(http.StatusBadRequest, "group_id", customer.CodeInvalid, "group_id must be a UUID")
 		}
 		in.GroupID = &id
 	}
@@ -214,7 +195,7 @@ func parseListInput(qs url.Values) (customer.ListInput, error) {
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return in, badInput(http.StatusBadRequest, name, customer.CodeInvalid, "%s must be an integer of 0 or more", name)
+			return in, problem.Input(http.StatusBadRequest, name, customer.CodeInvalid, "%s must be an integer of 0 or more", name)
 		}
 		*dst = &n
 	}
@@ -228,7 +209,7 @@ func parseListInput(qs url.Values) (customer.ListInput, error) {
 		}
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			return in, badInput(http.StatusBadRequest, name, customer.CodeInvalid, "%s must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z", name)
+			return in, problem.Input(http.StatusBadRequest, name, customer.CodeInvalid, "%s must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z", name)
 		}
 		*dst = &t
 	}
@@ -253,7 +234,7 @@ func parseLimit(qs url.Values) (int, error) {
 	}
 	n, err := strconv.Atoi(v[0])
 	if err != nil || n < 1 || n > customer.MaxLimit {
-		return 0, badInput(http.StatusBadRequest, "limit", customer.CodeInvalid, "limit must be an integer between 1 and %d", customer.MaxLimit)
+		return 0, problem.Input(http.StatusBadRequest, "limit", customer.CodeInvalid, "limit must be an integer between 1 and %d", customer.MaxLimit)
 	}
 	return n, nil
 }
@@ -274,7 +255,7 @@ func pathUUID(r *http.Request, name string, notFound error) (uuid.UUID, error) {
 func pageQuery(qs url.Values, extra ...string) (limit int, cursor string, err error) {
 	for k := range qs {
 		if k != "limit" && k != "cursor" && !slices.Contains(extra, k) {
-			return 0, "", badInput(http.StatusBadRequest, k, codeUnknownField, "%s is not a known query parameter", k)
+			return 0, "", problem.Input(http.StatusBadRequest, k, problem.CodeUnknownField, "%s is not a known query parameter", k)
 		}
 	}
 	limit, err = parseLimit(qs)
@@ -306,11 +287,11 @@ func (a *API) bulkUpdate(w http.ResponseWriter, r *http.Request, p auth.Principa
 		return err
 	}
 	resp := struct {
-		Customers []customerResponse `json:"customers"`
-		Changed   []uuid.UUID        `json:"changed"`
-	}{Customers: make([]customerResponse, len(cs)), Changed: changed}
+		Customers []customer.StaffView `json:"customers"`
+		Changed   []uuid.UUID          `json:"changed"`
+	}{Customers: make([]customer.StaffView, len(cs)), Changed: changed}
 	for i, c := range cs {
-		resp.Customers[i] = toResponse(c)
+		resp.Customers[i] = c.Staff()
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil

@@ -101,16 +101,6 @@ func (a *API) changeGroupMembers(w http.ResponseWriter, r *http.Request, p auth.
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, MembersView(ch))
+	writeJSON(w, http.StatusOK, ch.View())
 	return nil
-}
-
-// MembersView is a membership change as its route answers it; bus commands
-// answer the same.
-func MembersView(ch customer.MembersChange) any {
-	return struct {
-		Group   events.CustomerGroup `json:"customer_group"`
-		Added   []uuid.UUID          `json:"added"`
-		Removed []uuid.UUID          `json:"removed"`
-	}{ch.Group.Public(), ch.Added, ch.Removed}
 }

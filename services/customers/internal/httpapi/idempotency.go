@@ -11,6 +11,7 @@ import (
 
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/idempotency"
+	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
 
 // IdempotencyKeys keeps the answers of POSTs sent with an Idempotency-Key.
@@ -39,13 +40,13 @@ func (a *API) run(w http.ResponseWriter, r *http.Request, p auth.Principal, rt R
 		return
 	}
 	if len(key) > maxIdempotencyKey || !printableASCII(key) {
-		writeProblem(w, r, a.log, badInput(http.StatusBadRequest, idempotencyHeader, "invalid",
+		writeProblem(w, r, a.log, problem.Input(http.StatusBadRequest, idempotencyHeader, "invalid",
 			"%s must be 1 to %d printable ASCII characters", idempotencyHeader, maxIdempotencyKey))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBodyBytes))
 	if err != nil {
-		writeProblem(w, r, a.log, jsonError(err, a.maxBodyBytes))
+		writeProblem(w, r, a.log, problem.BodyError(err, a.maxBodyBytes))
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -56,12 +57,12 @@ func (a *API) run(w http.ResponseWriter, r *http.Request, p auth.Principal, rt R
 	kept, err := a.keys.Claim(r.Context(), owner, key, idempotency.Fingerprint(r.Method, r.URL.RequestURI(), body))
 	switch {
 	case errors.Is(err, idempotency.ErrReused):
-		writeProblem(w, r, a.log, badInput(http.StatusUnprocessableEntity, idempotencyHeader, codeKeyReused,
+		writeProblem(w, r, a.log, problem.Input(http.StatusUnprocessableEntity, idempotencyHeader, codeKeyReused,
 			"this %s was used for another request; use a new key for a new request", idempotencyHeader))
 		return
 	case errors.Is(err, idempotency.ErrInProgress):
 		w.Header().Set("Retry-After", "1")
-		writeProblem(w, r, a.log, badInput(http.StatusConflict, idempotencyHeader, codeKeyInUse,
+		writeProblem(w, r, a.log, problem.Input(http.StatusConflict, idempotencyHeader, codeKeyInUse,
 			"the first request with this %s has not finished; retry in a moment", idempotencyHeader))
 		return
 	case err != nil:

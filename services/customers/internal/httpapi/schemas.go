@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
 
 // serveSchema serves an event schema (GET /schemas/events/<name>.json), the
@@ -22,7 +23,7 @@ func (a *API) serveSchema(w http.ResponseWriter, r *http.Request) {
 		doc, ok = events.Schema(name)
 	}
 	if !ok {
-		writeProblem(w, r, a.log, badInput(http.StatusNotFound, "", codeNoRoute, "no event schema has this name"))
+		writeProblem(w, r, a.log, problem.Input(http.StatusNotFound, "", problem.CodeNoRoute, "no event schema has this name"))
 		return
 	}
 	sum := sha256.Sum256(doc)

@@ -1,4 +1,4 @@
-package customers
+package bus
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
-	"github.com/customerbus/customerbus/services/customers/internal/httpapi"
+	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
 
 // RPC names of the NATS service.
@@ -29,19 +29,19 @@ const (
 // reply (Nats-Service-Error-Code = the HTTP status) with the problem. It is
 // the same application as the bus consumer's, with the same once-only
 // record: a repeated request gets the first reply.
-func (s *Service) serveRPC(ctx context.Context, nc *nats.Conn) error {
+func (b *Bus) serveRPC(ctx context.Context, nc *nats.Conn) error {
 	srv, err := micro.AddService(nc, micro.Config{
 		Name: RPCServiceName, Version: "1.0.0",
 		Description: "customerbus commands as requests; the request is the command's CloudEvent",
 	})
 	if err != nil {
-		return fmt.Errorf("customers: rpc service: %w", err)
+		return fmt.Errorf("bus: rpc service: %w", err)
 	}
 	for _, cmd := range events.Commands {
 		name := strings.NewReplacer(".", "_").Replace(cmd)
-		handler := micro.HandlerFunc(func(r micro.Request) { s.handleRPC(ctx, cmd, r) })
+		handler := micro.HandlerFunc(func(r micro.Request) { b.handleRPC(ctx, cmd, r) })
 		if err := srv.AddEndpoint(name, handler, micro.WithEndpointSubject(RPCSubjectPrefix+cmd)); err != nil {
-			return fmt.Errorf("customers: rpc endpoint %s: %w", cmd, err)
+			return fmt.Errorf("bus: rpc endpoint %s: %w", cmd, err)
 		}
 	}
 	<-ctx.Done()
@@ -53,21 +53,21 @@ var (
 	problemHeader = micro.WithHeaders(micro.Headers{"Content-Type": []string{"application/problem+json"}})
 )
 
-func (s *Service) handleRPC(ctx context.Context, cmd string, r micro.Request) {
+func (b *Bus) handleRPC(ctx context.Context, cmd string, r micro.Request) {
 	e, err := readEvent(&nats.Msg{Subject: r.Subject(), Header: nats.Header(r.Headers()), Data: r.Data()})
 	if err == nil && e.Type() != cmd {
 		err = fmt.Errorf("the CloudEvent's type is %q; this endpoint takes %q", e.Type(), cmd)
 	}
 	if err != nil {
-		p := httpapi.ProblemFor(customer.FieldErr("", customer.CodeMalformed, "%v", err))
+		p := problem.For(customer.FieldErr("", customer.CodeMalformed, "%v", err))
 		body, _ := json.Marshal(p)
 		_ = r.Error(strconv.Itoa(p.Status), err.Error(), body, problemHeader)
 		return
 	}
-	out, err := s.applyCommand(ctx, command{event: e, sender: requester(r.Headers()), subjectOK: true})
+	out, err := b.applyCommand(ctx, command{event: e, sender: requester(r.Headers()), subjectOK: true})
 	var poison *poisonError
 	if err != nil && !errors.As(err, &poison) {
-		s.log.Error("customers: rpc command failed", zap.String("command_id", e.ID()), zap.Error(err))
+		b.log.Error("bus: rpc command failed", zap.String("command_id", e.ID()), zap.Error(err))
 		_ = r.Error("500", "the command failed on the server's side; retry with the same id", nil)
 		return
 	}
@@ -75,7 +75,7 @@ func (s *Service) handleRPC(ctx context.Context, cmd string, r micro.Request) {
 		_ = r.Respond(out.Reply, jsonHeader)
 		return
 	}
-	var p httpapi.Problem
+	var p problem.Details
 	_ = json.Unmarshal(out.Reply, &p)
 	_ = r.Error(strconv.Itoa(p.Status), p.Title, out.Reply, problemHeader)
 }

@@ -1,4 +1,4 @@
-package customers
+package bus
 
 import (
 	"context"
@@ -47,12 +47,12 @@ type applyReply struct {
 
 // serveApply applies the batches lanes send, until ctx ends. Each runs at
 // once on a goroutine of its own; the senders' lanes bound how many run.
-func (s *Service) serveApply(ctx context.Context, nc *nats.Conn) error {
+func (b *Bus) serveApply(ctx context.Context, nc *nats.Conn) error {
 	sub, err := nc.QueueSubscribe(applySubject, applyQueue, func(m *nats.Msg) {
-		go s.handleApply(ctx, m)
+		go b.handleApply(ctx, m)
 	})
 	if err != nil {
-		return fmt.Errorf("customers: serve %s: %w", applySubject, err)
+		return fmt.Errorf("bus: serve %s: %w", applySubject, err)
 	}
 	<-ctx.Done()
 	if err := sub.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
@@ -61,7 +61,7 @@ func (s *Service) serveApply(ctx context.Context, nc *nats.Conn) error {
 	return nil
 }
 
-func (s *Service) handleApply(ctx context.Context, m *nats.Msg) {
+func (b *Bus) handleApply(ctx context.Context, m *nats.Msg) {
 	var req applyRequest
 	reply := applyReply{}
 	err := json.Unmarshal(m.Data, &req)
@@ -76,7 +76,7 @@ func (s *Service) handleApply(ctx context.Context, m *nats.Msg) {
 			cmds[i].seq, cmds[i].key = w.Seq, w.Key
 		}
 		if err == nil {
-			reply.DeadLetter, err = s.applyHere(ctx, cmds)
+			reply.DeadLetter, err = b.applyHere(ctx, cmds)
 		}
 		if err != nil {
 			reply.Error = err.Error()
@@ -84,13 +84,13 @@ func (s *Service) handleApply(ctx context.Context, m *nats.Msg) {
 	}
 	body, _ := json.Marshal(reply)
 	if err := m.Respond(body); err != nil {
-		s.log.Warn("customers: answer to a batch lost", zap.Error(err))
+		b.log.Warn("bus: answer to a batch lost", zap.Error(err))
 	}
 }
 
 // applyShared has a batch applied by some instance (see applySubject) and
 // returns, for each command, the reason to dead-letter it or "".
-func (s *Service) applyShared(ctx context.Context, nc *nats.Conn, batch []command) ([]string, error) {
+func (b *Bus) applyShared(ctx context.Context, nc *nats.Conn, batch []command) ([]string, error) {
 	req := applyRequest{Commands: make([]wireCommand, len(batch))}
 	for i, c := range batch {
 		req.Commands[i] = wireCommand{Subject: c.msg.Subject(), Header: c.msg.Headers(), Data: c.msg.Data(), Seq: c.seq, Key: c.key}
@@ -100,34 +100,34 @@ func (s *Service) applyShared(ctx context.Context, nc *nats.Conn, batch []comman
 		return nil, err
 	}
 	if int64(len(body)) > nc.MaxPayload() {
-		return s.applyHere(ctx, batch) // large commands: too big to send on
+		return b.applyHere(ctx, batch) // large commands: too big to send on
 	}
 	// An instance that stops mid-batch rolls it back; past the timeout the
 	// batch is sent again, and a command applied meanwhile is recognised by
 	// its id.
-	ctx, cancel := context.WithTimeout(ctx, max(s.cfg.Commands.AckWait/2, time.Second))
+	ctx, cancel := context.WithTimeout(ctx, max(b.cfg.AckWait/2, time.Second))
 	defer cancel()
 	msg, err := nc.RequestWithContext(ctx, applySubject, body)
 	if err != nil {
-		return nil, fmt.Errorf("customers: apply a batch: %w", err)
+		return nil, fmt.Errorf("bus: apply a batch: %w", err)
 	}
 	var reply applyReply
 	if err := json.Unmarshal(msg.Data, &reply); err != nil {
-		return nil, fmt.Errorf("customers: apply a batch: bad answer: %w", err)
+		return nil, fmt.Errorf("bus: apply a batch: bad answer: %w", err)
 	}
 	if reply.Error != "" {
 		return nil, errors.New(reply.Error)
 	}
 	if len(reply.DeadLetter) != len(batch) {
-		return nil, fmt.Errorf("customers: apply a batch: %d answers for %d commands", len(reply.DeadLetter), len(batch))
+		return nil, fmt.Errorf("bus: apply a batch: %d answers for %d commands", len(reply.DeadLetter), len(batch))
 	}
 	return reply.DeadLetter, nil
 }
 
 // applyHere applies a batch on this instance and returns, for each command,
 // the reason to dead-letter it or "".
-func (s *Service) applyHere(ctx context.Context, batch []command) ([]string, error) {
-	outs, err := s.applyCommands(ctx, batch)
+func (b *Bus) applyHere(ctx context.Context, batch []command) ([]string, error) {
+	outs, err := b.applyCommands(ctx, batch)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,146 @@
+// Package bus is the command service's NATS adapter: the durable consumer
+// of the commands integrators publish (bus.go, consumer.go), how a command
+// is read and ordered (command.go), how a lane's batch is shared between
+// instances (share.go) and applied once, in savepoints, with its record
+// and its rejection (apply.go, run.go), and the same commands as a NATS
+// micro service (rpc.go). It runs the same use cases as the HTTP adapter;
+// neither adapter imports the other.
+package bus
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+)
+
+// Config tunes the consumer of bus commands.
+type Config struct {
+	// AckWait is how long JetStream waits for an answer before it delivers
+	// a command again.
+	AckWait time.Duration `env:"COMMANDS_ACK_WAIT" envDefault:"30s"`
+	// RetryDelay is the wait before a command that failed on our side (the
+	// database was down, say) is tried again, in place.
+	RetryDelay time.Duration `env:"COMMANDS_RETRY_DELAY" envDefault:"2s"`
+	// PinnedTTL is how long the instance that reads commands may go without
+	// pulling before another instance takes over (one that stops hands over
+	// at once; one that hangs does not). The commands a crashed or hung
+	// reader held come back after AckWait, perhaps behind newer ones, and
+	// inOrder refuses those that would undo a newer command.
+	PinnedTTL time.Duration `env:"COMMANDS_PINNED_TTL" envDefault:"60s"`
+	// DrainTimeout bounds how long a stopping instance applies the commands
+	// it holds before it gives up on them (they come back after AckWait).
+	DrainTimeout time.Duration `env:"COMMANDS_DRAIN_TIMEOUT" envDefault:"15s"`
+	// Retention is how long a processed command's id (and an order key's
+	// last sequence) is remembered: a command published again later than
+	// that is applied again. Like Idempotency-Key's 24 h, but for machines
+	// that may replay a stream: 30 days.
+	Retention time.Duration `env:"COMMANDS_RETENTION" envDefault:"720h"`
+	// DeadLetterMaxAge is how long CUSTOMERBUS_COMMANDS_DLQ keeps a command.
+	DeadLetterMaxAge time.Duration `env:"DEADLETTER_MAX_AGE" envDefault:"720h"`
+}
+
+// WithDefaults fills what is unset or out of range with the defaults.
+func (c Config) WithDefaults() Config {
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = 2 * time.Second
+	}
+	if c.PinnedTTL < c.AckWait+2*time.Second {
+		c.PinnedTTL = 2*c.AckWait + 2*time.Second
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 15 * time.Second
+	}
+	if c.Retention < time.Hour {
+		c.Retention = 720 * time.Hour
+	}
+	if c.DeadLetterMaxAge <= 0 {
+		c.DeadLetterMaxAge = events.DefaultDeadLetterMaxAge
+	}
+	return c
+}
+
+// pullExpiry is how long each pull of the reading instance waits. The pin
+// is renewed with every pull, so it must be well under PinnedTTL, and the
+// longer the pin outlasts AckWait plus one expiry, the likelier a hung
+// reader's commands are due again before another reader starts: half the
+// room between the two, between 1 s and 30 s.
+func (c Config) pullExpiry() time.Duration {
+	return min(max((c.PinnedTTL-c.AckWait)/2, time.Second), 30*time.Second)
+}
+
+// commandsGroup is the consumer's priority group: one instance at a time is
+// pinned to it and reads the commands, so that one customer's commands keep
+// their order (inOrder guards what a crashed reader held); all instances
+// apply the batches it sends (see applySubject).
+const commandsGroup = "commands"
+
+// Dead-letter headers: why a command could not be run at all.
+const (
+	DeadLetterReasonHeader  = "Customerbus-Deadletter-Reason"
+	DeadLetterSubjectHeader = "Customerbus-Deadletter-Subject"
+	// DeadLetterTruncatedHeader says why a dead letter has no data.
+	DeadLetterTruncatedHeader = "Customerbus-Deadletter-Truncated"
+)
+
+// Bus is the command service's bus adapter: it reads the commands
+// integrators publish on JetStream and serves the same commands as NATS
+// requests, running each through the customer use cases.
+type Bus struct {
+	cfg      Config
+	log      *zap.Logger
+	pool     *pgxpool.Pool
+	useCases UseCases
+	// applied counts the bus and request commands this instance ran, by
+	// outcome.
+	applied *prometheus.CounterVec
+}
+
+// UseCases gives the use cases working in a transaction of the caller's: a
+// command's changes commit together with the record of its id.
+type UseCases func(tx pgx.Tx) *customer.Service
+
+// New returns the bus adapter; its metrics go to reg.
+func New(pool *pgxpool.Pool, log *zap.Logger, reg prometheus.Registerer, cfg Config, useCases UseCases) *Bus {
+	applied := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "customerbus_commands_total",
+		Help: "Bus commands (and their requests) this instance ran: applied, rejected, or repeated (its id was processed before).",
+	}, []string{"outcome"})
+	for _, o := range []string{"applied", "rejected", "repeated"} {
+		applied.WithLabelValues(o) // shown as 0 before the first one
+	}
+	reg.MustRegister(applied)
+	return &Bus{cfg: cfg.WithDefaults(), log: log, pool: pool, useCases: useCases, applied: applied}
+}
+
+// Run applies the commands integrators publish on the bus, and serves them
+// as NATS requests (see serveRPC), until ctx ends. Each command runs
+// through the same use cases as HTTP, in one transaction with the record
+// of its id: a command delivered or published again is recognised and
+// changes nothing twice. A refused command gets a command.rejected event
+// with the problem HTTP would have answered; a message that cannot be a
+// command at all goes to the dead-letter stream too.
+func (b *Bus) Run(ctx context.Context, js jetstream.JetStream) error {
+	g, ctx := errgroup.WithContext(ctx)
+	// This instance keeps applying batches until its own reading is done:
+	// a stopping reader drains its lanes through the queue group.
+	applyCtx, stopApplying := context.WithCancel(context.WithoutCancel(ctx))
+	g.Go(func() error { return b.serveRPC(ctx, js.Conn()) })
+	g.Go(func() error { return b.serveApply(applyCtx, js.Conn()) })
+	g.Go(func() error {
+		defer stopApplying()
+		return b.consumeCommands(ctx, js)
+	})
+	return g.Wait()
+}

@@ -1,0 +1,221 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/customerbus/customerbus/events"
+)
+
+// consumeCommands applies the commands of the durable consumer.
+func (b *Bus) consumeCommands(ctx context.Context, js jetstream.JetStream) error {
+	cons, err := b.commandsConsumer(ctx, js)
+	if err != nil || ctx.Err() != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(4*commandLanes), jetstream.PullPriorityGroup(commandsGroup),
+		jetstream.PullExpiry(b.cfg.pullExpiry()))
+	if err != nil {
+		return fmt.Errorf("bus: consume commands: %w", err)
+	}
+	// Stopping, the instance drains: it pulls no more, and applies every
+	// command already delivered to it, so none is left to come back after
+	// AckWait behind newer ones that another instance took up meanwhile.
+	// Then it hands the pin over rather than leaving it to expire.
+	work, giveUp := context.WithCancel(context.WithoutCancel(ctx))
+	defer giveUp()
+	var drainStart atomic.Int64 // unix nanoseconds
+	stop := context.AfterFunc(ctx, func() {
+		drainStart.Store(time.Now().UnixNano())
+		it.Drain()
+		time.AfterFunc(b.cfg.DrainTimeout, giveUp)
+	})
+	defer stop()
+	defer func() {
+		// The pin is still ours while our last pull (at most one expiry
+		// before the drain) is within PinnedTTL; past that another
+		// instance may hold it, and unpinning would take it from one that
+		// is working.
+		draining := time.Since(time.Unix(0, drainStart.Load()))
+		if ctx.Err() != nil && draining+b.cfg.pullExpiry() < b.cfg.PinnedTTL-time.Second {
+			b.handOver(js)
+		}
+	}()
+	// Commands run on lanes, several at a time; all commands about one
+	// customer take the same lane, in stream order, so they are applied in
+	// the order they were published.
+	lanes := make([]chan command, commandLanes)
+	var wg sync.WaitGroup
+	for i := range lanes {
+		lanes[i] = make(chan command, maxCommandBatch)
+		wg.Go(func() {
+			for c := range lanes[i] {
+				// The commands waiting on the lane run in one transaction:
+				// one BEGIN and COMMIT for all, in their order.
+				batch := []command{c}
+				for more := true; more && len(batch) < maxCommandBatch; {
+					select {
+					case next, ok := <-lanes[i]:
+						if ok {
+							batch = append(batch, next)
+						}
+						more = ok
+					default:
+						more = false
+					}
+				}
+				b.handleCommands(work, js, batch)
+			}
+		})
+	}
+	defer func() {
+		for _, l := range lanes {
+			close(l)
+		}
+		wg.Wait()
+	}()
+	return events.EachMessage(it, func(msg jetstream.Msg) {
+		c, err := readCommand(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
+		if err != nil {
+			b.deadLetter(work, js, msg, "invalid", err.Error())
+			return
+		}
+		c.msg = msg
+		if md, err := msg.Metadata(); err == nil {
+			c.seq = md.Sequence.Stream
+		}
+		c.key = commandKey(c.event)
+		lanes[laneOf(c.key)] <- c
+	}, func(err error) { b.log.Warn("bus: consume commands", zap.Error(err)) })
+}
+
+// handOver unpins this instance, so that another takes up the commands at
+// once instead of after PinnedTTL.
+func (b *Bus) handOver(js jetstream.JetStream) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, events.CommandsStream)
+	if err == nil {
+		err = st.UnpinConsumer(ctx, events.CommandsConsumer, commandsGroup)
+	}
+	if err != nil {
+		b.log.Warn("bus: could not hand the commands over; another instance takes them after COMMANDS_PINNED_TTL", zap.Error(err))
+	}
+}
+
+// commandsConsumer creates the command streams and the durable consumer,
+// retrying while NATS is not there.
+func (b *Bus) commandsConsumer(ctx context.Context, js jetstream.JetStream) (jetstream.Consumer, error) {
+	return events.DurableConsumer(ctx, js, events.CommandsStream, jetstream.ConsumerConfig{
+		Durable:       events.CommandsConsumer,
+		Description:   "applies integrators' commands",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       b.cfg.AckWait,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// One instance at a time (see commandsGroup).
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{commandsGroup},
+		PinnedTTL:      b.cfg.PinnedTTL,
+	}, func(ctx context.Context) error {
+		return events.EnsureCommandStreams(ctx, js, events.StreamOptions{DeadLetterMaxAge: b.cfg.DeadLetterMaxAge})
+	}, func(err error, backoff time.Duration) {
+		b.log.Warn("bus: command stream not ready, retrying", zap.Error(err), zap.Duration("backoff", backoff))
+	})
+}
+
+// commandLanes is how many commands an instance runs at a time.
+const commandLanes = 16
+
+func laneOf(key string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % commandLanes)
+}
+
+// handleCommands has a lane's batch of commands applied (by any instance,
+// see applySubject). A failure is retried in place, so that no later
+// command about the same customer overtakes it.
+func (b *Bus) handleCommands(ctx context.Context, js jetstream.JetStream, batch []command) {
+	for {
+		deadLetter, err := b.applyShared(ctx, js.Conn(), batch)
+		if err == nil {
+			for i, c := range batch {
+				if deadLetter[i] != "" {
+					b.deadLetter(ctx, js, c.msg, c.event.Type(), deadLetter[i])
+				} else {
+					_ = c.msg.Ack()
+				}
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			return // redelivered after AckWait, to whichever instance runs
+		}
+		b.log.Warn("bus: commands failed; retrying", zap.Int("commands", len(batch)), zap.String("first", batch[0].event.ID()), zap.Error(err))
+		for _, c := range batch {
+			_ = c.msg.InProgress() // keep them ours while we retry
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(b.cfg.RetryDelay):
+		}
+	}
+}
+
+// maxCommandBatch bounds the commands of a lane run in one transaction.
+const maxCommandBatch = 32
+
+// deadLetter copies the message to the dead-letter stream with the reason,
+// and terminates it: it never comes back.
+func (b *Bus) deadLetter(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, kind, reason string) {
+	if !validSubjectTokens(kind) {
+		kind = "invalid" // a type that cannot be part of a subject
+	}
+	dl := nats.NewMsg(events.CommandsDeadLetterPrefix + kind)
+	dl.Data = msg.Data()
+	for k, v := range msg.Headers() {
+		dl.Header[k] = v
+	}
+	dl.Header.Del(nats.MsgIdHdr) // the original's id would be dropped as a duplicate
+	dl.Header.Set(DeadLetterReasonHeader, reason)
+	dl.Header.Set(DeadLetterSubjectHeader, msg.Subject())
+	_, err := js.PublishMsg(ctx, dl)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// The original was near the size limit: our headers pushed it over.
+		dl.Data = nil
+		dl.Header.Set(DeadLetterTruncatedHeader, "the data is not kept: with these headers it was over NATS's maximum payload")
+		_, err = js.PublishMsg(ctx, dl)
+	}
+	if err != nil {
+		b.log.Warn("bus: dead-letter failed; will retry", zap.Error(err))
+		_ = msg.NakWithDelay(b.cfg.RetryDelay)
+		return
+	}
+	b.log.Warn("bus: command dead-lettered", zap.String("subject", msg.Subject()), zap.String("reason", reason))
+	_ = msg.Term()
+}
+
+// validSubjectTokens reports whether s can end a subject: short,
+// dot-separated tokens, none empty, no wildcards or white space.
+func validSubjectTokens(s string) bool {
+	if len(s) > 128 {
+		return false // a long subject would strain NATS's control line
+	}
+	for tok := range strings.SplitSeq(s, ".") {
+		if tok == "" || strings.ContainsAny(tok, "*> \t\r\n") {
+			return false
+		}
+	}
+	return true
+}

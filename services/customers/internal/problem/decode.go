@@ -1,0 +1,97 @@
+package problem
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+)
+
+// DecodeJSON decodes a JSON object strictly: unknown fields, wrong types,
+// invalid UTF-8, trailing data and oversized bodies are problems the sender
+// can act on. HTTP bodies and bus commands' data are decoded with it.
+func DecodeJSON(body []byte, maxBytes int64, dst any) error {
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD and store it.
+	if !utf8.Valid(body) {
+		return invalidUTF8(body)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return BodyError(err, maxBytes)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return BodyError(err, maxBytes)
+		}
+		return Input(http.StatusBadRequest, "", customer.CodeMalformed, "the body must hold a single JSON object")
+	}
+	return nil
+}
+
+// invalidUTF8 names the top-level field holding invalid UTF-8; raw messages
+// keep the bytes as sent, so they can be checked one by one.
+func invalidUTF8(body []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err == nil {
+		names := slices.Sorted(maps.Keys(fields))
+		for _, name := range names {
+			if utf8.ValidString(name) && !utf8.Valid(fields[name]) {
+				return Input(http.StatusBadRequest, name, customer.CodeInvalid, "%s must be valid UTF-8", name)
+			}
+		}
+	}
+	return Input(http.StatusBadRequest, "", customer.CodeMalformed, "the body must be valid UTF-8")
+}
+
+// BodyError is the problem of a body that failed to decode or to be read
+// (http.MaxBytesReader's error is a too_large).
+func BodyError(err error, maxBytes int64) error {
+	var (
+		tooLarge *http.MaxBytesError
+		syntax   *json.SyntaxError
+		typeErr  *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return Input(http.StatusRequestEntityTooLarge, "", CodeTooLarge, "the body must be at most %d bytes", maxBytes)
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+		return Input(http.StatusBadRequest, "", customer.CodeMalformed, "the body is not valid JSON")
+	case errors.Is(err, io.EOF):
+		return Input(http.StatusBadRequest, "", customer.CodeMalformed, "the body is empty; a JSON object is required")
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return Input(http.StatusBadRequest, "", customer.CodeMalformed, "the body must be a JSON object")
+		}
+		return Input(http.StatusBadRequest, typeErr.Field, CodeInvalidType, "%s: expected %s, got %s", typeErr.Field, jsonTypeName(typeErr.Type.String()), typeErr.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return Input(http.StatusBadRequest, field, CodeUnknownField, "%s is not a known field", field)
+	default:
+		return Input(http.StatusBadRequest, "", customer.CodeMalformed, "the body could not be read: %v", err)
+	}
+}
+
+// jsonTypeName names Go types the way a JSON client thinks of them.
+func jsonTypeName(goType string) string {
+	switch {
+	case goType == "string" || strings.HasSuffix(goType, "Nullable[string]"):
+		return "string"
+	case goType == "bool":
+		return "boolean"
+	case strings.HasPrefix(goType, "map["):
+		return "object of strings"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "float"):
+		return "number"
+	default:
+		return goType
+	}
+}

@@ -1,0 +1,128 @@
+// Package problem turns errors into RFC 9457 problem details, the one error
+// shape of both transports: HTTP answers them, and a refused bus command's
+// command.rejected carries the problem HTTP would have answered. It also
+// decodes JSON bodies strictly, so both transports refuse bad input alike.
+package problem
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+)
+
+// Details is an RFC 9457 problem details body with the contract's field errors.
+type Details struct {
+	Type      string                `json:"type"`
+	Title     string                `json:"title"`
+	Status    int                   `json:"status"`
+	Detail    string                `json:"detail,omitempty"`
+	RequestID string                `json:"request_id,omitempty"`
+	Errors    []customer.FieldError `json:"errors"`
+}
+
+// Error codes of the edges (HTTP and the bus); field codes of the domain
+// live in package customer.
+const (
+	CodeUnauthorized  = "unauthorized"
+	CodeForbidden     = "forbidden"
+	CodeTooLarge      = "too_large"
+	CodeUnknownField  = "unknown_field"
+	CodeInvalidType   = "invalid_type"
+	CodeMediaType     = "unsupported_media_type"
+	CodeInternalError = "internal_error"
+	CodeNoRoute       = "no_route"
+	CodeBadLogin      = "invalid_credentials"
+	CodeInactive      = "inactive"
+	CodeUnverified    = "unverified"
+	CodeRateLimited   = "rate_limited"
+)
+
+const problemTypeBase = "https://customerbus.dev/problems/"
+
+// inputError is bad input found at an edge (body, query, path, message), before the domain.
+type inputError struct {
+	status int
+	errs   []customer.FieldError
+}
+
+func (e *inputError) Error() string { return fmt.Sprintf("bad input: %v", e.errs) }
+
+// Input is bad input found at an edge, answered with status and one field error.
+func Input(status int, field, code, format string, args ...any) error {
+	return &inputError{status: status, errs: []customer.FieldError{{Field: field, Code: code, Message: fmt.Sprintf(format, args...)}}}
+}
+
+// For is the one place where errors become HTTP statuses and codes; bus
+// commands are rejected with the same problems.
+func For(err error) Details {
+	var ie *inputError
+	var ve *customer.ValidationError
+	var ce *customer.ConflictError
+	var rl *customer.RateLimitedError
+	switch {
+	case errors.As(err, &ie):
+		return newProblem(ie.status, ie.errs)
+	case errors.As(err, &ve):
+		return newProblem(http.StatusBadRequest, ve.Errors)
+	case errors.As(err, &ce):
+		return newProblem(http.StatusConflict, []customer.FieldError{ce.FieldError})
+	case errors.As(err, &rl):
+		return newProblem(http.StatusTooManyRequests,
+			[]customer.FieldError{{Code: CodeRateLimited, Message: rl.Error()}})
+	case errors.Is(err, customer.ErrOrderNotFound):
+		return newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "no order has this id"}})
+	case errors.Is(err, customer.ErrTransferNotFound):
+		return newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "the order has no open transfer request"}})
+	case errors.Is(err, customer.ErrTransferPending):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Field: "id", Code: "transfer_pending", Message: "the order has an open transfer request; cancel it first"}})
+	case errors.Is(err, customer.ErrTokenInvalid):
+		return newProblem(http.StatusBadRequest,
+			[]customer.FieldError{{Field: "token", Code: customer.CodeInvalid, Message: "this link is not valid; check that it was copied whole, or ask for a new email"}})
+	case errors.Is(err, customer.ErrSessionInvalid):
+		return newProblem(http.StatusUnauthorized,
+			[]customer.FieldError{{Field: "refresh_token", Code: customer.CodeInvalid, Message: "the refresh token is not valid: unknown, used already or expired; log in again"}})
+	case errors.Is(err, customer.ErrBadCredentials):
+		return newProblem(http.StatusUnauthorized,
+			[]customer.FieldError{{Code: CodeBadLogin, Message: "the email or the password is wrong"}})
+	case errors.Is(err, customer.ErrInactive):
+		return newProblem(http.StatusForbidden,
+			[]customer.FieldError{{Code: CodeInactive, Message: "this account is deactivated"}})
+	case errors.Is(err, customer.ErrUnverified):
+		return newProblem(http.StatusForbidden,
+			[]customer.FieldError{{Code: CodeUnverified, Message: "confirm the email address first, with the link sent to it"}})
+	case errors.Is(err, customer.ErrNotFound):
+		return newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "no customer has this id"}})
+	case errors.Is(err, customer.ErrAddressNotFound):
+		return newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "aid", Code: customer.CodeNotFound, Message: "the customer has no address with this id"}})
+	case errors.Is(err, customer.ErrGroupNotFound):
+		return newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "no customer group has this id"}})
+	case errors.Is(err, customer.ErrGroupNameTaken):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Field: "name", Code: customer.CodeUnique, Message: "a customer group with this name already exists"}})
+	case errors.Is(err, customer.ErrEmailTaken):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Field: "email", Code: customer.CodeUnique, Message: "a customer with this email already exists"}})
+	case errors.Is(err, customer.ErrExternalRefUsed):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Field: "external_reference", Code: customer.CodeUnique, Message: "a customer with this external reference already exists"}})
+	default:
+		return newProblem(http.StatusInternalServerError,
+			[]customer.FieldError{{Code: CodeInternalError, Message: "the server failed to handle the request; it has been logged"}})
+	}
+}
+
+func newProblem(status int, errs []customer.FieldError) Details {
+	code := "error"
+	if len(errs) > 0 {
+		code = errs[0].Code
+	}
+	return Details{Type: problemTypeBase + code, Title: http.StatusText(status), Status: status, Errors: errs}
+}
