@@ -23,6 +23,7 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/httpapi"
 	"github.com/customerbus/customerbus/services/customers/internal/idempotency"
+	"github.com/customerbus/customerbus/services/customers/internal/order"
 	"github.com/customerbus/customerbus/services/customers/internal/store"
 )
 
@@ -36,6 +37,7 @@ type Config struct {
 	// X-Forwarded-For names the client, for the per-address login limit.
 	TrustedProxies []netip.Prefix `env:"TRUSTED_PROXIES"`
 	Accounts       AccountConfig
+	Orders         order.Config
 	Commands       bus.Config
 }
 
@@ -63,8 +65,17 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		panic(err)
 	}
 	st := store.New(pool)
+	// The use cases on a database: the pool for HTTP; for a bus command, its
+	// own transaction, which also records its id.
+	domain := func(db store.DB) bus.Domain {
+		st := store.New(db)
+		customers := customer.NewService(st, cfg.PhoneRegion, cfg.Accounts)
+		return bus.Domain{Customers: customers, Orders: order.NewService(st, customers, cfg.Orders)}
+	}
+	uses := domain(pool)
 	api := httpapi.New(httpapi.Config{
-		Customers:       customer.NewService(st, cfg.PhoneRegion, cfg.Accounts),
+		Customers:       uses.Customers,
+		Orders:          uses.Orders,
 		Tokens:          tokens,
 		Log:             log,
 		MaxBodyBytes:    cfg.MaxBodyBytes,
@@ -74,13 +85,8 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		IdempotencyKeys: idempotency.New(pool),
 		TrustedProxies:  cfg.TrustedProxies,
 	})
-	// A bus command runs the use cases in its own transaction, which also
-	// records its id.
-	useCases := func(tx pgx.Tx) *customer.Service {
-		return customer.NewService(store.New(tx), cfg.PhoneRegion, cfg.Accounts)
-	}
 	return &Service{cfg: cfg, log: log, api: api, store: st,
-		bus: bus.New(pool, log, reg, cfg.Commands, useCases)}
+		bus: bus.New(pool, log, reg, cfg.Commands, func(tx pgx.Tx) bus.Domain { return domain(tx) })}
 }
 
 // RunCommands runs the bus adapter until ctx ends: the commands

@@ -20,6 +20,7 @@ import (
 
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/order"
 )
 
 // Config tunes the consumer of bus commands.
@@ -109,7 +110,13 @@ type Bus struct {
 
 // UseCases gives the use cases working in a transaction of the caller's: a
 // command's changes commit together with the record of its id.
-type UseCases func(tx pgx.Tx) *customer.Service
+type UseCases func(tx pgx.Tx) Domain
+
+// Domain is the use cases a command may run.
+type Domain struct {
+	Customers *customer.Service
+	Orders    *order.Service
+}
 
 // New returns the bus adapter; its metrics go to reg.
 func New(pool *pgxpool.Pool, log *zap.Logger, reg prometheus.Registerer, cfg Config, useCases UseCases) *Bus {

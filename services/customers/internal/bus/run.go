@@ -8,6 +8,7 @@ import (
 
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/order"
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
 
@@ -70,7 +71,8 @@ func decodeTargeted[T targeted](e cloudevents.Event) (T, uuid.UUID, error) {
 }
 
 // runCommand runs one command through the customer use cases.
-func runCommand(ctx context.Context, svc *customer.Service, o customer.Origin, e cloudevents.Event) (any, error) {
+func runCommand(ctx context.Context, d Domain, o customer.Origin, e cloudevents.Event) (any, error) {
+	svc := d.Customers
 	switch e.Type() {
 	case events.CmdCustomerCreate:
 		in, err := decode[customer.CreateInput](e)
@@ -122,11 +124,11 @@ func runCommand(ctx context.Context, svc *customer.Service, o customer.Origin, e
 		}
 		return ch.View(), nil
 	case events.CmdOrderRecord:
-		in, err := decode[customer.OrderInput](e)
+		in, err := decode[order.OrderInput](e)
 		if err != nil {
 			return nil, err
 		}
-		ord, _, err := svc.RecordOrder(ctx, o, in)
+		ord, _, err := d.Orders.RecordOrder(ctx, o, in)
 		if err != nil {
 			return nil, err
 		}

@@ -65,7 +65,7 @@ type EmailLink struct {
 }
 
 // given reports whether both parts are there, as Saleor requires to send.
-func (l EmailLink) given() bool { return l.RedirectURL != "" && l.Channel != "" }
+func (l EmailLink) Given() bool { return l.RedirectURL != "" && l.Channel != "" }
 
 func (r *rules) link(l EmailLink, required bool) {
 	if l.RedirectURL == "" && l.Channel == "" && !required {
@@ -141,7 +141,7 @@ func (s *Service) Register(ctx context.Context, o Origin, in RegisterInput) (Cus
 	if c.PasswordHash, err = password.Hash(pw); err != nil {
 		return Customer{}, err
 	}
-	o = o.orCustomer(c.ID)
+	o = o.OrCustomer(c.ID)
 	plain, tok, err := newToken(PurposeVerification, c.ID, now, s.accounts.EmailTokenTTL)
 	if err != nil {
 		return Customer{}, err
@@ -223,7 +223,7 @@ func (s *Service) Confirm(ctx context.Context, o Origin, in TokenInput) (Custome
 	return s.useToken(ctx, in, tokenUse{purposes: []string{PurposeVerification}}, func(cur Customer, _ Token, now time.Time) (*Mutation, error) {
 		next := cur
 		next.IsVerified = true
-		return changed(o.orCustomer(cur.ID), events.CustomerVerified, next, now, publicData)
+		return changed(o.OrCustomer(cur.ID), events.CustomerVerified, next, now, publicData)
 	})
 }
 
@@ -263,7 +263,7 @@ func (s *Service) SetPassword(ctx context.Context, o Origin, in SetPasswordInput
 	return s.useToken(ctx, in.TokenInput, use, func(cur Customer, _ Token, now time.Time) (*Mutation, error) {
 		next := cur
 		next.PasswordHash, next.HasAccount, next.IsVerified = hash, true, true
-		return changed(o.orCustomer(cur.ID), events.CustomerPasswordChanged, next, now, publicData)
+		return changed(o.OrCustomer(cur.ID), events.CustomerPasswordChanged, next, now, publicData)
 	})
 }
 
@@ -296,7 +296,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, o Origin, in Passwor
 	if !c.IsActive {
 		return nil
 	}
-	err = s.sendToken(ctx, o.orCustomer(c.ID), c.ID, PurposePasswordReset, "", in.EmailLink)
+	err = s.sendToken(ctx, o.OrCustomer(c.ID), c.ID, PurposePasswordReset, "", in.EmailLink)
 	var limited *RateLimitedError
 	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInactive) || errors.As(err, &limited) {
 		return nil // deleted or deactivated meanwhile, or just sent: the same answer
@@ -427,9 +427,9 @@ func (s *Service) DeleteWithToken(ctx context.Context, o Origin, id uuid.UUID, i
 	return err
 }
 
-// orCustomer is the origin of a storefront action: a caller without a
+// OrCustomer is the origin of a storefront action: a caller without a
 // token acts as the customer it is about.
-func (o Origin) orCustomer(id uuid.UUID) Origin {
+func (o Origin) OrCustomer(id uuid.UUID) Origin {
 	if o.Actor.Type == "" {
 		o.Actor = events.Actor{Type: events.AuthUser, ID: id.String()}
 	}

@@ -180,7 +180,7 @@ func (s *Service) ListAddresses(ctx context.Context, customerID uuid.UUID, limit
 	if len(rows) > limit {
 		last := rows[limit-1]
 		page.Addresses = rows[:limit]
-		page.NextCursor = Cursor{Order: addressesOrder, ID: last.ID, Time: last.CreatedAt}.encode()
+		page.NextCursor = Cursor{Order: addressesOrder, ID: last.ID, Time: last.CreatedAt}.Encode()
 	}
 	return page, nil
 }

@@ -154,8 +154,6 @@ type Store interface {
 	// Count counts the customers matching f, but stops at limit.
 	Count(ctx context.Context, f Filter, limit int) (int64, error)
 	SessionStore
-	OrderStore
-	TransferStore
 }
 
 // update is Store.UpdateMany for one customer.

@@ -245,7 +245,7 @@ func (s *Service) ListGroups(ctx context.Context, q string, limit int, cursor st
 	if len(rows) > limit {
 		last := rows[limit-1]
 		page.Groups = rows[:limit]
-		page.NextCursor = Cursor{Order: groupsOrder, ID: last.ID, Time: last.CreatedAt}.encode()
+		page.NextCursor = Cursor{Order: groupsOrder, ID: last.ID, Time: last.CreatedAt}.Encode()
 	}
 	return page, nil
 }

@@ -229,3 +229,12 @@ func (r *rules) metadata(field string, m map[string]string) map[string]string {
 	}
 	return out
 }
+
+// requiredText is text that must not be empty.
+func (r *rules) requiredText(field, v string, max int) string {
+	if strings.TrimSpace(v) == "" {
+		r.fail(field, CodeRequired, "%s is required", field)
+		return ""
+	}
+	return r.text(field, v, max)
+}

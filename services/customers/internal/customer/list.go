@@ -70,7 +70,7 @@ type Cursor struct {
 	Int   int       `json:"n,omitempty"`
 }
 
-func (c Cursor) encode() string {
+func (c Cursor) Encode() string {
 	b, _ := json.Marshal(c)
 	return base64.RawURLEncoding.EncodeToString(b)
 }

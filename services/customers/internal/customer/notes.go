@@ -92,7 +92,7 @@ func (s *Service) ListNotes(ctx context.Context, customerID uuid.UUID, limit int
 	if len(notes) > limit {
 		last := notes[limit-1]
 		page.Notes = notes[:limit]
-		page.NextCursor = Cursor{Order: notesOrder, ID: last.ID, Time: last.CreatedAt}.encode()
+		page.NextCursor = Cursor{Order: notesOrder, ID: last.ID, Time: last.CreatedAt}.Encode()
 	}
 	return page, nil
 }

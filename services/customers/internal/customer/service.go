@@ -76,7 +76,7 @@ func (s *Service) Create(ctx context.Context, o Origin, in CreateInput) (Custome
 	evs, tokens := []cloudevents.Event{ev}, []Token(nil)
 	// With both redirect_url and channel, a set-password email goes out (as in
 	// Saleor); without them, none does.
-	if in.EmailLink.given() {
+	if in.EmailLink.Given() {
 		tok, note, err := s.passwordSetup(o, c, in.EmailLink)
 		if err != nil {
 			return Customer{}, fmt.Errorf("create customer: %w", err)
@@ -256,7 +256,7 @@ func (s *Service) List(ctx context.Context, in ListInput) (Page, error) {
 	page := Page{Customers: rows}
 	if len(rows) > pageSize {
 		page.Customers = rows[:pageSize]
-		page.NextCursor = cursorAfter(q.Order, page.Customers[pageSize-1]).encode()
+		page.NextCursor = cursorAfter(q.Order, page.Customers[pageSize-1]).Encode()
 	}
 	if in.WithCount {
 		page.CountExact = n <= int64(q.CountLimit)

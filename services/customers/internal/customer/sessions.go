@@ -27,8 +27,6 @@ type AccountConfig struct {
 	LoginFailuresPerEmail   int           `env:"LOGIN_FAILURES_PER_EMAIL" envDefault:"10"`
 	LoginFailuresPerAddress int           `env:"LOGIN_FAILURES_PER_ADDRESS" envDefault:"100"`
 	LoginWindow             time.Duration `env:"LOGIN_FAILURE_WINDOW" envDefault:"15m"`
-	// How long an order's owner has to approve a transfer.
-	TransferTTL time.Duration `env:"ORDER_TRANSFER_TTL" envDefault:"168h"`
 }
 
 // DefaultAccountConfig holds the defaults.
@@ -36,7 +34,6 @@ var DefaultAccountConfig = AccountConfig{
 	EmailTokenTTL: 72 * time.Hour, ResetTokenTTL: time.Hour,
 	AccessTTL: time.Hour, RefreshTTL: 30 * 24 * time.Hour,
 	LoginFailuresPerEmail: 10, LoginFailuresPerAddress: 100, LoginWindow: 15 * time.Minute,
-	TransferTTL: 7 * 24 * time.Hour,
 }
 
 func (c AccountConfig) withDefaults() AccountConfig {
@@ -51,7 +48,6 @@ func (c AccountConfig) withDefaults() AccountConfig {
 	pick(&c.AccessTTL, d.AccessTTL)
 	pick(&c.RefreshTTL, d.RefreshTTL)
 	pick(&c.LoginWindow, d.LoginWindow)
-	pick(&c.TransferTTL, d.TransferTTL)
 	if c.LoginFailuresPerEmail <= 0 {
 		c.LoginFailuresPerEmail = d.LoginFailuresPerEmail
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/order"
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
 
@@ -33,6 +34,7 @@ type Authenticator interface {
 // API serves the HTTP routes.
 type API struct {
 	customers    *customer.Service
+	orders       *order.Service
 	tokens       Authenticator
 	log          *zap.Logger
 	maxBodyBytes int64
@@ -48,6 +50,7 @@ type API struct {
 // Config wires an API.
 type Config struct {
 	Customers    *customer.Service
+	Orders       *order.Service
 	Tokens       Authenticator
 	Log          *zap.Logger
 	MaxBodyBytes int64
@@ -68,7 +71,7 @@ func New(cfg Config) *API {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	return &API{
-		customers: cfg.Customers, tokens: cfg.Tokens, log: cfg.Log,
+		customers: cfg.Customers, orders: cfg.Orders, tokens: cfg.Tokens, log: cfg.Log,
 		maxBodyBytes: cfg.MaxBodyBytes, ready: cfg.Ready,
 		metrics: newMetrics(cfg.Registry), gatherer: cfg.Registry, openAPI: cfg.OpenAPI,
 		keys: cfg.IdempotencyKeys, trustedProxies: cfg.TrustedProxies,

@@ -7,17 +7,17 @@ import (
 
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
-	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/order"
 )
 
 // recordOrder records an order: 201 the first time, 200 with the stored
 // order when its id was recorded before.
 func (a *API) recordOrder(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	var in customer.OrderInput
+	var in order.OrderInput
 	if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
 		return err
 	}
-	o, created, err := a.customers.RecordOrder(r.Context(), origin(r, p), in)
+	o, created, err := a.orders.RecordOrder(r.Context(), origin(r, p), in)
 	if err != nil {
 		return err
 	}
@@ -39,7 +39,7 @@ func (a *API) listOrders(whose owner) handler {
 		if err != nil {
 			return err
 		}
-		page, err := a.customers.ListOrders(r.Context(), id, limit, cursor)
+		page, err := a.orders.ListOrders(r.Context(), id, limit, cursor)
 		if err != nil {
 			return err
 		}
@@ -52,7 +52,7 @@ func (a *API) listOrders(whose owner) handler {
 	}
 }
 
-func orderID(r *http.Request) (uuid.UUID, error) { return pathUUID(r, "id", customer.ErrOrderNotFound) }
+func orderID(r *http.Request) (uuid.UUID, error) { return pathUUID(r, "id", order.ErrOrderNotFound) }
 
 // requestTransfer opens a request to move the order to another customer.
 func (a *API) requestTransfer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -60,11 +60,11 @@ func (a *API) requestTransfer(w http.ResponseWriter, r *http.Request, p auth.Pri
 	if err != nil {
 		return err
 	}
-	var in customer.TransferInput
+	var in order.TransferInput
 	if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
 		return err
 	}
-	t, err := a.customers.RequestTransfer(r.Context(), origin(r, p), id, in)
+	t, err := a.orders.RequestTransfer(r.Context(), origin(r, p), id, in)
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func (a *API) cancelTransfer(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err != nil {
 		return err
 	}
-	t, err := a.customers.CancelTransfer(r.Context(), origin(r, p), id)
+	t, err := a.orders.CancelTransfer(r.Context(), origin(r, p), id)
 	if err != nil {
 		return err
 	}
@@ -93,11 +93,11 @@ func (a *API) decideTransfer(accept bool) handler {
 		if err != nil {
 			return err
 		}
-		var in customer.DecideInput
+		var in order.DecideInput
 		if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
 			return err
 		}
-		t, err := a.customers.DecideTransfer(r.Context(), origin(r, p), id, in, accept)
+		t, err := a.orders.DecideTransfer(r.Context(), origin(r, p), id, in, accept)
 		if err != nil {
 			return err
 		}

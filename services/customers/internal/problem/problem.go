@@ -10,6 +10,7 @@ import (
 	"net/http"
 
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/order"
 )
 
 // Details is an RFC 9457 problem details body with the contract's field errors.
@@ -71,13 +72,13 @@ func For(err error) Details {
 	case errors.As(err, &rl):
 		return newProblem(http.StatusTooManyRequests,
 			[]customer.FieldError{{Code: CodeRateLimited, Message: rl.Error()}})
-	case errors.Is(err, customer.ErrOrderNotFound):
+	case errors.Is(err, order.ErrOrderNotFound):
 		return newProblem(http.StatusNotFound,
 			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "no order has this id"}})
-	case errors.Is(err, customer.ErrTransferNotFound):
+	case errors.Is(err, order.ErrTransferNotFound):
 		return newProblem(http.StatusNotFound,
 			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "the order has no open transfer request"}})
-	case errors.Is(err, customer.ErrTransferPending):
+	case errors.Is(err, order.ErrTransferPending):
 		return newProblem(http.StatusConflict,
 			[]customer.FieldError{{Field: "id", Code: "transfer_pending", Message: "the order has an open transfer request; cancel it first"}})
 	case errors.Is(err, customer.ErrTokenInvalid):

@@ -12,12 +12,15 @@ import (
 
 	"github.com/customerbus/customerbus/db/gen"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/order"
 )
+
+var _ order.Store = (*Store)(nil)
 
 // RecordOrder inserts the order unless its id is known, counts it for its
 // customer and writes its events, in one transaction.
-func (s *Store) RecordOrder(ctx context.Context, o customer.Order, evs []cloudevents.Event) (customer.Order, bool, error) {
-	var stored customer.Order
+func (s *Store) RecordOrder(ctx context.Context, o order.Order, evs []cloudevents.Event) (order.Order, bool, error) {
+	var stored order.Order
 	var created bool
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
@@ -70,7 +73,7 @@ func (s *Store) RecordOrder(ctx context.Context, o customer.Order, evs []cloudev
 }
 
 // ListOrders reads a customer's orders, newest first.
-func (s *Store) ListOrders(ctx context.Context, customerID uuid.UUID, limit int, after *customer.Cursor) ([]customer.Order, error) {
+func (s *Store) ListOrders(ctx context.Context, customerID uuid.UUID, limit int, after *customer.Cursor) ([]order.Order, error) {
 	p := gen.ListCustomerOrdersParams{CustomerID: &customerID, RowLimit: int32(limit)}
 	if after != nil {
 		p.AfterID, p.AfterTime = &after.ID, &after.Time
@@ -79,7 +82,7 @@ func (s *Store) ListOrders(ctx context.Context, customerID uuid.UUID, limit int,
 	if err != nil {
 		return nil, fmt.Errorf("store: list orders: %w", err)
 	}
-	out := make([]customer.Order, len(rows))
+	out := make([]order.Order, len(rows))
 	for i, r := range rows {
 		if out[i], err = fromOrderRow(gen.GetOrderRow(r)); err != nil {
 			return nil, err
@@ -89,8 +92,8 @@ func (s *Store) ListOrders(ctx context.Context, customerID uuid.UUID, limit int,
 }
 
 // fromOrderRow reads an order as the queries select it (total as text).
-func fromOrderRow(r gen.GetOrderRow) (customer.Order, error) {
-	o := customer.Order{
+func fromOrderRow(r gen.GetOrderRow) (order.Order, error) {
+	o := order.Order{
 		ID: r.ID, Number: r.Number, Email: r.Email, CustomerID: r.CustomerID, Channel: r.Channel, Total: r.Total,
 		Currency: r.Currency, Status: r.Status, PlacedAt: r.PlacedAt.UTC(),
 		Version: r.Version, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),

@@ -10,18 +10,19 @@ import (
 
 	"github.com/customerbus/customerbus/db/gen"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/order"
 )
 
 // WithOrder locks the order and its open transfer request, lets fn decide,
 // and writes the change in the same transaction.
-func (s *Store) WithOrder(ctx context.Context, orderID uuid.UUID, fn func(customer.Order, *customer.Transfer) (*customer.TransferChange, error)) error {
+func (s *Store) WithOrder(ctx context.Context, orderID uuid.UUID, fn func(order.Order, *order.Transfer) (*order.TransferChange, error)) error {
 	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		ord, err := lockOrder(ctx, q, orderID)
 		if err != nil {
 			return err
 		}
-		var open *customer.Transfer
+		var open *order.Transfer
 		row, err := q.GetOpenTransferForUpdate(ctx, orderID)
 		switch {
 		case err == nil:
@@ -40,7 +41,7 @@ func (s *Store) WithOrder(ctx context.Context, orderID uuid.UUID, fn func(custom
 
 // WithTransferToken locks the transfer request with this token hash and
 // its order, lets fn decide, and writes the change.
-func (s *Store) WithTransferToken(ctx context.Context, hash []byte, fn func(customer.Transfer, customer.Order) (*customer.TransferChange, error)) error {
+func (s *Store) WithTransferToken(ctx context.Context, hash []byte, fn func(order.Transfer, order.Order) (*order.TransferChange, error)) error {
 	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		row, err := q.GetTransferByTokenForUpdate(ctx, hash)
@@ -62,20 +63,20 @@ func (s *Store) WithTransferToken(ctx context.Context, hash []byte, fn func(cust
 	})
 }
 
-func lockOrder(ctx context.Context, q *gen.Queries, id uuid.UUID) (customer.Order, error) {
+func lockOrder(ctx context.Context, q *gen.Queries, id uuid.UUID) (order.Order, error) {
 	row, err := q.GetOrderForUpdate(ctx, id)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return customer.Order{}, customer.ErrOrderNotFound
+		return order.Order{}, order.ErrOrderNotFound
 	}
 	if err != nil {
-		return customer.Order{}, fmt.Errorf("store: lock order: %w", err)
+		return order.Order{}, fmt.Errorf("store: lock order: %w", err)
 	}
 	return fromOrderRow(gen.GetOrderRow(row))
 }
 
 // applyTransfer writes a transfer change: the request, the order's new owner
 // with both owners' order counts, and the events.
-func applyTransfer(ctx context.Context, q *gen.Queries, before customer.Order, c *customer.TransferChange) error {
+func applyTransfer(ctx context.Context, q *gen.Queries, before order.Order, c *order.TransferChange) error {
 	if c == nil {
 		return nil
 	}
@@ -120,8 +121,8 @@ func applyTransfer(ctx context.Context, q *gen.Queries, before customer.Order, c
 	return writeOutbox(ctx, q, c.Events)
 }
 
-func fromTransferRow(r gen.OrderTransferRequest) customer.Transfer {
-	return customer.Transfer{
+func fromTransferRow(r gen.OrderTransferRequest) order.Transfer {
+	return order.Transfer{
 		ID: r.ID, OrderID: r.OrderID, FromCustomerID: r.FromCustomerID, FromEmail: r.FromEmail,
 		ToCustomerID: r.ToCustomerID, TokenHash: r.TokenHash, Status: r.Status, Version: r.Version,
 		CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),

@@ -1,4 +1,4 @@
-package customer
+package order
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
 )
 
 // Transfer statuses. A request is open until its owner accepts or declines
@@ -68,44 +69,33 @@ type TransferChange struct {
 	Events []cloudevents.Event
 }
 
-// TransferStore keeps transfer requests.
-type TransferStore interface {
-	// WithOrder locks the order and its open request (nil when none), lets
-	// fn decide, and writes the change; ErrOrderNotFound for an unknown order.
-	WithOrder(ctx context.Context, orderID uuid.UUID, fn func(o Order, open *Transfer) (*TransferChange, error)) error
-	// WithTransferToken locks the request with this token hash and its
-	// order, lets fn decide, and writes the change; ErrTokenInvalid when no
-	// request has the hash.
-	WithTransferToken(ctx context.Context, hash []byte, fn func(t Transfer, o Order) (*TransferChange, error)) error
-}
-
 // TransferInput asks to move an order to another (registered) customer.
 type TransferInput struct {
 	CustomerID string `json:"customer_id"`
-	EmailLink
+	customer.EmailLink
 }
 
 // RequestTransfer opens a transfer request and sends the order's owner (a
 // guest order's email) an approval email with the token.
-func (s *Service) RequestTransfer(ctx context.Context, o Origin, orderID uuid.UUID, in TransferInput) (Transfer, error) {
-	var r rules
+func (s *Service) RequestTransfer(ctx context.Context, o customer.Origin, orderID uuid.UUID, in TransferInput) (Transfer, error) {
+	var r customer.Checks
 	toID, err := uuid.Parse(in.CustomerID)
 	if err != nil {
-		r.fail("customer_id", CodeInvalid, "customer_id must be the new owner's UUID")
+		r.Fail("customer_id", customer.CodeInvalid, "customer_id must be the new owner's UUID")
 	}
-	r.link(in.EmailLink, true)
-	if err := r.err(); err != nil {
+	r.Link(in.EmailLink, true)
+	if err := r.Err(); err != nil {
 		return Transfer{}, err
 	}
-	to, err := s.store.Get(ctx, toID)
-	if errors.Is(err, ErrNotFound) {
-		return Transfer{}, FieldErr("customer_id", CodeNotFound, "no customer has this id")
+	to, err := s.customers.Get(ctx, toID)
+	if errors.Is(err, customer.ErrNotFound) {
+		return Transfer{}, customer.FieldErr("customer_id", customer.CodeNotFound, "no customer has this id")
 	}
 	if err != nil {
 		return Transfer{}, err
 	}
 	if !to.HasAccount {
-		return Transfer{}, FieldErr("customer_id", "not_registered", "the new owner must be a registered customer, not a guest")
+		return Transfer{}, customer.FieldErr("customer_id", "not_registered", "the new owner must be a registered customer, not a guest")
 	}
 	var out Transfer
 	err = s.store.WithOrder(ctx, orderID, func(ord Order, open *Transfer) (*TransferChange, error) {
@@ -124,13 +114,13 @@ func (s *Service) RequestTransfer(ctx context.Context, o Origin, orderID uuid.UU
 			change.Expired = &expired
 		}
 		if ord.CustomerID != nil && *ord.CustomerID == to.ID {
-			return nil, FieldErr("customer_id", "same_owner", "the order belongs to this customer already")
+			return nil, customer.FieldErr("customer_id", "same_owner", "the order belongs to this customer already")
 		}
-		recipient := Customer{Email: ord.Email, LanguageCode: to.LanguageCode}
+		recipient := customer.Customer{Email: ord.Email, LanguageCode: to.LanguageCode}
 		if ord.CustomerID != nil {
-			if owner, err := s.store.Get(ctx, *ord.CustomerID); err == nil {
+			if owner, err := s.customers.Get(ctx, *ord.CustomerID); err == nil {
 				recipient = owner
-			} else if !errors.Is(err, ErrNotFound) {
+			} else if !errors.Is(err, customer.ErrNotFound) {
 				return nil, err
 			}
 		}
@@ -145,7 +135,7 @@ func (s *Service) RequestTransfer(ctx context.Context, o Origin, orderID uuid.UU
 		t := Transfer{
 			ID: id, OrderID: ord.ID, FromCustomerID: ord.CustomerID, FromEmail: recipient.Email, ToCustomerID: to.ID,
 			TokenHash: auth.Hash(plain), Status: TransferOpen, Version: 1,
-			CreatedAt: now, ExpiresAt: now.Add(s.accounts.TransferTTL), UpdatedAt: now,
+			CreatedAt: now, ExpiresAt: now.Add(s.cfg.TransferTTL), UpdatedAt: now,
 		}
 		requested, err := transferEvent(o, events.OrderTransferRequested, t, ord, t.Public())
 		if err != nil {
@@ -165,20 +155,20 @@ func (s *Service) RequestTransfer(ctx context.Context, o Origin, orderID uuid.UU
 // DecideInput is the token of an approval email.
 type DecideInput struct {
 	Token string `json:"token"`
-	EmailLink
+	customer.EmailLink
 }
 
 // DecideTransfer accepts or declines the transfer of the order with the
 // token of its approval email. Accepting moves the order to the new owner
 // at once; both parties are told, when a redirect URL and channel are given
 // for the emails' links.
-func (s *Service) DecideTransfer(ctx context.Context, o Origin, orderID uuid.UUID, in DecideInput, accept bool) (Transfer, error) {
-	var r rules
+func (s *Service) DecideTransfer(ctx context.Context, o customer.Origin, orderID uuid.UUID, in DecideInput, accept bool) (Transfer, error) {
+	var r customer.Checks
 	if in.Token == "" {
-		r.fail("token", CodeRequired, "token is required")
+		r.Fail("token", customer.CodeRequired, "token is required")
 	}
-	r.link(in.EmailLink, false)
-	if err := r.err(); err != nil {
+	r.Link(in.EmailLink, false)
+	if err := r.Err(); err != nil {
 		return Transfer{}, err
 	}
 	var out Transfer
@@ -186,18 +176,18 @@ func (s *Service) DecideTransfer(ctx context.Context, o Origin, orderID uuid.UUI
 		now := s.now()
 		switch {
 		case t.OrderID != orderID:
-			return nil, ErrTokenInvalid
+			return nil, customer.ErrTokenInvalid
 		case t.Status == TransferCancelled:
-			return nil, FieldErr("token", "cancelled", "this transfer was cancelled")
+			return nil, customer.FieldErr("token", "cancelled", "this transfer was cancelled")
 		case t.Status == TransferExpired || (t.Status == TransferOpen && !now.Before(t.ExpiresAt)):
-			return nil, FieldErr("token", CodeExpired, "this transfer request expired at %s", t.ExpiresAt.Format(time.RFC3339))
+			return nil, customer.FieldErr("token", customer.CodeExpired, "this transfer request expired at %s", t.ExpiresAt.Format(time.RFC3339))
 		case t.Status != TransferOpen:
-			return nil, FieldErr("token", CodeUsed, "this transfer was %s already", t.Status)
+			return nil, customer.FieldErr("token", customer.CodeUsed, "this transfer was %s already", t.Status)
 		}
 		// The link's holder decides: the owner, or for a guest order whoever
 		// reads the order's email.
 		if o.Actor.Type == "" && t.FromCustomerID != nil {
-			o = o.orCustomer(*t.FromCustomerID)
+			o = o.OrCustomer(*t.FromCustomerID)
 		} else if o.Actor.Type == "" {
 			o.Actor = events.Actor{Type: events.AuthUnauthenticated, ID: "transfer:" + t.ID.String()}
 		}
@@ -225,7 +215,7 @@ func (s *Service) DecideTransfer(ctx context.Context, o Origin, orderID uuid.UUI
 			return nil, err
 		}
 		change := &TransferChange{Transfer: t, Order: &moved, Events: []cloudevents.Event{accepted, transferred}}
-		if in.EmailLink.given() {
+		if in.EmailLink.Given() {
 			notes, err := s.completedNotifications(ctx, o, t, moved, in.EmailLink)
 			if err != nil {
 				return nil, err
@@ -240,21 +230,21 @@ func (s *Service) DecideTransfer(ctx context.Context, o Origin, orderID uuid.UUI
 
 // completedNotifications tell the previous and the new owner that the
 // order moved.
-func (s *Service) completedNotifications(ctx context.Context, o Origin, t Transfer, ord Order, l EmailLink) ([]cloudevents.Event, error) {
-	to, err := s.store.Get(ctx, t.ToCustomerID)
+func (s *Service) completedNotifications(ctx context.Context, o customer.Origin, t Transfer, ord Order, l customer.EmailLink) ([]cloudevents.Event, error) {
+	to, err := s.customers.Get(ctx, t.ToCustomerID)
 	if err != nil {
 		return nil, err
 	}
-	from := Customer{Email: t.FromEmail, LanguageCode: to.LanguageCode}
+	from := customer.Customer{Email: t.FromEmail, LanguageCode: to.LanguageCode}
 	if t.FromCustomerID != nil {
-		if c, err := s.store.Get(ctx, *t.FromCustomerID); err == nil {
+		if c, err := s.customers.Get(ctx, *t.FromCustomerID); err == nil {
 			from = c
-		} else if !errors.Is(err, ErrNotFound) {
+		} else if !errors.Is(err, customer.ErrNotFound) {
 			return nil, err
 		}
 	}
 	var out []cloudevents.Event
-	for _, c := range []Customer{from, to} {
+	for _, c := range []customer.Customer{from, to} {
 		ev, err := transferNotification(o, events.OrderTransferCompleted, t, ord, c, "", l)
 		if err != nil {
 			return nil, err
@@ -265,7 +255,7 @@ func (s *Service) completedNotifications(ctx context.Context, o Origin, t Transf
 }
 
 // CancelTransfer cancels the order's open transfer request (staff).
-func (s *Service) CancelTransfer(ctx context.Context, o Origin, orderID uuid.UUID) (Transfer, error) {
+func (s *Service) CancelTransfer(ctx context.Context, o customer.Origin, orderID uuid.UUID) (Transfer, error) {
 	var out Transfer
 	err := s.store.WithOrder(ctx, orderID, func(ord Order, open *Transfer) (*TransferChange, error) {
 		now := s.now()
@@ -284,7 +274,7 @@ func (s *Service) CancelTransfer(ctx context.Context, o Origin, orderID uuid.UUI
 // transferEvent is an event about a transfer request: the request is its
 // subject and its version the sequence; the order's owner is the partition
 // key, so it stays in order with the order's other events.
-func transferEvent(o Origin, typ string, t Transfer, ord Order, data any) (cloudevents.Event, error) {
+func transferEvent(o customer.Origin, typ string, t Transfer, ord Order, data any) (cloudevents.Event, error) {
 	return events.New(events.Meta{
 		Type: typ, Source: events.SourceCustomers, Subject: t.ID.String(), PartitionKey: ord.partitionKey(),
 		Sequence: t.Version, Time: t.UpdatedAt, TraceParent: o.TraceParent, CausationID: o.CausationID, Actor: o.Actor,
@@ -293,7 +283,7 @@ func transferEvent(o Origin, typ string, t Transfer, ord Order, data any) (cloud
 
 // transferNotification is an order notification to recipient; token is
 // empty for a notification without a link to act on.
-func transferNotification(o Origin, typ string, t Transfer, ord Order, recipient Customer, token string, l EmailLink) (cloudevents.Event, error) {
+func transferNotification(o customer.Origin, typ string, t Transfer, ord Order, recipient customer.Customer, token string, l customer.EmailLink) (cloudevents.Event, error) {
 	var id *uuid.UUID
 	if recipient.ID != uuid.Nil {
 		id = &recipient.ID
