@@ -62,7 +62,7 @@ commands:
   migrate        apply database migrations and exit
   token create   issue an API token: -name NAME [-permissions MANAGE_USERS,...] [-staff]
 
-configuration is read from the environment; see README.md.
+configuration is read from the environment; every setting is in docs/operations.md.
 `
 
 func main() {
