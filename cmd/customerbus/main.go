@@ -199,7 +199,7 @@ func runAll(ctx context.Context, cfg config, pool *pgxpool.Pool, log *zap.Logger
 	if token != "" {
 		fmt.Fprintf(os.Stderr, "  dev token (shown once, keep it): %s\n", token)
 	} else {
-		fmt.Fprintf(os.Stderr, "  tokens exist already; create another with: go run ./cmd/customerbus token create -name me\n")
+		fmt.Fprintf(os.Stderr, "  tokens exist already; create another with:\n    DATABASE_URL=\"$(deploy/local/postgres.sh customerbus)\" go run ./cmd/customerbus token create -name me\n")
 	}
 	fmt.Fprintln(os.Stderr)
 

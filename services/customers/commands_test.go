@@ -69,7 +69,7 @@ func commandMsg(t testing.TB, typ string, data any) *nats.Msg {
 	if err := e.SetData(cloudevents.ApplicationJSON, data); err != nil {
 		t.Fatal(err)
 	}
-	// Binary mode, as the README's Go example writes commands with sdk-go's
+	// Binary mode, as the Go example of docs/integrators.md writes commands with sdk-go's
 	// JetStream binding (structured mode is read as well).
 	var body bytes.Buffer
 	header, err := cejs.WriteMsg(context.Background(), binding.ToMessage(&e), &body)
