@@ -123,6 +123,44 @@ type IdempotencyKey struct {
 	CreatedAt   time.Time
 }
 
+type ImportJob struct {
+	ID          uuid.UUID
+	Status      string
+	Format      string
+	Mode        string
+	DryRun      bool
+	OnError     string
+	ActorType   string
+	ActorID     string
+	ActorName   string
+	TraceParent string
+	SizeBytes   int64
+	RowsDone    int64
+	RowsCreated int64
+	RowsUpdated int64
+	RowsFailed  int64
+	Error       string
+	LeaseUntil  *time.Time
+	CreatedAt   time.Time
+	StartedAt   *time.Time
+	FinishedAt  *time.Time
+}
+
+type ImportJobChunk struct {
+	JobID uuid.UUID
+	Seq   int32
+	Data  []byte
+}
+
+type ImportJobError struct {
+	JobID   uuid.UUID
+	RowNum  int64
+	Seq     int32
+	Field   string
+	Code    string
+	Message string
+}
+
 type LoginFailure struct {
 	Key             string
 	Failures        int32

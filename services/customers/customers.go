@@ -23,6 +23,7 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/httpapi"
 	"github.com/customerbus/customerbus/services/customers/internal/idempotency"
+	"github.com/customerbus/customerbus/services/customers/internal/imports"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
 	"github.com/customerbus/customerbus/services/customers/internal/store"
 )
@@ -38,6 +39,7 @@ type Config struct {
 	TrustedProxies []netip.Prefix `env:"TRUSTED_PROXIES"`
 	Accounts       AccountConfig
 	Orders         order.Config
+	Imports        imports.Config
 	Commands       bus.Config
 }
 
@@ -52,6 +54,8 @@ type Service struct {
 	api   *httpapi.API
 	bus   *bus.Bus
 	store *store.Store
+	// imports runs import jobs, those of every instance.
+	imports *imports.Jobs
 }
 
 // New wires the service on a migrated database.
@@ -73,9 +77,11 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		return bus.Domain{Customers: customers, Orders: order.NewService(st, customers, cfg.Orders)}
 	}
 	uses := domain(pool)
+	jobs := imports.New(pool, log, cfg.Imports, func(tx pgx.Tx) *customer.Service { return domain(tx).Customers })
 	api := httpapi.New(httpapi.Config{
 		Customers:       uses.Customers,
 		Orders:          uses.Orders,
+		Imports:         jobs,
 		Tokens:          tokens,
 		Log:             log,
 		MaxBodyBytes:    cfg.MaxBodyBytes,
@@ -85,9 +91,12 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		IdempotencyKeys: idempotency.New(pool),
 		TrustedProxies:  cfg.TrustedProxies,
 	})
-	return &Service{cfg: cfg, log: log, api: api, store: st,
+	return &Service{cfg: cfg, log: log, api: api, store: st, imports: jobs,
 		bus: bus.New(pool, log, reg, cfg.Commands, func(tx pgx.Tx) bus.Domain { return domain(tx) })}
 }
+
+// RunImports runs import jobs until ctx ends (Serve runs it).
+func (s *Service) RunImports(ctx context.Context) error { return s.imports.Run(ctx) }
 
 // RunCommands runs the bus adapter until ctx ends: the commands
 // integrators publish on JetStream, and the same commands as NATS requests.
@@ -131,6 +140,7 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	go s.sweepEvery(ctx, time.Hour)
+	go func() { _ = s.RunImports(ctx) }()
 	s.log.Info("customers API listening", zap.String("url", "http://"+ln.Addr().String()))
 	select {
 	case err := <-errc:

@@ -9,7 +9,6 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 
 	"github.com/customerbus/customerbus/db/gen"
@@ -111,7 +110,7 @@ func (b *Bus) applyInTx(ctx context.Context, tx pgx.Tx, c command) (applied, err
 	var p problem.Details
 	if runErr != nil {
 		p = problem.For(runErr)
-		if p.Status >= 500 && !permanent(runErr) {
+		if p.Status >= 500 && !problem.Permanent(runErr) {
 			return out, runErr // retried
 		}
 		// Undo whatever the refused command did (a statement that raised the
@@ -157,23 +156,6 @@ func (b *Bus) applyInTx(ctx context.Context, tx pgx.Tx, c command) (applied, err
 		return out, writeRejection(ctx, q, e, o, p)
 	}
 	return out, sp.Commit(ctx) // RELEASE
-}
-
-// permanent reports whether a failure on our side would fail again however
-// often the command were retried: the database refused the data itself (a
-// data exception, an integrity rule no check caught, a size limit), so
-// retrying in place would hold up the lane forever. Anything else (a lost
-// connection, a deadlock, code ahead of its migrations) may pass later.
-func permanent(err error) bool {
-	var pg *pgconn.PgError
-	if !errors.As(err, &pg) || len(pg.Code) < 2 {
-		return false
-	}
-	switch pg.Code[:2] {
-	case "22", "23", "54":
-		return true
-	}
-	return false
 }
 
 // writeRejection puts command.rejected in the outbox.

@@ -125,6 +125,8 @@ type Store interface {
 	UseToken(ctx context.Context, hash []byte, fn func(current Customer, t Token) (*Mutation, error)) (Customer, error)
 	// GetByEmail reads the customer with this (normalised) email.
 	GetByEmail(ctx context.Context, email string) (Customer, error)
+	// GetByExternalReference reads the customer with this external reference.
+	GetByExternalReference(ctx context.Context, ref string) (Customer, error)
 	// LatestToken is when the customer was last sent a token of this
 	// purpose; the zero time when never.
 	LatestToken(ctx context.Context, customerID uuid.UUID, purpose string) (time.Time, error)

@@ -33,11 +33,20 @@ func NewService(store Store, phoneRegion string, accounts AccountConfig) *Servic
 // Create validates the input and creates the customer, with its addresses and
 // group memberships, and its customer.created event.
 func (s *Service) Create(ctx context.Context, o Origin, in CreateInput) (Customer, error) {
+	return s.create(ctx, o, in, nil)
+}
+
+// create is Create, with what only an import may set (nil otherwise).
+func (s *Service) create(ctx context.Context, o Origin, in CreateInput, imp *imported) (Customer, error) {
 	r := rules{phoneRegion: s.phoneRegion}
 	now := s.now()
 	id, err := uuid.NewV7()
 	if err != nil {
 		return Customer{}, fmt.Errorf("create customer: %w", err)
+	}
+	createdAt := now
+	if imp != nil {
+		id, createdAt = imp.apply(&r, id, now)
 	}
 	c := Customer{
 		ID:                id,
@@ -54,8 +63,11 @@ func (s *Service) Create(ctx context.Context, o Origin, in CreateInput) (Custome
 		PrivateMetadata:   r.metadata("private_metadata", in.PrivateMetadata),
 		Groups:            SortIDs(r.ids("groups", in.Groups, MaxGroupsAtCreate)),
 		Version:           1,
-		CreatedAt:         now,
+		CreatedAt:         createdAt,
 		UpdatedAt:         now,
+	}
+	if imp != nil {
+		c.IsVerified, c.PasswordHash, c.HasAccount = imp.isVerified, imp.passwordHash, imp.passwordHash != ""
 	}
 	addresses, err := s.newAddresses(ctx, &r, &c, in.Addresses)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/imports"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
@@ -35,6 +36,7 @@ type Authenticator interface {
 type API struct {
 	customers    *customer.Service
 	orders       *order.Service
+	imports      *imports.Jobs
 	tokens       Authenticator
 	log          *zap.Logger
 	maxBodyBytes int64
@@ -51,6 +53,7 @@ type API struct {
 type Config struct {
 	Customers    *customer.Service
 	Orders       *order.Service
+	Imports      *imports.Jobs
 	Tokens       Authenticator
 	Log          *zap.Logger
 	MaxBodyBytes int64
@@ -71,7 +74,7 @@ func New(cfg Config) *API {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	return &API{
-		customers: cfg.Customers, orders: cfg.Orders, tokens: cfg.Tokens, log: cfg.Log,
+		customers: cfg.Customers, orders: cfg.Orders, imports: cfg.Imports, tokens: cfg.Tokens, log: cfg.Log,
 		maxBodyBytes: cfg.MaxBodyBytes, ready: cfg.Ready,
 		metrics: newMetrics(cfg.Registry), gatherer: cfg.Registry, openAPI: cfg.OpenAPI,
 		keys: cfg.IdempotencyKeys, trustedProxies: cfg.TrustedProxies,
@@ -133,6 +136,9 @@ func (a *API) Routes() []Route {
 		{"POST /v1/customers/{id}/addresses", auth.ManageUsers, a.createAddress(pathOwner)},
 		{"PATCH /v1/customers/{id}/addresses/{aid}", auth.ManageUsers, a.updateAddress(pathOwner)},
 		{"DELETE /v1/customers/{id}/addresses/{aid}", auth.ManageUsers, a.deleteAddress(pathOwner)},
+		{importRoute, auth.ManageUsers, a.startImport},
+		{"GET /v1/import-jobs/{id}", auth.ManageUsers, a.getImportJob},
+		{"GET /v1/import-jobs/{id}/errors", auth.ManageUsers, a.listImportErrors},
 		{"GET /v1/settings/address-form", auth.ManageSettings, a.getAddressForm},
 		{"PUT /v1/settings/address-form", auth.ManageSettings, a.putAddressForm},
 		{"POST /v1/customer-groups", auth.ManageUsers, a.createGroup},

@@ -33,7 +33,7 @@ const (
 // Idempotent-Replayed, unless the first failed on the server's side.
 func (a *API) run(w http.ResponseWriter, r *http.Request, p auth.Principal, rt Route) {
 	key := r.Header.Get(idempotencyHeader)
-	if r.Method != http.MethodPost || key == "" || a.keys == nil {
+	if r.Method != http.MethodPost || key == "" || a.keys == nil || rt.Pattern == importRoute {
 		if err := rt.handle(w, r, p); err != nil {
 			writeProblem(w, r, a.log, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
@@ -71,7 +72,8 @@ func BodyError(err error, maxBytes int64) error {
 		if typeErr.Field == "" {
 			return Input(http.StatusBadRequest, "", customer.CodeMalformed, "the body must be a JSON object")
 		}
-		return Input(http.StatusBadRequest, typeErr.Field, CodeInvalidType, "%s: expected %s, got %s", typeErr.Field, jsonTypeName(typeErr.Type.String()), typeErr.Value)
+		field := jsonPath(typeErr.Field)
+		return Input(http.StatusBadRequest, field, CodeInvalidType, "%s: expected %s, got %s", field, jsonTypeName(typeErr.Type.String()), typeErr.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return Input(http.StatusBadRequest, field, CodeUnknownField, "%s is not a known field", field)
@@ -94,4 +96,18 @@ func jsonTypeName(goType string) string {
 	default:
 		return goType
 	}
+}
+
+// jsonPath is a field's path as the client wrote it: encoding/json names a
+// field of an embedded struct with the struct's Go name in front
+// ("CreateInput.email"), which the client never saw.
+func jsonPath(goPath string) string {
+	parts := strings.Split(goPath, ".")
+	out := parts[:0]
+	for _, p := range parts {
+		if p != "" && !unicode.IsUpper(rune(p[0])) {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, ".")
 }

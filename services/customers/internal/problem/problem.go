@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
 )
@@ -126,4 +128,22 @@ func newProblem(status int, errs []customer.FieldError) Details {
 		code = errs[0].Code
 	}
 	return Details{Type: problemTypeBase + code, Title: http.StatusText(status), Status: status, Errors: errs}
+}
+
+// Permanent reports whether a failure on our side would fail again however
+// often it were retried: the database refused the data itself (a data
+// exception, an integrity rule no check caught, a size limit), so a bus
+// command or an import row is refused rather than retried forever.
+// Anything else (a lost connection, a deadlock, code ahead of its
+// migrations) may pass later.
+func Permanent(err error) bool {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || len(pg.Code) < 2 {
+		return false
+	}
+	switch pg.Code[:2] {
+	case "22", "23", "54":
+		return true
+	}
+	return false
 }

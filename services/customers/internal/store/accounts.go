@@ -60,6 +60,15 @@ func (s *Store) GetByEmail(ctx context.Context, email string) (customer.Customer
 	return fromRow(row)
 }
 
+// GetByExternalReference reads the customer with this external reference.
+func (s *Store) GetByExternalReference(ctx context.Context, ref string) (customer.Customer, error) {
+	row, err := s.q.GetCustomerByExternalReference(ctx, &ref)
+	if err != nil {
+		return customer.Customer{}, mapError(err)
+	}
+	return fromRow(row)
+}
+
 // LatestToken is when the customer was last sent a token of this purpose;
 // the zero time when never.
 func (s *Store) LatestToken(ctx context.Context, customerID uuid.UUID, purpose string) (time.Time, error) {

@@ -1,0 +1,160 @@
+package customer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Import modes.
+const (
+	// ImportCreate creates every row; a taken email or external reference is
+	// the row's error.
+	ImportCreate = "create"
+	// ImportUpsert changes the customer a row matches (by external
+	// reference, then by email), and only the fields the row gives; a row
+	// that matches none is created.
+	ImportUpsert = "upsert"
+)
+
+// ImportRow is one customer of an import file: what POST /v1/customers
+// takes, plus what an export carries, so that an export is importable as it
+// is.
+type ImportRow struct {
+	CreateInput
+	// ID and CreatedAt are kept when the import creates the customer (a
+	// customer moved from another customerbus keeps its identity).
+	ID        *string    `json:"id"`
+	CreatedAt *time.Time `json:"created_at"`
+	// IsVerified is taken when the import creates the customer: the email was
+	// confirmed in the system the customer comes from.
+	IsVerified *bool `json:"is_verified"`
+	// The read-only fields of an export: accepted, and ignored.
+	UpdatedAt                json.RawMessage `json:"updated_at"`
+	Version                  json.RawMessage `json:"version"`
+	HasAccount               json.RawMessage `json:"has_account"`
+	NumberOfOrders           json.RawMessage `json:"number_of_orders"`
+	LastOrderAt              json.RawMessage `json:"last_order_at"`
+	DefaultShippingAddressID json.RawMessage `json:"default_shipping_address_id"`
+	DefaultBillingAddressID  json.RawMessage `json:"default_billing_address_id"`
+	// Given names the fields the row gives (a CSV file's columns, an NDJSON
+	// line's keys): an upsert changes those and no others.
+	Given map[string]bool `json:"-"`
+}
+
+// imported is what only an import sets on a new customer.
+type imported struct {
+	id           *string
+	createdAt    *time.Time
+	isVerified   bool
+	passwordHash string
+}
+
+// apply checks the kept id and creation time, returning those to use.
+func (imp *imported) apply(r *rules, id uuid.UUID, now time.Time) (uuid.UUID, time.Time) {
+	createdAt := now
+	if imp.id != nil && *imp.id != "" {
+		parsed, err := uuid.Parse(*imp.id)
+		if err != nil {
+			r.fail("id", CodeInvalid, "id must be a UUID (or left out: a new one is made)")
+		}
+		id = parsed
+	}
+	if imp.createdAt != nil {
+		if imp.createdAt.After(now) {
+			r.fail("created_at", CodeInvalid, "created_at must not be in the future")
+		}
+		createdAt = imp.createdAt.UTC().Truncate(time.Microsecond)
+	}
+	return id, createdAt
+}
+
+// ImportRow creates, or with ImportUpsert changes, the row's customer
+// through the same rules and events as Create and Update; created says
+// which. No email goes out unless the row asks for one (redirect_url and
+// channel), as with Create.
+func (s *Service) ImportRow(ctx context.Context, o Origin, mode string, row ImportRow) (c Customer, created bool, err error) {
+	imp := &imported{id: row.ID, createdAt: row.CreatedAt, isVerified: row.IsVerified != nil && *row.IsVerified}
+	if mode == ImportUpsert {
+		match, found, err := s.importMatch(ctx, row)
+		if err != nil {
+			return Customer{}, false, err
+		}
+		if found {
+			c, err := s.importUpdate(ctx, o, match, row)
+			return c, false, err
+		}
+	}
+	c, err = s.create(ctx, o, row.CreateInput, imp)
+	return c, err == nil, err
+}
+
+// importMatch finds the customer an upsert row is about: by external
+// reference, then by email.
+func (s *Service) importMatch(ctx context.Context, row ImportRow) (Customer, bool, error) {
+	var r rules
+	if ref := r.externalReference("external_reference", row.ExternalReference); ref != nil {
+		c, err := s.store.GetByExternalReference(ctx, *ref)
+		if err == nil || !errors.Is(err, ErrNotFound) {
+			return c, err == nil, err
+		}
+	}
+	email := r.email("email", row.Email)
+	if err := r.err(); err != nil {
+		return Customer{}, false, err
+	}
+	c, err := s.store.GetByEmail(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		return Customer{}, false, nil
+	}
+	return c, err == nil, err
+}
+
+// importUpdate changes the matched customer's given fields, as a PATCH of
+// those fields would.
+func (s *Service) importUpdate(ctx context.Context, o Origin, match Customer, row ImportRow) (Customer, error) {
+	for _, f := range []string{"addresses", "groups"} {
+		if row.Given[f] {
+			return Customer{}, FieldErr(f, "not_on_update", "%s are set only when the import creates the customer; this row matches %s", f, match.ID)
+		}
+	}
+	var in UpdateInput
+	g := row.Given
+	if g["email"] {
+		in.Email = &row.Email
+	}
+	if g["first_name"] {
+		in.FirstName = &row.FirstName
+	}
+	if g["last_name"] {
+		in.LastName = &row.LastName
+	}
+	if g["company_name"] {
+		in.CompanyName = &row.CompanyName
+	}
+	if g["phone"] {
+		in.Phone = Nullable[string]{Set: true, Value: row.Phone}
+	}
+	if g["note"] {
+		in.Note = &row.Note
+	}
+	if g["is_active"] && row.IsActive != nil {
+		in.IsActive = row.IsActive
+	}
+	if g["language_code"] {
+		in.LanguageCode = &row.LanguageCode
+	}
+	if g["external_reference"] {
+		in.ExternalReference = Nullable[string]{Set: true, Value: row.ExternalReference}
+	}
+	if g["metadata"] {
+		in.Metadata = &row.Metadata
+	}
+	if g["private_metadata"] {
+		in.PrivateMetadata = &row.PrivateMetadata
+	}
+	return s.Update(ctx, o, match.ID, in)
+}

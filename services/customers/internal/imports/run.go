@@ -1,0 +1,366 @@
+package imports
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"github.com/customerbus/customerbus/db/gen"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/problem"
+)
+
+// pollInterval is how often an idle instance looks for a job another
+// instance queued (or one whose instance died).
+const pollInterval = 2 * time.Second
+
+// Run runs import jobs until ctx ends: the ones this instance queued at
+// once, others (queued elsewhere, or left running by an instance that died)
+// when it next looks. A job interrupted by ctx goes on, from its last
+// committed batch, on whichever instance takes it next.
+func (j *Jobs) Run(ctx context.Context) error {
+	poll := time.NewTicker(pollInterval)
+	defer poll.Stop()
+	for ctx.Err() == nil {
+		ran, err := j.runNext(ctx)
+		if err != nil && ctx.Err() == nil {
+			j.log.Warn("imports: job interrupted; it goes on after its lease", zap.Error(err))
+		}
+		if ran && err == nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-j.wake:
+		case <-poll.C:
+		}
+	}
+	return nil
+}
+
+// runNext claims and runs one job; ran is false when none was waiting.
+func (j *Jobs) runNext(ctx context.Context) (ran bool, err error) {
+	now := time.Now()
+	if _, err := j.q.DeleteStaleUploads(ctx, now.Add(-time.Hour)); err != nil {
+		return false, err
+	}
+	job, err := j.q.ClaimImportJob(ctx, gen.ClaimImportJobParams{LeaseUntil: j.leaseFrom(now), Now: &now})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("imports: claim: %w", err)
+	}
+	log := j.log.With(zap.Stringer("job", job.ID))
+	log.Info("imports: job running", zap.String("mode", job.Mode), zap.Bool("dry_run", job.DryRun),
+		zap.String("on_error", job.OnError), zap.Int64("from_row", job.RowsDone))
+	status, reason, err := j.run(ctx, job)
+	if err != nil {
+		return true, err
+	}
+	// A job that ended keeps its counts and errors; its file goes.
+	final, err := j.q.GetImportJob(ctx, job.ID)
+	if job.OnError == RejectAll && !job.DryRun && status == StatusFailed {
+		final.RowsCreated, final.RowsUpdated = 0, 0 // the first pass's counts: nothing was written
+	}
+	if err == nil {
+		err = j.q.FinishImportJob(ctx, gen.FinishImportJobParams{
+			ID: job.ID, Status: status, Error: reason, FinishedAt: ptr(time.Now()),
+			RowsDone: final.RowsDone, RowsCreated: final.RowsCreated, RowsUpdated: final.RowsUpdated, RowsFailed: final.RowsFailed,
+		})
+	}
+	if err == nil {
+		err = j.q.DeleteImportChunks(ctx, job.ID)
+	}
+	log.Info("imports: job ended", zap.String("status", status), zap.String("error", reason),
+		zap.Int64("created", final.RowsCreated), zap.Int64("updated", final.RowsUpdated), zap.Int64("failed", final.RowsFailed))
+	return true, err
+}
+
+func (j *Jobs) leaseFrom(t time.Time) *time.Time { return ptr(t.Add(j.cfg.Lease)) }
+
+func ptr[T any](v T) *T { return &v }
+
+// run applies the job's file and says how it ended. An error is ours (the
+// database went away, say): the job stays running and is taken up again
+// after its lease, from its last committed batch.
+func (j *Jobs) run(ctx context.Context, job gen.ImportJob) (status, reason string, err error) {
+	switch {
+	case job.DryRun:
+		// Every row is applied and rolled back: the same checks, nothing kept.
+		return j.pass(ctx, job, false)
+	case job.OnError == RejectAll:
+		// First every row is tried and rolled back; only a file without a
+		// failed row is then written, in one transaction. An interrupted
+		// job starts over: nothing of it was kept.
+		if job.RowsDone > 0 {
+			if err := j.restart(ctx, job); err != nil {
+				return "", "", err
+			}
+			job.RowsDone, job.RowsFailed = 0, 0
+		}
+		status, reason, err := j.pass(ctx, job, false)
+		if err != nil || status == StatusFailed {
+			return status, reason, err
+		}
+		if final, err := j.q.GetImportJob(ctx, job.ID); err != nil {
+			return "", "", err
+		} else if final.RowsFailed > 0 {
+			return StatusFailed, fmt.Sprintf("%d rows failed (see the errors); nothing was written", final.RowsFailed), nil
+		}
+		return j.writeAll(ctx, job)
+	default:
+		return j.pass(ctx, job, true)
+	}
+}
+
+func (j *Jobs) restart(ctx context.Context, job gen.ImportJob) error {
+	return pgx.BeginFunc(ctx, j.pool, func(tx pgx.Tx) error {
+		q := j.q.WithTx(tx)
+		if err := q.DeleteImportErrors(ctx, job.ID); err != nil {
+			return err
+		}
+		return q.ResetImportJob(ctx, job.ID)
+	})
+}
+
+// item is a row of the file, or why it could not be read.
+type item struct {
+	row customer.ImportRow
+	num int64
+	err error
+}
+
+// pass runs the rows after the job's checkpoint in batches, each in a
+// transaction with its row errors and the checkpoint; keep false rolls
+// each batch's rows back (a dry run, or reject_all's first pass) and keeps
+// only what the rows would have done.
+func (j *Jobs) pass(ctx context.Context, job gen.ImportJob, keep bool) (status, reason string, err error) {
+	rs, err := newRows(job.Format, &chunkReader{ctx: ctx, q: j.q, job: job.ID})
+	if err != nil {
+		return j.fileFailed(err)
+	}
+	o := origin(job)
+	batch := make([]item, 0, batchRows)
+	for {
+		row, num, err := rs.next()
+		end := errors.Is(err, io.EOF)
+		var fe *FileError
+		fileErr := errors.As(err, &fe)
+		if !end && !fileErr && num > job.RowsDone {
+			batch = append(batch, item{row: row, num: num, err: err})
+		}
+		if len(batch) == batchRows || ((end || fileErr) && len(batch) > 0) {
+			if err := j.runBatch(ctx, job, o, batch, keep); err != nil {
+				return "", "", err
+			}
+			job.RowsDone = batch[len(batch)-1].num
+			batch = batch[:0]
+		}
+		switch {
+		case end:
+			return StatusSucceeded, "", nil
+		case fileErr:
+			return j.fileFailed(err)
+		case err != nil && !isRowError(err):
+			return "", "", err // reading the spool failed
+		}
+	}
+}
+
+func isRowError(err error) bool {
+	var re *RowError
+	return errors.As(err, &re)
+}
+
+// fileFailed ends a job whose file cannot be read on: the rows before it
+// stay as they were committed.
+func (j *Jobs) fileFailed(err error) (string, string, error) {
+	var fe *FileError
+	if errors.As(err, &fe) {
+		return StatusFailed, "the file cannot be read on: " + fe.Error(), nil
+	}
+	return "", "", err
+}
+
+// runBatch applies a batch's rows in one transaction, each in a savepoint
+// of its own, so that a refused row undoes only itself; its errors and the
+// job's checkpoint commit with it.
+func (j *Jobs) runBatch(ctx context.Context, job gen.ImportJob, o customer.Origin, batch []item, keep bool) error {
+	return pgx.BeginFunc(ctx, j.pool, func(tx pgx.Tx) error {
+		work, err := tx.Begin(ctx) // the rows' work, kept or rolled back whole
+		if err != nil {
+			return err
+		}
+		uses := j.useCases(work)
+		var created, updated int64
+		var failed []item
+		for _, it := range batch {
+			if it.err != nil {
+				failed = append(failed, it)
+				continue
+			}
+			sp, err := work.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			_, isNew, err := uses.ImportRow(ctx, o, job.Mode, it.row)
+			if err != nil {
+				if rerr := sp.Rollback(ctx); rerr != nil {
+					return rerr
+				}
+				if p := problem.For(err); p.Status >= 500 && !problem.Permanent(err) {
+					return err // ours: the batch is tried again
+				}
+				failed = append(failed, item{num: it.num, err: err})
+				continue
+			}
+			if err := sp.Commit(ctx); err != nil {
+				return err
+			}
+			if isNew {
+				created++
+			} else {
+				updated++
+			}
+		}
+		if keep {
+			err = work.Commit(ctx)
+		} else {
+			err = work.Rollback(ctx)
+		}
+		if err != nil {
+			return err
+		}
+		q := j.q.WithTx(tx)
+		if err := recordErrors(ctx, q, job, failed); err != nil {
+			return err
+		}
+		n, err := q.CheckpointImportJob(ctx, gen.CheckpointImportJobParams{
+			ID: job.ID, RowsDone: batch[len(batch)-1].num, Created: created, Updated: updated, Failed: int64(len(failed)),
+			LeaseUntil: j.leaseFrom(time.Now()),
+		})
+		if err == nil && n != 1 {
+			err = fmt.Errorf("imports: job %s is no longer running here", job.ID)
+		}
+		return err
+	})
+}
+
+// recordErrors keeps each failed row's errors, as HTTP would answer them.
+func recordErrors(ctx context.Context, q *gen.Queries, job gen.ImportJob, failed []item) error {
+	for _, it := range failed {
+		var errs []customer.FieldError
+		var re *RowError
+		if errors.As(it.err, &re) {
+			errs = re.Errors
+		} else {
+			errs = problem.For(it.err).Errors
+		}
+		for i, e := range errs {
+			if err := q.InsertImportError(ctx, gen.InsertImportErrorParams{
+				JobID: job.ID, RowNum: it.num, Seq: int32(i), Field: e.Field, Code: e.Code, Message: e.Message,
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeAll writes every row in one transaction, which also ends the job:
+// reject_all's second pass, after the first found no failed row. A row that
+// fails now (a customer created meanwhile with its email, say) fails the
+// job and nothing is written.
+func (j *Jobs) writeAll(ctx context.Context, job gen.ImportJob) (string, string, error) {
+	rs, err := newRows(job.Format, &chunkReader{ctx: ctx, q: j.q, job: job.ID})
+	if err != nil {
+		return j.fileFailed(err)
+	}
+	o := origin(job)
+	var failed *item
+	var last, created, updated int64
+	err = pgx.BeginFunc(ctx, j.pool, func(tx pgx.Tx) error {
+		uses := j.useCases(tx)
+		for {
+			row, num, err := rs.next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				failed = &item{num: num, err: err}
+				return errRejected
+			}
+			_, isNew, err := uses.ImportRow(ctx, o, job.Mode, row)
+			if err != nil {
+				if p := problem.For(err); p.Status >= 500 && !problem.Permanent(err) {
+					return err
+				}
+				failed = &item{num: num, err: err}
+				return errRejected
+			}
+			if last = num; isNew {
+				created++
+			} else {
+				updated++
+			}
+		}
+		return j.q.WithTx(tx).FinishImportJob(ctx, gen.FinishImportJobParams{
+			ID: job.ID, Status: StatusSucceeded, FinishedAt: ptr(time.Now()),
+			RowsDone: last, RowsCreated: created, RowsUpdated: updated,
+		})
+	})
+	if errors.Is(err, errRejected) {
+		if err := recordErrors(ctx, j.q, job, []item{*failed}); err != nil {
+			return "", "", err
+		}
+		return StatusFailed, fmt.Sprintf("row %d failed while writing (see the errors); nothing was written", failed.num), nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return StatusSucceeded, "", nil
+}
+
+var errRejected = errors.New("imports: a row failed")
+
+// chunkReader reads a job's spooled file, a few chunks at a time.
+type chunkReader struct {
+	ctx  context.Context
+	q    *gen.Queries
+	job  uuid.UUID
+	next int32
+	buf  []byte
+	more [][]byte
+	done bool
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if len(r.more) > 0 {
+			r.buf, r.more = r.more[0], r.more[1:]
+			continue
+		}
+		if r.done {
+			return 0, io.EOF
+		}
+		page, err := r.q.ImportChunks(r.ctx, gen.ImportChunksParams{JobID: r.job, Seq: r.next, Limit: 8})
+		if err != nil {
+			return 0, fmt.Errorf("imports: read the file: %w", err)
+		}
+		for _, c := range page {
+			r.more = append(r.more, c.Data)
+			r.next = c.Seq + 1
+		}
+		r.done = len(page) < 8
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
