@@ -1061,6 +1061,7 @@ func routeCall(s *system, method, pattern string) (path string, body any) {
 	bodies := map[string]any{
 		"POST /v1/customers":                        map[string]any{"email": "table-new-" + randomSuffix() + "@example.com"},
 		"GET /v1/customers":                         nil,
+		"GET /v1/customers/export":                  nil,
 		"GET /v1/customers/{id}":                    nil,
 		"PATCH /v1/customers/{id}":                  map[string]any{"note": "n"},
 		"DELETE /v1/customers/{id}":                 nil,
