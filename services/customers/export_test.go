@@ -400,17 +400,7 @@ func TestExportStreamsOneSnapshot(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
 	const n = 3_000
-	// Rows of ~16 KB: 48 MB in all, far more than the sockets buffer, so the
-	// export is still reading pages when the test changes customers.
-	if _, err := s.pool.Exec(context.Background(), `
-		INSERT INTO customers (id, email, last_name, metadata, created_at, updated_at)
-		SELECT gen_random_uuid(), format('c%s@example.com', lpad(i::text, 5, '0')), format('L%s', i),
-		       jsonb_build_object('n', i::text, 'pad1', repeat('x', 4000), 'pad2', repeat('y', 4000),
-		                          'pad3', repeat('z', 4000), 'pad4', repeat('w', 4000)),
-		       now() - (i || ' seconds')::interval, now()
-		FROM generate_series(0, $1 - 1) AS i`, n); err != nil {
-		t.Fatal(err)
-	}
+	insertBigCustomers(t, s, n)
 	idOf := func(i int) string {
 		var id string
 		if err := s.pool.QueryRow(context.Background(), `SELECT id FROM customers WHERE email = $1`, fmt.Sprintf("c%05d@example.com", i)).Scan(&id); err != nil {
@@ -419,20 +409,7 @@ func TestExportStreamsOneSnapshot(t *testing.T) {
 		return id
 	}
 
-	req, err := http.NewRequest(http.MethodGet, s.api.URL+"/v1/customers/export?order=email&fields=id,email,last_name,metadata", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
-	body := bufio.NewReaderSize(resp.Body, 1<<20)
+	resp, body := startExport(t, s, "order=email&fields=id,email,last_name,metadata")
 	type line struct {
 		ID       string            `json:"id"`
 		Email    string            `json:"email"`
@@ -462,9 +439,7 @@ func TestExportStreamsOneSnapshot(t *testing.T) {
 		}
 	}
 	read(10)
-	if s.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'`) == 0 {
-		t.Fatal("the export's transaction has ended already: nothing would prove its snapshot; make the rows bigger")
-	}
+	expectExportRunning(t, s)
 
 	// Changes while the export streams: c00001, read already, moves to the end
 	// of the order; c02999, not read yet, to the start of it; c02000 gets a new
@@ -483,7 +458,7 @@ func TestExportStreamsOneSnapshot(t *testing.T) {
 		t.Fatalf("DELETE: status %d", r.StatusCode)
 	}
 	for i := range 3 {
-		s.createCustomer(map[string]any{"email": fmt.Sprintf("c%05d-new@example.com", 100+i)})
+		s.createCustomer(map[string]any{"email": fmt.Sprintf("c%05d-new@example.com", 2700+i)})
 	}
 
 	read(n + 10)
@@ -512,6 +487,76 @@ func TestExportStreamsOneSnapshot(t *testing.T) {
 		if _, ok := seen[id]; !ok {
 			t.Errorf("customer %s, changed during the export, is missing", id)
 		}
+	}
+}
+
+// A failure after the first byte cuts the answer: the client sees a broken
+// stream without the trailers, never a file that looks whole.
+func TestExportCutMidStreamIsNotWhole(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	insertBigCustomers(t, s, 3_000)
+	resp, body := startExport(t, s, "format=csv")
+	if _, err := body.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	expectExportRunning(t, s)
+	// The export's connection dies: its next page cannot be read.
+	if n := s.count(`SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND state = 'idle in transaction') AS t`); n != 1 {
+		t.Fatalf("terminated %d sessions, want the export's", n)
+	}
+	_, err := io.Copy(io.Discard, body)
+	if err == nil {
+		t.Error("the cut export ended like a whole one")
+	}
+	if resp.Trailer.Get("X-Export-Complete") != "" || resp.Trailer.Get("X-Export-Rows") != "" {
+		t.Errorf("a cut export has trailers %v", resp.Trailer)
+	}
+}
+
+// insertBigCustomers inserts n customers c00000@example.com … straight into
+// the table (no events: the tests using them read exports only), with rows of
+// ~16 KB, far more in all than sockets buffer, so that an export of them is
+// still reading pages while the test reads its first lines.
+func insertBigCustomers(t *testing.T, s *system, n int) {
+	t.Helper()
+	if _, err := s.pool.Exec(context.Background(), `
+		INSERT INTO customers (id, email, last_name, metadata, created_at, updated_at)
+		SELECT gen_random_uuid(), format('c%s@example.com', lpad(i::text, 5, '0')), format('L%s', i),
+		       jsonb_build_object('n', i::text, 'pad1', repeat('x', 4000), 'pad2', repeat('y', 4000),
+		                          'pad3', repeat('z', 4000), 'pad4', repeat('w', 4000)),
+		       now() - (i || ' seconds')::interval, now()
+		FROM generate_series(0, $1 - 1) AS i`, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startExport starts an export and returns its body to read incrementally.
+func startExport(t *testing.T, s *system, query string) (*http.Response, *bufio.Reader) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.api.URL+"/v1/customers/export?"+query, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	return resp, bufio.NewReaderSize(resp.Body, 1<<20)
+}
+
+// expectExportRunning fails unless the export's snapshot transaction is open:
+// a test of what happens during an export proves nothing after it.
+func expectExportRunning(t *testing.T, s *system) {
+	t.Helper()
+	if s.count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'`) == 0 {
+		t.Fatal("the export's transaction has ended already; make the rows bigger")
 	}
 }
 
