@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -35,7 +36,8 @@ const (
 
 // exportWriteTimeout is how long writing one page of an export may take:
 // the server's WriteTimeout bounds ordinary answers, not a file of a million
-// customers, so each page moves the deadline on.
+// customers, so each page moves the deadline on (and the read deadline is
+// lifted, see begin).
 const exportWriteTimeout = time.Minute
 
 // exportField is a field of the customer in an export: a CSV column and an
@@ -234,6 +236,11 @@ func (e *exportWriter) begin() error {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Trailer", trailerRows+", "+trailerComplete)
 	e.w.WriteHeader(http.StatusOK)
+	// The server's ReadTimeout would otherwise end the request's context in
+	// the middle of a long export; a GET has no body left to read.
+	if err := e.rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
 	if !e.opts.csv {
 		return nil
 	}
@@ -292,10 +299,10 @@ func (e *exportWriter) flush() error {
 			return err
 		}
 	}
-	if err := e.rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout)); err != nil && err != http.ErrNotSupported {
+	if err := e.rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
-	if err := e.rc.Flush(); err != nil && err != http.ErrNotSupported {
+	if err := e.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
 	return nil
