@@ -61,6 +61,50 @@ func (q *Queries) GetCustomerAddress(ctx context.Context, arg GetCustomerAddress
 	return i, err
 }
 
+const listAddressesOfCustomers = `-- name: ListAddressesOfCustomers :many
+SELECT id, customer_id, first_name, last_name, company_name, street_address_1, street_address_2, city, city_area, postal_code, country, country_area, phone, created_at, updated_at FROM customer_addresses
+WHERE customer_id = ANY($1::uuid[])
+ORDER BY customer_id, created_at, id
+`
+
+// Every address of a page of customers in one round trip (an export's page),
+// each customer's oldest first as ListCustomerAddresses orders them.
+func (q *Queries) ListAddressesOfCustomers(ctx context.Context, customerIds []uuid.UUID) ([]CustomerAddress, error) {
+	rows, err := q.db.Query(ctx, listAddressesOfCustomers, customerIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CustomerAddress
+	for rows.Next() {
+		var i CustomerAddress
+		if err := rows.Scan(
+			&i.ID,
+			&i.CustomerID,
+			&i.FirstName,
+			&i.LastName,
+			&i.CompanyName,
+			&i.StreetAddress1,
+			&i.StreetAddress2,
+			&i.City,
+			&i.CityArea,
+			&i.PostalCode,
+			&i.Country,
+			&i.CountryArea,
+			&i.Phone,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listCustomerAddresses = `-- name: ListCustomerAddresses :many
 SELECT id, customer_id, first_name, last_name, company_name, street_address_1, street_address_2, city, city_area, postal_code, country, country_area, phone, created_at, updated_at FROM customer_addresses
 WHERE customer_id = $1

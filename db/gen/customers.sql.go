@@ -99,6 +99,98 @@ func (q *Queries) DeleteCustomers(ctx context.Context, ids []uuid.UUID) (int64, 
 	return result.RowsAffected(), nil
 }
 
+const exportMetadataKeys = `-- name: ExportMetadataKeys :many
+SELECT DISTINCT k.private, k.key FROM customers
+CROSS JOIN LATERAL (
+    SELECT false AS private, jsonb_object_keys(metadata) AS key
+    UNION ALL
+    SELECT true, jsonb_object_keys(private_metadata) WHERE $1::boolean
+) AS k
+WHERE ($2::text IS NULL OR email = $2)
+  AND ($3::boolean IS NULL OR is_active = $3)
+  AND ($4::text IS NULL OR search_text LIKE customer_search_text($4))
+  AND ($5::boolean IS NULL OR has_account = $5)
+  AND ($6::boolean IS NULL OR is_verified = $6)
+  AND ($7::timestamptz IS NULL OR created_at > $7)
+  AND ($8::timestamptz IS NULL OR created_at < $8)
+  AND ($9::timestamptz IS NULL OR updated_at > $9)
+  AND ($10::jsonb IS NULL OR metadata @> $10)
+  AND ($11::uuid IS NULL OR group_ids @> ARRAY[$11::uuid])
+  AND ($12::integer IS NULL OR number_of_orders >= $12)
+  AND ($13::integer IS NULL OR number_of_orders <= $13)
+  AND ($14::timestamptz IS NULL OR last_order_at > $14)
+  AND ($15::timestamptz IS NULL OR first_order_at < $15)
+  AND (NOT $16::boolean OR first_order_at < created_at)
+  AND ($14::timestamptz IS NULL OR $15::timestamptz IS NULL OR EXISTS (
+        SELECT 1 FROM orders o WHERE o.customer_id = customers.id
+          AND o.placed_at > $14 AND o.placed_at < $15))
+`
+
+type ExportMetadataKeysParams struct {
+	WithPrivate          bool
+	Email                *string
+	IsActive             *bool
+	Q                    *string
+	HasAccount           *bool
+	IsVerified           *bool
+	CreatedAfter         *time.Time
+	CreatedBefore        *time.Time
+	UpdatedAfter         *time.Time
+	Metadata             []byte
+	GroupID              *uuid.UUID
+	OrdersMin            *int32
+	OrdersMax            *int32
+	PlacedAfter          *time.Time
+	PlacedBefore         *time.Time
+	OrderedBeforeCreated bool
+}
+
+type ExportMetadataKeysRow struct {
+	Private bool
+	Key     string
+}
+
+// The metadata keys of every customer an export will write, read in the
+// export's snapshot before its first row: a CSV file names one column per key
+// in its header. The filters are ListCustomers' (sqlc cannot share a WHERE
+// clause between queries); private metadata keys only when asked for.
+func (q *Queries) ExportMetadataKeys(ctx context.Context, arg ExportMetadataKeysParams) ([]ExportMetadataKeysRow, error) {
+	rows, err := q.db.Query(ctx, exportMetadataKeys,
+		arg.WithPrivate,
+		arg.Email,
+		arg.IsActive,
+		arg.Q,
+		arg.HasAccount,
+		arg.IsVerified,
+		arg.CreatedAfter,
+		arg.CreatedBefore,
+		arg.UpdatedAfter,
+		arg.Metadata,
+		arg.GroupID,
+		arg.OrdersMin,
+		arg.OrdersMax,
+		arg.PlacedAfter,
+		arg.PlacedBefore,
+		arg.OrderedBeforeCreated,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ExportMetadataKeysRow
+	for rows.Next() {
+		var i ExportMetadataKeysRow
+		if err := rows.Scan(&i.Private, &i.Key); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const getCustomer = `-- name: GetCustomer :one
 SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at FROM customers WHERE id = $1
 `

@@ -25,3 +25,10 @@ WHERE customer_id = sqlc.arg(customer_id)
        OR (created_at, id) > (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::uuid))
 ORDER BY created_at, id
 LIMIT sqlc.arg(row_limit);
+
+-- name: ListAddressesOfCustomers :many
+-- Every address of a page of customers in one round trip (an export's page),
+-- each customer's oldest first as ListCustomerAddresses orders them.
+SELECT * FROM customer_addresses
+WHERE customer_id = ANY(sqlc.arg(customer_ids)::uuid[])
+ORDER BY customer_id, created_at, id;

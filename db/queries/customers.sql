@@ -117,3 +117,33 @@ WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
           AND o.placed_at > sqlc.narg(placed_after) AND o.placed_at < sqlc.narg(placed_before)))
 LIMIT sqlc.arg(count_limit)
 ) AS capped;
+
+-- name: ExportMetadataKeys :many
+-- The metadata keys of every customer an export will write, read in the
+-- export's snapshot before its first row: a CSV file names one column per key
+-- in its header. The filters are ListCustomers' (sqlc cannot share a WHERE
+-- clause between queries); private metadata keys only when asked for.
+SELECT DISTINCT k.private, k.key FROM customers
+CROSS JOIN LATERAL (
+    SELECT false AS private, jsonb_object_keys(metadata) AS key
+    UNION ALL
+    SELECT true, jsonb_object_keys(private_metadata) WHERE sqlc.arg(with_private)::boolean
+) AS k
+WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
+  AND (sqlc.narg(is_active)::boolean IS NULL OR is_active = sqlc.narg(is_active))
+  AND (sqlc.narg(q)::text IS NULL OR search_text LIKE customer_search_text(sqlc.narg(q)))
+  AND (sqlc.narg(has_account)::boolean IS NULL OR has_account = sqlc.narg(has_account))
+  AND (sqlc.narg(is_verified)::boolean IS NULL OR is_verified = sqlc.narg(is_verified))
+  AND (sqlc.narg(created_after)::timestamptz IS NULL OR created_at > sqlc.narg(created_after))
+  AND (sqlc.narg(created_before)::timestamptz IS NULL OR created_at < sqlc.narg(created_before))
+  AND (sqlc.narg(updated_after)::timestamptz IS NULL OR updated_at > sqlc.narg(updated_after))
+  AND (sqlc.narg(metadata)::jsonb IS NULL OR metadata @> sqlc.narg(metadata))
+  AND (sqlc.narg(group_id)::uuid IS NULL OR group_ids @> ARRAY[sqlc.narg(group_id)::uuid])
+  AND (sqlc.narg(orders_min)::integer IS NULL OR number_of_orders >= sqlc.narg(orders_min))
+  AND (sqlc.narg(orders_max)::integer IS NULL OR number_of_orders <= sqlc.narg(orders_max))
+  AND (sqlc.narg(placed_after)::timestamptz IS NULL OR last_order_at > sqlc.narg(placed_after))
+  AND (sqlc.narg(placed_before)::timestamptz IS NULL OR first_order_at < sqlc.narg(placed_before))
+  AND (NOT sqlc.arg(ordered_before_created)::boolean OR first_order_at < created_at)
+  AND (sqlc.narg(placed_after)::timestamptz IS NULL OR sqlc.narg(placed_before)::timestamptz IS NULL OR EXISTS (
+        SELECT 1 FROM orders o WHERE o.customer_id = customers.id
+          AND o.placed_at > sqlc.narg(placed_after) AND o.placed_at < sqlc.narg(placed_before)));

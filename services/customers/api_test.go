@@ -1053,6 +1053,11 @@ func routeCall(s *system, method, pattern string) (path string, body any) {
 	if strings.HasPrefix(pattern, "/v1/orders/{id}/transfer-requests") {
 		return transferRouteCall(s, method, pattern)
 	}
+	if strings.HasPrefix(pattern, "/v1/import-jobs/{id}") {
+		var job struct{ ID string }
+		s.do(http.MethodPost, "/v1/customers/import", file{"text/csv", "email\n"}, &job)
+		path = strings.ReplaceAll(pattern, "{id}", job.ID)
+	}
 	if strings.HasPrefix(pattern, "/v1/customer-groups/{id}") {
 		g := s.createGroup("table-" + randomSuffix())
 		path = strings.ReplaceAll(pattern, "{id}", g.ID)
@@ -1061,6 +1066,10 @@ func routeCall(s *system, method, pattern string) (path string, body any) {
 	bodies := map[string]any{
 		"POST /v1/customers":                        map[string]any{"email": "table-new-" + randomSuffix() + "@example.com"},
 		"GET /v1/customers":                         nil,
+		"GET /v1/customers/export":                  nil,
+		"POST /v1/customers/import":                 file{"text/csv", "email\ntable-import-" + randomSuffix() + "@example.com\n"},
+		"GET /v1/import-jobs/{id}":                  nil,
+		"GET /v1/import-jobs/{id}/errors":           nil,
 		"GET /v1/customers/{id}":                    nil,
 		"PATCH /v1/customers/{id}":                  map[string]any{"note": "n"},
 		"DELETE /v1/customers/{id}":                 nil,

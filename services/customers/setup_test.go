@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,13 +92,19 @@ func (s *system) doWith(token, method, path string, body any, out any) *http.Res
 	return s.send(method, path, body, out, h)
 }
 
+// file is a request body of its own media type (an import's CSV, say).
+type file struct{ contentType, data string }
+
 // send makes the request: a string or []byte body is sent as is, anything
 // else as JSON; headers override the JSON content type.
 func (s *system) send(method, path string, body any, out any, headers map[string]string) *http.Response {
 	s.t.Helper()
 	var r io.Reader
+	contentType := "application/json"
 	switch b := body.(type) {
 	case nil:
+	case file:
+		r, contentType = strings.NewReader(b.data), b.contentType
 	case string:
 		r = bytes.NewBufferString(b)
 	case []byte:
@@ -114,7 +121,7 @@ func (s *system) send(method, path string, body any, out any, headers map[string
 		s.t.Fatal(err)
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	for k, v := range headers {
 		req.Header.Set(k, v)

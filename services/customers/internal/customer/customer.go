@@ -155,6 +155,9 @@ type Store interface {
 	ListNotes(ctx context.Context, customerID uuid.UUID, limit int, after *Cursor) ([]Note, error)
 	// Count counts the customers matching f, but stops at limit.
 	Count(ctx context.Context, f Filter, limit int) (int64, error)
+	// Snapshot runs fn on one consistent snapshot of the database, a
+	// read-only transaction that sees nothing committed after it began.
+	Snapshot(ctx context.Context, fn func(Snapshot) error) error
 	SessionStore
 }
 

@@ -123,6 +123,7 @@ func (a *API) Routes() []Route {
 		{"GET /v1/customers/{id}/orders", auth.ManageUsers, a.listOrders(pathOwner)},
 		{"POST /v1/customers", auth.ManageUsers, a.createCustomer},
 		{"GET /v1/customers", auth.ManageUsers, a.listCustomers},
+		{"GET /v1/customers/export", auth.ManageUsers, a.exportCustomers},
 		{"GET /v1/customers/{id}", auth.ManageUsers, a.getCustomer},
 		{"PATCH /v1/customers/{id}", auth.ManageUsers, a.updateCustomer},
 		{"DELETE /v1/customers/{id}", auth.ManageUsers, a.deleteCustomer},

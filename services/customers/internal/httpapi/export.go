@@ -1,0 +1,476 @@
+package httpapi
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/services/customers/internal/auth"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/problem"
+)
+
+// The media types of an export (docs/staff-api.md, "Export and import files").
+const (
+	csvType    = "text/csv; charset=utf-8"
+	ndjsonType = "application/x-ndjson"
+)
+
+// Trailers of an export: only a file whose answer ends with them, complete,
+// is whole; a failure mid-stream cuts the connection before them.
+const (
+	trailerRows     = "X-Export-Rows"
+	trailerComplete = "X-Export-Complete"
+)
+
+// exportWriteTimeout is how long writing one page of an export may take:
+// the server's WriteTimeout bounds ordinary answers, not a file of a million
+// customers, so each page moves the deadline on (and the read deadline is
+// lifted, see begin).
+const exportWriteTimeout = time.Minute
+
+// exportField is a field of the customer in an export: a CSV column and an
+// NDJSON key of the same name and value.
+type exportField struct {
+	name  string
+	value func(v *events.Customer) any
+}
+
+// exportFields are the customer's own fields in file order; defaultFields of
+// them are exported unless fields= chooses.
+var (
+	exportFields = []exportField{
+		{"id", func(v *events.Customer) any { return v.ID }},
+		{"email", func(v *events.Customer) any { return v.Email }},
+		{"first_name", func(v *events.Customer) any { return v.FirstName }},
+		{"last_name", func(v *events.Customer) any { return v.LastName }},
+		{"company_name", func(v *events.Customer) any { return v.CompanyName }},
+		{"phone", func(v *events.Customer) any { return v.Phone }},
+		{"note", func(v *events.Customer) any { return v.Note }},
+		{"is_active", func(v *events.Customer) any { return v.IsActive }},
+		{"language_code", func(v *events.Customer) any { return v.LanguageCode }},
+		{"external_reference", func(v *events.Customer) any { return v.ExternalReference }},
+		{"is_verified", func(v *events.Customer) any { return v.IsVerified }},
+		{"created_at", func(v *events.Customer) any { return v.CreatedAt }},
+		// Read-only: exported only when asked for.
+		{"updated_at", func(v *events.Customer) any { return v.UpdatedAt }},
+		{"version", func(v *events.Customer) any { return v.Version }},
+		{"has_account", func(v *events.Customer) any { return v.HasAccount }},
+		{"number_of_orders", func(v *events.Customer) any { return v.NumberOfOrders }},
+		{"last_order_at", func(v *events.Customer) any { return v.LastOrderAt }},
+		{"groups", func(v *events.Customer) any { return v.Groups }},
+	}
+	defaultFields = 12 // id … created_at
+)
+
+// Names of fields= that are not columns of their own.
+const (
+	fieldMetadata        = "metadata"
+	fieldPrivateMetadata = "private_metadata"
+	fieldAddresses       = "addresses"
+)
+
+// addressColumns are the CSV columns of the default address, after "address.".
+var addressColumns = []string{"first_name", "last_name", "company_name", "street_address_1", "street_address_2",
+	"city", "city_area", "postal_code", "country", "country_area", "phone"}
+
+// exportOptions is what an export writes, from format=, fields= and include=.
+type exportOptions struct {
+	csv       bool
+	fields    []exportField // in file order
+	metadata  bool
+	private   bool // include=private_metadata
+	addresses bool // include=addresses
+}
+
+// exportParams are the query parameters of an export besides the list's
+// filters and order; pageParams are the list's that an export refuses.
+var (
+	exportParams = []string{"format", "fields", "include"}
+	pageParams   = []string{"limit", "cursor", "count", "count_limit"}
+)
+
+func (a *API) exportCustomers(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	started := time.Now().UTC()
+	qs := r.URL.Query()
+	opts, err := parseExportOptions(qs, r.Header.Get("Accept"))
+	if err != nil {
+		return err
+	}
+	filters := url.Values{}
+	for k, v := range qs {
+		if slices.Contains(pageParams, k) {
+			return problem.Input(http.StatusBadRequest, k, problem.CodeUnknownField, "an export is the whole result: %s does not apply", k)
+		}
+		if !slices.Contains(exportParams, k) {
+			filters[k] = v
+		}
+	}
+	in, err := parseListInput(filters)
+	if err != nil {
+		return err
+	}
+	ew := &exportWriter{w: w, rc: http.NewResponseController(w), opts: opts, started: started}
+	err = a.customers.Export(r.Context(), customer.ExportInput{
+		ListInput: in, Addresses: opts.addresses,
+		MetadataKeys: opts.csv && opts.metadata, PrivateMetadataKeys: opts.csv && opts.private,
+	}, ew)
+	if err == nil {
+		err = ew.finish()
+	}
+	if err == nil {
+		return nil
+	}
+	if !ew.headerSent {
+		return err
+	}
+	// The answer has begun: it can no longer become a problem. Cutting the
+	// connection (no last chunk, no trailers) tells the client the file is
+	// not whole; ending it normally would make a cut file look complete.
+	a.log.Error("export cut short", zap.String("request_id", requestID(r.Context())),
+		zap.Int("rows", ew.rows), zap.Error(err))
+	panic(http.ErrAbortHandler)
+}
+
+// parseExportOptions reads format= (else the Accept header; NDJSON by
+// default), include= and fields=.
+func parseExportOptions(qs url.Values, accept string) (exportOptions, error) {
+	var o exportOptions
+	switch f := qs.Get("format"); f {
+	case "csv":
+		o.csv = true
+	case "ndjson":
+	case "":
+		o.csv = strings.Contains(accept, "text/csv") && !strings.Contains(accept, ndjsonType)
+	default:
+		return o, problem.Input(http.StatusBadRequest, "format", customer.CodeInvalid, "format must be csv or ndjson")
+	}
+	if v, ok := qs["include"]; ok {
+		for name := range strings.SplitSeq(v[0], ",") {
+			switch strings.TrimSpace(name) {
+			case fieldPrivateMetadata:
+				o.private = true
+			case fieldAddresses:
+				o.addresses = true
+			default:
+				return o, problem.Input(http.StatusBadRequest, "include", customer.CodeInvalid,
+					"include is a comma-separated list of private_metadata and addresses; %q is neither", name)
+			}
+		}
+	}
+	v, chosen := qs["fields"]
+	if !chosen {
+		o.fields, o.metadata = exportFields[:defaultFields], true
+		return o, nil
+	}
+	want := map[string]bool{}
+	for name := range strings.SplitSeq(v[0], ",") {
+		name = strings.TrimSpace(name)
+		known := name == fieldMetadata || slices.ContainsFunc(exportFields, func(f exportField) bool { return f.name == name })
+		switch {
+		case name == fieldPrivateMetadata && !o.private, name == fieldAddresses && !o.addresses:
+			return o, problem.Input(http.StatusBadRequest, "fields", customer.CodeInvalid,
+				"%s is exported only with include=%s", name, name)
+		case !known && name != fieldPrivateMetadata && name != fieldAddresses:
+			return o, problem.Input(http.StatusBadRequest, "fields", customer.CodeInvalid,
+				"fields: %q is not a field of an export (see docs/staff-api.md, Export and import files)", name)
+		}
+		want[name] = true
+	}
+	for _, f := range exportFields {
+		if want[f.name] {
+			o.fields = append(o.fields, f)
+		}
+	}
+	o.metadata = want[fieldMetadata]
+	return o, nil
+}
+
+// exportWriter writes an export as it is read, CSV or NDJSON. Nothing of the
+// answer is sent before the first customer (or the CSV header), so an error
+// found before it is still an ordinary problem.
+type exportWriter struct {
+	w          http.ResponseWriter
+	rc         *http.ResponseController
+	opts       exportOptions
+	started    time.Time
+	keys       customer.MetadataKeys
+	csv        *csv.Writer
+	record     []string // CSV: reused for every row
+	line       []byte   // NDJSON: reused for every row
+	headerSent bool
+	rows       int
+}
+
+// Keys receives the metadata keys, which make CSV columns.
+func (e *exportWriter) Keys(k customer.MetadataKeys) error {
+	e.keys = k
+	return e.begin()
+}
+
+// begin sends the status and headers and, for CSV, the header row.
+func (e *exportWriter) begin() error {
+	if e.headerSent {
+		return nil
+	}
+	e.headerSent = true
+	h := e.w.Header()
+	ext := "ndjson"
+	h.Set("Content-Type", ndjsonType)
+	if e.opts.csv {
+		ext = "csv"
+		h.Set("Content-Type", csvType)
+	}
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="customers-%s.%s"`, e.started.Format("20060102T150405Z"), ext))
+	h.Set("Cache-Control", "no-store")
+	h.Set("Trailer", trailerRows+", "+trailerComplete)
+	e.w.WriteHeader(http.StatusOK)
+	// The server's ReadTimeout would otherwise end the request's context in
+	// the middle of a long export; a GET has no body left to read.
+	if err := e.rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	if !e.opts.csv {
+		return nil
+	}
+	e.csv = csv.NewWriter(e.w)
+	e.csv.UseCRLF = true
+	var header []string
+	for _, f := range e.opts.fields {
+		header = append(header, f.name)
+	}
+	if e.opts.metadata {
+		for _, k := range e.keys.Public {
+			header = append(header, fieldMetadata+"."+k)
+		}
+	}
+	if e.opts.private {
+		for _, k := range e.keys.Private {
+			header = append(header, fieldPrivateMetadata+"."+k)
+		}
+	}
+	if e.opts.addresses {
+		for _, c := range addressColumns {
+			header = append(header, "address."+c)
+		}
+	}
+	e.record = make([]string, len(header))
+	return e.csv.Write(header)
+}
+
+// Customer writes one row.
+func (e *exportWriter) Customer(c customer.Customer, addresses []customer.Address) error {
+	if err := e.begin(); err != nil {
+		return err
+	}
+	v := c.Public()
+	var err error
+	if e.opts.csv {
+		err = e.csvRow(c, &v, addresses)
+	} else {
+		err = e.jsonLine(c, &v, addresses)
+	}
+	if err != nil {
+		return err
+	}
+	e.rows++
+	if e.rows%customer.ExportPageSize == 0 {
+		return e.flush()
+	}
+	return nil
+}
+
+// flush sends what is buffered and gives the next page its write deadline.
+func (e *exportWriter) flush() error {
+	if e.csv != nil {
+		e.csv.Flush()
+		if err := e.csv.Error(); err != nil {
+			return err
+		}
+	}
+	if err := e.rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	if err := e.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
+}
+
+// finish writes what remains and the trailers that mark the file whole.
+func (e *exportWriter) finish() error {
+	if err := e.begin(); err != nil {
+		return err
+	}
+	if err := e.flush(); err != nil {
+		return err
+	}
+	e.w.Header().Set(trailerRows, strconv.Itoa(e.rows))
+	e.w.Header().Set(trailerComplete, "true")
+	return nil
+}
+
+func (e *exportWriter) csvRow(c customer.Customer, v *events.Customer, addresses []customer.Address) error {
+	rec := e.record[:0]
+	for _, f := range e.opts.fields {
+		rec = append(rec, cell(f.value(v)))
+	}
+	if e.opts.metadata {
+		for _, k := range e.keys.Public {
+			rec = append(rec, c.Metadata[k])
+		}
+	}
+	if e.opts.private {
+		for _, k := range e.keys.Private {
+			rec = append(rec, c.PrivateMetadata[k])
+		}
+	}
+	if e.opts.addresses {
+		a, ok := defaultAddress(c, addresses)
+		for _, name := range addressColumns {
+			if !ok {
+				rec = append(rec, "")
+				continue
+			}
+			rec = append(rec, addressCell(a, name))
+		}
+	}
+	return e.csv.Write(rec)
+}
+
+// defaultAddress is the address a CSV row carries: the default shipping
+// address, else the default billing one.
+func defaultAddress(c customer.Customer, addresses []customer.Address) (customer.Address, bool) {
+	for _, id := range []*uuid.UUID{c.DefaultShippingAddressID, c.DefaultBillingAddressID} {
+		if id == nil {
+			continue
+		}
+		if i := slices.IndexFunc(addresses, func(a customer.Address) bool { return a.ID == *id }); i >= 0 {
+			return addresses[i], true
+		}
+	}
+	return customer.Address{}, false
+}
+
+func addressCell(a customer.Address, name string) string {
+	switch name {
+	case "first_name":
+		return a.FirstName
+	case "last_name":
+		return a.LastName
+	case "company_name":
+		return a.CompanyName
+	case "street_address_1":
+		return a.StreetAddress1
+	case "street_address_2":
+		return a.StreetAddress2
+	case "city":
+		return a.City
+	case "city_area":
+		return a.CityArea
+	case "postal_code":
+		return a.PostalCode
+	case "country":
+		return a.Country
+	case "country_area":
+		return a.CountryArea
+	default: // phone
+		return cell(a.Phone)
+	}
+}
+
+// cell is a value as a CSV cell: booleans true/false, times RFC 3339 in UTC
+// as the JSON answers give them, group ids joined by ";", null empty.
+func cell(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case *string:
+		if x == nil {
+			return ""
+		}
+		return *x
+	case bool:
+		return strconv.FormatBool(x)
+	case int:
+		return strconv.Itoa(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case uuid.UUID:
+		return x.String()
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano)
+	case *time.Time:
+		if x == nil {
+			return ""
+		}
+		return x.UTC().Format(time.RFC3339Nano)
+	case []uuid.UUID:
+		ids := make([]string, len(x))
+		for i, id := range x {
+			ids[i] = id.String()
+		}
+		return strings.Join(ids, ";")
+	default:
+		panic(fmt.Sprintf("export: no CSV cell for %T", v))
+	}
+}
+
+// jsonLine writes one NDJSON line: the chosen keys of the customer as GET
+// /v1/customers/{id} answers it, then private metadata and addresses when
+// included.
+func (e *exportWriter) jsonLine(c customer.Customer, v *events.Customer, addresses []customer.Address) error {
+	b := append(e.line[:0], '{')
+	add := func(key string, value any) error {
+		raw, err := json.Marshal(value)
+		if err != nil {
+			return fmt.Errorf("export: encode %s: %w", key, err)
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, key)
+		b = append(b, ':')
+		b = append(b, raw...)
+		return nil
+	}
+	for _, f := range e.opts.fields {
+		if err := add(f.name, f.value(v)); err != nil {
+			return err
+		}
+	}
+	if e.opts.metadata {
+		if err := add(fieldMetadata, v.Metadata); err != nil {
+			return err
+		}
+	}
+	if e.opts.private {
+		if err := add(fieldPrivateMetadata, c.Staff().PrivateMetadata); err != nil {
+			return err
+		}
+	}
+	if e.opts.addresses {
+		out := make([]events.Address, len(addresses))
+		for i, a := range addresses {
+			out[i] = a.Public(c)
+		}
+		if err := add(fieldAddresses, out); err != nil {
+			return err
+		}
+	}
+	b = append(b, '}', '\n')
+	e.line = b
+	_, err := e.w.Write(b)
+	return err
+}
