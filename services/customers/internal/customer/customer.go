@@ -112,6 +112,10 @@ type Mutation struct {
 	// Delete removes the customer instead of writing it (a deletion
 	// confirmed by email); Events say so.
 	Delete bool
+	// Rehash says the new PasswordHash is the same password hashed anew
+	// (a hash from another system replaced at login): the customer's
+	// sessions stay, where a new password ends them.
+	Rehash bool
 }
 
 // Store keeps customers and their outbox events; each write is one transaction.

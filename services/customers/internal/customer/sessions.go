@@ -153,8 +153,44 @@ func (s *Service) Login(ctx context.Context, in LoginInput, client string) (Sess
 	if err := s.store.CreateSession(ctx, stored); err != nil {
 		return Session{}, fmt.Errorf("login: %w", err)
 	}
+	if password.NeedsRehash(c.PasswordHash) {
+		// The login has succeeded and stays so whatever the rehash does: the
+		// old hash still verifies, so a rehash that fails (a lost
+		// connection, a cancelled request) costs nothing but being tried
+		// again at the next login. Failing the login would turn away a
+		// customer whose password is right, and the domain has no logger to
+		// report it to (errors are logged at the edges, and this one is not
+		// the caller's).
+		_ = s.rehash(ctx, c, in.Password)
+	}
 	sess.Customer = c
 	return sess, nil
+}
+
+// rehash replaces the customer's hash, from another system or made with
+// older parameters, by our argon2id of the password it has just been
+// verified against. It is no change a consumer sees (a hash is never in an
+// event), so the version does not move and no event is written: a version
+// without its event would leave a gap in sequence. The customer's sessions
+// stay. Should the hash have changed since it was verified (a password reset
+// in between), the newer one is kept.
+func (s *Service) rehash(ctx context.Context, c Customer, pw string) error {
+	hash, err := password.Hash(pw)
+	if err != nil {
+		return fmt.Errorf("rehash password: %w", err)
+	}
+	_, err = update(ctx, s.store, c.ID, func(cur Customer) (*Mutation, error) {
+		if cur.PasswordHash != c.PasswordHash {
+			return nil, nil
+		}
+		next := cur
+		next.PasswordHash = hash
+		return &Mutation{Customer: next, Rehash: true}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("rehash password: %w", err)
+	}
+	return nil
 }
 
 // newSession mints a pair of tokens for the customer.

@@ -1,14 +1,14 @@
 // Package password hashes customer passwords with argon2id and checks them
-// against the stored hash, in the PHC string format.
+// against the stored hash, in the PHC string format. It also takes the hashes
+// of customers brought from another system (argon2, bcrypt, PBKDF2, scrypt:
+// see Import), checks passwords against them, and says when a stored hash
+// should be replaced by one of ours (NeedsRehash).
 package password
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"fmt"
-	"strings"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -43,31 +43,27 @@ func Hash(password string) (string, error) {
 		argon2.Version, memoryKiB, passes, lanes, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
-var errFormat = errors.New("password: not an argon2id PHC string")
-
-// Matches reports whether password hashes to encoded, with the parameters
-// encoded names (so hashes made with older parameters still verify).
+// Matches reports whether password hashes to encoded, in any format Import
+// takes, with the parameters encoded names (so hashes made with older
+// parameters or by another system still verify). A hash Import would refuse
+// is an error, never a match.
 func Matches(password, encoded string) (bool, error) {
-	parts := strings.Split(encoded, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" {
-		return false, errFormat
+	h, err := parse(encoded)
+	if err != nil {
+		return false, err
 	}
-	var version int
-	var m uint32
-	var t uint32
-	var p uint8
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
-		return false, errFormat
+	return h.matches([]byte(password))
+}
+
+// NeedsRehash reports whether encoded is anything but our own argon2id with
+// today's parameters: after a successful login, such a hash is replaced by
+// Hash of the password.
+func NeedsRehash(encoded string) bool {
+	h, err := parse(encoded)
+	if err != nil {
+		return true
 	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
-		return false, errFormat
-	}
-	b64 := base64.RawStdEncoding
-	salt, err1 := b64.DecodeString(parts[4])
-	want, err2 := b64.DecodeString(parts[5])
-	if err1 != nil || err2 != nil || len(want) == 0 {
-		return false, errFormat
-	}
-	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1, nil
+	a, ok := h.(*argon2Hash)
+	return !ok || !a.id || a.memory != memoryKiB || a.time != passes || a.threads != lanes ||
+		len(a.salt) != saltLen || len(a.key) != keyLen
 }

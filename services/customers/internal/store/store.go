@@ -266,8 +266,10 @@ func apply(ctx context.Context, q *gen.Queries, cur customer.Customer, m *custom
 		}
 	}
 	// A new password or a deactivation ends every login of the customer, in
-	// the same transaction; a deletion ends them by cascade.
-	if m.Customer.PasswordHash != cur.PasswordHash || (cur.IsActive && !m.Customer.IsActive) {
+	// the same transaction; a deletion ends them by cascade. A rehash is not
+	// a new password: the logins stay.
+	newPassword := m.Customer.PasswordHash != cur.PasswordHash && !m.Rehash
+	if newPassword || (cur.IsActive && !m.Customer.IsActive) {
 		if err := q.DeleteCustomerSessions(ctx, cur.ID); err != nil {
 			return cur, fmt.Errorf("store: end sessions: %w", err)
 		}
