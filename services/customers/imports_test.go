@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers"
@@ -317,7 +320,7 @@ func TestImportResumesAfterItsInstanceStops(t *testing.T) {
 	}
 	s.runImports()
 	done := s.waitImport(job.ID)
-	if done.Status != "succeeded" || done.Rows.Created != n || done.Rows.Read != n {
+	if done.Status != "succeeded" || done.Rows.Created != n || done.Rows.Read != n || done.Rows.Failed != 0 {
 		t.Fatalf("job %+v, want all %d created", done, n)
 	}
 	if c := s.count(`SELECT count(*) FROM customers WHERE email LIKE $1`, "%-"+sfx+"@example.com"); c != n {
@@ -329,4 +332,88 @@ func TestImportResumesAfterItsInstanceStops(t *testing.T) {
 	if c := s.count(`SELECT count(*) FROM customers WHERE $1 = ANY(group_ids)`, group.ID); c != 1 {
 		t.Errorf("%d customers in the group, want row 120's", c)
 	}
+}
+
+// A customer imported with the password hash of the system it comes from
+// logs in with the old password; a hash of no supported format fails its row.
+func TestImportedPasswordHashLogsIn(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runImports()
+	hash, err := bcrypt.GenerateFromPassword([]byte("the old password"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sfx := randomSuffix()
+	file := fmt.Sprintf(`{"email":"old-%s@example.com","is_verified":true,"password_hash":%q}
+{"email":"md5-%s@example.com","password_hash":"$1$salt$hash"}
+`, sfx, hash, sfx)
+	job := s.waitImport(s.startImport("application/x-ndjson", "", file).ID)
+	errs := s.importErrors(job.ID)
+	if job.Rows.Created != 1 || len(errs) != 1 || errs[0].Row != 2 || errs[0].Field != "password_hash" || errs[0].Code != "unsupported" {
+		t.Fatalf("job %+v errors %+v, want row 2's password_hash unsupported", job, errs)
+	}
+	var got struct {
+		HasAccount bool `json:"has_account"`
+	}
+	c, _ := s.customerByEmail("old-" + sfx + "@example.com")
+	s.do(http.MethodGet, "/v1/customers/"+c.ID, nil, &got)
+	if !got.HasAccount {
+		t.Error("the imported customer with a password has no account")
+	}
+	s.login("old-"+sfx+"@example.com", "the old password")
+	s.public(http.MethodPost, "/v1/store/token", map[string]any{"email": "old-" + sfx + "@example.com", "password": "wrong password"}).
+		expectStatus(t, http.StatusUnauthorized)
+	if n := s.count(`SELECT count(*) FROM customers WHERE email = $1 AND password_hash LIKE '$argon2id$%'`, "old-"+sfx+"@example.com"); n != 1 {
+		t.Error("the old hash was not replaced by argon2id at the first login")
+	}
+}
+
+// An export is importable as it is: exported, imported into an empty
+// database with mode=create, and exported again, it is the same file.
+func TestExportImportExportRoundTrip(t *testing.T) {
+	t.Parallel()
+	from, to := newSystem(t), newSystem(t)
+	to.runImports()
+	exportCustomers(t, from)
+	for _, c := range []struct{ query, contentType string }{
+		{"format=ndjson&include=private_metadata", "application/x-ndjson"},
+		{"format=csv&include=private_metadata,addresses", "text/csv"},
+	} {
+		first := export(t, from, c.query)
+		first.expectStatus(t, http.StatusOK)
+		job := to.waitImport(to.startImport(c.contentType, "", string(first.body)).ID)
+		if job.Status != "succeeded" || job.Rows.Created != 3 {
+			t.Fatalf("%s: import %+v, errors %+v", c.query, job, to.importErrors(job.ID))
+		}
+		again := export(t, to, c.query)
+		if !bytes.Equal(first.body, again.body) {
+			t.Errorf("%s: the export of the import differs:\n%s\nwant\n%s", c.query, again.body, first.body)
+		}
+		to.do(http.MethodPost, "/v1/customers/bulk-delete", map[string]any{"ids": ids(t, to)}, nil)
+	}
+	// With its addresses, an NDJSON export imports too; the addresses are
+	// made anew (new ids), with their fields and default flags.
+	withAddresses := export(t, from, "format=ndjson&include=addresses")
+	job := to.waitImport(to.startImport("application/x-ndjson", "", string(withAddresses.body)).ID)
+	if job.Status != "succeeded" || job.Rows.Created != 3 {
+		t.Fatalf("ndjson with addresses: import %+v, errors %+v", job, to.importErrors(job.ID))
+	}
+	strip := func(body []byte) string {
+		return regexp.MustCompile(`"(id|customer_id|created_at|updated_at|default_shipping_address_id|default_billing_address_id)":("[^"]*"|null),?`).
+			ReplaceAllString(string(body), "")
+	}
+	if got, want := strip(export(t, to, "format=ndjson&include=addresses").body), strip(withAddresses.body); got != want {
+		t.Errorf("addresses after the import:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// ids lists every customer's id.
+func ids(t *testing.T, s *system) []string {
+	t.Helper()
+	var out []string
+	for _, c := range listCustomers(t, s, "limit=100").Customers {
+		out = append(out, c.ID)
+	}
+	return out
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/customerbus/customerbus/services/customers/internal/password"
 )
 
 // Import modes.
@@ -32,6 +34,11 @@ type ImportRow struct {
 	// IsVerified is taken when the import creates the customer: the email was
 	// confirmed in the system the customer comes from.
 	IsVerified *bool `json:"is_verified"`
+	// PasswordHash is the customer's password hash in the system it comes
+	// from (see password.Import), so that the customer logs in with the old
+	// password. Taken when the import creates the customer; a customer the
+	// import matches keeps its own password, which it may have changed.
+	PasswordHash *string `json:"password_hash"`
 	// The read-only fields of an export: accepted, and ignored.
 	UpdatedAt                json.RawMessage `json:"updated_at"`
 	Version                  json.RawMessage `json:"version"`
@@ -40,9 +47,23 @@ type ImportRow struct {
 	LastOrderAt              json.RawMessage `json:"last_order_at"`
 	DefaultShippingAddressID json.RawMessage `json:"default_shipping_address_id"`
 	DefaultBillingAddressID  json.RawMessage `json:"default_billing_address_id"`
+	// Addresses are the customer's addresses as POST /v1/customers takes
+	// them, or as an export writes them (their read-only fields ignored).
+	Addresses []ImportAddress `json:"addresses"`
 	// Given names the fields the row gives (a CSV file's columns, an NDJSON
 	// line's keys): an upsert changes those and no others.
 	Given map[string]bool `json:"-"`
+}
+
+// ImportAddress is an address of an import row: an AddressInput, plus the
+// read-only fields of an exported address, accepted and ignored (the
+// import makes the address anew).
+type ImportAddress struct {
+	AddressInput
+	ID         json.RawMessage `json:"id"`
+	CustomerID json.RawMessage `json:"customer_id"`
+	CreatedAt  json.RawMessage `json:"created_at"`
+	UpdatedAt  json.RawMessage `json:"updated_at"`
 }
 
 // imported is what only an import sets on a new customer.
@@ -78,6 +99,16 @@ func (imp *imported) apply(r *rules, id uuid.UUID, now time.Time) (uuid.UUID, ti
 // channel), as with Create.
 func (s *Service) ImportRow(ctx context.Context, o Origin, mode string, row ImportRow) (c Customer, created bool, err error) {
 	imp := &imported{id: row.ID, createdAt: row.CreatedAt, isVerified: row.IsVerified != nil && *row.IsVerified}
+	if row.PasswordHash != nil && *row.PasswordHash != "" {
+		h, err := password.Import(*row.PasswordHash)
+		switch {
+		case errors.Is(err, password.ErrUnsupportedHash):
+			return Customer{}, false, FieldErr("password_hash", "unsupported", "%v; see the supported formats", err)
+		case err != nil:
+			return Customer{}, false, FieldErr("password_hash", CodeInvalid, "%v", err)
+		}
+		imp.passwordHash = h
+	}
 	if mode == ImportUpsert {
 		match, found, err := s.importMatch(ctx, row)
 		if err != nil {
@@ -88,7 +119,14 @@ func (s *Service) ImportRow(ctx context.Context, o Origin, mode string, row Impo
 			return c, false, err
 		}
 	}
-	c, err = s.create(ctx, o, row.CreateInput, imp)
+	in := row.CreateInput
+	if len(row.Addresses) > 0 {
+		in.Addresses = make([]AddressInput, len(row.Addresses))
+		for i, a := range row.Addresses {
+			in.Addresses[i] = a.AddressInput
+		}
+	}
+	c, err = s.create(ctx, o, in, imp)
 	return c, err == nil, err
 }
 

@@ -239,10 +239,10 @@ func csvColumn(name string) (column, bool) {
 			}
 			if len(r.Addresses) == 0 {
 				yes := true
-				r.Addresses = []customer.AddressInput{{IsDefaultShipping: &yes, IsDefaultBilling: &yes}}
+				r.Addresses = []customer.ImportAddress{{AddressInput: customer.AddressInput{IsDefaultShipping: &yes, IsDefaultBilling: &yes}}}
 				r.Given["addresses"] = true
 			}
-			set(&r.Addresses[0], v)
+			set(&r.Addresses[0].AddressInput, v)
 			return nil
 		}}, true
 	}
@@ -293,8 +293,9 @@ var fieldColumns = map[string]func(r *customer.ImportRow, v string) error{
 		}
 		return nil
 	},
-	"redirect_url": func(r *customer.ImportRow, v string) error { r.RedirectURL = v; return nil },
-	"channel":      func(r *customer.ImportRow, v string) error { r.Channel = v; return nil },
+	"password_hash": func(r *customer.ImportRow, v string) error { r.PasswordHash = nonEmpty(v); return nil },
+	"redirect_url":  func(r *customer.ImportRow, v string) error { r.RedirectURL = v; return nil },
+	"channel":       func(r *customer.ImportRow, v string) error { r.Channel = v; return nil },
 	// Read-only columns of an export: accepted, and ignored.
 	"updated_at":                  ignore,
 	"version":                     ignore,
