@@ -61,6 +61,11 @@ commands:
   orderlinker    the guest-order linker alone (needs NATS_URL)
   migrate        apply database migrations and exit
   token create   issue an API token: -name NAME [-permissions MANAGE_USERS,...] [-staff]
+  import FILE    import customers from a CSV or NDJSON file through the API, with progress:
+                 [-mode create|upsert] [-dry-run] [-on-error skip_rows|reject_all]
+  export         export customers through the API to stdout: [-format ndjson|csv]
+                 [-fields ...] [-include private_metadata,addresses] [filter=value ...]
+                 (import and export read CUSTOMERBUS_URL and CUSTOMERBUS_TOKEN)
 
 configuration is read from the environment; every setting is in docs/operations.md.
 `
@@ -79,6 +84,13 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
+	// The file commands are clients of a running service: no database.
+	switch args[0] {
+	case "import":
+		return importCommand(ctx, args[1:], os.Stderr)
+	case "export":
+		return exportCommand(ctx, args[1:], os.Stdout, os.Stderr)
+	}
 	cfg, err := env.ParseAs[config]()
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
