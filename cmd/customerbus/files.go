@@ -232,7 +232,7 @@ func (c *apiClient) summarise(ctx context.Context, job importJob, dryRun bool, s
 			sc := bufio.NewScanner(resp.Body)
 			for n := 0; sc.Scan() && n < maxShownErrors; n++ {
 				var e struct {
-					Row                   int64
+					Row                  int64
 					Field, Code, Message string
 				}
 				if json.Unmarshal(sc.Bytes(), &e) == nil {
