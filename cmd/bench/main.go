@@ -10,6 +10,10 @@
 // the last customer.created seen, and publish → customer.created latency,
 // beside the create case's HTTP rate of the same run.
 //
+// import: a CSV of -import-rows customers through POST /v1/customers/import,
+// until each customer.created is on JetStream, beside a plain COPY of as
+// many rows into the customers table, in the same run.
+//
 // search: GET /v1/customers on a million customers seeded by COPY, with q and
 // with filters, one query at a time; it reports p50/p95/p99 per kind of query
 // and the plans of the queries behind each p95.
@@ -63,6 +67,8 @@ type options struct {
 	commands, commandsInFlight int
 	commandsPacedRate          float64
 
+	importRows int
+
 	searchRows, searchQueries int
 	searchSQL                 string
 	searchDB                  string
@@ -71,7 +77,7 @@ type options struct {
 
 func main() {
 	var opt options
-	cases := flag.String("cases", "create,commands,search", "comma-separated cases to run: create, commands, search")
+	cases := flag.String("cases", "create,commands,import,search", "comma-separated cases to run: create, commands, import, search")
 	flag.DurationVar(&opt.duration, "duration", 10*time.Second, "measured time per case")
 	flag.DurationVar(&opt.warmup, "warmup", 2*time.Second, "unmeasured time before each case")
 	levels := flag.String("concurrency", "1,8,32", "comma-separated concurrency levels")
@@ -79,6 +85,7 @@ func main() {
 	flag.IntVar(&opt.commands, "commands", 100_000, "customer.create commands the commands case publishes")
 	flag.IntVar(&opt.commandsInFlight, "commands-inflight", 1024, "most unacknowledged async publishes in the commands case")
 	flag.Float64Var(&opt.commandsPacedRate, "commands-paced-rate", 1000, "commands a second the commands case then publishes for -duration, to measure latency below saturation (0: skip)")
+	flag.IntVar(&opt.importRows, "import-rows", 200_000, "customers the import case imports")
 	flag.IntVar(&opt.searchRows, "search-rows", 1_000_000, "customers the search case seeds")
 	flag.IntVar(&opt.searchQueries, "search-queries", 1000, "measured queries per kind in the search case")
 	flag.StringVar(&opt.searchSQL, "search-sql", "", "SQL run on the search case's database after seeding, before VACUUM ANALYZE: to try an index or a statistics target")
@@ -94,7 +101,7 @@ func main() {
 	if opt.concurrency, err = parseLevels(*levels); err != nil {
 		fail(err)
 	}
-	if opt.duration <= 0 || opt.warmup < 0 || opt.dbConns < 1 || opt.searchRows < 1 || opt.searchQueries < 1 || opt.commands < 1 || opt.commandsInFlight < 1 || opt.commandsPacedRate < 0 {
+	if opt.duration <= 0 || opt.warmup < 0 || opt.dbConns < 1 || opt.importRows < 1 || opt.searchRows < 1 || opt.searchQueries < 1 || opt.commands < 1 || opt.commandsInFlight < 1 || opt.commandsPacedRate < 0 {
 		fail(errors.New("-duration, -db-conns, -commands, -commands-inflight, -search-rows and -search-queries must be positive, -warmup and -commands-paced-rate not negative"))
 	}
 	if *cpuProfile != "" {
@@ -127,8 +134,8 @@ func parseCases(s string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
-		if f != "create" && f != "commands" && f != "search" {
-			return nil, fmt.Errorf("bad case %q: want create, commands or search", f)
+		if f != "create" && f != "commands" && f != "import" && f != "search" {
+			return nil, fmt.Errorf("bad case %q: want create, commands, import or search", f)
 		}
 		out[f] = true
 	}
@@ -177,6 +184,13 @@ func run(ctx context.Context, opt options) error {
 	if opt.cases["commands"] {
 		sep()
 		if err := runCommands(ctx, adminURL, prefix+"_cmd", opt, httpRows); err != nil {
+			return err
+		}
+		sep = func() { fmt.Println() }
+	}
+	if opt.cases["import"] {
+		sep()
+		if err := runImport(ctx, adminURL, prefix+"_imp", opt); err != nil {
 			return err
 		}
 		sep = func() { fmt.Println() }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -201,13 +202,17 @@ func watch(ctx context.Context, js jetstream.JetStream) (*watcher, error) {
 		return nil, fmt.Errorf("ordered consumer: %w", err)
 	}
 	w := &watcher{received: map[string]time.Time{}, caused: map[string]time.Time{}, rejected: map[string]time.Time{}}
-	// The ids are the CloudEvent subject and causationid, carried in binary
-	// mode as ce-subject and ce-causationid: reading the headers spares
-	// decoding the whole event on the hot path.
+	// The ids are the CloudEvent's subject and causationid: read from the
+	// structured-mode body into just those two fields, which spares decoding
+	// the whole event (its data) on the hot path.
 	w.cc, err = cons.Consume(func(m jetstream.Msg) {
 		now := time.Now()
-		h := m.Headers()
-		cause := h.Get("ce-" + events.ExtCausationID)
+		var ids struct {
+			Subject     string `json:"subject"`
+			CausationID string `json:"causationid"`
+		}
+		_ = json.Unmarshal(m.Data(), &ids)
+		cause := ids.CausationID
 		w.mu.Lock()
 		switch {
 		case m.Subject() == rejected:
@@ -217,7 +222,7 @@ func watch(ctx context.Context, js jetstream.JetStream) (*watcher, error) {
 			w.caused[cause] = now
 			w.outcomes++
 		default:
-			w.received[h.Get("ce-subject")] = now
+			w.received[ids.Subject] = now
 		}
 		w.mu.Unlock()
 	})
