@@ -180,3 +180,8 @@ func (errRow) Scan(...any) error { return errRecorded }
 func (r *recorder) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults {
 	panic("bench: recorder cannot record a batch")
 }
+
+// CopyFrom completes gen.DBTX; the list and count queries never copy.
+func (r *recorder) CopyFrom(context.Context, pgx.Identifier, []string, pgx.CopyFromSource) (int64, error) {
+	return 0, errRecorded
+}

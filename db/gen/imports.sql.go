@@ -91,6 +91,55 @@ func (q *Queries) ClaimImportJob(ctx context.Context, arg ClaimImportJobParams) 
 	return i, err
 }
 
+type CopyCustomerAddressesParams struct {
+	ID             uuid.UUID
+	CustomerID     uuid.UUID
+	FirstName      string
+	LastName       string
+	CompanyName    string
+	StreetAddress1 string
+	StreetAddress2 string
+	City           string
+	CityArea       string
+	PostalCode     string
+	Country        string
+	CountryArea    string
+	Phone          *string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+type CopyCustomersParams struct {
+	ID                       uuid.UUID
+	Email                    string
+	FirstName                string
+	LastName                 string
+	CompanyName              string
+	Phone                    *string
+	Note                     string
+	IsActive                 bool
+	LanguageCode             string
+	ExternalReference        *string
+	Metadata                 []byte
+	PrivateMetadata          []byte
+	HasAccount               bool
+	IsVerified               bool
+	Version                  int64
+	CreatedAt                time.Time
+	UpdatedAt                time.Time
+	DefaultShippingAddressID *uuid.UUID
+	DefaultBillingAddressID  *uuid.UUID
+	GroupIds                 []uuid.UUID
+	PasswordHash             *string
+}
+
+type CopyOutboxParams struct {
+	EventID      uuid.UUID
+	NatsSubject  string
+	PartitionKey string
+	Event        []byte
+}
+
 const deleteImportChunks = `-- name: DeleteImportChunks :exec
 DELETE FROM import_job_chunks WHERE job_id = $1
 `
@@ -417,4 +466,40 @@ UPDATE import_jobs SET rows_done = 0, rows_created = 0, rows_updated = 0, rows_f
 func (q *Queries) ResetImportJob(ctx context.Context, id uuid.UUID) error {
 	_, err := q.db.Exec(ctx, resetImportJob, id)
 	return err
+}
+
+const takenEmailsAndReferences = `-- name: TakenEmailsAndReferences :many
+SELECT email, external_reference FROM customers
+WHERE email = ANY($1::text[]) OR external_reference = ANY($2::text[])
+`
+
+type TakenEmailsAndReferencesParams struct {
+	Emails []string
+	Refs   []string
+}
+
+type TakenEmailsAndReferencesRow struct {
+	Email             string
+	ExternalReference *string
+}
+
+// Which of these emails and external references customers have already.
+func (q *Queries) TakenEmailsAndReferences(ctx context.Context, arg TakenEmailsAndReferencesParams) ([]TakenEmailsAndReferencesRow, error) {
+	rows, err := q.db.Query(ctx, takenEmailsAndReferences, arg.Emails, arg.Refs)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []TakenEmailsAndReferencesRow
+	for rows.Next() {
+		var i TakenEmailsAndReferencesRow
+		if err := rows.Scan(&i.Email, &i.ExternalReference); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -69,3 +69,27 @@ UPDATE import_jobs SET rows_done = 0, rows_created = 0, rows_updated = 0, rows_f
 -- name: DeleteStaleUploads :execrows
 -- Uploads whose instance died while receiving them.
 DELETE FROM import_jobs WHERE status = 'receiving' AND created_at < $1;
+
+-- name: CopyCustomers :copyfrom
+-- An import's new customers, many at a time.
+INSERT INTO customers (
+    id, email, first_name, last_name, company_name, phone, note, is_active,
+    language_code, external_reference, metadata, private_metadata, has_account,
+    is_verified, version, created_at, updated_at, default_shipping_address_id,
+    default_billing_address_id, group_ids, password_hash
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21);
+
+-- name: CopyCustomerAddresses :copyfrom
+INSERT INTO customer_addresses (
+    id, customer_id, first_name, last_name, company_name, street_address_1,
+    street_address_2, city, city_area, postal_code, country, country_area, phone,
+    created_at, updated_at
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15);
+
+-- name: CopyOutbox :copyfrom
+INSERT INTO outbox (event_id, nats_subject, partition_key, event) VALUES ($1, $2, $3, $4);
+
+-- name: TakenEmailsAndReferences :many
+-- Which of these emails and external references customers have already.
+SELECT email, external_reference FROM customers
+WHERE email = ANY(sqlc.arg(emails)::text[]) OR external_reference = ANY(sqlc.arg(refs)::text[]);

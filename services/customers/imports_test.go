@@ -278,8 +278,9 @@ func TestImportRefusesBadFilesClearly(t *testing.T) {
 
 // A job whose instance stops mid-way goes on from its last committed batch
 // on the next: every row applied once, with one event each. The test holds
-// a lock that row 120 needs, so the first instance is stopped while it
-// waits in its third batch, after two have committed.
+// a lock that row 1,500 needs (it joins a group, so it goes alone), so the
+// first instance is stopped while it waits in its second batch of 1,000,
+// after the first has committed.
 func TestImportResumesAfterItsInstanceStops(t *testing.T) {
 	t.Parallel()
 	s := newSystemWith(t, func(cfg *customers.Config) { cfg.Imports.Lease = time.Second })
@@ -287,10 +288,10 @@ func TestImportResumesAfterItsInstanceStops(t *testing.T) {
 	sfx := randomSuffix()
 	var b strings.Builder
 	b.WriteString("email,groups\n")
-	const n = 600
+	const n, blocked, firstBatch = 2500, 1500, 1000
 	for i := 1; i <= n; i++ {
 		g := ""
-		if i == 120 {
+		if i == blocked {
 			g = group.ID
 		}
 		fmt.Fprintf(&b, "r%d-%s@example.com,%s\n", i, sfx, g)
@@ -305,9 +306,9 @@ func TestImportResumesAfterItsInstanceStops(t *testing.T) {
 	}
 	job := s.startImport("text/csv", "", b.String())
 	stop := s.runImports()
-	for deadline := time.Now().Add(20 * time.Second); s.count(`SELECT rows_done::int FROM import_jobs WHERE id = $1`, job.ID) < 100; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); s.count(`SELECT rows_done::int FROM import_jobs WHERE id = $1`, job.ID) < firstBatch; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("the first two batches did not commit")
+			t.Fatal("the first batch did not commit")
 		}
 	}
 	time.Sleep(100 * time.Millisecond) // the third batch waits for the lock
@@ -315,8 +316,8 @@ func TestImportResumesAfterItsInstanceStops(t *testing.T) {
 	if err := lock.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.count(`SELECT rows_done::int FROM import_jobs WHERE id = $1`, job.ID); got != 100 {
-		t.Fatalf("the stopped instance left rows_done %d, want 100", got)
+	if got := s.count(`SELECT rows_done::int FROM import_jobs WHERE id = $1`, job.ID); got != firstBatch {
+		t.Fatalf("the stopped instance left rows_done %d, want %d", got, firstBatch)
 	}
 	s.runImports()
 	done := s.waitImport(job.ID)
@@ -330,7 +331,7 @@ func TestImportResumesAfterItsInstanceStops(t *testing.T) {
 		t.Errorf("%d customer.created, want %d", c, n)
 	}
 	if c := s.count(`SELECT count(*) FROM customers WHERE $1 = ANY(group_ids)`, group.ID); c != 1 {
-		t.Errorf("%d customers in the group, want row 120's", c)
+		t.Errorf("%d customers in the group, want the blocked row's", c)
 	}
 }
 
@@ -416,4 +417,37 @@ func ids(t *testing.T, s *system) []string {
 		out = append(out, c.ID)
 	}
 	return out
+}
+
+// In mode create, a row whose email or external reference a customer has,
+// or an earlier row of the file has, fails; every other row is created, once.
+func TestImportCreateRefusesTakenAndRepeatedEmails(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runImports()
+	sfx := randomSuffix()
+	s.createCustomer(map[string]any{"email": "taken-" + sfx + "@example.com", "external_reference": "ref-" + sfx})
+	file := "email,external_reference\n" +
+		"a-" + sfx + "@example.com,\n" +
+		"taken-" + sfx + "@example.com,\n" +
+		"A-" + sfx + "@EXAMPLE.com,\n" + // the same email, normalised
+		"b-" + sfx + "@example.com,ref-" + sfx + "\n" +
+		"c-" + sfx + "@example.com,new-" + sfx + "\n" +
+		"d-" + sfx + "@example.com,new-" + sfx + "\n"
+	job := s.waitImport(s.startImport("text/csv", "", file).ID)
+	errs := s.importErrors(job.ID)
+	var got []string
+	for _, e := range errs {
+		got = append(got, fmt.Sprintf("%d %s %s", e.Row, e.Field, e.Code))
+	}
+	want := []string{"2 email unique", "3 email unique", "4 external_reference unique", "6 external_reference unique"}
+	if job.Rows.Created != 2 || !slices.Equal(got, want) {
+		t.Errorf("job %+v errors %v, want 2 created and %v", job, got, want)
+	}
+	if n := s.count(`SELECT count(*) FROM customers WHERE email LIKE $1`, "%-"+sfx+"@example.com"); n != 3 {
+		t.Errorf("%d customers, want the taken one and 2 created", n)
+	}
+	if n := s.count(`SELECT count(*) FROM outbox WHERE nats_subject = $1`, events.Subject(events.CustomerCreated)); n != 3 {
+		t.Errorf("%d customer.created, want 3", n)
+	}
 }

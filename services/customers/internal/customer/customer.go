@@ -131,6 +131,12 @@ type Store interface {
 	GetByEmail(ctx context.Context, email string) (Customer, error)
 	// GetByExternalReference reads the customer with this external reference.
 	GetByExternalReference(ctx context.Context, ref string) (Customer, error)
+	// CreateMany inserts new customers with their addresses and events, all
+	// or none (an import's rows); a taken email fails them all.
+	CreateMany(ctx context.Context, cs []NewCustomer) error
+	// TakenEmailsAndReferences says which of the emails and external
+	// references customers have already.
+	TakenEmailsAndReferences(ctx context.Context, emails, refs []string) (takenEmails, takenRefs map[string]bool, err error)
 	// LatestToken is when the customer was last sent a token of this
 	// purpose; the zero time when never.
 	LatestToken(ctx context.Context, customerID uuid.UUID, purpose string) (time.Time, error)

@@ -38,11 +38,33 @@ func (s *Service) Create(ctx context.Context, o Origin, in CreateInput) (Custome
 
 // create is Create, with what only an import may set (nil otherwise).
 func (s *Service) create(ctx context.Context, o Origin, in CreateInput, imp *imported) (Customer, error) {
+	n, err := s.newCustomer(ctx, o, in, imp)
+	if err != nil {
+		return Customer{}, err
+	}
+	if err := s.store.Create(ctx, n.Customer, n.Addresses, n.Tokens, n.Events); err != nil {
+		return Customer{}, fmt.Errorf("create customer: %w", err)
+	}
+	return n.Customer, nil
+}
+
+// NewCustomer is a customer checked and built for its creation, with its
+// addresses, one-time tokens and events; nothing of it is written yet.
+type NewCustomer struct {
+	Customer  Customer
+	Addresses []Address
+	Tokens    []Token
+	Events    []cloudevents.Event
+}
+
+// newCustomer checks the input and builds the new customer: everything of
+// Create but the write.
+func (s *Service) newCustomer(ctx context.Context, o Origin, in CreateInput, imp *imported) (NewCustomer, error) {
 	r := rules{phoneRegion: s.phoneRegion}
 	now := s.now()
 	id, err := uuid.NewV7()
 	if err != nil {
-		return Customer{}, fmt.Errorf("create customer: %w", err)
+		return NewCustomer{}, fmt.Errorf("create customer: %w", err)
 	}
 	createdAt := now
 	if imp != nil {
@@ -71,11 +93,11 @@ func (s *Service) create(ctx context.Context, o Origin, in CreateInput, imp *imp
 	}
 	addresses, err := s.newAddresses(ctx, &r, &c, in.Addresses)
 	if err != nil {
-		return Customer{}, err
+		return NewCustomer{}, err
 	}
 	r.link(in.EmailLink, false)
 	if err := r.err(); err != nil {
-		return Customer{}, err
+		return NewCustomer{}, err
 	}
 	data := events.CustomerCreatedData{Customer: c.Public(), Addresses: make([]events.Address, len(addresses))}
 	for i, a := range addresses {
@@ -83,7 +105,7 @@ func (s *Service) create(ctx context.Context, o Origin, in CreateInput, imp *imp
 	}
 	ev, err := newEvent(o, events.CustomerCreated, c, now, data)
 	if err != nil {
-		return Customer{}, fmt.Errorf("create customer: %w", err)
+		return NewCustomer{}, fmt.Errorf("create customer: %w", err)
 	}
 	evs, tokens := []cloudevents.Event{ev}, []Token(nil)
 	// With both redirect_url and channel, a set-password email goes out (as in
@@ -91,14 +113,11 @@ func (s *Service) create(ctx context.Context, o Origin, in CreateInput, imp *imp
 	if in.EmailLink.Given() {
 		tok, note, err := s.passwordSetup(o, c, in.EmailLink)
 		if err != nil {
-			return Customer{}, fmt.Errorf("create customer: %w", err)
+			return NewCustomer{}, fmt.Errorf("create customer: %w", err)
 		}
 		evs, tokens = append(evs, note), []Token{tok}
 	}
-	if err := s.store.Create(ctx, c, addresses, tokens, evs); err != nil {
-		return Customer{}, fmt.Errorf("create customer: %w", err)
-	}
-	return c, nil
+	return NewCustomer{Customer: c, Addresses: addresses, Tokens: tokens, Events: evs}, nil
 }
 
 // newAddresses validates the addresses given with a new customer and applies

@@ -58,11 +58,17 @@ var ErrNotFound = errors.New("import job not found")
 
 const (
 	chunkBytes = 1 << 20 // the spool's unit
-	// batchRows is how many rows commit together. Each row runs in a
-	// savepoint of the batch's transaction; PostgreSQL keeps up to 64
-	// subtransactions per transaction in shared memory before it slows
-	// every other session's snapshots, so a batch stays below that.
+	// batchRows is how many rows commit together. Each row that goes alone
+	// runs in a savepoint of the batch's transaction; PostgreSQL keeps up to
+	// 64 subtransactions per transaction in shared memory before it slows
+	// every other session's snapshots, so a batch of such rows stays below
+	// that.
 	batchRows = 50
+	// createBatchRows is the batch of mode create, whose rows are written
+	// together (one savepoint for them all); only rows that join groups or
+	// ask for an email, and every row after a concurrent writer took an
+	// email, go alone.
+	createBatchRows = 1000
 )
 
 // Options are how a file is imported.

@@ -147,7 +147,11 @@ func (j *Jobs) pass(ctx context.Context, job gen.ImportJob, keep bool) (status, 
 		return j.fileFailed(err)
 	}
 	o := origin(job)
-	batch := make([]item, 0, batchRows)
+	size := batchRows
+	if job.Mode == customer.ImportCreate {
+		size = createBatchRows
+	}
+	batch := make([]item, 0, size)
 	for {
 		row, num, err := rs.next()
 		end := errors.Is(err, io.EOF)
@@ -156,7 +160,7 @@ func (j *Jobs) pass(ctx context.Context, job gen.ImportJob, keep bool) (status, 
 		if !end && !fileErr && num > job.RowsDone {
 			batch = append(batch, item{row: row, num: num, err: err})
 		}
-		if len(batch) == batchRows || ((end || fileErr) && len(batch) > 0) {
+		if len(batch) == size || ((end || fileErr) && len(batch) > 0) {
 			if err := j.runBatch(ctx, job, o, batch, keep); err != nil {
 				return "", "", err
 			}
@@ -201,7 +205,20 @@ func (j *Jobs) runBatch(ctx context.Context, job gen.ImportJob, o customer.Origi
 		uses := j.useCases(work)
 		var created, updated int64
 		var failed []item
-		for _, it := range batch {
+		done, err := j.createTogether(ctx, work, uses, job, o, batch)
+		if err != nil {
+			return err
+		}
+		for i, it := range batch {
+			switch r := done[i]; {
+			case r == nil:
+			case r.err != nil:
+				failed = append(failed, item{num: it.num, err: r.err})
+				continue
+			default:
+				created++
+				continue
+			}
 			if it.err != nil {
 				failed = append(failed, it)
 				continue
@@ -251,6 +268,53 @@ func (j *Jobs) runBatch(ctx context.Context, job gen.ImportJob, o customer.Origi
 		}
 		return err
 	})
+}
+
+// outcome is a row the batch created together with others, or refused.
+type outcome struct{ err error }
+
+// createTogether creates, in mode create, the batch's rows that can go
+// together in one write per table (customer.ImportCreateMany), in a
+// savepoint of their own; done says what became of each of them (nil for
+// the rows left to go one by one). When the write as a whole fails (a
+// concurrent writer took an email since the check) nothing of it is kept
+// and every row goes one by one.
+func (j *Jobs) createTogether(ctx context.Context, work pgx.Tx, uses *customer.Service, job gen.ImportJob, o customer.Origin, batch []item) ([]*outcome, error) {
+	done := make([]*outcome, len(batch))
+	if job.Mode != customer.ImportCreate {
+		return done, nil
+	}
+	var rows []customer.ImportRow
+	var at []int
+	for i, it := range batch {
+		if it.err == nil && customer.CanImportTogether(it.row) {
+			rows, at = append(rows, it.row), append(at, i)
+		}
+	}
+	if len(rows) < 2 {
+		return done, nil
+	}
+	sp, err := work.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	refusals, err := uses.ImportCreateMany(ctx, o, rows)
+	if err != nil {
+		if rerr := sp.Rollback(ctx); rerr != nil {
+			return nil, rerr
+		}
+		if p := problem.For(err); p.Status >= 500 && !problem.Permanent(err) {
+			return nil, err // ours: the batch is tried again
+		}
+		return done, nil
+	}
+	if err := sp.Commit(ctx); err != nil {
+		return nil, err
+	}
+	for k, i := range at {
+		done[i] = &outcome{err: refusals[k]}
+	}
+	return done, nil
 }
 
 // recordErrors keeps each failed row's errors, as HTTP would answer them.

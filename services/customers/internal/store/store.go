@@ -511,3 +511,70 @@ func nonNil(m map[string]string) map[string]string {
 	}
 	return m
 }
+
+// CreateMany inserts new customers with their addresses and events, one
+// COPY per table: an import's rows, many at a time. A taken email or id
+// fails the whole statement; the caller then goes row by row.
+func (s *Store) CreateMany(ctx context.Context, cs []customer.NewCustomer) error {
+	var customers []gen.CopyCustomersParams
+	var addresses []gen.CopyCustomerAddressesParams
+	var outboxRows []gen.CopyOutboxParams
+	for _, n := range cs {
+		r := toRow(n.Customer)
+		customers = append(customers, gen.CopyCustomersParams{
+			ID: r.ID, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
+			CompanyName: r.CompanyName, Phone: r.Phone, Note: r.Note, IsActive: r.IsActive,
+			LanguageCode: r.LanguageCode, ExternalReference: r.ExternalReference,
+			Metadata: r.Metadata, PrivateMetadata: r.PrivateMetadata, HasAccount: r.HasAccount,
+			IsVerified: r.IsVerified, Version: r.Version, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+			DefaultShippingAddressID: r.DefaultShippingAddressID, DefaultBillingAddressID: r.DefaultBillingAddressID,
+			GroupIds: r.GroupIds, PasswordHash: r.PasswordHash,
+		})
+		for _, a := range n.Addresses {
+			addresses = append(addresses, gen.CopyCustomerAddressesParams{
+				ID: a.ID, CustomerID: a.CustomerID, FirstName: a.FirstName, LastName: a.LastName,
+				CompanyName: a.CompanyName, StreetAddress1: a.StreetAddress1, StreetAddress2: a.StreetAddress2,
+				City: a.City, CityArea: a.CityArea, PostalCode: a.PostalCode, Country: a.Country,
+				CountryArea: a.CountryArea, Phone: a.Phone, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+			})
+		}
+		ob, err := outbox.Rows(n.Events)
+		if err != nil {
+			return err
+		}
+		for i := range ob.EventIds {
+			outboxRows = append(outboxRows, gen.CopyOutboxParams{
+				EventID: ob.EventIds[i], NatsSubject: ob.NatsSubjects[i], PartitionKey: ob.PartitionKeys[i], Event: ob.Events[i],
+			})
+		}
+	}
+	if _, err := s.q.CopyCustomers(ctx, customers); err != nil {
+		return mapError(err)
+	}
+	if len(addresses) > 0 {
+		if _, err := s.q.CopyCustomerAddresses(ctx, addresses); err != nil {
+			return fmt.Errorf("store: copy addresses: %w", err)
+		}
+	}
+	if _, err := s.q.CopyOutbox(ctx, outboxRows); err != nil {
+		return fmt.Errorf("store: copy outbox: %w", err)
+	}
+	return nil
+}
+
+// TakenEmailsAndReferences says which of the emails and external
+// references belong to customers already.
+func (s *Store) TakenEmailsAndReferences(ctx context.Context, emails, refs []string) (map[string]bool, map[string]bool, error) {
+	rows, err := s.q.TakenEmailsAndReferences(ctx, gen.TakenEmailsAndReferencesParams{Emails: emails, Refs: refs})
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: taken emails: %w", err)
+	}
+	takenEmails, takenRefs := map[string]bool{}, map[string]bool{}
+	for _, r := range rows {
+		takenEmails[r.Email] = true
+		if r.ExternalReference != nil {
+			takenRefs[*r.ExternalReference] = true
+		}
+	}
+	return takenEmails, takenRefs, nil
+}
