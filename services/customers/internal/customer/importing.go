@@ -75,6 +75,8 @@ type imported struct {
 	createdAt    *time.Time
 	isVerified   bool
 	passwordHash string
+	// form is the address form settings, read once for many rows.
+	form *AddressForm
 }
 
 // apply checks the kept id and creation time, returning those to use.
@@ -136,9 +138,14 @@ func (s *Service) ImportCreateMany(ctx context.Context, o Origin, rows []ImportR
 	built := make([]NewCustomer, 0, len(rows))
 	at := make([]int, 0, len(rows))
 	emails, refs := map[string]bool{}, map[string]bool{}
+	form, err := s.store.AddressForm(ctx)
+	if err != nil {
+		return nil, err
+	}
 	for i, row := range rows {
 		imp, err := importExtras(row)
 		if err == nil {
+			imp.form = &form
 			var n NewCustomer
 			if n, err = s.newCustomer(ctx, o, row.createInput(), imp); err == nil {
 				switch ref := n.Customer.ExternalReference; {

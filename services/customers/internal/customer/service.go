@@ -91,7 +91,11 @@ func (s *Service) newCustomer(ctx context.Context, o Origin, in CreateInput, imp
 	if imp != nil {
 		c.IsVerified, c.PasswordHash, c.HasAccount = imp.isVerified, imp.passwordHash, imp.passwordHash != ""
 	}
-	addresses, err := s.newAddresses(ctx, &r, &c, in.Addresses)
+	var form *AddressForm
+	if imp != nil {
+		form = imp.form
+	}
+	addresses, err := s.newAddresses(ctx, &r, &c, in.Addresses, form)
 	if err != nil {
 		return NewCustomer{}, err
 	}
@@ -122,7 +126,9 @@ func (s *Service) newCustomer(ctx context.Context, o Origin, in CreateInput, imp
 
 // newAddresses validates the addresses given with a new customer and applies
 // their default flags to it; at most one address may claim each default.
-func (s *Service) newAddresses(ctx context.Context, r *rules, c *Customer, in []AddressInput) ([]Address, error) {
+// form is the address form settings when the caller has read them (an
+// import, once per batch), else nil: they are read here.
+func (s *Service) newAddresses(ctx context.Context, r *rules, c *Customer, in []AddressInput, form *AddressForm) ([]Address, error) {
 	if len(in) == 0 {
 		return nil, nil
 	}
@@ -130,9 +136,12 @@ func (s *Service) newAddresses(ctx context.Context, r *rules, c *Customer, in []
 		r.fail("addresses", CodeTooMany, "at most %d addresses can be given at creation; add more afterwards", MaxAddressesAtCreate)
 		return nil, nil
 	}
-	form, err := s.store.AddressForm(ctx)
-	if err != nil {
-		return nil, err
+	if form == nil {
+		f, err := s.store.AddressForm(ctx)
+		if err != nil {
+			return nil, err
+		}
+		form = &f
 	}
 	out := make([]Address, len(in))
 	var shipping, billing int
@@ -142,7 +151,7 @@ func (s *Service) newAddresses(ctx context.Context, r *rules, c *Customer, in []
 			return nil, fmt.Errorf("create customer: %w", err)
 		}
 		prefix := fmt.Sprintf("addresses[%d].", i)
-		out[i] = r.address(prefix, Address{ID: id, CustomerID: c.ID, CreatedAt: c.CreatedAt, UpdatedAt: c.CreatedAt}, ai, form)
+		out[i] = r.address(prefix, Address{ID: id, CustomerID: c.ID, CreatedAt: c.CreatedAt, UpdatedAt: c.CreatedAt}, ai, *form)
 		setDefaults(c, id, ai)
 		if ai.IsDefaultShipping != nil && *ai.IsDefaultShipping {
 			shipping++
