@@ -96,6 +96,26 @@ func runImport(ctx context.Context, adminURL, prefix string, opt options) error 
 		return err
 	}
 
+	// Ordinary API traffic, one client creating customers: its commit →
+	// event latency alone, then while the import runs.
+	alone, err := sys.measure(ctx, 1, time.Second, 3*time.Second)
+	if err != nil {
+		return err
+	}
+	type liveResult struct {
+		r   apiResult
+		err error
+	}
+	liveDone := make(chan liveResult, 1)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second): // the import under way
+		}
+		r, err := sys.measure(ctx, 1, 0, 5*time.Second)
+		liveDone <- liveResult{r, err}
+	}()
+
 	body, w := io.Pipe()
 	go func() { w.CloseWithError(importRows(w, n, hashes)) }()
 	start := time.Now()
@@ -139,7 +159,11 @@ func runImport(ctx context.Context, adminURL, prefix string, opt options) error 
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	published, err := awaitPublished(ctx, sys, n, start)
+	live := <-liveDone
+	if live.err != nil {
+		return live.err
+	}
+	published, err := awaitPublished(ctx, sys, n+alone.created+live.r.created, start)
 	if err != nil {
 		return err
 	}
@@ -149,6 +173,9 @@ func runImport(ctx context.Context, adminURL, prefix string, opt options) error 
 	fmt.Printf("  imported (committed)  %8.0f rows/s  (%s)  %.1f%% of COPY\n", rate(imported), imported.Round(time.Millisecond), 100*copyTime.Seconds()/imported.Seconds())
 	fmt.Printf("  and published         %8.0f rows/s  (%s)  %.1f%% of COPY\n", rate(published), published.Round(time.Millisecond), 100*copyTime.Seconds()/published.Seconds())
 	fmt.Printf("  aim: 1,000,000 imported and published in <= 60 s, >= 50%% of the COPY rate\n")
+	fmt.Printf("  live creates (1 client), commit → event: alone p50 %s p99 %s (%.0f/s); during the import p50 %s p99 %s (%.0f/s, %d of %d events within %s)\n",
+		ms(alone.event.p50), ms(alone.event.p99), alone.rate, ms(live.r.event.p50), ms(live.r.event.p99), live.r.rate,
+		live.r.created-live.r.missing, live.r.created, eventWait)
 	return nil
 }
 
