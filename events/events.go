@@ -149,3 +149,12 @@ func SchemaURL(baseURL, eventType string) string {
 func TypeFromSubject(subject string) (eventType string, ok bool) {
 	return strings.CutPrefix(subject, EventsSubjectPrefix)
 }
+
+// TypeOf is the event type a subject of Subject carries: the inverse of
+// Subject for public events and notifications alike.
+func TypeOf(subject string) string {
+	if t, ok := strings.CutPrefix(subject, NotificationsSubjectPrefix); ok {
+		return t
+	}
+	return strings.TrimPrefix(subject, EventsSubjectPrefix)
+}

@@ -243,16 +243,10 @@ func (r *Relay) publish(ctx context.Context, rows []gen.UnsentOutboxEventsRow) (
 // publishAsync sends one outbox event as a CloudEvent message without waiting
 // for its ack.
 func (r *Relay) publishAsync(ctx context.Context, row gen.UnsentOutboxEventsRow) (jetstream.PubAckFuture, error) {
-	e, err := events.Unmarshal(row.Event)
+	msg, err := events.StoredToMsg(ctx, row.Event, row.NatsSubject, events.SchemaURL(r.cfg.PublicBaseURL, events.TypeOf(row.NatsSubject)))
 	if err != nil {
 		return nil, err
 	}
-	e.SetDataSchema(events.SchemaURL(r.cfg.PublicBaseURL, e.Type()))
-	msg, err := events.ToMsg(ctx, e)
-	if err != nil {
-		return nil, err
-	}
-	msg.Subject = row.NatsSubject
 	return r.js.PublishMsgAsync(msg)
 }
 
