@@ -140,12 +140,13 @@ func FromMsg(msg *nats.Msg) (cloudevents.Event, error) {
 }
 
 // StoredToMsg is the message of an event as the outbox stores it (Marshal's
-// JSON, which has no dataschema) on subject, with its dataschema set: the
+// JSON, which has no dataschema, and its id) on subject, with its dataschema
+// set: the
 // stored bytes go out as they are, the dataschema put in front, instead of
 // being decoded and encoded again, which would cost the relay most of its
 // CPU. A stored event that names a dataschema anywhere (in its data, say,
 // or one written by an older version) goes the long way, through ToMsg.
-func StoredToMsg(ctx context.Context, stored []byte, subject, dataschema string) (*nats.Msg, error) {
+func StoredToMsg(ctx context.Context, stored []byte, id, subject, dataschema string) (*nats.Msg, error) {
 	body := bytes.TrimLeft(stored, " \t\r\n")
 	if len(body) < 2 || body[0] != '{' || bytes.Contains(body, []byte(`"dataschema"`)) {
 		e, err := Unmarshal(stored)
@@ -160,12 +161,6 @@ func StoredToMsg(ctx context.Context, stored []byte, subject, dataschema string)
 		msg.Subject = subject
 		return msg, nil
 	}
-	var id struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(body, &id); err != nil || id.ID == "" {
-		return nil, fmt.Errorf("%w: stored event without an id: %v", ErrInvalidEvent, err)
-	}
 	url, _ := json.Marshal(dataschema) // a string always marshals
 	out := make([]byte, 0, len(body)+len(url)+16)
 	out = append(out, `{"dataschema":`...)
@@ -174,7 +169,7 @@ func StoredToMsg(ctx context.Context, stored []byte, subject, dataschema string)
 	out = append(out, body[1:]...)
 	msg := nats.NewMsg(subject)
 	msg.Header.Set(contentTypeHeader, cloudevents.ApplicationCloudEventsJSON)
-	msg.Header.Set(nats.MsgIdHdr, id.ID)
+	msg.Header.Set(nats.MsgIdHdr, id)
 	msg.Data = out
 	return msg, nil
 }

@@ -145,11 +145,6 @@ func SchemaURL(baseURL, eventType string) string {
 	return strings.TrimRight(baseURL, "/") + SchemaPath + eventType + ".json"
 }
 
-// TypeFromSubject is the inverse of Subject; ok is false for foreign subjects.
-func TypeFromSubject(subject string) (eventType string, ok bool) {
-	return strings.CutPrefix(subject, EventsSubjectPrefix)
-}
-
 // TypeOf is the event type a subject of Subject carries: the inverse of
 // Subject for public events and notifications alike.
 func TypeOf(subject string) string {

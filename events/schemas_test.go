@@ -311,7 +311,7 @@ func TestStoredToMsgIsTheEventWithItsDataschema(t *testing.T) {
 			t.Fatal(err)
 		}
 		const schema = "http://api.example/schemas/events/customer.created.json"
-		msg, err := events.StoredToMsg(t.Context(), stored, events.Subject(e.Type()), schema)
+		msg, err := events.StoredToMsg(t.Context(), stored, e.ID(), events.Subject(e.Type()), schema)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -243,7 +243,7 @@ func (r *Relay) publish(ctx context.Context, rows []gen.UnsentOutboxEventsRow) (
 // publishAsync sends one outbox event as a CloudEvent message without waiting
 // for its ack.
 func (r *Relay) publishAsync(ctx context.Context, row gen.UnsentOutboxEventsRow) (jetstream.PubAckFuture, error) {
-	msg, err := events.StoredToMsg(ctx, row.Event, row.NatsSubject, events.SchemaURL(r.cfg.PublicBaseURL, events.TypeOf(row.NatsSubject)))
+	msg, err := events.StoredToMsg(ctx, row.Event, row.EventID.String(), row.NatsSubject, events.SchemaURL(r.cfg.PublicBaseURL, events.TypeOf(row.NatsSubject)))
 	if err != nil {
 		return nil, err
 	}

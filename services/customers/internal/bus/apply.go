@@ -110,7 +110,7 @@ func (b *Bus) applyInTx(ctx context.Context, tx pgx.Tx, c command) (applied, err
 	var p problem.Details
 	if runErr != nil {
 		p = problem.For(runErr)
-		if p.Status >= 500 && !problem.Permanent(runErr) {
+		if problem.Retryable(runErr) {
 			return out, runErr // retried
 		}
 		// Undo whatever the refused command did (a statement that raised the

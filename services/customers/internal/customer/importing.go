@@ -148,14 +148,9 @@ func (s *Service) ImportCreateMany(ctx context.Context, o Origin, rows []ImportR
 			imp.form = &form
 			var n NewCustomer
 			if n, err = s.newCustomer(ctx, o, row.createInput(), imp); err == nil {
-				switch ref := n.Customer.ExternalReference; {
-				case emails[n.Customer.Email]:
-					err = ErrEmailTaken
-				case ref != nil && refs[*ref]:
-					err = ErrExternalRefUsed
-				default:
+				if err = taken(n.Customer, emails, refs); err == nil {
 					emails[n.Customer.Email] = true
-					if ref != nil {
+					if ref := n.Customer.ExternalReference; ref != nil {
 						refs[*ref] = true
 					}
 					built, at = append(built, n), append(at, i)
@@ -173,12 +168,7 @@ func (s *Service) ImportCreateMany(ctx context.Context, o Origin, rows []ImportR
 	}
 	kept := built[:0]
 	for k, n := range built {
-		switch ref := n.Customer.ExternalReference; {
-		case takenEmails[n.Customer.Email]:
-			refusals[at[k]] = ErrEmailTaken
-		case ref != nil && takenRefs[*ref]:
-			refusals[at[k]] = ErrExternalRefUsed
-		default:
+		if refusals[at[k]] = taken(n.Customer, takenEmails, takenRefs); refusals[at[k]] == nil {
 			kept = append(kept, n)
 		}
 	}
@@ -188,6 +178,18 @@ func (s *Service) ImportCreateMany(ctx context.Context, o Origin, rows []ImportR
 		}
 	}
 	return refusals, nil
+}
+
+// taken is the refusal of a new customer whose email or external reference
+// is among those given (nil when neither is).
+func taken(c Customer, emails, refs map[string]bool) error {
+	switch {
+	case emails[c.Email]:
+		return ErrEmailTaken
+	case c.ExternalReference != nil && refs[*c.ExternalReference]:
+		return ErrExternalRefUsed
+	}
+	return nil
 }
 
 // createInput is what Create takes of the row.

@@ -232,7 +232,7 @@ func (j *Jobs) runBatch(ctx context.Context, job gen.ImportJob, o customer.Origi
 				if rerr := sp.Rollback(ctx); rerr != nil {
 					return rerr
 				}
-				if p := problem.For(err); p.Status >= 500 && !problem.Permanent(err) {
+				if problem.Retryable(err) {
 					return err // ours: the batch is tried again
 				}
 				failed = append(failed, item{num: it.num, err: err})
@@ -303,7 +303,7 @@ func (j *Jobs) createTogether(ctx context.Context, work pgx.Tx, uses *customer.S
 		if rerr := sp.Rollback(ctx); rerr != nil {
 			return nil, rerr
 		}
-		if p := problem.For(err); p.Status >= 500 && !problem.Permanent(err) {
+		if problem.Retryable(err) {
 			return nil, err // ours: the batch is tried again
 		}
 		return done, nil
@@ -363,7 +363,7 @@ func (j *Jobs) writeAll(ctx context.Context, job gen.ImportJob) (string, string,
 			}
 			_, isNew, err := uses.ImportRow(ctx, o, job.Mode, row)
 			if err != nil {
-				if p := problem.For(err); p.Status >= 500 && !problem.Permanent(err) {
+				if problem.Retryable(err) {
 					return err
 				}
 				failed = &item{num: num, err: err}

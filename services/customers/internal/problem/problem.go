@@ -130,6 +130,11 @@ func newProblem(status int, errs []customer.FieldError) Details {
 	return Details{Type: problemTypeBase + code, Title: http.StatusText(status), Status: status, Errors: errs}
 }
 
+// Retryable reports whether a failure is ours and may pass if tried again
+// (a 5xx that is not Permanent): a bus command or an import batch is then
+// retried rather than refused.
+func Retryable(err error) bool { return For(err).Status >= 500 && !Permanent(err) }
+
 // Permanent reports whether a failure on our side would fail again however
 // often it were retried: the database refused the data itself (a data
 // exception, an integrity rule no check caught, a size limit), so a bus
