@@ -1,4 +1,4 @@
-// Command bench measures the service in three cases.
+// Command bench measures the service in five cases.
 //
 // create: the customer create path end to end, side by side with its floor:
 // the same two INSERTs (customer + outbox) in one transaction straight through
@@ -18,6 +18,11 @@
 // with filters, one query at a time; it reports p50/p95/p99 per kind of query
 // and the plans of the queries behind each p95.
 //
+// export: GET /v1/customers/export of -export-rows customers seeded by COPY
+// (30% with an address), read to the end as NDJSON and as CSV, each twice,
+// beside a plain COPY TO STDOUT of the same rows; it reports the time, rows/s,
+// MB/s and the bench process's RSS growth and peak Go heap during each run.
+//
 // It starts everything it measures in this process, on databases and a NATS
 // server of its own: the command service over HTTP, the relay, and a JetStream
 // consumer that times each customer.created from commit to receipt. It never
@@ -28,6 +33,7 @@
 //	  go run ./cmd/bench [-cases create,commands,search] [-duration 10s] [-warmup 2s] [-concurrency 1,8,32] [-db-conns 8]
 //	  [-commands 100000] [-commands-inflight 1024] [-commands-paced-rate 1000]
 //	  [-search-rows 1000000] [-search-queries 1000] [-search-sql 'CREATE INDEX ...'] [-explain=false] [-cpuprofile f]
+//	  [-import-rows 200000] [-export-rows 1000000]
 package main
 
 import (
@@ -68,6 +74,7 @@ type options struct {
 	commandsPacedRate          float64
 
 	importRows int
+	exportRows int
 
 	searchRows, searchQueries int
 	searchSQL                 string
@@ -77,7 +84,7 @@ type options struct {
 
 func main() {
 	var opt options
-	cases := flag.String("cases", "create,commands,import,search", "comma-separated cases to run: create, commands, import, search")
+	cases := flag.String("cases", "create,commands,import,search,export", "comma-separated cases to run: create, commands, import, search, export")
 	flag.DurationVar(&opt.duration, "duration", 10*time.Second, "measured time per case")
 	flag.DurationVar(&opt.warmup, "warmup", 2*time.Second, "unmeasured time before each case")
 	levels := flag.String("concurrency", "1,8,32", "comma-separated concurrency levels")
@@ -86,6 +93,7 @@ func main() {
 	flag.IntVar(&opt.commandsInFlight, "commands-inflight", 1024, "most unacknowledged async publishes in the commands case")
 	flag.Float64Var(&opt.commandsPacedRate, "commands-paced-rate", 1000, "commands a second the commands case then publishes for -duration, to measure latency below saturation (0: skip)")
 	flag.IntVar(&opt.importRows, "import-rows", 200_000, "customers the import case imports")
+	flag.IntVar(&opt.exportRows, "export-rows", 1_000_000, "customers the export case seeds and exports")
 	flag.IntVar(&opt.searchRows, "search-rows", 1_000_000, "customers the search case seeds")
 	flag.IntVar(&opt.searchQueries, "search-queries", 1000, "measured queries per kind in the search case")
 	flag.StringVar(&opt.searchSQL, "search-sql", "", "SQL run on the search case's database after seeding, before VACUUM ANALYZE: to try an index or a statistics target")
@@ -101,8 +109,8 @@ func main() {
 	if opt.concurrency, err = parseLevels(*levels); err != nil {
 		fail(err)
 	}
-	if opt.duration <= 0 || opt.warmup < 0 || opt.dbConns < 1 || opt.importRows < 1 || opt.searchRows < 1 || opt.searchQueries < 1 || opt.commands < 1 || opt.commandsInFlight < 1 || opt.commandsPacedRate < 0 {
-		fail(errors.New("-duration, -db-conns, -commands, -commands-inflight, -search-rows and -search-queries must be positive, -warmup and -commands-paced-rate not negative"))
+	if opt.duration <= 0 || opt.warmup < 0 || opt.dbConns < 1 || opt.importRows < 1 || opt.exportRows < 1 || opt.searchRows < 1 || opt.searchQueries < 1 || opt.commands < 1 || opt.commandsInFlight < 1 || opt.commandsPacedRate < 0 {
+		fail(errors.New("-duration, -db-conns, -commands, -commands-inflight, -import-rows, -export-rows, -search-rows and -search-queries must be positive, -warmup and -commands-paced-rate not negative"))
 	}
 	if *cpuProfile != "" {
 		stopProfile, err := startCPUProfile(*cpuProfile)
@@ -134,8 +142,8 @@ func parseCases(s string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
-		if f != "create" && f != "commands" && f != "import" && f != "search" {
-			return nil, fmt.Errorf("bad case %q: want create, commands, import or search", f)
+		if !slices.Contains([]string{"create", "commands", "import", "search", "export"}, f) {
+			return nil, fmt.Errorf("bad case %q: want create, commands, import, search or export", f)
 		}
 		out[f] = true
 	}
@@ -197,7 +205,14 @@ func run(ctx context.Context, opt options) error {
 	}
 	if opt.cases["search"] {
 		sep()
-		return runSearch(ctx, adminURL, prefix+"_search", opt)
+		if err := runSearch(ctx, adminURL, prefix+"_search", opt); err != nil {
+			return err
+		}
+		sep = func() { fmt.Println() }
+	}
+	if opt.cases["export"] {
+		sep()
+		return runExport(ctx, adminURL, prefix+"_exp", opt)
 	}
 	return nil
 }

@@ -95,6 +95,7 @@ type seeder struct {
 	orng     *rand.Rand
 	orders   [][]any // the current batch's orders, in orderColumns order
 	orderSeq int     // orders generated so far: their numbers
+	noOrders bool    // customers without orders, for a case that reads none
 }
 
 func newSeeder(total int, groups seededGroups) *seeder {
@@ -213,7 +214,11 @@ func (s *seeder) customer() []any {
 	email := local + "@" + pick(domains)
 	active := chance(0.92)
 	lang := pick(languages)
-	orders, firstOrder, lastOrder := s.customerOrders(id, email, lang, created)
+	var orders int
+	var firstOrder, lastOrder *time.Time
+	if !s.noOrders {
+		orders, firstOrder, lastOrder = s.customerOrders(id, email, lang, created)
+	}
 	return []any{
 		id, email, first, last, company, phone, active, lang,
 		metadata, hasAccount, verified, int64(1), created, updated, groups,
