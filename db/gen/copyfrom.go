@@ -9,6 +9,43 @@ import (
 	"context"
 )
 
+// iteratorForCopyBulkOutbox implements pgx.CopyFromSource.
+type iteratorForCopyBulkOutbox struct {
+	rows                 []CopyBulkOutboxParams
+	skippedFirstNextCall bool
+}
+
+func (r *iteratorForCopyBulkOutbox) Next() bool {
+	if len(r.rows) == 0 {
+		return false
+	}
+	if !r.skippedFirstNextCall {
+		r.skippedFirstNextCall = true
+		return true
+	}
+	r.rows = r.rows[1:]
+	return len(r.rows) > 0
+}
+
+func (r iteratorForCopyBulkOutbox) Values() ([]interface{}, error) {
+	return []interface{}{
+		r.rows[0].EventID,
+		r.rows[0].NatsSubject,
+		r.rows[0].PartitionKey,
+		r.rows[0].Event,
+		r.rows[0].Bulk,
+	}, nil
+}
+
+func (r iteratorForCopyBulkOutbox) Err() error {
+	return nil
+}
+
+// An import's events, in the bulk lane (bulk true; see UnsentLiveOutboxEvents).
+func (q *Queries) CopyBulkOutbox(ctx context.Context, arg []CopyBulkOutboxParams) (int64, error) {
+	return q.db.CopyFrom(ctx, []string{"outbox"}, []string{"event_id", "nats_subject", "partition_key", "event", "bulk"}, &iteratorForCopyBulkOutbox{rows: arg})
+}
+
 // iteratorForCopyCustomerAddresses implements pgx.CopyFromSource.
 type iteratorForCopyCustomerAddresses struct {
 	rows                 []CopyCustomerAddressesParams
@@ -106,39 +143,4 @@ func (r iteratorForCopyCustomers) Err() error {
 // An import's new customers, many at a time.
 func (q *Queries) CopyCustomers(ctx context.Context, arg []CopyCustomersParams) (int64, error) {
 	return q.db.CopyFrom(ctx, []string{"customers"}, []string{"id", "email", "first_name", "last_name", "company_name", "phone", "note", "is_active", "language_code", "external_reference", "metadata", "private_metadata", "has_account", "is_verified", "version", "created_at", "updated_at", "default_shipping_address_id", "default_billing_address_id", "group_ids", "password_hash"}, &iteratorForCopyCustomers{rows: arg})
-}
-
-// iteratorForCopyOutbox implements pgx.CopyFromSource.
-type iteratorForCopyOutbox struct {
-	rows                 []CopyOutboxParams
-	skippedFirstNextCall bool
-}
-
-func (r *iteratorForCopyOutbox) Next() bool {
-	if len(r.rows) == 0 {
-		return false
-	}
-	if !r.skippedFirstNextCall {
-		r.skippedFirstNextCall = true
-		return true
-	}
-	r.rows = r.rows[1:]
-	return len(r.rows) > 0
-}
-
-func (r iteratorForCopyOutbox) Values() ([]interface{}, error) {
-	return []interface{}{
-		r.rows[0].EventID,
-		r.rows[0].NatsSubject,
-		r.rows[0].PartitionKey,
-		r.rows[0].Event,
-	}, nil
-}
-
-func (r iteratorForCopyOutbox) Err() error {
-	return nil
-}
-
-func (q *Queries) CopyOutbox(ctx context.Context, arg []CopyOutboxParams) (int64, error) {
-	return q.db.CopyFrom(ctx, []string{"outbox"}, []string{"event_id", "nats_subject", "partition_key", "event"}, &iteratorForCopyOutbox{rows: arg})
 }

@@ -91,6 +91,14 @@ func (q *Queries) ClaimImportJob(ctx context.Context, arg ClaimImportJobParams) 
 	return i, err
 }
 
+type CopyBulkOutboxParams struct {
+	EventID      uuid.UUID
+	NatsSubject  string
+	PartitionKey string
+	Event        []byte
+	Bulk         bool
+}
+
 type CopyCustomerAddressesParams struct {
 	ID             uuid.UUID
 	CustomerID     uuid.UUID
@@ -131,13 +139,6 @@ type CopyCustomersParams struct {
 	DefaultBillingAddressID  *uuid.UUID
 	GroupIds                 []uuid.UUID
 	PasswordHash             *string
-}
-
-type CopyOutboxParams struct {
-	EventID      uuid.UUID
-	NatsSubject  string
-	PartitionKey string
-	Event        []byte
 }
 
 const deleteImportChunks = `-- name: DeleteImportChunks :exec

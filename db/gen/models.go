@@ -213,6 +213,7 @@ type Outbox struct {
 	Event        []byte
 	CreatedAt    time.Time
 	SentAt       *time.Time
+	Bulk         bool
 }
 
 type ProcessedCommand struct {

@@ -73,8 +73,8 @@ const tryRelayLock = `-- name: TryRelayLock :one
 SELECT pg_try_advisory_xact_lock($1::bigint)
 `
 
-// Only one relay publishes at a time, so two relays never interleave a
-// customer's events. The lock lives until the batch's transaction ends.
+// Only one relay publishes a lane at a time, so two relays never interleave
+// a customer's events. The lock lives until the batch's transaction ends.
 func (q *Queries) TryRelayLock(ctx context.Context, lockKey int64) (bool, error) {
 	row := q.db.QueryRow(ctx, tryRelayLock, lockKey)
 	var pg_try_advisory_xact_lock bool
@@ -82,36 +82,77 @@ func (q *Queries) TryRelayLock(ctx context.Context, lockKey int64) (bool, error)
 	return pg_try_advisory_xact_lock, err
 }
 
-const unsentOutboxEvents = `-- name: UnsentOutboxEvents :many
-SELECT id, event_id, nats_subject, partition_key, event FROM outbox
-WHERE sent_at IS NULL
-ORDER BY id
+const unsentBulkOutboxEvents = `-- name: UnsentBulkOutboxEvents :many
+SELECT o.id, o.event_id, o.nats_subject, o.partition_key, o.event, o.created_at, o.sent_at, o.bulk FROM outbox o
+WHERE o.sent_at IS NULL AND o.bulk
+  AND NOT EXISTS (
+      SELECT 1 FROM outbox l
+      WHERE l.sent_at IS NULL AND NOT l.bulk AND l.partition_key = o.partition_key AND l.id < o.id)
+ORDER BY o.id
 LIMIT $1
 `
 
-type UnsentOutboxEventsRow struct {
-	ID           int64
-	EventID      uuid.UUID
-	NatsSubject  string
-	PartitionKey string
-	Event        []byte
-}
-
-func (q *Queries) UnsentOutboxEvents(ctx context.Context, batchSize int32) ([]UnsentOutboxEventsRow, error) {
-	rows, err := q.db.Query(ctx, unsentOutboxEvents, batchSize)
+// The bulk lane's, likewise behind the live lane's.
+func (q *Queries) UnsentBulkOutboxEvents(ctx context.Context, batchSize int32) ([]Outbox, error) {
+	rows, err := q.db.Query(ctx, unsentBulkOutboxEvents, batchSize)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []UnsentOutboxEventsRow
+	var items []Outbox
 	for rows.Next() {
-		var i UnsentOutboxEventsRow
+		var i Outbox
 		if err := rows.Scan(
 			&i.ID,
 			&i.EventID,
 			&i.NatsSubject,
 			&i.PartitionKey,
 			&i.Event,
+			&i.CreatedAt,
+			&i.SentAt,
+			&i.Bulk,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const unsentLiveOutboxEvents = `-- name: UnsentLiveOutboxEvents :many
+SELECT o.id, o.event_id, o.nats_subject, o.partition_key, o.event, o.created_at, o.sent_at, o.bulk FROM outbox o
+WHERE o.sent_at IS NULL AND NOT o.bulk
+  AND NOT EXISTS (
+      SELECT 1 FROM outbox b
+      WHERE b.sent_at IS NULL AND b.bulk AND b.partition_key = o.partition_key AND b.id < o.id)
+ORDER BY o.id
+LIMIT $1
+`
+
+// The live lane's unsent events in outbox order, but for those of a customer
+// with an earlier unsent event in the bulk lane: they wait for it, so each
+// customer's events keep their order across the lanes.
+func (q *Queries) UnsentLiveOutboxEvents(ctx context.Context, batchSize int32) ([]Outbox, error) {
+	rows, err := q.db.Query(ctx, unsentLiveOutboxEvents, batchSize)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Outbox
+	for rows.Next() {
+		var i Outbox
+		if err := rows.Scan(
+			&i.ID,
+			&i.EventID,
+			&i.NatsSubject,
+			&i.PartitionKey,
+			&i.Event,
+			&i.CreatedAt,
+			&i.SentAt,
+			&i.Bulk,
 		); err != nil {
 			return nil, err
 		}

@@ -86,8 +86,9 @@ INSERT INTO customer_addresses (
     created_at, updated_at
 ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15);
 
--- name: CopyOutbox :copyfrom
-INSERT INTO outbox (event_id, nats_subject, partition_key, event) VALUES ($1, $2, $3, $4);
+-- name: CopyBulkOutbox :copyfrom
+-- An import's events, in the bulk lane (bulk true; see UnsentLiveOutboxEvents).
+INSERT INTO outbox (event_id, nats_subject, partition_key, event, bulk) VALUES ($1, $2, $3, $4, $5);
 
 -- name: TakenEmailsAndReferences :many
 -- Which of these emails and external references customers have already.

@@ -5,14 +5,30 @@ SELECT unnest(sqlc.arg(event_ids)::uuid[]), unnest(sqlc.arg(nats_subjects)::text
        unnest(sqlc.arg(partition_keys)::text[]), unnest(sqlc.arg(events)::bytea[]);
 
 -- name: TryRelayLock :one
--- Only one relay publishes at a time, so two relays never interleave a
--- customer's events. The lock lives until the batch's transaction ends.
+-- Only one relay publishes a lane at a time, so two relays never interleave
+-- a customer's events. The lock lives until the batch's transaction ends.
 SELECT pg_try_advisory_xact_lock(sqlc.arg(lock_key)::bigint);
 
--- name: UnsentOutboxEvents :many
-SELECT id, event_id, nats_subject, partition_key, event FROM outbox
-WHERE sent_at IS NULL
-ORDER BY id
+-- name: UnsentLiveOutboxEvents :many
+-- The live lane's unsent events in outbox order, but for those of a customer
+-- with an earlier unsent event in the bulk lane: they wait for it, so each
+-- customer's events keep their order across the lanes.
+SELECT o.* FROM outbox o
+WHERE o.sent_at IS NULL AND NOT o.bulk
+  AND NOT EXISTS (
+      SELECT 1 FROM outbox b
+      WHERE b.sent_at IS NULL AND b.bulk AND b.partition_key = o.partition_key AND b.id < o.id)
+ORDER BY o.id
+LIMIT sqlc.arg(batch_size);
+
+-- name: UnsentBulkOutboxEvents :many
+-- The bulk lane's, likewise behind the live lane's.
+SELECT o.* FROM outbox o
+WHERE o.sent_at IS NULL AND o.bulk
+  AND NOT EXISTS (
+      SELECT 1 FROM outbox l
+      WHERE l.sent_at IS NULL AND NOT l.bulk AND l.partition_key = o.partition_key AND l.id < o.id)
+ORDER BY o.id
 LIMIT sqlc.arg(batch_size);
 
 -- name: MarkOutboxSent :exec

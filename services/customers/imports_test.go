@@ -451,3 +451,44 @@ func TestImportCreateRefusesTakenAndRepeatedEmails(t *testing.T) {
 		t.Errorf("%d customer.created, want 3", n)
 	}
 }
+
+// A row repeating the email or external reference of a row a batch earlier
+// (1,000 rows a batch in mode create) is refused, in a dry run too, where
+// the earlier row is never committed; nothing else of the file is.
+func TestImportRefusesRepeatsAcrossBatches(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runImports()
+	sfx := randomSuffix()
+	const n = 2_500
+	var file strings.Builder
+	file.WriteString("email,external_reference\n")
+	for i := 1; i <= n; i++ {
+		email, ref := fmt.Sprintf("r%d-%s@example.com", i, sfx), fmt.Sprintf("ref%d-%s", i, sfx)
+		switch i {
+		case 1001: // row 1's email, the next batch
+			email = fmt.Sprintf("r1-%s@example.com", sfx)
+		case 2400: // row 1500's reference, the next batch
+			ref = fmt.Sprintf("ref1500-%s", sfx)
+		}
+		fmt.Fprintf(&file, "%s,%s\n", email, ref)
+	}
+	want := []string{"1001 email unique", "2400 external_reference unique"}
+	for _, query := range []string{"?dry_run=true", ""} {
+		job := s.waitImport(s.startImport("text/csv", query, file.String()).ID)
+		var got []string
+		for _, e := range s.importErrors(job.ID) {
+			got = append(got, fmt.Sprintf("%d %s %s", e.Row, e.Field, e.Code))
+		}
+		if job.Status != "succeeded" || job.Rows.Created != n-2 || job.Rows.Failed != 2 || !slices.Equal(got, want) {
+			t.Errorf("import%s: job %+v errors %v, want %d created and %v", query, job, got, n-2, want)
+		}
+		wantStored := map[string]int{"?dry_run=true": 0, "": n - 2}[query]
+		if got := s.count(`SELECT count(*) FROM customers WHERE email LIKE $1`, "%-"+sfx+"@example.com"); got != wantStored {
+			t.Errorf("after import%s: %d customers stored, want %d", query, got, wantStored)
+		}
+		if got := s.count(`SELECT count(*) FROM outbox WHERE nats_subject = $1`, events.Subject(events.CustomerCreated)); got != wantStored {
+			t.Errorf("after import%s: %d customer.created, want %d", query, got, wantStored)
+		}
+	}
+}

@@ -1,9 +1,16 @@
 // Package relay publishes the outbox to NATS JetStream: every committed event
 // at least once, in outbox order, marked sent only after JetStream acked it.
 //
-// Exactly one relay publishes at a time (a PostgreSQL advisory lock held for
-// the length of each batch's transaction), so with several relays running a
-// customer's events are never interleaved out of order; the others stand by.
+// The outbox has two lanes, published side by side: the bulk lane holds an
+// import's events, the live lane every other. An import of a million
+// customers so never delays the events of ordinary changes. A customer's
+// event waits for the customer's earlier unsent events of the other lane
+// (see the outbox queries), so each customer's events keep their order.
+//
+// Exactly one relay publishes a lane at a time (a PostgreSQL advisory lock
+// per lane, held for the length of each batch's transaction), so with
+// several relays running a customer's events are never interleaved out of
+// order; the others stand by.
 // Re-publication after a crash is harmless: the event id is the Nats-Msg-Id
 // and JetStream drops duplicates within events.DuplicateWindow.
 package relay
@@ -38,8 +45,17 @@ type Config struct {
 	PublicBaseURL string `env:"PUBLIC_BASE_URL"`
 }
 
-// lockKey identifies the relay's advisory lock.
-const lockKey = 0x637573746f6d6572 // "customer"
+// lane is one of the outbox's two lanes: its advisory lock and its query.
+type lane struct {
+	name    string
+	lockKey int64
+	unsent  func(q *gen.Queries, ctx context.Context, batchSize int32) ([]gen.Outbox, error)
+}
+
+var (
+	liveLane = lane{name: "live", lockKey: 0x637573746f6d6572, unsent: (*gen.Queries).UnsentLiveOutboxEvents} // "customer"
+	bulkLane = lane{name: "bulk", lockKey: 0x637573746f6d6573, unsent: (*gen.Queries).UnsentBulkOutboxEvents}
+)
 
 // notifyChannel is where the outbox trigger announces new events.
 const notifyChannel = "outbox"
@@ -81,10 +97,11 @@ func (r *Relay) Run(ctx context.Context) error {
 	if err := r.ensureStreams(ctx); err != nil {
 		return err
 	}
-	wake := make(chan struct{}, 1)
+	wakeLive, wakeBulk := make(chan struct{}, 1), make(chan struct{}, 1)
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return r.listen(ctx, wake) })
-	g.Go(func() error { return r.loop(ctx, wake) })
+	g.Go(func() error { return r.listen(ctx, wakeLive, wakeBulk) })
+	g.Go(func() error { return r.loop(ctx, liveLane, wakeLive) })
+	g.Go(func() error { return r.loop(ctx, bulkLane, wakeBulk) })
 	return g.Wait()
 }
 
@@ -104,17 +121,19 @@ func (r *Relay) ensureStreams(ctx context.Context) error {
 	}
 }
 
-func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) error {
+// loop relays a lane until ctx ends; the live lane's loop also purges the
+// sent events.
+func (r *Relay) loop(ctx context.Context, l lane, wake <-chan struct{}) error {
 	poll := time.NewTicker(r.cfg.PollInterval)
 	defer poll.Stop()
 	lastPurge := time.Time{}
 	backoff := time.Duration(0)
 	for {
-		n, more, err := r.relayBatch(ctx)
+		n, more, err := r.relayBatch(ctx, l)
 		switch {
 		case err != nil:
 			backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
-			r.log.Warn("relay: batch failed, retrying", zap.Error(err), zap.Int("published", n), zap.Duration("backoff", backoff))
+			r.log.Warn("relay: batch failed, retrying", zap.String("lane", l.name), zap.Error(err), zap.Int("published", n), zap.Duration("backoff", backoff))
 			select {
 			case <-ctx.Done():
 				return nil
@@ -126,7 +145,7 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) error {
 			continue
 		}
 		backoff = 0
-		if time.Since(lastPurge) > time.Minute {
+		if l.name == liveLane.name && time.Since(lastPurge) > time.Minute {
 			lastPurge = time.Now()
 			if _, err := r.q.PurgeSentOutbox(ctx, time.Now().Add(-r.cfg.Retention)); err != nil && ctx.Err() == nil {
 				r.log.Warn("relay: purge sent events", zap.Error(err))
@@ -141,9 +160,10 @@ func (r *Relay) loop(ctx context.Context, wake <-chan struct{}) error {
 	}
 }
 
-// relayBatch publishes up to BatchSize unsent events and marks the acked ones
-// sent. It returns how many it marked and whether more are waiting.
-func (r *Relay) relayBatch(ctx context.Context) (published int, more bool, err error) {
+// relayBatch publishes up to BatchSize unsent events of the lane and marks
+// the acked ones sent. It returns how many it marked and whether more are
+// waiting.
+func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more bool, err error) {
 	// Shutdown does not cut a batch short: a cut batch would be published again.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.PublishTimeout+10*time.Second)
 	defer cancel()
@@ -155,14 +175,14 @@ func (r *Relay) relayBatch(ctx context.Context) (published int, more bool, err e
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
 	q := r.q.WithTx(tx)
-	locked, err := q.TryRelayLock(ctx, lockKey)
+	locked, err := q.TryRelayLock(ctx, l.lockKey)
 	if err != nil {
 		return 0, false, fmt.Errorf("relay: lock: %w", err)
 	}
 	if !locked {
 		return 0, false, nil // another relay is publishing
 	}
-	unsent, err := q.UnsentOutboxEvents(ctx, int32(r.cfg.BatchSize))
+	unsent, err := l.unsent(q, ctx, int32(r.cfg.BatchSize))
 	if err != nil || len(unsent) == 0 {
 		return 0, false, err
 	}
@@ -196,9 +216,9 @@ func (r *Relay) relayBatch(ctx context.Context) (published int, more bool, err e
 // customer, a lost publish can never be overtaken by that customer's next
 // event (nats.go may deliver messages buffered during a reconnect while one
 // in flight was lost); the customer's later events go in the following batches.
-func firstPerPartition(rows []gen.UnsentOutboxEventsRow) []gen.UnsentOutboxEventsRow {
+func firstPerPartition(rows []gen.Outbox) []gen.Outbox {
 	seen := make(map[string]struct{}, len(rows))
-	out := make([]gen.UnsentOutboxEventsRow, 0, len(rows))
+	out := make([]gen.Outbox, 0, len(rows))
 	for _, row := range rows {
 		if _, dup := seen[row.PartitionKey]; dup {
 			continue
@@ -213,7 +233,7 @@ func firstPerPartition(rows []gen.UnsentOutboxEventsRow) []gen.UnsentOutboxEvent
 // and returns the ids of the leading run of events JetStream acknowledged. It
 // stops at the first failure, so nothing after a failed event is marked sent:
 // the next batch starts again from it.
-func (r *Relay) publish(ctx context.Context, rows []gen.UnsentOutboxEventsRow) ([]int64, error) {
+func (r *Relay) publish(ctx context.Context, rows []gen.Outbox) ([]int64, error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(rows))
 	var sendErr error
 	for _, row := range rows {
@@ -242,7 +262,7 @@ func (r *Relay) publish(ctx context.Context, rows []gen.UnsentOutboxEventsRow) (
 
 // publishAsync sends one outbox event as a CloudEvent message without waiting
 // for its ack.
-func (r *Relay) publishAsync(ctx context.Context, row gen.UnsentOutboxEventsRow) (jetstream.PubAckFuture, error) {
+func (r *Relay) publishAsync(ctx context.Context, row gen.Outbox) (jetstream.PubAckFuture, error) {
 	msg, err := events.StoredToMsg(ctx, row.Event, row.EventID.String(), row.NatsSubject, events.SchemaURL(r.cfg.PublicBaseURL, events.TypeOf(row.NatsSubject)))
 	if err != nil {
 		return nil, err
@@ -250,11 +270,12 @@ func (r *Relay) publishAsync(ctx context.Context, row gen.UnsentOutboxEventsRow)
 	return r.js.PublishMsgAsync(msg)
 }
 
-// listen turns outbox notifications into wake-ups. It holds one connection;
-// when that breaks it reconnects, and the poll covers the gap.
-func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) error {
+// listen turns outbox notifications into wake-ups of every lane. It holds
+// one connection; when that breaks it reconnects, and the poll covers the
+// gap.
+func (r *Relay) listen(ctx context.Context, wakes ...chan<- struct{}) error {
 	for ctx.Err() == nil {
-		err := r.listenOnce(ctx, wake)
+		err := r.listenOnce(ctx, wakes)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -267,7 +288,7 @@ func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) error {
 	return nil
 }
 
-func (r *Relay) listenOnce(ctx context.Context, wake chan<- struct{}) error {
+func (r *Relay) listenOnce(ctx context.Context, wakes []chan<- struct{}) error {
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -277,17 +298,19 @@ func (r *Relay) listenOnce(ctx context.Context, wake chan<- struct{}) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{notifyChannel}.Sanitize()); err != nil {
 		return err
 	}
-	select { // events committed before LISTEN took effect
-	case wake <- struct{}{}:
-	default:
+	wake := func() {
+		for _, w := range wakes {
+			select {
+			case w <- struct{}{}:
+			default: // a wake-up is already pending; the loop will read everything
+			}
+		}
 	}
+	wake() // events committed before LISTEN took effect
 	for {
 		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
 			return err
 		}
-		select {
-		case wake <- struct{}{}:
-		default: // a wake-up is already pending; the loop will read everything
-		}
+		wake()
 	}
 }

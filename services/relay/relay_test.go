@@ -26,28 +26,42 @@ import (
 // interleaved across customers.
 func writeEvents(t *testing.T, pool *pgxpool.Pool, customers []uuid.UUID, seqPerCustomer int) {
 	t.Helper()
-	q := gen.New(pool)
 	for seq := 1; seq <= seqPerCustomer; seq++ {
 		for _, id := range customers {
-			e, err := events.New(events.Meta{
-				Type: events.CustomerUpdated, Source: events.SourceCustomers, Subject: id.String(),
-				PartitionKey: id.String(), Sequence: int64(seq), Time: time.Now(),
-				Actor: events.Actor{Type: events.AuthServiceAccount, ID: "test"},
-			}, map[string]any{"id": id})
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := events.Marshal(e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := q.InsertOutboxEvents(context.Background(), gen.InsertOutboxEventsParams{
-				EventIds: []uuid.UUID{uuid.MustParse(e.ID())}, NatsSubjects: []string{events.Subject(e.Type())},
-				PartitionKeys: []string{id.String()}, Events: [][]byte{b},
-			}); err != nil {
-				t.Fatal(err)
-			}
+			writeEvent(t, pool, id, seq, false)
 		}
+	}
+}
+
+// writeEvent puts a customer's event of sequence seq into the outbox, in the
+// bulk lane (as an import writes) or the live one.
+func writeEvent(t *testing.T, pool *pgxpool.Pool, id uuid.UUID, seq int, bulk bool) {
+	t.Helper()
+	e, err := events.New(events.Meta{
+		Type: events.CustomerUpdated, Source: events.SourceCustomers, Subject: id.String(),
+		PartitionKey: id.String(), Sequence: int64(seq), Time: time.Now(),
+		Actor: events.Actor{Type: events.AuthServiceAccount, ID: "test"},
+	}, map[string]any{"id": id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := events.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, ctx := gen.New(pool), context.Background()
+	if bulk {
+		_, err = q.CopyBulkOutbox(ctx, []gen.CopyBulkOutboxParams{{
+			EventID: uuid.MustParse(e.ID()), NatsSubject: events.Subject(e.Type()), PartitionKey: id.String(), Event: b, Bulk: true,
+		}})
+	} else {
+		err = q.InsertOutboxEvents(ctx, gen.InsertOutboxEventsParams{
+			EventIds: []uuid.UUID{uuid.MustParse(e.ID())}, NatsSubjects: []string{events.Subject(e.Type())},
+			PartitionKeys: []string{id.String()}, Events: [][]byte{b},
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -100,6 +114,14 @@ func runUntilSent(t *testing.T, pool *pgxpool.Pool, relays ...*Relay) {
 // streamSequences reads the whole stream and returns, per partition key, the
 // sequences in stream order; it fails on a message id seen twice.
 func streamSequences(t *testing.T, js jetstream.JetStream) (map[string][]int64, int) {
+	seqs, keys := streamOrder(t, js)
+	return seqs, len(keys)
+}
+
+// streamOrder reads the whole stream and returns, per partition key, the
+// sequences in stream order, and the partition key of each message in
+// stream order; it fails on a message id seen twice.
+func streamOrder(t *testing.T, js jetstream.JetStream) (map[string][]int64, []string) {
 	t.Helper()
 	ctx := context.Background()
 	stream, err := js.Stream(ctx, events.EventsStream)
@@ -116,6 +138,7 @@ func streamSequences(t *testing.T, js jetstream.JetStream) (map[string][]int64, 
 		t.Fatal(err)
 	}
 	seqs := map[string][]int64{}
+	var keys []string
 	seen := map[string]bool{}
 	for read := 0; read < total; {
 		batch, err := cons.Fetch(total-read, jetstream.FetchMaxWait(5*time.Second))
@@ -134,9 +157,10 @@ func streamSequences(t *testing.T, js jetstream.JetStream) (map[string][]int64, 
 			seen[e.ID()] = true
 			key, _ := e.Extensions()[events.ExtPartitionKey].(string)
 			seqs[key] = append(seqs[key], events.Sequence(e))
+			keys = append(keys, key)
 		}
 	}
-	return seqs, total
+	return seqs, keys
 }
 
 func assertInOrder(t *testing.T, seqs map[string][]int64, customers []uuid.UUID, perCustomer int) {
@@ -248,10 +272,10 @@ func TestRelayWakesOnNotifyWithoutWaitingForThePoll(t *testing.T) {
 }
 
 func TestBatchHoldsAtMostOneEventPerCustomerInOutboxOrder(t *testing.T) {
-	row := func(id int64, key string) gen.UnsentOutboxEventsRow {
-		return gen.UnsentOutboxEventsRow{ID: id, PartitionKey: key}
+	row := func(id int64, key string) gen.Outbox {
+		return gen.Outbox{ID: id, PartitionKey: key}
 	}
-	got := firstPerPartition([]gen.UnsentOutboxEventsRow{row(1, "a"), row(2, "b"), row(3, "a"), row(4, "c"), row(5, "b")})
+	got := firstPerPartition([]gen.Outbox{row(1, "a"), row(2, "b"), row(3, "a"), row(4, "c"), row(5, "b")})
 	var ids []int64
 	for _, r := range got {
 		ids = append(ids, r.ID)
@@ -259,4 +283,82 @@ func TestBatchHoldsAtMostOneEventPerCustomerInOutboxOrder(t *testing.T) {
 	if fmt.Sprint(ids) != "[1 2 4]" {
 		t.Errorf("batch ids %v, want [1 2 4]: the first event of each customer, in order", ids)
 	}
+}
+
+// Either lane goes on while the other stands still (another relay holds
+// it, here the test), but for the events of a customer with an earlier
+// unsent event in the held lane: those wait for it, and every customer's
+// events arrive in order once the held lane moves.
+func TestALaneIsNotHeldUpByTheOtherButCustomersKeepTheirOrder(t *testing.T) {
+	t.Parallel()
+	for _, held := range []lane{bulkLane, liveLane} {
+		t.Run("held "+held.name, func(t *testing.T) {
+			t.Parallel()
+			laneHeld(t, held)
+		})
+	}
+}
+
+func laneHeld(t *testing.T, held lane) {
+	pool, js := newBus(t)
+	ctx := context.Background()
+	holder, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Release()
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock($1)`, held.lockKey); err != nil {
+		t.Fatal(err)
+	}
+	// Events in the held lane, then in the moving lane: 5 of customers of
+	// their own, 3 of customers with an event in the held lane.
+	heldBulk := held.name == bulkLane.name
+	waiting, moving := customersN(20), customersN(5)
+	for _, id := range waiting {
+		writeEvent(t, pool, id, 1, heldBulk)
+	}
+	for _, id := range moving {
+		writeEvent(t, pool, id, 1, !heldBulk)
+	}
+	for _, id := range waiting[:3] {
+		writeEvent(t, pool, id, 2, !heldBulk)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- newRelay(t, pool, js).Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if n, _ := gen.New(pool).CountUnsentOutbox(ctx); n == 23 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the %s lane is held and the other lane's events did not go out", held.name)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // time for an event that should wait to go out wrongly
+	seqs, keys := streamOrder(t, js)
+	if len(keys) != 5 {
+		t.Fatalf("while the %s lane is held the stream holds %d events, want the other lane's 5", held.name, len(keys))
+	}
+	assertInOrder(t, seqs, moving, 1)
+
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_unlock($1)`, held.lockKey); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if n, _ := gen.New(pool).CountUnsentOutbox(ctx); n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events unsent after the %s lane was let go", held.name)
+		}
+	}
+	seqs, keys = streamOrder(t, js)
+	if len(keys) != 28 {
+		t.Fatalf("stream holds %d events, want 28", len(keys))
+	}
+	assertInOrder(t, seqs, waiting[:3], 2)
+	assertInOrder(t, seqs, waiting[3:], 1)
+	assertInOrder(t, seqs, moving, 1)
 }

@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
+	"hash/maphash"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -122,62 +123,124 @@ func (s *Service) ImportRow(ctx context.Context, o Origin, mode string, row Impo
 }
 
 // CanImportTogether reports whether a row can be created together with
-// others (ImportCreateMany): one that joins groups (which its creation
+// others (PrepareCreates): one that joins groups (which its creation
 // locks) or asks for an email (a one-time token) goes alone, by ImportRow.
 func CanImportTogether(row ImportRow) bool { return len(row.Groups) == 0 && !row.EmailLink.Given() }
 
-// ImportCreateMany creates rows as ImportRow does each in mode create, but
-// writes those that pass their checks together, one COPY per table: an
-// import at the speed of the database. It returns each row's refusal (nil:
-// created). A row whose email or external reference an earlier row of the
-// same call has is refused as a taken one. An error of its own means that
-// nothing was written (a concurrent writer took an email since the check,
-// say): the caller goes row by row then.
-func (s *Service) ImportCreateMany(ctx context.Context, o Origin, rows []ImportRow) ([]error, error) {
-	refusals := make([]error, len(rows))
-	built := make([]NewCustomer, 0, len(rows))
-	at := make([]int, 0, len(rows))
-	emails, refs := map[string]bool{}, map[string]bool{}
+// PreparedCreates is a batch of rows of an import in mode create, checked
+// by PrepareCreates and waiting for CreatePrepared to write it.
+type PreparedCreates struct {
+	// Refusals holds each row's refusal; the rows without one are created by
+	// CreatePrepared.
+	Refusals []error
+	kept     []NewCustomer
+}
+
+// PrepareCreates checks rows as ImportRow checks each in mode create, and
+// builds those that pass, ready for CreatePrepared: the CPU's part of an
+// import at the speed of the database, run on all cores but one (left to
+// live traffic) and, by the caller, while the previous batch is written. A row is refused as taken when a
+// customer has its email or external reference, or an earlier row that
+// seen holds (earlier in the batch, or in a batch not yet committed).
+func (s *Service) PrepareCreates(ctx context.Context, o Origin, rows []ImportRow, seen *ImportSeen) (PreparedCreates, error) {
 	form, err := s.store.AddressForm(ctx)
 	if err != nil {
-		return nil, err
+		return PreparedCreates{}, err
 	}
-	for i, row := range rows {
-		imp, err := importExtras(row)
-		if err == nil {
-			imp.form = &form
-			var n NewCustomer
-			if n, err = s.newCustomer(ctx, o, row.createInput(), imp); err == nil {
-				if err = taken(n.Customer, emails, refs); err == nil {
-					emails[n.Customer.Email] = true
-					if ref := n.Customer.ExternalReference; ref != nil {
-						refs[*ref] = true
-					}
-					built, at = append(built, n), append(at, i)
+	built := make([]NewCustomer, len(rows))
+	refusals := make([]error, len(rows))
+	var wg sync.WaitGroup
+	workers := max(1, runtime.GOMAXPROCS(0)-1)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(rows); i += workers {
+				imp, err := importExtras(rows[i])
+				if err == nil {
+					imp.form = &form
+					built[i], err = s.newCustomer(ctx, o, rows[i].createInput(), imp)
 				}
+				refusals[i] = err
+			}
+		})
+	}
+	wg.Wait()
+	var emails, refs []string
+	at := make([]int, 0, len(rows))
+	for i := range rows {
+		if refusals[i] != nil {
+			continue
+		}
+		if refusals[i] = seen.take(built[i].Customer); refusals[i] == nil {
+			c := built[i].Customer
+			emails, at = append(emails, c.Email), append(at, i)
+			if c.ExternalReference != nil {
+				refs = append(refs, *c.ExternalReference)
 			}
 		}
-		refusals[i] = err
 	}
-	if len(built) == 0 {
-		return refusals, nil
+	p := PreparedCreates{Refusals: refusals}
+	if len(at) == 0 {
+		return p, nil
 	}
-	takenEmails, takenRefs, err := s.store.TakenEmailsAndReferences(ctx, slices.Collect(maps.Keys(emails)), slices.Collect(maps.Keys(refs)))
+	takenEmails, takenRefs, err := s.store.TakenEmailsAndReferences(ctx, emails, refs)
 	if err != nil {
-		return nil, err
+		return PreparedCreates{}, err
 	}
-	kept := built[:0]
-	for k, n := range built {
-		if refusals[at[k]] = taken(n.Customer, takenEmails, takenRefs); refusals[at[k]] == nil {
-			kept = append(kept, n)
+	p.kept = make([]NewCustomer, 0, len(at))
+	for _, i := range at {
+		if refusals[i] = taken(built[i].Customer, takenEmails, takenRefs); refusals[i] == nil {
+			p.kept = append(p.kept, built[i])
 		}
 	}
-	if len(kept) > 0 {
-		if err := s.store.CreateMany(ctx, kept); err != nil {
-			return nil, fmt.Errorf("import customers: %w", err)
-		}
+	return p, nil
+}
+
+// CreatePrepared writes the customers PrepareCreates kept, one COPY per
+// table. An error means that nothing was written (a concurrent writer took
+// an email since the check, say): the caller goes row by row then.
+func (s *Service) CreatePrepared(ctx context.Context, p PreparedCreates) error {
+	if len(p.kept) == 0 {
+		return nil
 	}
-	return refusals, nil
+	if err := s.store.CreateMany(ctx, p.kept); err != nil {
+		return fmt.Errorf("import customers: %w", err)
+	}
+	return nil
+}
+
+// ImportSeen holds the emails and external references of the rows an
+// import has prepared: a later row with one of them is a duplicate, though
+// the earlier row is not committed yet (or, in a dry run, never is). It
+// keeps 64-bit hashes, a few bytes a row for files of millions of rows; two
+// different emails share a hash with odds of about 1 in 10^7 in a file of
+// a million rows.
+type ImportSeen struct {
+	seed         maphash.Seed
+	emails, refs map[uint64]struct{}
+}
+
+// NewImportSeen returns an empty ImportSeen.
+func NewImportSeen() *ImportSeen {
+	return &ImportSeen{seed: maphash.MakeSeed(), emails: map[uint64]struct{}{}, refs: map[uint64]struct{}{}}
+}
+
+// take refuses a customer whose email or external reference it holds, and
+// otherwise holds them.
+func (seen *ImportSeen) take(c Customer) error {
+	email := maphash.String(seen.seed, c.Email)
+	if _, dup := seen.emails[email]; dup {
+		return ErrEmailTaken
+	}
+	var ref uint64
+	if c.ExternalReference != nil {
+		ref = maphash.String(seen.seed, *c.ExternalReference)
+		if _, dup := seen.refs[ref]; dup {
+			return ErrExternalRefUsed
+		}
+		seen.refs[ref] = struct{}{}
+	}
+	seen.emails[email] = struct{}{}
+	return nil
 }
 
 // taken is the refusal of a new customer whose email or external reference

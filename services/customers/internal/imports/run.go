@@ -140,42 +140,122 @@ type item struct {
 // pass runs the rows after the job's checkpoint in batches, each in a
 // transaction with its row errors and the checkpoint; keep false rolls
 // each batch's rows back (a dry run, or reject_all's first pass) and keeps
-// only what the rows would have done.
+// only what the rows would have done. The file is read and the next batch
+// prepared (readBatches) while a batch is written: the CPU's work and the
+// database's overlap.
 func (j *Jobs) pass(ctx context.Context, job gen.ImportJob, keep bool) (status, reason string, err error) {
 	rs, err := newRows(job.Format, &chunkReader{ctx: ctx, q: j.q, job: job.ID})
 	if err != nil {
 		return j.fileFailed(err)
 	}
 	o := origin(job)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Unbuffered: one batch is prepared while one is written, and the
+	// emails of no more than those two are uncommitted (see readBatches).
+	batches := make(chan batch)
+	var readErr error
+	go func() {
+		defer close(batches)
+		readErr = j.readBatches(ctx, job, o, rs, batches)
+	}()
+	for b := range batches {
+		if err := j.runBatch(ctx, job, o, b, keep); err != nil {
+			cancel()
+			for range batches { // the reader stops at its next batch
+			}
+			return "", "", err
+		}
+	}
+	var fe *FileError
+	switch {
+	case readErr == nil:
+		return StatusSucceeded, "", nil
+	case errors.As(readErr, &fe):
+		return j.fileFailed(readErr)
+	default:
+		return "", "", readErr // reading the spool, or preparing, failed
+	}
+}
+
+// batch is rows of the file that commit together. In mode create, the
+// rows that can be created together (customer.CanImportTogether) were
+// prepared so: creates holds what became of each of them, in the order of
+// together, their indexes in items.
+type batch struct {
+	items    []item
+	together []int
+	creates  customer.PreparedCreates
+}
+
+// readBatches reads the rows after the job's checkpoint and sends them in
+// batches, each prepared in mode create, until the file ends (nil), cannot
+// be read on (a *FileError), or preparing fails. A row prepared here is
+// refused when an earlier row of the file has its email or external
+// reference, though that row's batch may not be committed yet.
+func (j *Jobs) readBatches(ctx context.Context, job gen.ImportJob, o customer.Origin, rs rows, out chan<- batch) error {
 	size := batchRows
 	if job.Mode == customer.ImportCreate {
 		size = createBatchRows
 	}
-	batch := make([]item, 0, size)
+	seen := customer.NewImportSeen()
+	items := make([]item, 0, size)
+	send := func() error {
+		b := batch{items: items}
+		if job.Mode == customer.ImportCreate {
+			if err := j.prepareCreates(ctx, o, &b, seen); err != nil {
+				return err
+			}
+		}
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		items = make([]item, 0, size)
+		return nil
+	}
 	for {
 		row, num, err := rs.next()
 		end := errors.Is(err, io.EOF)
 		var fe *FileError
 		fileErr := errors.As(err, &fe)
 		if !end && !fileErr && num > job.RowsDone {
-			batch = append(batch, item{row: row, num: num, err: err})
+			items = append(items, item{row: row, num: num, err: err})
 		}
-		if len(batch) == size || ((end || fileErr) && len(batch) > 0) {
-			if err := j.runBatch(ctx, job, o, batch, keep); err != nil {
-				return "", "", err
+		if len(items) == size || ((end || fileErr) && len(items) > 0) {
+			if err := send(); err != nil {
+				return err
 			}
-			job.RowsDone = batch[len(batch)-1].num
-			batch = batch[:0]
 		}
 		switch {
 		case end:
-			return StatusSucceeded, "", nil
+			return nil
 		case fileErr:
-			return j.fileFailed(err)
+			return err
 		case err != nil && !isRowError(err):
-			return "", "", err // reading the spool failed
+			return err // reading the spool failed
 		}
 	}
+}
+
+// prepareCreates prepares the batch's rows that can be created together,
+// reading the customers of the time in a read-only transaction of its own.
+func (j *Jobs) prepareCreates(ctx context.Context, o customer.Origin, b *batch, seen *customer.ImportSeen) error {
+	var rows []customer.ImportRow
+	for i, it := range b.items {
+		if it.err == nil && customer.CanImportTogether(it.row) {
+			rows, b.together = append(rows, it.row), append(b.together, i)
+		}
+	}
+	if len(rows) < 2 {
+		b.together = nil
+		return nil
+	}
+	return pgx.BeginTxFunc(ctx, j.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) (err error) {
+		b.creates, err = j.useCases(tx).PrepareCreates(ctx, o, rows, seen)
+		return err
+	})
 }
 
 func isRowError(err error) bool {
@@ -196,7 +276,7 @@ func (j *Jobs) fileFailed(err error) (string, string, error) {
 // runBatch applies a batch's rows in one transaction, each in a savepoint
 // of its own, so that a refused row undoes only itself; its errors and the
 // job's checkpoint commit with it.
-func (j *Jobs) runBatch(ctx context.Context, job gen.ImportJob, o customer.Origin, batch []item, keep bool) error {
+func (j *Jobs) runBatch(ctx context.Context, job gen.ImportJob, o customer.Origin, b batch, keep bool) error {
 	return pgx.BeginFunc(ctx, j.pool, func(tx pgx.Tx) error {
 		work, err := tx.Begin(ctx) // the rows' work, kept or rolled back whole
 		if err != nil {
@@ -205,11 +285,11 @@ func (j *Jobs) runBatch(ctx context.Context, job gen.ImportJob, o customer.Origi
 		uses := j.useCases(work)
 		var created, updated int64
 		var failed []item
-		done, err := j.createTogether(ctx, work, uses, job, o, batch)
+		done, err := createTogether(ctx, work, uses, b)
 		if err != nil {
 			return err
 		}
-		for i, it := range batch {
+		for i, it := range b.items {
 			switch r := done[i]; {
 			case r == nil:
 			case r.err != nil:
@@ -260,7 +340,7 @@ func (j *Jobs) runBatch(ctx context.Context, job gen.ImportJob, o customer.Origi
 			return err
 		}
 		n, err := q.CheckpointImportJob(ctx, gen.CheckpointImportJobParams{
-			ID: job.ID, RowsDone: batch[len(batch)-1].num, Created: created, Updated: updated, Failed: int64(len(failed)),
+			ID: job.ID, RowsDone: b.items[len(b.items)-1].num, Created: created, Updated: updated, Failed: int64(len(failed)),
 			LeaseUntil: j.leaseFrom(time.Now()),
 		})
 		if err == nil && n != 1 {
@@ -273,33 +353,21 @@ func (j *Jobs) runBatch(ctx context.Context, job gen.ImportJob, o customer.Origi
 // outcome is a row the batch created together with others, or refused.
 type outcome struct{ err error }
 
-// createTogether creates, in mode create, the batch's rows that can go
-// together in one write per table (customer.ImportCreateMany), in a
-// savepoint of their own; done says what became of each of them (nil for
+// createTogether writes the batch's rows prepared together, in a savepoint
+// of their own; done says what became of each row of the batch (nil for
 // the rows left to go one by one). When the write as a whole fails (a
 // concurrent writer took an email since the check) nothing of it is kept
 // and every row goes one by one.
-func (j *Jobs) createTogether(ctx context.Context, work pgx.Tx, uses *customer.Service, job gen.ImportJob, o customer.Origin, batch []item) ([]*outcome, error) {
-	done := make([]*outcome, len(batch))
-	if job.Mode != customer.ImportCreate {
-		return done, nil
-	}
-	var rows []customer.ImportRow
-	var at []int
-	for i, it := range batch {
-		if it.err == nil && customer.CanImportTogether(it.row) {
-			rows, at = append(rows, it.row), append(at, i)
-		}
-	}
-	if len(rows) < 2 {
+func createTogether(ctx context.Context, work pgx.Tx, uses *customer.Service, b batch) ([]*outcome, error) {
+	done := make([]*outcome, len(b.items))
+	if len(b.together) == 0 {
 		return done, nil
 	}
 	sp, err := work.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	refusals, err := uses.ImportCreateMany(ctx, o, rows)
-	if err != nil {
+	if err := uses.CreatePrepared(ctx, b.creates); err != nil {
 		if rerr := sp.Rollback(ctx); rerr != nil {
 			return nil, rerr
 		}
@@ -311,8 +379,8 @@ func (j *Jobs) createTogether(ctx context.Context, work pgx.Tx, uses *customer.S
 	if err := sp.Commit(ctx); err != nil {
 		return nil, err
 	}
-	for k, i := range at {
-		done[i] = &outcome{err: refusals[k]}
+	for k, i := range b.together {
+		done[i] = &outcome{err: b.creates.Refusals[k]}
 	}
 	return done, nil
 }

@@ -518,7 +518,7 @@ func nonNil(m map[string]string) map[string]string {
 func (s *Store) CreateMany(ctx context.Context, cs []customer.NewCustomer) error {
 	var customers []gen.CopyCustomersParams
 	var addresses []gen.CopyCustomerAddressesParams
-	var outboxRows []gen.CopyOutboxParams
+	var outboxRows []gen.CopyBulkOutboxParams
 	for _, n := range cs {
 		r := toRow(n.Customer)
 		customers = append(customers, gen.CopyCustomersParams{
@@ -543,8 +543,9 @@ func (s *Store) CreateMany(ctx context.Context, cs []customer.NewCustomer) error
 			return err
 		}
 		for i := range ob.EventIds {
-			outboxRows = append(outboxRows, gen.CopyOutboxParams{
+			outboxRows = append(outboxRows, gen.CopyBulkOutboxParams{
 				EventID: ob.EventIds[i], NatsSubject: ob.NatsSubjects[i], PartitionKey: ob.PartitionKeys[i], Event: ob.Events[i],
+				Bulk: true,
 			})
 		}
 	}
@@ -556,7 +557,7 @@ func (s *Store) CreateMany(ctx context.Context, cs []customer.NewCustomer) error
 			return fmt.Errorf("store: copy addresses: %w", err)
 		}
 	}
-	if _, err := s.q.CopyOutbox(ctx, outboxRows); err != nil {
+	if _, err := s.q.CopyBulkOutbox(ctx, outboxRows); err != nil {
 		return fmt.Errorf("store: copy outbox: %w", err)
 	}
 	return nil
