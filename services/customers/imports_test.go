@@ -492,3 +492,62 @@ func TestImportRefusesRepeatsAcrossBatches(t *testing.T) {
 		}
 	}
 }
+
+// With on_error=reject_all a file of many batches is written whole, with an
+// event for each customer, or not at all: here a row that joins a group
+// (written alone) and a later row with its email (written with others),
+// which only the write itself finds (each batch of the checking pass was
+// rolled back before the next was checked).
+func TestImportRejectAllWritesEveryBatchOrNothing(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runImports()
+	var group struct{ ID string }
+	request(t, s, http.MethodPost, "/v1/customer-groups", map[string]any{"name": "g-" + randomSuffix()}, nil).decode(t, &group)
+	sfx := randomSuffix()
+	const n = 2_500
+	file := func(repeat bool) string {
+		var b strings.Builder
+		b.WriteString("email,groups\n")
+		for i := 1; i <= n; i++ {
+			email, groups := fmt.Sprintf("w%d-%s@example.com", i, sfx), ""
+			switch {
+			case i == 5:
+				groups = group.ID
+			case i == 1500 && repeat:
+				email = fmt.Sprintf("w5-%s@example.com", sfx)
+			}
+			fmt.Fprintf(&b, "%s,%s\n", email, groups)
+		}
+		return b.String()
+	}
+	stored := func() int {
+		return s.count(`SELECT count(*) FROM customers WHERE email LIKE $1`, "%-"+sfx+"@example.com")
+	}
+
+	job := s.waitImport(s.startImport("text/csv", "?on_error=reject_all", file(true)).ID)
+	errs := s.importErrors(job.ID)
+	if job.Status != "failed" || !strings.Contains(job.Error, "nothing was written") || len(errs) != 1 || errs[0].Row != 1500 || errs[0].Field != "email" {
+		t.Errorf("job %+v errors %+v, want failed at row 1500's email, nothing written", job, errs)
+	}
+	if got := stored(); got != 0 {
+		t.Errorf("%d customers stored by the refused file, want none", got)
+	}
+	if got := s.count(`SELECT count(*) FROM outbox WHERE nats_subject LIKE 'customerbus.events.customer.%'`); got != 0 {
+		t.Errorf("%d customer events of the refused file, want none", got)
+	}
+
+	job = s.waitImport(s.startImport("text/csv", "?on_error=reject_all", file(false)).ID)
+	if job.Status != "succeeded" || job.Rows.Created != n {
+		t.Errorf("job %+v, want %d created", job, n)
+	}
+	if got := stored(); got != n {
+		t.Errorf("%d customers stored, want %d", got, n)
+	}
+	if got := s.count(`SELECT count(*) FROM outbox WHERE nats_subject = $1`, events.Subject(events.CustomerCreated)); got != n {
+		t.Errorf("%d customer.created, want %d", got, n)
+	}
+	if got := s.count(`SELECT count(*) FROM customers WHERE $1 = ANY(group_ids)`, group.ID); got != 1 {
+		t.Errorf("%d members of the group, want row 5's customer", got)
+	}
+}

@@ -134,6 +134,7 @@ type PreparedCreates struct {
 	// CreatePrepared.
 	Refusals []error
 	kept     []NewCustomer
+	keptAt   []int // each kept customer's row
 }
 
 // PrepareCreates checks rows as ImportRow checks each in mode create, and
@@ -189,10 +190,41 @@ func (s *Service) PrepareCreates(ctx context.Context, o Origin, rows []ImportRow
 	p.kept = make([]NewCustomer, 0, len(at))
 	for _, i := range at {
 		if refusals[i] = taken(built[i].Customer, takenEmails, takenRefs); refusals[i] == nil {
-			p.kept = append(p.kept, built[i])
+			p.kept, p.keptAt = append(p.kept, built[i]), append(p.keptAt, i)
 		}
 	}
 	return p, nil
+}
+
+// RecheckPrepared refuses, again, the kept rows whose email or external
+// reference a customer has now, as the caller's transaction sees it: for a
+// writer that cannot go row by row when a write fails (reject_all's one
+// transaction for the whole file), and whose own earlier rows
+// PrepareCreates did not see.
+func (s *Service) RecheckPrepared(ctx context.Context, p *PreparedCreates) error {
+	if len(p.kept) == 0 {
+		return nil
+	}
+	var emails, refs []string
+	for _, n := range p.kept {
+		emails = append(emails, n.Customer.Email)
+		if ref := n.Customer.ExternalReference; ref != nil {
+			refs = append(refs, *ref)
+		}
+	}
+	takenEmails, takenRefs, err := s.store.TakenEmailsAndReferences(ctx, emails, refs)
+	if err != nil {
+		return err
+	}
+	kept, keptAt := p.kept[:0], p.keptAt[:0]
+	for k, n := range p.kept {
+		i := p.keptAt[k]
+		if p.Refusals[i] = taken(n.Customer, takenEmails, takenRefs); p.Refusals[i] == nil {
+			kept, keptAt = append(kept, n), append(keptAt, i)
+		}
+	}
+	p.kept, p.keptAt = kept, keptAt
+	return nil
 }
 
 // CreatePrepared writes the customers PrepareCreates kept, one COPY per

@@ -144,37 +144,61 @@ type item struct {
 // prepared (readBatches) while a batch is written: the CPU's work and the
 // database's overlap.
 func (j *Jobs) pass(ctx context.Context, job gen.ImportJob, keep bool) (status, reason string, err error) {
-	rs, err := newRows(job.Format, &chunkReader{ctx: ctx, q: j.q, job: job.ID})
+	r, err := j.read(ctx, job)
 	if err != nil {
 		return j.fileFailed(err)
 	}
-	o := origin(job)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// Unbuffered: one batch is prepared while one is written, and the
-	// emails of no more than those two are uncommitted (see readBatches).
-	batches := make(chan batch)
-	var readErr error
-	go func() {
-		defer close(batches)
-		readErr = j.readBatches(ctx, job, o, rs, batches)
-	}()
-	for b := range batches {
-		if err := j.runBatch(ctx, job, o, b, keep); err != nil {
-			cancel()
-			for range batches { // the reader stops at its next batch
-			}
+	defer r.stop()
+	for b := range r.batches {
+		if err := j.runBatch(ctx, job, r.origin, b, keep); err != nil {
 			return "", "", err
 		}
 	}
 	var fe *FileError
 	switch {
-	case readErr == nil:
+	case r.err == nil:
 		return StatusSucceeded, "", nil
-	case errors.As(readErr, &fe):
-		return j.fileFailed(readErr)
+	case errors.As(r.err, &fe):
+		return j.fileFailed(r.err)
 	default:
-		return "", "", readErr // reading the spool, or preparing, failed
+		return "", "", r.err // reading the spool, or preparing, failed
+	}
+}
+
+// reading is a job's file being read in batches (readBatches), each
+// prepared while the one before it is written.
+type reading struct {
+	origin  customer.Origin
+	batches <-chan batch
+	// err is why the reading ended (nil at the end of the file), once
+	// batches is closed.
+	err    error
+	cancel context.CancelFunc
+}
+
+// read starts reading the job's rows after its checkpoint; a file whose
+// header cannot be read is an error at once.
+func (j *Jobs) read(ctx context.Context, job gen.ImportJob) (*reading, error) {
+	rs, err := newRows(job.Format, &chunkReader{ctx: ctx, q: j.q, job: job.ID})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	// Unbuffered: one batch is prepared while one is written, and the
+	// emails of no more than those two are uncommitted (see readBatches).
+	batches := make(chan batch)
+	r := &reading{origin: origin(job), batches: batches, cancel: cancel}
+	go func() {
+		defer close(batches)
+		r.err = j.readBatches(ctx, job, r.origin, rs, batches)
+	}()
+	return r, nil
+}
+
+// stop ends the reading, when the writer stops before the file ends too.
+func (r *reading) stop() {
+	r.cancel()
+	for range r.batches { // the reader stops at its next batch
 	}
 }
 
@@ -409,39 +433,64 @@ func recordErrors(ctx context.Context, q *gen.Queries, job gen.ImportJob, failed
 // writeAll writes every row in one transaction, which also ends the job:
 // reject_all's second pass, after the first found no failed row. A row that
 // fails now (a customer created meanwhile with its email, say) fails the
-// job and nothing is written.
+// job and nothing is written. The rows that can go together are written
+// together, as in a pass, checked again in the transaction first: without
+// savepoints (a million rows would overflow PostgreSQL's cache of them), a
+// failed write could not go on row by row.
 func (j *Jobs) writeAll(ctx context.Context, job gen.ImportJob) (string, string, error) {
-	rs, err := newRows(job.Format, &chunkReader{ctx: ctx, q: j.q, job: job.ID})
+	r, err := j.read(ctx, job)
 	if err != nil {
 		return j.fileFailed(err)
 	}
-	o := origin(job)
+	defer r.stop()
+	o := r.origin
 	var failed *item
 	var last, created, updated int64
 	err = pgx.BeginFunc(ctx, j.pool, func(tx pgx.Tx) error {
 		uses := j.useCases(tx)
-		for {
-			row, num, err := rs.next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				failed = &item{num: num, err: err}
-				return errRejected
-			}
-			_, isNew, err := uses.ImportRow(ctx, o, job.Mode, row)
-			if err != nil {
-				if problem.Retryable(err) {
+		for b := range r.batches {
+			if len(b.together) > 0 {
+				if err := uses.RecheckPrepared(ctx, &b.creates); err != nil {
 					return err
 				}
-				failed = &item{num: num, err: err}
+				if err := uses.CreatePrepared(ctx, b.creates); err != nil {
+					return err // a concurrent writer was quicker: the job is tried again
+				}
+			}
+			together := make(map[int]error, len(b.together))
+			for k, i := range b.together {
+				together[i] = b.creates.Refusals[k]
+			}
+			for i, it := range b.items {
+				refusal, wasTogether := together[i]
+				isNew := true
+				switch {
+				case it.err != nil:
+					refusal = it.err
+				case !wasTogether:
+					_, isNew, refusal = uses.ImportRow(ctx, o, job.Mode, it.row)
+					if refusal != nil && problem.Retryable(refusal) {
+						return refusal
+					}
+				}
+				if refusal != nil {
+					failed = &item{num: it.num, err: refusal}
+					return errRejected
+				}
+				if last = it.num; isNew {
+					created++
+				} else {
+					updated++
+				}
+			}
+		}
+		if r.err != nil {
+			var fe *FileError
+			if errors.As(r.err, &fe) { // the first pass read it: the spool changed
+				failed = &item{num: fe.Row, err: r.err}
 				return errRejected
 			}
-			if last = num; isNew {
-				created++
-			} else {
-				updated++
-			}
+			return r.err
 		}
 		return j.q.WithTx(tx).FinishImportJob(ctx, gen.FinishImportJobParams{
 			ID: job.ID, Status: StatusSucceeded, FinishedAt: ptr(time.Now()),
