@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
@@ -137,25 +138,28 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	go s.sweepEvery(ctx, time.Hour)
-	go func() { _ = s.RunImports(ctx) }()
+	// The import worker and the sweeps run beside the server and end with
+	// it: Serve returns only when none of them is still writing.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("customers: serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { s.sweepEvery(gctx, time.Hour); return nil })
+	g.Go(func() error { return s.RunImports(gctx) })
+	g.Go(func() error {
+		<-gctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			return fmt.Errorf("customers: shutdown: %w", err)
+		}
+		return nil
+	})
 	s.log.Info("customers API listening", zap.String("url", "http://"+ln.Addr().String()))
-	select {
-	case err := <-errc:
-		return fmt.Errorf("customers: serve: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("customers: shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("customers: serve: %w", err)
-	}
-	return nil
+	return g.Wait()
 }
 
 // TokenGrace is how long an expired one-time token is kept: a link used
