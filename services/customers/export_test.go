@@ -551,10 +551,11 @@ func startExport(t *testing.T, s *system, query string) (*http.Response, *bufio.
 	return resp, bufio.NewReaderSize(resp.Body, 1<<20)
 }
 
-// exportSession picks, in pg_stat_activity, the export's session between two
-// pages: idle in its transaction after a page of customers. (The relay, too,
-// is idle in a transaction for a moment after its BEGIN.)
-const exportSession = `datname = current_database() AND state = 'idle in transaction'
+// exportSession picks, in pg_stat_activity, the export's session: reading a
+// page of customers, or idle in its transaction after one (the next page is
+// read while the one before is written). Its query tells it from the relay's,
+// which, too, is idle in a transaction for a moment after its BEGIN.
+const exportSession = `datname = current_database() AND state IN ('active', 'idle in transaction')
 	AND query LIKE '-- name: ListCustomers %'`
 
 // expectExportRunning fails unless the export's snapshot transaction is open:

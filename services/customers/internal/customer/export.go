@@ -56,7 +56,7 @@ type Snapshot interface {
 // from one snapshot, page after page, and hands each to w as it goes: a
 // customer changed or created during the export is given as it was when the
 // export began, or not at all, and never twice. Nothing accumulates beyond a
-// page. Invalid input fails before w is called.
+// few pages. Invalid input fails before w is called.
 func (s *Service) Export(ctx context.Context, in ExportInput, w ExportWriter) error {
 	q, err := in.ListInput.validate()
 	if err != nil {
@@ -76,35 +76,68 @@ func (s *Service) Export(ctx context.Context, in ExportInput, w ExportWriter) er
 				return err
 			}
 		}
-		for {
-			page, err := snap.List(ctx, q)
-			if err != nil {
-				return err
-			}
-			var addresses map[uuid.UUID][]Address
-			if in.Addresses && len(page) > 0 {
-				ids := make([]uuid.UUID, len(page))
-				for i, c := range page {
-					ids[i] = c.ID
-				}
-				if addresses, err = snap.AddressesOf(ctx, ids); err != nil {
-					return err
-				}
-			}
-			for _, c := range page {
-				if err := w.Customer(c, addresses[c.ID]); err != nil {
-					return err
-				}
-			}
-			if len(page) < q.Limit {
-				return nil
-			}
-			after := cursorAfter(q.Order, page[len(page)-1])
-			q.After = &after
-		}
+		return exportPages(ctx, snap, q, in.Addresses, w)
 	})
 	if err != nil {
 		return fmt.Errorf("export customers: %w", err)
 	}
 	return nil
+}
+
+// exportPage is one page of an export as read, or the failure to read it.
+type exportPage struct {
+	customers []Customer
+	addresses map[uuid.UUID][]Address
+	err       error
+}
+
+// exportPages reads the pages of q in a goroutine of their own while w
+// writes the page before: the database reads the next page while the
+// previous one is encoded and sent, instead of each waiting for the other.
+// The reader is the snapshot's only user (a transaction runs one query at a
+// time), and at most two pages are held: the one written and the next,
+// read and waiting for it. The reader has stopped when exportPages returns.
+func exportPages(ctx context.Context, snap Snapshot, q ListQuery, withAddresses bool, w ExportWriter) error {
+	ctx, cancel := context.WithCancel(ctx)
+	pages := make(chan exportPage)
+	go func() {
+		defer close(pages)
+		for {
+			var p exportPage
+			p.customers, p.err = snap.List(ctx, q)
+			if p.err == nil && withAddresses && len(p.customers) > 0 {
+				ids := make([]uuid.UUID, len(p.customers))
+				for i, c := range p.customers {
+					ids[i] = c.ID
+				}
+				p.addresses, p.err = snap.AddressesOf(ctx, ids)
+			}
+			select {
+			case pages <- p:
+			case <-ctx.Done():
+				return
+			}
+			if p.err != nil || len(p.customers) < q.Limit {
+				return
+			}
+			after := cursorAfter(q.Order, p.customers[len(p.customers)-1])
+			q.After = &after
+		}
+	}()
+	defer func() {
+		cancel()
+		for range pages { // until the reader has stopped
+		}
+	}()
+	for p := range pages {
+		if p.err != nil {
+			return p.err
+		}
+		for _, c := range p.customers {
+			if err := w.Customer(c, p.addresses[c.ID]); err != nil {
+				return err
+			}
+		}
+	}
+	return ctx.Err()
 }

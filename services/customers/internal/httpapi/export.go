@@ -1,8 +1,8 @@
 package httpapi
 
 import (
+	"bufio"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,7 +15,6 @@ import (
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 
-	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
@@ -40,36 +39,45 @@ const (
 // lifted, see begin).
 const exportWriteTimeout = time.Minute
 
+// exportFlushRows is how many rows an export writes between flushes (and
+// write deadlines); exportBufferSize is what it buffers before the
+// connection in between.
+const (
+	exportFlushRows  = 1_000
+	exportBufferSize = 64 << 10
+)
+
 // exportField is a field of the customer in an export: a CSV column and an
-// NDJSON key of the same name and value.
+// NDJSON key of the same name and value (as GET /v1/customers/{id} gives it).
 type exportField struct {
-	name  string
-	value func(v *events.Customer) any
+	name string
+	cell func(c *customer.Customer) string // the CSV cell, see cell
+	json func(e *lineEncoder, c *customer.Customer)
 }
 
 // exportFields are the customer's own fields in file order; defaultFields of
 // them are exported unless fields= chooses.
 var (
 	exportFields = []exportField{
-		{"id", func(v *events.Customer) any { return v.ID }},
-		{"email", func(v *events.Customer) any { return v.Email }},
-		{"first_name", func(v *events.Customer) any { return v.FirstName }},
-		{"last_name", func(v *events.Customer) any { return v.LastName }},
-		{"company_name", func(v *events.Customer) any { return v.CompanyName }},
-		{"phone", func(v *events.Customer) any { return v.Phone }},
-		{"note", func(v *events.Customer) any { return v.Note }},
-		{"is_active", func(v *events.Customer) any { return v.IsActive }},
-		{"language_code", func(v *events.Customer) any { return v.LanguageCode }},
-		{"external_reference", func(v *events.Customer) any { return v.ExternalReference }},
-		{"is_verified", func(v *events.Customer) any { return v.IsVerified }},
-		{"created_at", func(v *events.Customer) any { return v.CreatedAt }},
+		{"id", func(c *customer.Customer) string { return c.ID.String() }, func(e *lineEncoder, c *customer.Customer) { e.uuid(c.ID) }},
+		{"email", func(c *customer.Customer) string { return c.Email }, func(e *lineEncoder, c *customer.Customer) { e.string(c.Email) }},
+		{"first_name", func(c *customer.Customer) string { return c.FirstName }, func(e *lineEncoder, c *customer.Customer) { e.string(c.FirstName) }},
+		{"last_name", func(c *customer.Customer) string { return c.LastName }, func(e *lineEncoder, c *customer.Customer) { e.string(c.LastName) }},
+		{"company_name", func(c *customer.Customer) string { return c.CompanyName }, func(e *lineEncoder, c *customer.Customer) { e.string(c.CompanyName) }},
+		{"phone", func(c *customer.Customer) string { return cell(c.Phone) }, func(e *lineEncoder, c *customer.Customer) { e.stringPtr(c.Phone) }},
+		{"note", func(c *customer.Customer) string { return c.Note }, func(e *lineEncoder, c *customer.Customer) { e.string(c.Note) }},
+		{"is_active", func(c *customer.Customer) string { return cell(c.IsActive) }, func(e *lineEncoder, c *customer.Customer) { e.bool(c.IsActive) }},
+		{"language_code", func(c *customer.Customer) string { return c.LanguageCode }, func(e *lineEncoder, c *customer.Customer) { e.string(c.LanguageCode) }},
+		{"external_reference", func(c *customer.Customer) string { return cell(c.ExternalReference) }, func(e *lineEncoder, c *customer.Customer) { e.stringPtr(c.ExternalReference) }},
+		{"is_verified", func(c *customer.Customer) string { return cell(c.IsVerified) }, func(e *lineEncoder, c *customer.Customer) { e.bool(c.IsVerified) }},
+		{"created_at", func(c *customer.Customer) string { return cell(c.CreatedAt) }, func(e *lineEncoder, c *customer.Customer) { e.time(c.CreatedAt) }},
 		// Read-only: exported only when asked for.
-		{"updated_at", func(v *events.Customer) any { return v.UpdatedAt }},
-		{"version", func(v *events.Customer) any { return v.Version }},
-		{"has_account", func(v *events.Customer) any { return v.HasAccount }},
-		{"number_of_orders", func(v *events.Customer) any { return v.NumberOfOrders }},
-		{"last_order_at", func(v *events.Customer) any { return v.LastOrderAt }},
-		{"groups", func(v *events.Customer) any { return v.Groups }},
+		{"updated_at", func(c *customer.Customer) string { return cell(c.UpdatedAt) }, func(e *lineEncoder, c *customer.Customer) { e.time(c.UpdatedAt) }},
+		{"version", func(c *customer.Customer) string { return cell(c.Version) }, func(e *lineEncoder, c *customer.Customer) { e.int(c.Version) }},
+		{"has_account", func(c *customer.Customer) string { return cell(c.HasAccount) }, func(e *lineEncoder, c *customer.Customer) { e.bool(c.HasAccount) }},
+		{"number_of_orders", func(c *customer.Customer) string { return cell(c.NumberOfOrders) }, func(e *lineEncoder, c *customer.Customer) { e.int(int64(c.NumberOfOrders)) }},
+		{"last_order_at", func(c *customer.Customer) string { return cell(c.LastOrderAt) }, func(e *lineEncoder, c *customer.Customer) { e.timePtr(c.LastOrderAt) }},
+		{"groups", func(c *customer.Customer) string { return cell(c.Groups) }, func(e *lineEncoder, c *customer.Customer) { e.uuids(c.Groups) }},
 	}
 	defaultFields = 12 // id … created_at
 )
@@ -206,9 +214,10 @@ type exportWriter struct {
 	opts       exportOptions
 	started    time.Time
 	keys       customer.MetadataKeys
+	buf        *bufio.Writer // before w: fewer, larger chunks
 	csv        *csv.Writer
-	record     []string // CSV: reused for every row
-	line       []byte   // NDJSON: reused for every row
+	record     []string    // CSV: reused for every row
+	line       lineEncoder // NDJSON: reused for every row
 	headerSent bool
 	rows       int
 }
@@ -241,10 +250,11 @@ func (e *exportWriter) begin() error {
 	if err := e.rc.SetReadDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
+	e.buf = bufio.NewWriterSize(e.w, exportBufferSize)
 	if !e.opts.csv {
 		return nil
 	}
-	e.csv = csv.NewWriter(e.w)
+	e.csv = csv.NewWriter(e.buf)
 	e.csv.UseCRLF = true
 	var header []string
 	for _, f := range e.opts.fields {
@@ -274,18 +284,17 @@ func (e *exportWriter) Customer(c customer.Customer, addresses []customer.Addres
 	if err := e.begin(); err != nil {
 		return err
 	}
-	v := c.Public()
 	var err error
 	if e.opts.csv {
-		err = e.csvRow(c, &v, addresses)
+		err = e.csvRow(&c, addresses)
 	} else {
-		err = e.jsonLine(c, &v, addresses)
+		err = e.jsonLine(&c, addresses)
 	}
 	if err != nil {
 		return err
 	}
 	e.rows++
-	if e.rows%customer.ExportPageSize == 0 {
+	if e.rows%exportFlushRows == 0 {
 		return e.flush()
 	}
 	return nil
@@ -298,6 +307,9 @@ func (e *exportWriter) flush() error {
 		if err := e.csv.Error(); err != nil {
 			return err
 		}
+	}
+	if err := e.buf.Flush(); err != nil {
+		return err
 	}
 	if err := e.rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
@@ -321,10 +333,10 @@ func (e *exportWriter) finish() error {
 	return nil
 }
 
-func (e *exportWriter) csvRow(c customer.Customer, v *events.Customer, addresses []customer.Address) error {
+func (e *exportWriter) csvRow(c *customer.Customer, addresses []customer.Address) error {
 	rec := e.record[:0]
 	for _, f := range e.opts.fields {
-		rec = append(rec, cell(f.value(v)))
+		rec = append(rec, f.cell(c))
 	}
 	if e.opts.metadata {
 		for _, k := range e.keys.Public {
@@ -351,7 +363,7 @@ func (e *exportWriter) csvRow(c customer.Customer, v *events.Customer, addresses
 
 // defaultAddress is the address a CSV row carries: the default shipping
 // address, else the default billing one.
-func defaultAddress(c customer.Customer, addresses []customer.Address) (customer.Address, bool) {
+func defaultAddress(c *customer.Customer, addresses []customer.Address) (customer.Address, bool) {
 	for _, id := range []*uuid.UUID{c.DefaultShippingAddressID, c.DefaultBillingAddressID} {
 		if id == nil {
 			continue
@@ -430,47 +442,29 @@ func cell(v any) string {
 // jsonLine writes one NDJSON line: the chosen keys of the customer as GET
 // /v1/customers/{id} answers it, then private metadata and addresses when
 // included.
-func (e *exportWriter) jsonLine(c customer.Customer, v *events.Customer, addresses []customer.Address) error {
-	b := append(e.line[:0], '{')
-	add := func(key string, value any) error {
-		raw, err := json.Marshal(value)
-		if err != nil {
-			return fmt.Errorf("export: encode %s: %w", key, err)
-		}
-		if len(b) > 1 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendQuote(b, key)
-		b = append(b, ':')
-		b = append(b, raw...)
-		return nil
-	}
+func (e *exportWriter) jsonLine(c *customer.Customer, addresses []customer.Address) error {
+	l := &e.line
+	l.b = append(l.b[:0], '{')
 	for _, f := range e.opts.fields {
-		if err := add(f.name, f.value(v)); err != nil {
-			return err
-		}
+		l.key(f.name)
+		f.json(l, c)
 	}
 	if e.opts.metadata {
-		if err := add(fieldMetadata, v.Metadata); err != nil {
-			return err
-		}
+		l.key(fieldMetadata)
+		l.strings(c.Metadata)
 	}
 	if e.opts.private {
-		if err := add(fieldPrivateMetadata, c.Staff().PrivateMetadata); err != nil {
-			return err
-		}
+		l.key(fieldPrivateMetadata)
+		l.strings(c.PrivateMetadata)
 	}
 	if e.opts.addresses {
-		out := make([]events.Address, len(addresses))
-		for i, a := range addresses {
-			out[i] = a.Public(c)
-		}
-		if err := add(fieldAddresses, out); err != nil {
-			return err
-		}
+		l.key(fieldAddresses)
+		l.addresses(c, addresses)
 	}
-	b = append(b, '}', '\n')
-	e.line = b
-	_, err := e.w.Write(b)
+	if l.err != nil {
+		return fmt.Errorf("export: encode customer %s: %w", c.ID, l.err)
+	}
+	l.b = append(l.b, '}', '\n')
+	_, err := e.buf.Write(l.b)
 	return err
 }

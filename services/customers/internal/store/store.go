@@ -480,13 +480,26 @@ func fromRow(r gen.Customer) (customer.Customer, error) {
 		HasAccount: r.HasAccount, IsVerified: r.IsVerified, Version: r.Version,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
-	if err := json.Unmarshal(r.Metadata, &c.Metadata); err != nil {
+	var err error
+	if c.Metadata, err = metadataOf(r.Metadata); err != nil {
 		return c, fmt.Errorf("store: customer %s metadata: %w", r.ID, err)
 	}
-	if err := json.Unmarshal(r.PrivateMetadata, &c.PrivateMetadata); err != nil {
+	if c.PrivateMetadata, err = metadataOf(r.PrivateMetadata); err != nil {
 		return c, fmt.Errorf("store: customer %s private metadata: %w", r.ID, err)
 	}
 	return c, nil
+}
+
+// metadataOf decodes a metadata column. Most customers have none: '{}' is
+// an empty map, as json.Unmarshal makes it, without its reflection (a list
+// or an export reads thousands of rows).
+func metadataOf(raw []byte) (map[string]string, error) {
+	if string(raw) == "{}" {
+		return map[string]string{}, nil
+	}
+	var m map[string]string
+	err := json.Unmarshal(raw, &m)
+	return m, err
 }
 
 func int32Ptr(n *int) *int32 {
