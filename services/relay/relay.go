@@ -46,14 +46,16 @@ type Config struct {
 }
 
 // lane is one of the outbox's two lanes: its advisory lock and its query.
+// One lane's loop also purges the sent events of both.
 type lane struct {
 	name    string
 	lockKey int64
 	unsent  func(q *gen.Queries, ctx context.Context, batchSize int32) ([]gen.Outbox, error)
+	purges  bool
 }
 
 var (
-	liveLane = lane{name: "live", lockKey: 0x637573746f6d6572, unsent: (*gen.Queries).UnsentLiveOutboxEvents} // "customer"
+	liveLane = lane{name: "live", lockKey: 0x637573746f6d6572, unsent: (*gen.Queries).UnsentLiveOutboxEvents, purges: true} // "customer"
 	bulkLane = lane{name: "bulk", lockKey: 0x637573746f6d6573, unsent: (*gen.Queries).UnsentBulkOutboxEvents}
 )
 
@@ -121,8 +123,8 @@ func (r *Relay) ensureStreams(ctx context.Context) error {
 	}
 }
 
-// loop relays a lane until ctx ends; the live lane's loop also purges the
-// sent events.
+// loop relays a lane until ctx ends, and purges sent events if the lane
+// does.
 func (r *Relay) loop(ctx context.Context, l lane, wake <-chan struct{}) error {
 	poll := time.NewTicker(r.cfg.PollInterval)
 	defer poll.Stop()
@@ -145,7 +147,7 @@ func (r *Relay) loop(ctx context.Context, l lane, wake <-chan struct{}) error {
 			continue
 		}
 		backoff = 0
-		if l.name == liveLane.name && time.Since(lastPurge) > time.Minute {
+		if l.purges && time.Since(lastPurge) > time.Minute {
 			lastPurge = time.Now()
 			if _, err := r.q.PurgeSentOutbox(ctx, time.Now().Add(-r.cfg.Retention)); err != nil && ctx.Err() == nil {
 				r.log.Warn("relay: purge sent events", zap.Error(err))

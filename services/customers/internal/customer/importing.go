@@ -140,9 +140,10 @@ type PreparedCreates struct {
 // PrepareCreates checks rows as ImportRow checks each in mode create, and
 // builds those that pass, ready for CreatePrepared: the CPU's part of an
 // import at the speed of the database, run on all cores but one (left to
-// live traffic) and, by the caller, while the previous batch is written. A row is refused as taken when a
-// customer has its email or external reference, or an earlier row that
-// seen holds (earlier in the batch, or in a batch not yet committed).
+// live traffic) and, by the caller, while the previous batch is written. A
+// row is refused as taken when a customer has its email or external
+// reference, or an earlier row that seen holds (earlier in the batch, or in
+// a batch not yet committed).
 func (s *Service) PrepareCreates(ctx context.Context, o Origin, rows []ImportRow, seen *ImportSeen) (PreparedCreates, error) {
 	form, err := s.store.AddressForm(ctx)
 	if err != nil {
@@ -165,33 +166,18 @@ func (s *Service) PrepareCreates(ctx context.Context, o Origin, rows []ImportRow
 		})
 	}
 	wg.Wait()
-	var emails, refs []string
-	at := make([]int, 0, len(rows))
+	var candidates []NewCustomer
+	var at []int
 	for i := range rows {
-		if refusals[i] != nil {
-			continue
-		}
-		if refusals[i] = seen.take(built[i].Customer); refusals[i] == nil {
-			c := built[i].Customer
-			emails, at = append(emails, c.Email), append(at, i)
-			if c.ExternalReference != nil {
-				refs = append(refs, *c.ExternalReference)
+		if refusals[i] == nil {
+			if refusals[i] = seen.take(built[i].Customer); refusals[i] == nil {
+				candidates, at = append(candidates, built[i]), append(at, i)
 			}
 		}
 	}
 	p := PreparedCreates{Refusals: refusals}
-	if len(at) == 0 {
-		return p, nil
-	}
-	takenEmails, takenRefs, err := s.store.TakenEmailsAndReferences(ctx, emails, refs)
-	if err != nil {
+	if p.kept, p.keptAt, err = s.keepUntaken(ctx, candidates, at, refusals); err != nil {
 		return PreparedCreates{}, err
-	}
-	p.kept = make([]NewCustomer, 0, len(at))
-	for _, i := range at {
-		if refusals[i] = taken(built[i].Customer, takenEmails, takenRefs); refusals[i] == nil {
-			p.kept, p.keptAt = append(p.kept, built[i]), append(p.keptAt, i)
-		}
 	}
 	return p, nil
 }
@@ -201,12 +187,20 @@ func (s *Service) PrepareCreates(ctx context.Context, o Origin, rows []ImportRow
 // writer that cannot go row by row when a write fails (reject_all's one
 // transaction for the whole file), and whose own earlier rows
 // PrepareCreates did not see.
-func (s *Service) RecheckPrepared(ctx context.Context, p *PreparedCreates) error {
-	if len(p.kept) == 0 {
-		return nil
+func (s *Service) RecheckPrepared(ctx context.Context, p *PreparedCreates) (err error) {
+	p.kept, p.keptAt, err = s.keepUntaken(ctx, p.kept, p.keptAt, p.Refusals)
+	return err
+}
+
+// keepUntaken refuses, of the new customers cs of rows at, those whose email
+// or external reference a customer has (setting refusals), and returns the
+// others with their rows.
+func (s *Service) keepUntaken(ctx context.Context, cs []NewCustomer, at []int, refusals []error) ([]NewCustomer, []int, error) {
+	if len(cs) == 0 {
+		return nil, nil, nil
 	}
 	var emails, refs []string
-	for _, n := range p.kept {
+	for _, n := range cs {
 		emails = append(emails, n.Customer.Email)
 		if ref := n.Customer.ExternalReference; ref != nil {
 			refs = append(refs, *ref)
@@ -214,17 +208,15 @@ func (s *Service) RecheckPrepared(ctx context.Context, p *PreparedCreates) error
 	}
 	takenEmails, takenRefs, err := s.store.TakenEmailsAndReferences(ctx, emails, refs)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	kept, keptAt := p.kept[:0], p.keptAt[:0]
-	for k, n := range p.kept {
-		i := p.keptAt[k]
-		if p.Refusals[i] = taken(n.Customer, takenEmails, takenRefs); p.Refusals[i] == nil {
-			kept, keptAt = append(kept, n), append(keptAt, i)
+	kept, keptAt := make([]NewCustomer, 0, len(cs)), make([]int, 0, len(cs))
+	for k, n := range cs {
+		if refusals[at[k]] = taken(n.Customer, takenEmails, takenRefs); refusals[at[k]] == nil {
+			kept, keptAt = append(kept, n), append(keptAt, at[k])
 		}
 	}
-	p.kept, p.keptAt = kept, keptAt
-	return nil
+	return kept, keptAt, nil
 }
 
 // CreatePrepared writes the customers PrepareCreates kept, one COPY per
@@ -243,9 +235,9 @@ func (s *Service) CreatePrepared(ctx context.Context, p PreparedCreates) error {
 // ImportSeen holds the emails and external references of the rows an
 // import has prepared: a later row with one of them is a duplicate, though
 // the earlier row is not committed yet (or, in a dry run, never is). It
-// keeps 64-bit hashes, a few bytes a row for files of millions of rows; two
-// different emails share a hash with odds of about 1 in 10^7 in a file of
-// a million rows.
+// keeps 64-bit hashes, a few bytes a row for files of millions of rows; in
+// a file of a million rows the odds that two different emails share a hash
+// are about 1 in 30 million.
 type ImportSeen struct {
 	seed         maphash.Seed
 	emails, refs map[uint64]struct{}
