@@ -130,66 +130,64 @@ func CanImportTogether(row ImportRow) bool { return len(row.Groups) == 0 && !row
 // PreparedCreates is a batch of rows of an import in mode create, checked
 // by PrepareCreates and waiting for CreatePrepared to write it.
 type PreparedCreates struct {
-	// Refusals holds each row's refusal; the rows without one are created by
-	// CreatePrepared.
+	// Refusals holds each row's refusal. A row without one is created by
+	// CreatePrepared, or, when Alone, goes alone (ImportRow).
 	Refusals []error
+	Alone    []bool
 	kept     []NewCustomer
 	keptAt   []int // each kept customer's row
 }
 
 // PrepareCreates checks rows as ImportRow checks each in mode create, and
-// builds those that pass, ready for CreatePrepared: the CPU's part of an
-// import at the speed of the database, run on all cores but one (left to
-// live traffic) and, by the caller, while the previous batch is written. A
-// row is refused as taken when a customer has its email or external
-// reference, or an earlier row that seen holds (earlier in the batch, or in
-// a batch not yet committed).
+// builds those that can be created together (CanImportTogether) and pass,
+// ready for CreatePrepared: the CPU's part of an import at the speed of the
+// database, run on all cores but one (left to live traffic) and, by the
+// caller, while the previous batch is written. A row is refused as taken
+// when a customer has its email or external reference, or an earlier row
+// of the file (seen holds those, of rows prepared and not yet committed
+// too). The rows that go alone are only checked for that earlier row, so
+// that of two rows the later is refused, however each is written.
 func (s *Service) PrepareCreates(ctx context.Context, o Origin, rows []ImportRow, seen *ImportSeen) (PreparedCreates, error) {
 	form, err := s.store.AddressForm(ctx)
 	if err != nil {
 		return PreparedCreates{}, err
 	}
+	p := PreparedCreates{Refusals: make([]error, len(rows)), Alone: make([]bool, len(rows))}
 	built := make([]NewCustomer, len(rows))
-	refusals := make([]error, len(rows))
 	var wg sync.WaitGroup
 	workers := max(1, runtime.GOMAXPROCS(0)-1)
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < len(rows); i += workers {
+				if p.Alone[i] = !CanImportTogether(rows[i]); p.Alone[i] {
+					continue
+				}
 				imp, err := importExtras(rows[i])
 				if err == nil {
 					imp.form = &form
 					built[i], err = s.newCustomer(ctx, o, rows[i].createInput(), imp)
 				}
-				refusals[i] = err
+				p.Refusals[i] = err
 			}
 		})
 	}
 	wg.Wait()
 	var candidates []NewCustomer
 	var at []int
-	for i := range rows {
-		if refusals[i] == nil {
-			if refusals[i] = seen.take(built[i].Customer); refusals[i] == nil {
+	for i, row := range rows {
+		switch {
+		case p.Alone[i]:
+			p.Refusals[i] = seen.takeRow(row)
+		case p.Refusals[i] == nil:
+			if p.Refusals[i] = seen.take(built[i].Customer.Email, built[i].Customer.ExternalReference); p.Refusals[i] == nil {
 				candidates, at = append(candidates, built[i]), append(at, i)
 			}
 		}
 	}
-	p := PreparedCreates{Refusals: refusals}
-	if p.kept, p.keptAt, err = s.keepUntaken(ctx, candidates, at, refusals); err != nil {
+	if p.kept, p.keptAt, err = s.keepUntaken(ctx, candidates, at, p.Refusals); err != nil {
 		return PreparedCreates{}, err
 	}
 	return p, nil
-}
-
-// RecheckPrepared refuses, again, the kept rows whose email or external
-// reference a customer has now, as the caller's transaction sees it: for a
-// writer that cannot go row by row when a write fails (reject_all's one
-// transaction for the whole file), and whose own earlier rows
-// PrepareCreates did not see.
-func (s *Service) RecheckPrepared(ctx context.Context, p *PreparedCreates) (err error) {
-	p.kept, p.keptAt, err = s.keepUntaken(ctx, p.kept, p.keptAt, p.Refusals)
-	return err
 }
 
 // keepUntaken refuses, of the new customers cs of rows at, those whose email
@@ -248,23 +246,34 @@ func NewImportSeen() *ImportSeen {
 	return &ImportSeen{seed: maphash.MakeSeed(), emails: map[uint64]struct{}{}, refs: map[uint64]struct{}{}}
 }
 
-// take refuses a customer whose email or external reference it holds, and
-// otherwise holds them.
-func (seen *ImportSeen) take(c Customer) error {
-	email := maphash.String(seen.seed, c.Email)
-	if _, dup := seen.emails[email]; dup {
+// take refuses an email or external reference it holds, and otherwise
+// holds them.
+func (seen *ImportSeen) take(email string, ref *string) error {
+	e := maphash.String(seen.seed, email)
+	if _, dup := seen.emails[e]; dup {
 		return ErrEmailTaken
 	}
-	var ref uint64
-	if c.ExternalReference != nil {
-		ref = maphash.String(seen.seed, *c.ExternalReference)
-		if _, dup := seen.refs[ref]; dup {
+	if ref != nil {
+		r := maphash.String(seen.seed, *ref)
+		if _, dup := seen.refs[r]; dup {
 			return ErrExternalRefUsed
 		}
-		seen.refs[ref] = struct{}{}
+		seen.refs[r] = struct{}{}
 	}
-	seen.emails[email] = struct{}{}
+	seen.emails[e] = struct{}{}
 	return nil
+}
+
+// takeRow is take for a row that is not built here: its email and external
+// reference as Create normalises them. A row whose either is invalid is
+// left to fail by itself.
+func (seen *ImportSeen) takeRow(row ImportRow) error {
+	var r rules
+	email, ref := r.email("email", row.Email), r.externalReference("external_reference", row.ExternalReference)
+	if r.err() != nil {
+		return nil
+	}
+	return seen.take(email, ref)
 }
 
 // taken is the refusal of a new customer whose email or external reference

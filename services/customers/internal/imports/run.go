@@ -202,14 +202,21 @@ func (r *reading) stop() {
 	}
 }
 
-// batch is rows of the file that commit together. In mode create, the
-// rows that can be created together (customer.CanImportTogether) were
-// prepared so: creates holds what became of each of them, in the order of
-// together, their indexes in items.
+// batch is rows of the file that commit together. In mode create, its
+// readable rows were prepared (customer.PrepareCreates): creates holds what
+// became of each of them, in the order of prepared, their indexes in items.
 type batch struct {
 	items    []item
-	together []int
+	prepared []int
 	creates  customer.PreparedCreates
+}
+
+// preparedOutcome is what preparing decided for the k-th prepared row:
+// refused (err), created together (err nil), or neither (alone: the row is
+// to be written by itself).
+func (b *batch) preparedOutcome(k int) (alone bool, err error) {
+	err = b.creates.Refusals[k]
+	return err == nil && b.creates.Alone[k], err
 }
 
 // readBatches reads the rows after the job's checkpoint and sends them in
@@ -263,17 +270,16 @@ func (j *Jobs) readBatches(ctx context.Context, job gen.ImportJob, o customer.Or
 	}
 }
 
-// prepareCreates prepares the batch's rows that can be created together,
-// reading the customers of the time in a read-only transaction of its own.
+// prepareCreates prepares the batch's readable rows, reading the customers
+// of the time in a read-only transaction of its own.
 func (j *Jobs) prepareCreates(ctx context.Context, o customer.Origin, b *batch, seen *customer.ImportSeen) error {
 	var rows []customer.ImportRow
 	for i, it := range b.items {
-		if it.err == nil && customer.CanImportTogether(it.row) {
-			rows, b.together = append(rows, it.row), append(b.together, i)
+		if it.err == nil {
+			rows, b.prepared = append(rows, it.row), append(b.prepared, i)
 		}
 	}
-	if len(rows) < 2 {
-		b.together = nil
+	if len(rows) == 0 {
 		return nil
 	}
 	return pgx.BeginTxFunc(ctx, j.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) (err error) {
@@ -384,7 +390,7 @@ type outcome struct{ err error }
 // and every row goes one by one.
 func createTogether(ctx context.Context, work pgx.Tx, uses *customer.Service, b batch) ([]*outcome, error) {
 	done := make([]*outcome, len(b.items))
-	if len(b.together) == 0 {
+	if len(b.prepared) == 0 {
 		return done, nil
 	}
 	sp, err := work.Begin(ctx)
@@ -403,8 +409,10 @@ func createTogether(ctx context.Context, work pgx.Tx, uses *customer.Service, b 
 	if err := sp.Commit(ctx); err != nil {
 		return nil, err
 	}
-	for k, i := range b.together {
-		done[i] = &outcome{err: b.creates.Refusals[k]}
+	for k, i := range b.prepared {
+		if alone, err := b.preparedOutcome(k); !alone {
+			done[i] = &outcome{err: err}
+		}
 	}
 	return done, nil
 }
@@ -434,9 +442,11 @@ func recordErrors(ctx context.Context, q *gen.Queries, job gen.ImportJob, failed
 // reject_all's second pass, after the first found no failed row. A row that
 // fails now (a customer created meanwhile with its email, say) fails the
 // job and nothing is written. The rows that can go together are written
-// together, as in a pass, checked again in the transaction first: without
-// savepoints (a million rows would overflow PostgreSQL's cache of them), a
-// failed write could not go on row by row.
+// together, as in a pass, but without savepoints (a million rows would
+// overflow PostgreSQL's cache of them): a write that fails, because a
+// concurrent writer took an email since the check a moment before, fails
+// the transaction. The job is then tried again after its lease, and its
+// checking pass names the row.
 func (j *Jobs) writeAll(ctx context.Context, job gen.ImportJob) (string, string, error) {
 	r, err := j.read(ctx, job)
 	if err != nil {
@@ -449,17 +459,16 @@ func (j *Jobs) writeAll(ctx context.Context, job gen.ImportJob) (string, string,
 	err = pgx.BeginFunc(ctx, j.pool, func(tx pgx.Tx) error {
 		uses := j.useCases(tx)
 		for b := range r.batches {
-			if len(b.together) > 0 {
-				if err := uses.RecheckPrepared(ctx, &b.creates); err != nil {
-					return err
-				}
+			if len(b.prepared) > 0 {
 				if err := uses.CreatePrepared(ctx, b.creates); err != nil {
 					return err // a concurrent writer was quicker: the job is tried again
 				}
 			}
-			together := make(map[int]error, len(b.together))
-			for k, i := range b.together {
-				together[i] = b.creates.Refusals[k]
+			together := make(map[int]error, len(b.prepared))
+			for k, i := range b.prepared {
+				if alone, err := b.preparedOutcome(k); !alone {
+					together[i] = err
+				}
 			}
 			for i, it := range b.items {
 				refusal, wasTogether := together[i]
