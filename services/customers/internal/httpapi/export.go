@@ -17,6 +17,7 @@ import (
 
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/imports"
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
 
@@ -88,10 +89,6 @@ const (
 	fieldPrivateMetadata = "private_metadata"
 	fieldAddresses       = "addresses"
 )
-
-// addressColumns are the CSV columns of the default address, after "address.".
-var addressColumns = []string{"first_name", "last_name", "company_name", "street_address_1", "street_address_2",
-	"city", "city_area", "postal_code", "country", "country_area", "phone"}
 
 // exportOptions is what an export writes, from format=, fields= and include=.
 type exportOptions struct {
@@ -271,8 +268,8 @@ func (e *exportWriter) begin() error {
 		}
 	}
 	if e.opts.addresses {
-		for _, c := range addressColumns {
-			header = append(header, "address."+c)
+		for _, c := range imports.AddressColumns {
+			header = append(header, "address."+c.Name)
 		}
 	}
 	e.record = make([]string, len(header))
@@ -350,12 +347,12 @@ func (e *exportWriter) csvRow(c *customer.Customer, addresses []customer.Address
 	}
 	if e.opts.addresses {
 		a, ok := defaultAddress(c, addresses)
-		for _, name := range addressColumns {
+		for _, c := range imports.AddressColumns {
 			if !ok {
 				rec = append(rec, "")
 				continue
 			}
-			rec = append(rec, addressCell(a, name))
+			rec = append(rec, c.Get(a))
 		}
 	}
 	return e.csv.Write(rec)
@@ -373,33 +370,6 @@ func defaultAddress(c *customer.Customer, addresses []customer.Address) (custome
 		}
 	}
 	return customer.Address{}, false
-}
-
-func addressCell(a customer.Address, name string) string {
-	switch name {
-	case "first_name":
-		return a.FirstName
-	case "last_name":
-		return a.LastName
-	case "company_name":
-		return a.CompanyName
-	case "street_address_1":
-		return a.StreetAddress1
-	case "street_address_2":
-		return a.StreetAddress2
-	case "city":
-		return a.City
-	case "city_area":
-		return a.CityArea
-	case "postal_code":
-		return a.PostalCode
-	case "country":
-		return a.Country
-	case "country_area":
-		return a.CountryArea
-	default: // phone
-		return cell(a.Phone)
-	}
 }
 
 // cell is a value as a CSV cell: booleans true/false, times RFC 3339 in UTC

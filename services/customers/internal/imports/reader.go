@@ -229,10 +229,11 @@ func csvColumn(name string) (column, bool) {
 		}}, true
 	}
 	if field, ok := strings.CutPrefix(name, "address."); ok {
-		set, ok := addressColumns[field]
-		if !ok {
+		i := slices.IndexFunc(AddressColumns, func(c AddressColumn) bool { return c.Name == field })
+		if i < 0 {
 			return column{}, false
 		}
+		set := AddressColumns[i].set
 		return column{name, func(r *customer.ImportRow, v string) error {
 			if v == "" {
 				return nil
@@ -308,18 +309,32 @@ var fieldColumns = map[string]func(r *customer.ImportRow, v string) error{
 
 func ignore(*customer.ImportRow, string) error { return nil }
 
-var addressColumns = map[string]func(a *customer.AddressInput, v string){
-	"first_name":       func(a *customer.AddressInput, v string) { a.FirstName = &v },
-	"last_name":        func(a *customer.AddressInput, v string) { a.LastName = &v },
-	"company_name":     func(a *customer.AddressInput, v string) { a.CompanyName = &v },
-	"street_address_1": func(a *customer.AddressInput, v string) { a.StreetAddress1 = &v },
-	"street_address_2": func(a *customer.AddressInput, v string) { a.StreetAddress2 = &v },
-	"city":             func(a *customer.AddressInput, v string) { a.City = &v },
-	"city_area":        func(a *customer.AddressInput, v string) { a.CityArea = &v },
-	"postal_code":      func(a *customer.AddressInput, v string) { a.PostalCode = &v },
-	"country":          func(a *customer.AddressInput, v string) { a.Country = &v },
-	"country_area":     func(a *customer.AddressInput, v string) { a.CountryArea = &v },
-	"phone":            func(a *customer.AddressInput, v string) { a.Phone = customer.Nullable[string]{Set: true, Value: &v} },
+// AddressColumn is a CSV column of a customer's default address: its name
+// after "address.", how an import reads it and how an export writes it.
+type AddressColumn struct {
+	Name string
+	set  func(a *customer.AddressInput, v string)
+	Get  func(a customer.Address) string
+}
+
+// AddressColumns are the default address's columns, in file order.
+var AddressColumns = []AddressColumn{
+	{"first_name", func(a *customer.AddressInput, v string) { a.FirstName = &v }, func(a customer.Address) string { return a.FirstName }},
+	{"last_name", func(a *customer.AddressInput, v string) { a.LastName = &v }, func(a customer.Address) string { return a.LastName }},
+	{"company_name", func(a *customer.AddressInput, v string) { a.CompanyName = &v }, func(a customer.Address) string { return a.CompanyName }},
+	{"street_address_1", func(a *customer.AddressInput, v string) { a.StreetAddress1 = &v }, func(a customer.Address) string { return a.StreetAddress1 }},
+	{"street_address_2", func(a *customer.AddressInput, v string) { a.StreetAddress2 = &v }, func(a customer.Address) string { return a.StreetAddress2 }},
+	{"city", func(a *customer.AddressInput, v string) { a.City = &v }, func(a customer.Address) string { return a.City }},
+	{"city_area", func(a *customer.AddressInput, v string) { a.CityArea = &v }, func(a customer.Address) string { return a.CityArea }},
+	{"postal_code", func(a *customer.AddressInput, v string) { a.PostalCode = &v }, func(a customer.Address) string { return a.PostalCode }},
+	{"country", func(a *customer.AddressInput, v string) { a.Country = &v }, func(a customer.Address) string { return a.Country }},
+	{"country_area", func(a *customer.AddressInput, v string) { a.CountryArea = &v }, func(a customer.Address) string { return a.CountryArea }},
+	{"phone", func(a *customer.AddressInput, v string) { a.Phone = customer.Nullable[string]{Set: true, Value: &v} }, func(a customer.Address) string {
+		if a.Phone == nil {
+			return ""
+		}
+		return *a.Phone
+	}},
 }
 
 func nonEmpty(v string) *string {
