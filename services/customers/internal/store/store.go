@@ -303,12 +303,7 @@ func insertAddresses(ctx context.Context, q *gen.Queries, addresses []customer.A
 	}
 	params := make([]gen.InsertCustomerAddressParams, len(addresses))
 	for i, a := range addresses {
-		params[i] = gen.InsertCustomerAddressParams{
-			ID: a.ID, CustomerID: a.CustomerID, FirstName: a.FirstName, LastName: a.LastName,
-			CompanyName: a.CompanyName, StreetAddress1: a.StreetAddress1, StreetAddress2: a.StreetAddress2,
-			City: a.City, CityArea: a.CityArea, PostalCode: a.PostalCode, Country: a.Country,
-			CountryArea: a.CountryArea, Phone: a.Phone, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
-		}
+		params[i] = addressParams(a)
 	}
 	var err error
 	q.InsertCustomerAddress(ctx, params).Exec(func(_ int, e error) {
@@ -317,6 +312,17 @@ func insertAddresses(ctx context.Context, q *gen.Queries, addresses []customer.A
 		}
 	})
 	return err
+}
+
+// addressParams is an address as the queries that insert one take it (the
+// import's COPY takes the same fields: a conversion of this).
+func addressParams(a customer.Address) gen.InsertCustomerAddressParams {
+	return gen.InsertCustomerAddressParams{
+		ID: a.ID, CustomerID: a.CustomerID, FirstName: a.FirstName, LastName: a.LastName,
+		CompanyName: a.CompanyName, StreetAddress1: a.StreetAddress1, StreetAddress2: a.StreetAddress2,
+		City: a.City, CityArea: a.CityArea, PostalCode: a.PostalCode, Country: a.Country,
+		CountryArea: a.CountryArea, Phone: a.Phone, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+	}
 }
 
 // missingIDs lists the wanted ids that are not among found.
@@ -544,12 +550,7 @@ func (s *Store) CreateMany(ctx context.Context, cs []customer.NewCustomer) error
 			GroupIds: r.GroupIds, PasswordHash: r.PasswordHash,
 		})
 		for _, a := range n.Addresses {
-			addresses = append(addresses, gen.CopyCustomerAddressesParams{
-				ID: a.ID, CustomerID: a.CustomerID, FirstName: a.FirstName, LastName: a.LastName,
-				CompanyName: a.CompanyName, StreetAddress1: a.StreetAddress1, StreetAddress2: a.StreetAddress2,
-				City: a.City, CityArea: a.CityArea, PostalCode: a.PostalCode, Country: a.Country,
-				CountryArea: a.CountryArea, Phone: a.Phone, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
-			})
+			addresses = append(addresses, gen.CopyCustomerAddressesParams(addressParams(a)))
 		}
 		ob, err := outbox.Rows(n.Events)
 		if err != nil {
