@@ -47,7 +47,10 @@ const (
 	// CommandsDeadLetterStream keeps commands that cannot be run at all (not
 	// a CloudEvent, an unknown type), with the reason.
 	CommandsDeadLetterStream = "CUSTOMERBUS_COMMANDS_DLQ"
-	CommandsDeadLetterPrefix = "customerbus.deadletter.commands."
+	// NotificationsDeadLetterStream keeps the notifications the notifier
+	// gave up on; the notifier creates it.
+	NotificationsDeadLetterStream = "CUSTOMERBUS_NOTIFICATIONS_DLQ"
+	CommandsDeadLetterPrefix      = "customerbus.deadletter.commands."
 )
 
 // CommandSubject is the subject a command is published on.

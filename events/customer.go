@@ -23,6 +23,8 @@ type Customer struct {
 	Metadata          map[string]string `json:"metadata"`
 	HasAccount        bool              `json:"has_account"`
 	IsVerified        bool              `json:"is_verified"`
+	// IsAnonymized: the customer's personal data was erased.
+	IsAnonymized bool `json:"is_anonymized"`
 	// The customer's default addresses, among its addresses; null when unset.
 	DefaultShippingAddressID *uuid.UUID `json:"default_shipping_address_id"`
 	DefaultBillingAddressID  *uuid.UUID `json:"default_billing_address_id"`
@@ -234,4 +236,12 @@ type OrderTransferredData struct {
 	Order
 	PreviousCustomerID *uuid.UUID `json:"previous_customer_id"`
 	TransferID         uuid.UUID  `json:"transfer_id"`
+}
+
+// CustomerAnonymizedData is the data of customer.anonymized: the customer
+// whose personal data was erased, and when. Every app that keeps a copy of
+// the customer erases its own.
+type CustomerAnonymizedData struct {
+	ID           uuid.UUID `json:"id"`
+	AnonymizedAt time.Time `json:"anonymized_at"`
 }

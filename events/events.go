@@ -27,6 +27,9 @@ const (
 	// CustomerEmailChanged carries the customer after a confirmed email
 	// change and the address it replaced.
 	CustomerEmailChanged = "customer.email_changed"
+	// CustomerAnonymized says the customer's personal data was erased: it
+	// carries the id and the time only. Apps erase their copy.
+	CustomerAnonymized = "customer.anonymized"
 
 	// Order events have the order's id as subject and sequence the order's
 	// version; the partition key is the owner's customer id (the order id for
@@ -79,7 +82,7 @@ var NotificationTypes = []string{
 var PublicTypes = []string{
 	CustomerCreated, CustomerUpdated, CustomerDeleted, CustomerMetadataUpdated, CustomerNoteAdded,
 	CustomerAddressCreated, CustomerAddressUpdated, CustomerAddressDeleted,
-	CustomerVerified, CustomerPasswordChanged, CustomerEmailChanged,
+	CustomerVerified, CustomerPasswordChanged, CustomerEmailChanged, CustomerAnonymized,
 	OrderRecorded, OrderLinked, OrderTransferRequested, OrderTransferAccepted, OrderTransferDeclined,
 	OrderTransferCancelled, OrderTransferred, CommandRejected,
 	CustomerGroupCreated, CustomerGroupUpdated, CustomerGroupDeleted,

@@ -13,7 +13,7 @@ import (
 )
 
 const getCustomerByEmail = `-- name: GetCustomerByEmail :one
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at FROM customers WHERE email = $1
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized FROM customers WHERE email = $1
 `
 
 func (q *Queries) GetCustomerByEmail(ctx context.Context, email string) (Customer, error) {
@@ -45,6 +45,7 @@ func (q *Queries) GetCustomerByEmail(ctx context.Context, email string) (Custome
 		&i.NumberOfOrders,
 		&i.LastOrderAt,
 		&i.FirstOrderAt,
+		&i.IsAnonymized,
 	)
 	return i, err
 }

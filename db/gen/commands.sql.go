@@ -8,6 +8,8 @@ package gen
 import (
 	"context"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 const advanceCommandOrder = `-- name: AdvanceCommandOrder :execrows
@@ -34,7 +36,7 @@ func (q *Queries) AdvanceCommandOrder(ctx context.Context, arg AdvanceCommandOrd
 }
 
 const getProcessedCommand = `-- name: GetProcessedCommand :one
-SELECT command_id, command, outcome, reply, processed_at FROM processed_commands WHERE command_id = $1
+SELECT command_id, command, outcome, reply, processed_at, customer_id, stream_seq FROM processed_commands WHERE command_id = $1
 `
 
 func (q *Queries) GetProcessedCommand(ctx context.Context, commandID string) (ProcessedCommand, error) {
@@ -46,13 +48,15 @@ func (q *Queries) GetProcessedCommand(ctx context.Context, commandID string) (Pr
 		&i.Outcome,
 		&i.Reply,
 		&i.ProcessedAt,
+		&i.CustomerID,
+		&i.StreamSeq,
 	)
 	return i, err
 }
 
 const recordProcessedCommand = `-- name: RecordProcessedCommand :execrows
-INSERT INTO processed_commands (command_id, command, outcome, reply, processed_at)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO processed_commands (command_id, command, outcome, reply, processed_at, customer_id, stream_seq)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (command_id) DO NOTHING
 `
 
@@ -62,10 +66,13 @@ type RecordProcessedCommandParams struct {
 	Outcome     string
 	Reply       []byte
 	ProcessedAt time.Time
+	CustomerID  *uuid.UUID
+	StreamSeq   *int64
 }
 
 // Records a command with its outcome, in the transaction of its effect; 0
 // rows: it was processed before (the insert waits for that transaction).
+// customer_id and stream_seq let an erasure find the command's message.
 func (q *Queries) RecordProcessedCommand(ctx context.Context, arg RecordProcessedCommandParams) (int64, error) {
 	result, err := q.db.Exec(ctx, recordProcessedCommand,
 		arg.CommandID,
@@ -73,6 +80,8 @@ func (q *Queries) RecordProcessedCommand(ctx context.Context, arg RecordProcesse
 		arg.Outcome,
 		arg.Reply,
 		arg.ProcessedAt,
+		arg.CustomerID,
+		arg.StreamSeq,
 	)
 	if err != nil {
 		return 0, err

@@ -192,7 +192,7 @@ func (q *Queries) ExportMetadataKeys(ctx context.Context, arg ExportMetadataKeys
 }
 
 const getCustomer = `-- name: GetCustomer :one
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at FROM customers WHERE id = $1
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized FROM customers WHERE id = $1
 `
 
 func (q *Queries) GetCustomer(ctx context.Context, id uuid.UUID) (Customer, error) {
@@ -224,12 +224,13 @@ func (q *Queries) GetCustomer(ctx context.Context, id uuid.UUID) (Customer, erro
 		&i.NumberOfOrders,
 		&i.LastOrderAt,
 		&i.FirstOrderAt,
+		&i.IsAnonymized,
 	)
 	return i, err
 }
 
 const getCustomersForUpdate = `-- name: GetCustomersForUpdate :many
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at FROM customers WHERE id = ANY($1::uuid[])
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized FROM customers WHERE id = ANY($1::uuid[])
 ORDER BY id
 FOR UPDATE
 `
@@ -270,6 +271,7 @@ func (q *Queries) GetCustomersForUpdate(ctx context.Context, ids []uuid.UUID) ([
 			&i.NumberOfOrders,
 			&i.LastOrderAt,
 			&i.FirstOrderAt,
+			&i.IsAnonymized,
 		); err != nil {
 			return nil, err
 		}
@@ -359,7 +361,7 @@ func (q *Queries) InsertCustomerWithEvents(ctx context.Context, arg InsertCustom
 }
 
 const listCustomers = `-- name: ListCustomers :many
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at FROM customers
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized FROM customers
 WHERE ($1::text IS NULL OR email = $1)
   AND ($2::boolean IS NULL OR is_active = $2)
   AND ($3::text IS NULL OR search_text LIKE customer_search_text($3))
@@ -490,6 +492,7 @@ func (q *Queries) ListCustomers(ctx context.Context, arg ListCustomersParams) ([
 			&i.NumberOfOrders,
 			&i.LastOrderAt,
 			&i.FirstOrderAt,
+			&i.IsAnonymized,
 		); err != nil {
 			return nil, err
 		}

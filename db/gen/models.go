@@ -53,6 +53,7 @@ type Customer struct {
 	NumberOfOrders           int32
 	LastOrderAt              *time.Time
 	FirstOrderAt             *time.Time
+	IsAnonymized             bool
 }
 
 type CustomerAddress struct {
@@ -110,6 +111,34 @@ type CustomerToken struct {
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
 	UsedAt     *time.Time
+}
+
+type Erasure struct {
+	CustomerID     uuid.UUID
+	KeepEventID    uuid.UUID
+	PartitionKeys  []string
+	Emails         []string
+	RequestedAt    time.Time
+	ErasedAt       *time.Time
+	MessagesErased int32
+	Attempts       int32
+	LastError      string
+}
+
+type EventLog struct {
+	OutboxID     int64
+	EventID      uuid.UUID
+	PartitionKey string
+	Subject      string
+	Type         string
+	Sequence     int64
+	OccurredAt   time.Time
+	ActorType    string
+	ActorID      string
+	Changed      []string
+	Stream       string
+	StreamSeq    *int64
+	PublishedAt  time.Time
 }
 
 type IdempotencyKey struct {
@@ -222,6 +251,8 @@ type ProcessedCommand struct {
 	Outcome     string
 	Reply       []byte
 	ProcessedAt time.Time
+	CustomerID  *uuid.UUID
+	StreamSeq   *int64
 }
 
 type Setting struct {

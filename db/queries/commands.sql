@@ -1,8 +1,9 @@
 -- name: RecordProcessedCommand :execrows
 -- Records a command with its outcome, in the transaction of its effect; 0
 -- rows: it was processed before (the insert waits for that transaction).
-INSERT INTO processed_commands (command_id, command, outcome, reply, processed_at)
-VALUES ($1, $2, $3, $4, $5)
+-- customer_id and stream_seq let an erasure find the command's message.
+INSERT INTO processed_commands (command_id, command, outcome, reply, processed_at, customer_id, stream_seq)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (command_id) DO NOTHING;
 
 -- name: GetProcessedCommand :one

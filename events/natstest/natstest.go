@@ -59,6 +59,9 @@ func (s *Server) Stop() {
 	}
 }
 
+// StoreDir is where the server keeps its streams' files.
+func (s *Server) StoreDir() string { return s.opts.StoreDir }
+
 // URL is the client URL of the server.
 func (s *Server) URL() string { return s.srv.ClientURL() }
 

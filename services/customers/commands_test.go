@@ -122,7 +122,7 @@ func countRows(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) int {
 // HTTP: its event carries causationid = the command's id.
 func TestBusCommandsAreAppliedWithTheirEvents(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t)
+	s := newSystemWith(t, retainOnDelete) // its deletion's event carries the email
 	s.runCommands()
 	g := s.createGroup("vip-" + randomSuffix()) // event 1
 	email := "bus-" + randomSuffix() + "@example.com"

@@ -39,6 +39,7 @@ type Config struct {
 	// X-Forwarded-For names the client, for the per-address login limit.
 	TrustedProxies []netip.Prefix `env:"TRUSTED_PROXIES"`
 	Accounts       AccountConfig
+	Privacy        customer.PrivacyConfig
 	Orders         order.Config
 	Imports        imports.Config
 	Commands       bus.Config
@@ -74,8 +75,10 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 	// own transaction, which also records its id.
 	domain := func(db store.DB) bus.Domain {
 		st := store.New(db)
-		customers := customer.NewService(st, cfg.PhoneRegion, cfg.Accounts)
-		return bus.Domain{Customers: customers, Orders: order.NewService(st, customers, cfg.Orders)}
+		customers := customer.NewService(st, cfg.PhoneRegion, cfg.Accounts, cfg.Privacy)
+		orders := order.NewService(st, customers, cfg.Orders)
+		customers.EndTransfersWith(orders)
+		return bus.Domain{Customers: customers, Orders: orders}
 	}
 	uses := domain(pool)
 	jobs := imports.New(pool, log, cfg.Imports, func(tx pgx.Tx) *customer.Service { return domain(tx).Customers })

@@ -136,7 +136,7 @@ func TestCreateEmitsOneCustomerCreatedWithContractAttributes(t *testing.T) {
 
 func TestUpdateAndDeleteEmitEventsWithConsecutiveSequences(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t)
+	s := newSystemWith(t, retainOnDelete) // the deletion keeps the earlier events
 	c := s.createCustomer(map[string]any{"email": "bo@example.com"})
 	var updated customerJSON
 	if r := s.do(http.MethodPatch, "/v1/customers/"+c.ID, map[string]any{"first_name": "Bo", "note": "vip", "email": "bo@example.com"}, &updated); r.StatusCode != http.StatusOK {
@@ -462,7 +462,7 @@ func TestNotesAreListedNewestFirstAndEmitNoteAdded(t *testing.T) {
 // marker: no event on customerbus.events.> carries the marker, in data or headers.
 func TestPrivateMetadataNeverAppearsInAnyEvent(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t)
+	s := newSystemWith(t, retainOnDelete) // every event stays to be read
 	const secret = "S3CRET-private-value"
 	c := s.createCustomer(map[string]any{"email": "private@example.com",
 		"private_metadata": map[string]string{"erp": secret, secret: "as a key"},

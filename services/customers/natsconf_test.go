@@ -3,6 +3,8 @@ package customers_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -67,7 +69,8 @@ func TestDeployNATSConfigForCommands(t *testing.T) {
 	// The commands: one as the contract says, one on a subject claiming
 	// another integrator's account, one request claiming another account in
 	// the header the server sets.
-	created := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": "erp-" + randomSuffix() + "@example.com"})
+	createdEmail := "erp-" + randomSuffix() + "@example.com"
+	created := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": createdEmail})
 	retry(t, func() error { _, err := erpJS.PublishMsg(ctx, created); return err }) // until the stream is made
 	forged := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": "crm-" + randomSuffix() + "@example.com"})
 	forged.Subject = events.CommandsFromPrefix + "CRM." + events.CmdCustomerCreate
@@ -136,6 +139,50 @@ func TestDeployNATSConfigForCommands(t *testing.T) {
 	}
 	if n := countRows(t, pool, `SELECT count(*) FROM customers`); n != 2 {
 		t.Errorf("%d customers, want the 2 of the commands that named no other account", n)
+	}
+
+	// An erasure under these permissions: the command service moves a broken
+	// command to its dead-letter stream, and the relay erases the customer's
+	// messages from every stream, that one included.
+	var id string
+	if err := pool.QueryRow(ctx, `SELECT id::text FROM customers WHERE email = $1`, createdEmail).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	broken := nats.NewMsg(events.CommandSubject(events.CmdCustomerUpdate))
+	broken.Header.Set("ce-id", randomSuffix())
+	broken.Data = []byte(`{"id": "` + id + `"`)
+	if _, err := erpJS.PublishMsg(ctx, broken); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); countRows(t, pool, `SELECT count(*) FROM processed_commands`) < 4; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the broken command was not processed")
+		}
+	}
+	api := httptest.NewServer(svc.Handler())
+	defer api.Close()
+	token, err := customers.CreateToken(ctx, pool, "staff", false, customers.Permissions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, api.URL+"/v1/customers/"+id+"/anonymize", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("anonymize: %v %v", err, resp)
+	}
+	var erased int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := pool.QueryRow(ctx, `SELECT messages_erased FROM erasures WHERE customer_id = $1 AND erased_at IS NOT NULL`, id).Scan(&erased)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the relay did not erase the customer: %v", err)
+		}
+	}
+	// customer.created, the command that made it, the broken one's dead letter.
+	if erased < 3 {
+		t.Errorf("the relay erased %d messages, want at least 3", erased)
 	}
 
 	// What the integrator and the app may not do. (The consumer API beyond

@@ -31,11 +31,14 @@ import (
 type everyReader struct {
 	s    *system
 	core chan *nats.Msg
+	// seen is every event the core subscription got, by id: a stream read
+	// later holds no more than it (an erasure leaves less).
+	seen map[string]*cloudevents.Event
 }
 
 func (s *system) readEveryWay() *everyReader {
 	s.t.Helper()
-	r := &everyReader{s: s, core: make(chan *nats.Msg, 10000)}
+	r := &everyReader{s: s, core: make(chan *nats.Msg, 10000), seen: map[string]*cloudevents.Event{}}
 	nc := s.nats.Connect()
 	for _, subject := range []string{events.EventsSubjectPrefix + ">", events.NotificationsSubjectPrefix + ">"} {
 		if _, err := nc.ChanSubscribe(subject, r.core); err != nil {
@@ -69,8 +72,16 @@ func (r *everyReader) read() []cloudevents.Event {
 
 	// Every one of them reached the core subscription, and sdk-go's core
 	// NATS binding reads it as the JetStream binding did.
-	core := map[string]*cloudevents.Event{}
-	for len(core) < len(all) {
+	core := r.seen
+	missing := func() bool {
+		for _, e := range all {
+			if core[e.ID()] == nil {
+				return true
+			}
+		}
+		return false
+	}
+	for missing() {
 		select {
 		case m := <-r.core:
 			e, err := binding.ToEvent(ctx, cenats.NewMessage(m))
@@ -114,12 +125,17 @@ func (r *everyReader) readStream(ctx context.Context, name string) []cloudevents
 		t.Fatal(err)
 	}
 	var out []cloudevents.Event
-	for uint64(len(out)) < info.State.Msgs {
-		batch, err := cons.Fetch(int(info.State.Msgs)-len(out), jetstream.FetchMaxWait(5*time.Second))
+	for pending := info.State.Msgs; pending > 0; {
+		batch, err := cons.Fetch(int(min(pending, 1000)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
+		got := 0
 		for m := range batch.Messages() {
+			got++
+			if meta, err := m.Metadata(); err == nil {
+				pending = meta.NumPending
+			}
 			msg := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
 			checkRaw(t, msg)
 			e, err := binding.ToEvent(ctx, cejs.NewMessage(msg))
@@ -130,6 +146,9 @@ func (r *everyReader) readStream(ctx context.Context, name string) []cloudevents
 		}
 		if err := batch.Error(); err != nil {
 			t.Fatal(err)
+		}
+		if got == 0 {
+			t.Fatalf("stream %s: %d messages pending, none delivered in 5 s", name, pending)
 		}
 	}
 	return out

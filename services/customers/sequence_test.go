@@ -12,6 +12,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
 	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/services/customers"
 )
 
 // Every flow of the system, run against the real thing (HTTP, storefront,
@@ -27,9 +28,13 @@ import (
 // Notification events (CUSTOMERBUS_NOTIFICATIONS) are left out of the
 // sequences: they carry the version current when the email was requested
 // and are no version change of their own, so they repeat sequences by design.
+//
+// The deletions keep the data (DELETE_RETAINS_DATA), so that every event
+// stays on the stream to be checked; the last step, an erasure, removes a
+// customer's earlier events, and what stays keeps the contract too.
 func TestEveryFlowKeepsTheEventContract(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t)
+	s := newSystemWith(t, func(c *customers.Config) { c.Privacy.RetainOnDelete = true })
 	readers := s.readEveryWay()
 	s.runLinker()
 	s.runCommands()
@@ -203,13 +208,32 @@ func TestEveryFlowKeepsTheEventContract(t *testing.T) {
 			public = append(public, e)
 		}
 	}
+	validateAgainstDataschema(t, all)
+	s.checkSequences(public)
+
+	// An erasure: bob's earlier events leave the stream; customer.anonymized,
+	// the one that stays, is read every way, matches its schema, and takes
+	// bob's next version.
+	var erased customerJSON
+	step(http.MethodPost, "/v1/customers/"+bob.ID+"/anonymize", nil, http.StatusOK).decode(t, &erased)
+	s.waitErased(bob.ID)
+	after := readers.read()
+	validateAgainstDataschema(t, after)
+	var bobs []string
+	for _, e := range after {
+		seen[e.Type()] = true
+		if e.Subject() == bob.ID {
+			bobs = append(bobs, e.Type()+" "+ext(e, events.ExtSequence))
+		}
+	}
+	if want := events.CustomerAnonymized + " " + fmt.Sprint(erased.Version); !slices.Equal(bobs, []string{want}) {
+		t.Errorf("after bob's erasure the stream holds %v about bob, want [%s]", bobs, want)
+	}
 	for _, typ := range append(slices.Clone(events.PublicTypes), events.NotificationTypes...) {
 		if !seen[typ] {
 			t.Errorf("no %s event among the flows", typ)
 		}
 	}
-	validateAgainstDataschema(t, all)
-	s.checkSequences(public)
 }
 
 // waitCommands waits until n bus commands were applied or rejected.

@@ -39,6 +39,10 @@ type system struct {
 
 func newSystem(t *testing.T) *system { return newSystemWith(t, nil) }
 
+// retainOnDelete makes deletions keep the deleted customers' earlier events
+// on the stream (DELETE_RETAINS_DATA), for tests that read them after.
+func retainOnDelete(c *customers.Config) { c.Privacy.RetainOnDelete = true }
+
 // newSystemWith is newSystem with the service's configuration tuned.
 func newSystemWith(t *testing.T, tune func(*customers.Config)) *system {
 	t.Helper()
@@ -162,6 +166,7 @@ type customerJSON struct {
 	PrivateMetadata   map[string]string `json:"private_metadata"`
 	HasAccount        bool              `json:"has_account"`
 	IsVerified        bool              `json:"is_verified"`
+	IsAnonymized      bool              `json:"is_anonymized"`
 	DefaultShipping   *string           `json:"default_shipping_address_id"`
 	DefaultBilling    *string           `json:"default_billing_address_id"`
 	Groups            []string          `json:"groups"`

@@ -18,7 +18,7 @@ import (
 // tokens like the notifications stream, so only the notifier and operators
 // may read it.
 const (
-	DeadLetterStream        = "CUSTOMERBUS_NOTIFICATIONS_DLQ"
+	DeadLetterStream        = events.NotificationsDeadLetterStream
 	DeadLetterSubjectPrefix = "customerbus.deadletter.notifications."
 
 	// HeaderReason is the error that made the notifier give up.

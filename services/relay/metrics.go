@@ -6,6 +6,10 @@ type metrics struct {
 	published prometheus.Counter
 	failures  prometheus.Counter
 	batch     prometheus.Histogram
+	// erased counts messages erased from the streams; erasureFailures
+	// the erasures that failed (and are retried).
+	erased          prometheus.Counter
+	erasureFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -20,9 +24,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "customerbus_relay_batch_seconds", Help: "Time to publish and mark one batch.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1, 5},
 		}),
+		erased: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "customerbus_relay_erased_messages_total", Help: "Messages about erased customers removed from the streams.",
+		}),
+		erasureFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "customerbus_relay_erasure_failures_total", Help: "Erasures of the event log that failed and will be retried.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.published, m.failures, m.batch)
+		reg.MustRegister(m.published, m.failures, m.batch, m.erased, m.erasureFailures)
 	}
 	return m
 }

@@ -16,9 +16,11 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -99,11 +101,12 @@ func (r *Relay) Run(ctx context.Context) error {
 	if err := r.ensureStreams(ctx); err != nil {
 		return err
 	}
-	wakeLive, wakeBulk := make(chan struct{}, 1), make(chan struct{}, 1)
+	wakeLive, wakeBulk, wakeErase := make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{}, 1)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return r.listen(ctx, wakeLive, wakeBulk) })
-	g.Go(func() error { return r.loop(ctx, liveLane, wakeLive) })
-	g.Go(func() error { return r.loop(ctx, bulkLane, wakeBulk) })
+	g.Go(func() error { return r.loop(ctx, liveLane, wakeLive, wakeErase) })
+	g.Go(func() error { return r.loop(ctx, bulkLane, wakeBulk, nil) })
+	g.Go(func() error { return r.eraseLoop(ctx, wakeErase) })
 	return g.Wait()
 }
 
@@ -124,16 +127,16 @@ func (r *Relay) ensureStreams(ctx context.Context) error {
 }
 
 // loop relays a lane until ctx ends, and purges sent events if the lane
-// does.
-func (r *Relay) loop(ctx context.Context, l lane, wake <-chan struct{}) error {
+// does. After each batch it publishes, it wakes published (the erasures
+// wait for their events to be published).
+func (r *Relay) loop(ctx context.Context, l lane, wake <-chan struct{}, published chan<- struct{}) error {
 	poll := time.NewTicker(r.cfg.PollInterval)
 	defer poll.Stop()
 	lastPurge := time.Time{}
 	backoff := time.Duration(0)
 	for {
 		n, more, err := r.relayBatch(ctx, l)
-		switch {
-		case err != nil:
+		if err != nil {
 			backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
 			r.log.Warn("relay: batch failed, retrying", zap.String("lane", l.name), zap.Error(err), zap.Int("published", n), zap.Duration("backoff", backoff))
 			select {
@@ -142,7 +145,14 @@ func (r *Relay) loop(ctx context.Context, l lane, wake <-chan struct{}) error {
 			case <-time.After(backoff):
 			}
 			continue
-		case more:
+		}
+		if n > 0 && published != nil {
+			select {
+			case published <- struct{}{}:
+			default: // a wake-up is pending already
+			}
+		}
+		if more {
 			backoff = 0
 			continue
 		}
@@ -198,7 +208,14 @@ func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more boo
 		}
 	}
 	if len(acked) > 0 {
-		if err := q.MarkOutboxSent(ctx, acked); err != nil {
+		if err := q.LogPublishedEvents(ctx, logParams(rows, acked)); err != nil {
+			return 0, false, fmt.Errorf("relay: log published events: %w", err)
+		}
+		ids := make([]int64, len(acked))
+		for i, a := range acked {
+			ids[i] = a.ID
+		}
+		if err := q.MarkOutboxSent(ctx, ids); err != nil {
 			return 0, false, fmt.Errorf("relay: mark sent: %w", err)
 		}
 		if err := tx.Commit(ctx); err != nil {
@@ -231,11 +248,18 @@ func firstPerPartition(rows []gen.Outbox) []gen.Outbox {
 	return out
 }
 
+// ack is where JetStream keeps an outbox event it acknowledged.
+type ack struct {
+	ID     int64 // the outbox row
+	Stream string
+	Seq    uint64
+}
+
 // publish sends the batch asynchronously (one round of acks, not one per event)
-// and returns the ids of the leading run of events JetStream acknowledged. It
+// and returns the acks of the leading run of events JetStream acknowledged. It
 // stops at the first failure, so nothing after a failed event is marked sent:
 // the next batch starts again from it.
-func (r *Relay) publish(ctx context.Context, rows []gen.Outbox) ([]int64, error) {
+func (r *Relay) publish(ctx context.Context, rows []gen.Outbox) ([]ack, error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(rows))
 	var sendErr error
 	for _, row := range rows {
@@ -248,11 +272,11 @@ func (r *Relay) publish(ctx context.Context, rows []gen.Outbox) ([]int64, error)
 	}
 	timeout := time.NewTimer(r.cfg.PublishTimeout)
 	defer timeout.Stop()
-	acked := make([]int64, 0, len(futures))
+	acked := make([]ack, 0, len(futures))
 	for i, f := range futures {
 		select {
-		case <-f.Ok():
-			acked = append(acked, rows[i].ID)
+		case pa := <-f.Ok():
+			acked = append(acked, ack{ID: rows[i].ID, Stream: pa.Stream, Seq: pa.Sequence})
 		case err := <-f.Err():
 			return acked, errors.Join(fmt.Errorf("relay: outbox event %d not acked: %w", rows[i].ID, err), sendErr)
 		case <-timeout.C:
@@ -260,6 +284,29 @@ func (r *Relay) publish(ctx context.Context, rows []gen.Outbox) ([]int64, error)
 		}
 	}
 	return acked, sendErr
+}
+
+// logParams is the event log's record of the acknowledged events: what a
+// history shows of each, and where its stream keeps it. acked is a leading
+// run of rows.
+func logParams(rows []gen.Outbox, acked []ack) gen.LogPublishedEventsParams {
+	var p gen.LogPublishedEventsParams
+	for i, a := range acked {
+		// An event too broken to read still goes in the log: an erasure
+		// must find it. (It could not have been published either.)
+		e, _ := events.LogEntryOf(rows[i].Event)
+		p.OutboxIds = append(p.OutboxIds, a.ID)
+		p.Subjects = append(p.Subjects, e.Subject)
+		p.Types = append(p.Types, cmp.Or(e.Type, events.TypeOf(rows[i].NatsSubject)))
+		p.Sequences = append(p.Sequences, e.Sequence)
+		p.Occurred = append(p.Occurred, cmp.Or(e.Time, rows[i].CreatedAt))
+		p.ActorTypes = append(p.ActorTypes, e.Actor.Type)
+		p.ActorIds = append(p.ActorIds, e.Actor.ID)
+		p.Changed = append(p.Changed, strings.Join(e.Changed, ","))
+		p.Streams = append(p.Streams, a.Stream)
+		p.StreamSeqs = append(p.StreamSeqs, int64(a.Seq))
+	}
+	return p
 }
 
 // publishAsync sends one outbox event as a CloudEvent message without waiting

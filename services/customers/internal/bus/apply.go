@@ -137,8 +137,14 @@ func (b *Bus) applyInTx(ctx context.Context, tx pgx.Tx, c command) (applied, err
 	if out.Rejected {
 		outcome, rec = "rejected", q
 	}
+	var seq *int64
+	if c.seq > 0 { // a request is on no stream
+		n := int64(c.seq)
+		seq = &n
+	}
 	n, err := rec.RecordProcessedCommand(ctx, gen.RecordProcessedCommandParams{
 		CommandID: e.ID(), Command: e.Type(), Outcome: outcome, Reply: out.Reply, ProcessedAt: time.Now(),
+		CustomerID: customerOf(e, out.Reply), StreamSeq: seq,
 	})
 	if err != nil {
 		return out, err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -149,6 +150,31 @@ func commandKey(e cloudevents.Event) string {
 		}
 	}
 	return e.ID()
+}
+
+// customerOf is the customer a command was about, so that the customer's
+// erasure finds the command's message: the one its reply shows (created,
+// changed, owning the address or order), else the one it names. A group
+// command names customers by id only, so it is about none of them.
+func customerOf(e cloudevents.Event, reply []byte) *uuid.UUID {
+	if strings.HasPrefix(e.Type(), "customer_group.") {
+		return nil
+	}
+	var shown struct {
+		ID         string `json:"id"`
+		CustomerID string `json:"customer_id"`
+	}
+	_ = json.Unmarshal(reply, &shown) // a problem shows neither
+	candidates := []string{shown.CustomerID}
+	if strings.HasPrefix(e.Type(), "customer.") {
+		candidates = append(candidates, shown.ID)
+	}
+	for _, k := range append(candidates, commandKey(e)) {
+		if id, err := uuid.Parse(k); err == nil {
+			return &id
+		}
+	}
+	return nil
 }
 
 // CodeOutOfOrder refuses a command published before one about the same

@@ -204,6 +204,27 @@ func (b *Bus) deadLetter(ctx context.Context, js jetstream.JetStream, msg jetstr
 	}
 	b.log.Warn("bus: command dead-lettered", zap.String("subject", msg.Subject()), zap.String("reason", reason))
 	_ = msg.Term()
+	// Moved, not copied: the dead-letter stream is then the only place that
+	// holds the command, and an erasure of the customer it names reads it
+	// whole (a command that is not even a CloudEvent names nobody the
+	// command stream could be searched by).
+	if meta, err := msg.Metadata(); err == nil {
+		if err := deleteCommand(ctx, js, meta.Sequence.Stream); err != nil {
+			b.log.Warn("bus: a dead-lettered command stays in its stream too", zap.Uint64("stream_seq", meta.Sequence.Stream), zap.Error(err))
+		}
+	}
+}
+
+// deleteCommand erases a command's message from the command stream.
+func deleteCommand(ctx context.Context, js jetstream.JetStream, seq uint64) error {
+	s, err := js.Stream(ctx, events.CommandsStream)
+	if err != nil {
+		return err
+	}
+	if err := s.SecureDeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return err
+	}
+	return nil
 }
 
 // validSubjectTokens reports whether s can end a subject: short,

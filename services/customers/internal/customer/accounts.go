@@ -417,12 +417,11 @@ func (s *Service) RequestDeletion(ctx context.Context, o Origin, id uuid.UUID, l
 // its deletion email.
 func (s *Service) DeleteWithToken(ctx context.Context, o Origin, id uuid.UUID, in TokenInput) error {
 	use := tokenUse{purposes: []string{PurposeDeletion}, owner: id}
+	if err := s.endTransfers(ctx, o, id); err != nil {
+		return err
+	}
 	_, err := s.useToken(ctx, in, use, func(cur Customer, _ Token, _ time.Time) (*Mutation, error) {
-		evs, err := s.deletedEvents(o, cur)
-		if err != nil {
-			return nil, err
-		}
-		return &Mutation{Customer: cur, Events: evs, Delete: true}, nil
+		return s.deletion(o, cur)
 	})
 	return err
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/uuid"
 )
 
@@ -46,8 +45,13 @@ func (s *Service) BulkDelete(ctx context.Context, o Origin, in BulkDeleteInput) 
 	if err := r.err(); err != nil {
 		return nil, err
 	}
-	err := s.store.DeleteMany(ctx, ids, func(cur Customer) ([]cloudevents.Event, error) {
-		return s.deletedEvents(o, cur)
+	for _, id := range ids {
+		if err := s.endTransfers(ctx, o, id); err != nil {
+			return nil, err
+		}
+	}
+	err := s.store.DeleteMany(ctx, ids, func(cur Customer) (*Mutation, error) {
+		return s.deletion(o, cur)
 	})
 	if err != nil {
 		return nil, idsNotFound(err)
@@ -73,6 +77,10 @@ func (s *Service) BulkUpdate(ctx context.Context, o Origin, in BulkUpdateInput) 
 		return nil, nil, err
 	}
 	customers, err = s.store.UpdateMany(ctx, ids, func(cur Customer) (*Mutation, error) {
+		if cur.IsAnonymized {
+			return nil, &ConflictError{FieldError{Field: "ids", Code: CodeAnonymized,
+				Message: "customer " + cur.ID.String() + " is anonymized and cannot be changed"}}
+		}
 		m, err := s.applyUpdate(o, cur, in.Update)
 		if m != nil {
 			changed = append(changed, cur.ID)

@@ -47,6 +47,9 @@ type Customer struct {
 	PrivateMetadata   map[string]string
 	HasAccount        bool
 	IsVerified        bool
+	// IsAnonymized: the customer was erased (Anonymize); it cannot be
+	// changed any more.
+	IsAnonymized bool
 	// PasswordHash is the argon2id PHC string, empty while the customer has
 	// no password. Public() leaves it out, so no answer or event carries it.
 	PasswordHash string
@@ -69,7 +72,7 @@ func (c Customer) Public() events.Customer {
 		ID: c.ID, Email: c.Email, FirstName: c.FirstName, LastName: c.LastName,
 		CompanyName: c.CompanyName, Phone: c.Phone, Note: c.Note, IsActive: c.IsActive,
 		LanguageCode: c.LanguageCode, ExternalReference: c.ExternalReference,
-		Metadata: nonNil(c.Metadata), HasAccount: c.HasAccount, IsVerified: c.IsVerified,
+		Metadata: nonNil(c.Metadata), HasAccount: c.HasAccount, IsVerified: c.IsVerified, IsAnonymized: c.IsAnonymized,
 		DefaultShippingAddressID: c.DefaultShippingAddressID, DefaultBillingAddressID: c.DefaultBillingAddressID,
 		Groups: nonNilIDs(c.Groups), NumberOfOrders: c.NumberOfOrders, LastOrderAt: c.LastOrderAt, Version: c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
@@ -112,6 +115,9 @@ type Mutation struct {
 	// Delete removes the customer instead of writing it (a deletion
 	// confirmed by email); Events say so.
 	Delete bool
+	// Erase, when set, erases the customer (Anonymize): the store scrubs
+	// what the row does not hold and leaves the streams to the relay.
+	Erase *Erasure
 	// Rehash says the new PasswordHash is the same password hashed anew
 	// (a hash from another system replaced at login): the customer's
 	// sessions stay, where a new password ends them.
@@ -148,9 +154,10 @@ type Store interface {
 	// UpdateAddress is UpdateMany for one customer, giving fn one of its
 	// addresses as well; ErrAddressNotFound when it has no such address.
 	UpdateAddress(ctx context.Context, id, addressID uuid.UUID, fn func(current Customer, a Address) (*Mutation, error)) (Customer, error)
-	// DeleteMany locks the customers, lets fn build each one's events, and
-	// deletes them all or none; unknown ids as in UpdateMany.
-	DeleteMany(ctx context.Context, ids []uuid.UUID, fn func(current Customer) ([]cloudevents.Event, error)) error
+	// DeleteMany locks the customers, lets fn build each one's deletion (a
+	// Mutation with Delete set), and deletes them all or none; unknown ids
+	// as in UpdateMany.
+	DeleteMany(ctx context.Context, ids []uuid.UUID, fn func(current Customer) (*Mutation, error)) error
 	Get(ctx context.Context, id uuid.UUID) (Customer, error)
 	// ListAddresses reads a customer's addresses, oldest first; ErrNotFound
 	// when the customer does not exist.
@@ -171,9 +178,15 @@ type Store interface {
 	SessionStore
 }
 
-// update is Store.UpdateMany for one customer.
+// update is Store.UpdateMany for one customer, which must not be
+// anonymized.
 func update(ctx context.Context, st Store, id uuid.UUID, fn func(Customer) (*Mutation, error)) (Customer, error) {
-	cs, err := st.UpdateMany(ctx, []uuid.UUID{id}, fn)
+	cs, err := st.UpdateMany(ctx, []uuid.UUID{id}, func(cur Customer) (*Mutation, error) {
+		if err := changeable(cur); err != nil {
+			return nil, err
+		}
+		return fn(cur)
+	})
 	if err != nil {
 		return Customer{}, err
 	}

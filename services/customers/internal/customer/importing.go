@@ -49,6 +49,7 @@ type ImportRow struct {
 	HasAccount               json.RawMessage `json:"has_account"`
 	NumberOfOrders           json.RawMessage `json:"number_of_orders"`
 	LastOrderAt              json.RawMessage `json:"last_order_at"`
+	IsAnonymized             json.RawMessage `json:"is_anonymized"`
 	DefaultShippingAddressID json.RawMessage `json:"default_shipping_address_id"`
 	DefaultBillingAddressID  json.RawMessage `json:"default_billing_address_id"`
 	// Addresses are the customer's addresses as POST /v1/customers takes

@@ -22,6 +22,8 @@ const (
 	CodeNotFound  = "not_found"
 	CodeMalformed = "malformed"
 	CodeTooShort  = "too_short"
+	// CodeAnonymized refuses a change to an anonymized customer.
+	CodeAnonymized = "anonymized"
 )
 
 // Limits on input sizes.
@@ -182,11 +184,14 @@ func (r *rules) phoneIn(field string, raw *string, region string) *string {
 	return &e164
 }
 
+// DefaultLanguageCode is a customer's language when none is given.
+const DefaultLanguageCode = "en"
+
 // languageCode returns the canonical BCP 47 tag; empty means the default "en".
 func (r *rules) languageCode(field, raw string) string {
 	s := strings.TrimSpace(raw)
 	if s == "" {
-		return "en"
+		return DefaultLanguageCode
 	}
 	tag, err := language.Parse(s)
 	if err != nil || len(s) > 35 {

@@ -19,12 +19,14 @@ type Service struct {
 	phoneRegion string
 	now         func() time.Time
 	accounts    AccountConfig
+	privacy     PrivacyConfig
+	transfers   TransferEnder // nil: see EndTransfersWith
 }
 
 // NewService returns a Service. phoneRegion (ISO 3166 alpha-2, may be empty) is
 // the region assumed for phone numbers given without a country code.
-func NewService(store Store, phoneRegion string, accounts AccountConfig) *Service {
-	return &Service{store: store, phoneRegion: phoneRegion, accounts: accounts.withDefaults(), now: func() time.Time {
+func NewService(store Store, phoneRegion string, accounts AccountConfig, privacy PrivacyConfig) *Service {
+	return &Service{store: store, phoneRegion: phoneRegion, accounts: accounts.withDefaults(), privacy: privacy, now: func() time.Time {
 		// Microseconds: what PostgreSQL keeps, so events and reads agree.
 		return time.Now().UTC().Truncate(time.Microsecond)
 	}}
@@ -242,10 +244,14 @@ func (s *Service) applyUpdate(o Origin, cur Customer, in UpdateInput) (*Mutation
 	return &Mutation{Customer: next, Events: []cloudevents.Event{ev}}, nil
 }
 
-// Delete removes the customer and emits customer.deleted.
+// Delete removes the customer and emits customer.deleted; unless
+// deletions retain data, it erases the customer first (see deletion).
 func (s *Service) Delete(ctx context.Context, o Origin, id uuid.UUID) error {
-	return s.store.DeleteMany(ctx, []uuid.UUID{id}, func(cur Customer) ([]cloudevents.Event, error) {
-		return s.deletedEvents(o, cur)
+	if err := s.endTransfers(ctx, o, id); err != nil {
+		return err
+	}
+	return s.store.DeleteMany(ctx, []uuid.UUID{id}, func(cur Customer) (*Mutation, error) {
+		return s.deletion(o, cur)
 	})
 }
 

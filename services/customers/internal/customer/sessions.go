@@ -256,7 +256,7 @@ func (s *Service) Logout(ctx context.Context, customerID, sessionID uuid.UUID, a
 func (s *Service) checkPassword(ctx context.Context, email, pw, client string) (Customer, error) {
 	now := s.now()
 	windowStart := now.Add(-s.accounts.LoginWindow)
-	emailKey, clientKey := "email:"+email, "addr:"+client
+	emailKey, clientKey := loginKey(email), "addr:"+client
 	counts, err := s.store.LoginFailures(ctx, []string{emailKey, clientKey}, windowStart)
 	if err != nil {
 		return Customer{}, fmt.Errorf("login: %w", err)
@@ -295,6 +295,9 @@ func (s *Service) checkPassword(ctx context.Context, email, pw, client string) (
 	}
 	return c, nil
 }
+
+// loginKey counts the failed logins with an email.
+func loginKey(email string) string { return "email:" + email }
 
 // dummyHash is a hash no password is checked against for real.
 var dummyHash = sync.OnceValue(func() string {

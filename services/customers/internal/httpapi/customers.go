@@ -103,6 +103,21 @@ func (a *API) deleteCustomer(w http.ResponseWriter, r *http.Request, p auth.Prin
 	return nil
 }
 
+// anonymizeCustomer erases the customer's personal data; the stream's
+// copies go right after, in the relay.
+func (a *API) anonymizeCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	c, err := a.customers.Anonymize(r.Context(), origin(r, p), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c.Staff())
+	return nil
+}
+
 var listParams = map[string]bool{
 	"q": true, "email": true, "is_active": true, "has_account": true, "is_verified": true,
 	"created_after": true, "created_before": true, "updated_after": true,

@@ -79,6 +79,7 @@ var (
 		{"number_of_orders", func(c *customer.Customer) string { return cell(c.NumberOfOrders) }, func(e *lineEncoder, c *customer.Customer) { e.int(int64(c.NumberOfOrders)) }},
 		{"last_order_at", func(c *customer.Customer) string { return cell(c.LastOrderAt) }, func(e *lineEncoder, c *customer.Customer) { e.timePtr(c.LastOrderAt) }},
 		{"groups", func(c *customer.Customer) string { return cell(c.Groups) }, func(e *lineEncoder, c *customer.Customer) { e.uuids(c.Groups) }},
+		{"is_anonymized", func(c *customer.Customer) string { return cell(c.IsAnonymized) }, func(e *lineEncoder, c *customer.Customer) { e.bool(c.IsAnonymized) }},
 	}
 	defaultFields = 12 // id … created_at
 )

@@ -23,7 +23,7 @@ func marshalLine(t *testing.T, o exportOptions, c customer.Customer, addresses [
 		"company_name": v.CompanyName, "phone": v.Phone, "note": v.Note, "is_active": v.IsActive,
 		"language_code": v.LanguageCode, "external_reference": v.ExternalReference, "is_verified": v.IsVerified,
 		"created_at": v.CreatedAt, "updated_at": v.UpdatedAt, "version": v.Version, "has_account": v.HasAccount,
-		"number_of_orders": v.NumberOfOrders, "last_order_at": v.LastOrderAt, "groups": v.Groups,
+		"number_of_orders": v.NumberOfOrders, "last_order_at": v.LastOrderAt, "groups": v.Groups, "is_anonymized": v.IsAnonymized,
 	}
 	var b bytes.Buffer
 	b.WriteByte('{')

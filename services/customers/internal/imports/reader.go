@@ -302,6 +302,7 @@ var fieldColumns = map[string]func(r *customer.ImportRow, v string) error{
 	"version":                     ignore,
 	"has_account":                 ignore,
 	"number_of_orders":            ignore,
+	"is_anonymized":               ignore,
 	"last_order_at":               ignore,
 	"default_shipping_address_id": ignore,
 	"default_billing_address_id":  ignore,

@@ -133,6 +133,9 @@ type Store interface {
 	// order, lets fn decide, and writes the change; customer.ErrTokenInvalid
 	// when no request has the hash.
 	WithTransferToken(ctx context.Context, hash []byte, fn func(t Transfer, o Order) (*TransferChange, error)) error
+	// OpenTransfersOf lists the orders with an open transfer request to or
+	// from the customer.
+	OpenTransfersOf(ctx context.Context, customerID uuid.UUID) ([]uuid.UUID, error)
 }
 
 // RecordOrder records an order once: recording the same id again returns

@@ -271,6 +271,22 @@ func (s *Service) CancelTransfer(ctx context.Context, o customer.Origin, orderID
 	return out, err
 }
 
+// EndTransfersOf cancels the open transfer requests to or from the
+// customer, each with its order.transfer_cancelled (before the customer is
+// erased: customer.TransferEnder).
+func (s *Service) EndTransfersOf(ctx context.Context, o customer.Origin, customerID uuid.UUID) error {
+	orders, err := s.store.OpenTransfersOf(ctx, customerID)
+	if err != nil {
+		return err
+	}
+	for _, id := range orders {
+		if _, err := s.CancelTransfer(ctx, o, id); err != nil && !errors.Is(err, ErrTransferNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
 // transferEvent is an event about a transfer request: the request is its
 // subject and its version the sequence; the order's owner is the partition
 // key, so it stays in order with the order's other events.

@@ -98,6 +98,9 @@ func For(err error) Details {
 	case errors.Is(err, customer.ErrUnverified):
 		return newProblem(http.StatusForbidden,
 			[]customer.FieldError{{Code: CodeUnverified, Message: "confirm the email address first, with the link sent to it"}})
+	case errors.Is(err, customer.ErrAnonymized):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Field: "id", Code: customer.CodeAnonymized, Message: "the customer is anonymized: its personal data was erased, and it cannot be changed"}})
 	case errors.Is(err, customer.ErrNotFound):
 		return newProblem(http.StatusNotFound,
 			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "no customer has this id"}})

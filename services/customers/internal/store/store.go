@@ -153,8 +153,9 @@ func (s *Store) UpdateAddress(ctx context.Context, id, addressID uuid.UUID, fn f
 	return result, err
 }
 
-// DeleteMany locks the customers, builds their events with fn and deletes them.
-func (s *Store) DeleteMany(ctx context.Context, ids []uuid.UUID, fn func(customer.Customer) ([]cloudevents.Event, error)) error {
+// DeleteMany locks the customers, builds their deletions with fn and
+// applies them.
+func (s *Store) DeleteMany(ctx context.Context, ids []uuid.UUID, fn func(customer.Customer) (*customer.Mutation, error)) error {
 	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		current, err := lockCustomers(ctx, q, ids)
@@ -163,14 +164,17 @@ func (s *Store) DeleteMany(ctx context.Context, ids []uuid.UUID, fn func(custome
 		}
 		var evs []cloudevents.Event
 		for _, id := range ids {
-			e, err := fn(current[id])
+			m, err := fn(current[id])
 			if err != nil {
 				return err
 			}
-			evs = append(evs, e...)
-		}
-		if _, err := q.DeleteCustomers(ctx, ids); err != nil {
-			return mapError(err)
+			if !m.Delete {
+				return fmt.Errorf("store: the deletion of %s does not delete", id)
+			}
+			if _, err := apply(ctx, q, current[id], m); err != nil {
+				return err
+			}
+			evs = append(evs, m.Events...)
 		}
 		return writeOutbox(ctx, q, evs)
 	})
@@ -232,6 +236,11 @@ func lockCustomers(ctx context.Context, q *gen.Queries, ids []uuid.UUID) (map[uu
 func apply(ctx context.Context, q *gen.Queries, cur customer.Customer, m *customer.Mutation) (customer.Customer, error) {
 	if m == nil {
 		return cur, nil
+	}
+	if m.Erase != nil {
+		if err := erase(ctx, q, cur, m.Erase); err != nil {
+			return cur, err
+		}
 	}
 	if m.Delete {
 		if _, err := q.DeleteCustomers(ctx, []uuid.UUID{cur.ID}); err != nil {
@@ -483,7 +492,7 @@ func fromRow(r gen.Customer) (customer.Customer, error) {
 		ID: r.ID, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
 		CompanyName: r.CompanyName, Phone: r.Phone, Note: r.Note, IsActive: r.IsActive,
 		LanguageCode: r.LanguageCode, ExternalReference: r.ExternalReference,
-		HasAccount: r.HasAccount, IsVerified: r.IsVerified, Version: r.Version,
+		HasAccount: r.HasAccount, IsVerified: r.IsVerified, IsAnonymized: r.IsAnonymized, Version: r.Version,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
 	var err error

@@ -128,3 +128,13 @@ func fromTransferRow(r gen.OrderTransferRequest) order.Transfer {
 		CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
 }
+
+// OpenTransfersOf lists the orders with an open transfer request to or
+// from the customer.
+func (s *Store) OpenTransfersOf(ctx context.Context, customerID uuid.UUID) ([]uuid.UUID, error) {
+	ids, err := s.q.OpenTransfersOf(ctx, &customerID)
+	if err != nil {
+		return nil, fmt.Errorf("store: open transfers: %w", err)
+	}
+	return ids, nil
+}
