@@ -1074,6 +1074,7 @@ func routeCall(s *system, method, pattern string) (path string, body any) {
 		"PATCH /v1/customers/{id}":                  map[string]any{"note": "n"},
 		"DELETE /v1/customers/{id}":                 nil,
 		"POST /v1/customers/{id}/anonymize":         nil,
+		"GET /v1/customers/{id}/history":            nil,
 		"PATCH /v1/customers/{id}/metadata":         map[string]any{"set": map[string]string{"k": "v"}},
 		"PATCH /v1/customers/{id}/private-metadata": map[string]any{"set": map[string]string{"k": "v"}},
 		"POST /v1/customers/{id}/notes":             map[string]any{"text": "note"},

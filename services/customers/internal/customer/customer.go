@@ -170,6 +170,10 @@ type Store interface {
 	// ListNotes reads a customer's notes, newest first; ErrNotFound when the
 	// customer does not exist.
 	ListNotes(ctx context.Context, customerID uuid.UUID, limit int, after *Cursor) ([]Note, error)
+	// History reads up to limit entries of the customer's history before
+	// the position, newest first; ErrNotFound when the customer does not
+	// exist.
+	History(ctx context.Context, customerID uuid.UUID, before int64, limit int) ([]HistoryEntry, error)
 	// Count counts the customers matching f, but stops at limit.
 	Count(ctx context.Context, f Filter, limit int) (int64, error)
 	// Snapshot runs fn on one consistent snapshot of the database, a

@@ -128,6 +128,7 @@ func (a *API) Routes() []Route {
 		{"PATCH /v1/customers/{id}", auth.ManageUsers, a.updateCustomer},
 		{"DELETE /v1/customers/{id}", auth.ManageUsers, a.deleteCustomer},
 		{"POST /v1/customers/{id}/anonymize", auth.ManageUsers, a.anonymizeCustomer},
+		{"GET /v1/customers/{id}/history", auth.ManageUsers, a.customerHistory},
 		{"PATCH /v1/customers/{id}/metadata", auth.ManageUsers, a.updateMetadata(false)},
 		{"PATCH /v1/customers/{id}/private-metadata", auth.ManageUsers, a.updateMetadata(true)},
 		{"POST /v1/customers/{id}/notes", auth.ManageUsers, a.addNote},
