@@ -25,6 +25,9 @@ type Customer struct {
 	IsVerified        bool              `json:"is_verified"`
 	// IsAnonymized: the customer's personal data was erased.
 	IsAnonymized bool `json:"is_anonymized"`
+	// Marketing consent, by channel.
+	EmailMarketingConsent MarketingConsent `json:"email_marketing_consent"`
+	SMSMarketingConsent   MarketingConsent `json:"sms_marketing_consent"`
 	// The customer's default addresses, among its addresses; null when unset.
 	DefaultShippingAddressID *uuid.UUID `json:"default_shipping_address_id"`
 	DefaultBillingAddressID  *uuid.UUID `json:"default_billing_address_id"`
@@ -244,4 +247,25 @@ type OrderTransferredData struct {
 type CustomerAnonymizedData struct {
 	ID           uuid.UUID `json:"id"`
 	AnonymizedAt time.Time `json:"anonymized_at"`
+}
+
+// MarketingConsent is a customer's consent to marketing on one channel:
+// state subscribed, unsubscribed, pending (a confirmed opt-in waiting for
+// its confirmation) or not_subscribed; opt-in level single_opt_in or
+// confirmed_opt_in; when it last changed; where it was collected.
+type MarketingConsent struct {
+	State         string     `json:"state"`
+	OptInLevel    string     `json:"opt_in_level"`
+	UpdatedAt     *time.Time `json:"consent_updated_at"`
+	CollectedFrom string     `json:"collected_from"`
+}
+
+// CustomerConsentUpdatedData is the data of customer.consent_updated: the
+// channel whose consent changed, the consent now, and the customer's
+// version after the change.
+type CustomerConsentUpdatedData struct {
+	ID      uuid.UUID        `json:"id"`
+	Channel string           `json:"channel"`
+	Consent MarketingConsent `json:"consent"`
+	Version int64            `json:"version"`
 }

@@ -30,6 +30,9 @@ const (
 	// CustomerAnonymized says the customer's personal data was erased: it
 	// carries the id and the time only. Apps erase their copy.
 	CustomerAnonymized = "customer.anonymized"
+	// CustomerConsentUpdated is a change of the customer's marketing
+	// consent on one channel; the customer's version moves.
+	CustomerConsentUpdated = "customer.consent_updated"
 
 	// Order events have the order's id as subject and sequence the order's
 	// version; the partition key is the owner's customer id (the order id for
@@ -64,6 +67,9 @@ const (
 	CustomerPasswordResetRequested = "customer.password_reset_requested"
 	CustomerEmailChangeRequested   = "customer.email_change_requested"
 	CustomerDeletionRequested      = "customer.deletion_requested"
+	// CustomerConsentConfirmationRequested asks the customer to confirm a
+	// subscription to marketing email (a confirmed opt-in).
+	CustomerConsentConfirmationRequested = "customer.consent_confirmation_requested"
 	// Order notifications have the transfer request as subject and its
 	// version as sequence. The approval request carries the token; the
 	// completion (sent to both parties) carries none.
@@ -74,7 +80,7 @@ const (
 // NotificationTypes lists every notification event type.
 var NotificationTypes = []string{
 	CustomerPasswordSetupRequested, CustomerVerificationRequested, CustomerPasswordResetRequested,
-	CustomerEmailChangeRequested, CustomerDeletionRequested,
+	CustomerEmailChangeRequested, CustomerDeletionRequested, CustomerConsentConfirmationRequested,
 	OrderTransferApprovalRequested, OrderTransferCompleted,
 }
 
@@ -82,7 +88,7 @@ var NotificationTypes = []string{
 var PublicTypes = []string{
 	CustomerCreated, CustomerUpdated, CustomerDeleted, CustomerMetadataUpdated, CustomerNoteAdded,
 	CustomerAddressCreated, CustomerAddressUpdated, CustomerAddressDeleted,
-	CustomerVerified, CustomerPasswordChanged, CustomerEmailChanged, CustomerAnonymized,
+	CustomerVerified, CustomerPasswordChanged, CustomerEmailChanged, CustomerAnonymized, CustomerConsentUpdated,
 	OrderRecorded, OrderLinked, OrderTransferRequested, OrderTransferAccepted, OrderTransferDeclined,
 	OrderTransferCancelled, OrderTransferred, CommandRejected,
 	CustomerGroupCreated, CustomerGroupUpdated, CustomerGroupDeleted,

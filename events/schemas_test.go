@@ -22,11 +22,13 @@ import (
 )
 
 func sampleCustomer() events.Customer {
-	phone := "+4930123456"
+	phone, now := "+4930123456", time.Now().UTC()
 	return events.Customer{
 		ID: uuid.Must(uuid.NewV7()), Email: "ann@example.com", FirstName: "Ann", Phone: &phone,
 		IsActive: true, LanguageCode: "en", Metadata: map[string]string{"k": "v"},
 		Groups: []uuid.UUID{}, Version: 2, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(),
+		EmailMarketingConsent: events.MarketingConsent{State: "subscribed", OptInLevel: "confirmed_opt_in", UpdatedAt: &now, CollectedFrom: "checkout"},
+		SMSMarketingConsent:   events.MarketingConsent{State: "not_subscribed", OptInLevel: "single_opt_in"},
 	}
 }
 

@@ -24,20 +24,22 @@ WHERE ($1::text IS NULL OR email = $1)
   AND ($7::timestamptz IS NULL OR created_at < $7)
   AND ($8::timestamptz IS NULL OR updated_at > $8)
   AND ($9::jsonb IS NULL OR metadata @> $9)
-  AND ($10::uuid IS NULL OR group_ids @> ARRAY[$10::uuid])
-  AND ($11::integer IS NULL OR number_of_orders >= $11)
-  AND ($12::integer IS NULL OR number_of_orders <= $12)
+  AND ($10::text IS NULL OR email_consent_state = $10)
+  AND ($11::text IS NULL OR sms_consent_state = $11)
+  AND ($12::uuid IS NULL OR group_ids @> ARRAY[$12::uuid])
+  AND ($13::integer IS NULL OR number_of_orders >= $13)
+  AND ($14::integer IS NULL OR number_of_orders <= $14)
   -- "Placed an order after X" is exactly "the last order is after X", and
   -- "before Y" "the first order is before Y": plain, indexed conditions. Only
   -- a window needs the orders themselves, to rule out customers whose orders
   -- all fall outside it; the two conditions narrow the rows first.
-  AND ($13::timestamptz IS NULL OR last_order_at > $13)
-  AND ($14::timestamptz IS NULL OR first_order_at < $14)
-  AND (NOT $15::boolean OR first_order_at < created_at)
-  AND ($13::timestamptz IS NULL OR $14::timestamptz IS NULL OR EXISTS (
+  AND ($15::timestamptz IS NULL OR last_order_at > $15)
+  AND ($16::timestamptz IS NULL OR first_order_at < $16)
+  AND (NOT $17::boolean OR first_order_at < created_at)
+  AND ($15::timestamptz IS NULL OR $16::timestamptz IS NULL OR EXISTS (
         SELECT 1 FROM orders o WHERE o.customer_id = customers.id
-          AND o.placed_at > $13 AND o.placed_at < $14))
-LIMIT $16
+          AND o.placed_at > $15 AND o.placed_at < $16))
+LIMIT $18
 ) AS capped
 `
 
@@ -51,6 +53,8 @@ type CountCustomersParams struct {
 	CreatedBefore        *time.Time
 	UpdatedAfter         *time.Time
 	Metadata             []byte
+	EmailConsent         *string
+	SmsConsent           *string
 	GroupID              *uuid.UUID
 	OrdersMin            *int32
 	OrdersMax            *int32
@@ -74,6 +78,8 @@ func (q *Queries) CountCustomers(ctx context.Context, arg CountCustomersParams) 
 		arg.CreatedBefore,
 		arg.UpdatedAfter,
 		arg.Metadata,
+		arg.EmailConsent,
+		arg.SmsConsent,
 		arg.GroupID,
 		arg.OrdersMin,
 		arg.OrdersMax,
@@ -115,15 +121,17 @@ WHERE ($2::text IS NULL OR email = $2)
   AND ($8::timestamptz IS NULL OR created_at < $8)
   AND ($9::timestamptz IS NULL OR updated_at > $9)
   AND ($10::jsonb IS NULL OR metadata @> $10)
-  AND ($11::uuid IS NULL OR group_ids @> ARRAY[$11::uuid])
-  AND ($12::integer IS NULL OR number_of_orders >= $12)
-  AND ($13::integer IS NULL OR number_of_orders <= $13)
-  AND ($14::timestamptz IS NULL OR last_order_at > $14)
-  AND ($15::timestamptz IS NULL OR first_order_at < $15)
-  AND (NOT $16::boolean OR first_order_at < created_at)
-  AND ($14::timestamptz IS NULL OR $15::timestamptz IS NULL OR EXISTS (
+  AND ($11::text IS NULL OR email_consent_state = $11)
+  AND ($12::text IS NULL OR sms_consent_state = $12)
+  AND ($13::uuid IS NULL OR group_ids @> ARRAY[$13::uuid])
+  AND ($14::integer IS NULL OR number_of_orders >= $14)
+  AND ($15::integer IS NULL OR number_of_orders <= $15)
+  AND ($16::timestamptz IS NULL OR last_order_at > $16)
+  AND ($17::timestamptz IS NULL OR first_order_at < $17)
+  AND (NOT $18::boolean OR first_order_at < created_at)
+  AND ($16::timestamptz IS NULL OR $17::timestamptz IS NULL OR EXISTS (
         SELECT 1 FROM orders o WHERE o.customer_id = customers.id
-          AND o.placed_at > $14 AND o.placed_at < $15))
+          AND o.placed_at > $16 AND o.placed_at < $17))
 `
 
 type ExportMetadataKeysParams struct {
@@ -137,6 +145,8 @@ type ExportMetadataKeysParams struct {
 	CreatedBefore        *time.Time
 	UpdatedAfter         *time.Time
 	Metadata             []byte
+	EmailConsent         *string
+	SmsConsent           *string
 	GroupID              *uuid.UUID
 	OrdersMin            *int32
 	OrdersMax            *int32
@@ -166,6 +176,8 @@ func (q *Queries) ExportMetadataKeys(ctx context.Context, arg ExportMetadataKeys
 		arg.CreatedBefore,
 		arg.UpdatedAfter,
 		arg.Metadata,
+		arg.EmailConsent,
+		arg.SmsConsent,
 		arg.GroupID,
 		arg.OrdersMin,
 		arg.OrdersMax,
@@ -192,7 +204,7 @@ func (q *Queries) ExportMetadataKeys(ctx context.Context, arg ExportMetadataKeys
 }
 
 const getCustomer = `-- name: GetCustomer :one
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized FROM customers WHERE id = $1
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from FROM customers WHERE id = $1
 `
 
 func (q *Queries) GetCustomer(ctx context.Context, id uuid.UUID) (Customer, error) {
@@ -225,12 +237,20 @@ func (q *Queries) GetCustomer(ctx context.Context, id uuid.UUID) (Customer, erro
 		&i.LastOrderAt,
 		&i.FirstOrderAt,
 		&i.IsAnonymized,
+		&i.EmailConsentState,
+		&i.EmailConsentOptInLevel,
+		&i.EmailConsentUpdatedAt,
+		&i.EmailConsentCollectedFrom,
+		&i.SmsConsentState,
+		&i.SmsConsentOptInLevel,
+		&i.SmsConsentUpdatedAt,
+		&i.SmsConsentCollectedFrom,
 	)
 	return i, err
 }
 
 const getCustomersForUpdate = `-- name: GetCustomersForUpdate :many
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized FROM customers WHERE id = ANY($1::uuid[])
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from FROM customers WHERE id = ANY($1::uuid[])
 ORDER BY id
 FOR UPDATE
 `
@@ -272,6 +292,14 @@ func (q *Queries) GetCustomersForUpdate(ctx context.Context, ids []uuid.UUID) ([
 			&i.LastOrderAt,
 			&i.FirstOrderAt,
 			&i.IsAnonymized,
+			&i.EmailConsentState,
+			&i.EmailConsentOptInLevel,
+			&i.EmailConsentUpdatedAt,
+			&i.EmailConsentCollectedFrom,
+			&i.SmsConsentState,
+			&i.SmsConsentOptInLevel,
+			&i.SmsConsentUpdatedAt,
+			&i.SmsConsentCollectedFrom,
 		); err != nil {
 			return nil, err
 		}
@@ -361,7 +389,7 @@ func (q *Queries) InsertCustomerWithEvents(ctx context.Context, arg InsertCustom
 }
 
 const listCustomers = `-- name: ListCustomers :many
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized FROM customers
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from FROM customers
 WHERE ($1::text IS NULL OR email = $1)
   AND ($2::boolean IS NULL OR is_active = $2)
   AND ($3::text IS NULL OR search_text LIKE customer_search_text($3))
@@ -371,41 +399,43 @@ WHERE ($1::text IS NULL OR email = $1)
   AND ($7::timestamptz IS NULL OR created_at < $7)
   AND ($8::timestamptz IS NULL OR updated_at > $8)
   AND ($9::jsonb IS NULL OR metadata @> $9)
-  AND ($10::uuid IS NULL OR group_ids @> ARRAY[$10::uuid])
-  AND ($11::integer IS NULL OR number_of_orders >= $11)
-  AND ($12::integer IS NULL OR number_of_orders <= $12)
+  AND ($10::text IS NULL OR email_consent_state = $10)
+  AND ($11::text IS NULL OR sms_consent_state = $11)
+  AND ($12::uuid IS NULL OR group_ids @> ARRAY[$12::uuid])
+  AND ($13::integer IS NULL OR number_of_orders >= $13)
+  AND ($14::integer IS NULL OR number_of_orders <= $14)
   -- "Placed an order after X" is exactly "the last order is after X", and
   -- "before Y" "the first order is before Y": plain, indexed conditions. Only
   -- a window needs the orders themselves, to rule out customers whose orders
   -- all fall outside it; the two conditions narrow the rows first.
-  AND ($13::timestamptz IS NULL OR last_order_at > $13)
-  AND ($14::timestamptz IS NULL OR first_order_at < $14)
-  AND (NOT $15::boolean OR first_order_at < created_at)
-  AND ($13::timestamptz IS NULL OR $14::timestamptz IS NULL OR EXISTS (
+  AND ($15::timestamptz IS NULL OR last_order_at > $15)
+  AND ($16::timestamptz IS NULL OR first_order_at < $16)
+  AND (NOT $17::boolean OR first_order_at < created_at)
+  AND ($15::timestamptz IS NULL OR $16::timestamptz IS NULL OR EXISTS (
         SELECT 1 FROM orders o WHERE o.customer_id = customers.id
-          AND o.placed_at > $13 AND o.placed_at < $14))
-  AND ($16::uuid IS NULL OR CASE $17::text
-        WHEN 'created_at'  THEN (created_at, id) > ($18::timestamptz, $16)
-        WHEN '-created_at' THEN (created_at, id) < ($18::timestamptz, $16)
-        WHEN 'email'       THEN (email, id) > ($19::text, $16)
-        WHEN '-email'      THEN (email, id) < ($19::text, $16)
-        WHEN 'last_name'   THEN (last_name, id) > ($19::text, $16)
-        WHEN '-last_name'  THEN (last_name, id) < ($19::text, $16)
-        WHEN 'number_of_orders'  THEN (number_of_orders, id) > ($20::integer, $16)
-        WHEN '-number_of_orders' THEN (number_of_orders, id) < ($20::integer, $16)
+          AND o.placed_at > $15 AND o.placed_at < $16))
+  AND ($18::uuid IS NULL OR CASE $19::text
+        WHEN 'created_at'  THEN (created_at, id) > ($20::timestamptz, $18)
+        WHEN '-created_at' THEN (created_at, id) < ($20::timestamptz, $18)
+        WHEN 'email'       THEN (email, id) > ($21::text, $18)
+        WHEN '-email'      THEN (email, id) < ($21::text, $18)
+        WHEN 'last_name'   THEN (last_name, id) > ($21::text, $18)
+        WHEN '-last_name'  THEN (last_name, id) < ($21::text, $18)
+        WHEN 'number_of_orders'  THEN (number_of_orders, id) > ($22::integer, $18)
+        WHEN '-number_of_orders' THEN (number_of_orders, id) < ($22::integer, $18)
       END)
 ORDER BY
-    CASE WHEN $17 = 'created_at' THEN created_at END ASC,
-    CASE WHEN $17 = '-created_at' THEN created_at END DESC,
-    CASE WHEN $17 = 'email' THEN email END ASC,
-    CASE WHEN $17 = '-email' THEN email END DESC,
-    CASE WHEN $17 = 'last_name' THEN last_name END ASC,
-    CASE WHEN $17 = '-last_name' THEN last_name END DESC,
-    CASE WHEN $17 = 'number_of_orders' THEN number_of_orders END ASC,
-    CASE WHEN $17 = '-number_of_orders' THEN number_of_orders END DESC,
-    CASE WHEN $17 IN ('created_at', 'email', 'last_name', 'number_of_orders') THEN id END ASC,
-    CASE WHEN $17 IN ('-created_at', '-email', '-last_name', '-number_of_orders') THEN id END DESC
-LIMIT $21
+    CASE WHEN $19 = 'created_at' THEN created_at END ASC,
+    CASE WHEN $19 = '-created_at' THEN created_at END DESC,
+    CASE WHEN $19 = 'email' THEN email END ASC,
+    CASE WHEN $19 = '-email' THEN email END DESC,
+    CASE WHEN $19 = 'last_name' THEN last_name END ASC,
+    CASE WHEN $19 = '-last_name' THEN last_name END DESC,
+    CASE WHEN $19 = 'number_of_orders' THEN number_of_orders END ASC,
+    CASE WHEN $19 = '-number_of_orders' THEN number_of_orders END DESC,
+    CASE WHEN $19 IN ('created_at', 'email', 'last_name', 'number_of_orders') THEN id END ASC,
+    CASE WHEN $19 IN ('-created_at', '-email', '-last_name', '-number_of_orders') THEN id END DESC
+LIMIT $23
 `
 
 type ListCustomersParams struct {
@@ -418,6 +448,8 @@ type ListCustomersParams struct {
 	CreatedBefore        *time.Time
 	UpdatedAfter         *time.Time
 	Metadata             []byte
+	EmailConsent         *string
+	SmsConsent           *string
 	GroupID              *uuid.UUID
 	OrdersMin            *int32
 	OrdersMax            *int32
@@ -446,6 +478,8 @@ func (q *Queries) ListCustomers(ctx context.Context, arg ListCustomersParams) ([
 		arg.CreatedBefore,
 		arg.UpdatedAfter,
 		arg.Metadata,
+		arg.EmailConsent,
+		arg.SmsConsent,
 		arg.GroupID,
 		arg.OrdersMin,
 		arg.OrdersMax,
@@ -493,6 +527,14 @@ func (q *Queries) ListCustomers(ctx context.Context, arg ListCustomersParams) ([
 			&i.LastOrderAt,
 			&i.FirstOrderAt,
 			&i.IsAnonymized,
+			&i.EmailConsentState,
+			&i.EmailConsentOptInLevel,
+			&i.EmailConsentUpdatedAt,
+			&i.EmailConsentCollectedFrom,
+			&i.SmsConsentState,
+			&i.SmsConsentOptInLevel,
+			&i.SmsConsentUpdatedAt,
+			&i.SmsConsentCollectedFrom,
 		); err != nil {
 			return nil, err
 		}

@@ -28,32 +28,40 @@ type CommandOrder struct {
 }
 
 type Customer struct {
-	ID                       uuid.UUID
-	Email                    string
-	FirstName                string
-	LastName                 string
-	CompanyName              string
-	Phone                    *string
-	Note                     string
-	IsActive                 bool
-	LanguageCode             string
-	ExternalReference        *string
-	Metadata                 []byte
-	PrivateMetadata          []byte
-	HasAccount               bool
-	IsVerified               bool
-	Version                  int64
-	CreatedAt                time.Time
-	UpdatedAt                time.Time
-	SearchText               string
-	DefaultShippingAddressID *uuid.UUID
-	DefaultBillingAddressID  *uuid.UUID
-	GroupIds                 []uuid.UUID
-	PasswordHash             *string
-	NumberOfOrders           int32
-	LastOrderAt              *time.Time
-	FirstOrderAt             *time.Time
-	IsAnonymized             bool
+	ID                        uuid.UUID
+	Email                     string
+	FirstName                 string
+	LastName                  string
+	CompanyName               string
+	Phone                     *string
+	Note                      string
+	IsActive                  bool
+	LanguageCode              string
+	ExternalReference         *string
+	Metadata                  []byte
+	PrivateMetadata           []byte
+	HasAccount                bool
+	IsVerified                bool
+	Version                   int64
+	CreatedAt                 time.Time
+	UpdatedAt                 time.Time
+	SearchText                string
+	DefaultShippingAddressID  *uuid.UUID
+	DefaultBillingAddressID   *uuid.UUID
+	GroupIds                  []uuid.UUID
+	PasswordHash              *string
+	NumberOfOrders            int32
+	LastOrderAt               *time.Time
+	FirstOrderAt              *time.Time
+	IsAnonymized              bool
+	EmailConsentState         string
+	EmailConsentOptInLevel    string
+	EmailConsentUpdatedAt     *time.Time
+	EmailConsentCollectedFrom string
+	SmsConsentState           string
+	SmsConsentOptInLevel      string
+	SmsConsentUpdatedAt       *time.Time
+	SmsConsentCollectedFrom   string
 }
 
 type CustomerAddress struct {
@@ -72,6 +80,18 @@ type CustomerAddress struct {
 	Phone          *string
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+}
+
+type CustomerConsentChange struct {
+	ID            int64
+	CustomerID    uuid.UUID
+	Channel       string
+	State         string
+	OptInLevel    string
+	CollectedFrom string
+	ActorType     string
+	ActorID       string
+	ChangedAt     time.Time
 }
 
 type CustomerGroup struct {

@@ -1044,7 +1044,7 @@ func TestListFilters(t *testing.T) {
 func routeCall(s *system, method, pattern string) (path string, body any) {
 	s.t.Helper()
 	target := s.createCustomer(map[string]any{"email": "table-" + randomSuffix() + "@example.com"})
-	path = strings.ReplaceAll(pattern, "{id}", target.ID)
+	path = strings.NewReplacer("{id}", target.ID, "{channel}", "email").Replace(pattern)
 	if strings.Contains(pattern, "{aid}") {
 		var a struct{ ID string }
 		s.do(http.MethodPost, "/v1/customers/"+target.ID+"/addresses", validAddress(), &a)
@@ -1075,6 +1075,7 @@ func routeCall(s *system, method, pattern string) (path string, body any) {
 		"DELETE /v1/customers/{id}":                 nil,
 		"POST /v1/customers/{id}/anonymize":         nil,
 		"GET /v1/customers/{id}/history":            nil,
+		"PUT /v1/customers/{id}/consent/{channel}":  map[string]any{"state": "unsubscribed"},
 		"PATCH /v1/customers/{id}/metadata":         map[string]any{"set": map[string]string{"k": "v"}},
 		"PATCH /v1/customers/{id}/private-metadata": map[string]any{"set": map[string]string{"k": "v"}},
 		"POST /v1/customers/{id}/notes":             map[string]any{"text": "note"},

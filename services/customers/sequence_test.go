@@ -60,6 +60,7 @@ func TestEveryFlowKeepsTheEventContract(t *testing.T) {
 	step(http.MethodPatch, base+"/addresses/"+addr.ID, map[string]any{"city": "Köln"}, http.StatusOK)
 	step(http.MethodDelete, base+"/addresses/"+addr.ID, nil, http.StatusNoContent)
 	step(http.MethodPost, base+"/notes", map[string]any{"text": "called"}, http.StatusCreated)
+	step(http.MethodPut, base+"/consent/email", map[string]any{"state": "subscribed", "collected_from": "checkout"}, http.StatusOK)
 
 	// Groups, two of them deleted with members.
 	bob := s.createCustomer(map[string]any{"email": email("bob")})
@@ -138,6 +139,11 @@ func TestEveryFlowKeepsTheEventContract(t *testing.T) {
 	s.as(yu.AccessToken, http.MethodPost, "/v1/store/me/addresses", validAddress()).decode(t, &own)
 	s.as(yu.AccessToken, http.MethodPatch, "/v1/store/me/addresses/"+own.ID, map[string]any{"city": "Bonn"}).expectStatus(t, http.StatusOK)
 	s.as(yu.AccessToken, http.MethodDelete, "/v1/store/me/addresses/"+own.ID, nil).expectStatus(t, http.StatusNoContent)
+	s.as(yu.AccessToken, http.MethodPut, "/v1/store/me/consent/email", map[string]any{
+		"state": "subscribed", "opt_in_level": "confirmed_opt_in", "redirect_url": shopURL, "channel": "web",
+	}).expectStatus(t, http.StatusOK)
+	s.public(http.MethodPost, "/v1/store/consent/confirm", map[string]any{"token": s.emailToken(yu.ID, events.CustomerConsentConfirmationRequested)}).
+		expectStatus(t, http.StatusOK)
 	var refreshed sessionJSON
 	s.public(http.MethodPost, "/v1/store/token/refresh", map[string]any{"refresh_token": yu.RefreshToken}).decode(t, &refreshed)
 	s.as(refreshed.AccessToken, http.MethodPost, "/v1/store/logout", nil).expectStatus(t, http.StatusNoContent)

@@ -623,6 +623,14 @@ func storeRouteCall(s *system, method, pattern string) (path string, body any, t
 		return path, map[string]any{"token": s.emailToken(sh.ID, events.CustomerEmailChangeRequested)}, token
 	case "POST /v1/store/me/deletion-request":
 		return path, link(map[string]any{}), token
+	case "GET /v1/store/me/consent/{channel}":
+		return strings.ReplaceAll(pattern, "{channel}", "email"), nil, token
+	case "PUT /v1/store/me/consent/{channel}":
+		return strings.ReplaceAll(pattern, "{channel}", "email"), map[string]any{"state": "subscribed"}, token
+	case "POST /v1/store/consent/confirm":
+		s.as(token, http.MethodPut, "/v1/store/me/consent/email", link(map[string]any{"state": "subscribed", "opt_in_level": "confirmed_opt_in"})).
+			expectStatus(s.t, http.StatusOK)
+		return path, map[string]any{"token": s.emailToken(sh.ID, events.CustomerConsentConfirmationRequested)}, ""
 	case "POST /v1/store/me/delete":
 		s.as(token, http.MethodPost, "/v1/store/me/deletion-request", link(map[string]any{})).expectStatus(s.t, http.StatusAccepted)
 		return path, map[string]any{"token": s.emailToken(sh.ID, events.CustomerDeletionRequested)}, token

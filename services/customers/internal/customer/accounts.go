@@ -132,6 +132,7 @@ func (s *Service) Register(ctx context.Context, o Origin, in RegisterInput) (Cus
 		LastName:     r.text("last_name", in.LastName, MaxNameLength),
 		LanguageCode: r.languageCode("language_code", in.LanguageCode),
 		IsActive:     true, HasAccount: true, Version: 1, CreatedAt: now, UpdatedAt: now,
+		EmailConsent: DefaultConsent, SMSConsent: DefaultConsent,
 	}
 	pw := r.password("password", in.Password)
 	r.link(in.EmailLink, true)

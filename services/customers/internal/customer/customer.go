@@ -50,6 +50,9 @@ type Customer struct {
 	// IsAnonymized: the customer was erased (Anonymize); it cannot be
 	// changed any more.
 	IsAnonymized bool
+	// Marketing consent by channel (see SetConsent).
+	EmailConsent Consent
+	SMSConsent   Consent
 	// PasswordHash is the argon2id PHC string, empty while the customer has
 	// no password. Public() leaves it out, so no answer or event carries it.
 	PasswordHash string
@@ -73,6 +76,7 @@ func (c Customer) Public() events.Customer {
 		CompanyName: c.CompanyName, Phone: c.Phone, Note: c.Note, IsActive: c.IsActive,
 		LanguageCode: c.LanguageCode, ExternalReference: c.ExternalReference,
 		Metadata: nonNil(c.Metadata), HasAccount: c.HasAccount, IsVerified: c.IsVerified, IsAnonymized: c.IsAnonymized,
+		EmailMarketingConsent: c.EmailConsent.Public(), SMSMarketingConsent: c.SMSConsent.Public(),
 		DefaultShippingAddressID: c.DefaultShippingAddressID, DefaultBillingAddressID: c.DefaultBillingAddressID,
 		Groups: nonNilIDs(c.Groups), NumberOfOrders: c.NumberOfOrders, LastOrderAt: c.LastOrderAt, Version: c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
@@ -115,6 +119,9 @@ type Mutation struct {
 	// Delete removes the customer instead of writing it (a deletion
 	// confirmed by email); Events say so.
 	Delete bool
+	// Consent is the change of a consent for its history, when the
+	// mutation changes one.
+	Consent *ConsentChange
 	// Erase, when set, erases the customer (Anonymize): the store scrubs
 	// what the row does not hold and leaves the streams to the relay.
 	Erase *Erasure

@@ -46,6 +46,9 @@ type Filter struct {
 	// OrderedBeforeCreated keeps only customers whose first order predates
 	// them; not a filter of the API, see Service.listRows.
 	OrderedBeforeCreated bool
+	// Marketing consent states to match, by channel.
+	EmailConsent *string
+	SMSConsent   *string
 	// Search is a substring matched against email, names, company and phone,
 	// ignoring case and accents; ListInput validation makes it a LIKE pattern
 	// whose % and _ match literally.
@@ -92,10 +95,14 @@ type ListInput struct {
 	NumberOfOrdersMax  *int
 	PlacedOrdersAfter  *time.Time
 	PlacedOrdersBefore *time.Time
-	Order              string
-	Limit              int
-	Cursor             string
-	WithCount          bool
+	// Marketing consent states (subscribed, unsubscribed, pending,
+	// not_subscribed); empty matches any.
+	EmailMarketingConsent string
+	SMSMarketingConsent   string
+	Order                 string
+	Limit                 int
+	Cursor                string
+	WithCount             bool
 	// CountLimit caps the count: when more customers match, the page says
 	// "at least CountLimit". Zero means DefaultCountLimit.
 	CountLimit int
@@ -151,6 +158,19 @@ func (in ListInput) validate() (ListQuery, error) {
 	q.PlacedOrdersAfter, q.PlacedOrdersBefore = in.PlacedOrdersAfter, in.PlacedOrdersBefore
 	if len(in.Metadata) > 0 {
 		q.Metadata = r.metadata("metadata", in.Metadata)
+	}
+	for field, f := range map[string]struct {
+		in  string
+		dst **string
+	}{"email_marketing_consent": {in.EmailMarketingConsent, &q.EmailConsent}, "sms_marketing_consent": {in.SMSMarketingConsent, &q.SMSConsent}} {
+		switch f.in {
+		case "":
+		case ConsentSubscribed, ConsentUnsubscribed, ConsentPending, ConsentNotSubscribed:
+			state := f.in
+			*f.dst = &state
+		default:
+			r.fail(field, CodeInvalid, "%s must be subscribed, unsubscribed, pending or not_subscribed", field)
+		}
 	}
 	if s := strings.TrimSpace(in.Query); s != "" {
 		if utf8.RuneCountInString(s) > MaxNameLength {

@@ -105,14 +105,15 @@ func (s *Service) deletion(o Origin, cur Customer) (*Mutation, error) {
 // marked is_anonymized; everything else that could name the person goes:
 // email (a placeholder no mail can reach: .invalid never resolves), names,
 // company, phone, note, language, external reference, metadata and private
-// metadata, addresses, notes, password, sessions and one-time tokens. It
-// is deactivated. Its orders stay, without their email.
+// metadata, addresses, notes, password, sessions, one-time tokens, and
+// marketing consents with their history. It is deactivated. Its orders stay, without their email.
 func (s *Service) erasure(o Origin, cur Customer) (*Mutation, error) {
 	now := s.now()
 	next := Customer{
 		ID: cur.ID, Email: placeholderEmail(cur.ID), LanguageCode: DefaultLanguageCode,
 		Metadata: map[string]string{}, PrivateMetadata: map[string]string{},
 		Groups: cur.Groups, NumberOfOrders: cur.NumberOfOrders, LastOrderAt: cur.LastOrderAt,
+		EmailConsent: DefaultConsent, SMSConsent: DefaultConsent,
 		IsAnonymized: true, Version: cur.Version + 1, CreatedAt: cur.CreatedAt, UpdatedAt: now,
 	}
 	ev, err := newEvent(o, events.CustomerAnonymized, next, now, events.CustomerAnonymizedData{ID: cur.ID, AnonymizedAt: now})

@@ -86,6 +86,8 @@ func (s *Service) newCustomer(ctx context.Context, o Origin, in CreateInput, imp
 		Metadata:          r.metadata("metadata", in.Metadata),
 		PrivateMetadata:   r.metadata("private_metadata", in.PrivateMetadata),
 		Groups:            SortIDs(r.ids("groups", in.Groups, MaxGroupsAtCreate)),
+		EmailConsent:      DefaultConsent,
+		SMSConsent:        DefaultConsent,
 		Version:           1,
 		CreatedAt:         createdAt,
 		UpdatedAt:         now,

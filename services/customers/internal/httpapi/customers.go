@@ -123,6 +123,7 @@ var listParams = map[string]bool{
 	"created_after": true, "created_before": true, "updated_after": true,
 	"order": true, "limit": true, "cursor": true, "count": true, "count_limit": true, "group_id": true,
 	"number_of_orders_min": true, "number_of_orders_max": true, "placed_orders_after": true, "placed_orders_before": true,
+	"email_marketing_consent": true, "sms_marketing_consent": true,
 }
 
 func (a *API) listCustomers(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
@@ -196,6 +197,7 @@ func parseListInput(qs url.Values) (customer.ListInput, error) {
 			*dst = &b
 		}
 	}
+	in.EmailMarketingConsent, in.SMSMarketingConsent = qs.Get("email_marketing_consent"), qs.Get("sms_marketing_consent")
 	if v := qs.Get("group_id"); v != "" {
 		id, err := uuid.Parse(v)
 		if err != nil {

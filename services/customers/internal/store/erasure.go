@@ -20,7 +20,7 @@ const erasedAnswer = `{"type":"https://customerbus.dev/problems/` + customer.Cod
 
 // erase does, in the erasure's transaction, everything of the erasure
 // that the customer's row does not hold: the customer's addresses, notes,
-// one-time tokens and sessions go; its orders (and the guest orders placed
+// one-time tokens, sessions and consent history go; its orders (and the guest orders placed
 // with its email) and transfer requests keep all but the email (the
 // customer service cancels the open ones); kept
 // answers that show it become erasedAnswer; what orders its bus commands
@@ -30,7 +30,7 @@ func erase(ctx context.Context, q *gen.Queries, cur customer.Customer, e *custom
 	id := cur.ID
 	for what, del := range map[string]func(context.Context, uuid.UUID) error{
 		"addresses": q.DeleteCustomerAddresses, "notes": q.DeleteCustomerNotes,
-		"tokens": q.DeleteCustomerTokens, "sessions": q.DeleteCustomerSessions,
+		"tokens": q.DeleteCustomerTokens, "sessions": q.DeleteCustomerSessions, "consent history": q.DeleteConsentChanges,
 	} {
 		if err := del(ctx, id); err != nil {
 			return fmt.Errorf("store: erase %s: %w", what, err)

@@ -57,6 +57,7 @@ func (s *Store) MetadataKeys(ctx context.Context, f customer.Filter, private boo
 		CreatedAfter: p.CreatedAfter, CreatedBefore: p.CreatedBefore, UpdatedAfter: p.UpdatedAfter,
 		Metadata: p.Metadata, GroupID: p.GroupID, OrdersMin: p.OrdersMin, OrdersMax: p.OrdersMax,
 		PlacedAfter: p.PlacedAfter, PlacedBefore: p.PlacedBefore, OrderedBeforeCreated: p.OrderedBeforeCreated,
+		EmailConsent: p.EmailConsent, SmsConsent: p.SmsConsent,
 	})
 	if err != nil {
 		return customer.MetadataKeys{}, fmt.Errorf("store: metadata keys: %w", err)

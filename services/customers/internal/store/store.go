@@ -274,6 +274,19 @@ func apply(ctx context.Context, q *gen.Queries, cur customer.Customer, m *custom
 			return cur, fmt.Errorf("store: set password: %w", err)
 		}
 	}
+	if !m.Customer.EmailConsent.Equal(cur.EmailConsent) || !m.Customer.SMSConsent.Equal(cur.SMSConsent) {
+		if err := setConsent(ctx, q, m.Customer); err != nil {
+			return cur, err
+		}
+	}
+	if c := m.Consent; c != nil {
+		if err := q.InsertConsentChange(ctx, gen.InsertConsentChangeParams{
+			CustomerID: cur.ID, Channel: c.Channel, State: c.Consent.State, OptInLevel: c.Consent.OptInLevel,
+			CollectedFrom: c.Consent.CollectedFrom, ActorType: c.Actor.Type, ActorID: c.Actor.ID, ChangedAt: *c.Consent.UpdatedAt,
+		}); err != nil {
+			return cur, fmt.Errorf("store: consent history: %w", err)
+		}
+	}
 	// A new password or a deactivation ends every login of the customer, in
 	// the same transaction; a deletion ends them by cascade. A rehash is not
 	// a new password: the logins stay.
@@ -303,6 +316,18 @@ func apply(ctx context.Context, q *gen.Queries, cur customer.Customer, m *custom
 		}
 	}
 	return m.Customer, nil
+}
+
+// setConsent writes both of the customer's consents.
+func setConsent(ctx context.Context, q *gen.Queries, c customer.Customer) error {
+	e, m := c.EmailConsent, c.SMSConsent
+	if err := q.SetCustomerConsent(ctx, gen.SetCustomerConsentParams{
+		ID: c.ID, EmailConsentState: e.State, EmailConsentOptInLevel: e.OptInLevel, EmailConsentUpdatedAt: e.UpdatedAt, EmailConsentCollectedFrom: e.CollectedFrom,
+		SmsConsentState: m.State, SmsConsentOptInLevel: m.OptInLevel, SmsConsentUpdatedAt: m.UpdatedAt, SmsConsentCollectedFrom: m.CollectedFrom,
+	}); err != nil {
+		return fmt.Errorf("store: set consent: %w", err)
+	}
+	return nil
 }
 
 // insertAddresses inserts the addresses in one round trip.
@@ -366,6 +391,7 @@ func (s *Store) List(ctx context.Context, lq customer.ListQuery) ([]customer.Cus
 		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, UpdatedAfter: f.UpdatedAfter,
 		Metadata: f.Metadata, GroupID: f.GroupID, OrdersMin: f.OrdersMin, OrdersMax: f.OrdersMax,
 		PlacedAfter: f.PlacedAfter, PlacedBefore: f.PlacedBefore, OrderedBeforeCreated: f.OrderedBeforeCreated,
+		EmailConsent: f.EmailConsent, SmsConsent: f.SmsConsent,
 		Sort: lq.Order, RowLimit: int32(lq.Limit),
 	}
 	if c := lq.After; c != nil {
@@ -435,6 +461,7 @@ func filterParams(f customer.Filter) gen.CountCustomersParams {
 		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, UpdatedAfter: f.UpdatedAfter,
 		GroupID: f.GroupID, OrdersMin: int32Ptr(f.NumberOfOrdersMin), OrdersMax: int32Ptr(f.NumberOfOrdersMax),
 		PlacedAfter: f.PlacedOrdersAfter, PlacedBefore: f.PlacedOrdersBefore, OrderedBeforeCreated: f.OrderedBeforeCreated,
+		EmailConsent: f.EmailConsent, SmsConsent: f.SMSConsent,
 	}
 	if len(f.Metadata) > 0 {
 		p.Metadata, _ = json.Marshal(f.Metadata) // a map of strings always marshals
@@ -495,6 +522,10 @@ func fromRow(r gen.Customer) (customer.Customer, error) {
 		HasAccount: r.HasAccount, IsVerified: r.IsVerified, IsAnonymized: r.IsAnonymized, Version: r.Version,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
+	c.EmailConsent = customer.Consent{State: r.EmailConsentState, OptInLevel: r.EmailConsentOptInLevel,
+		UpdatedAt: utcPtr(r.EmailConsentUpdatedAt), CollectedFrom: r.EmailConsentCollectedFrom}
+	c.SMSConsent = customer.Consent{State: r.SmsConsentState, OptInLevel: r.SmsConsentOptInLevel,
+		UpdatedAt: utcPtr(r.SmsConsentUpdatedAt), CollectedFrom: r.SmsConsentCollectedFrom}
 	var err error
 	if c.Metadata, err = metadataOf(r.Metadata); err != nil {
 		return c, fmt.Errorf("store: customer %s metadata: %w", r.ID, err)
