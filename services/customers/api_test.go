@@ -1075,6 +1075,7 @@ func routeCall(s *system, method, pattern string) (path string, body any) {
 		"DELETE /v1/customers/{id}":                 nil,
 		"POST /v1/customers/{id}/anonymize":         nil,
 		"GET /v1/customers/{id}/history":            nil,
+		"GET /v1/customers/{id}/data-export":        nil,
 		"PUT /v1/customers/{id}/consent/{channel}":  map[string]any{"state": "unsubscribed"},
 		"PATCH /v1/customers/{id}/metadata":         map[string]any{"set": map[string]string{"k": "v"}},
 		"PATCH /v1/customers/{id}/private-metadata": map[string]any{"set": map[string]string{"k": "v"}},

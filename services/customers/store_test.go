@@ -607,7 +607,8 @@ func storeRouteCall(s *system, method, pattern string) (path string, body any, t
 	case "POST /v1/store/password":
 		s.public(http.MethodPost, "/v1/store/password-reset", link(map[string]any{"email": sh.Email}))
 		return path, map[string]any{"token": s.emailToken(sh.ID, events.CustomerPasswordResetRequested), "password": "a new password"}, ""
-	case "POST /v1/store/logout", "GET /v1/store/me", "GET /v1/store/me/addresses", "DELETE /v1/store/me/addresses/{aid}", "GET /v1/store/me/orders":
+	case "POST /v1/store/logout", "GET /v1/store/me", "GET /v1/store/me/addresses", "DELETE /v1/store/me/addresses/{aid}", "GET /v1/store/me/orders",
+		"GET /v1/store/me/data-export":
 		return path, nil, token
 	case "PATCH /v1/store/me":
 		return path, map[string]any{"first_name": "Cy"}, token

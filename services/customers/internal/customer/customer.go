@@ -186,6 +186,8 @@ type Store interface {
 	// Snapshot runs fn on one consistent snapshot of the database, a
 	// read-only transaction that sees nothing committed after it began.
 	Snapshot(ctx context.Context, fn func(Snapshot) error) error
+	// DataSnapshot is Snapshot for a customer's data export.
+	DataSnapshot(ctx context.Context, fn func(DataSnapshot) error) error
 	SessionStore
 }
 

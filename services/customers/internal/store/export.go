@@ -33,6 +33,11 @@ func (s *Store) Snapshot(ctx context.Context, fn func(customer.Snapshot) error) 
 	})
 }
 
+// DataSnapshot is Snapshot for a customer's data export.
+func (s *Store) DataSnapshot(ctx context.Context, fn func(customer.DataSnapshot) error) error {
+	return s.Snapshot(ctx, func(snap customer.Snapshot) error { return fn(snap.(*Store)) })
+}
+
 // AddressesOf reads the addresses of the customers in one query, each
 // customer's oldest first.
 func (s *Store) AddressesOf(ctx context.Context, customerIDs []uuid.UUID) (map[uuid.UUID][]customer.Address, error) {
