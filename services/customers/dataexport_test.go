@@ -14,13 +14,13 @@ import (
 // dataExportJSON is GET …/data-export, its parts kept raw to compare them
 // with what the routes of each part answer.
 type dataExportJSON struct {
-	Customer  map[string]json.RawMessage `json:"customer"`
-	Addresses json.RawMessage            `json:"addresses"`
-	Orders    json.RawMessage            `json:"orders"`
+	Customer  map[string]json.RawMessage  `json:"customer"`
+	Addresses json.RawMessage             `json:"addresses"`
+	Orders    json.RawMessage             `json:"orders"`
 	Groups    []struct{ ID, Name string } `json:"groups"`
-	Notes     json.RawMessage            `json:"notes"`
+	Notes     json.RawMessage             `json:"notes"`
 	Consents  struct {
-		Email   consentJSON `json:"email"`
+		Email   consentJSON       `json:"email"`
 		History []json.RawMessage `json:"history"`
 	} `json:"consents"`
 	History json.RawMessage `json:"history"`
