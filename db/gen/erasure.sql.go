@@ -294,7 +294,7 @@ func (q *Queries) OpenTransfersOf(ctx context.Context, fromCustomerID *uuid.UUID
 
 const pendingErasures = `-- name: PendingErasures :many
 SELECT e.customer_id, e.keep_event_id, e.partition_keys, e.emails, e.requested_at, e.erased_at, e.messages_erased, e.attempts, e.last_error, k.outbox_id AS keep_from FROM erasures e
-JOIN event_log k ON k.event_id = e.keep_event_id
+JOIN event_log k ON k.partition_key = e.customer_id::text AND k.event_id = e.keep_event_id
 WHERE e.erased_at IS NULL
   AND NOT EXISTS (
       SELECT 1 FROM outbox o
@@ -318,6 +318,8 @@ type PendingErasuresRow struct {
 
 // Erasures whose own first event is published and which have no earlier
 // event still unsent: every message they must erase is on its stream.
+// The erasure's own event is found among the customer's log entries (by
+// partition key, indexed), not by its id: the log has no index on that.
 func (q *Queries) PendingErasures(ctx context.Context, batchSize int32) ([]PendingErasuresRow, error) {
 	rows, err := q.db.Query(ctx, pendingErasures, batchSize)
 	if err != nil {

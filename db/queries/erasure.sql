@@ -60,8 +60,10 @@ ON CONFLICT (customer_id) DO UPDATE SET
 -- name: PendingErasures :many
 -- Erasures whose own first event is published and which have no earlier
 -- event still unsent: every message they must erase is on its stream.
+-- The erasure's own event is found among the customer's log entries (by
+-- partition key, indexed), not by its id: the log has no index on that.
 SELECT e.*, k.outbox_id AS keep_from FROM erasures e
-JOIN event_log k ON k.event_id = e.keep_event_id
+JOIN event_log k ON k.partition_key = e.customer_id::text AND k.event_id = e.keep_event_id
 WHERE e.erased_at IS NULL
   AND NOT EXISTS (
       SELECT 1 FROM outbox o
