@@ -238,7 +238,9 @@ type OrderTransfer struct {
 type OrderTransferredData struct {
 	Order
 	PreviousCustomerID *uuid.UUID `json:"previous_customer_id"`
-	TransferID         uuid.UUID  `json:"transfer_id"`
+	// TransferID is the accepted transfer request; null when the order
+	// moved because its customer was merged into another (MergedInto).
+	TransferID *uuid.UUID `json:"transfer_id"`
 }
 
 // CustomerAnonymizedData is the data of customer.anonymized: the customer
@@ -268,4 +270,13 @@ type CustomerConsentUpdatedData struct {
 	Channel string           `json:"channel"`
 	Consent MarketingConsent `json:"consent"`
 	Version int64            `json:"version"`
+}
+
+// CustomerMergedData is the data of customer.merged: the customer merged
+// into (id) and the one merged and gone (merged_id), whose orders,
+// addresses, notes, memberships and history now are the target's.
+type CustomerMergedData struct {
+	ID       uuid.UUID `json:"id"`
+	MergedID uuid.UUID `json:"merged_id"`
+	MergedAt time.Time `json:"merged_at"`
 }

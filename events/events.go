@@ -33,6 +33,9 @@ const (
 	// CustomerConsentUpdated is a change of the customer's marketing
 	// consent on one channel; the customer's version moves.
 	CustomerConsentUpdated = "customer.consent_updated"
+	// CustomerMerged says another customer (merged_id) was merged into this
+	// one and is gone; its id now answers with this one's (merged_into).
+	CustomerMerged = "customer.merged"
 
 	// Order events have the order's id as subject and sequence the order's
 	// version; the partition key is the owner's customer id (the order id for
@@ -88,7 +91,7 @@ var NotificationTypes = []string{
 var PublicTypes = []string{
 	CustomerCreated, CustomerUpdated, CustomerDeleted, CustomerMetadataUpdated, CustomerNoteAdded,
 	CustomerAddressCreated, CustomerAddressUpdated, CustomerAddressDeleted,
-	CustomerVerified, CustomerPasswordChanged, CustomerEmailChanged, CustomerAnonymized, CustomerConsentUpdated,
+	CustomerVerified, CustomerPasswordChanged, CustomerEmailChanged, CustomerAnonymized, CustomerConsentUpdated, CustomerMerged,
 	OrderRecorded, OrderLinked, OrderTransferRequested, OrderTransferAccepted, OrderTransferDeclined,
 	OrderTransferCancelled, OrderTransferred, CommandRejected,
 	CustomerGroupCreated, CustomerGroupUpdated, CustomerGroupDeleted,

@@ -216,6 +216,12 @@ type LoginFailure struct {
 	WindowStartedAt time.Time
 }
 
+type MergedCustomer struct {
+	MergedID uuid.UUID
+	TargetID uuid.UUID
+	MergedAt time.Time
+}
+
 type NotifierDelivery struct {
 	EventID   uuid.UUID
 	EventType string

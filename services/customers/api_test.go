@@ -1063,6 +1063,10 @@ func routeCall(s *system, method, pattern string) (path string, body any) {
 		path = strings.ReplaceAll(pattern, "{id}", g.ID)
 	}
 	ids := []string{target.ID}
+	source := s.createCustomer(map[string]any{"email": "table-source-" + randomSuffix() + "@example.com"})
+	if pattern == "/v1/customers/{id}/merge-preview" {
+		path += "?source_id=" + source.ID
+	}
 	bodies := map[string]any{
 		"POST /v1/customers":                        map[string]any{"email": "table-new-" + randomSuffix() + "@example.com"},
 		"GET /v1/customers":                         nil,
@@ -1076,6 +1080,8 @@ func routeCall(s *system, method, pattern string) (path string, body any) {
 		"POST /v1/customers/{id}/anonymize":         nil,
 		"GET /v1/customers/{id}/history":            nil,
 		"GET /v1/customers/{id}/data-export":        nil,
+		"POST /v1/customers/{id}/merge":             map[string]any{"source_id": source.ID},
+		"GET /v1/customers/{id}/merge-preview":      nil,
 		"PUT /v1/customers/{id}/consent/{channel}":  map[string]any{"state": "unsubscribed"},
 		"PATCH /v1/customers/{id}/metadata":         map[string]any{"set": map[string]string{"k": "v"}},
 		"PATCH /v1/customers/{id}/private-metadata": map[string]any{"set": map[string]string{"k": "v"}},

@@ -25,6 +25,7 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/httpapi"
 	"github.com/customerbus/customerbus/services/customers/internal/idempotency"
 	"github.com/customerbus/customerbus/services/customers/internal/imports"
+	"github.com/customerbus/customerbus/services/customers/internal/merge"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
 	"github.com/customerbus/customerbus/services/customers/internal/store"
 )
@@ -85,6 +86,7 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 	api := httpapi.New(httpapi.Config{
 		Customers:       uses.Customers,
 		Orders:          uses.Orders,
+		Merges:          merge.NewService(st),
 		Imports:         jobs,
 		Tokens:          tokens,
 		Log:             log,

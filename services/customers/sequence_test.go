@@ -80,6 +80,13 @@ func TestEveryFlowKeepsTheEventContract(t *testing.T) {
 	step(http.MethodPost, "/v1/customers/bulk-update", map[string]any{"ids": []string{ann.ID, bob.ID}, "update": map[string]any{"is_active": true}}, http.StatusOK)
 	step(http.MethodPost, "/v1/customers/bulk-delete", map[string]any{"ids": []string{cy.ID, dee.ID}}, http.StatusOK)
 
+	// A merge of a customer with an order and a group into another.
+	mia, max := s.createCustomer(map[string]any{"email": email("mia")}), s.createCustomer(map[string]any{"email": email("max"), "phone": "+4930999888"})
+	s.recordOrder(orderBody(&max.ID, time.Now()))
+	maxGroup := s.createGroup("max-" + randomSuffix())
+	step(http.MethodPost, "/v1/customer-groups/"+maxGroup.ID+"/customers", map[string]any{"add": []string{max.ID}}, http.StatusOK)
+	step(http.MethodPost, "/v1/customers/"+mia.ID+"/merge", map[string]any{"source_id": max.ID, "override": map[string]string{"phone": max.ID}}, http.StatusOK)
+
 	// Orders: one of a customer, guest orders linked by the order linker
 	// (before and after a registration is confirmed, and on an invitation).
 	annOrder := s.recordOrder(orderBody(&ann.ID, time.Now()))

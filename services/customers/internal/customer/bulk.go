@@ -28,12 +28,30 @@ type BulkUpdateInput struct {
 
 // NotFoundError names customers that do not exist. It is ErrNotFound for
 // errors.Is, so single-customer callers need not know about it.
-type NotFoundError struct{ IDs []uuid.UUID }
+type NotFoundError struct {
+	IDs []uuid.UUID
+	// MergedInto says where those of IDs merged into another went.
+	MergedInto map[uuid.UUID]uuid.UUID
+}
 
 func (e *NotFoundError) Error() string { return fmt.Sprintf("customers not found: %v", e.IDs) }
 
 // Is makes errors.Is(err, ErrNotFound) true.
 func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+// As makes errors.As(err, **MergedError) say where the one customer not
+// found went, when it was merged into another.
+func (e *NotFoundError) As(target any) bool {
+	m, ok := target.(**MergedError)
+	if !ok || len(e.IDs) != 1 {
+		return false
+	}
+	into, ok := e.MergedInto[e.IDs[0]]
+	if ok {
+		*m = &MergedError{Into: into}
+	}
+	return ok
+}
 
 // BulkDelete deletes every named customer or none: one customer.deleted each.
 func (s *Service) BulkDelete(ctx context.Context, o Origin, in BulkDeleteInput) ([]uuid.UUID, error) {

@@ -184,36 +184,43 @@ func (s *Service) ChangeMembers(ctx context.Context, o Origin, id uuid.UUID, in 
 	}
 	now := s.now()
 	change, err := s.store.ChangeMembers(ctx, id, add, remove, func(cur Group, added, removed []uuid.UUID) (*GroupMutation, error) {
-		next := cur
-		var evs []cloudevents.Event
-		for _, side := range []struct {
-			typ string
-			ids []uuid.UUID
-		}{{events.CustomerGroupCustomersAdded, added}, {events.CustomerGroupCustomersRemoved, removed}} {
-			if len(side.ids) == 0 {
-				continue
-			}
-			next.Version++
-			ev, err := newGroupEvent(o, side.typ, next, now, events.CustomerGroupMembersData{
-				GroupID: cur.ID, CustomerIDs: side.ids, Version: next.Version, ChangedAt: now,
-			})
-			if err != nil {
-				return nil, err
-			}
-			evs = append(evs, ev)
-		}
-		if len(evs) == 0 {
-			return nil, nil
-		}
-		next.UpdatedAt = now
-		next.CustomerCount += int64(len(added) - len(removed))
-		return &GroupMutation{Group: next, Events: evs}, nil
+		return MembersChanged(o, cur, added, removed, now)
 	})
 	if err != nil {
 		return MembersChange{}, renameIDsField(idsNotFound(err), "add")
 	}
 	change.Added, change.Removed = nonNilIDs(change.Added), nonNilIDs(change.Removed)
 	return change, nil
+}
+
+// MembersChanged is the mutation of a group whose members changed: a new
+// version and one event for those added, one for those removed; nil when
+// none changed.
+func MembersChanged(o Origin, cur Group, added, removed []uuid.UUID, now time.Time) (*GroupMutation, error) {
+	next := cur
+	var evs []cloudevents.Event
+	for _, side := range []struct {
+		typ string
+		ids []uuid.UUID
+	}{{events.CustomerGroupCustomersAdded, added}, {events.CustomerGroupCustomersRemoved, removed}} {
+		if len(side.ids) == 0 {
+			continue
+		}
+		next.Version++
+		ev, err := newGroupEvent(o, side.typ, next, now, events.CustomerGroupMembersData{
+			GroupID: cur.ID, CustomerIDs: side.ids, Version: next.Version, ChangedAt: now,
+		})
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, ev)
+	}
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	next.UpdatedAt = now
+	next.CustomerCount += int64(len(added) - len(removed))
+	return &GroupMutation{Group: next, Events: evs}, nil
 }
 
 // GetGroup returns one group.

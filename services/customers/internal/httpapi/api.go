@@ -20,6 +20,7 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/imports"
+	"github.com/customerbus/customerbus/services/customers/internal/merge"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
@@ -36,6 +37,7 @@ type Authenticator interface {
 type API struct {
 	customers    *customer.Service
 	orders       *order.Service
+	merges       *merge.Service
 	imports      *imports.Jobs
 	tokens       Authenticator
 	log          *zap.Logger
@@ -53,6 +55,7 @@ type API struct {
 type Config struct {
 	Customers    *customer.Service
 	Orders       *order.Service
+	Merges       *merge.Service
 	Imports      *imports.Jobs
 	Tokens       Authenticator
 	Log          *zap.Logger
@@ -74,7 +77,7 @@ func New(cfg Config) *API {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	return &API{
-		customers: cfg.Customers, orders: cfg.Orders, imports: cfg.Imports, tokens: cfg.Tokens, log: cfg.Log,
+		customers: cfg.Customers, orders: cfg.Orders, merges: cfg.Merges, imports: cfg.Imports, tokens: cfg.Tokens, log: cfg.Log,
 		maxBodyBytes: cfg.MaxBodyBytes, ready: cfg.Ready,
 		metrics: newMetrics(cfg.Registry), gatherer: cfg.Registry, openAPI: cfg.OpenAPI,
 		keys: cfg.IdempotencyKeys, trustedProxies: cfg.TrustedProxies,
@@ -134,6 +137,8 @@ func (a *API) Routes() []Route {
 		{"POST /v1/customers/{id}/anonymize", auth.ManageUsers, a.anonymizeCustomer},
 		{"GET /v1/customers/{id}/history", auth.ManageUsers, a.customerHistory},
 		{"GET /v1/customers/{id}/data-export", auth.ManageUsers, a.customerDataExport},
+		{"POST /v1/customers/{id}/merge", auth.ManageUsers, a.mergeCustomer},
+		{"GET /v1/customers/{id}/merge-preview", auth.ManageUsers, a.mergePreview},
 		{"PUT /v1/customers/{id}/consent/{channel}", auth.ManageUsers, a.setConsent()},
 		{"PATCH /v1/customers/{id}/metadata", auth.ManageUsers, a.updateMetadata(false)},
 		{"PATCH /v1/customers/{id}/private-metadata", auth.ManageUsers, a.updateMetadata(true)},

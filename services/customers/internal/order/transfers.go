@@ -210,7 +210,7 @@ func (s *Service) DecideTransfer(ctx context.Context, o customer.Origin, orderID
 			return nil, err
 		}
 		transferred, err := orderEvent(o, events.OrderTransferred, moved, now,
-			events.OrderTransferredData{Order: moved.Public(), PreviousCustomerID: previous, TransferID: t.ID})
+			events.OrderTransferredData{Order: moved.Public(), PreviousCustomerID: previous, TransferID: &t.ID})
 		if err != nil {
 			return nil, err
 		}
@@ -310,4 +310,22 @@ func transferNotification(o customer.Origin, typ string, t Transfer, ord Order, 
 		Token: token, ExpiresAt: t.ExpiresAt,
 		Order: &events.NotificationOrder{ID: ord.ID, Number: ord.Number, TransferID: t.ID},
 	})
+}
+
+// Reassigned is the customer's orders after its merge into another: each
+// takes the new owner and its next version, with its order.transferred
+// (no transfer request: a merge moved it).
+func Reassigned(o customer.Origin, orders []Order, to uuid.UUID, now time.Time) ([]Order, []cloudevents.Event, error) {
+	moved := make([]Order, len(orders))
+	evs := make([]cloudevents.Event, len(orders))
+	for i, ord := range orders {
+		previous := ord.CustomerID
+		ord.CustomerID, ord.Version, ord.UpdatedAt = &to, ord.Version+1, now
+		ev, err := orderEvent(o, events.OrderTransferred, ord, now, events.OrderTransferredData{Order: ord.Public(), PreviousCustomerID: previous})
+		if err != nil {
+			return nil, nil, err
+		}
+		moved[i], evs[i] = ord, ev
+	}
+	return moved, evs, nil
 }

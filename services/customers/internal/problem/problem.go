@@ -7,11 +7,13 @@ package problem
 import (
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"net/http"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/merge"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
 )
 
@@ -23,6 +25,9 @@ type Details struct {
 	Detail    string                `json:"detail,omitempty"`
 	RequestID string                `json:"request_id,omitempty"`
 	Errors    []customer.FieldError `json:"errors"`
+	// MergedInto names the customer that an id no longer found was merged
+	// into: the caller can go on with it.
+	MergedInto *uuid.UUID `json:"merged_into,omitempty"`
 }
 
 // Error codes of the edges (HTTP and the bus); field codes of the domain
@@ -40,6 +45,11 @@ const (
 	CodeInactive      = "inactive"
 	CodeUnverified    = "unverified"
 	CodeRateLimited   = "rate_limited"
+	// Merges.
+	CodeMerged       = "merged"
+	CodeSameCustomer = "same_customer"
+	CodeMergeRunning = "merge_in_progress"
+	CodeTransferOpen = "transfer_open"
 )
 
 const problemTypeBase = "https://customerbus.dev/problems/"
@@ -64,7 +74,31 @@ func For(err error) Details {
 	var ve *customer.ValidationError
 	var ce *customer.ConflictError
 	var rl *customer.RateLimitedError
+	var merged *customer.MergedError
+	var source *merge.SourceNotFoundError
 	switch {
+	case errors.As(err, &source):
+		p := newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "source_id", Code: customer.CodeNotFound, Message: "no customer has the source's id"}})
+		if errors.As(err, &merged) {
+			p.Errors[0] = customer.FieldError{Field: "source_id", Code: CodeMerged, Message: "the source was merged into " + merged.Into.String() + " already"}
+			p.MergedInto = &merged.Into
+		}
+		return p
+	case errors.As(err, &merged):
+		p := newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "id", Code: CodeMerged, Message: "this customer was merged into " + merged.Into.String() + ", which has its orders, addresses and history now"}})
+		p.MergedInto = &merged.Into
+		return p
+	case errors.Is(err, merge.ErrSameCustomer):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Field: "source_id", Code: CodeSameCustomer, Message: "a customer cannot be merged into itself"}})
+	case errors.Is(err, merge.ErrRunning):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Field: "source_id", Code: CodeMergeRunning, Message: "another merge of one of these customers is running; try again when it is done"}})
+	case errors.Is(err, merge.ErrTransferOpen):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Field: "source_id", Code: CodeTransferOpen, Message: "one of the customers has an open order transfer; cancel it or let it end first"}})
 	case errors.As(err, &ie):
 		return newProblem(ie.status, ie.errs)
 	case errors.As(err, &ve):

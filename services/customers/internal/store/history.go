@@ -22,7 +22,7 @@ func (s *Store) History(ctx context.Context, customerID uuid.UUID, before int64,
 		return nil, fmt.Errorf("store: history: %w", err)
 	}
 	if !exists {
-		return nil, customer.ErrNotFound
+		return nil, notFound(ctx, s.q, customerID)
 	}
 	rows, err := s.q.CustomerHistory(ctx, gen.CustomerHistoryParams{CustomerID: customerID.String(), Before: before, RowLimit: int32(limit)})
 	if err != nil {

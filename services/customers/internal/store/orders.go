@@ -37,8 +37,7 @@ func (s *Store) RecordOrder(ctx context.Context, o order.Order, evs []cloudevent
 			// Locked like every change of the customer, so that its counters
 			// and a concurrent deletion cannot interleave.
 			_, err := lockCustomers(ctx, q, []uuid.UUID{*o.CustomerID})
-			var nf *customer.NotFoundError
-			if errors.As(err, &nf) {
+			if errors.Is(err, customer.ErrNotFound) {
 				// The owner is gone, but a replay of an order recorded
 				// before its deletion still gets the stored order.
 				if err := recordedBefore(); !errors.Is(err, pgx.ErrNoRows) {

@@ -209,7 +209,7 @@ func updateRow(ctx context.Context, q *gen.Queries, cur customer.Customer, next 
 }
 
 // lockCustomers reads and locks the customers; a NotFoundError names any
-// that do not exist.
+// that do not exist, and where those merged went.
 func lockCustomers(ctx context.Context, q *gen.Queries, ids []uuid.UUID) (map[uuid.UUID]customer.Customer, error) {
 	rows, err := q.GetCustomersForUpdate(ctx, ids)
 	if err != nil {
@@ -226,7 +226,19 @@ func lockCustomers(ctx context.Context, q *gen.Queries, ids []uuid.UUID) (map[uu
 		found[i] = c.ID
 	}
 	if missing := missingIDs(ids, found); len(missing) > 0 {
-		return nil, &customer.NotFoundError{IDs: missing}
+		nf := &customer.NotFoundError{IDs: missing}
+		for _, id := range missing {
+			var merged *customer.MergedError
+			if err := notFound(ctx, q, id); errors.As(err, &merged) {
+				if nf.MergedInto == nil {
+					nf.MergedInto = map[uuid.UUID]uuid.UUID{}
+				}
+				nf.MergedInto[id] = merged.Into
+			} else if !errors.Is(err, customer.ErrNotFound) {
+				return nil, err
+			}
+		}
+		return nil, nf
 	}
 	return out, nil
 }
@@ -377,6 +389,9 @@ func missingIDs(wanted, found []uuid.UUID) []uuid.UUID {
 // Get reads one customer.
 func (s *Store) Get(ctx context.Context, id uuid.UUID) (customer.Customer, error) {
 	row, err := s.q.GetCustomer(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return customer.Customer{}, notFound(ctx, s.q, id)
+	}
 	if err != nil {
 		return customer.Customer{}, mapError(err)
 	}
@@ -430,7 +445,7 @@ func (s *Store) ListNotes(ctx context.Context, customerID uuid.UUID, limit int, 
 			return nil, fmt.Errorf("store: list notes: %w", err)
 		}
 		if !exists {
-			return nil, customer.ErrNotFound
+			return nil, notFound(ctx, s.q, customerID)
 		}
 	}
 	out := make([]customer.Note, len(rows))

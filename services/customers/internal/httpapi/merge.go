@@ -1,0 +1,98 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/customerbus/customerbus/services/customers/internal/auth"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/merge"
+)
+
+// mergeCustomer is POST /v1/customers/{id}/merge.
+func (a *API) mergeCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	var in merge.Input
+	if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
+		return err
+	}
+	c, err := a.merges.Merge(r.Context(), origin(r, p), id, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c.Staff())
+	return nil
+}
+
+// mergePreviewResponse is GET /v1/customers/{id}/merge-preview.
+type mergePreviewResponse struct {
+	Customer customer.StaffView `json:"customer"`
+	Moves    struct {
+		Orders    []uuid.UUID `json:"orders"`
+		Addresses []uuid.UUID `json:"addresses"`
+		Notes     []uuid.UUID `json:"notes"`
+		Groups    []uuid.UUID `json:"groups"`
+	} `json:"moves"`
+	Events []string `json:"events"`
+}
+
+// mergePreview is GET /v1/customers/{id}/merge-preview?source_id=…&override=email,phone
+// (the fields to take from the source).
+func (a *API) mergePreview(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	qs := r.URL.Query()
+	for k := range qs {
+		if k != "source_id" && k != "override" {
+			return customer.FieldErr(k, "unknown_field", "merge-preview takes source_id and override")
+		}
+	}
+	in := merge.Input{SourceID: qs.Get("source_id"), Override: map[string]string{}}
+	for _, f := range strings.Split(qs.Get("override"), ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			in.Override[f] = in.SourceID
+		}
+	}
+	pv, err := a.merges.Preview(r.Context(), origin(r, p), id, in)
+	if err != nil {
+		return err
+	}
+	var out mergePreviewResponse
+	out.Customer = pv.Customer.Staff()
+	out.Moves.Orders, out.Moves.Addresses, out.Moves.Notes = []uuid.UUID{}, nonNilIDs(pv.Parties.AddressIDs), nonNilIDs(pv.Parties.NoteIDs)
+	for _, o := range pv.Parties.Orders {
+		out.Moves.Orders = append(out.Moves.Orders, o.ID)
+	}
+	out.Moves.Groups = []uuid.UUID{}
+	for _, g := range pv.Parties.JoinGroups {
+		out.Moves.Groups = append(out.Moves.Groups, g.ID)
+	}
+	out.Events = []string{}
+	if pv.Plan != nil {
+		for _, e := range pv.Plan.Events {
+			out.Events = append(out.Events, e.Type())
+		}
+		for _, g := range pv.Plan.Groups {
+			for _, e := range g.Events {
+				out.Events = append(out.Events, e.Type())
+			}
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func nonNilIDs(ids []uuid.UUID) []uuid.UUID {
+	if ids == nil {
+		return []uuid.UUID{}
+	}
+	return ids
+}

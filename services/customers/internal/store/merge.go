@@ -1,0 +1,223 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/customerbus/customerbus/db/gen"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/merge"
+)
+
+var _ merge.Store = (*Store)(nil)
+
+// errPreview rolls a preview's transaction back.
+var errPreview = errors.New("store: merge preview")
+
+// Merge runs a merge in one transaction (see merge.Store). Locks, in this
+// order: the two merge locks (try only), the source's groups the target
+// will join (in id order, as a membership change takes a group before its
+// customers), then both customers (in id order).
+func (s *Store) Merge(ctx context.Context, targetID, sourceID uuid.UUID, commit bool, fn func(merge.Parties) (*merge.Plan, error)) (customer.Customer, merge.Parties, error) {
+	var result customer.Customer
+	var p merge.Parties
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		for _, id := range customer.SortIDs([]uuid.UUID{targetID, sourceID}) {
+			ok, err := q.TryMergeLock(ctx, id.String())
+			if err != nil {
+				return fmt.Errorf("store: merge lock: %w", err)
+			}
+			if !ok {
+				return merge.ErrRunning
+			}
+		}
+		groups, err := s.lockJoinGroups(ctx, q, targetID, sourceID)
+		if err != nil {
+			return err
+		}
+		current, err := lockCustomers(ctx, q, []uuid.UUID{targetID, sourceID})
+		var nf *customer.NotFoundError
+		if errors.As(err, &nf) {
+			if slices.Contains(nf.IDs, targetID) {
+				return notFound(ctx, q, targetID)
+			}
+			return &merge.SourceNotFoundError{Err: notFound(ctx, q, sourceID)}
+		}
+		if err != nil {
+			return err
+		}
+		if p, err = s.parties(ctx, q, current[targetID], current[sourceID], groups); err != nil {
+			return err
+		}
+		plan, err := fn(p)
+		if err != nil {
+			return err
+		}
+		if err := writeMerge(ctx, q, p, plan); err != nil {
+			return err
+		}
+		row, err := q.GetCustomer(ctx, targetID)
+		if err != nil {
+			return mapError(err)
+		}
+		if result, err = fromRow(row); err != nil {
+			return err
+		}
+		if !commit {
+			return errPreview
+		}
+		return nil
+	})
+	if errors.Is(err, errPreview) {
+		err = nil
+	}
+	return result, p, err
+}
+
+// lockJoinGroups locks the groups of the source that the target is not in.
+func (s *Store) lockJoinGroups(ctx context.Context, q *gen.Queries, targetID, sourceID uuid.UUID) (map[uuid.UUID]customer.Group, error) {
+	target, err1 := q.GetCustomer(ctx, targetID)
+	source, err2 := q.GetCustomer(ctx, sourceID)
+	if err1 != nil || err2 != nil {
+		return nil, nil // lockCustomers says which is missing
+	}
+	out := map[uuid.UUID]customer.Group{}
+	for _, g := range customer.SortIDs(slices.Clone(source.GroupIds)) {
+		if slices.Contains(target.GroupIds, g) {
+			continue
+		}
+		locked, err := lockGroup(ctx, q, g)
+		if err != nil {
+			return nil, err
+		}
+		out[g] = locked
+	}
+	return out, nil
+}
+
+// parties reads what the merge moves.
+func (s *Store) parties(ctx context.Context, q *gen.Queries, target, source customer.Customer, locked map[uuid.UUID]customer.Group) (merge.Parties, error) {
+	p := merge.Parties{Target: target, Source: source}
+	rows, err := q.ListAllCustomerOrders(ctx, &source.ID)
+	if err != nil {
+		return p, fmt.Errorf("store: merge: orders: %w", err)
+	}
+	for _, r := range rows {
+		o, err := fromOrderRow(gen.GetOrderRow(r))
+		if err != nil {
+			return p, err
+		}
+		p.Orders = append(p.Orders, o)
+	}
+	addresses, err := q.ListCustomerAddresses(ctx, gen.ListCustomerAddressesParams{CustomerID: source.ID, RowLimit: 1 << 30})
+	if err != nil {
+		return p, fmt.Errorf("store: merge: addresses: %w", err)
+	}
+	for _, a := range addresses {
+		p.AddressIDs = append(p.AddressIDs, a.ID)
+	}
+	notes, err := q.ListCustomerNotes(ctx, gen.ListCustomerNotesParams{CustomerID: source.ID, RowLimit: 1 << 30})
+	if err != nil {
+		return p, fmt.Errorf("store: merge: notes: %w", err)
+	}
+	for _, n := range notes {
+		p.NoteIDs = append(p.NoteIDs, n.ID)
+	}
+	for _, id := range []uuid.UUID{target.ID, source.ID} {
+		open, err := q.OpenTransfersOf(ctx, &id)
+		if err != nil {
+			return p, fmt.Errorf("store: merge: transfers: %w", err)
+		}
+		p.OpenTransfers = p.OpenTransfers || len(open) > 0
+	}
+	for _, g := range customer.SortIDs(slices.Clone(source.Groups)) {
+		if slices.Contains(target.Groups, g) {
+			continue
+		}
+		locked, ok := locked[g]
+		if !ok { // joined in the moment between: take it now
+			var err error
+			if locked, err = lockGroup(ctx, q, g); err != nil {
+				return p, err
+			}
+		}
+		p.JoinGroups = append(p.JoinGroups, locked)
+	}
+	return p, nil
+}
+
+// writeMerge writes the plan: the source's belongings move, the source
+// goes, then the target takes its new values.
+func writeMerge(ctx context.Context, q *gen.Queries, p merge.Parties, plan *merge.Plan) error {
+	t, src := p.Target.ID, p.Source.ID
+	for what, move := range map[string]func() error{
+		"addresses": func() error {
+			return q.MoveCustomerAddresses(ctx, gen.MoveCustomerAddressesParams{TargetID: t, SourceID: src})
+		},
+		"notes": func() error { return q.MoveCustomerNotes(ctx, gen.MoveCustomerNotesParams{TargetID: t, SourceID: src}) },
+		"consent history": func() error {
+			return q.MoveConsentChanges(ctx, gen.MoveConsentChangesParams{TargetID: t, SourceID: src})
+		},
+		"transfers": func() error {
+			return q.MoveTransferRequests(ctx, gen.MoveTransferRequestsParams{TargetID: &t, SourceID: &src})
+		},
+		"history": func() error {
+			return q.MoveEventLog(ctx, gen.MoveEventLogParams{TargetID: t.String(), SourceID: src.String()})
+		},
+		"commands": func() error {
+			return q.MoveProcessedCommands(ctx, gen.MoveProcessedCommandsParams{TargetID: &t, SourceID: &src})
+		},
+	} {
+		if err := move(); err != nil {
+			return fmt.Errorf("store: merge: move %s: %w", what, err)
+		}
+	}
+	for _, o := range plan.Orders {
+		if err := q.SetOrderOwner(ctx, gen.SetOrderOwnerParams{ID: o.ID, CustomerID: o.CustomerID, Version: o.Version, UpdatedAt: o.UpdatedAt}); err != nil {
+			return fmt.Errorf("store: merge: move order: %w", err)
+		}
+	}
+	// The source goes before the target takes its values: its email and
+	// external reference are unique.
+	if _, err := q.DeleteCustomers(ctx, []uuid.UUID{src}); err != nil {
+		return mapError(err)
+	}
+	if err := q.RecordMerge(ctx, gen.RecordMergeParams{SourceID: src, TargetID: t, MergedAt: time.Now()}); err != nil {
+		return fmt.Errorf("store: merge: record: %w", err)
+	}
+	for i, gm := range plan.Groups {
+		if _, err := q.AddGroupMembers(ctx, gen.AddGroupMembersParams{GroupID: gm.Group.ID, CustomerIds: []uuid.UUID{t}}); err != nil {
+			return fmt.Errorf("store: merge: join group: %w", err)
+		}
+		if _, err := applyGroup(ctx, q, p.JoinGroups[i], &plan.Groups[i]); err != nil {
+			return err
+		}
+	}
+	if _, err := apply(ctx, q, p.Target, plan.Target); err != nil {
+		return err
+	}
+	if err := q.RecountCustomerOrders(ctx, t); err != nil {
+		return fmt.Errorf("store: merge: recount orders: %w", err)
+	}
+	return writeOutbox(ctx, q, plan.Events)
+}
+
+// notFound is the error for a customer id no customer has: where it was
+// merged into, when it was.
+func notFound(ctx context.Context, q *gen.Queries, id uuid.UUID) error {
+	into, err := q.MergedInto(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return customer.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("store: merged into: %w", err)
+	}
+	return &customer.MergedError{Into: into}
+}
