@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"fmt"
+	"github.com/google/uuid"
 	"slices"
 	"strings"
 
@@ -25,13 +26,14 @@ const (
 	CmdGroupCustomersAdd             = "customer_group.customers.add"
 	CmdGroupCustomersRemove          = "customer_group.customers.remove"
 	CmdOrderRecord                   = "order.record"
+	CmdCustomerMerge                 = "customer.merge"
 )
 
 // Commands lists every command.
 var Commands = []string{
 	CmdCustomerCreate, CmdCustomerUpdate, CmdCustomerDelete, CmdCustomerMetadataUpdate,
 	CmdCustomerPrivateMetadataUpdate, CmdCustomerAddressCreate, CmdCustomerAddressUpdate,
-	CmdCustomerAddressDelete, CmdGroupCustomersAdd, CmdGroupCustomersRemove, CmdOrderRecord,
+	CmdCustomerAddressDelete, CmdGroupCustomersAdd, CmdGroupCustomersRemove, CmdOrderRecord, CmdCustomerMerge,
 }
 
 // IsCommand reports whether the type is a command.
@@ -96,6 +98,8 @@ type CommandError struct {
 	Title  string       `json:"title"`
 	Status int          `json:"status"`
 	Errors []FieldError `json:"errors"`
+	// MergedInto: the customer the command named was merged into this one.
+	MergedInto *uuid.UUID `json:"merged_into,omitempty"`
 }
 
 // FieldError is one problem with one field of a command's data.

@@ -124,7 +124,8 @@ func TestBusCommandsAreAppliedWithTheirEvents(t *testing.T) {
 	t.Parallel()
 	s := newSystemWith(t, retainOnDelete) // its deletion's event carries the email
 	s.runCommands()
-	g := s.createGroup("vip-" + randomSuffix()) // event 1
+	g := s.createGroup("vip-" + randomSuffix())                                                    // event 1
+	dup := s.createCustomer(map[string]any{"email": "bus-dup-" + randomSuffix() + "@example.com"}) // event 2: merged below
 	email := "bus-" + randomSuffix() + "@example.com"
 	steps := []struct {
 		typ  string
@@ -149,12 +150,13 @@ func TestBusCommandsAreAppliedWithTheirEvents(t *testing.T) {
 		{events.CmdGroupCustomersAdd, func(id string) any { return map[string]any{"group_id": g.ID, "customer_ids": []string{id}} }, events.CustomerGroupCustomersAdded},
 		{events.CmdGroupCustomersRemove, func(id string) any { return map[string]any{"group_id": g.ID, "customer_ids": []string{id}} }, events.CustomerGroupCustomersRemoved},
 		{events.CmdOrderRecord, func(id string) any { return orderBody(&id, time.Now()) }, events.OrderRecorded},
+		{events.CmdCustomerMerge, func(id string) any { return map[string]any{"id": id, "source_id": dup.ID} }, events.CustomerMerged},
 		{events.CmdCustomerDelete, func(id string) any { return map[string]any{"id": id} }, events.CustomerDeleted},
 	}
 	if len(steps) != len(events.Commands) {
 		t.Fatalf("%d steps for %d commands", len(steps), len(events.Commands))
 	}
-	n := 1
+	n := 2
 	var customerID string
 	for _, st := range steps {
 		cmd := s.command("", st.typ, st.data(customerID))

@@ -79,14 +79,14 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		customers := customer.NewService(st, cfg.PhoneRegion, cfg.Accounts, cfg.Privacy)
 		orders := order.NewService(st, customers, cfg.Orders)
 		customers.EndTransfersWith(orders)
-		return bus.Domain{Customers: customers, Orders: orders}
+		return bus.Domain{Customers: customers, Orders: orders, Merges: merge.NewService(st)}
 	}
 	uses := domain(pool)
 	jobs := imports.New(pool, log, cfg.Imports, func(tx pgx.Tx) *customer.Service { return domain(tx).Customers })
 	api := httpapi.New(httpapi.Config{
 		Customers:       uses.Customers,
 		Orders:          uses.Orders,
-		Merges:          merge.NewService(st),
+		Merges:          uses.Merges,
 		Imports:         jobs,
 		Tokens:          tokens,
 		Log:             log,

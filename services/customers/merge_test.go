@@ -222,3 +222,48 @@ func TestConcurrentOverlappingMergesLoseNothing(t *testing.T) {
 		}
 	}
 }
+
+// The merge is a bus command too; a command addressed to the merged id is
+// rejected saying where it went.
+func TestMergeAsABusCommand(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runCommands()
+	target := s.createCustomer(map[string]any{"email": "bt-" + randomSuffix() + "@example.com"})
+	source := s.createCustomer(map[string]any{"email": "bs-" + randomSuffix() + "@example.com", "note": "from the shop"})
+	var merged customerJSON
+	s.commandReply(s.command("", events.CmdCustomerMerge, map[string]any{
+		"id": target.ID, "source_id": source.ID, "override": map[string]string{"note": source.ID},
+	}), &merged)
+	var got customerJSON
+	s.do(http.MethodGet, "/v1/customers/"+target.ID, nil, &got)
+	if got.Note != "from the shop" || got.Version != merged.Version {
+		t.Errorf("after the merge command GET reads %+v, the reply was %+v", got, merged)
+	}
+	id := s.command("", events.CmdCustomerUpdate, map[string]any{"id": source.ID, "note": "too late"})
+	s.waitCommands(2)
+	var reply struct {
+		Errors []struct {
+			Code string `json:"code"`
+		} `json:"errors"`
+		MergedInto string `json:"merged_into"`
+	}
+	var raw []byte
+	if err := s.pool.QueryRow(context.Background(), `SELECT reply FROM processed_commands WHERE command_id = $1 AND outcome = 'rejected'`, id).Scan(&raw); err != nil {
+		t.Fatalf("the update of the merged id was not rejected: %v", err)
+	}
+	if err := json.Unmarshal(raw, &reply); err != nil || len(reply.Errors) != 1 || reply.Errors[0].Code != "merged" || reply.MergedInto != target.ID {
+		t.Errorf("the rejection of a command to the merged id: %s", raw)
+	}
+	s.waitRelayed()
+	for _, e := range s.readStreamEvents(events.EventsStream) {
+		if e.Type() == events.CommandRejected && ext(e, events.ExtCausationID) == id {
+			var d events.CommandRejectedData
+			if err := json.Unmarshal(e.Data(), &d); err != nil || d.Error.MergedInto == nil || d.Error.MergedInto.String() != target.ID {
+				t.Errorf("command.rejected of the merged id: %s", e.Data())
+			}
+			return
+		}
+	}
+	t.Error("no command.rejected for the command to the merged id")
+}

@@ -179,7 +179,7 @@ func writeRejection(ctx context.Context, q *gen.Queries, e cloudevents.Event, o 
 		Sequence: 1, Time: time.Now().UTC(), TraceParent: o.TraceParent, Actor: o.Actor, CausationID: e.ID(),
 	}, events.CommandRejectedData{
 		CommandID: e.ID(), Command: e.Type(),
-		Error: events.CommandError{Type: p.Type, Title: p.Title, Status: p.Status, Errors: errs},
+		Error: events.CommandError{Type: p.Type, Title: p.Title, Status: p.Status, Errors: errs, MergedInto: p.MergedInto},
 	})
 	if err != nil {
 		return err

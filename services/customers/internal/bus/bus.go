@@ -20,6 +20,7 @@ import (
 
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/merge"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
 )
 
@@ -116,6 +117,7 @@ type UseCases func(tx pgx.Tx) Domain
 type Domain struct {
 	Customers *customer.Service
 	Orders    *order.Service
+	Merges    *merge.Service
 }
 
 // New returns the bus adapter; its metrics go to reg.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/merge"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
@@ -123,6 +124,15 @@ func runCommand(ctx context.Context, d Domain, o customer.Origin, e cloudevents.
 			return nil, err
 		}
 		return ch.View(), nil
+	case events.CmdCustomerMerge:
+		in, cid, err := decodeTargeted[struct {
+			customerTarget
+			merge.Input
+		}](e)
+		if err != nil {
+			return nil, err
+		}
+		return customerResult(d.Merges.Merge(ctx, o, cid, in.Input))
 	case events.CmdOrderRecord:
 		in, err := decode[order.OrderInput](e)
 		if err != nil {
