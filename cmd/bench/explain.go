@@ -131,8 +131,13 @@ func int32Ptr(n *int) *int32 {
 	return &v
 }
 
+// querier runs a query: a pool, or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 // explain runs EXPLAIN (ANALYZE, BUFFERS) of the one query call makes.
-func explain(ctx context.Context, pool *pgxpool.Pool, call func(*gen.Queries)) (string, error) {
+func explain(ctx context.Context, pool querier, call func(*gen.Queries)) (string, error) {
 	var rec recorder
 	call(gen.New(&rec))
 	if rec.sql == "" {

@@ -78,15 +78,9 @@ func runImport(ctx context.Context, adminURL, prefix string, opt options) error 
 	}
 	defer sys.close()
 
-	// A few real bcrypt hashes (cost 10), reused: making 200,000 would take
-	// longer than the import.
-	hashes := make([]string, 8)
-	for i := range hashes {
-		h, err := bcrypt.GenerateFromPassword([]byte("password "+strconv.Itoa(i)), bcrypt.DefaultCost)
-		if err != nil {
-			return err
-		}
-		hashes[i] = string(h)
+	hashes, err := importHashes()
+	if err != nil {
+		return err
 	}
 	n := opt.importRows
 	fmt.Printf("import: %d customers (30%% with an address, 20%% with a bcrypt hash), CSV through the API, beside a plain COPY\n", n)
@@ -116,48 +110,10 @@ func runImport(ctx context.Context, adminURL, prefix string, opt options) error 
 		liveDone <- liveResult{r, err}
 	}()
 
-	body, w := io.Pipe()
-	go func() { w.CloseWithError(importRows(w, n, hashes)) }()
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sys.client.baseURL+"/v1/customers/import", body)
+	uploaded, imported, err := postImport(ctx, sys, n, hashes)
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+sys.client.token)
-	req.Header.Set("Content-Type", "text/csv")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("import: %s: %s", resp.Status, raw)
-	}
-	uploaded := time.Since(start)
-	var job struct{ ID string }
-	if err := json.Unmarshal(raw, &job); err != nil {
-		return err
-	}
-	var imported time.Duration
-	for {
-		var status string
-		var failed int64
-		if err := sys.pool.QueryRow(ctx, `SELECT status, rows_failed FROM import_jobs WHERE id = $1`, job.ID).Scan(&status, &failed); err != nil {
-			return err
-		}
-		if status == "succeeded" || status == "failed" {
-			imported = time.Since(start)
-			if status != "succeeded" || failed > 0 {
-				return fmt.Errorf("import %s: %s with %d failed rows", job.ID, status, failed)
-			}
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
 	live := <-liveDone
 	if live.err != nil {
@@ -177,6 +133,70 @@ func runImport(ctx context.Context, adminURL, prefix string, opt options) error 
 		ms(alone.event.p50), ms(alone.event.p99), alone.rate, ms(live.r.event.p50), ms(live.r.event.p99), live.r.rate,
 		live.r.created-live.r.missing, live.r.created, eventWait)
 	return nil
+}
+
+// importHashes are a few real bcrypt hashes (cost 10) for the import's rows,
+// reused: making one a row would take longer than the import.
+func importHashes() ([]string, error) {
+	hashes := make([]string, 8)
+	for i := range hashes {
+		h, err := bcrypt.GenerateFromPassword([]byte("password "+strconv.Itoa(i)), bcrypt.DefaultCost)
+		if err != nil {
+			return nil, err
+		}
+		hashes[i] = string(h)
+	}
+	return hashes, nil
+}
+
+// postImport sends n customers as the import's CSV to POST
+// /v1/customers/import and waits until its job has finished: it returns
+// when the upload was spooled (the 202) and when the import committed, both
+// from its start. A job that failed, or failed rows, is an error.
+func postImport(ctx context.Context, sys *system, n int, hashes []string) (uploaded, imported time.Duration, err error) {
+	body, w := io.Pipe()
+	go func() { w.CloseWithError(importRows(w, n, hashes)) }()
+	start := time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sys.client.baseURL+"/v1/customers/import", body)
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+sys.client.token)
+	req.Header.Set("Content-Type", "text/csv")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return 0, 0, fmt.Errorf("import: %s: %s", resp.Status, raw)
+	}
+	uploaded = time.Since(start)
+	var job struct{ ID string }
+	if err := json.Unmarshal(raw, &job); err != nil {
+		return 0, 0, err
+	}
+	for {
+		var status string
+		var failed int64
+		if err := sys.pool.QueryRow(ctx, `SELECT status, rows_failed FROM import_jobs WHERE id = $1`, job.ID).Scan(&status, &failed); err != nil {
+			return 0, 0, err
+		}
+		if status == "succeeded" || status == "failed" {
+			imported = time.Since(start)
+			if status != "succeeded" || failed > 0 {
+				return 0, 0, fmt.Errorf("import %s: %s with %d failed rows", job.ID, status, failed)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return uploaded, imported, nil
 }
 
 // awaitPublished waits until every customer.created is on the stream.

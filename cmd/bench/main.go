@@ -1,4 +1,4 @@
-// Command bench measures the service in five cases.
+// Command bench measures the service in six cases.
 //
 // create: the customer create path end to end, side by side with its floor:
 // the same two INSERTs (customer + outbox) in one transaction straight through
@@ -23,6 +23,17 @@
 // beside a plain COPY TO STDOUT of the same rows; it reports the time, rows/s,
 // MB/s and the bench process's RSS growth and peak Go heap during each run.
 //
+// privacy (not run by default: the import of a million customers alone takes
+// minutes): -privacy-rows customers through POST /v1/customers/import, until
+// each customer.created is on JetStream and in the event log; six of them
+// then get 99 more events each through the API, and two customers created
+// before the import get theirs while it is published, spread through the
+// stream. It times the erasure of five of the six and of the two (POST
+// /v1/customers/{id}/anonymize until the relay has erased their messages
+// from the streams), 50 data exports of the sixth, the first history page
+// of 1000 random customers and the sixth's history paged through, and
+// shows the plans of the history and erasure queries.
+//
 // It starts everything it measures in this process, on databases and a NATS
 // server of its own: the command service over HTTP, the relay, and a JetStream
 // consumer that times each customer.created from commit to receipt. It never
@@ -33,7 +44,7 @@
 //	  go run ./cmd/bench [-cases create,commands,search] [-duration 10s] [-warmup 2s] [-concurrency 1,8,32] [-db-conns 8]
 //	  [-commands 100000] [-commands-inflight 1024] [-commands-paced-rate 1000]
 //	  [-search-rows 1000000] [-search-queries 1000] [-search-sql 'CREATE INDEX ...'] [-explain=false] [-cpuprofile f]
-//	  [-import-rows 200000] [-export-rows 1000000]
+//	  [-import-rows 200000] [-export-rows 1000000] [-privacy-rows 1000000]
 package main
 
 import (
@@ -73,8 +84,9 @@ type options struct {
 	commands, commandsInFlight int
 	commandsPacedRate          float64
 
-	importRows int
-	exportRows int
+	importRows  int
+	exportRows  int
+	privacyRows int
 
 	searchRows, searchQueries int
 	searchSQL                 string
@@ -84,7 +96,7 @@ type options struct {
 
 func main() {
 	var opt options
-	cases := flag.String("cases", "create,commands,import,search,export", "comma-separated cases to run: create, commands, import, search, export")
+	cases := flag.String("cases", "create,commands,import,search,export", "comma-separated cases to run: create, commands, import, search, export, privacy")
 	flag.DurationVar(&opt.duration, "duration", 10*time.Second, "measured time per case")
 	flag.DurationVar(&opt.warmup, "warmup", 2*time.Second, "unmeasured time before each case")
 	levels := flag.String("concurrency", "1,8,32", "comma-separated concurrency levels")
@@ -94,11 +106,12 @@ func main() {
 	flag.Float64Var(&opt.commandsPacedRate, "commands-paced-rate", 1000, "commands a second the commands case then publishes for -duration, to measure latency below saturation (0: skip)")
 	flag.IntVar(&opt.importRows, "import-rows", 200_000, "customers the import case imports")
 	flag.IntVar(&opt.exportRows, "export-rows", 1_000_000, "customers the export case seeds and exports")
+	flag.IntVar(&opt.privacyRows, "privacy-rows", 1_000_000, "customers the privacy case imports")
 	flag.IntVar(&opt.searchRows, "search-rows", 1_000_000, "customers the search case seeds")
 	flag.IntVar(&opt.searchQueries, "search-queries", 1000, "measured queries per kind in the search case")
 	flag.StringVar(&opt.searchSQL, "search-sql", "", "SQL run on the search case's database after seeding, before VACUUM ANALYZE: to try an index or a statistics target")
 	flag.StringVar(&opt.searchDB, "search-db", "", "keep the search case's database under this name and reuse it when it is already seeded: for trying changes without seeding again")
-	flag.BoolVar(&opt.explain, "explain", true, "print the plans of the search case's p95 queries")
+	flag.BoolVar(&opt.explain, "explain", true, "print the plans of the search case's p95 queries, and of the privacy case's history and erasure queries")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 
@@ -109,8 +122,8 @@ func main() {
 	if opt.concurrency, err = parseLevels(*levels); err != nil {
 		fail(err)
 	}
-	if opt.duration <= 0 || opt.warmup < 0 || opt.dbConns < 1 || opt.importRows < 1 || opt.exportRows < 1 || opt.searchRows < 1 || opt.searchQueries < 1 || opt.commands < 1 || opt.commandsInFlight < 1 || opt.commandsPacedRate < 0 {
-		fail(errors.New("-duration, -db-conns, -commands, -commands-inflight, -import-rows, -export-rows, -search-rows and -search-queries must be positive, -warmup and -commands-paced-rate not negative"))
+	if opt.duration <= 0 || opt.warmup < 0 || opt.dbConns < 1 || opt.importRows < 1 || opt.exportRows < 1 || opt.privacyRows < 1 || opt.searchRows < 1 || opt.searchQueries < 1 || opt.commands < 1 || opt.commandsInFlight < 1 || opt.commandsPacedRate < 0 {
+		fail(errors.New("-duration, -db-conns, -commands, -commands-inflight, -import-rows, -export-rows, -privacy-rows, -search-rows and -search-queries must be positive, -warmup and -commands-paced-rate not negative"))
 	}
 	if *cpuProfile != "" {
 		stopProfile, err := startCPUProfile(*cpuProfile)
@@ -142,8 +155,8 @@ func parseCases(s string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
-		if !slices.Contains([]string{"create", "commands", "import", "search", "export"}, f) {
-			return nil, fmt.Errorf("bad case %q: want create, commands, import, search or export", f)
+		if !slices.Contains([]string{"create", "commands", "import", "search", "export", "privacy"}, f) {
+			return nil, fmt.Errorf("bad case %q: want create, commands, import, search, export or privacy", f)
 		}
 		out[f] = true
 	}
@@ -212,7 +225,14 @@ func run(ctx context.Context, opt options) error {
 	}
 	if opt.cases["export"] {
 		sep()
-		return runExport(ctx, adminURL, prefix+"_exp", opt)
+		if err := runExport(ctx, adminURL, prefix+"_exp", opt); err != nil {
+			return err
+		}
+		sep = func() { fmt.Println() }
+	}
+	if opt.cases["privacy"] {
+		sep()
+		return runPrivacy(ctx, adminURL, prefix+"_priv", opt)
 	}
 	return nil
 }
