@@ -133,6 +133,14 @@ type CustomerToken struct {
 	UsedAt     *time.Time
 }
 
+type DuplicateDismissal struct {
+	A           uuid.UUID
+	B           uuid.UUID
+	ActorType   string
+	ActorID     string
+	DismissedAt time.Time
+}
+
 type Erasure struct {
 	CustomerID     uuid.UUID
 	KeepEventID    uuid.UUID

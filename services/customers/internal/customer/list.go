@@ -189,6 +189,9 @@ func (in ListInput) validate() (ListQuery, error) {
 	return q, r.err()
 }
 
+// DecodeCursor reads a cursor of another package's page.
+func DecodeCursor(s string) (Cursor, bool) { return decodeCursor(s) }
+
 func decodeCursor(s string) (Cursor, bool) {
 	var c Cursor
 	b, err := base64.RawURLEncoding.DecodeString(s)

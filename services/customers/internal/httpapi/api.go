@@ -139,6 +139,8 @@ func (a *API) Routes() []Route {
 		{"GET /v1/customers/{id}/data-export", auth.ManageUsers, a.customerDataExport},
 		{"POST /v1/customers/{id}/merge", auth.ManageUsers, a.mergeCustomer},
 		{"GET /v1/customers/{id}/merge-preview", auth.ManageUsers, a.mergePreview},
+		{"GET /v1/customers/{id}/duplicates", auth.ManageUsers, a.customerDuplicates},
+		{"POST /v1/customer-duplicates/dismissals", auth.ManageUsers, a.dismissDuplicate},
 		{"PUT /v1/customers/{id}/consent/{channel}", auth.ManageUsers, a.setConsent()},
 		{"PATCH /v1/customers/{id}/metadata", auth.ManageUsers, a.updateMetadata(false)},
 		{"PATCH /v1/customers/{id}/private-metadata", auth.ManageUsers, a.updateMetadata(true)},

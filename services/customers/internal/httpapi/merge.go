@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -95,4 +96,53 @@ func nonNilIDs(ids []uuid.UUID) []uuid.UUID {
 		return []uuid.UUID{}
 	}
 	return ids
+}
+
+// duplicateResponse is one entry of GET /v1/customers/{id}/duplicates.
+type duplicateResponse struct {
+	Customer customer.StaffView `json:"customer"`
+	Score    float64            `json:"score"`
+	Reasons  []string           `json:"reasons"`
+}
+
+// customerDuplicates is GET /v1/customers/{id}/duplicates.
+func (a *API) customerDuplicates(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	qs := r.URL.Query()
+	limit, cursor, err := pageQuery(qs, "reason", "min_score")
+	if err != nil {
+		return err
+	}
+	in := merge.DuplicatesInput{Reason: qs.Get("reason"), Limit: limit, Cursor: cursor}
+	if v := qs.Get("min_score"); v != "" {
+		if in.MinScore, err = strconv.ParseFloat(v, 64); err != nil {
+			return customer.FieldErr("min_score", customer.CodeInvalid, "min_score is a number between 0 and 1")
+		}
+	}
+	page, err := a.merges.Duplicates(r.Context(), id, in)
+	if err != nil {
+		return err
+	}
+	out := make([]duplicateResponse, len(page.Duplicates))
+	for i, d := range page.Duplicates {
+		out[i] = duplicateResponse{Customer: d.Customer.Staff(), Score: d.Score, Reasons: d.Reasons}
+	}
+	writePage(w, "duplicates", out, page.NextCursor)
+	return nil
+}
+
+// dismissDuplicate is POST /v1/customer-duplicates/dismissals.
+func (a *API) dismissDuplicate(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	var in merge.DismissInput
+	if err := decodeJSON(w, r, a.maxBodyBytes, &in); err != nil {
+		return err
+	}
+	if err := a.merges.Dismiss(r.Context(), origin(r, p), in); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

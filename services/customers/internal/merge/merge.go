@@ -76,12 +76,16 @@ func (e *SourceNotFoundError) Unwrap() error { return e.Err }
 // Service merges customers.
 type Service struct {
 	store Store
+	dups  DuplicateStore
 	now   func() time.Time
 }
 
 // NewService returns a Service.
-func NewService(store Store) *Service {
-	return &Service{store: store, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+func NewService[S interface {
+	Store
+	DuplicateStore
+}](store S) *Service {
+	return &Service{store: store, dups: store, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
 
 // Preview is what a merge would do, written nowhere.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/customerbus/customerbus/db/gen"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
@@ -220,4 +221,37 @@ func notFound(ctx context.Context, q *gen.Queries, id uuid.UUID) error {
 		return fmt.Errorf("store: merged into: %w", err)
 	}
 	return &customer.MergedError{Into: into}
+}
+
+// DuplicateCandidates reads the customers sharing a reason with this one.
+func (s *Store) DuplicateCandidates(ctx context.Context, id uuid.UUID, limit int) ([]merge.Candidate, error) {
+	exists, err := s.q.CustomerExists(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("store: duplicates: %w", err)
+	}
+	if !exists {
+		return nil, notFound(ctx, s.q, id)
+	}
+	rows, err := s.q.DuplicateCandidates(ctx, gen.DuplicateCandidatesParams{ID: id, RowLimit: int32(limit)})
+	if err != nil {
+		return nil, fmt.Errorf("store: duplicates: %w", err)
+	}
+	out := make([]merge.Candidate, len(rows))
+	for i, r := range rows {
+		out[i] = merge.Candidate{ID: r.ID, Reasons: r.Reasons, NameSimilarity: r.NameSimilarity}
+	}
+	return out, nil
+}
+
+// DismissDuplicate records that the two customers are not one person.
+func (s *Store) DismissDuplicate(ctx context.Context, a, b uuid.UUID, o customer.Origin, at time.Time) error {
+	err := s.q.DismissDuplicate(ctx, gen.DismissDuplicateParams{X: a, Y: b, ActorType: o.Actor.Type, ActorID: o.Actor.ID, DismissedAt: at})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23503" { // a foreign key: no such customer
+		return customer.FieldErr("customer_ids", customer.CodeNotFound, "no customer has one of these ids")
+	}
+	if err != nil {
+		return fmt.Errorf("store: dismiss duplicate: %w", err)
+	}
+	return nil
 }
