@@ -23,6 +23,11 @@
 // beside a plain COPY TO STDOUT of the same rows; it reports the time, rows/s,
 // MB/s and the bench process's RSS growth and peak Go heap during each run.
 //
+// duplicates (not run by default): the search case's -search-rows
+// customers, 10,000 of them given a twin (a +tag email, the same phone and
+// name); it times one customer's duplicates for 1000 customers and 50 pages
+// of the global list.
+//
 // privacy (not run by default: the import of a million customers alone takes
 // minutes): -privacy-rows customers through POST /v1/customers/import, until
 // each customer.created is on JetStream and in the event log; six of them
@@ -96,7 +101,7 @@ type options struct {
 
 func main() {
 	var opt options
-	cases := flag.String("cases", "create,commands,import,search,export", "comma-separated cases to run: create, commands, import, search, export, privacy")
+	cases := flag.String("cases", "create,commands,import,search,export", "comma-separated cases to run: create, commands, import, search, export, privacy, duplicates")
 	flag.DurationVar(&opt.duration, "duration", 10*time.Second, "measured time per case")
 	flag.DurationVar(&opt.warmup, "warmup", 2*time.Second, "unmeasured time before each case")
 	levels := flag.String("concurrency", "1,8,32", "comma-separated concurrency levels")
@@ -155,7 +160,7 @@ func parseCases(s string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
-		if !slices.Contains([]string{"create", "commands", "import", "search", "export", "privacy"}, f) {
+		if !slices.Contains([]string{"create", "commands", "import", "search", "export", "privacy", "duplicates"}, f) {
 			return nil, fmt.Errorf("bad case %q: want create, commands, import, search, export or privacy", f)
 		}
 		out[f] = true
@@ -219,6 +224,13 @@ func run(ctx context.Context, opt options) error {
 	if opt.cases["search"] {
 		sep()
 		if err := runSearch(ctx, adminURL, prefix+"_search", opt); err != nil {
+			return err
+		}
+		sep = func() { fmt.Println() }
+	}
+	if opt.cases["duplicates"] {
+		sep()
+		if err := runDuplicates(ctx, adminURL, prefix+"_dup", opt); err != nil {
 			return err
 		}
 		sep = func() { fmt.Println() }

@@ -257,71 +257,12 @@ func printSearchReport(results []kindResult, queries int) {
 // runSearch seeds a database of its own with opt.searchRows customers by COPY,
 // then times list queries of each kind through the service's HTTP API.
 func runSearch(ctx context.Context, adminURL, name string, opt options) error {
-	dbURL, drop, err := searchDatabase(ctx, adminURL, name, opt.searchDB)
+	sys, sd, drop, err := seededSystem(ctx, adminURL, name, opt, "search")
 	if err != nil {
 		return err
 	}
 	defer drop()
-	sys, err := startSystem(ctx, dbURL, opt.dbConns, 1)
-	if err != nil {
-		return err
-	}
 	defer sys.close()
-
-	var seeded int
-	if err := sys.pool.QueryRow(ctx, "SELECT count(*) FROM customers").Scan(&seeded); err != nil {
-		return err
-	}
-	var sd *seeder
-	switch seeded {
-	case 0:
-		start := time.Now()
-		groups, err := seedGroups(ctx, sys.pool)
-		if err != nil {
-			return err
-		}
-		sd = newSeeder(opt.searchRows, groups)
-		if err := seed(ctx, sys.pool, sd); err != nil {
-			return err
-		}
-		fmt.Printf("search: %d customers and %d orders seeded by COPY in %s (%.0f rows/s)\n",
-			opt.searchRows, sd.orderSeq, time.Since(start).Round(time.Second), float64(opt.searchRows+sd.orderSeq)/time.Since(start).Seconds())
-	case opt.searchRows:
-		groups, err := findGroups(ctx, sys.pool)
-		if err != nil {
-			return err
-		}
-		sd = newSeeder(opt.searchRows, groups)
-		sd.skip() // the samples, without writing the rows again
-		var orders int
-		if err := sys.pool.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&orders); err != nil {
-			return err
-		}
-		if orders != sd.orderSeq {
-			return fmt.Errorf("database %s has %d orders, not the %d this seed makes (seeded by an older bench?): drop it or use another -search-db",
-				opt.searchDB, orders, sd.orderSeq)
-		}
-		fmt.Printf("search: reusing database %s with its %d customers and %d orders\n", opt.searchDB, seeded, orders)
-	default:
-		return fmt.Errorf("database %s has %d customers, not %d: drop it or use another -search-db", opt.searchDB, seeded, opt.searchRows)
-	}
-	if opt.searchSQL != "" {
-		if _, err := sys.pool.Exec(ctx, opt.searchSQL); err != nil {
-			return fmt.Errorf("-search-sql: %w", err)
-		}
-		fmt.Printf("with -search-sql: %s\n", opt.searchSQL)
-	}
-	// VACUUM also empties the trigram index's pending list, which every
-	// search would otherwise scan in full; ANALYZE gives the planner the
-	// statistics a long-lived table would have.
-	start := time.Now()
-	if _, err := sys.pool.Exec(ctx, "VACUUM ANALYZE customers, orders"); err != nil {
-		return fmt.Errorf("vacuum: %w", err)
-	}
-	fmt.Printf("VACUUM ANALYZE %s\n", time.Since(start).Round(time.Second))
-	if err := printServer(ctx, sys.pool); err != nil {
-		return err
-	}
 
 	r := rand.New(rand.NewPCG(3, 4))
 	var results []kindResult
@@ -384,4 +325,80 @@ func seedGroups(ctx context.Context, pool *pgxpool.Pool) (seededGroups, error) {
 		return g, fmt.Errorf("seed groups: %w", err)
 	}
 	return g, nil
+}
+
+// seededSystem is the service on -search-rows customers seeded by COPY (or
+// a kept -search-db), vacuumed and analyzed: the search and duplicates
+// cases' database. label names the case in what it prints.
+func seededSystem(ctx context.Context, adminURL, name string, opt options, label string) (*system, *seeder, func(), error) {
+	dbURL, drop, err := searchDatabase(ctx, adminURL, name, opt.searchDB)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sys, err := startSystem(ctx, dbURL, opt.dbConns, 1)
+	if err != nil {
+		drop()
+		return nil, nil, nil, err
+	}
+	fail := func(err error) (*system, *seeder, func(), error) {
+		sys.close()
+		drop()
+		return nil, nil, nil, err
+	}
+
+	var seeded int
+	if err := sys.pool.QueryRow(ctx, "SELECT count(*) FROM customers").Scan(&seeded); err != nil {
+		return fail(err)
+	}
+	var sd *seeder
+	switch seeded {
+	case 0:
+		start := time.Now()
+		groups, err := seedGroups(ctx, sys.pool)
+		if err != nil {
+			return fail(err)
+		}
+		sd = newSeeder(opt.searchRows, groups)
+		if err := seed(ctx, sys.pool, sd); err != nil {
+			return fail(err)
+		}
+		fmt.Printf(label+": %d customers and %d orders seeded by COPY in %s (%.0f rows/s)\n",
+			opt.searchRows, sd.orderSeq, time.Since(start).Round(time.Second), float64(opt.searchRows+sd.orderSeq)/time.Since(start).Seconds())
+	case opt.searchRows:
+		groups, err := findGroups(ctx, sys.pool)
+		if err != nil {
+			return fail(err)
+		}
+		sd = newSeeder(opt.searchRows, groups)
+		sd.skip() // the samples, without writing the rows again
+		var orders int
+		if err := sys.pool.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&orders); err != nil {
+			return fail(err)
+		}
+		if orders != sd.orderSeq {
+			return fail(fmt.Errorf("database %s has %d orders, not the %d this seed makes (seeded by an older bench?): drop it or use another -search-db",
+				opt.searchDB, orders, sd.orderSeq))
+		}
+		fmt.Printf(label+": reusing database %s with its %d customers and %d orders\n", opt.searchDB, seeded, orders)
+	default:
+		return fail(fmt.Errorf("database %s has %d customers, not %d: drop it or use another -search-db", opt.searchDB, seeded, opt.searchRows))
+	}
+	if opt.searchSQL != "" {
+		if _, err := sys.pool.Exec(ctx, opt.searchSQL); err != nil {
+			return fail(fmt.Errorf("-search-sql: %w", err))
+		}
+		fmt.Printf("with -search-sql: %s\n", opt.searchSQL)
+	}
+	// VACUUM also empties the trigram index's pending list, which every
+	// search would otherwise scan in full; ANALYZE gives the planner the
+	// statistics a long-lived table would have.
+	start := time.Now()
+	if _, err := sys.pool.Exec(ctx, "VACUUM ANALYZE customers, orders"); err != nil {
+		return fail(fmt.Errorf("vacuum: %w", err))
+	}
+	fmt.Printf("VACUUM ANALYZE %s\n", time.Since(start).Round(time.Second))
+	if err := printServer(ctx, sys.pool); err != nil {
+		return fail(err)
+	}
+	return sys, sd, drop, nil
 }

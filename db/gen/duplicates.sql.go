@@ -104,3 +104,292 @@ func (q *Queries) DuplicateCandidates(ctx context.Context, arg DuplicateCandidat
 	}
 	return items, nil
 }
+
+const duplicateGroupsByAddress = `-- name: DuplicateGroupsByAddress :many
+SELECT (postal_code || chr(31) || lower(street_address_1))::text AS key,
+       (array_agg(DISTINCT customer_id))[1:$1::int]::uuid[] AS ids
+FROM customer_addresses
+WHERE street_address_1 <> ''
+  AND (postal_code, lower(street_address_1)) > (split_part($2::text, chr(31), 1), split_part($2::text, chr(31), 2))
+GROUP BY postal_code, lower(street_address_1) HAVING count(DISTINCT customer_id) > 1
+ORDER BY postal_code, lower(street_address_1)
+LIMIT $3
+`
+
+type DuplicateGroupsByAddressParams struct {
+	GroupLimit int32
+	After      string
+	RowLimit   int32
+}
+
+type DuplicateGroupsByAddressRow struct {
+	Key string
+	Ids []uuid.UUID
+}
+
+// The key is the postal code and the street, apart by a unit separator.
+func (q *Queries) DuplicateGroupsByAddress(ctx context.Context, arg DuplicateGroupsByAddressParams) ([]DuplicateGroupsByAddressRow, error) {
+	rows, err := q.db.Query(ctx, duplicateGroupsByAddress, arg.GroupLimit, arg.After, arg.RowLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DuplicateGroupsByAddressRow
+	for rows.Next() {
+		var i DuplicateGroupsByAddressRow
+		if err := rows.Scan(&i.Key, &i.Ids); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const duplicateGroupsByCompany = `-- name: DuplicateGroupsByCompany :many
+SELECT lower(company_name)::text AS key, (array_agg(id ORDER BY id))[1:$1::int]::uuid[] AS ids
+FROM customers
+WHERE company_name <> '' AND lower(company_name) > $2::text
+GROUP BY 1 HAVING count(*) > 1
+ORDER BY 1
+LIMIT $3
+`
+
+type DuplicateGroupsByCompanyParams struct {
+	GroupLimit int32
+	After      string
+	RowLimit   int32
+}
+
+type DuplicateGroupsByCompanyRow struct {
+	Key string
+	Ids []uuid.UUID
+}
+
+func (q *Queries) DuplicateGroupsByCompany(ctx context.Context, arg DuplicateGroupsByCompanyParams) ([]DuplicateGroupsByCompanyRow, error) {
+	rows, err := q.db.Query(ctx, duplicateGroupsByCompany, arg.GroupLimit, arg.After, arg.RowLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DuplicateGroupsByCompanyRow
+	for rows.Next() {
+		var i DuplicateGroupsByCompanyRow
+		if err := rows.Scan(&i.Key, &i.Ids); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const duplicateGroupsByEmail = `-- name: DuplicateGroupsByEmail :many
+
+SELECT customer_email_folded(email)::text AS key, (array_agg(id ORDER BY id))[1:$1::int]::uuid[] AS ids
+FROM customers
+WHERE customer_email_folded(email) > $2::text
+GROUP BY 1 HAVING count(*) > 1
+ORDER BY 1
+LIMIT $3
+`
+
+type DuplicateGroupsByEmailParams struct {
+	GroupLimit int32
+	After      string
+	RowLimit   int32
+}
+
+type DuplicateGroupsByEmailRow struct {
+	Key string
+	Ids []uuid.UUID
+}
+
+// The global list walks each reason's index in key order and stops at a
+// page: groups of customers sharing a key, after the cursor's key. With
+// duplicates rare, a page reads little more than its own rows.
+func (q *Queries) DuplicateGroupsByEmail(ctx context.Context, arg DuplicateGroupsByEmailParams) ([]DuplicateGroupsByEmailRow, error) {
+	rows, err := q.db.Query(ctx, duplicateGroupsByEmail, arg.GroupLimit, arg.After, arg.RowLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DuplicateGroupsByEmailRow
+	for rows.Next() {
+		var i DuplicateGroupsByEmailRow
+		if err := rows.Scan(&i.Key, &i.Ids); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const duplicateGroupsByPhone = `-- name: DuplicateGroupsByPhone :many
+SELECT phone::text AS key, (array_agg(id ORDER BY id))[1:$1::int]::uuid[] AS ids
+FROM customers
+WHERE phone IS NOT NULL AND phone > $2::text
+GROUP BY 1 HAVING count(*) > 1
+ORDER BY 1
+LIMIT $3
+`
+
+type DuplicateGroupsByPhoneParams struct {
+	GroupLimit int32
+	After      string
+	RowLimit   int32
+}
+
+type DuplicateGroupsByPhoneRow struct {
+	Key string
+	Ids []uuid.UUID
+}
+
+func (q *Queries) DuplicateGroupsByPhone(ctx context.Context, arg DuplicateGroupsByPhoneParams) ([]DuplicateGroupsByPhoneRow, error) {
+	rows, err := q.db.Query(ctx, duplicateGroupsByPhone, arg.GroupLimit, arg.After, arg.RowLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DuplicateGroupsByPhoneRow
+	for rows.Next() {
+		var i DuplicateGroupsByPhoneRow
+		if err := rows.Scan(&i.Key, &i.Ids); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const getCustomersByIDs = `-- name: GetCustomersByIDs :many
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from FROM customers WHERE id = ANY($1::uuid[])
+`
+
+func (q *Queries) GetCustomersByIDs(ctx context.Context, ids []uuid.UUID) ([]Customer, error) {
+	rows, err := q.db.Query(ctx, getCustomersByIDs, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Customer
+	for rows.Next() {
+		var i Customer
+		if err := rows.Scan(
+			&i.ID,
+			&i.Email,
+			&i.FirstName,
+			&i.LastName,
+			&i.CompanyName,
+			&i.Phone,
+			&i.Note,
+			&i.IsActive,
+			&i.LanguageCode,
+			&i.ExternalReference,
+			&i.Metadata,
+			&i.PrivateMetadata,
+			&i.HasAccount,
+			&i.IsVerified,
+			&i.Version,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.SearchText,
+			&i.DefaultShippingAddressID,
+			&i.DefaultBillingAddressID,
+			&i.GroupIds,
+			&i.PasswordHash,
+			&i.NumberOfOrders,
+			&i.LastOrderAt,
+			&i.FirstOrderAt,
+			&i.IsAnonymized,
+			&i.EmailConsentState,
+			&i.EmailConsentOptInLevel,
+			&i.EmailConsentUpdatedAt,
+			&i.EmailConsentCollectedFrom,
+			&i.SmsConsentState,
+			&i.SmsConsentOptInLevel,
+			&i.SmsConsentUpdatedAt,
+			&i.SmsConsentCollectedFrom,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const scorePairs = `-- name: ScorePairs :many
+SELECT p.a::uuid AS a, p.b::uuid AS b,
+       customer_email_folded(ca.email) = customer_email_folded(cb.email) AS same_email,
+       coalesce(ca.phone = cb.phone, false)::boolean AS same_phone,
+       (ca.company_name <> '' AND lower(ca.company_name) = lower(cb.company_name))::boolean AS same_company,
+       EXISTS (
+           SELECT 1 FROM customer_addresses x
+           JOIN customer_addresses y ON y.postal_code = x.postal_code AND lower(y.street_address_1) = lower(x.street_address_1)
+           WHERE x.customer_id = p.a AND y.customer_id = p.b AND x.street_address_1 <> '') AS same_address,
+       similarity(lower(ca.first_name || ' ' || ca.last_name), lower(cb.first_name || ' ' || cb.last_name))::float8 AS name_similarity,
+       EXISTS (SELECT 1 FROM duplicate_dismissals d WHERE d.a = least(p.a, p.b) AND d.b = greatest(p.a, p.b)) AS dismissed
+FROM (SELECT unnest($1::uuid[]) AS a, unnest($2::uuid[]) AS b) p
+JOIN customers ca ON ca.id = p.a
+JOIN customers cb ON cb.id = p.b
+`
+
+type ScorePairsParams struct {
+	As []uuid.UUID
+	Bs []uuid.UUID
+}
+
+type ScorePairsRow struct {
+	A              uuid.UUID
+	B              uuid.UUID
+	SameEmail      bool
+	SamePhone      bool
+	SameCompany    bool
+	SameAddress    bool
+	NameSimilarity float64
+	Dismissed      bool
+}
+
+// What each pair shares, for the global list's page: the reasons' tests of
+// DuplicateCandidates, pair by pair, and whether the pair was dismissed.
+func (q *Queries) ScorePairs(ctx context.Context, arg ScorePairsParams) ([]ScorePairsRow, error) {
+	rows, err := q.db.Query(ctx, scorePairs, arg.As, arg.Bs)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ScorePairsRow
+	for rows.Next() {
+		var i ScorePairsRow
+		if err := rows.Scan(
+			&i.A,
+			&i.B,
+			&i.SameEmail,
+			&i.SamePhone,
+			&i.SameCompany,
+			&i.SameAddress,
+			&i.NameSimilarity,
+			&i.Dismissed,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

@@ -38,3 +38,62 @@ LIMIT sqlc.arg(row_limit);
 INSERT INTO duplicate_dismissals (a, b, actor_type, actor_id, dismissed_at)
 VALUES (least(sqlc.arg(x)::uuid, sqlc.arg(y)::uuid), greatest(sqlc.arg(x)::uuid, sqlc.arg(y)::uuid), sqlc.arg(actor_type), sqlc.arg(actor_id), sqlc.arg(dismissed_at))
 ON CONFLICT (a, b) DO NOTHING;
+
+-- The global list walks each reason's index in key order and stops at a
+-- page: groups of customers sharing a key, after the cursor's key. With
+-- duplicates rare, a page reads little more than its own rows.
+
+-- name: DuplicateGroupsByEmail :many
+SELECT customer_email_folded(email)::text AS key, (array_agg(id ORDER BY id))[1:sqlc.arg(group_limit)::int]::uuid[] AS ids
+FROM customers
+WHERE customer_email_folded(email) > sqlc.arg(after)::text
+GROUP BY 1 HAVING count(*) > 1
+ORDER BY 1
+LIMIT sqlc.arg(row_limit);
+
+-- name: DuplicateGroupsByPhone :many
+SELECT phone::text AS key, (array_agg(id ORDER BY id))[1:sqlc.arg(group_limit)::int]::uuid[] AS ids
+FROM customers
+WHERE phone IS NOT NULL AND phone > sqlc.arg(after)::text
+GROUP BY 1 HAVING count(*) > 1
+ORDER BY 1
+LIMIT sqlc.arg(row_limit);
+
+-- name: DuplicateGroupsByCompany :many
+SELECT lower(company_name)::text AS key, (array_agg(id ORDER BY id))[1:sqlc.arg(group_limit)::int]::uuid[] AS ids
+FROM customers
+WHERE company_name <> '' AND lower(company_name) > sqlc.arg(after)::text
+GROUP BY 1 HAVING count(*) > 1
+ORDER BY 1
+LIMIT sqlc.arg(row_limit);
+
+-- name: DuplicateGroupsByAddress :many
+-- The key is the postal code and the street, apart by a unit separator.
+SELECT (postal_code || chr(31) || lower(street_address_1))::text AS key,
+       (array_agg(DISTINCT customer_id))[1:sqlc.arg(group_limit)::int]::uuid[] AS ids
+FROM customer_addresses
+WHERE street_address_1 <> ''
+  AND (postal_code, lower(street_address_1)) > (split_part(sqlc.arg(after)::text, chr(31), 1), split_part(sqlc.arg(after)::text, chr(31), 2))
+GROUP BY postal_code, lower(street_address_1) HAVING count(DISTINCT customer_id) > 1
+ORDER BY postal_code, lower(street_address_1)
+LIMIT sqlc.arg(row_limit);
+
+-- name: ScorePairs :many
+-- What each pair shares, for the global list's page: the reasons' tests of
+-- DuplicateCandidates, pair by pair, and whether the pair was dismissed.
+SELECT p.a::uuid AS a, p.b::uuid AS b,
+       customer_email_folded(ca.email) = customer_email_folded(cb.email) AS same_email,
+       coalesce(ca.phone = cb.phone, false)::boolean AS same_phone,
+       (ca.company_name <> '' AND lower(ca.company_name) = lower(cb.company_name))::boolean AS same_company,
+       EXISTS (
+           SELECT 1 FROM customer_addresses x
+           JOIN customer_addresses y ON y.postal_code = x.postal_code AND lower(y.street_address_1) = lower(x.street_address_1)
+           WHERE x.customer_id = p.a AND y.customer_id = p.b AND x.street_address_1 <> '') AS same_address,
+       similarity(lower(ca.first_name || ' ' || ca.last_name), lower(cb.first_name || ' ' || cb.last_name))::float8 AS name_similarity,
+       EXISTS (SELECT 1 FROM duplicate_dismissals d WHERE d.a = least(p.a, p.b) AND d.b = greatest(p.a, p.b)) AS dismissed
+FROM (SELECT unnest(sqlc.arg(as_)::uuid[]) AS a, unnest(sqlc.arg(bs)::uuid[]) AS b) p
+JOIN customers ca ON ca.id = p.a
+JOIN customers cb ON cb.id = p.b;
+
+-- name: GetCustomersByIDs :many
+SELECT * FROM customers WHERE id = ANY(sqlc.arg(ids)::uuid[]);

@@ -1083,6 +1083,7 @@ func routeCall(s *system, method, pattern string) (path string, body any) {
 		"POST /v1/customers/{id}/merge":             map[string]any{"source_id": source.ID},
 		"GET /v1/customers/{id}/merge-preview":      nil,
 		"GET /v1/customers/{id}/duplicates":         nil,
+		"GET /v1/customer-duplicates":               nil,
 		"POST /v1/customer-duplicates/dismissals":   map[string]any{"customer_ids": []string{target.ID, source.ID}},
 		"PUT /v1/customers/{id}/consent/{channel}":  map[string]any{"state": "unsubscribed"},
 		"PATCH /v1/customers/{id}/metadata":         map[string]any{"set": map[string]string{"k": "v"}},

@@ -100,3 +100,110 @@ func TestDuplicatesAreFoundScoredAndDismissed(t *testing.T) {
 	}
 	request(t, s, http.MethodGet, "/v1/customers/"+byEmail.ID+"/duplicates", nil, nil).expectProblem(t, http.StatusNotFound, "id", "merged")
 }
+
+// pairJSON is an entry of GET /v1/customer-duplicates.
+type pairJSON struct {
+	Customers []customerJSON `json:"customers"`
+	Score     float64        `json:"score"`
+	Reasons   []string       `json:"reasons"`
+}
+
+// The global list holds every pair once, by the likeliest reason first,
+// the same in one page or in pages of one; dismissed pairs leave it.
+func TestAllDuplicatesListEachPairOnce(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	sfx := randomSuffix()
+	c := func(body map[string]any) string { return s.createCustomer(body).ID }
+	e1, e2 := c(map[string]any{"email": "a.b" + sfx + "@gmail.com"}), c(map[string]any{"email": "ab" + sfx + "+x@gmail.com"})
+	e3, e4 := c(map[string]any{"email": "cd" + sfx + "@example.com", "phone": "+4930222111"}), c(map[string]any{"email": "cd" + sfx + "+y@example.com", "phone": "+4930222111"})
+	p1, p2 := c(map[string]any{"email": "p1-" + sfx + "@example.com", "phone": "+4930333444"}), c(map[string]any{"email": "p2-" + sfx + "@example.com", "phone": "+4930333444"})
+	place := []any{map[string]any{"first_name": "Ola", "last_name": "Nordmann", "street_address_1": "Storgata 1", "city": "Oslo", "postal_code": "0155", "country": "NO"}}
+	a1 := c(map[string]any{"email": "o1-" + sfx + "@example.com", "first_name": "Ola", "last_name": "Nordmann", "addresses": place})
+	a2 := c(map[string]any{"email": "o2-" + sfx + "@example.com", "first_name": "Ola", "last_name": "Nordman", "addresses": place})
+	k1 := c(map[string]any{"email": "k1-" + sfx + "@example.com", "first_name": "Kari", "last_name": "Hansen", "company_name": "Fjord AS"})
+	k2 := c(map[string]any{"email": "k2-" + sfx + "@example.com", "first_name": "Kari", "last_name": "Hansen", "company_name": "fjord as"})
+	c(map[string]any{"email": "k3-" + sfx + "@example.com", "first_name": "Per", "last_name": "Berg", "company_name": "Fjord AS"}) // a colleague
+
+	key := func(p pairJSON) string { return p.Customers[0].ID + "+" + p.Customers[1].ID }
+	pair := func(a, b string) string {
+		if a > b {
+			a, b = b, a
+		}
+		return a + "+" + b
+	}
+	read := func(query string) []pairJSON {
+		t.Helper()
+		var all []pairJSON
+		cursor := ""
+		for range 50 {
+			q := query
+			if cursor != "" {
+				q += "&cursor=" + cursor
+			}
+			var page struct {
+				Pairs      []pairJSON `json:"pairs"`
+				NextCursor *string    `json:"next_cursor"`
+			}
+			r := request(t, s, http.MethodGet, "/v1/customer-duplicates?"+q, nil, nil)
+			r.expectStatus(t, http.StatusOK)
+			r.decode(t, &page)
+			all = append(all, page.Pairs...)
+			if page.NextCursor == nil {
+				return all
+			}
+			cursor = *page.NextCursor
+		}
+		t.Fatal("more than 50 pages")
+		return nil
+	}
+	whole := read("limit=100")
+	var got []string
+	for _, p := range whole {
+		got = append(got, key(p))
+	}
+	wantOrder := [][]string{{pair(e1, e2), pair(e3, e4)}, {pair(p1, p2)}, {pair(a1, a2)}, {pair(k1, k2)}} // by reason; within one, by key
+	var want []string
+	for _, w := range wantOrder {
+		want = append(want, w...)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("pairs %v, want %v", got, want)
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("pair %s missing from %v", w, got)
+		}
+	}
+	if got[2] != pair(p1, p2) || got[3] != pair(a1, a2) || got[4] != pair(k1, k2) {
+		t.Errorf("order %v: want the email pairs, then the phone's, the address's, the company's", got)
+	}
+	for _, p := range whole {
+		if key(p) == pair(e3, e4) && !slices.Equal(p.Reasons, []string{"email", "phone"}) {
+			t.Errorf("the pair sharing email and phone has reasons %v", p.Reasons)
+		}
+	}
+	var paged []string
+	for _, p := range read("limit=1") {
+		paged = append(paged, key(p))
+	}
+	if !slices.Equal(paged, got) {
+		t.Errorf("in pages of one: %v, want %v", paged, got)
+	}
+	var phones []string
+	for _, p := range read("reason=phone") {
+		phones = append(phones, key(p))
+	}
+	if len(phones) != 2 || !slices.Contains(phones, pair(p1, p2)) || !slices.Contains(phones, pair(e3, e4)) {
+		t.Errorf("reason=phone: %v", phones)
+	}
+	request(t, s, http.MethodPost, "/v1/customer-duplicates/dismissals", map[string]any{"customer_ids": []string{p2, p1}}, nil).expectStatus(t, http.StatusNoContent)
+	for _, p := range read("limit=100") {
+		if key(p) == pair(p1, p2) {
+			t.Error("a dismissed pair is still listed")
+		}
+	}
+	if hi := read("min_score=0.9"); len(hi) != 2 {
+		t.Errorf("min_score=0.9: %d pairs, want the 2 email pairs", len(hi))
+	}
+}

@@ -140,6 +140,7 @@ func (a *API) Routes() []Route {
 		{"POST /v1/customers/{id}/merge", auth.ManageUsers, a.mergeCustomer},
 		{"GET /v1/customers/{id}/merge-preview", auth.ManageUsers, a.mergePreview},
 		{"GET /v1/customers/{id}/duplicates", auth.ManageUsers, a.customerDuplicates},
+		{"GET /v1/customer-duplicates", auth.ManageUsers, a.allDuplicates},
 		{"POST /v1/customer-duplicates/dismissals", auth.ManageUsers, a.dismissDuplicate},
 		{"PUT /v1/customers/{id}/consent/{channel}", auth.ManageUsers, a.setConsent()},
 		{"PATCH /v1/customers/{id}/metadata", auth.ManageUsers, a.updateMetadata(false)},

@@ -146,3 +146,35 @@ func (a *API) dismissDuplicate(w http.ResponseWriter, r *http.Request, p auth.Pr
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// pairResponse is one entry of GET /v1/customer-duplicates.
+type pairResponse struct {
+	Customers [2]customer.StaffView `json:"customers"`
+	Score     float64               `json:"score"`
+	Reasons   []string              `json:"reasons"`
+}
+
+// allDuplicates is GET /v1/customer-duplicates.
+func (a *API) allDuplicates(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	qs := r.URL.Query()
+	limit, cursor, err := pageQuery(qs, "reason", "min_score")
+	if err != nil {
+		return err
+	}
+	in := merge.DuplicatesInput{Reason: qs.Get("reason"), Limit: limit, Cursor: cursor}
+	if v := qs.Get("min_score"); v != "" {
+		if in.MinScore, err = strconv.ParseFloat(v, 64); err != nil {
+			return customer.FieldErr("min_score", customer.CodeInvalid, "min_score is a number between 0 and 1")
+		}
+	}
+	page, err := a.merges.AllDuplicates(r.Context(), in)
+	if err != nil {
+		return err
+	}
+	out := make([]pairResponse, len(page.Pairs))
+	for i, p := range page.Pairs {
+		out[i] = pairResponse{Customers: [2]customer.StaffView{p.A.Staff(), p.B.Staff()}, Score: p.Score, Reasons: p.Reasons}
+	}
+	writePage(w, "pairs", out, page.NextCursor)
+	return nil
+}

@@ -186,3 +186,171 @@ func (s *Service) Dismiss(ctx context.Context, o customer.Origin, in DismissInpu
 	}
 	return s.dups.DismissDuplicate(ctx, ids[0], ids[1], o, s.now())
 }
+
+// DuplicateGroup is customers sharing one key of a reason (an email once
+// folded, a phone, a company, an address's place).
+type DuplicateGroup struct {
+	Key string
+	IDs []uuid.UUID
+}
+
+// GroupStore walks a reason's index for groups, and scores pairs.
+type GroupStore interface {
+	// DuplicateGroups reads up to limit groups of the reason with a key
+	// after after, in key order; each lists at most maxGroup customers.
+	DuplicateGroups(ctx context.Context, reason, after string, limit, maxGroup int) ([]DuplicateGroup, error)
+	// ScorePairs tells for each pair (as[i], bs[i]) what the two share, as
+	// a Candidate (ID the second); a pair dismissed, or with a customer
+	// gone, is left out.
+	ScorePairs(ctx context.Context, as, bs []uuid.UUID) (map[[2]uuid.UUID]Candidate, error)
+	// GetMany reads customers by id; those gone are left out.
+	GetMany(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]customer.Customer, error)
+}
+
+// Pair is two customers that may be one person.
+type Pair struct {
+	A, B    customer.Customer
+	Score   float64
+	Reasons []string
+}
+
+// PairsPage is one page of GET /v1/customer-duplicates.
+type PairsPage struct {
+	Pairs      []Pair
+	NextCursor string
+}
+
+// walkOrder is the order the global list walks the reasons in: the
+// likeliest first.
+var walkOrder = []string{ReasonEmail, ReasonPhone, ReasonNameAndAddress, ReasonNameAndCompany}
+
+// maxGroup bounds the customers of one group a page looks at (a company
+// with thousands of customers).
+const maxGroup = 20
+
+// pairsOrder names the global list's cursor.
+const pairsOrder = "duplicates"
+
+// AllDuplicates lists pairs of customers that may be one person across all
+// customers: the pairs found by the folded email first, then the phone, the
+// address and the company (or those of one reason), each scored as for one
+// customer's duplicates and listed once, under the first reason that finds
+// it. A page ends with a group's last pair, so it can hold a few more than
+// limit; with min_score it can hold fewer, and a cursor still follows.
+func (s *Service) AllDuplicates(ctx context.Context, in DuplicatesInput) (PairsPage, error) {
+	var errs []customer.FieldError
+	if in.Reason != "" && !slices.Contains(Reasons, in.Reason) {
+		errs = append(errs, customer.FieldError{Field: "reason", Code: customer.CodeInvalid, Message: "reason is one of " + strings.Join(Reasons, ", ")})
+	}
+	if in.MinScore < 0 || in.MinScore > 1 {
+		errs = append(errs, customer.FieldError{Field: "min_score", Code: customer.CodeInvalid, Message: "min_score is between 0 and 1"})
+	}
+	limit := cmpOr(in.Limit, customer.DefaultLimit)
+	if limit < 1 || limit > customer.MaxLimit {
+		errs = append(errs, customer.FieldError{Field: "limit", Code: customer.CodeInvalid, Message: "limit is between 1 and 100"})
+	}
+	reasons := walkOrder
+	if in.Reason != "" {
+		reasons = []string{in.Reason}
+	}
+	at, after := 0, ""
+	if in.Cursor != "" {
+		c, ok := customer.DecodeCursor(in.Cursor)
+		if !ok || c.Order != pairsOrder || c.Int < 0 || c.Int >= len(reasons) {
+			errs = append(errs, customer.FieldError{Field: "cursor", Code: customer.CodeInvalid, Message: "cursor is not valid here; start again without it"})
+		} else {
+			at, after = c.Int, c.Text
+		}
+	}
+	if len(errs) > 0 {
+		return PairsPage{}, &customer.ValidationError{Errors: errs}
+	}
+	var page PairsPage
+	for ; at < len(reasons); at, after = at+1, "" {
+		reason := reasons[at]
+		for {
+			groups, err := s.groups.DuplicateGroups(ctx, reason, after, limit, maxGroup)
+			if err != nil {
+				return PairsPage{}, err
+			}
+			// The groups' pairs, scored together; a page takes whole
+			// groups until it holds limit pairs.
+			var as, bs []uuid.UUID
+			for _, g := range groups {
+				for i, a := range g.IDs {
+					for _, b := range g.IDs[i+1:] {
+						as, bs = append(as, a), append(bs, b)
+					}
+				}
+			}
+			scored, err := s.groups.ScorePairs(ctx, as, bs)
+			if err != nil {
+				return PairsPage{}, err
+			}
+			var ids []uuid.UUID
+			var kept []Pair
+			for _, g := range groups {
+				for i, a := range g.IDs {
+					for _, b := range g.IDs[i+1:] {
+						c, ok := scored[[2]uuid.UUID{a, b}]
+						if !ok {
+							continue
+						}
+						sc, rs := score(c)
+						// Listed once: under the first reason walked that finds it.
+						if !slices.Contains(rs, reason) || sc < in.MinScore || slices.ContainsFunc(reasons[:at], func(r string) bool { return slices.Contains(rs, r) }) {
+							continue
+						}
+						kept = append(kept, Pair{A: customer.Customer{ID: a}, B: customer.Customer{ID: b}, Score: sc, Reasons: rs})
+						ids = append(ids, a, b)
+					}
+				}
+				after = g.Key
+				if len(page.Pairs)+len(kept) >= limit {
+					page.NextCursor = customer.Cursor{Order: pairsOrder, ID: g.IDs[0], Int: at, Text: g.Key}.Encode()
+					break
+				}
+			}
+			if kept, err = s.fill(ctx, kept, ids); err != nil {
+				return PairsPage{}, err
+			}
+			page.Pairs = append(page.Pairs, kept...)
+			if page.NextCursor != "" {
+				return page, nil
+			}
+			if len(groups) < limit {
+				break // this reason's index is done
+			}
+		}
+	}
+	return page, nil
+}
+
+// fill reads the pairs' customers; a pair with a customer gone since is
+// dropped.
+func (s *Service) fill(ctx context.Context, pairs []Pair, ids []uuid.UUID) ([]Pair, error) {
+	if len(pairs) == 0 {
+		return pairs, nil
+	}
+	cs, err := s.groups.GetMany(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := pairs[:0]
+	for _, p := range pairs {
+		a, okA := cs[p.A.ID]
+		b, okB := cs[p.B.ID]
+		if okA && okB {
+			p.A, p.B = a, b
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func cmpOr(n, def int) int {
+	if n == 0 {
+		return def
+	}
+	return n
+}

@@ -75,17 +75,19 @@ func (e *SourceNotFoundError) Unwrap() error { return e.Err }
 
 // Service merges customers.
 type Service struct {
-	store Store
-	dups  DuplicateStore
-	now   func() time.Time
+	store  Store
+	dups   DuplicateStore
+	groups GroupStore
+	now    func() time.Time
 }
 
 // NewService returns a Service.
 func NewService[S interface {
 	Store
 	DuplicateStore
+	GroupStore
 }](store S) *Service {
-	return &Service{store: store, dups: store, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+	return &Service{store: store, dups: store, groups: store, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
 
 // Preview is what a merge would do, written nowhere.

@@ -255,3 +255,96 @@ func (s *Store) DismissDuplicate(ctx context.Context, a, b uuid.UUID, o customer
 	}
 	return nil
 }
+
+// DuplicateGroups walks a reason's index for groups of customers sharing a
+// key, after the key after.
+func (s *Store) DuplicateGroups(ctx context.Context, reason, after string, limit, maxGroup int) ([]merge.DuplicateGroup, error) {
+	type row struct {
+		key string
+		ids []uuid.UUID
+	}
+	var rows []row
+	var err error
+	lim, per := int32(limit), int32(maxGroup)
+	switch reason {
+	case merge.ReasonEmail:
+		var rs []gen.DuplicateGroupsByEmailRow
+		rs, err = s.q.DuplicateGroupsByEmail(ctx, gen.DuplicateGroupsByEmailParams{After: after, RowLimit: lim, GroupLimit: per})
+		for _, r := range rs {
+			rows = append(rows, row{r.Key, r.Ids})
+		}
+	case merge.ReasonPhone:
+		var rs []gen.DuplicateGroupsByPhoneRow
+		rs, err = s.q.DuplicateGroupsByPhone(ctx, gen.DuplicateGroupsByPhoneParams{After: after, RowLimit: lim, GroupLimit: per})
+		for _, r := range rs {
+			rows = append(rows, row{r.Key, r.Ids})
+		}
+	case merge.ReasonNameAndCompany:
+		var rs []gen.DuplicateGroupsByCompanyRow
+		rs, err = s.q.DuplicateGroupsByCompany(ctx, gen.DuplicateGroupsByCompanyParams{After: after, RowLimit: lim, GroupLimit: per})
+		for _, r := range rs {
+			rows = append(rows, row{r.Key, r.Ids})
+		}
+	case merge.ReasonNameAndAddress:
+		var rs []gen.DuplicateGroupsByAddressRow
+		rs, err = s.q.DuplicateGroupsByAddress(ctx, gen.DuplicateGroupsByAddressParams{After: after, RowLimit: lim, GroupLimit: per})
+		for _, r := range rs {
+			rows = append(rows, row{r.Key, r.Ids})
+		}
+	default:
+		return nil, fmt.Errorf("store: duplicates: no reason %q", reason)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: duplicate groups (%s): %w", reason, err)
+	}
+	out := make([]merge.DuplicateGroup, len(rows))
+	for i, r := range rows {
+		out[i] = merge.DuplicateGroup{Key: r.key, IDs: customer.SortIDs(r.ids)}
+	}
+	return out, nil
+}
+
+// ScorePairs tells what each pair shares.
+func (s *Store) ScorePairs(ctx context.Context, as, bs []uuid.UUID) (map[[2]uuid.UUID]merge.Candidate, error) {
+	out := map[[2]uuid.UUID]merge.Candidate{}
+	if len(as) == 0 {
+		return out, nil
+	}
+	rows, err := s.q.ScorePairs(ctx, gen.ScorePairsParams{As: as, Bs: bs})
+	if err != nil {
+		return nil, fmt.Errorf("store: score pairs: %w", err)
+	}
+	for _, r := range rows {
+		if r.Dismissed {
+			continue
+		}
+		c := merge.Candidate{ID: r.B, NameSimilarity: r.NameSimilarity}
+		for _, f := range []struct {
+			ok     bool
+			reason string
+		}{{r.SameEmail, merge.ReasonEmail}, {r.SamePhone, merge.ReasonPhone}, {r.SameCompany, merge.ReasonNameAndCompany}, {r.SameAddress, merge.ReasonNameAndAddress}} {
+			if f.ok {
+				c.Reasons = append(c.Reasons, f.reason)
+			}
+		}
+		out[[2]uuid.UUID{r.A, r.B}] = c
+	}
+	return out, nil
+}
+
+// GetMany reads customers by id.
+func (s *Store) GetMany(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]customer.Customer, error) {
+	rows, err := s.q.GetCustomersByIDs(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: customers: %w", err)
+	}
+	out := make(map[uuid.UUID]customer.Customer, len(rows))
+	for _, r := range rows {
+		c, err := fromRow(r)
+		if err != nil {
+			return nil, err
+		}
+		out[c.ID] = c
+	}
+	return out, nil
+}
