@@ -12,6 +12,62 @@ import (
 	"github.com/google/uuid"
 )
 
+const getCustomerByMergedEmail = `-- name: GetCustomerByMergedEmail :one
+SELECT c.id, c.email, c.first_name, c.last_name, c.company_name, c.phone, c.note, c.is_active, c.language_code, c.external_reference, c.metadata, c.private_metadata, c.has_account, c.is_verified, c.version, c.created_at, c.updated_at, c.search_text, c.default_shipping_address_id, c.default_billing_address_id, c.group_ids, c.password_hash, c.number_of_orders, c.last_order_at, c.first_order_at, c.is_anonymized, c.email_consent_state, c.email_consent_opt_in_level, c.email_consent_updated_at, c.email_consent_collected_from, c.sms_consent_state, c.sms_consent_opt_in_level, c.sms_consent_updated_at, c.sms_consent_collected_from FROM merged_customers m JOIN customers c ON c.id = m.target_id
+WHERE m.email = $1 AND (m.email_verified OR NOT $2::boolean)
+ORDER BY m.merged_at DESC
+LIMIT 1
+`
+
+type GetCustomerByMergedEmailParams struct {
+	Email        *string
+	OnlyVerified bool
+}
+
+// The customer an email lives on in: the target of the newest merge of a
+// customer that had it (verified, when only_verified).
+func (q *Queries) GetCustomerByMergedEmail(ctx context.Context, arg GetCustomerByMergedEmailParams) (Customer, error) {
+	row := q.db.QueryRow(ctx, getCustomerByMergedEmail, arg.Email, arg.OnlyVerified)
+	var i Customer
+	err := row.Scan(
+		&i.ID,
+		&i.Email,
+		&i.FirstName,
+		&i.LastName,
+		&i.CompanyName,
+		&i.Phone,
+		&i.Note,
+		&i.IsActive,
+		&i.LanguageCode,
+		&i.ExternalReference,
+		&i.Metadata,
+		&i.PrivateMetadata,
+		&i.HasAccount,
+		&i.IsVerified,
+		&i.Version,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.SearchText,
+		&i.DefaultShippingAddressID,
+		&i.DefaultBillingAddressID,
+		&i.GroupIds,
+		&i.PasswordHash,
+		&i.NumberOfOrders,
+		&i.LastOrderAt,
+		&i.FirstOrderAt,
+		&i.IsAnonymized,
+		&i.EmailConsentState,
+		&i.EmailConsentOptInLevel,
+		&i.EmailConsentUpdatedAt,
+		&i.EmailConsentCollectedFrom,
+		&i.SmsConsentState,
+		&i.SmsConsentOptInLevel,
+		&i.SmsConsentUpdatedAt,
+		&i.SmsConsentCollectedFrom,
+	)
+	return i, err
+}
+
 const mergedInto = `-- name: MergedInto :one
 SELECT target_id FROM merged_customers WHERE merged_id = $1
 `
@@ -117,19 +173,28 @@ const recordMerge = `-- name: RecordMerge :exec
 WITH followed AS (
     UPDATE merged_customers SET target_id = $2 WHERE target_id = $1
 )
-INSERT INTO merged_customers (merged_id, target_id, merged_at) VALUES ($1, $2, $3)
+INSERT INTO merged_customers (merged_id, target_id, merged_at, email, email_verified)
+VALUES ($1, $2, $3, $4, $5)
 `
 
 type RecordMergeParams struct {
-	SourceID uuid.UUID
-	TargetID uuid.UUID
-	MergedAt time.Time
+	SourceID      uuid.UUID
+	TargetID      uuid.UUID
+	MergedAt      time.Time
+	Email         *string
+	EmailVerified bool
 }
 
 // The source now lives on in the target, and so do the ids merged into the
 // source before.
 func (q *Queries) RecordMerge(ctx context.Context, arg RecordMergeParams) error {
-	_, err := q.db.Exec(ctx, recordMerge, arg.SourceID, arg.TargetID, arg.MergedAt)
+	_, err := q.db.Exec(ctx, recordMerge,
+		arg.SourceID,
+		arg.TargetID,
+		arg.MergedAt,
+		arg.Email,
+		arg.EmailVerified,
+	)
 	return err
 }
 
@@ -147,4 +212,29 @@ func (q *Queries) TryMergeLock(ctx context.Context, customerID string) (bool, er
 	var pg_try_advisory_xact_lock bool
 	err := row.Scan(&pg_try_advisory_xact_lock)
 	return pg_try_advisory_xact_lock, err
+}
+
+const verifiedMergedEmails = `-- name: VerifiedMergedEmails :many
+SELECT email::text FROM merged_customers WHERE target_id = $1 AND email IS NOT NULL AND email_verified
+`
+
+// The verified emails of the customers merged into this one.
+func (q *Queries) VerifiedMergedEmails(ctx context.Context, targetID uuid.UUID) ([]string, error) {
+	rows, err := q.db.Query(ctx, verifiedMergedEmails, targetID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var email string
+		if err := rows.Scan(&email); err != nil {
+			return nil, err
+		}
+		items = append(items, email)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -225,9 +225,11 @@ type LoginFailure struct {
 }
 
 type MergedCustomer struct {
-	MergedID uuid.UUID
-	TargetID uuid.UUID
-	MergedAt time.Time
+	MergedID      uuid.UUID
+	TargetID      uuid.UUID
+	MergedAt      time.Time
+	Email         *string
+	EmailVerified bool
 }
 
 type NotifierDelivery struct {

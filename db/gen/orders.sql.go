@@ -130,14 +130,14 @@ func (q *Queries) InsertOrder(ctx context.Context, arg InsertOrderParams) (uuid.
 const linkGuestOrders = `-- name: LinkGuestOrders :many
 UPDATE orders
 SET customer_id = $1, version = version + 1, updated_at = $2
-WHERE customer_id IS NULL AND email = $3
+WHERE customer_id IS NULL AND email = ANY($3::text[])
 RETURNING id, number, email, customer_id, channel, total::text AS total, currency, status, placed_at, metadata, version, created_at, updated_at
 `
 
 type LinkGuestOrdersParams struct {
 	CustomerID *uuid.UUID
 	Now        time.Time
-	Email      string
+	Emails     []string
 }
 
 type LinkGuestOrdersRow struct {
@@ -156,10 +156,10 @@ type LinkGuestOrdersRow struct {
 	UpdatedAt  time.Time
 }
 
-// Attaches every guest order with this (normalised) email to the customer
-// and returns them as they are now: each gets its own order.linked.
+// Attaches every guest order with one of these (normalised) emails to the
+// customer and returns them as they are now: each gets its own order.linked.
 func (q *Queries) LinkGuestOrders(ctx context.Context, arg LinkGuestOrdersParams) ([]LinkGuestOrdersRow, error) {
-	rows, err := q.db.Query(ctx, linkGuestOrders, arg.CustomerID, arg.Now, arg.Email)
+	rows, err := q.db.Query(ctx, linkGuestOrders, arg.CustomerID, arg.Now, arg.Emails)
 	if err != nil {
 		return nil, err
 	}

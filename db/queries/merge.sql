@@ -36,7 +36,20 @@ UPDATE processed_commands SET customer_id = sqlc.arg(target_id) WHERE customer_i
 WITH followed AS (
     UPDATE merged_customers SET target_id = sqlc.arg(target_id) WHERE target_id = sqlc.arg(source_id)
 )
-INSERT INTO merged_customers (merged_id, target_id, merged_at) VALUES (sqlc.arg(source_id), sqlc.arg(target_id), sqlc.arg(merged_at));
+INSERT INTO merged_customers (merged_id, target_id, merged_at, email, email_verified)
+VALUES (sqlc.arg(source_id), sqlc.arg(target_id), sqlc.arg(merged_at), sqlc.narg(email), sqlc.arg(email_verified));
 
 -- name: MergedInto :one
 SELECT target_id FROM merged_customers WHERE merged_id = $1;
+
+-- name: GetCustomerByMergedEmail :one
+-- The customer an email lives on in: the target of the newest merge of a
+-- customer that had it (verified, when only_verified).
+SELECT c.* FROM merged_customers m JOIN customers c ON c.id = m.target_id
+WHERE m.email = sqlc.arg(email) AND (m.email_verified OR NOT sqlc.arg(only_verified)::boolean)
+ORDER BY m.merged_at DESC
+LIMIT 1;
+
+-- name: VerifiedMergedEmails :many
+-- The verified emails of the customers merged into this one.
+SELECT email::text FROM merged_customers WHERE target_id = $1 AND email IS NOT NULL AND email_verified;

@@ -37,9 +37,9 @@ SET number_of_orders = (SELECT count(*) FROM orders o WHERE o.customer_id = c.id
 WHERE c.id = $1;
 
 -- name: LinkGuestOrders :many
--- Attaches every guest order with this (normalised) email to the customer
--- and returns them as they are now: each gets its own order.linked.
+-- Attaches every guest order with one of these (normalised) emails to the
+-- customer and returns them as they are now: each gets its own order.linked.
 UPDATE orders
 SET customer_id = sqlc.arg(customer_id), version = version + 1, updated_at = sqlc.arg(now)
-WHERE customer_id IS NULL AND email = sqlc.arg(email)
+WHERE customer_id IS NULL AND email = ANY(sqlc.arg(emails)::text[])
 RETURNING id, number, email, customer_id, channel, total::text AS total, currency, status, placed_at, metadata, version, created_at, updated_at;

@@ -267,3 +267,39 @@ func TestMergeAsABusCommand(t *testing.T) {
 	}
 	t.Error("no command.rejected for the command to the merged id")
 }
+
+// The source's email, when the target did not take it, still leads to the
+// target: a login with it (and the source's password, which the target
+// took) reaches the target, and a guest order placed with it later is
+// linked to the target.
+func TestAMergedEmailLeadsToTheTarget(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runLinker()
+	target := s.createCustomer(map[string]any{"email": "keep-" + randomSuffix() + "@example.com", "first_name": "Kim"})
+	src := s.newShopper() // verified, with a password
+	request(t, s, http.MethodPost, "/v1/customers/"+target.ID+"/merge", map[string]any{"source_id": src.ID}, nil).expectStatus(t, http.StatusOK)
+
+	if sess := s.login(src.Email, src.Password); sess.Customer.ID != target.ID {
+		t.Errorf("a login with the merged email reaches %s, want the target", sess.Customer.ID)
+	}
+	later := orderBody(nil, time.Now())
+	later["email"] = src.Email
+	o := s.recordOrder(later)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var got orderJSON
+		var page struct{ Orders []orderJSON }
+		s.do(http.MethodGet, "/v1/customers/"+target.ID+"/orders", nil, &page)
+		for _, x := range page.Orders {
+			if x.ID == o.ID {
+				got = x
+			}
+		}
+		if got.ID != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the guest order placed with the merged email was not linked to the target")
+		}
+	}
+}

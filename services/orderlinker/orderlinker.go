@@ -130,6 +130,10 @@ func (l *Linker) apply(ctx context.Context, e cloudevents.Event) error {
 		}
 		c, err := l.q.GetCustomerByEmail(ctx, o.Email)
 		if errors.Is(err, pgx.ErrNoRows) {
+			// Or the email of a verified customer merged into another.
+			c, err = l.q.GetCustomerByMergedEmail(ctx, gen.GetCustomerByMergedEmailParams{Email: &o.Email, OnlyVerified: true})
+		}
+		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // a guest without an account
 		}
 		if err != nil {
@@ -144,8 +148,9 @@ func (l *Linker) apply(ctx context.Context, e cloudevents.Event) error {
 	return l.Link(ctx, id, e)
 }
 
-// Link attaches every guest order carrying the customer's email to it, if
-// its email is verified, and emits one order.linked per order, about the
+// Link attaches every guest order carrying the customer's email (or the
+// verified email of a customer merged into it) to it, if its email is
+// verified, and emits one order.linked per order, about the
 // order (subject, and its new version as sequence) with causationid = the
 // event that caused it; linking is no change of the customer, whose
 // version stays. The customer row is locked, so a concurrent email change
@@ -162,7 +167,12 @@ func (l *Linker) Link(ctx context.Context, customerID uuid.UUID, cause cloudeven
 		}
 		c := rows[0]
 		now := time.Now().UTC().Truncate(time.Microsecond)
-		linked, err := q.LinkGuestOrders(ctx, gen.LinkGuestOrdersParams{CustomerID: &c.ID, Email: c.Email, Now: now})
+		// Its email, and the verified ones of the customers merged into it.
+		merged, err := q.VerifiedMergedEmails(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		linked, err := q.LinkGuestOrders(ctx, gen.LinkGuestOrdersParams{CustomerID: &c.ID, Emails: append(merged, c.Email), Now: now})
 		if err != nil || len(linked) == 0 {
 			return err
 		}

@@ -287,7 +287,7 @@ func (s *Service) RequestPasswordReset(ctx context.Context, o Origin, in Passwor
 	if err := r.err(); err != nil {
 		return err
 	}
-	c, err := s.store.GetByEmail(ctx, email)
+	c, err := s.accountByEmail(ctx, email) // the link goes to the account's own email
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}

@@ -142,6 +142,9 @@ type Store interface {
 	UseToken(ctx context.Context, hash []byte, fn func(current Customer, t Token) (*Mutation, error)) (Customer, error)
 	// GetByEmail reads the customer with this (normalised) email.
 	GetByEmail(ctx context.Context, email string) (Customer, error)
+	// GetByMergedEmail reads the customer that a merged customer's email
+	// (one its target did not take) lives on in.
+	GetByMergedEmail(ctx context.Context, email string) (Customer, error)
 	// GetByExternalReference reads the customer with this external reference.
 	GetByExternalReference(ctx context.Context, ref string) (Customer, error)
 	// CreateMany inserts new customers with their addresses and events, all

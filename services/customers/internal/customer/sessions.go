@@ -271,7 +271,7 @@ func (s *Service) checkPassword(ctx context.Context, email, pw, client string) (
 		}
 	}
 	hash := dummyHash()
-	c, err := s.store.GetByEmail(ctx, email)
+	c, err := s.accountByEmail(ctx, email)
 	switch {
 	case err == nil && c.PasswordHash != "":
 		hash = c.PasswordHash
@@ -294,6 +294,16 @@ func (s *Service) checkPassword(ctx context.Context, email, pw, client string) (
 		return Customer{}, fmt.Errorf("login: %w", err)
 	}
 	return c, nil
+}
+
+// accountByEmail reads the account an email logs into: its customer's, or
+// the one a customer with that email was merged into.
+func (s *Service) accountByEmail(ctx context.Context, email string) (Customer, error) {
+	c, err := s.store.GetByEmail(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		return s.store.GetByMergedEmail(ctx, email)
+	}
+	return c, err
 }
 
 // loginKey counts the failed logins with an email.

@@ -190,7 +190,13 @@ func writeMerge(ctx context.Context, q *gen.Queries, p merge.Parties, plan *merg
 	if _, err := q.DeleteCustomers(ctx, []uuid.UUID{src}); err != nil {
 		return mapError(err)
 	}
-	if err := q.RecordMerge(ctx, gen.RecordMergeParams{SourceID: src, TargetID: t, MergedAt: time.Now()}); err != nil {
+	// The source's email lives on as the target's, when the target did not
+	// take it (logins, and guest orders when it was verified).
+	var email *string
+	if plan.Target.Customer.Email != p.Source.Email {
+		email = &p.Source.Email
+	}
+	if err := q.RecordMerge(ctx, gen.RecordMergeParams{SourceID: src, TargetID: t, MergedAt: time.Now(), Email: email, EmailVerified: p.Source.IsVerified}); err != nil {
 		return fmt.Errorf("store: merge: record: %w", err)
 	}
 	for i, gm := range plan.Groups {
@@ -347,4 +353,14 @@ func (s *Store) GetMany(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]cus
 		out[c.ID] = c
 	}
 	return out, nil
+}
+
+// GetByMergedEmail reads the customer that a merged customer's email lives
+// on in.
+func (s *Store) GetByMergedEmail(ctx context.Context, email string) (customer.Customer, error) {
+	row, err := s.q.GetCustomerByMergedEmail(ctx, gen.GetCustomerByMergedEmailParams{Email: &email})
+	if err != nil {
+		return customer.Customer{}, mapError(err)
+	}
+	return fromRow(row)
 }
