@@ -22,7 +22,7 @@ run: ## the whole system in one process (embedded NATS, local PostgreSQL)
 test: ## every test, on real PostgreSQL and real NATS
 	TEST_DATABASE_URL="$$($(PG) postgres)" go test $(GOTESTFLAGS) ./...
 
-bench: ## the benchmarks: HTTP create and bus command rates against a plain pgx baseline, import and export of 1M customers against plain COPY, search latency on 1M customers; erasure, data export and history on 1M imported customers with BENCHFLAGS="-cases privacy" (BENCHFLAGS="-cases import" etc.)
+bench: ## the benchmarks: HTTP create and bus command rates against a plain pgx baseline, import and export of 1M customers against plain COPY, search latency on 1M customers; erasure, data export and history on 1M imported customers with BENCHFLAGS="-cases privacy", duplicate finding on 1M with "-cases duplicates" (BENCHFLAGS="-cases import" etc.)
 	BENCH_DATABASE_URL="$$($(PG) postgres)" go run ./cmd/bench $(BENCHFLAGS)
 
 generate: tools ## regenerate the sqlc code in db/gen

@@ -55,10 +55,15 @@ WITH me AS (
     SELECT c.id, 'name_and_company'
     FROM me JOIN customers c ON lower(c.company_name) = lower(me.company_name)
     WHERE me.company_name <> '' AND c.company_name <> '' AND c.id <> me.id
+      AND similarity(lower(c.first_name || ' ' || c.last_name), lower(me.first_name || ' ' || me.last_name)) >= 0.5
     UNION ALL
-    SELECT a.customer_id, 'name_and_address'
-    FROM places p JOIN customer_addresses a ON a.postal_code = p.postal_code AND lower(a.street_address_1) = p.street
-    WHERE a.street_address_1 <> '' AND a.customer_id <> $2
+    SELECT c.id, 'name_and_address'
+    FROM places p
+    JOIN customer_addresses a ON a.postal_code = p.postal_code AND lower(a.street_address_1) = p.street
+    JOIN customers c ON c.id = a.customer_id
+    CROSS JOIN me
+    WHERE a.street_address_1 <> '' AND c.id <> me.id
+      AND similarity(lower(c.first_name || ' ' || c.last_name), lower(me.first_name || ' ' || me.last_name)) >= 0.5
 )
 SELECT c.id, array_agg(DISTINCT f.reason)::text[] AS reasons,
        similarity(lower(c.first_name || ' ' || c.last_name), lower(me.first_name || ' ' || me.last_name))::float8 AS name_similarity
@@ -84,7 +89,9 @@ type DuplicateCandidatesRow struct {
 
 // The customers that may be the same person as this one, each with the
 // reasons found and how alike the names are; dismissed pairs left out.
-// Each reason looks candidates up through its own index.
+// Each reason looks candidates up through its own index; the name-based
+// ones keep only names alike (trigram similarity >= 0.5) before anything
+// else, so a company with thousands of customers costs one pass over them.
 func (q *Queries) DuplicateCandidates(ctx context.Context, arg DuplicateCandidatesParams) ([]DuplicateCandidatesRow, error) {
 	rows, err := q.db.Query(ctx, duplicateCandidates, arg.RowLimit, arg.ID)
 	if err != nil {
