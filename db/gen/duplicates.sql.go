@@ -52,6 +52,10 @@ WITH me AS (
     FROM me JOIN customers c ON c.phone = me.phone
     WHERE me.phone IS NOT NULL AND c.id <> me.id
     UNION ALL
+    SELECT c.id, 'metadata_reference'
+    FROM me JOIN customers c ON c.metadata ->> 'external_reference' = me.metadata ->> 'external_reference'
+    WHERE me.metadata ? 'external_reference' AND c.metadata ? 'external_reference' AND c.id <> me.id
+    UNION ALL
     SELECT c.id, 'name_and_company'
     FROM me JOIN customers c ON lower(c.company_name) = lower(me.company_name)
     WHERE me.company_name <> '' AND c.company_name <> '' AND c.id <> me.id
@@ -279,6 +283,46 @@ func (q *Queries) DuplicateGroupsByPhone(ctx context.Context, arg DuplicateGroup
 	return items, nil
 }
 
+const duplicateGroupsByReference = `-- name: DuplicateGroupsByReference :many
+SELECT (metadata ->> 'external_reference')::text AS key, (array_agg(id ORDER BY id))[1:$1::int]::uuid[] AS ids
+FROM customers
+WHERE metadata ? 'external_reference' AND metadata ->> 'external_reference' > $2::text
+GROUP BY 1 HAVING count(*) > 1
+ORDER BY 1
+LIMIT $3
+`
+
+type DuplicateGroupsByReferenceParams struct {
+	GroupLimit int32
+	After      string
+	RowLimit   int32
+}
+
+type DuplicateGroupsByReferenceRow struct {
+	Key string
+	Ids []uuid.UUID
+}
+
+func (q *Queries) DuplicateGroupsByReference(ctx context.Context, arg DuplicateGroupsByReferenceParams) ([]DuplicateGroupsByReferenceRow, error) {
+	rows, err := q.db.Query(ctx, duplicateGroupsByReference, arg.GroupLimit, arg.After, arg.RowLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DuplicateGroupsByReferenceRow
+	for rows.Next() {
+		var i DuplicateGroupsByReferenceRow
+		if err := rows.Scan(&i.Key, &i.Ids); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const getCustomersByIDs = `-- name: GetCustomersByIDs :many
 SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from FROM customers WHERE id = ANY($1::uuid[])
 `
@@ -342,6 +386,7 @@ const scorePairs = `-- name: ScorePairs :many
 SELECT p.a::uuid AS a, p.b::uuid AS b,
        customer_email_folded(ca.email) = customer_email_folded(cb.email) AS same_email,
        coalesce(ca.phone = cb.phone, false)::boolean AS same_phone,
+       coalesce(ca.metadata ->> 'external_reference' = cb.metadata ->> 'external_reference', false)::boolean AS same_reference,
        (ca.company_name <> '' AND lower(ca.company_name) = lower(cb.company_name))::boolean AS same_company,
        EXISTS (
            SELECT 1 FROM customer_addresses x
@@ -364,6 +409,7 @@ type ScorePairsRow struct {
 	B              uuid.UUID
 	SameEmail      bool
 	SamePhone      bool
+	SameReference  bool
 	SameCompany    bool
 	SameAddress    bool
 	NameSimilarity float64
@@ -386,6 +432,7 @@ func (q *Queries) ScorePairs(ctx context.Context, arg ScorePairsParams) ([]Score
 			&i.B,
 			&i.SameEmail,
 			&i.SamePhone,
+			&i.SameReference,
 			&i.SameCompany,
 			&i.SameAddress,
 			&i.NameSimilarity,

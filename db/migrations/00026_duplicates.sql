@@ -20,6 +20,10 @@ CREATE INDEX customers_phone_idx ON customers (phone) WHERE phone IS NOT NULL;
 CREATE INDEX customers_company_idx ON customers (lower(company_name)) WHERE company_name <> '';
 CREATE INDEX customer_addresses_place_idx ON customer_addresses (postal_code, lower(street_address_1))
     WHERE street_address_1 <> '';
+-- The reference another system gave the customer, kept in its metadata
+-- (key external_reference) by an import or an integrator.
+CREATE INDEX customers_metadata_reference_idx ON customers ((metadata ->> 'external_reference'))
+    WHERE metadata ? 'external_reference';
 
 -- Pairs staff said are not duplicates: never suggested again. a < b.
 CREATE TABLE duplicate_dismissals (
@@ -35,6 +39,7 @@ CREATE INDEX duplicate_dismissals_b_idx ON duplicate_dismissals (b);
 
 -- +goose Down
 DROP TABLE duplicate_dismissals;
+DROP INDEX customers_metadata_reference_idx;
 DROP INDEX customer_addresses_place_idx;
 DROP INDEX customers_company_idx;
 DROP INDEX customers_phone_idx;

@@ -18,6 +18,10 @@ WITH me AS (
     FROM me JOIN customers c ON c.phone = me.phone
     WHERE me.phone IS NOT NULL AND c.id <> me.id
     UNION ALL
+    SELECT c.id, 'metadata_reference'
+    FROM me JOIN customers c ON c.metadata ->> 'external_reference' = me.metadata ->> 'external_reference'
+    WHERE me.metadata ? 'external_reference' AND c.metadata ? 'external_reference' AND c.id <> me.id
+    UNION ALL
     SELECT c.id, 'name_and_company'
     FROM me JOIN customers c ON lower(c.company_name) = lower(me.company_name)
     WHERE me.company_name <> '' AND c.company_name <> '' AND c.id <> me.id
@@ -66,6 +70,14 @@ GROUP BY 1 HAVING count(*) > 1
 ORDER BY 1
 LIMIT sqlc.arg(row_limit);
 
+-- name: DuplicateGroupsByReference :many
+SELECT (metadata ->> 'external_reference')::text AS key, (array_agg(id ORDER BY id))[1:sqlc.arg(group_limit)::int]::uuid[] AS ids
+FROM customers
+WHERE metadata ? 'external_reference' AND metadata ->> 'external_reference' > sqlc.arg(after)::text
+GROUP BY 1 HAVING count(*) > 1
+ORDER BY 1
+LIMIT sqlc.arg(row_limit);
+
 -- name: DuplicateGroupsByCompany :many
 SELECT lower(company_name)::text AS key, (array_agg(id ORDER BY id))[1:sqlc.arg(group_limit)::int]::uuid[] AS ids
 FROM customers
@@ -91,6 +103,7 @@ LIMIT sqlc.arg(row_limit);
 SELECT p.a::uuid AS a, p.b::uuid AS b,
        customer_email_folded(ca.email) = customer_email_folded(cb.email) AS same_email,
        coalesce(ca.phone = cb.phone, false)::boolean AS same_phone,
+       coalesce(ca.metadata ->> 'external_reference' = cb.metadata ->> 'external_reference', false)::boolean AS same_reference,
        (ca.company_name <> '' AND lower(ca.company_name) = lower(cb.company_name))::boolean AS same_company,
        EXISTS (
            SELECT 1 FROM customer_addresses x

@@ -25,7 +25,9 @@ func TestDuplicatesAreFoundScoredAndDismissed(t *testing.T) {
 			"city": "Berlin", "postal_code": "10115", "country": "DE"}}
 	}
 	me := s.createCustomer(map[string]any{"email": "Dana.Smith" + sfx + "@gmail.com", "first_name": "Dana", "last_name": "Smith",
-		"phone": "+4930111" + sfx[:3], "company_name": "Acme " + sfx, "addresses": addr("Lindenweg 5 " + sfx)})
+		"phone": "+4930111" + sfx[:3], "company_name": "Acme " + sfx, "addresses": addr("Lindenweg 5 " + sfx),
+		"metadata": map[string]string{"external_reference": "crm-" + sfx}})
+	byReference := s.createCustomer(map[string]any{"email": "shop-" + sfx + "@example.com", "metadata": map[string]string{"external_reference": "crm-" + sfx}})
 	byEmail := s.createCustomer(map[string]any{"email": "danasmith" + sfx + "+promo@googlemail.com"})
 	byPhone := s.createCustomer(map[string]any{"email": "other-" + sfx + "@example.com", "phone": "+4930111" + sfx[:3]})
 	byCompany := s.createCustomer(map[string]any{"email": "d.smith-" + sfx + "@example.com", "first_name": "Dana", "last_name": "Smith", "company_name": "ACME " + sfx})
@@ -47,6 +49,7 @@ func TestDuplicatesAreFoundScoredAndDismissed(t *testing.T) {
 	all, _ := list("")
 	want := map[string][]string{
 		byEmail.ID: {"email"}, byPhone.ID: {"phone"}, byCompany.ID: {"name_and_company"}, byAddress.ID: {"name_and_address"},
+		byReference.ID: {"metadata_reference"},
 	}
 	if len(all) != len(want) {
 		t.Fatalf("%d duplicates, want %d: %+v", len(all), len(want), all)
@@ -59,23 +62,23 @@ func TestDuplicatesAreFoundScoredAndDismissed(t *testing.T) {
 			t.Errorf("duplicate %d scores %v, more than the one before (%v)", i, d.Score, all[i-1].Score)
 		}
 	}
-	if all[0].Customer.ID != byEmail.ID || all[1].Customer.ID != byPhone.ID {
-		t.Errorf("the likeliest are %v, %v; want the folded email's, then the phone's", all[0].Reasons, all[1].Reasons)
+	if all[0].Customer.ID != byEmail.ID || all[1].Customer.ID != byReference.ID || all[2].Customer.ID != byPhone.ID {
+		t.Errorf("the likeliest are %v, %v, %v; want the folded email's, the reference's, the phone's", all[0].Reasons, all[1].Reasons, all[2].Reasons)
 	}
 
 	// Filters and pages.
 	if got, _ := list("?reason=phone"); len(got) != 1 || got[0].Customer.ID != byPhone.ID {
 		t.Errorf("reason=phone: %+v", got)
 	}
-	if got, _ := list("?min_score=0.9"); len(got) != 1 || got[0].Customer.ID != byEmail.ID {
-		t.Errorf("min_score=0.9: %+v, want the folded email's alone", got)
+	if got, _ := list("?min_score=0.9"); len(got) != 2 || got[0].Customer.ID != byEmail.ID {
+		t.Errorf("min_score=0.9: %+v, want the folded email's and the reference's", got)
 	}
 	first, next := list("?limit=3")
 	if len(first) != 3 || next == nil {
 		t.Fatalf("limit=3: %d and cursor %v", len(first), next)
 	}
 	rest, last := list("?limit=3&cursor=" + *next)
-	if got := append(first, rest...); len(got) != 4 || last != nil || got[3].Customer.ID != all[3].Customer.ID {
+	if got := append(first, rest...); len(got) != 5 || last != nil || got[4].Customer.ID != all[4].Customer.ID {
 		t.Errorf("pages of 3 read %+v", got)
 	}
 	request(t, s, http.MethodGet, "/v1/customers/"+me.ID+"/duplicates?reason=shoe_size", nil, nil).expectProblem(t, http.StatusBadRequest, "reason", "invalid")
@@ -95,8 +98,8 @@ func TestDuplicatesAreFoundScoredAndDismissed(t *testing.T) {
 			t.Errorf("after the dismissal and the merge, %s is still suggested", d.Customer.ID)
 		}
 	}
-	if len(after) != 2 {
-		t.Errorf("after the dismissal and the merge: %+v, want the company's and the address's", after)
+	if len(after) != 3 {
+		t.Errorf("after the dismissal and the merge: %+v, want the reference's, the company's and the address's", after)
 	}
 	request(t, s, http.MethodGet, "/v1/customers/"+byEmail.ID+"/duplicates", nil, nil).expectProblem(t, http.StatusNotFound, "id", "merged")
 }
@@ -118,6 +121,8 @@ func TestAllDuplicatesListEachPairOnce(t *testing.T) {
 	e1, e2 := c(map[string]any{"email": "a.b" + sfx + "@gmail.com"}), c(map[string]any{"email": "ab" + sfx + "+x@gmail.com"})
 	e3, e4 := c(map[string]any{"email": "cd" + sfx + "@example.com", "phone": "+4930222111"}), c(map[string]any{"email": "cd" + sfx + "+y@example.com", "phone": "+4930222111"})
 	p1, p2 := c(map[string]any{"email": "p1-" + sfx + "@example.com", "phone": "+4930333444"}), c(map[string]any{"email": "p2-" + sfx + "@example.com", "phone": "+4930333444"})
+	ref := map[string]string{"external_reference": "erp-" + sfx}
+	r1, r2 := c(map[string]any{"email": "r1-" + sfx + "@example.com", "metadata": ref}), c(map[string]any{"email": "r2-" + sfx + "@example.com", "metadata": ref})
 	place := []any{map[string]any{"first_name": "Ola", "last_name": "Nordmann", "street_address_1": "Storgata 1", "city": "Oslo", "postal_code": "0155", "country": "NO"}}
 	a1 := c(map[string]any{"email": "o1-" + sfx + "@example.com", "first_name": "Ola", "last_name": "Nordmann", "addresses": place})
 	a2 := c(map[string]any{"email": "o2-" + sfx + "@example.com", "first_name": "Ola", "last_name": "Nordman", "addresses": place})
@@ -162,7 +167,7 @@ func TestAllDuplicatesListEachPairOnce(t *testing.T) {
 	for _, p := range whole {
 		got = append(got, key(p))
 	}
-	wantOrder := [][]string{{pair(e1, e2), pair(e3, e4)}, {pair(p1, p2)}, {pair(a1, a2)}, {pair(k1, k2)}} // by reason; within one, by key
+	wantOrder := [][]string{{pair(e1, e2), pair(e3, e4)}, {pair(r1, r2)}, {pair(p1, p2)}, {pair(a1, a2)}, {pair(k1, k2)}} // by reason; within one, by key
 	var want []string
 	for _, w := range wantOrder {
 		want = append(want, w...)
@@ -175,8 +180,8 @@ func TestAllDuplicatesListEachPairOnce(t *testing.T) {
 			t.Errorf("pair %s missing from %v", w, got)
 		}
 	}
-	if got[2] != pair(p1, p2) || got[3] != pair(a1, a2) || got[4] != pair(k1, k2) {
-		t.Errorf("order %v: want the email pairs, then the phone's, the address's, the company's", got)
+	if got[2] != pair(r1, r2) || got[3] != pair(p1, p2) || got[4] != pair(a1, a2) || got[5] != pair(k1, k2) {
+		t.Errorf("order %v: want the email pairs, then the reference's, the phone's, the address's, the company's", got)
 	}
 	for _, p := range whole {
 		if key(p) == pair(e3, e4) && !slices.Equal(p.Reasons, []string{"email", "phone"}) {
@@ -203,7 +208,7 @@ func TestAllDuplicatesListEachPairOnce(t *testing.T) {
 			t.Error("a dismissed pair is still listed")
 		}
 	}
-	if hi := read("min_score=0.9"); len(hi) != 2 {
-		t.Errorf("min_score=0.9: %d pairs, want the 2 email pairs", len(hi))
+	if hi := read("min_score=0.9"); len(hi) != 3 {
+		t.Errorf("min_score=0.9: %d pairs, want the 2 email pairs and the reference's", len(hi))
 	}
 }

@@ -14,14 +14,15 @@ import (
 
 // Reasons two customers may be one person.
 const (
-	ReasonEmail          = "email"            // the same email once provider variants are folded (+tags, Gmail's dots)
-	ReasonPhone          = "phone"            // the same phone number
-	ReasonNameAndCompany = "name_and_company" // similar names, the same company
-	ReasonNameAndAddress = "name_and_address" // similar names, an address at the same street and postal code
+	ReasonEmail          = "email"              // the same email once provider variants are folded (+tags, Gmail's dots)
+	ReasonPhone          = "phone"              // the same phone number
+	ReasonReference      = "metadata_reference" // the same metadata external_reference (another system's id)
+	ReasonNameAndCompany = "name_and_company"   // similar names, the same company
+	ReasonNameAndAddress = "name_and_address"   // similar names, an address at the same street and postal code
 )
 
 // Reasons lists every reason.
-var Reasons = []string{ReasonEmail, ReasonPhone, ReasonNameAndCompany, ReasonNameAndAddress}
+var Reasons = []string{ReasonEmail, ReasonPhone, ReasonReference, ReasonNameAndCompany, ReasonNameAndAddress}
 
 // minNameSimilarity is how alike (trigram similarity, 0–1) two names must
 // be for a shared company or address to count.
@@ -86,6 +87,8 @@ func score(c Candidate) (float64, []string) {
 			w = 0.95
 		case ReasonPhone:
 			w = 0.85
+		case ReasonReference:
+			w = 0.9
 		case ReasonNameAndAddress:
 			w = 0.5 + 0.45*c.NameSimilarity
 		case ReasonNameAndCompany:
@@ -222,7 +225,7 @@ type PairsPage struct {
 
 // walkOrder is the order the global list walks the reasons in: the
 // likeliest first.
-var walkOrder = []string{ReasonEmail, ReasonPhone, ReasonNameAndAddress, ReasonNameAndCompany}
+var walkOrder = []string{ReasonEmail, ReasonReference, ReasonPhone, ReasonNameAndAddress, ReasonNameAndCompany}
 
 // maxGroup bounds the customers of one group a page looks at (a company
 // with thousands of customers).

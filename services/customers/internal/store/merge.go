@@ -285,6 +285,12 @@ func (s *Store) DuplicateGroups(ctx context.Context, reason, after string, limit
 		for _, r := range rs {
 			rows = append(rows, row{r.Key, r.Ids})
 		}
+	case merge.ReasonReference:
+		var rs []gen.DuplicateGroupsByReferenceRow
+		rs, err = s.q.DuplicateGroupsByReference(ctx, gen.DuplicateGroupsByReferenceParams{After: after, RowLimit: lim, GroupLimit: per})
+		for _, r := range rs {
+			rows = append(rows, row{r.Key, r.Ids})
+		}
 	case merge.ReasonNameAndCompany:
 		var rs []gen.DuplicateGroupsByCompanyRow
 		rs, err = s.q.DuplicateGroupsByCompany(ctx, gen.DuplicateGroupsByCompanyParams{After: after, RowLimit: lim, GroupLimit: per})
@@ -328,7 +334,8 @@ func (s *Store) ScorePairs(ctx context.Context, as, bs []uuid.UUID) (map[[2]uuid
 		for _, f := range []struct {
 			ok     bool
 			reason string
-		}{{r.SameEmail, merge.ReasonEmail}, {r.SamePhone, merge.ReasonPhone}, {r.SameCompany, merge.ReasonNameAndCompany}, {r.SameAddress, merge.ReasonNameAndAddress}} {
+		}{{r.SameEmail, merge.ReasonEmail}, {r.SamePhone, merge.ReasonPhone}, {r.SameReference, merge.ReasonReference},
+			{r.SameCompany, merge.ReasonNameAndCompany}, {r.SameAddress, merge.ReasonNameAndAddress}} {
 			if f.ok {
 				c.Reasons = append(c.Reasons, f.reason)
 			}
