@@ -168,10 +168,21 @@ func TestMergeRefusals(t *testing.T) {
 	if n := s.count(`SELECT count(*) FROM merged_customers`); n != 0 {
 		t.Errorf("%d merges recorded after refusals", n)
 	}
-	// A source merged already names where it went.
+	// A source merged already names where it went; merged into a customer
+	// merged in its turn, it names the last one.
 	c := s.createCustomer(map[string]any{"email": "rc-" + randomSuffix() + "@example.com"})
 	merge(a.ID, c.ID).expectStatus(t, http.StatusOK)
 	merge(owner.ID, c.ID).expectProblem(t, http.StatusNotFound, "source_id", "merged")
+	z := s.createCustomer(map[string]any{"email": "rz-" + randomSuffix() + "@example.com"})
+	merge(z.ID, a.ID).expectStatus(t, http.StatusOK)
+	var p struct {
+		MergedInto string `json:"merged_into"`
+	}
+	r := request(t, s, http.MethodGet, "/v1/customers/"+c.ID, nil, nil)
+	r.expectProblem(t, http.StatusNotFound, "id", "merged")
+	if r.decode(t, &p); p.MergedInto != z.ID {
+		t.Errorf("a customer merged into one merged in its turn names %s, want the last target %s", p.MergedInto, z.ID)
+	}
 }
 
 // Concurrent merges of overlapping pairs (a cycle of three, again and
