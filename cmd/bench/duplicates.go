@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -125,15 +126,7 @@ func runDuplicates(ctx context.Context, adminURL, name string, opt options) erro
 	}
 	pp := summarize(pages)
 	fmt.Printf("  the global list (GET /v1/customer-duplicates?limit=20), %d pages walked by cursor, %d pairs: per page p50 %s, p95 %s, max %s\n",
-		len(pages), pairs, ms(pp.p50), ms(pp.p95), ms(slicesMax(pages)))
-	fmt.Printf("  aim: a page <= %s: %s\n", aimPairsPage, verdict(slicesMax(pages) <= aimPairsPage))
+		len(pages), pairs, ms(pp.p50), ms(pp.p95), ms(slices.Max(pages)))
+	fmt.Printf("  aim: a page <= %s: %s\n", aimPairsPage, verdict(slices.Max(pages) <= aimPairsPage))
 	return nil
-}
-
-func slicesMax(d []time.Duration) time.Duration {
-	var m time.Duration
-	for _, x := range d {
-		m = max(m, x)
-	}
-	return m
 }

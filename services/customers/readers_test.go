@@ -59,12 +59,7 @@ func (r *everyReader) read() []cloudevents.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for r.s.count(`SELECT count(*) FROM outbox WHERE sent_at IS NULL`) > 0 {
-		if ctx.Err() != nil {
-			t.Fatal("the relay did not publish the outbox")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	r.s.waitRelayed()
 	var all []cloudevents.Event
 	for _, name := range []string{events.EventsStream, events.NotificationsStream} {
 		all = append(all, r.readStream(ctx, name)...)

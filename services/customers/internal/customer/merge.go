@@ -72,8 +72,8 @@ func Merged(o Origin, target, source Customer, fromSource map[string]bool, now t
 		name   string
 		differ bool
 	}{
-		{"default_shipping_address_id", !equalUUIDPtr(target.DefaultShippingAddressID, next.DefaultShippingAddressID)},
-		{"default_billing_address_id", !equalUUIDPtr(target.DefaultBillingAddressID, next.DefaultBillingAddressID)},
+		{"default_shipping_address_id", !equalPtrID(target.DefaultShippingAddressID, next.DefaultShippingAddressID)},
+		{"default_billing_address_id", !equalPtrID(target.DefaultBillingAddressID, next.DefaultBillingAddressID)},
 		{"groups", !slices.Equal(target.Groups, next.Groups)},
 		{"has_account", target.HasAccount != next.HasAccount},
 		{"is_verified", target.IsVerified != next.IsVerified},
@@ -131,13 +131,6 @@ func later(target, source Consent) Consent {
 		return source
 	}
 	return target
-}
-
-func equalUUIDPtr(a, b *uuid.UUID) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return *a == *b
 }
 
 // MergedError is ErrNotFound for the id of a customer merged into another:

@@ -105,22 +105,32 @@ type duplicateResponse struct {
 	Reasons  []string           `json:"reasons"`
 }
 
+// duplicatesQuery reads the query of both duplicates lists: reason,
+// min_score, limit and cursor.
+func duplicatesQuery(r *http.Request) (merge.DuplicatesInput, error) {
+	qs := r.URL.Query()
+	limit, cursor, err := pageQuery(qs, "reason", "min_score")
+	if err != nil {
+		return merge.DuplicatesInput{}, err
+	}
+	in := merge.DuplicatesInput{Reason: qs.Get("reason"), Limit: limit, Cursor: cursor}
+	if v := qs.Get("min_score"); v != "" {
+		if in.MinScore, err = strconv.ParseFloat(v, 64); err != nil {
+			return in, customer.FieldErr("min_score", customer.CodeInvalid, "min_score is a number between 0 and 1")
+		}
+	}
+	return in, nil
+}
+
 // customerDuplicates is GET /v1/customers/{id}/duplicates.
 func (a *API) customerDuplicates(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
 	}
-	qs := r.URL.Query()
-	limit, cursor, err := pageQuery(qs, "reason", "min_score")
+	in, err := duplicatesQuery(r)
 	if err != nil {
 		return err
-	}
-	in := merge.DuplicatesInput{Reason: qs.Get("reason"), Limit: limit, Cursor: cursor}
-	if v := qs.Get("min_score"); v != "" {
-		if in.MinScore, err = strconv.ParseFloat(v, 64); err != nil {
-			return customer.FieldErr("min_score", customer.CodeInvalid, "min_score is a number between 0 and 1")
-		}
 	}
 	page, err := a.merges.Duplicates(r.Context(), id, in)
 	if err != nil {
@@ -156,16 +166,9 @@ type pairResponse struct {
 
 // allDuplicates is GET /v1/customer-duplicates.
 func (a *API) allDuplicates(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
-	qs := r.URL.Query()
-	limit, cursor, err := pageQuery(qs, "reason", "min_score")
+	in, err := duplicatesQuery(r)
 	if err != nil {
 		return err
-	}
-	in := merge.DuplicatesInput{Reason: qs.Get("reason"), Limit: limit, Cursor: cursor}
-	if v := qs.Get("min_score"); v != "" {
-		if in.MinScore, err = strconv.ParseFloat(v, 64); err != nil {
-			return customer.FieldErr("min_score", customer.CodeInvalid, "min_score is a number between 0 and 1")
-		}
 	}
 	page, err := a.merges.AllDuplicates(r.Context(), in)
 	if err != nil {

@@ -1,7 +1,9 @@
 package merge
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -104,23 +106,26 @@ func score(c Candidate) (float64, []string) {
 	return math.Round((1-miss)*1000) / 1000, reasons
 }
 
-// Duplicates finds the customers that may be the same person as this one,
-// likeliest first.
-func (s *Service) Duplicates(ctx context.Context, id uuid.UUID, in DuplicatesInput) (DuplicatesPage, error) {
-	var errs []customer.FieldError
+// check checks the filters and the limit (its default when 0) that one
+// customer's duplicates and the global list share; the cursor is each's.
+func (in DuplicatesInput) check() (limit int, errs []customer.FieldError) {
 	if in.Reason != "" && !slices.Contains(Reasons, in.Reason) {
 		errs = append(errs, customer.FieldError{Field: "reason", Code: customer.CodeInvalid, Message: "reason is one of " + strings.Join(Reasons, ", ")})
 	}
 	if in.MinScore < 0 || in.MinScore > 1 {
 		errs = append(errs, customer.FieldError{Field: "min_score", Code: customer.CodeInvalid, Message: "min_score is between 0 and 1"})
 	}
-	limit := in.Limit
-	if limit == 0 {
-		limit = customer.DefaultLimit
-	}
+	limit = cmp.Or(in.Limit, customer.DefaultLimit)
 	if limit < 1 || limit > customer.MaxLimit {
-		errs = append(errs, customer.FieldError{Field: "limit", Code: customer.CodeInvalid, Message: "limit is between 1 and 100"})
+		errs = append(errs, customer.FieldError{Field: "limit", Code: customer.CodeInvalid, Message: fmt.Sprintf("limit is between 1 and %d", customer.MaxLimit)})
 	}
+	return limit, errs
+}
+
+// Duplicates finds the customers that may be the same person as this one,
+// likeliest first.
+func (s *Service) Duplicates(ctx context.Context, id uuid.UUID, in DuplicatesInput) (DuplicatesPage, error) {
+	limit, errs := in.check()
 	offset := 0
 	if in.Cursor != "" {
 		c, ok := customer.DecodeCursor(in.Cursor)
@@ -241,17 +246,7 @@ const pairsOrder = "duplicates"
 // it. A page ends with a group's last pair, so it can hold a few more than
 // limit; with min_score it can hold fewer, and a cursor still follows.
 func (s *Service) AllDuplicates(ctx context.Context, in DuplicatesInput) (PairsPage, error) {
-	var errs []customer.FieldError
-	if in.Reason != "" && !slices.Contains(Reasons, in.Reason) {
-		errs = append(errs, customer.FieldError{Field: "reason", Code: customer.CodeInvalid, Message: "reason is one of " + strings.Join(Reasons, ", ")})
-	}
-	if in.MinScore < 0 || in.MinScore > 1 {
-		errs = append(errs, customer.FieldError{Field: "min_score", Code: customer.CodeInvalid, Message: "min_score is between 0 and 1"})
-	}
-	limit := cmpOr(in.Limit, customer.DefaultLimit)
-	if limit < 1 || limit > customer.MaxLimit {
-		errs = append(errs, customer.FieldError{Field: "limit", Code: customer.CodeInvalid, Message: "limit is between 1 and 100"})
-	}
+	limit, errs := in.check()
 	reasons := walkOrder
 	if in.Reason != "" {
 		reasons = []string{in.Reason}
@@ -349,11 +344,4 @@ func (s *Service) fill(ctx context.Context, pairs []Pair, ids []uuid.UUID) ([]Pa
 		}
 	}
 	return out, nil
-}
-
-func cmpOr(n, def int) int {
-	if n == 0 {
-		return def
-	}
-	return n
 }
