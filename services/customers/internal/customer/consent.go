@@ -30,6 +30,15 @@ const (
 // ConsentChannels are the channels that have a consent.
 var ConsentChannels = []string{ChannelEmail, ChannelSMS}
 
+// CheckChannel refuses a consent channel that is not one of
+// ConsentChannels.
+func CheckChannel(channel string) error {
+	if !slices.Contains(ConsentChannels, channel) {
+		return FieldErr("channel", CodeInvalid, "the consent channel is email or sms")
+	}
+	return nil
+}
+
 // Consent is a customer's marketing consent on one channel.
 type Consent struct {
 	State      string
@@ -91,8 +100,8 @@ const MaxCollectedFromLength = 256
 // customer setting its own (collected from the storefront unless said).
 func (s *Service) SetConsent(ctx context.Context, o Origin, id uuid.UUID, channel string, in ConsentInput, self bool) (Customer, error) {
 	var r rules
-	if !slices.Contains(ConsentChannels, channel) {
-		r.fail("channel", CodeInvalid, "the consent channel is email or sms")
+	if err := CheckChannel(channel); err != nil {
+		return Customer{}, err
 	}
 	switch in.State {
 	case "":

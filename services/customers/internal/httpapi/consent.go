@@ -56,8 +56,8 @@ func (a *API) setMyConsent() handler {
 // getMyConsent is GET /v1/store/me/consent/{channel}.
 func (a *API) getMyConsent(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	channel := r.PathValue("channel")
-	if channel != customer.ChannelEmail && channel != customer.ChannelSMS {
-		return customer.FieldErr("channel", customer.CodeInvalid, "the consent channel is email or sms")
+	if err := customer.CheckChannel(channel); err != nil {
+		return err
 	}
 	c, err := a.customers.Get(r.Context(), p.CustomerID)
 	if err != nil {
