@@ -61,6 +61,9 @@ commands:
   orderlinker    the guest-order linker alone (needs NATS_URL)
   migrate        apply database migrations and exit
   token create   issue an API token: -name NAME [-permissions MANAGE_USERS,...] [-staff]
+  duplicates rebuild
+                 score every pair of the duplicates list again (after customers were
+                 restored from a backup or loaded without events)
   import FILE    import customers from a CSV or NDJSON file through the API, with progress:
                  [-mode create|upsert] [-dry-run] [-on-error skip_rows|reject_all]
   export         export customers through the API to stdout: [-format ndjson|csv]
@@ -119,6 +122,19 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "token":
 		return tokenCommand(ctx, pool, args[1:])
+	case "duplicates":
+		if len(args) != 2 || args[1] != "rebuild" {
+			return errors.New("usage: customerbus duplicates rebuild")
+		}
+		start := time.Now()
+		ran, err := customers.New(pool, log, newRegistry(), cfg.Customers).RebuildDuplicates(ctx)
+		if err == nil && !ran {
+			err = errors.New("duplicates rebuild: another instance is building them; try again when it is done")
+		}
+		if err == nil {
+			log.Info("duplicate pairs rebuilt", zap.Duration("took", time.Since(start)))
+		}
+		return err
 	case "customers":
 		svc := customers.New(pool, log, newRegistry(), cfg.Customers)
 		if cfg.NATSURL == "" { // HTTP only

@@ -12,7 +12,34 @@ import (
 	"github.com/google/uuid"
 )
 
+const claimDuplicateBuild = `-- name: ClaimDuplicateBuild :one
+SELECT built_at FROM duplicate_finder FOR UPDATE SKIP LOCKED
+`
+
+// Whether every pair was ever built; the row stays locked for the one
+// instance building them, and the others skip it (no row).
+func (q *Queries) ClaimDuplicateBuild(ctx context.Context) (*time.Time, error) {
+	row := q.db.QueryRow(ctx, claimDuplicateBuild)
+	var built_at *time.Time
+	err := row.Scan(&built_at)
+	return built_at, err
+}
+
+const deleteDuplicatePairsOf = `-- name: DeleteDuplicatePairsOf :exec
+DELETE FROM duplicate_pairs WHERE a = ANY($1::uuid[]) OR b = ANY($1::uuid[])
+`
+
+// The pairs of these customers, before the finder writes them afresh.
+func (q *Queries) DeleteDuplicatePairsOf(ctx context.Context, ids []uuid.UUID) error {
+	_, err := q.db.Exec(ctx, deleteDuplicatePairsOf, ids)
+	return err
+}
+
 const dismissDuplicate = `-- name: DismissDuplicate :exec
+WITH unlisted AS (
+    DELETE FROM duplicate_pairs
+    WHERE a = least($1::uuid, $2::uuid) AND b = greatest($1::uuid, $2::uuid)
+)
 INSERT INTO duplicate_dismissals (a, b, actor_type, actor_id, dismissed_at)
 VALUES (least($1::uuid, $2::uuid), greatest($1::uuid, $2::uuid), $3, $4, $5)
 ON CONFLICT (a, b) DO NOTHING
@@ -26,6 +53,7 @@ type DismissDuplicateParams struct {
 	DismissedAt time.Time
 }
 
+// The pair leaves the global list at once.
 func (q *Queries) DismissDuplicate(ctx context.Context, arg DismissDuplicateParams) error {
 	_, err := q.db.Exec(ctx, dismissDuplicate,
 		arg.X,
@@ -220,9 +248,8 @@ type DuplicateGroupsByEmailRow struct {
 	Ids []uuid.UUID
 }
 
-// The global list walks each reason's index in key order and stops at a
-// page: groups of customers sharing a key, after the cursor's key. With
-// duplicates rare, a page reads little more than its own rows.
+// Building every pair walks each reason's index in key order, a chunk at a
+// time: groups of customers sharing a key, after the last chunk's key.
 func (q *Queries) DuplicateGroupsByEmail(ctx context.Context, arg DuplicateGroupsByEmailParams) ([]DuplicateGroupsByEmailRow, error) {
 	rows, err := q.db.Query(ctx, duplicateGroupsByEmail, arg.GroupLimit, arg.After, arg.RowLimit)
 	if err != nil {
@@ -382,6 +409,74 @@ func (q *Queries) GetCustomersByIDs(ctx context.Context, ids []uuid.UUID) ([]Cus
 	return items, nil
 }
 
+const listDuplicatePairs = `-- name: ListDuplicatePairs :many
+SELECT a, b, score, reasons FROM duplicate_pairs
+WHERE (score, a, b) < ($1::float8, $2::uuid, $3::uuid)
+  AND score >= $4::float8
+  AND ($5::text = '' OR $5::text = ANY(reasons))
+ORDER BY score DESC, a DESC, b DESC
+LIMIT $6
+`
+
+type ListDuplicatePairsParams struct {
+	AfterScore float64
+	AfterA     uuid.UUID
+	AfterB     uuid.UUID
+	MinScore   float64
+	Reason     string
+	RowLimit   int32
+}
+
+type ListDuplicatePairsRow struct {
+	A       uuid.UUID
+	B       uuid.UUID
+	Score   float64
+	Reasons []string
+}
+
+// The global list: highest score first, then by the pair's ids, after the
+// cursor's pair (score 2 and no ids before the first page).
+func (q *Queries) ListDuplicatePairs(ctx context.Context, arg ListDuplicatePairsParams) ([]ListDuplicatePairsRow, error) {
+	rows, err := q.db.Query(ctx, listDuplicatePairs,
+		arg.AfterScore,
+		arg.AfterA,
+		arg.AfterB,
+		arg.MinScore,
+		arg.Reason,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListDuplicatePairsRow
+	for rows.Next() {
+		var i ListDuplicatePairsRow
+		if err := rows.Scan(
+			&i.A,
+			&i.B,
+			&i.Score,
+			&i.Reasons,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const markDuplicatesBuilt = `-- name: MarkDuplicatesBuilt :exec
+UPDATE duplicate_finder SET built_at = $1
+`
+
+func (q *Queries) MarkDuplicatesBuilt(ctx context.Context, builtAt *time.Time) error {
+	_, err := q.db.Exec(ctx, markDuplicatesBuilt, builtAt)
+	return err
+}
+
 const scorePairs = `-- name: ScorePairs :many
 SELECT p.a::uuid AS a, p.b::uuid AS b,
        customer_email_folded(ca.email) = customer_email_folded(cb.email) AS same_email,
@@ -446,4 +541,34 @@ func (q *Queries) ScorePairs(ctx context.Context, arg ScorePairsParams) ([]Score
 		return nil, err
 	}
 	return items, nil
+}
+
+const upsertDuplicatePairs = `-- name: UpsertDuplicatePairs :exec
+INSERT INTO duplicate_pairs (a, b, score, reasons, found_at)
+SELECT least(p.x, p.y), greatest(p.x, p.y), p.score, string_to_array(p.reasons, ','), $1
+FROM (SELECT unnest($2::uuid[]) AS x, unnest($3::uuid[]) AS y,
+             unnest($4::float8[]) AS score, unnest($5::text[]) AS reasons) p
+WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = p.x) AND EXISTS (SELECT 1 FROM customers c WHERE c.id = p.y)
+ON CONFLICT (a, b) DO UPDATE SET score = excluded.score, reasons = excluded.reasons, found_at = excluded.found_at
+`
+
+type UpsertDuplicatePairsParams struct {
+	FoundAt time.Time
+	Xs      []uuid.UUID
+	Ys      []uuid.UUID
+	Scores  []float64
+	Reasons []string
+}
+
+// Each pair's reasons come joined by commas. A customer gone meanwhile
+// takes its pairs with it.
+func (q *Queries) UpsertDuplicatePairs(ctx context.Context, arg UpsertDuplicatePairsParams) error {
+	_, err := q.db.Exec(ctx, upsertDuplicatePairs,
+		arg.FoundAt,
+		arg.Xs,
+		arg.Ys,
+		arg.Scores,
+		arg.Reasons,
+	)
+	return err
 }

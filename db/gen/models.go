@@ -141,6 +141,19 @@ type DuplicateDismissal struct {
 	DismissedAt time.Time
 }
 
+type DuplicateFinder struct {
+	Singleton bool
+	BuiltAt   *time.Time
+}
+
+type DuplicatePair struct {
+	A       uuid.UUID
+	B       uuid.UUID
+	Score   float64
+	Reasons []string
+	FoundAt time.Time
+}
+
 type Erasure struct {
 	CustomerID     uuid.UUID
 	KeepEventID    uuid.UUID

@@ -46,13 +46,17 @@ GROUP BY c.id, me.first_name, me.last_name
 LIMIT sqlc.arg(row_limit);
 
 -- name: DismissDuplicate :exec
+-- The pair leaves the global list at once.
+WITH unlisted AS (
+    DELETE FROM duplicate_pairs
+    WHERE a = least(sqlc.arg(x)::uuid, sqlc.arg(y)::uuid) AND b = greatest(sqlc.arg(x)::uuid, sqlc.arg(y)::uuid)
+)
 INSERT INTO duplicate_dismissals (a, b, actor_type, actor_id, dismissed_at)
 VALUES (least(sqlc.arg(x)::uuid, sqlc.arg(y)::uuid), greatest(sqlc.arg(x)::uuid, sqlc.arg(y)::uuid), sqlc.arg(actor_type), sqlc.arg(actor_id), sqlc.arg(dismissed_at))
 ON CONFLICT (a, b) DO NOTHING;
 
--- The global list walks each reason's index in key order and stops at a
--- page: groups of customers sharing a key, after the cursor's key. With
--- duplicates rare, a page reads little more than its own rows.
+-- Building every pair walks each reason's index in key order, a chunk at a
+-- time: groups of customers sharing a key, after the last chunk's key.
 
 -- name: DuplicateGroupsByEmail :many
 SELECT customer_email_folded(email)::text AS key, (array_agg(id ORDER BY id))[1:sqlc.arg(group_limit)::int]::uuid[] AS ids
@@ -117,3 +121,35 @@ JOIN customers cb ON cb.id = p.b;
 
 -- name: GetCustomersByIDs :many
 SELECT * FROM customers WHERE id = ANY(sqlc.arg(ids)::uuid[]);
+
+-- name: DeleteDuplicatePairsOf :exec
+-- The pairs of these customers, before the finder writes them afresh.
+DELETE FROM duplicate_pairs WHERE a = ANY(sqlc.arg(ids)::uuid[]) OR b = ANY(sqlc.arg(ids)::uuid[]);
+
+-- name: UpsertDuplicatePairs :exec
+-- Each pair's reasons come joined by commas. A customer gone meanwhile
+-- takes its pairs with it.
+INSERT INTO duplicate_pairs (a, b, score, reasons, found_at)
+SELECT least(p.x, p.y), greatest(p.x, p.y), p.score, string_to_array(p.reasons, ','), sqlc.arg(found_at)
+FROM (SELECT unnest(sqlc.arg(xs)::uuid[]) AS x, unnest(sqlc.arg(ys)::uuid[]) AS y,
+             unnest(sqlc.arg(scores)::float8[]) AS score, unnest(sqlc.arg(reasons)::text[]) AS reasons) p
+WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = p.x) AND EXISTS (SELECT 1 FROM customers c WHERE c.id = p.y)
+ON CONFLICT (a, b) DO UPDATE SET score = excluded.score, reasons = excluded.reasons, found_at = excluded.found_at;
+
+-- name: ListDuplicatePairs :many
+-- The global list: highest score first, then by the pair's ids, after the
+-- cursor's pair (score 2 and no ids before the first page).
+SELECT a, b, score, reasons FROM duplicate_pairs
+WHERE (score, a, b) < (sqlc.arg(after_score)::float8, sqlc.arg(after_a)::uuid, sqlc.arg(after_b)::uuid)
+  AND score >= sqlc.arg(min_score)::float8
+  AND (sqlc.arg(reason)::text = '' OR sqlc.arg(reason)::text = ANY(reasons))
+ORDER BY score DESC, a DESC, b DESC
+LIMIT sqlc.arg(row_limit);
+
+-- name: ClaimDuplicateBuild :one
+-- Whether every pair was ever built; the row stays locked for the one
+-- instance building them, and the others skip it (no row).
+SELECT built_at FROM duplicate_finder FOR UPDATE SKIP LOCKED;
+
+-- name: MarkDuplicatesBuilt :exec
+UPDATE duplicate_finder SET built_at = sqlc.arg(built_at);

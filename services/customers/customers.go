@@ -57,6 +57,8 @@ type Service struct {
 	api   *httpapi.API
 	bus   *bus.Bus
 	store *store.Store
+	// merges is the merge and duplicates use cases on the pool.
+	merges *merge.Service
 	// imports runs import jobs, those of every instance.
 	imports *imports.Jobs
 }
@@ -97,8 +99,15 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		IdempotencyKeys: idempotency.New(pool),
 		TrustedProxies:  cfg.TrustedProxies,
 	})
-	return &Service{cfg: cfg, log: log, api: api, store: st, imports: jobs,
-		bus: bus.New(pool, log, reg, cfg.Commands, func(tx pgx.Tx) bus.Domain { return domain(tx) })}
+	return &Service{cfg: cfg, log: log, api: api, store: st, imports: jobs, merges: uses.Merges,
+		bus: bus.New(pool, log, reg, cfg.Commands, func(tx pgx.Tx) bus.Domain { return domain(tx) }, uses.Merges)}
+}
+
+// RebuildDuplicates scores every pair of the global duplicates list again,
+// for customers written without events (restored from a backup, loaded in
+// bulk); it tells whether it ran (not while another instance builds them).
+func (s *Service) RebuildDuplicates(ctx context.Context) (bool, error) {
+	return s.merges.BuildDuplicates(ctx, true)
 }
 
 // RunImports runs import jobs until ctx ends (Serve runs it).

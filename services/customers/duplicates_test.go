@@ -1,9 +1,11 @@
 package customers_test
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 )
 
 // duplicateJSON is an entry of GET /v1/customers/{id}/duplicates.
@@ -111,11 +113,14 @@ type pairJSON struct {
 	Reasons   []string       `json:"reasons"`
 }
 
-// The global list holds every pair once, by the likeliest reason first,
-// the same in one page or in pages of one; dismissed pairs leave it.
-func TestAllDuplicatesListEachPairOnce(t *testing.T) {
+// The global list holds every pair once, the likeliest first by score
+// whatever the reasons, the same in one page or in pages of one. The
+// finder follows changes: a pair no longer alike leaves it, as do a
+// dismissed pair and a deleted customer's.
+func TestAllDuplicatesListEveryPairOnceLikeliestFirst(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
+	s.runCommands() // the duplicate finder runs with the bus adapter
 	sfx := randomSuffix()
 	c := func(body map[string]any) string { return s.createCustomer(body).ID }
 	e1, e2 := c(map[string]any{"email": "a.b" + sfx + "@gmail.com"}), c(map[string]any{"email": "ab" + sfx + "+x@gmail.com"})
@@ -125,7 +130,7 @@ func TestAllDuplicatesListEachPairOnce(t *testing.T) {
 	r1, r2 := c(map[string]any{"email": "r1-" + sfx + "@example.com", "metadata": ref}), c(map[string]any{"email": "r2-" + sfx + "@example.com", "metadata": ref})
 	place := []any{map[string]any{"first_name": "Ola", "last_name": "Nordmann", "street_address_1": "Storgata 1", "city": "Oslo", "postal_code": "0155", "country": "NO"}}
 	a1 := c(map[string]any{"email": "o1-" + sfx + "@example.com", "first_name": "Ola", "last_name": "Nordmann", "addresses": place})
-	a2 := c(map[string]any{"email": "o2-" + sfx + "@example.com", "first_name": "Ola", "last_name": "Nordman", "addresses": place})
+	a2 := c(map[string]any{"email": "o2-" + sfx + "@example.com", "first_name": "Ola", "last_name": "Nordmann", "addresses": place})
 	k1 := c(map[string]any{"email": "k1-" + sfx + "@example.com", "first_name": "Kari", "last_name": "Hansen", "company_name": "Fjord AS"})
 	k2 := c(map[string]any{"email": "k2-" + sfx + "@example.com", "first_name": "Kari", "last_name": "Hansen", "company_name": "fjord as"})
 	c(map[string]any{"email": "k3-" + sfx + "@example.com", "first_name": "Per", "last_name": "Berg", "company_name": "Fjord AS"}) // a colleague
@@ -162,53 +167,111 @@ func TestAllDuplicatesListEachPairOnce(t *testing.T) {
 		t.Fatal("more than 50 pages")
 		return nil
 	}
-	whole := read("limit=100")
-	var got []string
-	for _, p := range whole {
-		got = append(got, key(p))
+	keys := func(ps []pairJSON) []string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, key(p))
+		}
+		return out
 	}
-	wantOrder := [][]string{{pair(e1, e2), pair(e3, e4)}, {pair(r1, r2)}, {pair(p1, p2)}, {pair(a1, a2)}, {pair(k1, k2)}} // by reason; within one, by key
-	var want []string
-	for _, w := range wantOrder {
-		want = append(want, w...)
-	}
-	if len(got) != len(want) {
-		t.Fatalf("pairs %v, want %v", got, want)
-	}
-	for _, w := range want {
-		if !slices.Contains(got, w) {
-			t.Errorf("pair %s missing from %v", w, got)
+	// until reads the whole list until ok says it is as wanted: the finder
+	// scores a customer once its event has come.
+	until := func(what string, ok func([]string) bool) []pairJSON {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			whole := read("limit=100")
+			if ok(keys(whole)) {
+				return whole
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the list still holds %v", what, keys(whole))
+			}
 		}
 	}
-	if got[2] != pair(r1, r2) || got[3] != pair(p1, p2) || got[4] != pair(a1, a2) || got[5] != pair(k1, k2) {
-		t.Errorf("order %v: want the email pairs, then the reference's, the phone's, the address's, the company's", got)
-	}
-	for _, p := range whole {
+	want := []string{pair(e1, e2), pair(e3, e4), pair(r1, r2), pair(p1, p2), pair(a1, a2), pair(k1, k2)}
+	whole := until("every pair listed", func(got []string) bool {
+		return len(got) == len(want) && !slices.ContainsFunc(want, func(w string) bool { return !slices.Contains(got, w) })
+	})
+	got := keys(whole)
+	for i, p := range whole {
+		if i > 0 && p.Score > whole[i-1].Score {
+			t.Errorf("pair %d scores %v, more than the one before (%v): %v", i, p.Score, whole[i-1].Score, got)
+		}
 		if key(p) == pair(e3, e4) && !slices.Equal(p.Reasons, []string{"email", "phone"}) {
 			t.Errorf("the pair sharing email and phone has reasons %v", p.Reasons)
 		}
-	}
-	var paged []string
-	for _, p := range read("limit=1") {
-		paged = append(paged, key(p))
-	}
-	if !slices.Equal(paged, got) {
-		t.Errorf("in pages of one: %v, want %v", paged, got)
-	}
-	var phones []string
-	for _, p := range read("reason=phone") {
-		phones = append(phones, key(p))
-	}
-	if len(phones) != 2 || !slices.Contains(phones, pair(p1, p2)) || !slices.Contains(phones, pair(e3, e4)) {
-		t.Errorf("reason=phone: %v", phones)
-	}
-	request(t, s, http.MethodPost, "/v1/customer-duplicates/dismissals", map[string]any{"customer_ids": []string{p2, p1}}, nil).expectStatus(t, http.StatusNoContent)
-	for _, p := range read("limit=100") {
-		if key(p) == pair(p1, p2) {
-			t.Error("a dismissed pair is still listed")
+		if p.Customers[0].Email == "" || p.Customers[1].Email == "" {
+			t.Errorf("pair %d lacks its customers: %+v", i, p.Customers)
 		}
 	}
-	if hi := read("min_score=0.9"); len(hi) != 3 {
-		t.Errorf("min_score=0.9: %d pairs, want the 2 email pairs and the reference's", len(hi))
+	// By score, not by reason: two reasons beat one, and identical names
+	// at one address (0.95) beat a shared reference (0.9).
+	if got[0] != pair(e3, e4) || slices.Index(got, pair(a1, a2)) > slices.Index(got, pair(r1, r2)) {
+		t.Errorf("order %v: want email+phone first, and the address's before the reference's", got)
+	}
+	if paged := keys(read("limit=1")); !slices.Equal(paged, got) {
+		t.Errorf("in pages of one: %v, want %v", paged, got)
+	}
+	if phones := keys(read("reason=phone")); !slices.Equal(phones, []string{pair(e3, e4), pair(p1, p2)}) {
+		t.Errorf("reason=phone: %v", phones)
+	}
+	if hi := read("min_score=0.9"); len(hi) != 4 {
+		t.Errorf("min_score=0.9: %v, want the 2 email pairs, the address's and the reference's", keys(hi))
+	}
+	request(t, s, http.MethodGet, "/v1/customer-duplicates?cursor=bogus", nil, nil).expectProblem(t, http.StatusBadRequest, "cursor", "invalid")
+
+	// A dismissal and a deletion take their pairs out at once; a change
+	// does once the finder has its event.
+	request(t, s, http.MethodPost, "/v1/customer-duplicates/dismissals", map[string]any{"customer_ids": []string{p2, p1}}, nil).expectStatus(t, http.StatusNoContent)
+	request(t, s, http.MethodDelete, "/v1/customers/"+a2, nil, nil).expectStatus(t, http.StatusNoContent)
+	if now := keys(read("limit=100")); slices.Contains(now, pair(p1, p2)) || slices.Contains(now, pair(a1, a2)) {
+		t.Errorf("after the dismissal and the deletion: %v", now)
+	}
+	request(t, s, http.MethodPatch, "/v1/customers/"+k2, map[string]any{"company_name": "Havet AS"}, nil).expectStatus(t, http.StatusOK)
+	request(t, s, http.MethodPatch, "/v1/customers/"+r1, map[string]any{"phone": "+4930222111"}, nil).expectStatus(t, http.StatusOK)
+	until("the changes followed", func(got []string) bool {
+		return !slices.Contains(got, pair(k1, k2)) && slices.Contains(got, pair(r1, e3)) && slices.Contains(got, pair(r1, e4))
+	})
+}
+
+// Customers written without events (restored from a backup, say) are
+// paired by the build the finder runs once per database.
+func TestDuplicatePairsAreBuiltOnceForCustomersWrittenWithoutEvents(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	ctx := context.Background()
+	sfx := randomSuffix()
+	var ids []string
+	for _, email := range []string{"x" + sfx + "@example.com", "x" + sfx + "+old@example.com"} {
+		var id string
+		err := s.pool.QueryRow(ctx, `
+			INSERT INTO customers (id, email, first_name, last_name, company_name, is_active, language_code,
+			                       metadata, has_account, is_verified, version, created_at, updated_at)
+			VALUES (gen_random_uuid(), $1, '', '', '', true, 'en', '{}', false, false, 1, now(), now()) RETURNING id`, email).Scan(&id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	s.runCommands()
+	want := ids[0] + "+" + ids[1]
+	if ids[0] > ids[1] {
+		want = ids[1] + "+" + ids[0]
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var page struct {
+			Pairs []pairJSON `json:"pairs"`
+		}
+		request(t, s, http.MethodGet, "/v1/customer-duplicates", nil, nil).decode(t, &page)
+		if len(page.Pairs) == 1 && page.Pairs[0].Customers[0].ID+"+"+page.Pairs[0].Customers[1].ID == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pair %s was not built: %+v", want, page.Pairs)
+		}
+	}
+	var built bool
+	if err := s.pool.QueryRow(ctx, `SELECT built_at IS NOT NULL FROM duplicate_finder`).Scan(&built); err != nil || !built {
+		t.Errorf("built_at recorded: %v (%v)", built, err)
 	}
 }

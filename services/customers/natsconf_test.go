@@ -3,6 +3,7 @@ package customers_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -184,6 +185,16 @@ func TestDeployNATSConfigForCommands(t *testing.T) {
 	if erased < 3 {
 		t.Errorf("the relay erased %d messages, want at least 3", erased)
 	}
+
+	// The command service's duplicate finder reads the events as its own
+	// consumer: the anonymization's event, at least, was handled.
+	retry(t, func() error {
+		info, err := admin.Consumer(ctx, events.EventsStream, bus.DuplicatesConsumer)
+		if err == nil && info.CachedInfo().AckFloor.Consumer == 0 {
+			err = fmt.Errorf("the duplicate finder acknowledged nothing: %+v", info.CachedInfo())
+		}
+		return err
+	})
 
 	// What the integrator and the app may not do. (The consumer API beyond
 	// its own consumer has no responders in the integrator's account.)

@@ -104,6 +104,8 @@ type Bus struct {
 	log      *zap.Logger
 	pool     *pgxpool.Pool
 	useCases UseCases
+	// duplicates keeps the global duplicates list current (findDuplicates).
+	duplicates DuplicateFinder
 	// applied counts the bus and request commands this instance ran, by
 	// outcome.
 	applied *prometheus.CounterVec
@@ -121,7 +123,7 @@ type Domain struct {
 }
 
 // New returns the bus adapter; its metrics go to reg.
-func New(pool *pgxpool.Pool, log *zap.Logger, reg prometheus.Registerer, cfg Config, useCases UseCases) *Bus {
+func New(pool *pgxpool.Pool, log *zap.Logger, reg prometheus.Registerer, cfg Config, useCases UseCases, duplicates DuplicateFinder) *Bus {
 	applied := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "customerbus_commands_total",
 		Help: "Bus commands (and their requests) this instance ran: applied, rejected, or repeated (its id was processed before).",
@@ -130,7 +132,7 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg prometheus.Registerer, cfg Con
 		applied.WithLabelValues(o) // shown as 0 before the first one
 	}
 	reg.MustRegister(applied)
-	return &Bus{cfg: cfg.WithDefaults(), log: log, pool: pool, useCases: useCases, applied: applied}
+	return &Bus{cfg: cfg.WithDefaults(), log: log, pool: pool, useCases: useCases, duplicates: duplicates, applied: applied}
 }
 
 // Run applies the commands integrators publish on the bus, and serves them
@@ -147,6 +149,7 @@ func (b *Bus) Run(ctx context.Context, js jetstream.JetStream) error {
 	applyCtx, stopApplying := context.WithCancel(context.WithoutCancel(ctx))
 	g.Go(func() error { return b.serveRPC(ctx, js.Conn()) })
 	g.Go(func() error { return b.serveApply(applyCtx, js.Conn()) })
+	g.Go(func() error { return b.findDuplicates(ctx, js) })
 	g.Go(func() error {
 		defer stopApplying()
 		return b.consumeCommands(ctx, js)

@@ -3,6 +3,7 @@ package merge
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 )
@@ -77,6 +79,33 @@ const maxCandidates = 500
 // duplicatesOrder names the duplicates cursor's order.
 const duplicatesOrder = "-score"
 
+// ScoredPair is two customers' ids that may be one person, as the global
+// list keeps them.
+type ScoredPair struct {
+	A, B    uuid.UUID
+	Score   float64
+	Reasons []string
+}
+
+// pairsOf scores the customers sharing a reason with this one (A is it).
+func (s *Service) pairsOf(ctx context.Context, id uuid.UUID) ([]ScoredPair, error) {
+	found, err := s.dups.DuplicateCandidates(ctx, id, maxCandidates)
+	if err != nil {
+		return nil, err
+	}
+	var pairs []ScoredPair
+	for _, c := range found {
+		if sc, reasons := score(c); len(reasons) > 0 {
+			pairs = append(pairs, ScoredPair{A: id, B: c.ID, Score: sc, Reasons: reasons})
+		}
+	}
+	return pairs, nil
+}
+
+// scoreScale is a score's precision: three decimals, so a cursor carries
+// it exactly as an integer.
+const scoreScale = 1000
+
 // score is how likely the reasons make it that two customers are one:
 // each reason's weight, combined as independent evidence.
 func score(c Candidate) (float64, []string) {
@@ -103,7 +132,7 @@ func score(c Candidate) (float64, []string) {
 		miss *= 1 - w
 	}
 	slices.Sort(reasons)
-	return math.Round((1-miss)*1000) / 1000, reasons
+	return math.Round((1-miss)*scoreScale) / scoreScale, reasons
 }
 
 // check checks the filters and the limit (its default when 0) that one
@@ -137,17 +166,16 @@ func (s *Service) Duplicates(ctx context.Context, id uuid.UUID, in DuplicatesInp
 	if len(errs) > 0 {
 		return DuplicatesPage{}, &customer.ValidationError{Errors: errs}
 	}
-	found, err := s.dups.DuplicateCandidates(ctx, id, maxCandidates)
+	found, err := s.pairsOf(ctx, id)
 	if err != nil {
 		return DuplicatesPage{}, err
 	}
 	var all []Duplicate
-	for _, c := range found {
-		sc, reasons := score(c)
-		if len(reasons) == 0 || sc < in.MinScore || (in.Reason != "" && !slices.Contains(reasons, in.Reason)) {
+	for _, p := range found {
+		if p.Score < in.MinScore || (in.Reason != "" && !slices.Contains(p.Reasons, in.Reason)) {
 			continue
 		}
-		all = append(all, Duplicate{Customer: customer.Customer{ID: c.ID}, Score: sc, Reasons: reasons})
+		all = append(all, Duplicate{Customer: customer.Customer{ID: p.B}, Score: p.Score, Reasons: p.Reasons})
 	}
 	slices.SortFunc(all, func(a, b Duplicate) int {
 		if a.Score != b.Score {
@@ -202,7 +230,8 @@ type DuplicateGroup struct {
 	IDs []uuid.UUID
 }
 
-// GroupStore walks a reason's index for groups, and scores pairs.
+// GroupStore keeps the scored pairs of the global list, and walks each
+// reason's index to build them all.
 type GroupStore interface {
 	// DuplicateGroups reads up to limit groups of the reason with a key
 	// after after, in key order; each lists at most maxGroup customers.
@@ -211,6 +240,17 @@ type GroupStore interface {
 	// a Candidate (ID the second); a pair dismissed, or with a customer
 	// gone, is left out.
 	ScorePairs(ctx context.Context, as, bs []uuid.UUID) (map[[2]uuid.UUID]Candidate, error)
+	// ReplaceDuplicatePairs writes the pairs of the customers of afresh.
+	ReplaceDuplicatePairs(ctx context.Context, of []uuid.UUID, pairs []ScoredPair, at time.Time) error
+	// UpsertDuplicatePairs writes pairs, keeping the others.
+	UpsertDuplicatePairs(ctx context.Context, pairs []ScoredPair, at time.Time) error
+	// DuplicatePairs reads up to limit pairs after after (by score
+	// descending, then ids descending) with at least minScore and the
+	// reason (any when empty).
+	DuplicatePairs(ctx context.Context, after ScoredPair, minScore float64, reason string, limit int) ([]ScoredPair, error)
+	// BuildDuplicatesOnce runs build unless it runs elsewhere now or
+	// (unless again) ran to its end before, and tells whether it ran.
+	BuildDuplicatesOnce(ctx context.Context, again bool, build func(context.Context) (time.Time, error)) (bool, error)
 	// GetMany reads customers by id; those gone are left out.
 	GetMany(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]customer.Customer, error)
 }
@@ -228,120 +268,136 @@ type PairsPage struct {
 	NextCursor string
 }
 
-// walkOrder is the order the global list walks the reasons in: the
-// likeliest first.
-var walkOrder = []string{ReasonEmail, ReasonReference, ReasonPhone, ReasonNameAndAddress, ReasonNameAndCompany}
+// RefreshDuplicates scores the pairs of these customers afresh (the finder
+// does on each of their events): pairs found now are listed, those no
+// longer found are not, and a customer gone has none.
+func (s *Service) RefreshDuplicates(ctx context.Context, ids []uuid.UUID) error {
+	found := make([][]ScoredPair, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(refreshReaders)
+	for i, id := range ids {
+		g.Go(func() error {
+			var err error
+			found[i], err = s.pairsOf(gctx, id)
+			if errors.Is(err, customer.ErrNotFound) {
+				return nil // gone: its pairs go
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return s.groups.ReplaceDuplicatePairs(ctx, ids, slices.Concat(found...), s.now())
+}
 
-// maxGroup bounds the customers of one group a page looks at (a company
-// with thousands of customers).
+// refreshReaders is how many customers' candidates a refresh reads at once.
+const refreshReaders = 4
+
+// maxGroup bounds the customers of one group the build pairs (a company
+// with thousands of customers is a weak hint): the others are paired when
+// an event of theirs is refreshed, which looks at maxCandidates.
 const maxGroup = 20
 
-// pairsOrder names the global list's cursor.
-const pairsOrder = "duplicates"
+// buildChunk is how many groups the build scores at a time.
+const buildChunk = 500
 
-// AllDuplicates lists pairs of customers that may be one person across all
-// customers: the pairs found by the folded email first, then the phone, the
-// address and the company (or those of one reason), each scored as for one
-// customer's duplicates and listed once, under the first reason that finds
-// it. A page ends with a group's last pair, so it can hold a few more than
-// limit; with min_score it can hold fewer, and a cursor still follows.
+// BuildDuplicates scores every pair, for the customers that were there
+// before the finder was (or were written without events, as by a restore
+// or a bulk load); it does nothing when another instance is doing it or
+// (unless again) it was done before, and tells whether it ran.
+func (s *Service) BuildDuplicates(ctx context.Context, again bool) (bool, error) {
+	return s.groups.BuildDuplicatesOnce(ctx, again, func(ctx context.Context) (time.Time, error) {
+		at := s.now()
+		for _, reason := range Reasons {
+			for after := ""; ; {
+				groups, err := s.groups.DuplicateGroups(ctx, reason, after, buildChunk, maxGroup)
+				if err != nil {
+					return at, err
+				}
+				var as, bs []uuid.UUID
+				for _, g := range groups {
+					for i, a := range g.IDs {
+						for _, b := range g.IDs[i+1:] {
+							as, bs = append(as, a), append(bs, b)
+						}
+					}
+				}
+				scored, err := s.groups.ScorePairs(ctx, as, bs)
+				if err != nil {
+					return at, err
+				}
+				var pairs []ScoredPair
+				for ab, c := range scored {
+					if sc, reasons := score(c); len(reasons) > 0 {
+						pairs = append(pairs, ScoredPair{A: ab[0], B: ab[1], Score: sc, Reasons: reasons})
+					}
+				}
+				if err := s.groups.UpsertDuplicatePairs(ctx, pairs, at); err != nil {
+					return at, err
+				}
+				if len(groups) < buildChunk {
+					break
+				}
+				after = groups[len(groups)-1].Key
+			}
+		}
+		return at, nil
+	})
+}
+
+// pairsOrder names the global list's cursor.
+const pairsOrder = "-score,pair"
+
+// AllDuplicates lists the pairs of customers that may be one person across
+// all customers, the likeliest first (then by the pair's ids), with the
+// filters of one customer's duplicates. The pairs are those the finder
+// keeps: a change shows here once its event has been handled, within
+// moments.
 func (s *Service) AllDuplicates(ctx context.Context, in DuplicatesInput) (PairsPage, error) {
 	limit, errs := in.check()
-	reasons := walkOrder
-	if in.Reason != "" {
-		reasons = []string{in.Reason}
-	}
-	at, after := 0, ""
+	after := ScoredPair{Score: 2} // above every score: from the first
 	if in.Cursor != "" {
 		c, ok := customer.DecodeCursor(in.Cursor)
-		if !ok || c.Order != pairsOrder || c.Int < 0 || c.Int >= len(reasons) {
+		var b uuid.UUID
+		var err error
+		if ok && c.Order == pairsOrder {
+			b, err = uuid.Parse(c.Text)
+		}
+		if !ok || c.Order != pairsOrder || err != nil {
 			errs = append(errs, customer.FieldError{Field: "cursor", Code: customer.CodeInvalid, Message: "cursor is not valid here; start again without it"})
 		} else {
-			at, after = c.Int, c.Text
+			after = ScoredPair{A: c.ID, B: b, Score: float64(c.Int) / scoreScale}
 		}
 	}
 	if len(errs) > 0 {
 		return PairsPage{}, &customer.ValidationError{Errors: errs}
 	}
-	var page PairsPage
-	for ; at < len(reasons); at, after = at+1, "" {
-		reason := reasons[at]
-		for {
-			groups, err := s.groups.DuplicateGroups(ctx, reason, after, limit, maxGroup)
-			if err != nil {
-				return PairsPage{}, err
-			}
-			// The groups' pairs, scored together; a page takes whole
-			// groups until it holds limit pairs.
-			var as, bs []uuid.UUID
-			for _, g := range groups {
-				for i, a := range g.IDs {
-					for _, b := range g.IDs[i+1:] {
-						as, bs = append(as, a), append(bs, b)
-					}
-				}
-			}
-			scored, err := s.groups.ScorePairs(ctx, as, bs)
-			if err != nil {
-				return PairsPage{}, err
-			}
-			var ids []uuid.UUID
-			var kept []Pair
-			for _, g := range groups {
-				for i, a := range g.IDs {
-					for _, b := range g.IDs[i+1:] {
-						c, ok := scored[[2]uuid.UUID{a, b}]
-						if !ok {
-							continue
-						}
-						sc, rs := score(c)
-						// Listed once: under the first reason walked that finds it.
-						if !slices.Contains(rs, reason) || sc < in.MinScore || slices.ContainsFunc(reasons[:at], func(r string) bool { return slices.Contains(rs, r) }) {
-							continue
-						}
-						kept = append(kept, Pair{A: customer.Customer{ID: a}, B: customer.Customer{ID: b}, Score: sc, Reasons: rs})
-						ids = append(ids, a, b)
-					}
-				}
-				after = g.Key
-				if len(page.Pairs)+len(kept) >= limit {
-					page.NextCursor = customer.Cursor{Order: pairsOrder, ID: g.IDs[0], Int: at, Text: g.Key}.Encode()
-					break
-				}
-			}
-			if kept, err = s.fill(ctx, kept, ids); err != nil {
-				return PairsPage{}, err
-			}
-			page.Pairs = append(page.Pairs, kept...)
-			if page.NextCursor != "" {
-				return page, nil
-			}
-			if len(groups) < limit {
-				break // this reason's index is done
-			}
-		}
+	// One more than the page tells whether another follows.
+	found, err := s.groups.DuplicatePairs(ctx, after, in.MinScore, in.Reason, limit+1)
+	if err != nil {
+		return PairsPage{}, err
 	}
-	return page, nil
-}
-
-// fill reads the pairs' customers; a pair with a customer gone since is
-// dropped.
-func (s *Service) fill(ctx context.Context, pairs []Pair, ids []uuid.UUID) ([]Pair, error) {
-	if len(pairs) == 0 {
-		return pairs, nil
+	var page PairsPage
+	if len(found) > limit {
+		found = found[:limit]
+		last := found[limit-1]
+		page.NextCursor = customer.Cursor{Order: pairsOrder, ID: last.A, Text: last.B.String(), Int: int(math.Round(last.Score * scoreScale))}.Encode()
+	}
+	ids := make([]uuid.UUID, 0, 2*len(found))
+	for _, p := range found {
+		ids = append(ids, p.A, p.B)
 	}
 	cs, err := s.groups.GetMany(ctx, ids)
 	if err != nil {
-		return nil, err
+		return PairsPage{}, err
 	}
-	out := pairs[:0]
-	for _, p := range pairs {
-		a, okA := cs[p.A.ID]
-		b, okB := cs[p.B.ID]
-		if okA && okB {
-			p.A, p.B = a, b
-			out = append(out, p)
+	for _, p := range found {
+		a, okA := cs[p.A]
+		b, okB := cs[p.B]
+		if okA && okB { // else deleted since the page was read
+			page.Pairs = append(page.Pairs, Pair{A: a, B: b, Score: p.Score, Reasons: p.Reasons})
 		}
 	}
-	return out, nil
+	return page, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -370,4 +371,89 @@ func (s *Store) GetByMergedEmail(ctx context.Context, email string) (customer.Cu
 		return customer.Customer{}, mapError(err)
 	}
 	return fromRow(row)
+}
+
+// ReplaceDuplicatePairs writes the pairs of these customers afresh: those
+// found now stay, the rest go.
+func (s *Store) ReplaceDuplicatePairs(ctx context.Context, of []uuid.UUID, pairs []merge.ScoredPair, at time.Time) error {
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		if err := q.DeleteDuplicatePairsOf(ctx, of); err != nil {
+			return err
+		}
+		return q.UpsertDuplicatePairs(ctx, pairParams(pairs, at))
+	})
+	if err != nil {
+		return fmt.Errorf("store: replace duplicate pairs: %w", err)
+	}
+	return nil
+}
+
+// UpsertDuplicatePairs writes these pairs, keeping the others.
+func (s *Store) UpsertDuplicatePairs(ctx context.Context, pairs []merge.ScoredPair, at time.Time) error {
+	if err := s.q.UpsertDuplicatePairs(ctx, pairParams(pairs, at)); err != nil {
+		return fmt.Errorf("store: upsert duplicate pairs: %w", err)
+	}
+	return nil
+}
+
+// pairParams lists each pair once, however often it was found (from either
+// side): one statement may not write a row twice.
+func pairParams(pairs []merge.ScoredPair, at time.Time) gen.UpsertDuplicatePairsParams {
+	p := gen.UpsertDuplicatePairsParams{FoundAt: at}
+	seen := make(map[[2]uuid.UUID]bool, len(pairs))
+	for _, pair := range pairs {
+		k := [2]uuid.UUID{pair.A, pair.B}
+		if pair.B.String() < pair.A.String() {
+			k = [2]uuid.UUID{pair.B, pair.A}
+		}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		p.Xs, p.Ys = append(p.Xs, pair.A), append(p.Ys, pair.B)
+		p.Scores, p.Reasons = append(p.Scores, pair.Score), append(p.Reasons, strings.Join(pair.Reasons, ","))
+	}
+	return p
+}
+
+// DuplicatePairs reads up to limit pairs after after, highest score first.
+func (s *Store) DuplicatePairs(ctx context.Context, after merge.ScoredPair, minScore float64, reason string, limit int) ([]merge.ScoredPair, error) {
+	rows, err := s.q.ListDuplicatePairs(ctx, gen.ListDuplicatePairsParams{
+		AfterScore: after.Score, AfterA: after.A, AfterB: after.B, MinScore: minScore, Reason: reason, RowLimit: int32(limit)})
+	if err != nil {
+		return nil, fmt.Errorf("store: duplicate pairs: %w", err)
+	}
+	out := make([]merge.ScoredPair, len(rows))
+	for i, r := range rows {
+		out[i] = merge.ScoredPair{A: r.A, B: r.B, Score: r.Score, Reasons: r.Reasons}
+	}
+	return out, nil
+}
+
+// BuildDuplicatesOnce runs build unless another instance is building the
+// pairs or (unless again) they were built before, and records when it
+// succeeded; it tells whether build ran.
+func (s *Store) BuildDuplicatesOnce(ctx context.Context, again bool, build func(context.Context) (time.Time, error)) (bool, error) {
+	ran := false
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		builtAt, err := q.ClaimDuplicateBuild(ctx)
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && builtAt != nil && !again) {
+			return nil // another instance is at it, or it is done
+		}
+		if err != nil {
+			return err
+		}
+		at, err := build(ctx)
+		if err != nil {
+			return err
+		}
+		ran = true
+		return q.MarkDuplicatesBuilt(ctx, &at)
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: build duplicate pairs: %w", err)
+	}
+	return ran, nil
 }
