@@ -309,3 +309,49 @@ type Setting struct {
 	Value     []byte
 	UpdatedAt time.Time
 }
+
+type Webhook struct {
+	ID                      uuid.UUID
+	Url                     string
+	EventTypes              []string
+	ContentMode             string
+	Description             string
+	IsActive                bool
+	DisabledReason          *string
+	DisabledAt              *time.Time
+	TimesDisabled           int32
+	Secret                  string
+	PreviousSecret          *string
+	PreviousSecretExpiresAt *time.Time
+	FailingSince            *time.Time
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
+}
+
+type WebhookDelivery struct {
+	ID               uuid.UUID
+	WebhookID        uuid.UUID
+	EventID          string
+	EventType        string
+	PartitionKey     string
+	Seq              int64
+	Status           string
+	Attempts         int32
+	NextAttemptAt    time.Time
+	LeasedUntil      *time.Time
+	LastAttemptAt    *time.Time
+	LastResponseCode *int32
+	LastLatencyMs    *float64
+	LastError        *string
+	CreatedAt        time.Time
+	DeliveredAt      *time.Time
+}
+
+type WebhookEvent struct {
+	ID           string
+	Type         string
+	PartitionKey string
+	Seq          int64
+	Payload      []byte
+	CreatedAt    time.Time
+}
