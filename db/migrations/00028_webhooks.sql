@@ -29,8 +29,9 @@ CREATE TABLE webhooks (
     updated_at                 timestamptz NOT NULL
 );
 
--- The events to deliver, each stored once however many endpoints get it;
--- the payload goes once its deliveries are done (it holds personal data).
+-- The events to deliver, each stored once however many endpoints get it,
+-- kept with the delivery log (for retries) until WEBHOOKS_DELIVERY_RETENTION;
+-- an erasure deletes the customer's at once (they hold personal data).
 CREATE TABLE webhook_events (
     id            text        PRIMARY KEY, -- the CloudEvent id: webhook-id on every attempt
     type          text        NOT NULL,
