@@ -407,7 +407,7 @@ func TestGoneAndFailingEndpointsAreDisabledWithAnEvent(t *testing.T) {
 func TestAddressGuardRefusesLoopbackPrivateAndMetadata(t *testing.T) {
 	w := newWorld(t)
 	rcv := newReceiver(t, nil)
-	local, _ := w.endpoint(rcv.URL, "structured", "*")                                             // 127.0.0.1
+	local, _ := w.endpoint(rcv.URL, "structured", "*")                                                // 127.0.0.1
 	byName, _ := w.endpoint(strings.Replace(rcv.URL, "127.0.0.1", "localhost", 1), "structured", "*") // resolves to loopback
 	metadata, _ := w.endpoint("http://169.254.169.254/latest/meta-data/", "structured", "*")
 	w.start(func(c *Config) { fast(c); c.AllowPrivateAddresses = false })
