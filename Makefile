@@ -16,8 +16,10 @@ BENCHFLAGS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
+# Local development: webhooks may go to http:// receivers on this machine.
 run: ## the whole system in one process (embedded NATS, local PostgreSQL)
-	DATABASE_URL="$$($(PG) customerbus)" go run ./cmd/customerbus run
+	DATABASE_URL="$$($(PG) customerbus)" WEBHOOKS_ALLOW_HTTP=$${WEBHOOKS_ALLOW_HTTP:-true} \
+		WEBHOOKS_ALLOW_PRIVATE_ADDRESSES=$${WEBHOOKS_ALLOW_PRIVATE_ADDRESSES:-true} go run ./cmd/customerbus run
 
 test: ## every test, on real PostgreSQL and real NATS
 	TEST_DATABASE_URL="$$($(PG) postgres)" go test $(GOTESTFLAGS) ./...

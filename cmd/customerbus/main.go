@@ -1,7 +1,6 @@
 // Command customerbus runs the customerbus services: all of them in one
 // process (`run`), or each alone (`customers`, `relay`, `notifier`,
-// `orderlinker`) so they
-// scale apart.
+// `orderlinker`, `webhooks`) so they scale apart.
 package main
 
 import (
@@ -33,6 +32,7 @@ import (
 	"github.com/customerbus/customerbus/services/notifier"
 	"github.com/customerbus/customerbus/services/orderlinker"
 	"github.com/customerbus/customerbus/services/relay"
+	"github.com/customerbus/customerbus/services/webhooks"
 )
 
 // config is the whole process's configuration, from the environment.
@@ -49,6 +49,7 @@ type config struct {
 	Relay      relay.Config
 	Notifier   notifier.Config
 	Linker     orderlinker.Config
+	Webhooks   webhooks.Config
 }
 
 const usage = `usage: customerbus <command>
@@ -59,6 +60,7 @@ commands:
   relay          the outbox relay alone (needs NATS_URL)
   notifier       the notification email sender alone (needs NATS_URL)
   orderlinker    the guest-order linker alone (needs NATS_URL)
+  webhooks       the webhook deliverer alone (needs NATS_URL)
   migrate        apply database migrations and exit
   token create   issue an API token: -name NAME [-permissions MANAGE_USERS,...] [-staff]
   duplicates rebuild
@@ -183,6 +185,16 @@ func run(ctx context.Context, args []string) error {
 		}
 		defer closeNATS()
 		return orderlinker.New(pool, js, log, cfg.Linker).Run(ctx)
+	case "webhooks":
+		if cfg.NATSURL == "" {
+			return errors.New("webhooks: NATS_URL is required")
+		}
+		js, closeNATS, err := connectNATS(cfg.NATSURL, log)
+		if err != nil {
+			return err
+		}
+		defer closeNATS()
+		return webhooks.New(pool, js, log, newRegistry(), cfg.Webhooks).Run(ctx)
 	case "run":
 		return runAll(ctx, cfg, pool, log)
 	default:
@@ -237,6 +249,7 @@ func runAll(ctx context.Context, cfg config, pool *pgxpool.Pool, log *zap.Logger
 	g.Go(func() error { return rl.Run(ctx) })
 	g.Go(func() error { return nt.Run(ctx) })
 	g.Go(func() error { return orderlinker.New(pool, js, log, cfg.Linker).Run(ctx) })
+	g.Go(func() error { return webhooks.New(pool, js, log, reg, cfg.Webhooks).Run(ctx) })
 	return g.Wait()
 }
 

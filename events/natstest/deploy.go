@@ -15,7 +15,7 @@ import (
 
 // DeployUsers are the users of deploy/nats/nats.conf; Deploy gives each the
 // password "<user>-secret".
-var DeployUsers = []string{"relay", "app", "notifier", "orderlinker", "customers", "admin", "erp"}
+var DeployUsers = []string{"relay", "app", "notifier", "orderlinker", "webhooks", "customers", "admin", "erp"}
 
 // Deployed is a server running a shipped configuration file. It records
 // the permission refusals the server sends each user it connected.

@@ -520,3 +520,21 @@ func TestRestartMidRetryLosesNothingAndSendsNothingTwice(t *testing.T) {
 		}
 	}
 }
+
+// Under the NATS configuration shipped in deploy/, the webhooks service
+// reads the events as user webhooks and delivers them, refused nothing.
+func TestDeployNATSConfigForWebhooks(t *testing.T) {
+	srv := natstest.Deploy(t, "../../deploy/nats/nats.conf")
+	pool, _ := dbtest.New(t)
+	w := &world{t: t, pool: pool, js: srv.JetStreamAs("webhooks")}
+	w.run("relay", relay.New(pool, srv.JetStreamAs("relay"), zaptest.NewLogger(t), prometheus.NewRegistry(),
+		relay.Config{PollInterval: 20 * time.Millisecond, PublishTimeout: time.Second}).Run)
+	rcv := newReceiver(t, nil)
+	w.endpoint(rcv.URL, "structured", "customer.updated")
+	w.start(fast)
+	w.emit([]uuid.UUID{uuid.Must(uuid.NewV7())}, 1)
+	w.eventually("delivered", func() bool { return len(rcv.accepted()) == 1 })
+	if r := srv.Refusals("webhooks"); len(r) != 0 {
+		t.Errorf("webhooks was refused: %v", r)
+	}
+}
