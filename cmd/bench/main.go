@@ -101,7 +101,7 @@ type options struct {
 
 func main() {
 	var opt options
-	cases := flag.String("cases", "create,commands,import,search,export", "comma-separated cases to run: create, commands, import, search, export, privacy, duplicates")
+	cases := flag.String("cases", "create,commands,import,search,export", "comma-separated cases to run: create, commands, import, search, export, privacy, duplicates, webhooks")
 	flag.DurationVar(&opt.duration, "duration", 10*time.Second, "measured time per case")
 	flag.DurationVar(&opt.warmup, "warmup", 2*time.Second, "unmeasured time before each case")
 	levels := flag.String("concurrency", "1,8,32", "comma-separated concurrency levels")
@@ -160,8 +160,9 @@ func parseCases(s string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
-		if !slices.Contains([]string{"create", "commands", "import", "search", "export", "privacy", "duplicates"}, f) {
-			return nil, fmt.Errorf("bad case %q: want create, commands, import, search, export or privacy", f)
+		known := []string{"create", "commands", "import", "search", "export", "privacy", "duplicates", "webhooks"}
+		if !slices.Contains(known, f) {
+			return nil, fmt.Errorf("bad case %q: want one of %s", f, strings.Join(known, ", "))
 		}
 		out[f] = true
 	}
@@ -234,6 +235,12 @@ func run(ctx context.Context, opt options) error {
 			return err
 		}
 		sep = func() { fmt.Println() }
+	}
+	if opt.cases["webhooks"] {
+		sep()
+		if err := runWebhooks(ctx, adminURL, prefix+"_wh", opt); err != nil {
+			return fmt.Errorf("webhooks: %w", err)
+		}
 	}
 	if opt.cases["export"] {
 		sep()

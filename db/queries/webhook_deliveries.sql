@@ -21,7 +21,7 @@ WITH ev AS (
 )
 INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, partition_key, seq, next_attempt_at, created_at)
 SELECT gen_random_uuid(), webhook_id, id, type, partition_key, seq, now(), now() FROM matched
-ON CONFLICT (webhook_id, event_id) DO NOTHING;
+ON CONFLICT (event_id, webhook_id) DO NOTHING;
 
 -- name: ClaimWebhookDeliveries :many
 -- Up to row_limit deliveries due, each the first pending one of its line
@@ -37,17 +37,22 @@ WITH due AS (
       AND NOT EXISTS (
           SELECT 1 FROM webhook_deliveries p
           WHERE p.webhook_id = d.webhook_id AND p.partition_key = d.partition_key AND p.status = 'pending' AND p.seq < d.seq)
-    ORDER BY d.next_attempt_at
+    -- The oldest events first: in a backlog, those are mostly the lines'
+    -- first deliveries, so few rows are looked at to find row_limit.
+    ORDER BY d.seq
     LIMIT sqlc.arg(row_limit)
     FOR UPDATE OF d SKIP LOCKED
+), claimed AS (
+    -- By id, so the update finds each row by its key.
+    UPDATE webhook_deliveries d
+    SET leased_until = now() + sqlc.arg(lease_ms)::bigint * interval '1 millisecond', attempts = d.attempts + 1, last_attempt_at = now()
+    WHERE d.id = ANY(ARRAY(SELECT id FROM due))
+    RETURNING d.id, d.webhook_id, d.event_id, d.attempts
 )
-UPDATE webhook_deliveries d
-SET leased_until = now() + sqlc.arg(lease_ms)::bigint * interval '1 millisecond', attempts = d.attempts + 1, last_attempt_at = now()
-FROM due, webhooks w, webhook_events e
-WHERE d.id = due.id AND w.id = d.webhook_id AND e.id = d.event_id
-RETURNING d.id, d.webhook_id, d.event_id, d.attempts, w.url, w.content_mode, w.secret,
-          coalesce(CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END, '')::text AS previous_secret,
-          e.payload;
+SELECT c.id, c.webhook_id, c.event_id, c.attempts, w.url, w.content_mode, w.secret,
+       coalesce(CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END, '')::text AS previous_secret,
+       e.payload
+FROM claimed c JOIN webhooks w ON w.id = c.webhook_id JOIN webhook_events e ON e.id = c.event_id;
 
 -- name: RecordWebhookAttempts :many
 -- The outcomes of attempts: delivered, failed (given up), or pending again

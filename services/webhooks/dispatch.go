@@ -33,11 +33,29 @@ type finished struct {
 
 // dispatch claims the deliveries due and attempts each, at most
 // Concurrency at once and PerEndpoint to one endpoint, until ctx ends; it
-// then lets the attempts in flight finish and records them.
+// then lets the attempts in flight finish and records them. Claiming,
+// sending and recording overlap: a recorder writes the outcomes in batches
+// while more are claimed and sent.
 func (s *Service) dispatch(ctx context.Context) error {
-	done := make(chan finished, s.cfg.Concurrency)
-	inFlight := 0
+	finishedCh := make(chan finished, s.cfg.Concurrency)
+	recorded := make(chan []finished, s.cfg.Concurrency)
+	recorderDone := make(chan struct{})
+	go func() {
+		defer close(recorderDone)
+		s.recordAll(ctx, finishedCh, recorded)
+	}()
+	defer func() { close(finishedCh); <-recorderDone }()
+
+	inFlight := 0 // claimed and not yet recorded
 	perEndpoint := map[uuid.UUID]int{}
+	release := func(batch []finished) {
+		for _, f := range batch {
+			inFlight--
+			if perEndpoint[f.row.WebhookID]--; perEndpoint[f.row.WebhookID] == 0 {
+				delete(perEndpoint, f.row.WebhookID)
+			}
+		}
+	}
 	tick := time.NewTicker(s.cfg.PollInterval)
 	defer tick.Stop()
 	// Attempts run to their end, even while stopping: cut short, their
@@ -61,57 +79,69 @@ func (s *Service) dispatch(ctx context.Context) error {
 			for _, row := range rows {
 				inFlight++
 				perEndpoint[row.WebhookID]++
-				go func() { done <- finished{row: row, res: s.sender.send(sendCtx, attemptOf(row))} }()
+				go func() { finishedCh <- finished{row: row, res: s.sender.send(sendCtx, attemptOf(row))} }()
 			}
-			// A full claim leaves more due, unless an endpoint's bound stops it.
+			// A full claim leaves more due.
 			more = len(rows) == limit
 		}
 		if ctx.Err() != nil && inFlight == 0 {
 			return nil
 		}
-		var batch []finished
 		if !more || inFlight >= s.cfg.Concurrency {
 			select {
 			case <-ctx.Done():
 			case <-s.wake:
 			case <-tick.C:
-			case f := <-done:
-				batch = append(batch, f)
+			case batch := <-recorded:
+				release(batch)
 			}
 		}
-		// Whatever else has finished goes in the same record.
-		for collecting := true; collecting; {
+		// Outcomes recorded meanwhile free their slots, and may have
+		// made the next deliveries of their lines due.
+		for draining := true; draining; {
 			select {
-			case f := <-done:
-				batch = append(batch, f)
+			case batch := <-recorded:
+				release(batch)
+			default:
+				draining = false
+			}
+		}
+	}
+}
+
+// maxRecord is how many outcomes one record writes at most.
+const maxRecord = 512
+
+// recordAll records the attempts as they finish, those finished together in
+// one transaction, and hands each recorded batch back, until finished closes.
+func (s *Service) recordAll(ctx context.Context, finishedCh <-chan finished, recorded chan<- []finished) {
+	for f := range finishedCh {
+		batch := []finished{f}
+		for collecting := true; collecting && len(batch) < maxRecord; {
+			select {
+			case next, ok := <-finishedCh:
+				if ok {
+					batch = append(batch, next)
+				}
+				collecting = ok
 			default:
 				collecting = false
 			}
-		}
-		if len(batch) == 0 {
-			continue
 		}
 		for {
 			err := s.record(context.WithoutCancel(ctx), batch)
 			if err == nil {
 				break
 			}
-			// The claims stay until their leases run out, then the
-			// deliveries are tried again: nothing is lost.
+			// Unrecorded, the claims stay until their leases run out, then
+			// the deliveries are tried again: nothing is lost.
 			s.log.Warn("record attempts; retrying", zap.Int("attempts", len(batch)), zap.Error(err))
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-				continue
+			if ctx.Err() != nil {
+				break
 			}
-			break
+			time.Sleep(time.Second)
 		}
-		for _, f := range batch {
-			inFlight--
-			if perEndpoint[f.row.WebhookID]--; perEndpoint[f.row.WebhookID] == 0 {
-				delete(perEndpoint, f.row.WebhookID)
-			}
-		}
+		recorded <- batch
 	}
 }
 

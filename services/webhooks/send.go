@@ -63,7 +63,8 @@ func newSender(cfg Config) *sender {
 		DialContext:           dialer.DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          cfg.Concurrency,
-		MaxIdleConnsPerHost:   cfg.PerEndpoint,
+		// Endpoints may share a host; the dispatcher bounds each endpoint.
+		MaxIdleConnsPerHost:   cfg.Concurrency,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   cfg.Timeout,
 		ResponseHeaderTimeout: cfg.Timeout,
