@@ -96,6 +96,8 @@ var PublicTypes = []string{
 	OrderTransferCancelled, OrderTransferred, CommandRejected,
 	CustomerGroupCreated, CustomerGroupUpdated, CustomerGroupDeleted,
 	CustomerGroupCustomersAdded, CustomerGroupCustomersRemoved,
+	// Emitted by the webhooks service, not the command service (webhooks.go).
+	WebhookDisabled,
 }
 
 // Streams and subjects.

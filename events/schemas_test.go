@@ -63,6 +63,11 @@ func TestEventDataValidatesAgainstItsSchema(t *testing.T) {
 	o := events.Order{ID: uuid.Must(uuid.NewV7()), Number: "R-1", Email: c.Email, CustomerID: &c.ID, Channel: "web", Total: "12.50",
 		Currency: "EUR", Status: "placed", PlacedAt: time.Now(), Metadata: map[string]string{}, Version: 2, CreatedAt: time.Now(), UpdatedAt: time.Now()}
 	linked := events.OrderLinkedData{Order: o, OrderIDs: []uuid.UUID{o.ID}}
+	reason, now := events.WebhookDisabledGone, time.Now()
+	disabled := events.WebhookDisabledData{Webhook: events.Webhook{
+		ID: uuid.Must(uuid.NewV7()), URL: "https://hooks.example.com/in", EventTypes: []string{"customer.*"}, ContentMode: "structured",
+		DisabledReason: &reason, DisabledAt: &now, CreatedAt: now, UpdatedAt: now,
+	}, Reason: reason, LastError: "410 Gone"}
 	tests := []struct {
 		name      string
 		eventType string
@@ -114,6 +119,13 @@ func TestEventDataValidatesAgainstItsSchema(t *testing.T) {
 		{"version as string is rejected", events.CustomerCreated, mutate(t, created, func(m map[string]any) { m["version"] = "2" }), false},
 		{"updated without changed is rejected", events.CustomerUpdated, mutate(t, c, func(map[string]any) {}), false},
 		{"phone not in E.164 is rejected", events.CustomerCreated, mutate(t, created, func(m map[string]any) { m["phone"] = "030 123" }), false},
+		{"webhook.disabled is valid", events.WebhookDisabled, mutate(t, disabled, func(map[string]any) {}), true},
+		{"webhook.disabled with a secret is rejected", events.WebhookDisabled,
+			mutate(t, disabled, func(m map[string]any) { m["webhook"].(map[string]any)["secret"] = "whsec_x" }), false},
+		{"webhook.disabled with another reason is rejected", events.WebhookDisabled,
+			mutate(t, disabled, func(m map[string]any) { m["reason"] = "staff" }), false},
+		{"webhook.ping is valid", events.WebhookPing,
+			mutate(t, events.WebhookPingData{WebhookID: disabled.Webhook.ID, Message: "hi"}, func(map[string]any) {}), true},
 		{"id not a uuid is rejected", events.CustomerDeleted, []byte(`{"id":"x","email":"a@b.co","deleted_at":"2026-01-01T00:00:00Z"}`), false},
 	}
 	for _, tt := range tests {
