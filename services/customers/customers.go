@@ -28,6 +28,7 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/merge"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
 	"github.com/customerbus/customerbus/services/customers/internal/store"
+	"github.com/customerbus/customerbus/services/customers/internal/webhook"
 )
 
 // Config of the command service, read from the environment.
@@ -44,6 +45,7 @@ type Config struct {
 	Orders         order.Config
 	Imports        imports.Config
 	Commands       bus.Config
+	Webhooks       webhook.Config
 }
 
 // AccountConfig tunes customer accounts: token lifetimes and login limits.
@@ -90,6 +92,7 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		Orders:          uses.Orders,
 		Merges:          uses.Merges,
 		Imports:         jobs,
+		Webhooks:        webhook.NewService(st, cfg.Webhooks),
 		Tokens:          tokens,
 		Log:             log,
 		MaxBodyBytes:    cfg.MaxBodyBytes,

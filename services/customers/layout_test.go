@@ -20,6 +20,7 @@ func TestPackagesImportOnlyDownward(t *testing.T) {
 		"problem":  {"httpapi", "bus", "store"},
 		"customer": {"httpapi", "bus", "problem", "store", "order"},
 		"order":    {"httpapi", "bus", "problem", "store"},
+		"webhook":  {"httpapi", "bus", "problem", "store", "order"},
 		"store":    {"httpapi", "bus", "problem"},
 	}
 	for pkg, not := range forbidden {

@@ -27,10 +27,12 @@ const (
 	ManageUsers    = "MANAGE_USERS"
 	ManageOrders   = "MANAGE_ORDERS"
 	ManageSettings = "MANAGE_SETTINGS"
+	// ManageApps manages the webhook endpoints that apps receive events at.
+	ManageApps = "MANAGE_APPS"
 )
 
 // AllPermissions lists every permission, for validation and the dev token.
-var AllPermissions = []string{ManageUsers, ManageOrders, ManageSettings}
+var AllPermissions = []string{ManageUsers, ManageOrders, ManageSettings, ManageApps}
 
 // What a route can require instead of a permission. No API token can hold
 // these: Create accepts only AllPermissions.

@@ -23,6 +23,7 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/merge"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
+	"github.com/customerbus/customerbus/services/customers/internal/webhook"
 )
 
 // DefaultMaxBodyBytes caps request bodies unless configured otherwise.
@@ -39,6 +40,7 @@ type API struct {
 	orders       *order.Service
 	merges       *merge.Service
 	imports      *imports.Jobs
+	webhooks     *webhook.Service
 	tokens       Authenticator
 	log          *zap.Logger
 	maxBodyBytes int64
@@ -57,6 +59,7 @@ type Config struct {
 	Orders       *order.Service
 	Merges       *merge.Service
 	Imports      *imports.Jobs
+	Webhooks     *webhook.Service
 	Tokens       Authenticator
 	Log          *zap.Logger
 	MaxBodyBytes int64
@@ -77,7 +80,8 @@ func New(cfg Config) *API {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	return &API{
-		customers: cfg.Customers, orders: cfg.Orders, merges: cfg.Merges, imports: cfg.Imports, tokens: cfg.Tokens, log: cfg.Log,
+		customers: cfg.Customers, orders: cfg.Orders, merges: cfg.Merges, imports: cfg.Imports, webhooks: cfg.Webhooks,
+		tokens: cfg.Tokens, log: cfg.Log,
 		maxBodyBytes: cfg.MaxBodyBytes, ready: cfg.Ready,
 		metrics: newMetrics(cfg.Registry), gatherer: cfg.Registry, openAPI: cfg.OpenAPI,
 		keys: cfg.IdempotencyKeys, trustedProxies: cfg.TrustedProxies,
@@ -164,6 +168,15 @@ func (a *API) Routes() []Route {
 		{"PATCH /v1/customer-groups/{id}", auth.ManageUsers, a.updateGroup},
 		{"DELETE /v1/customer-groups/{id}", auth.ManageUsers, a.deleteGroup},
 		{"POST /v1/customer-groups/{id}/customers", auth.ManageUsers, a.changeGroupMembers},
+		{"POST /v1/webhooks", auth.ManageApps, a.createWebhook},
+		{"GET /v1/webhooks", auth.ManageApps, a.listWebhooks},
+		{"GET /v1/webhooks/{id}", auth.ManageApps, a.getWebhook()},
+		{"PATCH /v1/webhooks/{id}", auth.ManageApps, a.updateWebhook()},
+		{"DELETE /v1/webhooks/{id}", auth.ManageApps, a.deleteWebhook()},
+		{"POST /v1/webhooks/{id}/rotate-secret", auth.ManageApps, a.rotateWebhookSecret()},
+		{"POST /v1/webhooks/{id}/ping", auth.ManageApps, a.pingWebhook()},
+		{"GET /v1/webhooks/{id}/deliveries", auth.ManageApps, a.listWebhookDeliveries},
+		{"POST /v1/webhooks/{id}/deliveries/{did}/retry", auth.ManageApps, a.retryWebhookDelivery()},
 	}
 }
 

@@ -34,6 +34,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// writeAnswer answers status with out as JSON, or with no body when out is nil.
+func writeAnswer(w http.ResponseWriter, status int, out any) {
+	if out == nil {
+		w.WriteHeader(status)
+		return
+	}
+	writeJSON(w, status, out)
+}
+
 // writePage answers one page of a list: the items under key, and the cursor
 // of the next page (null on the last).
 func writePage[T any](w http.ResponseWriter, key string, items []T, nextCursor string) {

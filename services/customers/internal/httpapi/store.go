@@ -113,11 +113,7 @@ func bodyRoute[In any](a *API, status int, do func(r *http.Request, p auth.Princ
 		if err != nil {
 			return err
 		}
-		if out == nil {
-			w.WriteHeader(status)
-			return nil
-		}
-		writeJSON(w, status, out)
+		writeAnswer(w, status, out)
 		return nil
 	}
 }

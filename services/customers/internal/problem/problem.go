@@ -15,6 +15,7 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/merge"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
+	"github.com/customerbus/customerbus/services/customers/internal/webhook"
 )
 
 // Details is an RFC 9457 problem details body with the contract's field errors.
@@ -50,6 +51,10 @@ const (
 	CodeSameCustomer = "same_customer"
 	CodeMergeRunning = "merge_in_progress"
 	CodeTransferOpen = "transfer_open"
+	// Webhooks.
+	CodeWebhookInactive = "webhook_inactive"
+	CodePayloadGone     = "payload_gone"
+	CodeTooManyWebhooks = "too_many_webhooks"
 )
 
 const problemTypeBase = "https://customerbus.dev/problems/"
@@ -117,6 +122,21 @@ func For(err error) Details {
 	case errors.Is(err, order.ErrTransferPending):
 		return newProblem(http.StatusConflict,
 			[]customer.FieldError{{Field: "id", Code: "transfer_pending", Message: "the order has an open transfer request; cancel it first"}})
+	case errors.Is(err, webhook.ErrNotFound):
+		return newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "no webhook has this id"}})
+	case errors.Is(err, webhook.ErrDeliveryNotFound):
+		return newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "did", Code: customer.CodeNotFound, Message: "the webhook has no delivery with this id"}})
+	case errors.Is(err, webhook.ErrInactive):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Field: "id", Code: CodeWebhookInactive, Message: "the webhook is not active; set is_active to true first"}})
+	case errors.Is(err, webhook.ErrPayloadGone):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Field: "did", Code: CodePayloadGone, Message: "the delivery's event is no longer kept, so it cannot be sent again"}})
+	case errors.Is(err, webhook.ErrTooMany):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Code: CodeTooManyWebhooks, Message: fmt.Sprintf("there are %d webhooks already, the most there may be; delete one first", webhook.MaxWebhooks)}})
 	case errors.Is(err, customer.ErrTokenInvalid):
 		return newProblem(http.StatusBadRequest,
 			[]customer.FieldError{{Field: "token", Code: customer.CodeInvalid, Message: "this link is not valid; check that it was copied whole, or ask for a new email"}})
