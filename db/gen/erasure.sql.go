@@ -89,6 +89,17 @@ func (q *Queries) DeleteCustomerTokens(ctx context.Context, customerID uuid.UUID
 	return err
 }
 
+const deleteWebhookEventsOf = `-- name: DeleteWebhookEventsOf :exec
+DELETE FROM webhook_events WHERE partition_key = ANY($1::text[])
+`
+
+// An erased customer's events that wait for delivery go, with their
+// deliveries (ON DELETE CASCADE): no endpoint is sent their personal data.
+func (q *Queries) DeleteWebhookEventsOf(ctx context.Context, partitionKeys []string) error {
+	_, err := q.db.Exec(ctx, deleteWebhookEventsOf, partitionKeys)
+	return err
+}
+
 const failErasure = `-- name: FailErasure :exec
 UPDATE erasures SET attempts = attempts + 1, last_error = $2 WHERE customer_id = $1
 `

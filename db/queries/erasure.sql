@@ -50,6 +50,11 @@ WHERE customer_id = sqlc.arg(customer_id);
 -- name: DeleteCommandOrderKeys :exec
 DELETE FROM command_order WHERE order_key = ANY(sqlc.arg(keys)::text[]);
 
+-- name: DeleteWebhookEventsOf :exec
+-- An erased customer's events that wait for delivery go, with their
+-- deliveries (ON DELETE CASCADE): no endpoint is sent their personal data.
+DELETE FROM webhook_events WHERE partition_key = ANY(sqlc.arg(partition_keys)::text[]);
+
 -- name: InsertErasure :exec
 INSERT INTO erasures (customer_id, keep_event_id, partition_keys, emails, requested_at)
 VALUES ($1, $2, $3, $4, $5)

@@ -87,6 +87,7 @@ func (s *system) live(p person) (customerJSON, map[string]any, string) {
 	// a copy of the set-password notification.
 	s.waitRelayed()
 	ctx := context.Background()
+	s.awaitWebhooks()
 	if _, err := s.js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: events.NotificationsDeadLetterStream, Subjects: []string{"customerbus.deadletter.notifications.>"},
 	}); err != nil {
@@ -107,6 +108,26 @@ func (s *system) live(p person) (customerJSON, map[string]any, string) {
 		t.Fatal(err)
 	}
 	return c, create, key
+}
+
+// awaitWebhooks makes every public event so far wait for delivery to an
+// endpoint, as the webhooks service stores them (once each, a delivery per
+// endpoint), beside a ping of the endpoint, which is about no customer.
+func (s *system) awaitWebhooks() {
+	s.t.Helper()
+	w := s.createWebhook(map[string]any{"url": "https://crm.example.com/hooks", "event_types": []string{"*"}})
+	s.ping(w.ID)
+	if _, err := s.pool.Exec(context.Background(), `
+		WITH copied AS (
+			INSERT INTO webhook_events (id, type, partition_key, seq, payload, created_at)
+			SELECT event_id::text, substr(nats_subject, length('customerbus.events.') + 1), partition_key, id, event, now()
+			FROM outbox WHERE nats_subject LIKE 'customerbus.events.%'
+			RETURNING id, type, partition_key, seq
+		)
+		INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, partition_key, seq, next_attempt_at, created_at)
+		SELECT gen_random_uuid(), $1, id, type, partition_key, seq, now() + interval '1 hour', now() FROM copied`, w.ID); err != nil {
+		s.t.Fatalf("queue the events for the webhook: %v", err)
+	}
 }
 
 // waitRelayed waits until the relay has published the whole outbox.
@@ -240,7 +261,7 @@ func TestAnonymizeLeavesNoTraceInAnyTableOrStream(t *testing.T) {
 	c, create, key := s.live(p)
 	s.waitRelayed()
 	before := s.traces(p.needles())
-	for _, want := range []string{"table customers", "table orders", "table outbox", "table idempotency_keys", "table login_failures",
+	for _, want := range []string{"table customers", "table orders", "table outbox", "table idempotency_keys", "table login_failures", "table webhook_events",
 		"stream CUSTOMERBUS_EVENTS", "stream CUSTOMERBUS_NOTIFICATIONS", "stream CUSTOMERBUS_COMMANDS_DLQ", "stream CUSTOMERBUS_NOTIFICATIONS_DLQ", "file "} {
 		if !strings.Contains(strings.Join(before, "\n"), want) {
 			t.Fatalf("before the erasure, no trace in %q: the search cannot fail. Found:\n%s", want, strings.Join(before, "\n"))
@@ -256,16 +277,26 @@ func TestAnonymizeLeavesNoTraceInAnyTableOrStream(t *testing.T) {
 		t.Errorf("after the erasure, the customer's data is still in:\n%s", strings.Join(left, "\n"))
 	}
 
+	// The webhook's deliveries of its events went with them (its own and
+	// its guest order's); the ping, about no customer, waits still.
+	placeholder := "anonymized-" + c.ID + "@anonymized.invalid"
+	if n := s.count(`SELECT count(*) FROM webhook_deliveries WHERE partition_key = $1
+		OR partition_key IN (SELECT id::text FROM orders WHERE email = $2)`, c.ID, placeholder); n != 0 {
+		t.Errorf("%d deliveries of the customer's events are left", n)
+	}
+	if n := s.count(`SELECT count(*) FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id WHERE e.type = $1`, events.WebhookPing); n != 1 {
+		t.Errorf("%d pings wait for the webhook, want 1: the erasure took events of no customer", n)
+	}
+
 	// A fresh GET shows what the answer did: the customer, erased.
 	var got customerJSON
 	s.do(http.MethodGet, "/v1/customers/"+c.ID, nil, &got)
-	want := "anonymized-" + c.ID + "@anonymized.invalid"
-	if !got.IsAnonymized || got.Email != want || got.FirstName != "" || got.Phone != nil || got.IsActive ||
+	if !got.IsAnonymized || got.Email != placeholder || got.FirstName != "" || got.Phone != nil || got.IsActive ||
 		len(got.Metadata) != 0 || len(got.PrivateMetadata) != 0 || got.DefaultShipping != nil || got.Version != anon.Version {
 		t.Errorf("after the erasure GET reads %+v, the answer was %+v", got, anon)
 	}
 	// Its orders stay, without the email.
-	if n := s.count(`SELECT count(*) FROM orders WHERE email = $1`, want); n != 2 {
+	if n := s.count(`SELECT count(*) FROM orders WHERE email = $1`, placeholder); n != 2 {
 		t.Errorf("%d orders carry the placeholder, want 2 (its own and the guest order)", n)
 	}
 

@@ -24,8 +24,9 @@ const erasedAnswer = `{"type":"https://customerbus.dev/problems/` + customer.Cod
 // with its email) and transfer requests keep all but the email (the
 // customer service cancels the open ones); kept
 // answers that show it become erasedAnswer; what orders its bus commands
-// and counts its failed logins goes; and the relay is left the erasure of
-// the streams. The row itself is written by the caller.
+// and counts its failed logins goes, and so do its events waiting for
+// delivery to webhooks (with their deliveries); and the relay is left the
+// erasure of the streams. The row itself is written by the caller.
 func erase(ctx context.Context, q *gen.Queries, cur customer.Customer, e *customer.Erasure) error {
 	id := cur.ID
 	for what, del := range map[string]func(context.Context, uuid.UUID) error{
@@ -66,6 +67,9 @@ func erase(ctx context.Context, q *gen.Queries, cur customer.Customer, e *custom
 	keys := []string{id.String()}
 	for _, o := range orders {
 		keys = append(keys, o.String())
+	}
+	if err := q.DeleteWebhookEventsOf(ctx, keys); err != nil {
+		return fmt.Errorf("store: erase webhook events: %w", err)
 	}
 	if err := q.InsertErasure(ctx, gen.InsertErasureParams{
 		CustomerID: id, KeepEventID: e.KeepEventID, PartitionKeys: keys, Emails: []string{e.Email}, RequestedAt: time.Now(),
