@@ -7,6 +7,7 @@ package gen
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -150,11 +151,14 @@ const fanOutWebhookEvents = `-- name: FanOutWebhookEvents :execrows
 WITH ev AS (
     SELECT unnest($1::text[]) AS id, unnest($2::text[]) AS type,
            unnest($3::text[]) AS partition_key, unnest($4::bigint[]) AS seq,
-           unnest($5::bytea[]) AS payload
+           unnest($5::timestamptz[]) AS time, unnest($6::bytea[]) AS payload
 ), matched AS (
     SELECT ev.id, ev.type, ev.partition_key, ev.seq, ev.payload, w.id AS webhook_id
     FROM ev JOIN webhooks w ON w.is_active
         AND (ev.type = ANY(w.event_types) OR '*' = ANY(w.event_types) OR split_part(ev.type, '.', 1) || '.*' = ANY(w.event_types))
+    WHERE NOT EXISTS (
+        SELECT 1 FROM erasures x
+        WHERE x.partition_keys @> ARRAY[ev.partition_key] AND ev.time < x.requested_at AND ev.id <> x.keep_event_id::text)
 ), stored AS (
     INSERT INTO webhook_events (id, type, partition_key, seq, payload, created_at)
     SELECT DISTINCT ON (id) id, type, partition_key, seq, payload, now() FROM matched
@@ -170,6 +174,7 @@ type FanOutWebhookEventsParams struct {
 	Types         []string
 	PartitionKeys []string
 	Seqs          []int64
+	Times         []time.Time
 	Payloads      [][]byte
 }
 
@@ -178,13 +183,16 @@ type FanOutWebhookEventsParams struct {
 // database's clock, so instances need no clock sync.
 // Each event once, and one delivery of it per active endpoint whose types
 // match (exactly, by its prefix's .*, or *). An event redelivered by
-// JetStream changes nothing; an event no endpoint wants is not stored.
+// JetStream changes nothing; an event no endpoint wants is not stored, nor
+// one from before an erasure of its customer (but the erasure's own
+// event), which came while the erasure deleted the others.
 func (q *Queries) FanOutWebhookEvents(ctx context.Context, arg FanOutWebhookEventsParams) (int64, error) {
 	result, err := q.db.Exec(ctx, fanOutWebhookEvents,
 		arg.Ids,
 		arg.Types,
 		arg.PartitionKeys,
 		arg.Seqs,
+		arg.Times,
 		arg.Payloads,
 	)
 	if err != nil {

@@ -5,15 +5,20 @@
 -- name: FanOutWebhookEvents :execrows
 -- Each event once, and one delivery of it per active endpoint whose types
 -- match (exactly, by its prefix's .*, or *). An event redelivered by
--- JetStream changes nothing; an event no endpoint wants is not stored.
+-- JetStream changes nothing; an event no endpoint wants is not stored, nor
+-- one from before an erasure of its customer (but the erasure's own
+-- event), which came while the erasure deleted the others.
 WITH ev AS (
     SELECT unnest(sqlc.arg(ids)::text[]) AS id, unnest(sqlc.arg(types)::text[]) AS type,
            unnest(sqlc.arg(partition_keys)::text[]) AS partition_key, unnest(sqlc.arg(seqs)::bigint[]) AS seq,
-           unnest(sqlc.arg(payloads)::bytea[]) AS payload
+           unnest(sqlc.arg(times)::timestamptz[]) AS time, unnest(sqlc.arg(payloads)::bytea[]) AS payload
 ), matched AS (
-    SELECT ev.*, w.id AS webhook_id
+    SELECT ev.id, ev.type, ev.partition_key, ev.seq, ev.payload, w.id AS webhook_id
     FROM ev JOIN webhooks w ON w.is_active
         AND (ev.type = ANY(w.event_types) OR '*' = ANY(w.event_types) OR split_part(ev.type, '.', 1) || '.*' = ANY(w.event_types))
+    WHERE NOT EXISTS (
+        SELECT 1 FROM erasures x
+        WHERE x.partition_keys @> ARRAY[ev.partition_key] AND ev.time < x.requested_at AND ev.id <> x.keep_event_id::text)
 ), stored AS (
     INSERT INTO webhook_events (id, type, partition_key, seq, payload, created_at)
     SELECT DISTINCT ON (id) id, type, partition_key, seq, payload, now() FROM matched

@@ -94,6 +94,7 @@ func (s *Service) store(ctx context.Context, batch []jetstream.Msg) {
 		pk, _ := e.Extensions()[events.ExtPartitionKey].(string)
 		p.Ids, p.Types, p.PartitionKeys = append(p.Ids, e.ID()), append(p.Types, e.Type()), append(p.PartitionKeys, pk)
 		p.Seqs, p.Payloads = append(p.Seqs, int64(meta.Sequence.Stream)), append(p.Payloads, payload)
+		p.Times = append(p.Times, e.Time())
 		kept = append(kept, msg)
 	}
 	if len(kept) == 0 {

@@ -59,10 +59,10 @@ func newSender(cfg Config) *sender {
 		}
 	}
 	transport := &http.Transport{
-		Proxy:                 nil, // a proxy would connect for us, past the guard
-		DialContext:           dialer.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          cfg.Concurrency,
+		Proxy:             nil, // a proxy would connect for us, past the guard
+		DialContext:       dialer.DialContext,
+		ForceAttemptHTTP2: true,
+		MaxIdleConns:      cfg.Concurrency,
 		// Endpoints may share a host; the dispatcher bounds each endpoint.
 		MaxIdleConnsPerHost:   cfg.Concurrency,
 		IdleConnTimeout:       90 * time.Second,

@@ -538,3 +538,46 @@ func TestDeployNATSConfigForWebhooks(t *testing.T) {
 		t.Errorf("webhooks was refused: %v", r)
 	}
 }
+
+// An event from before its customer's erasure that reaches the fan-out
+// after the erasure ran (it was in flight) is not stored, so its personal
+// data is never sent; the erasure's own event is, as are other customers'.
+func TestEventsFromBeforeAnErasureAreNotDelivered(t *testing.T) {
+	w := newWorld(t)
+	rcv := newReceiver(t, nil)
+	w.endpoint(rcv.URL, "structured", "*")
+	w.start(fast)
+	erased, other := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	event := func(typ string, c uuid.UUID, at time.Time) cloudevents.Event {
+		e, err := events.New(events.Meta{Type: typ, Source: events.SourceCustomers, Subject: c.String(), PartitionKey: c.String(),
+			Sequence: 1, Time: at, TraceParent: events.NewTraceParent(), Actor: events.Actor{Type: events.AuthServiceAccount, ID: "test"}},
+			map[string]any{"id": c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	before := time.Now().Add(-time.Minute)
+	stale, otherStale := event(events.CustomerUpdated, erased, before), event(events.CustomerUpdated, other, before)
+	anonymized := event(events.CustomerAnonymized, erased, time.Now())
+	if _, err := w.pool.Exec(context.Background(), `
+		INSERT INTO erasures (customer_id, keep_event_id, partition_keys, emails, requested_at)
+		VALUES ($1, $2, $3, '{}', now())`, erased, anonymized.ID(), []string{erased.String()}); err != nil {
+		t.Fatal(err)
+	}
+	err := pgx.BeginFunc(context.Background(), w.pool, func(tx pgx.Tx) error {
+		return outbox.Write(context.Background(), gen.New(tx), []cloudevents.Event{stale, otherStale, anonymized})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the erasure's event and the other customer's delivered", func() bool { return len(rcv.accepted()) == 2 })
+	time.Sleep(200 * time.Millisecond)
+	var ids []string
+	for _, c := range rcv.got() {
+		ids = append(ids, c.header.Get("webhook-id"))
+	}
+	if !slices.Contains(ids, anonymized.ID()) || !slices.Contains(ids, otherStale.ID()) || slices.Contains(ids, stale.ID()) {
+		t.Errorf("delivered %v; want %s and %s, never %s", ids, anonymized.ID(), otherStale.ID(), stale.ID())
+	}
+}
