@@ -53,3 +53,34 @@ func EachMessage(it jetstream.MessagesContext, handle func(jetstream.Msg), onErr
 		}
 	}
 }
+
+// EachBatch is EachMessage for handlers that work in batches: messages are
+// read one by one, and those waiting when handle is free go to it together,
+// up to max. It returns once the iterator closed and handle has had every
+// message read.
+func EachBatch(it jetstream.MessagesContext, max int, handle func([]jetstream.Msg), onErr func(error)) error {
+	msgs := make(chan jetstream.Msg, max)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for msg := range msgs {
+			batch := []jetstream.Msg{msg}
+			for more := true; more && len(batch) < max; {
+				select {
+				case next, ok := <-msgs:
+					if ok {
+						batch = append(batch, next)
+					}
+					more = ok
+				default:
+					more = false
+				}
+			}
+			handle(batch)
+		}
+	}()
+	err := EachMessage(it, func(msg jetstream.Msg) { msgs <- msg }, onErr)
+	close(msgs)
+	<-done
+	return err
+}

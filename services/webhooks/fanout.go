@@ -41,33 +41,8 @@ func (s *Service) fanOut(ctx context.Context) error {
 		return fmt.Errorf("webhooks: consume: %w", err)
 	}
 	defer context.AfterFunc(ctx, it.Stop)()
-	// Messages are read one by one and stored in batches: those waiting
-	// when a batch starts go in it.
-	msgs := make(chan jetstream.Msg, maxFanOutBatch)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for msg := range msgs {
-			batch := []jetstream.Msg{msg}
-			for more := true; more && len(batch) < maxFanOutBatch; {
-				select {
-				case next, ok := <-msgs:
-					if ok {
-						batch = append(batch, next)
-					}
-					more = ok
-				default:
-					more = false
-				}
-			}
-			s.store(ctx, batch)
-		}
-	}()
-	err = events.EachMessage(it, func(msg jetstream.Msg) { msgs <- msg },
+	return events.EachBatch(it, maxFanOutBatch, func(batch []jetstream.Msg) { s.store(ctx, batch) },
 		func(err error) { s.log.Warn("consume", zap.Error(err)) })
-	close(msgs)
-	<-done
-	return err
 }
 
 // store writes a batch's events and deliveries, then acknowledges them; on

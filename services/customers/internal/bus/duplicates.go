@@ -89,33 +89,8 @@ func (b *Bus) findDuplicates(ctx context.Context, js jetstream.JetStream) error 
 		return fmt.Errorf("bus: consume events for duplicates: %w", err)
 	}
 	defer context.AfterFunc(ctx, it.Stop)()
-	// Messages are read one by one and rescored in batches: those waiting
-	// when a batch starts go in it.
-	msgs := make(chan jetstream.Msg, maxDuplicatesBatch)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for msg := range msgs {
-			batch := []jetstream.Msg{msg}
-			for more := true; more && len(batch) < maxDuplicatesBatch; {
-				select {
-				case next, ok := <-msgs:
-					if ok {
-						batch = append(batch, next)
-					}
-					more = ok
-				default:
-					more = false
-				}
-			}
-			b.rescore(ctx, batch)
-		}
-	}()
-	err = events.EachMessage(it, func(msg jetstream.Msg) { msgs <- msg },
+	return events.EachBatch(it, maxDuplicatesBatch, func(batch []jetstream.Msg) { b.rescore(ctx, batch) },
 		func(err error) { b.log.Warn("duplicates: consume", zap.Error(err)) })
-	close(msgs)
-	<-done
-	return err
 }
 
 // rescore refreshes the pairs of the batch's customers, acknowledging the
