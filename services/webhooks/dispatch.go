@@ -242,17 +242,18 @@ func disabledEvent(w gen.Webhook, lastError string) (cloudevents.Event, error) {
 		Type: events.WebhookDisabled, Source: events.SourceWebhooks, Subject: w.ID.String(), PartitionKey: w.ID.String(),
 		Sequence: int64(w.TimesDisabled), Time: w.UpdatedAt, TraceParent: events.NewTraceParent(),
 		Actor: events.Actor{Type: events.AuthServiceAccount, ID: ConsumerName},
-	}, events.WebhookDisabledData{Webhook: PublicWebhook(w), Reason: *w.DisabledReason, LastError: lastError})
+	}, events.WebhookDisabledData{Webhook: publicWebhook(w, time.Now()), Reason: *w.DisabledReason, LastError: lastError})
 }
 
-// PublicWebhook is an endpoint as the API and events show it: no secret.
-func PublicWebhook(w gen.Webhook) events.Webhook {
+// publicWebhook is an endpoint as events show it, as the API does: no
+// secret, and no expiry of a previous secret that signs no more.
+func publicWebhook(w gen.Webhook, now time.Time) events.Webhook {
 	pw := events.Webhook{
 		ID: w.ID, URL: w.Url, EventTypes: w.EventTypes, ContentMode: w.ContentMode, Description: w.Description,
 		IsActive: w.IsActive, DisabledReason: w.DisabledReason, DisabledAt: utc(w.DisabledAt), FailingSince: utc(w.FailingSince),
 		CreatedAt: w.CreatedAt.UTC(), UpdatedAt: w.UpdatedAt.UTC(),
 	}
-	if w.PreviousSecret != nil {
+	if w.PreviousSecretExpiresAt != nil && w.PreviousSecretExpiresAt.After(now) {
 		pw.PreviousSecretExpiresAt = utc(w.PreviousSecretExpiresAt)
 	}
 	return pw
