@@ -124,35 +124,9 @@ type ReleaseIdempotencyKeyParams struct {
 	Key   string
 }
 
-// A first request that failed on the server's side leaves nothing to replay:
-// a retry runs afresh.
+// Removes a record without an answer (left by a version that committed the
+// record before the change) whose request died.
 func (q *Queries) ReleaseIdempotencyKey(ctx context.Context, arg ReleaseIdempotencyKeyParams) error {
 	_, err := q.db.Exec(ctx, releaseIdempotencyKey, arg.Owner, arg.Key)
 	return err
-}
-
-const takeOverIdempotencyKey = `-- name: TakeOverIdempotencyKey :execrows
-UPDATE idempotency_keys SET created_at = $3
-WHERE owner = $1 AND key = $2 AND status IS NULL AND created_at < $4
-`
-
-type TakeOverIdempotencyKeyParams struct {
-	Owner       string
-	Key         string
-	Now         time.Time
-	StaleBefore time.Time
-}
-
-// Takes over a claim whose request must have died (it outlived any request).
-func (q *Queries) TakeOverIdempotencyKey(ctx context.Context, arg TakeOverIdempotencyKeyParams) (int64, error) {
-	result, err := q.db.Exec(ctx, takeOverIdempotencyKey,
-		arg.Owner,
-		arg.Key,
-		arg.Now,
-		arg.StaleBefore,
-	)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
 }

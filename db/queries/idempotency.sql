@@ -12,8 +12,8 @@ UPDATE idempotency_keys SET status = $3, content_type = $4, location = $5, body 
 WHERE owner = $1 AND key = $2;
 
 -- name: ReleaseIdempotencyKey :exec
--- A first request that failed on the server's side leaves nothing to replay:
--- a retry runs afresh.
+-- Removes a record without an answer (left by a version that committed the
+-- record before the change) whose request died.
 DELETE FROM idempotency_keys WHERE owner = $1 AND key = $2 AND status IS NULL;
 
 -- name: DeleteExpiredIdempotencyKeys :exec
@@ -24,8 +24,3 @@ DELETE FROM idempotency_keys WHERE (owner, key) IN (
 -- name: DeleteIdempotencyKeyBefore :exec
 -- Forgets the key when it is older than the retention.
 DELETE FROM idempotency_keys WHERE owner = $1 AND key = $2 AND created_at < $3;
-
--- name: TakeOverIdempotencyKey :execrows
--- Takes over a claim whose request must have died (it outlived any request).
-UPDATE idempotency_keys SET created_at = sqlc.arg(now)
-WHERE owner = $1 AND key = $2 AND status IS NULL AND created_at < sqlc.arg(stale_before);

@@ -76,23 +76,24 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		panic(err)
 	}
 	st := store.New(pool)
-	// The use cases on a database: the pool for HTTP; for a bus command, its
-	// own transaction, which also records its id.
-	domain := func(db store.DB) bus.Domain {
+	// The use cases on a database: the pool for HTTP; for a bus command, or
+	// an HTTP request with an Idempotency-Key, its own transaction, which
+	// also records its id or its answer.
+	useCases := func(db store.DB) httpapi.UseCases {
 		st := store.New(db)
 		customers := customer.NewService(st, cfg.PhoneRegion, cfg.Accounts, cfg.Privacy)
 		orders := order.NewService(st, customers, cfg.Orders)
 		customers.EndTransfersWith(orders)
-		return bus.Domain{Customers: customers, Orders: orders, Merges: merge.NewService(st)}
+		return httpapi.UseCases{Customers: customers, Orders: orders, Merges: merge.NewService(st), Webhooks: webhook.NewService(st, cfg.Webhooks)}
 	}
-	uses := domain(pool)
-	jobs := imports.New(pool, log, cfg.Imports, func(tx pgx.Tx) *customer.Service { return domain(tx).Customers })
+	uses := useCases(pool)
+	jobs := imports.New(pool, log, cfg.Imports, func(tx pgx.Tx) *customer.Service { return useCases(tx).Customers })
 	api := httpapi.New(httpapi.Config{
 		Customers:       uses.Customers,
 		Orders:          uses.Orders,
 		Merges:          uses.Merges,
 		Imports:         jobs,
-		Webhooks:        webhook.NewService(st, cfg.Webhooks),
+		Webhooks:        uses.Webhooks,
 		Tokens:          tokens,
 		Log:             log,
 		MaxBodyBytes:    cfg.MaxBodyBytes,
@@ -100,10 +101,15 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		Registry:        reg,
 		OpenAPI:         spec,
 		IdempotencyKeys: idempotency.New(pool),
+		UseCasesIn:      func(tx pgx.Tx) httpapi.UseCases { return useCases(tx) },
 		TrustedProxies:  cfg.TrustedProxies,
 	})
+	commands := func(tx pgx.Tx) bus.Domain {
+		u := useCases(tx)
+		return bus.Domain{Customers: u.Customers, Orders: u.Orders, Merges: u.Merges}
+	}
 	return &Service{cfg: cfg, log: log, api: api, store: st, imports: jobs, merges: uses.Merges,
-		bus: bus.New(pool, log, reg, cfg.Commands, func(tx pgx.Tx) bus.Domain { return domain(tx) }, uses.Merges)}
+		bus: bus.New(pool, log, reg, cfg.Commands, commands, uses.Merges)}
 }
 
 // RebuildDuplicates scores every pair of the global duplicates list again,

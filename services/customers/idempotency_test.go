@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/customerbus/customerbus/services/customers"
 )
@@ -57,7 +58,9 @@ func TestIdempotencyKeyReplaysTheFirstAnswer(t *testing.T) {
 
 	post(s.token, strings.Repeat("k", 256), body).expectProblem(t, http.StatusBadRequest, "Idempotency-Key", "invalid")
 
-	// A first request still running: the repeat is told to wait.
+	// A record without an answer, as a version before answers committed
+	// with their changes left while its request ran: the repeat is told
+	// to wait.
 	if _, err := s.pool.Exec(context.Background(),
 		`INSERT INTO idempotency_keys (owner, key, fingerprint, created_at) SELECT owner, 'k-3', fingerprint, now() FROM idempotency_keys WHERE key = 'k-1'`); err != nil {
 		t.Fatal(err)
@@ -68,7 +71,7 @@ func TestIdempotencyKeyReplaysTheFirstAnswer(t *testing.T) {
 		t.Errorf("409 without Retry-After")
 	}
 
-	// A claim older than any request belongs to one that died: taken over.
+	// Such a record older than any request belongs to one that died: taken over.
 	if _, err := s.pool.Exec(context.Background(), `UPDATE idempotency_keys SET created_at = now() - interval '3 minutes' WHERE key = 'k-3'`); err != nil {
 		t.Fatal(err)
 	}
@@ -98,5 +101,78 @@ func TestIdempotencyKeyForCustomers(t *testing.T) {
 	}
 	if n := s.count(`SELECT count(*) FROM customer_addresses WHERE customer_id = $1`, sh.ID); n != 1 {
 		t.Errorf("%d addresses, want 1", n)
+	}
+}
+
+// The answer to a request with a key commits with its change, or neither
+// does: when its record cannot be written, the create is not made either
+// and the client is told it failed, so its retry creates the customer,
+// once, and a further retry gets that answer.
+func TestIdempotencyKeyAnswerCommitsWithItsChange(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	ctx := context.Background()
+	// Recording any answer fails while this trigger is there.
+	if _, err := s.pool.Exec(ctx, `
+		CREATE FUNCTION refuse_answers() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'answers cannot be recorded'; END $$;
+		CREATE TRIGGER refuse_answers BEFORE UPDATE ON idempotency_keys FOR EACH ROW EXECUTE FUNCTION refuse_answers();`); err != nil {
+		t.Fatal(err)
+	}
+	email := "atomic-" + randomSuffix() + "@example.com"
+	post := func() reply {
+		return request(t, s, http.MethodPost, "/v1/customers", map[string]any{"email": email},
+			map[string]string{"Authorization": "Bearer " + s.token, "Idempotency-Key": "atomic-1"})
+	}
+	post().expectStatus(t, http.StatusInternalServerError)
+	if n := s.count(`SELECT count(*) FROM customers WHERE email = $1`, email); n != 0 {
+		t.Fatalf("%d customers after an answer that could not be recorded, want none", n)
+	}
+	if n := s.count(`SELECT count(*) FROM outbox`) + s.count(`SELECT count(*) FROM idempotency_keys`); n != 0 {
+		t.Fatalf("%d events and records left, want none", n)
+	}
+	if _, err := s.pool.Exec(ctx, `DROP TRIGGER refuse_answers ON idempotency_keys`); err != nil {
+		t.Fatal(err)
+	}
+	first := post()
+	first.expectStatus(t, http.StatusCreated)
+	again := post()
+	if again.status != http.StatusCreated || again.header.Get("Idempotent-Replayed") != "true" || string(again.body) != string(first.body) {
+		t.Errorf("the retry after the create: %d %s (replayed %q)", again.status, again.body, again.header.Get("Idempotent-Replayed"))
+	}
+	if n := s.count(`SELECT count(*) FROM customers WHERE email = $1`, email); n != 1 {
+		t.Errorf("%d customers, want 1", n)
+	}
+}
+
+// A retry sent while the first request with its key still runs waits for
+// it, then gets its answer: not a 409 to retry later, nor a second change.
+func TestIdempotencyKeyRetryWaitsForTheFirstRequest(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	ctx := context.Background()
+	// Creates of slow-* emails take a second.
+	if _, err := s.pool.Exec(ctx, `
+		CREATE FUNCTION slow_creates() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.email LIKE 'slow-%' THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$;
+		CREATE TRIGGER slow_creates BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION slow_creates();`); err != nil {
+		t.Fatal(err)
+	}
+	email := "slow-" + randomSuffix() + "@example.com"
+	post := func() reply {
+		return request(t, s, http.MethodPost, "/v1/customers", map[string]any{"email": email},
+			map[string]string{"Authorization": "Bearer " + s.token, "Idempotency-Key": "slow-1"})
+	}
+	firstDone := make(chan reply, 1)
+	go func() { firstDone <- post() }()
+	time.Sleep(300 * time.Millisecond) // the first is in its trigger
+	retry := post()
+	first := <-firstDone
+	first.expectStatus(t, http.StatusCreated)
+	if retry.status != http.StatusCreated || retry.header.Get("Idempotent-Replayed") != "true" || string(retry.body) != string(first.body) {
+		t.Errorf("the retry during the first request: %d %s (replayed %q), want the first's answer", retry.status, retry.body, retry.header.Get("Idempotent-Replayed"))
+	}
+	if n := s.count(`SELECT count(*) FROM customers WHERE email = $1`, email); n != 1 {
+		t.Errorf("%d customers, want 1", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"github.com/jackc/pgx/v5"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -49,6 +50,7 @@ type API struct {
 	gatherer     prometheus.Gatherer
 	openAPI      []byte
 	keys         IdempotencyKeys
+	useCasesIn   func(pgx.Tx) UseCases
 	// trustedProxies may set X-Forwarded-For (see clientAddress).
 	trustedProxies []netip.Prefix
 }
@@ -70,6 +72,9 @@ type Config struct {
 	OpenAPI []byte
 	// IdempotencyKeys keeps POST answers for Idempotency-Key; nil ignores the header.
 	IdempotencyKeys IdempotencyKeys
+	// UseCasesIn gives the use cases in a transaction: that of a request
+	// with an Idempotency-Key, which also records its answer.
+	UseCasesIn func(pgx.Tx) UseCases
 	// TrustedProxies are the proxies whose X-Forwarded-For names the client.
 	TrustedProxies []netip.Prefix
 }
@@ -84,7 +89,7 @@ func New(cfg Config) *API {
 		tokens: cfg.Tokens, log: cfg.Log,
 		maxBodyBytes: cfg.MaxBodyBytes, ready: cfg.Ready,
 		metrics: newMetrics(cfg.Registry), gatherer: cfg.Registry, openAPI: cfg.OpenAPI,
-		keys: cfg.IdempotencyKeys, trustedProxies: cfg.TrustedProxies,
+		keys: cfg.IdempotencyKeys, useCasesIn: cfg.UseCasesIn, trustedProxies: cfg.TrustedProxies,
 	}
 }
 
