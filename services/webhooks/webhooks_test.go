@@ -585,3 +585,35 @@ func TestEventsFromBeforeAnErasureAreNotDelivered(t *testing.T) {
 		t.Errorf("delivered %v; want %s and %s, never %s", ids, anonymized.ID(), otherStale.ID(), stale.ID())
 	}
 }
+
+// After the NATS server restarts, events flow again within seconds: the
+// fan-out's pull does not sit out its expiry on a connection that is gone.
+func TestEventsFlowSoonAfterNATSRestarts(t *testing.T) {
+	t.Parallel()
+	pool, _ := dbtest.New(t)
+	ns := natstest.New(t)
+	js, err := jetstream.New(ns.Connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, pool: pool, js: js}
+	w.run("relay", relay.New(pool, js, zaptest.NewLogger(t), prometheus.NewRegistry(),
+		relay.Config{PollInterval: 20 * time.Millisecond, PublishTimeout: time.Second}).Run)
+	rcv := newReceiver(t, nil)
+	w.endpoint(rcv.URL, "structured", "*")
+	w.start(fast)
+	c := uuid.Must(uuid.NewV7())
+	w.emit([]uuid.UUID{c}, 1)
+	w.eventually("delivered before the restart", func() bool { return len(rcv.accepted()) == 1 })
+
+	ns.Stop()
+	ns.Start()
+	start := time.Now()
+	w.emit([]uuid.UUID{c}, 1)
+	w.eventually("delivered after the restart", func() bool { return len(rcv.accepted()) == 2 })
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the first event after the restart took %s, want at most 5 s", took.Round(time.Millisecond))
+	} else {
+		t.Logf("the first event after the restart took %s", took.Round(time.Millisecond))
+	}
+}
