@@ -34,11 +34,12 @@ func (q *Queries) ClaimNotifierDelivery(ctx context.Context, arg ClaimNotifierDe
 }
 
 const getNotifierDelivery = `-- name: GetNotifierDelivery :one
-SELECT claimed_at, sent_at, now()::timestamptz AS now FROM notifier_deliveries
+SELECT claim_id, claimed_at, sent_at, now()::timestamptz AS now FROM notifier_deliveries
 WHERE event_id = $1
 `
 
 type GetNotifierDeliveryRow struct {
+	ClaimID   uuid.UUID
 	ClaimedAt time.Time
 	SentAt    *time.Time
 	Now       time.Time
@@ -49,7 +50,12 @@ type GetNotifierDeliveryRow struct {
 func (q *Queries) GetNotifierDelivery(ctx context.Context, eventID uuid.UUID) (GetNotifierDeliveryRow, error) {
 	row := q.db.QueryRow(ctx, getNotifierDelivery, eventID)
 	var i GetNotifierDeliveryRow
-	err := row.Scan(&i.ClaimedAt, &i.SentAt, &i.Now)
+	err := row.Scan(
+		&i.ClaimID,
+		&i.ClaimedAt,
+		&i.SentAt,
+		&i.Now,
+	)
 	return i, err
 }
 
@@ -81,8 +87,8 @@ type ReleaseNotifierDeliveryParams struct {
 	ClaimID uuid.UUID
 }
 
-// The SMTP server refused the email before accepting it, so a later attempt
-// may claim the event again.
+// The SMTP server refused the email, could not be reached or broke off before
+// saying whether it took it, so a later attempt may claim the event again.
 func (q *Queries) ReleaseNotifierDelivery(ctx context.Context, arg ReleaseNotifierDeliveryParams) error {
 	_, err := q.db.Exec(ctx, releaseNotifierDelivery, arg.EventID, arg.ClaimID)
 	return err
@@ -110,6 +116,29 @@ type SweepNotifierDeliveriesParams struct {
 // has locked are skipped rather than waited for.
 func (q *Queries) SweepNotifierDeliveries(ctx context.Context, arg SweepNotifierDeliveriesParams) (int64, error) {
 	result, err := q.db.Exec(ctx, sweepNotifierDeliveries, arg.RetentionSeconds, arg.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const takeOverNotifierDelivery = `-- name: TakeOverNotifierDelivery :execrows
+UPDATE notifier_deliveries SET claim_id = $1, claimed_at = now()
+WHERE event_id = $2 AND claim_id = $3 AND sent_at IS NULL
+`
+
+type TakeOverNotifierDeliveryParams struct {
+	ClaimID    uuid.UUID
+	EventID    uuid.UUID
+	OldClaimID uuid.UUID
+}
+
+// An attempt died between claim and confirm: a new attempt takes its claim
+// over to send the email again. 0 rows: another attempt took it over first,
+// or the old one confirmed after all; nothing may be sent. A claim_id is never
+// reused, so matching it matches its claimed_at too.
+func (q *Queries) TakeOverNotifierDelivery(ctx context.Context, arg TakeOverNotifierDeliveryParams) (int64, error) {
+	result, err := q.db.Exec(ctx, takeOverNotifierDelivery, arg.ClaimID, arg.EventID, arg.OldClaimID)
 	if err != nil {
 		return 0, err
 	}

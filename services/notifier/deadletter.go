@@ -33,10 +33,9 @@ const (
 
 // Why a message was dead-lettered.
 const (
-	reasonInvalid        = "invalid"         // not a notification CloudEvent the notifier can render
-	reasonUndeliverable  = "undeliverable"   // the SMTP server refused it, or was unreachable, every try
-	reasonUnknownOutcome = "unknown_outcome" // it may have been sent; sending again could send it twice
-	reasonStale          = "stale"           // older than the delivery records are kept: it may have been sent, its record swept
+	reasonInvalid       = "invalid"       // not a notification CloudEvent the notifier can render
+	reasonUndeliverable = "undeliverable" // the SMTP server refused it, was unreachable or broke off, every try
+	reasonStale         = "stale"         // older than the delivery records are kept: it may have been sent, its record swept
 )
 
 func deadLetterStreamConfig(maxAge time.Duration) jetstream.StreamConfig {

@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,14 +20,18 @@ import (
 
 // ErrUnknownOutcome means the connection broke after the whole email was
 // handed over but before the server said whether it accepted it: the email may
-// or may not have gone out, so it must not be sent again.
+// or may not have gone out. It is retried like a refusal, so the customer may
+// get a second copy (the same Message-ID, the same link) but never none.
 var ErrUnknownOutcome = errors.New("notifier: delivery outcome unknown")
 
 // sender delivers one email. It calls claim right before the email starts to
 // leave, once the server is reachable, so an unreachable server never leaves a
 // claim behind; when claim fails nothing is sent and its error is returned.
+// already reports that an interrupted attempt had delivered the email, so
+// nothing was sent this time; only a sender that can look (the file mailer)
+// says so.
 type sender interface {
-	Send(ctx context.Context, id string, m *mail.Msg, claim func(context.Context) error) error
+	Send(ctx context.Context, id string, m *mail.Msg, claim func(context.Context) error) (already bool, err error)
 }
 
 // smtpSender sends over SMTP, a new connection per email.
@@ -107,60 +113,103 @@ func smtpTLSConfig(host, caFile string) (*tls.Config, error) {
 	return conf, nil
 }
 
-func (s *smtpSender) Send(ctx context.Context, _ string, m *mail.Msg, claim func(context.Context) error) error {
+func (s *smtpSender) Send(ctx context.Context, _ string, m *mail.Msg, claim func(context.Context) error) (bool, error) {
 	conn, err := s.client.DialToSMTPClientWithContext(ctx)
 	if err != nil {
-		return fmt.Errorf("notifier: smtp connect: %w", err)
+		return false, fmt.Errorf("notifier: smtp connect: %w", err)
 	}
 	defer s.client.CloseWithSMTPClient(conn) //nolint:errcheck // the outcome is known by then
 	if err := claim(ctx); err != nil {
-		return err
+		return false, err
 	}
 	err = s.client.SendWithSMTPClient(conn, m)
 	if m.IsDelivered() {
-		return nil // the server accepted it; a failing RSET afterwards does not matter
+		return false, nil // the server accepted it; a failing RSET afterwards does not matter
 	}
 	// Every failure before the final "." is a refusal or a broken connection
 	// the server discards the transaction on; at the "." only a reply code
 	// says no for sure.
 	var se *mail.SendError
 	if errors.As(err, &se) && se.Reason == mail.ErrSMTPDataClose && se.ErrorCode() == 0 {
-		return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
+		return false, fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
 	}
-	return fmt.Errorf("notifier: smtp send: %w", err)
+	return false, fmt.Errorf("notifier: smtp send: %w", err)
 }
 
 // dirSender writes each email as <dir>/<event id>.eml instead of sending it,
-// for development (make run) where no SMTP server is configured.
+// for development (make run) where no SMTP server is configured. It writes
+// each email exactly once: a file is written aside, synced and renamed into
+// place, so a crash at any point leaves no file or the whole email, and an
+// attempt that finds the file (one interrupted before it confirmed) writes
+// nothing. Two attempts write the same email at once only when a claim is
+// taken over from one still under way (an attempt that outlived
+// NOTIFIER_CLAIM_TIMEOUT); the later rename then replaces the file with
+// another copy of the same email. A leftover .<event id>-*.tmp is a write a crash cut short, never
+// an email sent.
 type dirSender struct {
 	dir string
 	log *zap.Logger
 }
 
-func (s dirSender) Send(ctx context.Context, id string, m *mail.Msg, claim func(context.Context) error) error {
+func (s dirSender) Send(ctx context.Context, id string, m *mail.Msg, claim func(context.Context) error) (bool, error) {
 	if err := os.MkdirAll(s.dir, 0o750); err != nil {
-		return fmt.Errorf("notifier: mail dir: %w", err)
+		return false, fmt.Errorf("notifier: mail dir: %w", err)
 	}
 	if err := claim(ctx); err != nil {
-		return err
+		return false, err
 	}
 	path := filepath.Join(s.dir, id+".eml")
-	// Written aside and renamed, so a reader never sees half an email.
-	tmp, err := os.CreateTemp(s.dir, ".tmp-*.eml")
+	switch _, err := os.Lstat(path); {
+	case err == nil:
+		// Synced before it was renamed; the rename itself may not be yet.
+		if err := syncDir(s.dir); err != nil {
+			return false, fmt.Errorf("notifier: write email: %w", err)
+		}
+		return true, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return false, fmt.Errorf("notifier: write email: %w", err)
+	}
+	if err := writeFileAtomic(s.dir, path, "."+id+"-*.tmp", m); err != nil {
+		return false, fmt.Errorf("notifier: write email: %w", err)
+	}
+	s.log.Info("notifier: email written", zap.String("ce_id", id), zap.String("path", path))
+	return false, nil
+}
+
+// writeFileAtomic writes m to a temporary file in dir named after pattern
+// (as os.CreateTemp takes it), syncs it, renames it to path and syncs dir, so
+// path is either absent or whole and durable once it returns nil.
+func writeFileAtomic(dir, path, pattern string, m io.WriterTo) error {
+	tmp, err := os.CreateTemp(dir, pattern)
 	if err != nil {
-		return fmt.Errorf("notifier: write email: %w", err)
+		return err
 	}
 	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
 	_, err = m.WriteTo(tmp)
+	if err == nil {
+		err = tmp.Sync()
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)
 	}
-	if err != nil {
-		return fmt.Errorf("notifier: write email: %w", err)
+	if err == nil {
+		err = syncDir(dir)
 	}
-	s.log.Info("notifier: email written", zap.String("ce_id", id), zap.String("path", path))
-	return nil
+	return err
+}
+
+// syncDir makes the renames in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

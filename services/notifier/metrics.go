@@ -3,11 +3,13 @@ package notifier
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	sent         *prometheus.CounterVec
-	duplicates   prometheus.Counter
-	sendFailures prometheus.Counter
-	deadLettered *prometheus.CounterVec
-	swept        prometheus.Counter
+	sent           *prometheus.CounterVec
+	duplicates     prometheus.Counter
+	sendFailures   prometheus.Counter
+	resent         prometheus.Counter
+	alreadyWritten prometheus.Counter
+	deadLettered   *prometheus.CounterVec
+	swept          prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -19,7 +21,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "customerbus_notifier_duplicates_total", Help: "Notification messages whose email had been sent already.",
 		}),
 		sendFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "customerbus_notifier_send_failures_total", Help: "Attempts to send an email that the SMTP server refused or could not be reached for.",
+			Name: "customerbus_notifier_send_failures_total", Help: "Attempts to send an email that the SMTP server refused, could not be reached for, or broke off without saying whether it took.",
+		}),
+		resent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "customerbus_notifier_resent_total", Help: "Emails sent again, under the same Message-ID, because an attempt had stopped between claiming and confirming the send.",
+		}),
+		alreadyWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "customerbus_notifier_already_written_total", Help: "Emails of interrupted attempts that the file mailer found written already, so it wrote no second copy.",
 		}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "customerbus_notifier_deadlettered_total", Help: "Notification messages moved to the dead-letter stream, by reason.",
@@ -28,11 +36,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "customerbus_notifier_deliveries_swept_total", Help: "Records of sent emails deleted after NOTIFIER_DELIVERY_RETENTION.",
 		}),
 	}
-	for _, r := range []string{reasonInvalid, reasonUndeliverable, reasonUnknownOutcome, reasonStale} {
+	for _, r := range []string{reasonInvalid, reasonUndeliverable, reasonStale} {
 		m.deadLettered.WithLabelValues(r) // shown as 0 before the first one
 	}
 	if reg != nil {
-		reg.MustRegister(m.sent, m.duplicates, m.sendFailures, m.deadLettered, m.swept)
+		reg.MustRegister(m.sent, m.duplicates, m.sendFailures, m.resent, m.alreadyWritten, m.deadLettered, m.swept)
 	}
 	return m
 }

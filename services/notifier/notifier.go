@@ -7,30 +7,40 @@
 // in the customer's language and sent over SMTP, or written as an .eml file
 // when no SMTP server is configured.
 //
-// # At most one email per event id
+// # Every email sent, and confirmed ones never again
 //
 // The notifier records in PostgreSQL which event ids it has sent, and the rule
-// is: claim, send, confirm, ack. A claim (a row keyed by event id) is written
-// after the SMTP server answered but before the email is handed over; the row
-// is marked sent once the server accepted it, and the message is acked only
-// after that. Whoever finds a row does not send:
+// is: claim, send, confirm, ack. A claim (a row keyed by event id, naming the
+// attempt) is written after the SMTP server answered but before the email is
+// handed over; the row is marked sent once the server accepted it, and the
+// message is acked only after that. Whoever finds a row:
 //
-//   - a confirmed row: the email went out; the message is acked (a redelivery,
-//     or the same event published again under another Nats-Msg-Id);
+//   - a confirmed row: the email went out; the message is acked and nothing
+//     sent (a redelivery, or the same event published again under another
+//     Nats-Msg-Id);
 //   - an unconfirmed row younger than ClaimTimeout: another attempt may be
 //     sending right now; the message comes back after the claim has aged;
-//   - an unconfirmed row older than that: an attempt died between claim and
-//     confirm, so the email may or may not have gone out. Sending again could
-//     send it twice, so the message is dead-lettered as unknown_outcome, for an
-//     operator to decide.
+//   - an unconfirmed row older than that: an attempt stopped between claim and
+//     confirm (the notifier died, or could not record the send), so the email
+//     may or may not have gone out. The attempt takes the claim over (one
+//     statement that only the first of several attempts wins) and sends the
+//     email again. Every copy of an email carries the Message-ID
+//     <event id@customerbus> and the same link, so mail systems fold them, and
+//     a second copy does no harm where a missing one would leave the customer
+//     unable to set a password or verify an address.
 //
 // When the server refuses the email or cannot be reached, nothing went out:
 // the claim is released and the message retried with backoff, at most
-// MaxTries deliveries, then dead-lettered as undeliverable. So an email never
-// goes twice for one event id; it can be lost only when the notifier dies (or
-// the connection breaks at the final "." of the SMTP transaction) between
-// claim and confirm, and such a message is not silently dropped but lands in
-// the dead-letter stream.
+// MaxTries deliveries, then dead-lettered as undeliverable. A connection that
+// breaks at the final "." of the SMTP transaction (ErrUnknownOutcome) is
+// retried the same way. So every email goes out at least once unless the
+// server refuses it every time, and an email confirmed sent never goes again;
+// a copy goes only after an attempt was interrupted or broken off at the end
+// (customerbus_notifier_resent_total counts those after an interruption;
+// ClaimTimeout must outlast an attempt, or one still under way would be taken
+// over and copied too). Without SMTP the file mailer does better: it finds
+// the file an interrupted attempt wrote and writes no second one (see
+// dirSender).
 //
 // # Sweeping the records
 //
@@ -45,8 +55,9 @@
 // window. So the notifier bounds it itself: an event with no record that is
 // older (by its CloudEvents time, which is before any send of it) than
 // DeliveryRetention less clockSlack is never sent but dead-lettered as stale,
-// since its record may have been swept. An unconfirmed claim is never swept:
-// it is what makes an interrupted send unknown_outcome.
+// since its record may have been swept; so is an interrupted send of such an
+// event, rather than sent again. An unconfirmed claim is never swept: it is
+// how a redelivery recognises an interrupted send.
 package notifier
 
 import (
@@ -101,7 +112,10 @@ type Config struct {
 	// a message again; it must outlast one SMTP send.
 	AckWait time.Duration `env:"NOTIFIER_ACK_WAIT" envDefault:"1m"`
 	// ClaimTimeout is how long an unconfirmed claim may belong to an attempt
-	// still under way; older ones belong to a notifier that died.
+	// still under way; older ones belong to an attempt that stopped, and are
+	// taken over to send the email again. Keep it above twice AckWait (an
+	// attempt's deadline, then its confirmation's) plus one SMTP send, so that
+	// no attempt still under way is taken over and its email copied.
 	ClaimTimeout time.Duration `env:"NOTIFIER_CLAIM_TIMEOUT" envDefault:"5m"`
 	// DeliveryRetention is how long the record of a sent email is kept, and
 	// so how old an event may be and still be sent (see "Sweeping the
@@ -288,14 +302,11 @@ func (n *Notifier) process(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	id := uuid.MustParse(e.ID()) // decode checked it
 	log = log.With(zap.String("ce_id", e.ID()), zap.String("ce_type", e.Type()), zap.Stringer("customer_id", data.CustomerID))
 
+	// prev is the claim of an attempt that stopped between claim and confirm,
+	// taken over to send the email again.
+	var prev *gen.GetNotifierDeliveryRow
 	switch st, err := n.q.GetNotifierDelivery(ctx, id); {
 	case errors.Is(err, pgx.ErrNoRows):
-		if age := time.Since(e.Time()); age > n.cfg.DeliveryRetention-clockSlack {
-			// Its record, if it was sent, may have been swept.
-			return verdict{kind: reasonStale, err: fmt.Errorf(
-				"event from %s is older than NOTIFIER_DELIVERY_RETENTION (%s) less %s: a record of its email may have been swept, so it is not sent",
-				e.Time().UTC().Format(time.RFC3339), n.cfg.DeliveryRetention, clockSlack)}
-		}
 	case err != nil:
 		return verdict{delay: n.backoff(1), err: fmt.Errorf("notifier: read delivery: %w", err)}
 	case st.SentAt != nil:
@@ -305,8 +316,13 @@ func (n *Notifier) process(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	case st.Now.Sub(st.ClaimedAt) < n.cfg.ClaimTimeout:
 		return verdict{delay: n.cfg.ClaimTimeout - st.Now.Sub(st.ClaimedAt), err: errClaimed}
 	default:
-		return verdict{kind: reasonUnknownOutcome, err: fmt.Errorf(
-			"%w: claimed at %s and never confirmed: the notifier stopped while sending", ErrUnknownOutcome, st.ClaimedAt.Format(time.RFC3339))}
+		prev = &st
+	}
+	if age := time.Since(e.Time()); age > n.cfg.DeliveryRetention-clockSlack {
+		// Its record, if it was sent, may have been swept.
+		return verdict{kind: reasonStale, err: fmt.Errorf(
+			"event from %s is older than NOTIFIER_DELIVERY_RETENTION (%s) less %s: a record of its email may have been swept, so it is not sent",
+			e.Time().UTC().Format(time.RFC3339), n.cfg.DeliveryRetention, clockSlack)}
 	}
 
 	em, err := n.renderer.render(e.Type(), data)
@@ -321,8 +337,14 @@ func (n *Notifier) process(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	claimID := uuid.New()
 	var claimed bool
 	var claimErr error
-	err = n.sender.Send(ctx, e.ID(), m, func(ctx context.Context) error {
-		rows, err := n.q.ClaimNotifierDelivery(ctx, gen.ClaimNotifierDeliveryParams{EventID: id, EventType: e.Type(), ClaimID: claimID})
+	already, err := n.sender.Send(ctx, e.ID(), m, func(ctx context.Context) error {
+		var rows int64
+		var err error
+		if prev == nil {
+			rows, err = n.q.ClaimNotifierDelivery(ctx, gen.ClaimNotifierDeliveryParams{EventID: id, EventType: e.Type(), ClaimID: claimID})
+		} else {
+			rows, err = n.q.TakeOverNotifierDelivery(ctx, gen.TakeOverNotifierDeliveryParams{EventID: id, ClaimID: claimID, OldClaimID: prev.ClaimID})
+		}
 		switch {
 		case err != nil:
 			claimErr = fmt.Errorf("notifier: claim: %w", err)
@@ -337,13 +359,11 @@ func (n *Notifier) process(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	case err == nil:
 	case claimErr != nil: // nothing sent; the next delivery reads the row
 		return verdict{delay: n.backoff(1), err: claimErr}
-	case errors.Is(err, ErrUnknownOutcome):
-		return verdict{kind: reasonUnknownOutcome, err: err} // the claim stays: never again
-	default: // refused or unreachable: nothing went out
+	default: // refused, unreachable or broken off at the end (ErrUnknownOutcome): retried, a copy at worst
 		n.metrics.sendFailures.Inc()
 		if claimed {
 			if rerr := n.q.ReleaseNotifierDelivery(ctx, gen.ReleaseNotifierDeliveryParams{EventID: id, ClaimID: claimID}); rerr != nil {
-				// The claim will age into unknown_outcome: lost, never doubled.
+				// The claim ages and is taken over: the email is sent all the same.
 				log.Error("notifier: release claim", zap.Error(rerr))
 			}
 		}
@@ -360,9 +380,18 @@ func (n *Notifier) process(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	}
 	if err := n.confirm(ctx, id, claimID); err != nil {
 		// Not acked: the redelivery finds the claim unconfirmed and, once it
-		// has aged, dead-letters the message rather than send it again.
+		// has aged, takes it over and sends the email again.
 		log.Error("notifier: email sent but not recorded", zap.Error(err))
 		return verdict{delay: n.cfg.ClaimTimeout, err: err}
+	}
+	switch {
+	case already:
+		n.metrics.alreadyWritten.Inc()
+		log.Info("notifier: email found written by an earlier attempt, not written again")
+		return verdict{ack: true}
+	case prev != nil:
+		n.metrics.resent.Inc()
+		log.Info("notifier: email sent again after an interrupted attempt", zap.Time("claimed_at", prev.ClaimedAt))
 	}
 	n.metrics.sent.WithLabelValues(e.Type()).Inc()
 	log.Info("notifier: email sent", zap.String("to", data.Email))
@@ -370,14 +399,20 @@ func (n *Notifier) process(ctx context.Context, msg jetstream.Msg, meta *jetstre
 }
 
 // confirm marks the claim sent, retrying briefly: the email is out, and a
-// lost confirmation would turn it into an unknown outcome.
+// lost confirmation would have it sent again. It has AckWait of its own
+// rather than what the send left of the message's: a slow send is no reason
+// to send a copy.
 func (n *Notifier) confirm(ctx context.Context, id, claimID uuid.UUID) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.AckWait)
+	defer cancel()
 	var err error
 	for try := range 5 {
 		var rows int64
 		rows, err = n.q.MarkNotifierDeliverySent(ctx, gen.MarkNotifierDeliverySentParams{EventID: id, ClaimID: claimID})
 		if err == nil && rows == 0 {
-			return errors.New("notifier: confirm: claim gone") // cannot happen: only its owner releases it
+			// Only its owner releases a claim, so another attempt took it over
+			// (this one outlived ClaimTimeout) and sends the email again.
+			return errors.New("notifier: confirm: claim taken over by another attempt")
 		}
 		if err == nil {
 			return nil
@@ -476,8 +511,9 @@ func decode(msg jetstream.Msg) (event.Event, events.NotificationData, error) {
 	return e, data, nil
 }
 
-// message builds the email. Its Message-ID derives from the event id, so a
-// mail system that sees it twice anyway can tell.
+// message builds the email. Its Message-ID is <event id@customerbus>, the
+// same in every attempt and instance, so the copy sent after an interrupted
+// attempt is folded with the first by mail systems that may have it.
 func (n *Notifier) message(id string, em email) (*gomail.Msg, error) {
 	m := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
 	if err := m.From(n.cfg.MailFrom); err != nil {

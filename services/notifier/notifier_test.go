@@ -2,14 +2,13 @@ package notifier
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,25 +202,33 @@ func (b *bus) deadLetters(want int) []jetstream.Msg {
 }
 
 // counter reads one of the notifier's counters: sent (all types),
-// duplicates, send_failures, swept, or a dead-letter reason kind.
-func (b *bus) counter(name string) float64 {
+// duplicates, send_failures, resent, already_written, swept, or a
+// dead-letter reason kind.
+func (b *bus) counter(name string) float64 { return b.counterOf(b.n, name) }
+
+// counterOf is counter for another instance on the bus.
+func (b *bus) counterOf(n *Notifier, name string) float64 {
 	var c prometheus.Counter
 	switch name {
 	case "sent":
-		return b.counter("sent:"+events.CustomerPasswordSetupRequested) + b.counter("sent:"+events.CustomerVerificationRequested) +
-			b.counter("sent:"+events.CustomerPasswordResetRequested) + b.counter("sent:"+events.CustomerEmailChangeRequested) +
-			b.counter("sent:"+events.CustomerDeletionRequested)
+		return b.counterOf(n, "sent:"+events.CustomerPasswordSetupRequested) + b.counterOf(n, "sent:"+events.CustomerVerificationRequested) +
+			b.counterOf(n, "sent:"+events.CustomerPasswordResetRequested) + b.counterOf(n, "sent:"+events.CustomerEmailChangeRequested) +
+			b.counterOf(n, "sent:"+events.CustomerDeletionRequested)
 	case "duplicates":
-		c = b.n.metrics.duplicates
+		c = n.metrics.duplicates
 	case "send_failures":
-		c = b.n.metrics.sendFailures
+		c = n.metrics.sendFailures
+	case "resent":
+		c = n.metrics.resent
+	case "already_written":
+		c = n.metrics.alreadyWritten
 	case "swept":
-		c = b.n.metrics.swept
+		c = n.metrics.swept
 	default:
 		if typ, ok := strings.CutPrefix(name, "sent:"); ok {
-			c = b.n.metrics.sent.WithLabelValues(typ)
+			c = n.metrics.sent.WithLabelValues(typ)
 		} else {
-			c = b.n.metrics.deadLettered.WithLabelValues(name)
+			c = n.metrics.deadLettered.WithLabelValues(name)
 		}
 	}
 	var m dto.Metric
@@ -229,6 +236,16 @@ func (b *bus) counter(name string) float64 {
 		b.t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// recipients lists the mails' envelope recipients, sorted.
+func recipients(mails []smtptest.Mail) []string {
+	var rcpts []string
+	for _, m := range mails {
+		rcpts = append(rcpts, m.Rcpt)
+	}
+	slices.Sort(rcpts)
+	return rcpts
 }
 
 // linkIn finds the link in an email body and returns its query.
@@ -321,8 +338,10 @@ func TestSameEventTwiceSendsOneEmail(t *testing.T) {
 
 	b.smtp.WaitMails(2)
 	b.waitIdle()
-	if m := b.smtp.Mails(); len(m) != 2 || m[0].Rcpt != "ann@example.com" || m[1].Rcpt != "bob@example.com" {
-		t.Fatalf("got %d mails, want one for ann and one for bob", len(m))
+	// In either order: an attempt interrupted under load (its claim written
+	// but its deadline gone) is sent again after ClaimTimeout, after bob's.
+	if got := recipients(b.smtp.Mails()); !slices.Equal(got, []string{"ann@example.com", "bob@example.com"}) {
+		t.Fatalf("mails to %v, want one for ann and one for bob", got)
 	}
 	if d := b.counter("duplicates"); d != 1 {
 		t.Errorf("duplicates counter %v, want 1", d)
@@ -426,38 +445,6 @@ func TestInvalidMessagesGoStraightToDeadLetters(t *testing.T) {
 	}
 }
 
-func TestCrashBetweenSendAndRecordNeverSendsTwice(t *testing.T) {
-	b := newBus(t, func(c *Config) { c.AckWait = 300 * time.Millisecond; c.ClaimTimeout = 700 * time.Millisecond })
-	var crashed atomic.Bool
-	b.n.afterSend = func() error {
-		if crashed.CompareAndSwap(false, true) {
-			return errors.New("crash")
-		}
-		return nil
-	}
-	b.run()
-	b.publish(events.CustomerDeletionRequested, notification("ann@example.com", "en"))
-
-	// Redelivered after AckWait, the message finds a claim that was never
-	// confirmed. While the claim is young its owner may still be sending, so
-	// the message waits; once it has aged the email may or may not have gone,
-	// so the message is dead-lettered, not sent again.
-	dl := b.deadLetters(1)
-	if h := dl[0].Headers(); h.Get(HeaderReasonKind) != reasonUnknownOutcome || h.Get(HeaderDeliveries) != "3" {
-		t.Errorf("dead letter kind %q after %s deliveries, want %s after 3 (crash, wait, give up)",
-			h.Get(HeaderReasonKind), h.Get(HeaderDeliveries), reasonUnknownOutcome)
-	}
-	b.waitIdle()
-	if n := len(b.smtp.Mails()); n != 1 {
-		t.Errorf("%d mails, want 1", n)
-	}
-
-	// After the crash the notifier carries on as usual.
-	b.publish(events.CustomerDeletionRequested, notification("bob@example.com", "en"))
-	b.smtp.WaitMails(2)
-	b.waitIdle()
-}
-
 func TestWithoutSMTPEmailsAreWrittenToMailDir(t *testing.T) {
 	dir := t.TempDir()
 	b := newBus(t, func(c *Config) { c.SMTPURL = ""; c.MailDir = dir })
@@ -480,7 +467,9 @@ func TestWithoutSMTPEmailsAreWrittenToMailDir(t *testing.T) {
 }
 
 func TestInstancesShareTheWorkAndSendEachEmailOnce(t *testing.T) {
-	b := newBus(t, nil)
+	// A claim outlasts twice AckWait, so no send under way, however slow, is
+	// taken for an interrupted one and copied.
+	b := newBus(t, func(c *Config) { c.ClaimTimeout = 5 * time.Second })
 	b.run()
 	b.runNotifier(b.newNotifier())
 	const n = 30

@@ -70,7 +70,7 @@ func TestSweepDeletesOnlyConfirmedRecordsOlderThanRetention(t *testing.T) {
 	}
 	keep := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
 	b.record(keep[0], testRetention+2*time.Hour, testRetention-time.Hour) // sent within the retention
-	b.record(keep[1], 2*testRetention, -1)                                // an old claim never confirmed: unknown outcome, kept
+	b.record(keep[1], 2*testRetention, -1)                                // an old claim never confirmed: interrupted, kept to be taken over
 	b.record(keep[2], time.Second, 0)                                     // just sent
 
 	deleted, err := b.n.sweep(context.Background())
