@@ -69,6 +69,16 @@ func (q *Queries) PurgeSentOutbox(ctx context.Context, sentBefore time.Time) (in
 	return result.RowsAffected(), nil
 }
 
+const relayLock = `-- name: RelayLock :exec
+SELECT pg_advisory_xact_lock($1::bigint)
+`
+
+// TryRelayLock's lock, waited for.
+func (q *Queries) RelayLock(ctx context.Context, lockKey int64) error {
+	_, err := q.db.Exec(ctx, relayLock, lockKey)
+	return err
+}
+
 const tryRelayLock = `-- name: TryRelayLock :one
 SELECT pg_try_advisory_xact_lock($1::bigint)
 `

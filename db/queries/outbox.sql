@@ -9,6 +9,10 @@ SELECT unnest(sqlc.arg(event_ids)::uuid[]), unnest(sqlc.arg(nats_subjects)::text
 -- a customer's events. The lock lives until the batch's transaction ends.
 SELECT pg_try_advisory_xact_lock(sqlc.arg(lock_key)::bigint);
 
+-- name: RelayLock :exec
+-- TryRelayLock's lock, waited for.
+SELECT pg_advisory_xact_lock(sqlc.arg(lock_key)::bigint);
+
 -- name: UnsentLiveOutboxEvents :many
 -- The live lane's unsent events in outbox order, but for those of a customer
 -- with an earlier unsent event in the bulk lane: they wait for it, so each

@@ -119,19 +119,8 @@ func (r *Relay) erase(ctx context.Context, e gen.PendingErasuresRow) (int, error
 		return nil
 	}
 
-	msgs, err := r.q.MessagesToErase(ctx, gen.MessagesToEraseParams{PartitionKeys: e.PartitionKeys, KeepFrom: e.KeepFrom})
-	if err != nil {
-		return 0, fmt.Errorf("messages to erase: %w", err)
-	}
-	ids := make([]int64, 0, len(msgs))
-	for _, m := range msgs {
-		if err := del(m.Stream, *m.StreamSeq); err != nil {
-			return erased, err
-		}
-		ids = append(ids, m.OutboxID)
-	}
-	if err := r.q.MarkMessagesErased(ctx, ids); err != nil {
-		return erased, fmt.Errorf("mark messages erased: %w", err)
+	if err := r.eraseLogged(ctx, e, del); err != nil {
+		return erased, err
 	}
 
 	cmds, err := r.q.CommandsToErase(ctx, &e.CustomerID)
@@ -172,6 +161,40 @@ func (r *Relay) erase(ctx context.Context, e gen.PendingErasuresRow) (int, error
 		return erased, fmt.Errorf("finish erasure: %w", err)
 	}
 	return erased, nil
+}
+
+// eraseLogged erases the erasure's messages the event log knows of, with
+// del, holding the reconciler's lock: a reconciler never sees a message
+// deleted and not yet marked erased (it would publish it again), nor
+// publishes one again after the erasure read where it was.
+func (r *Relay) eraseLogged(ctx context.Context, e gen.PendingErasuresRow, del func(stream string, seq int64) error) error {
+	tx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
+	q := r.q.WithTx(tx)
+	if err := q.RelayLock(ctx, reconcileLockKey); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	msgs, err := q.MessagesToErase(ctx, gen.MessagesToEraseParams{PartitionKeys: e.PartitionKeys, KeepFrom: e.KeepFrom})
+	if err != nil {
+		return fmt.Errorf("messages to erase: %w", err)
+	}
+	ids := make([]int64, 0, len(msgs))
+	for _, m := range msgs {
+		if err := del(m.Stream, *m.StreamSeq); err != nil {
+			return err
+		}
+		ids = append(ids, m.OutboxID)
+	}
+	if err := q.MarkMessagesErased(ctx, ids); err != nil {
+		return fmt.Errorf("mark messages erased: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("mark messages erased: commit: %w", err)
+	}
+	return nil
 }
 
 // findDeadLetters reads a dead-letter stream whole and returns the

@@ -10,6 +10,10 @@ type metrics struct {
 	// the erasures that failed (and are retried).
 	erased          prometheus.Counter
 	erasureFailures prometheus.Counter
+	// reconciled counts, per stream, the events the reconciler found lost
+	// and published again; reconcileFailures its passes that failed.
+	reconciled        *prometheus.CounterVec
+	reconcileFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,9 +34,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		erasureFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "customerbus_relay_erasure_failures_total", Help: "Erasures of the event log that failed and will be retried.",
 		}),
+		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "customerbus_relay_reconciled_total", Help: "Published events their stream lost, found by the reconciler and published again.",
+		}, []string{"stream"}),
+		reconcileFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "customerbus_relay_reconcile_failures_total", Help: "Reconciliation passes that failed and will be retried.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.published, m.failures, m.batch, m.erased, m.erasureFailures)
+		reg.MustRegister(m.published, m.failures, m.batch, m.erased, m.erasureFailures, m.reconciled, m.reconcileFailures)
 	}
 	return m
 }

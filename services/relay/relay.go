@@ -13,6 +13,10 @@
 // order; the others stand by.
 // Re-publication after a crash is harmless: the event id is the Nats-Msg-Id
 // and JetStream drops duplicates within events.DuplicateWindow.
+//
+// A broker can lose messages it acknowledged, or have them deleted behind
+// the relay's back: the reconciler (reconcile.go) publishes again every
+// event of the last ReconcileWindow that its stream no longer holds.
 package relay
 
 import (
@@ -25,6 +29,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -41,6 +46,12 @@ type Config struct {
 	PublishTimeout time.Duration `env:"RELAY_PUBLISH_TIMEOUT" envDefault:"5s"`
 	Retention      time.Duration `env:"OUTBOX_RETENTION" envDefault:"24h"`
 	StreamMaxAge   time.Duration `env:"EVENTS_MAX_AGE" envDefault:"0s"`
+	// ReconcileInterval is how often the reconciler checks that the streams
+	// hold the events published in the last ReconcileWindow. The window is
+	// never longer than Retention (the outbox must still hold the events)
+	// nor, per stream, than its MaxAge (older events expire on purpose).
+	ReconcileInterval time.Duration `env:"RELAY_RECONCILE_INTERVAL" envDefault:"30s"`
+	ReconcileWindow   time.Duration `env:"RELAY_RECONCILE_WINDOW" envDefault:"1h"`
 	// PublicBaseURL is the command service's address as consumers reach it;
 	// each event's dataschema is its schema's URL there (events.SchemaURL).
 	// Empty is the API's own address.
@@ -76,6 +87,9 @@ type Relay struct {
 	// beforeMarkSent, when set, runs between the publish acks and marking the
 	// batch sent. Tests use it to crash the relay at the worst moment.
 	beforeMarkSent func() error
+	// clockSkew is how far apart the clocks of PostgreSQL, NATS and the
+	// relay may be (maxClockSkew); tests set it to 0 to trust them.
+	clockSkew time.Duration
 }
 
 // New returns a relay.
@@ -92,7 +106,14 @@ func New(pool *pgxpool.Pool, js jetstream.JetStream, log *zap.Logger, reg promet
 	if cfg.Retention <= 0 {
 		cfg.Retention = 24 * time.Hour
 	}
-	return &Relay{pool: pool, q: gen.New(pool), js: js, log: log, cfg: cfg, metrics: newMetrics(reg)}
+	if cfg.ReconcileInterval <= 0 {
+		cfg.ReconcileInterval = 30 * time.Second
+	}
+	if cfg.ReconcileWindow <= 0 {
+		cfg.ReconcileWindow = time.Hour
+	}
+	cfg.ReconcileWindow = min(cfg.ReconcileWindow, cfg.Retention)
+	return &Relay{pool: pool, q: gen.New(pool), js: js, log: log, cfg: cfg, metrics: newMetrics(reg), clockSkew: maxClockSkew}
 }
 
 // Run ensures the streams exist, then relays until ctx ends. A batch under way
@@ -107,13 +128,14 @@ func (r *Relay) Run(ctx context.Context) error {
 	g.Go(func() error { return r.loop(ctx, liveLane, wakeLive, wakeErase) })
 	g.Go(func() error { return r.loop(ctx, bulkLane, wakeBulk, nil) })
 	g.Go(func() error { return r.eraseLoop(ctx, wakeErase) })
+	g.Go(func() error { return r.reconcileLoop(ctx) })
 	return g.Wait()
 }
 
 // ensureStreams retries while NATS is unreachable: the relay may start first.
 func (r *Relay) ensureStreams(ctx context.Context) error {
 	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
-		err := events.EnsureStreams(ctx, r.js, events.StreamOptions{MaxAge: r.cfg.StreamMaxAge})
+		err := r.ensureStreamsOnce(ctx)
 		if err == nil {
 			return nil
 		}
@@ -124,6 +146,12 @@ func (r *Relay) ensureStreams(ctx context.Context) error {
 		case <-time.After(backoff):
 		}
 	}
+}
+
+// ensureStreamsOnce creates the streams or updates them to the relay's
+// configuration.
+func (r *Relay) ensureStreamsOnce(ctx context.Context) error {
+	return events.EnsureStreams(ctx, r.js, events.StreamOptions{MaxAge: r.cfg.StreamMaxAge})
 }
 
 // loop relays a lane until ctx ends, and purges sent events if the lane
@@ -176,8 +204,7 @@ func (r *Relay) loop(ctx context.Context, l lane, wake <-chan struct{}, publishe
 // the acked ones sent. It returns how many it marked and whether more are
 // waiting.
 func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more bool, err error) {
-	// Shutdown does not cut a batch short: a cut batch would be published again.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.PublishTimeout+10*time.Second)
+	ctx, cancel := r.batchContext(ctx)
 	defer cancel()
 	start := time.Now()
 
@@ -201,7 +228,7 @@ func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more boo
 	rows := firstPerPartition(unsent)
 	more = len(unsent) == r.cfg.BatchSize || len(rows) < len(unsent)
 
-	acked, pubErr := r.publish(ctx, rows)
+	acked, pubErr := r.publish(ctx, rows, eventMsgID)
 	if pubErr == nil && r.beforeMarkSent != nil {
 		if err := r.beforeMarkSent(); err != nil {
 			return 0, false, err
@@ -230,6 +257,12 @@ func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more boo
 	return len(acked), more, pubErr
 }
 
+// batchContext is the context of publishing a batch and recording its acks.
+// Shutdown does not cut a batch short: a cut batch would be published again.
+func (r *Relay) batchContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), r.cfg.PublishTimeout+10*time.Second)
+}
+
 // firstPerPartition keeps, of rows in outbox order, only the first event of
 // each partition key (customer). With at most one unacknowledged event per
 // customer, a lost publish can never be overtaken by that customer's next
@@ -255,15 +288,16 @@ type ack struct {
 	Seq    uint64
 }
 
-// publish sends the batch asynchronously (one round of acks, not one per event)
-// and returns the acks of the leading run of events JetStream acknowledged. It
-// stops at the first failure, so nothing after a failed event is marked sent:
-// the next batch starts again from it.
-func (r *Relay) publish(ctx context.Context, rows []gen.Outbox) ([]ack, error) {
+// publish sends the batch asynchronously (one round of acks, not one per event),
+// each event with the Nats-Msg-Id msgID gives it, and returns the acks of the
+// leading run of events JetStream acknowledged. It stops at the first
+// failure, so nothing after a failed event is marked sent: the next batch
+// starts again from it.
+func (r *Relay) publish(ctx context.Context, rows []gen.Outbox, msgID func(gen.Outbox) string) ([]ack, error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(rows))
 	var sendErr error
 	for _, row := range rows {
-		f, err := r.publishAsync(ctx, row)
+		f, err := r.publishAsync(ctx, row, msgID(row))
 		if err != nil {
 			sendErr = fmt.Errorf("relay: publish outbox event %d: %w", row.ID, err)
 			break
@@ -309,13 +343,19 @@ func logParams(rows []gen.Outbox, acked []ack) gen.LogPublishedEventsParams {
 	return p
 }
 
-// publishAsync sends one outbox event as a CloudEvent message without waiting
-// for its ack.
-func (r *Relay) publishAsync(ctx context.Context, row gen.Outbox) (jetstream.PubAckFuture, error) {
-	msg, err := events.StoredToMsg(ctx, row.Event, row.EventID.String(), row.NatsSubject, events.SchemaURL(r.cfg.PublicBaseURL, events.TypeOf(row.NatsSubject)))
+// eventMsgID is an event's Nats-Msg-Id when the relay first publishes it:
+// its id, so JetStream drops a re-publication after a crash.
+func eventMsgID(row gen.Outbox) string { return row.EventID.String() }
+
+// publishAsync sends one outbox event as a CloudEvent message with the
+// Nats-Msg-Id msgID, without waiting for its ack.
+func (r *Relay) publishAsync(ctx context.Context, row gen.Outbox, msgID string) (jetstream.PubAckFuture, error) {
+	msg, err := events.StoredToMsg(ctx, row.Event, msgID, row.NatsSubject, events.SchemaURL(r.cfg.PublicBaseURL, events.TypeOf(row.NatsSubject)))
 	if err != nil {
 		return nil, err
 	}
+	// The long way (ToMsg) sets the event id.
+	msg.Header.Set(nats.MsgIdHdr, msgID)
 	return r.js.PublishMsgAsync(msg)
 }
 

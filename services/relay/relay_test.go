@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -33,18 +34,18 @@ func writeEvents(t *testing.T, pool *pgxpool.Pool, customers []uuid.UUID, seqPer
 	}
 }
 
-// writeEvent puts a customer's event of sequence seq into the outbox, in the
-// bulk lane (as an import writes) or the live one.
+// writeEvent puts a customer's customer.updated of sequence seq into the
+// outbox, in the bulk lane (as an import writes) or the live one.
 func writeEvent(t *testing.T, pool *pgxpool.Pool, id uuid.UUID, seq int, bulk bool) {
 	t.Helper()
-	e, err := events.New(events.Meta{
-		Type: events.CustomerUpdated, Source: events.SourceCustomers, Subject: id.String(),
-		PartitionKey: id.String(), Sequence: int64(seq), Time: time.Now(),
-		Actor: events.Actor{Type: events.AuthServiceAccount, ID: "test"},
-	}, map[string]any{"id": id})
-	if err != nil {
-		t.Fatal(err)
-	}
+	writeEventOf(t, pool, events.CustomerUpdated, id, seq, bulk)
+}
+
+// writeEventOf is writeEvent for an event of any type; it returns the
+// event's id.
+func writeEventOf(t *testing.T, pool *pgxpool.Pool, typ string, id uuid.UUID, seq int, bulk bool) uuid.UUID {
+	t.Helper()
+	e := newEvent(t, typ, id, seq)
 	b, err := events.Marshal(e)
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +64,21 @@ func writeEvent(t *testing.T, pool *pgxpool.Pool, id uuid.UUID, seq int, bulk bo
 	if err != nil {
 		t.Fatal(err)
 	}
+	return uuid.MustParse(e.ID())
+}
+
+// newEvent is a customer's event of sequence seq.
+func newEvent(t *testing.T, typ string, id uuid.UUID, seq int) cloudevents.Event {
+	t.Helper()
+	e, err := events.New(events.Meta{
+		Type: typ, Source: events.SourceCustomers, Subject: id.String(),
+		PartitionKey: id.String(), Sequence: int64(seq), Time: time.Now(),
+		Actor: events.Actor{Type: events.AuthServiceAccount, ID: "test"},
+	}, map[string]any{"id": id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 // newBus gives a test its own migrated database and JetStream server.
@@ -78,23 +94,14 @@ func newBus(t *testing.T) (*pgxpool.Pool, jetstream.JetStream) {
 
 func newRelay(t *testing.T, pool *pgxpool.Pool, js jetstream.JetStream) *Relay {
 	return New(pool, js, zaptest.NewLogger(t), prometheus.NewRegistry(), Config{
-		BatchSize: 7, PollInterval: 50 * time.Millisecond, PublishTimeout: time.Second,
+		BatchSize: 7, PollInterval: 50 * time.Millisecond, PublishTimeout: time.Second, ReconcileInterval: 50 * time.Millisecond,
 	})
 }
 
 // runUntil runs the relay until the outbox is empty of unsent events.
 func runUntilSent(t *testing.T, pool *pgxpool.Pool, relays ...*Relay) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, r := range relays {
-		wg.Go(func() {
-			if err := r.Run(ctx); err != nil {
-				t.Errorf("relay: %v", err)
-			}
-		})
-	}
-	defer func() { cancel(); wg.Wait() }()
+	defer startRelays(t, relays...)()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		n, err := gen.New(pool).CountUnsentOutbox(context.Background())
@@ -111,6 +118,20 @@ func runUntilSent(t *testing.T, pool *pgxpool.Pool, relays ...*Relay) {
 	}
 }
 
+// startRelays runs the relays until the returned stop is called.
+func startRelays(t *testing.T, relays ...*Relay) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, r := range relays {
+		wg.Go(func() {
+			if err := r.Run(ctx); err != nil {
+				t.Errorf("relay: %v", err)
+			}
+		})
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
 // streamSequences reads the whole stream and returns, per partition key, the
 // sequences in stream order; it fails on a message id seen twice.
 func streamSequences(t *testing.T, js jetstream.JetStream) (map[string][]int64, int) {
@@ -123,8 +144,27 @@ func streamSequences(t *testing.T, js jetstream.JetStream) (map[string][]int64, 
 // stream order; it fails on a message id seen twice.
 func streamOrder(t *testing.T, js jetstream.JetStream) (map[string][]int64, []string) {
 	t.Helper()
+	seqs := map[string][]int64{}
+	var keys []string
+	seen := map[string]bool{}
+	for _, e := range readStream(t, js, events.EventsStream) {
+		if seen[e.ID()] {
+			t.Errorf("event %s delivered twice", e.ID())
+		}
+		seen[e.ID()] = true
+		key, _ := e.Extensions()[events.ExtPartitionKey].(string)
+		seqs[key] = append(seqs[key], events.Sequence(e))
+		keys = append(keys, key)
+	}
+	return seqs, keys
+}
+
+// readStream reads a whole stream, as a consumer replaying it would, and
+// returns its events in stream order.
+func readStream(t *testing.T, js jetstream.JetStream, name string) []cloudevents.Event {
+	t.Helper()
 	ctx := context.Background()
-	stream, err := js.Stream(ctx, events.EventsStream)
+	stream, err := js.Stream(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,30 +177,21 @@ func streamOrder(t *testing.T, js jetstream.JetStream) (map[string][]int64, []st
 	if err != nil {
 		t.Fatal(err)
 	}
-	seqs := map[string][]int64{}
-	var keys []string
-	seen := map[string]bool{}
-	for read := 0; read < total; {
-		batch, err := cons.Fetch(total-read, jetstream.FetchMaxWait(5*time.Second))
+	out := make([]cloudevents.Event, 0, total)
+	for len(out) < total {
+		batch, err := cons.Fetch(total-len(out), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for m := range batch.Messages() {
-			read++
 			e, err := events.FromMsg(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if seen[e.ID()] {
-				t.Errorf("event %s delivered twice", e.ID())
-			}
-			seen[e.ID()] = true
-			key, _ := e.Extensions()[events.ExtPartitionKey].(string)
-			seqs[key] = append(seqs[key], events.Sequence(e))
-			keys = append(keys, key)
+			out = append(out, e)
 		}
 	}
-	return seqs, keys
+	return out
 }
 
 func assertInOrder(t *testing.T, seqs map[string][]int64, customers []uuid.UUID, perCustomer int) {
