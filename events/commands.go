@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"fmt"
 	"github.com/google/uuid"
 	"slices"
 	"strings"
@@ -61,7 +60,7 @@ func CommandSubject(command string) string { return CommandsSubjectPrefix + comm
 // CommandsFromPrefix starts the subject of a command that came from an
 // integrator's NATS account: the account's import maps its
 // customerbus.commands.<command> to customerbus.commands.from.<account>.<command>
-// (deploy/nats/nats.conf), so the server, not the sender, names the account.
+// (deploy/nats/accounts.conf), so the server, not the sender, names the account.
 const CommandsFromPrefix = CommandsSubjectPrefix + "from."
 
 // CommandSender reads who sent a command from the subject it was stored
@@ -110,11 +109,10 @@ type FieldError struct {
 }
 
 // EnsureCommandStreams creates the command stream and its dead-letter
-// stream, or updates them to this configuration. Commands are kept until
+// stream, or updates them as EnsureStream does. Commands are kept until
 // they expire (maxAge, 0 forever): the consumer's acks do not remove them, so
 // a new consumer or an operator can replay them.
 func EnsureCommandStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptions) error {
-	replicas := max(opts.Replicas, 1)
 	for _, cfg := range []jetstream.StreamConfig{{
 		Name:        CommandsStream,
 		Description: "customerbus commands from integrators (CloudEvents 1.0)",
@@ -128,9 +126,9 @@ func EnsureCommandStreams(ctx context.Context, js jetstream.JetStream, opts Stre
 		MaxAge:      opts.DeadLetterMaxAge,
 	}} {
 		cfg.Storage = jetstream.FileStorage
-		cfg.Replicas = replicas
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("events: ensure stream %s: %w", cfg.Name, err)
+		cfg.Replicas = opts.Replicas
+		if err := EnsureStream(ctx, js, cfg); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// DeployUsers are the users of deploy/nats/nats.conf; Deploy gives each the
+// DeployUsers are the users of deploy/nats/accounts.conf; Deploy gives each the
 // password "<user>-secret".
 var DeployUsers = []string{"relay", "app", "notifier", "orderlinker", "webhooks", "customers", "admin", "erp"}
 
@@ -32,9 +32,7 @@ type Deployed struct {
 // parallel.
 func Deploy(t testing.TB, path string) *Deployed {
 	t.Helper()
-	for _, u := range DeployUsers {
-		t.Setenv(strings.ToUpper(u)+"_PASSWORD", u+"-secret")
-	}
+	setDeployPasswords(t)
 	opts, err := server.ProcessConfigFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +49,14 @@ func Deploy(t testing.TB, path string) *Deployed {
 		t.Fatal("natstest: deployed server not ready")
 	}
 	return &Deployed{t: t, srv: srv, refusals: map[string][]string{}}
+}
+
+// setDeployPasswords sets the passwords of DeployUsers where the shipped
+// configuration files read them.
+func setDeployPasswords(t testing.TB) {
+	for _, u := range DeployUsers {
+		t.Setenv(strings.ToUpper(u)+"_PASSWORD", u+"-secret")
+	}
 }
 
 // ConnectAs connects as one of DeployUsers.

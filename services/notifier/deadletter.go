@@ -38,9 +38,10 @@ const (
 	reasonStale         = "stale"         // older than the delivery records are kept: it may have been sent, its record swept
 )
 
-func deadLetterStreamConfig(maxAge time.Duration) jetstream.StreamConfig {
+func deadLetterStreamConfig(maxAge time.Duration, replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		MaxAge:      maxAge,
+		Replicas:    replicas,
 		Name:        DeadLetterStream,
 		Description: "customerbus notification messages the notifier gave up on; they carry one-time tokens",
 		Subjects:    []string{DeadLetterSubjectPrefix + ">"},

@@ -99,9 +99,12 @@ type Config struct {
 	// DeadLetterMaxAge is how long CUSTOMERBUS_NOTIFICATIONS_DLQ keeps a
 	// message (they carry one-time tokens).
 	DeadLetterMaxAge time.Duration `env:"DEADLETTER_MAX_AGE" envDefault:"720h"`
-	SMTPTimeout      time.Duration `env:"SMTP_TIMEOUT" envDefault:"15s"`
-	MailFrom         string        `env:"MAIL_FROM" envDefault:"customerbus <no-reply@localhost>"`
-	MailDir          string        `env:"MAIL_DIR" envDefault:"./var/mail"`
+	// StreamReplicas is how many replicas the dead-letter stream has at
+	// least; a stream with more keeps them (events.EnsureStream).
+	StreamReplicas int           `env:"STREAM_REPLICAS" envDefault:"1"`
+	SMTPTimeout    time.Duration `env:"SMTP_TIMEOUT" envDefault:"15s"`
+	MailFrom       string        `env:"MAIL_FROM" envDefault:"customerbus <no-reply@localhost>"`
+	MailDir        string        `env:"MAIL_DIR" envDefault:"./var/mail"`
 	// MaxTries bounds the deliveries of a message whose email cannot be sent.
 	MaxTries int `env:"NOTIFIER_MAX_TRIES" envDefault:"5"`
 	// RetryBackoff is the wait before the second try; it doubles per try up
@@ -240,8 +243,7 @@ func (n *Notifier) consumer(ctx context.Context) (jetstream.Consumer, error) {
 		MaxDeliver:    -1, // the notifier counts tries itself and dead-letters; JetStream would just stop
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}, func(ctx context.Context) error {
-		_, err := n.js.CreateOrUpdateStream(ctx, deadLetterStreamConfig(n.cfg.DeadLetterMaxAge))
-		return err
+		return events.EnsureStream(ctx, n.js, deadLetterStreamConfig(n.cfg.DeadLetterMaxAge, n.cfg.StreamReplicas))
 	}, func(err error, backoff time.Duration) {
 		n.log.Warn("notifier: stream or consumer not ready, retrying", zap.Error(err), zap.Duration("backoff", backoff))
 	})

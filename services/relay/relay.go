@@ -52,6 +52,9 @@ type Config struct {
 	// nor, per stream, than its MaxAge (older events expire on purpose).
 	ReconcileInterval time.Duration `env:"RELAY_RECONCILE_INTERVAL" envDefault:"30s"`
 	ReconcileWindow   time.Duration `env:"RELAY_RECONCILE_WINDOW" envDefault:"1h"`
+	// StreamReplicas is how many replicas the streams have at least; a
+	// stream with more keeps them (events.EnsureStream).
+	StreamReplicas int `env:"STREAM_REPLICAS" envDefault:"1"`
 	// PublicBaseURL is the command service's address as consumers reach it;
 	// each event's dataschema is its schema's URL there (events.SchemaURL).
 	// Empty is the API's own address.
@@ -151,7 +154,7 @@ func (r *Relay) ensureStreams(ctx context.Context) error {
 // ensureStreamsOnce creates the streams or updates them to the relay's
 // configuration.
 func (r *Relay) ensureStreamsOnce(ctx context.Context) error {
-	return events.EnsureStreams(ctx, r.js, events.StreamOptions{MaxAge: r.cfg.StreamMaxAge})
+	return events.EnsureStreams(ctx, r.js, events.StreamOptions{MaxAge: r.cfg.StreamMaxAge, Replicas: r.cfg.StreamReplicas})
 }
 
 // loop relays a lane until ctx ends, and purges sent events if the lane

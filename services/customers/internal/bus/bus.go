@@ -48,6 +48,9 @@ type Config struct {
 	Retention time.Duration `env:"COMMANDS_RETENTION" envDefault:"720h"`
 	// DeadLetterMaxAge is how long CUSTOMERBUS_COMMANDS_DLQ keeps a command.
 	DeadLetterMaxAge time.Duration `env:"DEADLETTER_MAX_AGE" envDefault:"720h"`
+	// StreamReplicas is how many replicas the command streams have at
+	// least; a stream with more keeps them (events.EnsureStream).
+	StreamReplicas int `env:"STREAM_REPLICAS" envDefault:"1"`
 }
 
 // WithDefaults fills what is unset or out of range with the defaults.

@@ -127,7 +127,9 @@ func (b *Bus) commandsConsumer(ctx context.Context, js jetstream.JetStream) (jet
 		PriorityGroups: []string{commandsGroup},
 		PinnedTTL:      b.cfg.PinnedTTL,
 	}, func(ctx context.Context) error {
-		return events.EnsureCommandStreams(ctx, js, events.StreamOptions{DeadLetterMaxAge: b.cfg.DeadLetterMaxAge})
+		return events.EnsureCommandStreams(ctx, js, events.StreamOptions{
+			DeadLetterMaxAge: b.cfg.DeadLetterMaxAge, Replicas: b.cfg.StreamReplicas,
+		})
 	}, func(err error, backoff time.Duration) {
 		b.log.Warn("bus: command stream not ready, retrying", zap.Error(err), zap.Duration("backoff", backoff))
 	})
