@@ -54,6 +54,11 @@ func newWorld(t *testing.T) *world {
 	w := &world{t: t, pool: pool, js: js}
 	w.run("relay", relay.New(pool, js, zaptest.NewLogger(t), prometheus.NewRegistry(),
 		relay.Config{PollInterval: 20 * time.Millisecond, PublishTimeout: time.Second}).Run)
+	// Tests make consumers on the events stream, which the relay makes.
+	w.eventually("the relay made the events stream", func() bool {
+		_, err := js.Stream(context.Background(), events.EventsStream)
+		return err == nil
+	})
 	return w
 }
 
