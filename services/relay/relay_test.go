@@ -98,29 +98,16 @@ func newRelay(t *testing.T, pool *pgxpool.Pool, js jetstream.JetStream) *Relay {
 	})
 }
 
-// runUntil runs the relay until the outbox is empty of unsent events.
+// runUntilSent runs the relays until the outbox is empty of unsent events.
 func runUntilSent(t *testing.T, pool *pgxpool.Pool, relays ...*Relay) {
 	t.Helper()
-<<<<<<< HEAD
 	defer startRelays(t, relays...)()
-=======
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, r := range relays {
-		wg.Go(func() {
-			if err := r.Run(ctx); err != nil {
-				t.Errorf("relay: %v", err)
-			}
-		})
-	}
-	defer func() { cancel(); wg.Wait() }()
 	waitUntilSent(t, pool)
 }
 
 // waitUntilSent waits up to 20 s for the outbox to have no unsent event.
 func waitUntilSent(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
->>>>>>> bb9fbb0 (Streams: STREAM_REPLICAS (customers, relay, notifier), and events.EnsureStream makes or updates every stream without lowering its replicas or what an operator raised (max_age follows its setting both ways); natstest.Cluster and DeployCluster; deploy/nats/cluster.conf (three nodes, sync_interval: always, accounts.conf shared with nats.conf) run by compose with STREAM_REPLICAS=3; a test loses the events stream's leader while the relay publishes through it: every event once, publishing again within 0.1 s)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		n, err := gen.New(pool).CountUnsentOutbox(context.Background())
@@ -166,15 +153,7 @@ func streamOrder(t *testing.T, js jetstream.JetStream) (map[string][]int64, []st
 	seqs := map[string][]int64{}
 	var keys []string
 	seen := map[string]bool{}
-<<<<<<< HEAD
 	for _, e := range readStream(t, js, events.EventsStream) {
-=======
-	eachStreamMessage(t, js, func(m jetstream.Msg) {
-		e, err := events.FromMsg(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
-		if err != nil {
-			t.Fatal(err)
-		}
->>>>>>> bb9fbb0 (Streams: STREAM_REPLICAS (customers, relay, notifier), and events.EnsureStream makes or updates every stream without lowering its replicas or what an operator raised (max_age follows its setting both ways); natstest.Cluster and DeployCluster; deploy/nats/cluster.conf (three nodes, sync_interval: always, accounts.conf shared with nats.conf) run by compose with STREAM_REPLICAS=3; a test loses the events stream's leader while the relay publishes through it: every event once, publishing again within 0.1 s)
 		if seen[e.ID()] {
 			t.Errorf("event %s delivered twice", e.ID())
 		}
@@ -182,7 +161,6 @@ func streamOrder(t *testing.T, js jetstream.JetStream) (map[string][]int64, []st
 		key, _ := e.Extensions()[events.ExtPartitionKey].(string)
 		seqs[key] = append(seqs[key], events.Sequence(e))
 		keys = append(keys, key)
-<<<<<<< HEAD
 	}
 	return seqs, keys
 }
@@ -190,15 +168,27 @@ func streamOrder(t *testing.T, js jetstream.JetStream) (map[string][]int64, []st
 // readStream reads a whole stream, as a consumer replaying it would, and
 // returns its events in stream order.
 func readStream(t *testing.T, js jetstream.JetStream, name string) []cloudevents.Event {
-=======
+	t.Helper()
+	var out []cloudevents.Event
+	eachMessage(t, js, name, func(m jetstream.Msg) {
+		e, err := events.FromMsg(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
 	})
-	return seqs, keys
+	return out
 }
 
 // eachStreamMessage calls f with every message of the events stream, in
 // stream order.
 func eachStreamMessage(t *testing.T, js jetstream.JetStream, f func(jetstream.Msg)) {
->>>>>>> bb9fbb0 (Streams: STREAM_REPLICAS (customers, relay, notifier), and events.EnsureStream makes or updates every stream without lowering its replicas or what an operator raised (max_age follows its setting both ways); natstest.Cluster and DeployCluster; deploy/nats/cluster.conf (three nodes, sync_interval: always, accounts.conf shared with nats.conf) run by compose with STREAM_REPLICAS=3; a test loses the events stream's leader while the relay publishes through it: every event once, publishing again within 0.1 s)
+	t.Helper()
+	eachMessage(t, js, events.EventsStream, f)
+}
+
+// eachMessage calls f with every message of a stream, in stream order.
+func eachMessage(t *testing.T, js jetstream.JetStream, name string, f func(jetstream.Msg)) {
 	t.Helper()
 	ctx := context.Background()
 	stream, err := js.Stream(ctx, name)
@@ -214,33 +204,21 @@ func eachStreamMessage(t *testing.T, js jetstream.JetStream, f func(jetstream.Ms
 	if err != nil {
 		t.Fatal(err)
 	}
-<<<<<<< HEAD
-	out := make([]cloudevents.Event, 0, total)
-	for len(out) < total {
-		batch, err := cons.Fetch(total-len(out), jetstream.FetchMaxWait(5*time.Second))
-=======
 	for read := 0; read < total; {
 		batch, err := cons.Fetch(total-read, jetstream.FetchMaxWait(5*time.Second))
->>>>>>> bb9fbb0 (Streams: STREAM_REPLICAS (customers, relay, notifier), and events.EnsureStream makes or updates every stream without lowering its replicas or what an operator raised (max_age follows its setting both ways); natstest.Cluster and DeployCluster; deploy/nats/cluster.conf (three nodes, sync_interval: always, accounts.conf shared with nats.conf) run by compose with STREAM_REPLICAS=3; a test loses the events stream's leader while the relay publishes through it: every event once, publishing again within 0.1 s)
 		if err != nil {
 			t.Fatal(err)
 		}
+		got := 0
 		for m := range batch.Messages() {
-<<<<<<< HEAD
-			e, err := events.FromMsg(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, e)
-		}
-	}
-	return out
-=======
-			read++
+			got++
 			f(m)
 		}
+		if got == 0 { // rather than wait for ever
+			t.Fatalf("%s: read %d of its %d messages, then nothing for 5 s", name, read, total)
+		}
+		read += got
 	}
->>>>>>> bb9fbb0 (Streams: STREAM_REPLICAS (customers, relay, notifier), and events.EnsureStream makes or updates every stream without lowering its replicas or what an operator raised (max_age follows its setting both ways); natstest.Cluster and DeployCluster; deploy/nats/cluster.conf (three nodes, sync_interval: always, accounts.conf shared with nats.conf) run by compose with STREAM_REPLICAS=3; a test loses the events stream's leader while the relay publishes through it: every event once, publishing again within 0.1 s)
 }
 
 func assertInOrder(t *testing.T, seqs map[string][]int64, customers []uuid.UUID, perCustomer int) {
