@@ -161,6 +161,8 @@ func TestBadInputGetsProblemWithStatusAndCode(t *testing.T) {
 			{"text/plain content type", "POST", "/v1/customers", `{"email":"a@b.co"}`, "text/plain", 415, "", "unsupported_media_type"},
 			// Fields the decoder refuses.
 			{"unknown field", "POST", "/v1/customers", `{"email":"a@b.co","age":3}`, "", 400, "age", "unknown_field"},
+			{"field name in another case", "POST", "/v1/customers", `{"email":"a@b.co","EMAIL":"c@d.co"}`, "", 400, "EMAIL", "unknown_field"},
+			{"nested field name in another case", "POST", "/v1/customers", `{"email":"a@b.co","addresses":[{"Country":"DE"}]}`, "", 400, "Country", "unknown_field"},
 			{"wrong type: string for boolean", "POST", "/v1/customers", `{"email":"a@b.co","is_active":"yes"}`, "", 400, "is_active", "invalid_type"},
 			{"wrong type: number for email", "POST", "/v1/customers", `{"email":5}`, "", 400, "email", "invalid_type"},
 			{"wrong type: metadata value not a string", "POST", "/v1/customers", `{"email":"a@b.co","metadata":{"a":1}}`, "", 400, "metadata", "invalid_type"},
@@ -186,6 +188,8 @@ func TestBadInputGetsProblemWithStatusAndCode(t *testing.T) {
 			{"NUL in a metadata value", "POST", "/v1/customers", `{"email":"a@b.co","metadata":{"k":"a\u0000"}}`, "", 400, "metadata", "invalid"},
 			{"NUL in a private metadata key", "POST", "/v1/customers", `{"email":"a@b.co","private_metadata":{"k\u0000":"v"}}`, "", 400, "private_metadata", "invalid"},
 			{"NUL in external reference", "POST", "/v1/customers", `{"email":"a@b.co","external_reference":"x\u0000"}`, "", 400, "external_reference", "invalid"},
+			{"order placed before year 1 in UTC", "POST", "/v1/orders", `{"id":"` + unknownID + `","number":"R-1","email":"b@example.com","channel":"web",` +
+				`"total":"1","currency":"EUR","status":"placed","placed_at":"0000-01-01T00:00:00+01:00"}`, "", 400, "placed_at", "invalid"},
 			// Unknown and impossible ids.
 			{"GET unknown id", "GET", "/v1/customers/" + unknownID, nil, "", 404, "id", "not_found"},
 			{"GET id that is not a UUID", "GET", "/v1/customers/42", nil, "", 404, "id", "not_found"},

@@ -699,6 +699,44 @@ func TestBusCommandTheDatabaseAlwaysFailsDoesNotHoldUpItsLane(t *testing.T) {
 	}
 }
 
+// A command whose id or partition key the database cannot store
+// (invalid UTF-8, a NUL) is malformed: rejected when its id can be
+// recorded, else dead-lettered only, and the commands behind it on its
+// lane go on (found by FuzzReadCommand: the command's record failed its
+// lane's transaction at every retry). The instance that applies it reads
+// it as the one that read it from the stream did, invalid UTF-8 included.
+func TestBusCommandWithUnstorableAttributesDoesNotHoldUpItsLane(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	s.runCommands()
+	var ids []string
+	for _, attr := range []struct{ name, value string }{
+		{"ce-id", "bad-\x00"}, {"ce-partitionkey", "one-lane\x00"}, {"ce-partitionkey", "one-lane\xe3"},
+	} {
+		msg := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": "bad-" + randomSuffix() + "@example.com"})
+		msg.Header.Set("ce-partitionkey", "one-lane")
+		msg.Header.Set(attr.name, attr.value)
+		if _, err := s.js.PublishMsg(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, msg.Header.Get("ce-id"))
+	}
+	next := s.createOnLane("next-" + randomSuffix() + "@example.com")
+	evs, _ := s.streamEvents(3)
+	got := map[string]string{}
+	for _, e := range evs {
+		got[ext(e, "causationid")] = e.Type()
+	}
+	if got[ids[1]] != events.CommandRejected || got[ids[2]] != events.CommandRejected || got[next] != events.CustomerCreated {
+		t.Errorf("events by cause %v, want the rejections of %s and the creation by %s", got, ids[1:], next)
+	}
+	for _, reason := range s.deadLetters(3) {
+		if !strings.Contains(reason, "valid UTF-8 without NUL") {
+			t.Errorf("dead letter %q", reason)
+		}
+	}
+}
+
 // A failure that may pass (here the database drops the connection of a
 // command's transaction) is retried in place: the command is applied once,
 // and the command behind it on its lane does not overtake it.

@@ -52,9 +52,9 @@ func readCommand(msg *nats.Msg) (command, error) {
 	if err != nil {
 		c.unreadable = fmt.Errorf("not a CloudEvent: %w", err)
 		e = cloudevents.NewEvent()
-		e.SetID(bounded(unreadableID(msg)))
-		e.SetType(bounded(msg.Header.Get("ce-type")))
-		e.SetSource(bounded(msg.Header.Get("ce-source")))
+		e.SetID(recordable(unreadableID(msg)))
+		e.SetType(recordable(msg.Header.Get("ce-type")))
+		e.SetSource(recordable(msg.Header.Get("ce-source")))
 		if e.ID() == "" {
 			return c, c.unreadable
 		}
@@ -69,7 +69,9 @@ func readCommand(msg *nats.Msg) (command, error) {
 const maxAttributeLength = 256
 
 // readEvent reads a command's CloudEvent: valid, and with its attributes
-// within maxAttributeLength.
+// within maxAttributeLength and storable. A command whose id, type, source
+// or partition key the database could not record would fail the
+// transaction of every command applied with it, again at each retry.
 func readEvent(msg *nats.Msg) (cloudevents.Event, error) {
 	e, err := events.FromMsg(msg)
 	if err != nil {
@@ -85,13 +87,16 @@ func readEvent(msg *nats.Msg) (cloudevents.Event, error) {
 		if len(a.value) > maxAttributeLength {
 			return e, fmt.Errorf("%s is longer than %d bytes", a.name, maxAttributeLength)
 		}
+		if !customer.Storable(a.value) {
+			return e, fmt.Errorf("%s must be valid UTF-8 without NUL characters", a.name)
+		}
 	}
 	return e, nil
 }
 
-// bounded is s when it is within maxAttributeLength, else "".
-func bounded(s string) string {
-	if len(s) > maxAttributeLength {
+// recordable is s when it is within maxAttributeLength and storable, else "".
+func recordable(s string) string {
+	if len(s) > maxAttributeLength || !customer.Storable(s) {
 		return ""
 	}
 	return s

@@ -29,12 +29,42 @@ type applyRequest struct {
 
 // wireCommand is a command's message as it crosses between instances, as
 // it was stored: the applying instance reads it as the reading one did.
+// Its subject and header go as bytes, which JSON carries as they are: it
+// would replace invalid UTF-8 in strings, and the applying instance would
+// apply a command the reading one refused.
 type wireCommand struct {
-	Subject string      `json:"subject"`
-	Header  nats.Header `json:"header"`
-	Data    []byte      `json:"data"`
-	Seq     uint64      `json:"seq"`
-	Key     string      `json:"key"`
+	Subject []byte       `json:"subject"`
+	Header  []wireHeader `json:"header"`
+	Data    []byte       `json:"data"`
+	Seq     uint64       `json:"seq"`
+	Key     string       `json:"key"`
+}
+
+type wireHeader struct {
+	Name   []byte   `json:"name"`
+	Values [][]byte `json:"values"`
+}
+
+func toWire(c command) wireCommand {
+	w := wireCommand{Subject: []byte(c.msg.Subject()), Data: c.msg.Data(), Seq: c.seq, Key: c.key}
+	for name, values := range c.msg.Headers() {
+		h := wireHeader{Name: []byte(name)}
+		for _, v := range values {
+			h.Values = append(h.Values, []byte(v))
+		}
+		w.Header = append(w.Header, h)
+	}
+	return w
+}
+
+func (w wireCommand) msg() *nats.Msg {
+	m := &nats.Msg{Subject: string(w.Subject), Header: nats.Header{}, Data: w.Data}
+	for _, h := range w.Header {
+		for _, v := range h.Values {
+			m.Header[string(h.Name)] = append(m.Header[string(h.Name)], string(v))
+		}
+	}
+	return m
 }
 
 // applyReply answers an applyRequest: for each command, in order, the
@@ -70,7 +100,7 @@ func (b *Bus) handleApply(ctx context.Context, m *nats.Msg) {
 	} else {
 		cmds := make([]command, len(req.Commands))
 		for i, w := range req.Commands {
-			if cmds[i], err = readCommand(&nats.Msg{Subject: w.Subject, Header: w.Header, Data: w.Data}); err != nil {
+			if cmds[i], err = readCommand(w.msg()); err != nil {
 				break // the reading instance could read it: a bug, not poison
 			}
 			cmds[i].seq, cmds[i].key = w.Seq, w.Key
@@ -93,7 +123,7 @@ func (b *Bus) handleApply(ctx context.Context, m *nats.Msg) {
 func (b *Bus) applyShared(ctx context.Context, nc *nats.Conn, batch []command) ([]string, error) {
 	req := applyRequest{Commands: make([]wireCommand, len(batch))}
 	for i, c := range batch {
-		req.Commands[i] = wireCommand{Subject: c.msg.Subject(), Header: c.msg.Headers(), Data: c.msg.Data(), Seq: c.seq, Key: c.key}
+		req.Commands[i] = toWire(c)
 	}
 	body, err := json.Marshal(req)
 	if err != nil {

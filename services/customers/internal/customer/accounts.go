@@ -78,7 +78,7 @@ func (r *rules) link(l EmailLink, required bool) {
 	}
 	if l.Channel == "" {
 		r.fail("channel", CodeRequired, "channel is required with redirect_url")
-	} else if !storable(l.Channel) || utf8.RuneCountInString(l.Channel) > MaxNameLength {
+	} else if !Storable(l.Channel) || utf8.RuneCountInString(l.Channel) > MaxNameLength {
 		r.fail("channel", CodeInvalid, "channel must be text of at most %d characters", MaxNameLength)
 	}
 }

@@ -1,5 +1,7 @@
 package customer
 
+import "time"
+
 // Checks validates the input of a use case of another domain package (the
 // orders) with the rules customers are held to, collecting every field
 // error rather than stopping at the first.
@@ -23,6 +25,9 @@ func (c *Checks) Text(field, raw string, max int) string { return c.r.text(field
 func (c *Checks) RequiredText(field, raw string, max int) string {
 	return c.r.requiredText(field, raw, max)
 }
+
+// Time is a time in UTC to the microsecond, within years 1 to 9999.
+func (c *Checks) Time(field string, t time.Time) time.Time { return c.r.instant(field, t) }
 
 // Metadata is a metadata map within the limits on keys, values and size.
 func (c *Checks) Metadata(field string, m map[string]string) map[string]string {

@@ -235,7 +235,7 @@ func (s *Service) ListGroups(ctx context.Context, q string, limit int, cursor st
 	after := r.cursor(cursor, groupsOrder)
 	var search *string
 	if q = strings.TrimSpace(q); q != "" {
-		if !storable(q) || utf8.RuneCountInString(q) > MaxNameLength {
+		if !Storable(q) || utf8.RuneCountInString(q) > MaxNameLength {
 			r.fail("q", CodeInvalid, "q must be valid UTF-8 of at most %d characters", MaxNameLength)
 		}
 		p := "%" + escapeLike(strings.ToLower(q)) + "%"

@@ -95,7 +95,7 @@ func (imp *imported) apply(r *rules, id uuid.UUID, now time.Time) (uuid.UUID, ti
 		if imp.createdAt.After(now) {
 			r.fail("created_at", CodeInvalid, "created_at must not be in the future")
 		}
-		createdAt = imp.createdAt.UTC().Truncate(time.Microsecond)
+		createdAt = r.instant("created_at", *imp.createdAt)
 	}
 	return id, createdAt
 }

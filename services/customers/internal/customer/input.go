@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
@@ -153,13 +154,13 @@ func (r *rules) email(field, raw string) string {
 	return s
 }
 
-// storable reports whether PostgreSQL can store s in text and jsonb: valid
+// Storable reports whether PostgreSQL can store s in text and jsonb: valid
 // UTF-8 without NUL characters.
-func storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+func Storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
 func (r *rules) text(field, raw string, max int) string {
 	s := strings.TrimSpace(raw)
-	if !storable(s) {
+	if !Storable(s) {
 		r.fail(field, CodeInvalid, "%s must be valid UTF-8 without NUL characters", field)
 	} else if utf8.RuneCountInString(s) > max {
 		r.fail(field, CodeTooLong, "%s must be at most %d characters", field, max)
@@ -223,7 +224,7 @@ func (r *rules) metadata(field string, m map[string]string) map[string]string {
 		switch {
 		case strings.TrimSpace(k) == "":
 			r.fail(field, CodeInvalid, "%s keys must not be blank", field)
-		case !storable(k) || !storable(v):
+		case !Storable(k) || !Storable(v):
 			r.fail(field, CodeInvalid, "%s keys and values must be valid UTF-8 without NUL characters", field)
 		case utf8.RuneCountInString(k) > MaxMetadataKeyLen:
 			r.fail(field+"."+k, CodeTooLong, "metadata keys must be at most %d characters", MaxMetadataKeyLen)
@@ -233,6 +234,23 @@ func (r *rules) metadata(field string, m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// Bounds of the times an input may give: what answers and events (JSON,
+// RFC 3339 with four-digit years) can show.
+var (
+	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+)
+
+// instant returns t in UTC, to the microsecond PostgreSQL keeps, within
+// years 1 to 9999: an offset can push a time written within them out.
+func (r *rules) instant(field string, t time.Time) time.Time {
+	u := t.UTC().Truncate(time.Microsecond)
+	if u.Before(minTime) || u.After(maxTime) {
+		r.fail(field, CodeInvalid, "%s must be between 0001-01-01 and 9999-12-31 in UTC", field)
+	}
+	return u
 }
 
 // requiredText is text that must not be empty.

@@ -138,7 +138,7 @@ func (in ListInput) validate() (ListQuery, error) {
 		r.fail("count_limit", CodeInvalid, "count_limit must be between 1 and %d", MaxCountLimit)
 	}
 	for field, v := range map[string]string{"q": in.Query, "email": in.Email} {
-		if !storable(v) {
+		if !Storable(v) {
 			r.fail(field, CodeInvalid, "%s must be valid UTF-8 without NUL characters", field)
 		}
 	}

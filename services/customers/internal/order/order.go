@@ -174,7 +174,7 @@ func (s *Service) RecordOrder(ctx context.Context, o customer.Origin, in OrderIn
 	if in.PlacedAt == nil {
 		r.Fail("placed_at", customer.CodeRequired, "placed_at is required")
 	} else {
-		ord.PlacedAt = in.PlacedAt.UTC().Truncate(time.Microsecond)
+		ord.PlacedAt = r.Time("placed_at", *in.PlacedAt)
 	}
 	if err := r.Err(); err != nil {
 		return Order{}, false, err

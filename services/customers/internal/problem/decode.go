@@ -7,8 +7,10 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -35,7 +37,91 @@ func DecodeJSON(body []byte, maxBytes int64, dst any) error {
 		}
 		return Input(http.StatusBadRequest, "", customer.CodeMalformed, "the body must hold a single JSON object")
 	}
+	return exactKeys(body, reflect.TypeOf(dst))
+}
+
+// exactKeys refuses what DisallowUnknownFields lets through: encoding/json
+// takes a key in another case than its field's ("EMAIL" for "email"), so
+// that of {"email": …, "EMAIL": …} either could win. Every key of an
+// object read into a struct must be a field's name as written.
+func exactKeys(body []byte, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil // it reads itself (Nullable, time.Time, json.RawMessage)
+	}
+	var values map[string]json.RawMessage
+	var elem func(key string) (reflect.Type, bool)
+	switch t.Kind() {
+	case reflect.Struct:
+		fields := jsonFields(t)
+		elem = func(key string) (reflect.Type, bool) { ft, ok := fields[key]; return ft, ok }
+	case reflect.Map:
+		elem = func(string) (reflect.Type, bool) { return t.Elem(), true }
+	case reflect.Slice, reflect.Array:
+		var items []json.RawMessage
+		if json.Unmarshal(body, &items) != nil {
+			return nil // null, or []byte's base64
+		}
+		for _, item := range items {
+			if err := exactKeys(item, t.Elem()); err != nil {
+				return err
+			}
+		}
+		return nil
+	default:
+		return nil
+	}
+	if json.Unmarshal(body, &values) != nil {
+		return nil // null: decoded already
+	}
+	for _, key := range slices.Sorted(maps.Keys(values)) {
+		vt, ok := elem(key)
+		if !ok {
+			return Input(http.StatusBadRequest, key, CodeUnknownField, "%s is not a known field (field names are in lower case)", key)
+		}
+		if err := exactKeys(values[key], vt); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// fieldsOf caches jsonFields by type.
+var fieldsOf sync.Map // reflect.Type → map[string]reflect.Type
+
+// jsonFields are the JSON names of a struct's fields, those of embedded
+// structs included (a field of the struct itself wins over one of the
+// same name it embeds), with their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if f, ok := fieldsOf.Load(t); ok {
+		return f.(map[string]reflect.Type)
+	}
+	own, embedded := map[string]reflect.Type{}, map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch {
+		case name == "-":
+		case f.Anonymous && name == "" && ft.Kind() == reflect.Struct:
+			maps.Copy(embedded, jsonFields(ft))
+		case !f.IsExported():
+		case name == "":
+			own[f.Name] = f.Type
+		default:
+			own[name] = f.Type
+		}
+	}
+	maps.Copy(embedded, own)
+	fieldsOf.Store(t, embedded)
+	return embedded
 }
 
 // invalidUTF8 names the top-level field holding invalid UTF-8; raw messages
