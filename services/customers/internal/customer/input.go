@@ -146,12 +146,40 @@ func (r *rules) email(field, raw string) string {
 	default:
 		addr, err := mail.ParseAddress(s)
 		local, domain, _ := strings.Cut(s, "@")
-		if err != nil || addr.Address != s || local == "" || !strings.Contains(domain, ".") ||
-			strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") {
+		if err != nil || addr.Address != s || !emailParts(local, domain) {
 			r.fail(field, CodeInvalid, "%q is not a valid email address", raw)
 		}
 	}
 	return s
+}
+
+// emailParts reports whether an address that mail.ParseAddress reads as
+// itself is also one the contract's format (email, RFC 5321) takes: an
+// ASCII local part of at most 64 characters, unquoted, and a domain name
+// of at least two labels of letters, digits and hyphens. ParseAddress also
+// takes UTF-8, quoted local parts and domains as "shop.}".
+func emailParts(local, domain string) bool {
+	if local == "" || len(local) > 64 || strings.ContainsRune(local, '"') ||
+		strings.ContainsFunc(local, func(r rune) bool { return r >= utf8.RuneSelf }) ||
+		len(domain) > 253 || !strings.Contains(domain, ".") {
+		return false
+	}
+	for label := range strings.SplitSeq(domain, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' ||
+			strings.ContainsFunc(label, func(r rune) bool { return (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' }) {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseTime reads an RFC 3339 date-time, as the contract's date-time
+// format: time.Parse also takes an hour of one digit ("T9:00:00Z").
+func ParseTime(s string) (time.Time, error) {
+	if len(s) < 14 || s[13] != ':' {
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 date-time", s)
+	}
+	return time.Parse(time.RFC3339Nano, s)
 }
 
 // Storable reports whether PostgreSQL can store s in text and jsonb: valid

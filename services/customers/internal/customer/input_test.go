@@ -2,6 +2,7 @@ package customer
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -19,6 +20,16 @@ func TestEmailIsNormalisedOrRejected(t *testing.T) {
 		{"ann@.example.com", "", CodeInvalid},
 		{"Ann <ann@example.com>", "", CodeInvalid},
 		{"a@b@example.com", "", CodeInvalid},
+		// What the contract's format (email, RFC 5321) refuses, though
+		// mail.ParseAddress reads it (found by FuzzAPI).
+		{"r@e.}", "", CodeInvalid},
+		{"ann@ex_ample.com", "", CodeInvalid},
+		{"ann@-example.com", "", CodeInvalid},
+		{"jörg@example.com", "", CodeInvalid},
+		{"ann@münchen.example", "", CodeInvalid},
+		{"\"ann lee\"@example.com", "", CodeInvalid},
+		{strings.Repeat("a", 65) + "@example.com", "", CodeInvalid},
+		{"o'brien+shop@mail-1.example.co.uk", "o'brien+shop@mail-1.example.co.uk", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

@@ -224,7 +224,7 @@ func parseListInput(qs url.Values) (customer.ListInput, error) {
 		if v == "" {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339Nano, v)
+		t, err := customer.ParseTime(v)
 		if err != nil {
 			return in, problem.Input(http.StatusBadRequest, name, customer.CodeInvalid, "%s must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z", name)
 		}

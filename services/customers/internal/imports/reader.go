@@ -11,7 +11,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
@@ -281,7 +280,7 @@ var fieldColumns = map[string]func(r *customer.ImportRow, v string) error{
 		if v == "" {
 			return nil
 		}
-		t, err := time.Parse(time.RFC3339Nano, v)
+		t, err := customer.ParseTime(v)
 		if err != nil {
 			return fmt.Errorf("created_at must be an RFC 3339 time, like 2026-01-31T09:30:00Z")
 		}

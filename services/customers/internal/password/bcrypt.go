@@ -26,6 +26,9 @@ type bcryptHash struct{ s string }
 
 func parseBcrypt(s string) (parsed, error) {
 	const scheme = "bcrypt"
+	if !strings.HasPrefix(s, "$2a$") && !strings.HasPrefix(s, "$2b$") && !strings.HasPrefix(s, "$2y$") {
+		return nil, unsupported(s) // after Django's bcrypt$, another version (found by FuzzImport)
+	}
 	if len(s) != 60 {
 		return nil, malformed(scheme, "is %d characters, not 60", len(s))
 	}

@@ -175,6 +175,8 @@ func TestBadHashesAreRefusedSayingWhatIsWrong(t *testing.T) {
 		{"plain text", "hunter2", ErrUnsupportedHash, `"hunter2"`},
 		{"argon2d", "$argon2d$v=19$m=64,t=1,p=1$" + salt + "$" + key, ErrUnsupportedHash, `"argon2d"`},
 		{"bcrypt $2x$", "$2x$10$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", ErrUnsupportedHash, `"2x"`},
+		{"Django bcrypt $2x$", "bcrypt$$2x$10$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", ErrUnsupportedHash, `"2x"`},
+		{"Django bcrypt without a version", "bcrypt$$20010$00000000000000000000000000000000000000000000000000002", ErrUnsupportedHash, `"20010"`},
 
 		{"argon2 version 16", "$argon2i$m=64,t=1,p=1$" + salt + "$" + key, ErrUnsupportedHash, "version 16"},
 		{"argon2 version 20", "$argon2id$v=20$m=64,t=1,p=1$" + salt + "$" + key, ErrUnsupportedHash, "only version 19"},

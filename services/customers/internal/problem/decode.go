@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -37,40 +38,47 @@ func DecodeJSON(body []byte, maxBytes int64, dst any) error {
 		}
 		return Input(http.StatusBadRequest, "", customer.CodeMalformed, "the body must hold a single JSON object")
 	}
-	return exactKeys(body, reflect.TypeOf(dst))
+	return strict(body, reflect.TypeOf(dst), "")
 }
 
-// exactKeys refuses what DisallowUnknownFields lets through: encoding/json
-// takes a key in another case than its field's ("EMAIL" for "email"), so
-// that of {"email": …, "EMAIL": …} either could win. Every key of an
-// object read into a struct must be a field's name as written.
-func exactKeys(body []byte, t reflect.Type) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if reflect.PointerTo(t).Implements(unmarshalerType) {
-		return nil // it reads itself (Nullable, time.Time, json.RawMessage)
+// strict refuses what encoding/json lets through: a key in another case
+// than its field's ("EMAIL" for "email"), so that of {"email": …,
+// "EMAIL": …} either could win; and a time whose hour has one digit
+// ("T9:00:00Z"), which RFC 3339 does not have. Every key of an object read
+// into a struct must be a field's name as written. body is the JSON of
+// field, decoded into a t already.
+func strict(body []byte, t reflect.Type, field string) error {
+	t = indirect(t)
+	if !strictlyRead(t) {
+		return nil // metadata, say: its keys are free
 	}
 	var values map[string]json.RawMessage
 	var elem func(key string) (reflect.Type, bool)
 	switch t.Kind() {
 	case reflect.Struct:
+		if t == timeType {
+			var s string
+			if json.Unmarshal(body, &s) == nil {
+				if _, err := customer.ParseTime(s); err != nil {
+					return Input(http.StatusBadRequest, field, customer.CodeInvalid, "%s must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z", field)
+				}
+			}
+			return nil
+		}
 		fields := jsonFields(t)
 		elem = func(key string) (reflect.Type, bool) { ft, ok := fields[key]; return ft, ok }
 	case reflect.Map:
 		elem = func(string) (reflect.Type, bool) { return t.Elem(), true }
-	case reflect.Slice, reflect.Array:
+	default: // a slice or an array
 		var items []json.RawMessage
 		if json.Unmarshal(body, &items) != nil {
-			return nil // null, or []byte's base64
+			return nil // null: decoded already
 		}
 		for _, item := range items {
-			if err := exactKeys(item, t.Elem()); err != nil {
+			if err := strict(item, t.Elem(), field); err != nil {
 				return err
 			}
 		}
-		return nil
-	default:
 		return nil
 	}
 	if json.Unmarshal(body, &values) != nil {
@@ -81,12 +89,40 @@ func exactKeys(body []byte, t reflect.Type) error {
 		if !ok {
 			return Input(http.StatusBadRequest, key, CodeUnknownField, "%s is not a known field (field names are in lower case)", key)
 		}
-		if err := exactKeys(values[key], vt); err != nil {
+		if err := strict(values[key], vt, key); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+func indirect(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
+}
+
+// strictlyRead reports whether a value of type t may hold what strict
+// refuses: a struct (time.Time included), or a slice or map of them. A
+// type that reads itself otherwise (Nullable, json.RawMessage) does not.
+func strictlyRead(t reflect.Type) bool {
+	if t == timeType {
+		return true
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		return true
+	case reflect.Map, reflect.Slice, reflect.Array:
+		return strictlyRead(indirect(t.Elem()))
+	}
+	return false
+}
+
+var timeType = reflect.TypeFor[time.Time]()
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 

@@ -7,9 +7,10 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 )
 
-// encoding/json matches keys to fields in any case; DecodeJSON takes only
-// the names as written (found by FuzzAPI: {"emAil": …} registered).
-func TestDecodeJSONRefusesKeysInAnotherCase(t *testing.T) {
+// encoding/json matches keys to fields in any case, and reads times with
+// a one-digit hour; DecodeJSON takes only the names as written and RFC
+// 3339 (found by FuzzAPI: {"emAil": …} registered).
+func TestDecodeJSONRefusesKeysInAnotherCaseAndLooseTimes(t *testing.T) {
 	type target struct {
 		ID string `json:"id"`
 	}
@@ -30,6 +31,8 @@ func TestDecodeJSONRefusesKeysInAnotherCase(t *testing.T) {
 		{"metadata keys are free", `{"email":"a@b.co","metadata":{"Tier":"Gold"}}`, new(customer.CreateInput), ""},
 		{"an embedded struct's fields", `{"id":"x","first_name":"Ann","phone":null}`, new(command), ""},
 		{"null lists and objects", `{"email":"a@b.co","addresses":null,"metadata":null}`, new(customer.CreateInput), ""},
+		{"a time with a one-digit hour", `{"email":"a@b.co","created_at":"2025-03-14T9:09:26Z"}`, new(customer.ImportRow), "created_at"},
+		{"a time", `{"email":"a@b.co","created_at":"2025-03-14T09:09:26.5+01:00"}`, new(customer.ImportRow), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,8 +44,8 @@ func TestDecodeJSONRefusesKeysInAnotherCase(t *testing.T) {
 				return
 			}
 			var ie *inputError
-			if !errors.As(err, &ie) || ie.errs[0].Field != tt.field || ie.errs[0].Code != CodeUnknownField {
-				t.Fatalf("error %v, want %s unknown_field", err, tt.field)
+			if !errors.As(err, &ie) || ie.errs[0].Field != tt.field {
+				t.Fatalf("error %v, want one about %s", err, tt.field)
 			}
 		})
 	}
