@@ -159,6 +159,8 @@ func TestBadInputGetsProblemWithStatusAndCode(t *testing.T) {
 			{"body over the size limit", "POST", "/v1/customers", map[string]any{"email": "a@b.co", "note": bigNote}, "", 413, "", "too_large"},
 			{"form content type", "POST", "/v1/customers", `email=a@b.co`, "application/x-www-form-urlencoded", 415, "", "unsupported_media_type"},
 			{"text/plain content type", "POST", "/v1/customers", `{"email":"a@b.co"}`, "text/plain", 415, "", "unsupported_media_type"},
+			{"+json alone as the content type", "POST", "/v1/customers", `{"email":"a@b.co"}`, "+json", 415, "", "unsupported_media_type"},
+			{"a +json type that is not application's", "POST", "/v1/customers", `{"email":"a@b.co"}`, "text/x+json", 415, "", "unsupported_media_type"},
 			// Fields the decoder refuses.
 			{"unknown field", "POST", "/v1/customers", `{"email":"a@b.co","age":3}`, "", 400, "age", "unknown_field"},
 			{"field name in another case", "POST", "/v1/customers", `{"email":"a@b.co","EMAIL":"c@d.co"}`, "", 400, "EMAIL", "unknown_field"},
