@@ -10,8 +10,9 @@ SQLC := $(BIN)/sqlc
 PG := deploy/local/postgres.sh
 GOTESTFLAGS ?= -race -count=1 -p 2 -timeout 8m
 BENCHFLAGS ?=
+FUZZTIME ?= 30s
 
-.PHONY: help run test check bench generate tools build clean
+.PHONY: help run test fuzz check bench generate tools build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -23,6 +24,18 @@ run: ## the whole system in one process (embedded NATS, local PostgreSQL)
 
 test: ## every test, on real PostgreSQL and real NATS
 	TEST_DATABASE_URL="$$($(PG) postgres)" go test $(GOTESTFLAGS) ./...
+
+# go test -fuzz takes one target of one package at a time: each Fuzz
+# function that `go test -list` finds runs for FUZZTIME. What a target
+# finds is written under its package's testdata/fuzz, which `make test`
+# runs from then on.
+fuzz: ## each fuzz target for FUZZTIME (default 30s; FUZZTIME=5s in CI), on real PostgreSQL
+	export TEST_DATABASE_URL="$$($(PG) postgres)"; \
+	go test -list '^Fuzz' ./... | awk '/^Fuzz/ { names = names " " $$1 } /^ok/ { n = split(names, a, " "); for (i = 1; i <= n; i++) print $$2, a[i]; names = "" }' | \
+	while read -r pkg target; do \
+		echo "== $$target ($$pkg)"; \
+		go test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) "$$pkg" </dev/null; \
+	done
 
 bench: ## the benchmarks: HTTP create and bus command rates against a plain pgx baseline, import and export of 1M customers against plain COPY, search latency on 1M customers; erasure, data export and history on 1M imported customers with BENCHFLAGS="-cases privacy", duplicate finding on 1M with "-cases duplicates" (BENCHFLAGS="-cases import" etc.)
 	BENCH_DATABASE_URL="$$($(PG) postgres)" go run ./cmd/bench $(BENCHFLAGS)

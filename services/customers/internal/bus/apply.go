@@ -166,6 +166,15 @@ func (b *Bus) applyInTx(ctx context.Context, tx pgx.Tx, c command) (applied, err
 
 // writeRejection puts command.rejected in the outbox.
 func writeRejection(ctx context.Context, q *gen.Queries, e cloudevents.Event, o customer.Origin, p problem.Details) error {
+	ev, err := rejection(e, o, p)
+	if err != nil {
+		return err
+	}
+	return outbox.Write(ctx, q, []cloudevents.Event{ev})
+}
+
+// rejection is the command.rejected of command e, refused with p.
+func rejection(e cloudevents.Event, o customer.Origin, p problem.Details) (cloudevents.Event, error) {
 	errs := make([]events.FieldError, len(p.Errors))
 	for i, f := range p.Errors {
 		errs[i] = events.FieldError{Field: f.Field, Code: f.Code, Message: f.Message}
@@ -174,15 +183,11 @@ func writeRejection(ctx context.Context, q *gen.Queries, e cloudevents.Event, o 
 	if key == "" {
 		key = e.ID()
 	}
-	ev, err := events.New(events.Meta{
+	return events.New(events.Meta{
 		Type: events.CommandRejected, Source: events.SourceCustomers, Subject: e.ID(), PartitionKey: key,
 		Sequence: 1, Time: time.Now().UTC(), TraceParent: o.TraceParent, Actor: o.Actor, CausationID: e.ID(),
 	}, events.CommandRejectedData{
 		CommandID: e.ID(), Command: e.Type(),
 		Error: events.CommandError{Type: p.Type, Title: p.Title, Status: p.Status, Errors: errs, MergedInto: p.MergedInto},
 	})
-	if err != nil {
-		return err
-	}
-	return outbox.Write(ctx, q, []cloudevents.Event{ev})
 }
