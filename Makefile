@@ -34,7 +34,7 @@ fuzz: ## each fuzz target for FUZZTIME (default 30s; FUZZTIME=5s in CI), on real
 	go test -list '^Fuzz' ./... | awk '/^Fuzz/ { names = names " " $$1 } /^ok/ { n = split(names, a, " "); for (i = 1; i <= n; i++) print $$2, a[i]; names = "" }' | \
 	while read -r pkg target; do \
 		echo "== $$target ($$pkg)"; \
-		go test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) "$$pkg" </dev/null; \
+		go test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) "$$pkg" </dev/null || exit 1; \
 	done
 
 bench: ## the benchmarks: HTTP create and bus command rates against a plain pgx baseline, import and export of 1M customers against plain COPY, search latency on 1M customers; erasure, data export and history on 1M imported customers with BENCHFLAGS="-cases privacy", duplicate finding on 1M with "-cases duplicates" (BENCHFLAGS="-cases import" etc.)
