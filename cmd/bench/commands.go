@@ -31,16 +31,11 @@ const commandLanes = 16
 // publishing their customer.created. httpRows are the create case's rows of
 // the same run, printed beside for comparison (none when it did not run).
 func runCommands(ctx context.Context, adminURL, name string, opt options, httpRows []row) error {
-	dbURL, drop, err := freshDatabase(ctx, adminURL, name)
+	sys, _, stop, err := freshSystem(ctx, adminURL, name, opt)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	sys, err := startSystem(ctx, dbURL, opt.dbConns, 1)
-	if err != nil {
-		return err
-	}
-	defer sys.close()
+	defer stop()
 	if err := sys.startCommands(ctx); err != nil {
 		return err
 	}

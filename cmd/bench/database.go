@@ -62,3 +62,17 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// freshSystem starts the system on a fresh database (the case's name) with
+// one client; stop closes the system, then drops the database.
+func freshSystem(ctx context.Context, adminURL, name string, opt options) (sys *system, dbURL string, stop func(), err error) {
+	dbURL, drop, err := freshDatabase(ctx, adminURL, name)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if sys, err = startSystem(ctx, dbURL, opt.dbConns, 1); err != nil {
+		drop()
+		return nil, "", nil, err
+	}
+	return sys, dbURL, func() { sys.close(); drop() }, nil
+}

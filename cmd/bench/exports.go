@@ -57,16 +57,11 @@ func runExport(ctx context.Context, adminURL, name string, opt options) error {
 	if _, err := readRSS(); err != nil {
 		return fmt.Errorf("export: the RSS comes from /proc/self/status: %w", err)
 	}
-	dbURL, drop, err := freshDatabase(ctx, adminURL, name)
+	sys, dbURL, stop, err := freshSystem(ctx, adminURL, name, opt)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	sys, err := startSystem(ctx, dbURL, opt.dbConns, 1)
-	if err != nil {
-		return err
-	}
-	defer sys.close()
+	defer stop()
 
 	n := opt.exportRows
 	start := time.Now()

@@ -80,16 +80,11 @@ type erasureResult struct {
 // them 99 more events each through the API, and times their erasure, a
 // data export and history pages.
 func runPrivacy(ctx context.Context, adminURL, name string, opt options) error {
-	dbURL, drop, err := freshDatabase(ctx, adminURL, name)
+	sys, dbURL, stop, err := freshSystem(ctx, adminURL, name, opt)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	sys, err := startSystem(ctx, dbURL, opt.dbConns, 1)
-	if err != nil {
-		return err
-	}
-	defer sys.close()
+	defer stop()
 	// The bench's own SQL (polling, counts, plans) on connections of its
 	// own, so it never waits for, or takes, one of the service's.
 	bench, err := db.Connect(ctx, dbURL, 2)

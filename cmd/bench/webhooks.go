@@ -70,16 +70,11 @@ func newWebhookReceiver() (*webhookReceiver, error) {
 // relay, fan-out, dispatch, HTTP) to a local receiver: the peak rate at 1,
 // 10 and 100 endpoints, then commit → delivered at half of each peak.
 func runWebhooks(ctx context.Context, adminURL, name string, opt options) error {
-	dbURL, drop, err := freshDatabase(ctx, adminURL, name)
+	sys, _, stop, err := freshSystem(ctx, adminURL, name, opt)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	sys, err := startSystem(ctx, dbURL, opt.dbConns, 1)
-	if err != nil {
-		return err
-	}
-	defer sys.close()
+	defer stop()
 	rcv, err := newWebhookReceiver()
 	if err != nil {
 		return err
