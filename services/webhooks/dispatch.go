@@ -71,9 +71,14 @@ func (s *Service) dispatch(ctx context.Context) error {
 				}
 			}
 			limit := min(maxClaim, s.cfg.Concurrency-inFlight)
-			rows, err := s.q.ClaimWebhookDeliveries(ctx, gen.ClaimWebhookDeliveriesParams{
+			// Not cut short by stopping: a claim cancelled in flight may
+			// have committed all the same, and its deliveries would then
+			// wait out their lease.
+			claimCtx, cancel := context.WithTimeout(sendCtx, s.cfg.Timeout)
+			rows, err := s.q.ClaimWebhookDeliveries(claimCtx, gen.ClaimWebhookDeliveriesParams{
 				Busy: busy, RowLimit: int32(limit), LeaseMs: (s.cfg.Timeout + leaseMargin).Milliseconds()})
-			if err != nil && ctx.Err() == nil {
+			cancel()
+			if err != nil {
 				s.log.Warn("claim deliveries", zap.Error(err))
 			}
 			for _, row := range rows {

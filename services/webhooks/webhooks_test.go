@@ -622,3 +622,35 @@ func TestEventsFlowSoonAfterNATSRestarts(t *testing.T) {
 		t.Logf("the first event after the restart took %s", took.Round(time.Millisecond))
 	}
 }
+
+// Stopping never leaves a delivery claimed: every attempt claimed before the
+// stop runs and is recorded, so the next instance can send it at once rather
+// than after its lease. (A claim cut short by the stop had committed all the
+// same and held its deliveries for the lease, 32 s here.)
+func TestStoppingLeavesNoDeliveryClaimed(t *testing.T) {
+	w := newWorld(t)
+	rcv := newReceiver(t, func(int, call) int { return http.StatusServiceUnavailable })
+	w.endpoint(rcv.URL, "structured", "customer.*")
+	customers := make([]uuid.UUID, 50)
+	for i := range customers {
+		customers[i] = uuid.Must(uuid.NewV7())
+	}
+	retryAtOnce := func(c *Config) { fast(c); c.RetryDelays = []time.Duration{time.Millisecond}; c.PollInterval = time.Millisecond }
+	stop := w.start(retryAtOnce)
+	w.emit(customers, 1)
+	w.eventually("attempts made", func() bool { return len(rcv.got()) >= len(customers) })
+	for i := range 40 {
+		stop()
+		var held int
+		if err := w.pool.QueryRow(context.Background(),
+			`SELECT count(*) FROM webhook_deliveries WHERE leased_until > now()`).Scan(&held); err != nil {
+			t.Fatal(err)
+		}
+		if held != 0 {
+			t.Fatalf("stop %d left %d deliveries claimed", i, held)
+		}
+		stop = w.start(retryAtOnce)
+		time.Sleep(time.Duration(i%7) * 3 * time.Millisecond)
+	}
+	stop()
+}
