@@ -635,7 +635,11 @@ func TestStoppingLeavesNoDeliveryClaimed(t *testing.T) {
 	for i := range customers {
 		customers[i] = uuid.Must(uuid.NewV7())
 	}
-	retryAtOnce := func(c *Config) { fast(c); c.RetryDelays = []time.Duration{time.Millisecond}; c.PollInterval = time.Millisecond }
+	retryAtOnce := func(c *Config) {
+		fast(c)
+		c.RetryDelays = []time.Duration{time.Millisecond}
+		c.PollInterval = time.Millisecond
+	}
 	stop := w.start(retryAtOnce)
 	w.emit(customers, 1)
 	w.eventually("attempts made", func() bool { return len(rcv.got()) >= len(customers) })
