@@ -1,4 +1,4 @@
-// Command bench measures the service in six cases.
+// Command bench measures the service case by case.
 //
 // create: the customer create path end to end, side by side with its floor:
 // the same two INSERTs (customer + outbox) in one transaction straight through
@@ -38,6 +38,11 @@
 // from the streams), 50 data exports of the sixth, the first history page
 // of 1000 random customers and the sixth's history paged through, and
 // shows the plans of the history and erasure queries.
+//
+// sync (not run by default): what deploy/nats's `sync_interval: always`
+// costs against JetStream's default, each twice, alternating: HTTP creates
+// at concurrency 32 with commit → event latency, and the relay's publishing
+// rate for a burst of 20,000 committed events.
 //
 // It starts everything it measures in this process, on databases and a NATS
 // server of its own: the command service over HTTP, the relay, and a JetStream
@@ -101,7 +106,7 @@ type options struct {
 
 func main() {
 	var opt options
-	cases := flag.String("cases", "create,commands,import,search,export", "comma-separated cases to run: create, commands, import, search, export, privacy, duplicates, webhooks")
+	cases := flag.String("cases", "create,commands,import,search,export", "comma-separated cases to run: create, commands, import, search, export, privacy, duplicates, webhooks, sync")
 	flag.DurationVar(&opt.duration, "duration", 10*time.Second, "measured time per case")
 	flag.DurationVar(&opt.warmup, "warmup", 2*time.Second, "unmeasured time before each case")
 	levels := flag.String("concurrency", "1,8,32", "comma-separated concurrency levels")
@@ -160,7 +165,7 @@ func parseCases(s string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
-		known := []string{"create", "commands", "import", "search", "export", "privacy", "duplicates", "webhooks"}
+		known := []string{"create", "commands", "import", "search", "export", "privacy", "duplicates", "webhooks", "sync"}
 		if !slices.Contains(known, f) {
 			return nil, fmt.Errorf("bad case %q: want one of %s", f, strings.Join(known, ", "))
 		}
@@ -241,6 +246,13 @@ func run(ctx context.Context, opt options) error {
 		if err := runWebhooks(ctx, adminURL, prefix+"_wh", opt); err != nil {
 			return fmt.Errorf("webhooks: %w", err)
 		}
+	}
+	if opt.cases["sync"] {
+		sep()
+		if err := runSync(ctx, adminURL, prefix+"_sync", opt); err != nil {
+			return err
+		}
+		sep = func() { fmt.Println() }
 	}
 	if opt.cases["export"] {
 		sep()

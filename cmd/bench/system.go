@@ -43,8 +43,9 @@ type system struct {
 }
 
 // startSystem brings everything up on a fresh database; on error it tears down
-// what it had started.
-func startSystem(ctx context.Context, url string, poolSize, maxConcurrency int) (s *system, err error) {
+// what it had started. natsTune, if any, adjusts the embedded NATS server's
+// options (the sync case turns on sync_interval: always).
+func startSystem(ctx context.Context, url string, poolSize, maxConcurrency int, natsTune ...func(*server.Options)) (s *system, err error) {
 	s = &system{stop: func() {}}
 	defer func() {
 		if err != nil {
@@ -58,7 +59,7 @@ func startSystem(ctx context.Context, url string, poolSize, maxConcurrency int) 
 	if err = db.Migrate(ctx, s.pool); err != nil {
 		return s, err
 	}
-	js, err := s.startNATS()
+	js, err := s.startNATS(natsTune...)
 	if err != nil {
 		return s, err
 	}
@@ -79,14 +80,16 @@ func startSystem(ctx context.Context, url string, poolSize, maxConcurrency int) 
 
 // startNATS starts an embedded JetStream server on a random loopback port, so
 // the machine's own NATS (if any) is never touched.
-func (s *system) startNATS() (jetstream.JetStream, error) {
+func (s *system) startNATS(tune ...func(*server.Options)) (jetstream.JetStream, error) {
 	var err error
 	if s.storeDir, err = os.MkdirTemp("", "cbbench-nats-"); err != nil {
 		return nil, err
 	}
-	s.nats, err = server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: s.storeDir, NoLog: true, NoSigs: true,
-	})
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: s.storeDir, NoLog: true, NoSigs: true}
+	for _, f := range tune {
+		f(opts)
+	}
+	s.nats, err = server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
