@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,4 +46,43 @@ func runWorkers[T any](ctx context.Context, c int, d time.Duration, op func(n in
 		all = append(all, results[w]...)
 	}
 	return all, nil
+}
+
+// runPaced starts op at rate a second for d, each in a goroutine of its own
+// (at most maxInFlight at once: past that the service is saturated and the
+// run is void), and returns every result.
+func runPaced[T any](ctx context.Context, rate float64, d time.Duration, maxInFlight int, op func(n int64) (T, error)) ([]T, error) {
+	var (
+		mu       sync.Mutex
+		results  []T
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	slots := make(chan struct{}, maxInFlight)
+	start := time.Now()
+	for i := 0; ctx.Err() == nil; i++ {
+		at := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+		if at.Sub(start) >= d {
+			break
+		}
+		time.Sleep(time.Until(at))
+		select {
+		case slots <- struct{}{}:
+		default:
+			wg.Wait()
+			return nil, fmt.Errorf("more than %d calls in flight at %.0f/s: the service cannot keep up", maxInFlight, rate)
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			res, err := op(seq.Add(1))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			results = append(results, res)
+		})
+	}
+	wg.Wait()
+	return results, firstErr
 }

@@ -68,7 +68,7 @@ func syncRun(ctx context.Context, adminURL, name string, opt options, tune func(
 		return syncResult{}, err
 	}
 	defer drop()
-	sys, err := startSystem(ctx, dbURL, opt.dbConns, aimConcurrency, tune)
+	sys, err := startSystem(ctx, dbURL, opt.dbConns, aimConcurrency, tuning{nats: tune})
 	if err != nil {
 		return syncResult{}, err
 	}

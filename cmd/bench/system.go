@@ -42,10 +42,16 @@ type system struct {
 	watcher *watcher
 }
 
+// tuning adjusts the system a case starts: its embedded NATS server (the
+// sync case turns on sync_interval: always) and the command service.
+type tuning struct {
+	nats      func(*server.Options)
+	customers func(*customers.Config)
+}
+
 // startSystem brings everything up on a fresh database; on error it tears down
-// what it had started. natsTune, if any, adjusts the embedded NATS server's
-// options (the sync case turns on sync_interval: always).
-func startSystem(ctx context.Context, url string, poolSize, maxConcurrency int, natsTune ...func(*server.Options)) (s *system, err error) {
+// what it had started.
+func startSystem(ctx context.Context, url string, poolSize, maxConcurrency int, tune ...tuning) (s *system, err error) {
 	s = &system{stop: func() {}}
 	defer func() {
 		if err != nil {
@@ -59,7 +65,7 @@ func startSystem(ctx context.Context, url string, poolSize, maxConcurrency int, 
 	if err = db.Migrate(ctx, s.pool); err != nil {
 		return s, err
 	}
-	js, err := s.startNATS(natsTune...)
+	js, err := s.startNATS(tune)
 	if err != nil {
 		return s, err
 	}
@@ -67,7 +73,7 @@ func startSystem(ctx context.Context, url string, poolSize, maxConcurrency int, 
 	if err != nil {
 		return s, fmt.Errorf("create token: %w", err)
 	}
-	baseURL, err := s.startServices(ctx, js)
+	baseURL, err := s.startServices(ctx, js, tune)
 	if err != nil {
 		return s, err
 	}
@@ -80,14 +86,16 @@ func startSystem(ctx context.Context, url string, poolSize, maxConcurrency int, 
 
 // startNATS starts an embedded JetStream server on a random loopback port, so
 // the machine's own NATS (if any) is never touched.
-func (s *system) startNATS(tune ...func(*server.Options)) (jetstream.JetStream, error) {
+func (s *system) startNATS(tune []tuning) (jetstream.JetStream, error) {
 	var err error
 	if s.storeDir, err = os.MkdirTemp("", "cbbench-nats-"); err != nil {
 		return nil, err
 	}
 	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: s.storeDir, NoLog: true, NoSigs: true}
-	for _, f := range tune {
-		f(opts)
+	for _, t := range tune {
+		if t.nats != nil {
+			t.nats(opts)
+		}
 	}
 	s.nats, err = server.NewServer(opts)
 	if err != nil {
@@ -105,7 +113,7 @@ func (s *system) startNATS(tune ...func(*server.Options)) (jetstream.JetStream, 
 
 // startServices serves the command service on 127.0.0.1:0 and runs the relay,
 // both until close. It returns the service's base URL.
-func (s *system) startServices(ctx context.Context, js jetstream.JetStream) (string, error) {
+func (s *system) startServices(ctx context.Context, js jetstream.JetStream, tune []tuning) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
@@ -115,7 +123,13 @@ func (s *system) startServices(ctx context.Context, js jetstream.JetStream) (str
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = cancel
 	s.runCtx, s.js = runCtx, js
-	s.svc = customers.New(s.pool, zap.NewNop(), prometheus.NewRegistry(), customers.Config{ShutdownTimeout: 5 * time.Second})
+	cfg := customers.Config{ShutdownTimeout: 5 * time.Second}
+	for _, t := range tune {
+		if t.customers != nil {
+			t.customers(&cfg)
+		}
+	}
+	s.svc = customers.New(s.pool, zap.NewNop(), prometheus.NewRegistry(), cfg)
 	rl := relay.New(s.pool, js, zap.NewNop(), prometheus.NewRegistry(), relay.Config{})
 	s.done.Go(func() { _ = s.svc.Serve(runCtx, ln) })
 	s.done.Go(func() { _ = rl.Run(runCtx) })

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/customerbus/customerbus/db/groupcommit"
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/bus"
@@ -46,6 +47,7 @@ type Config struct {
 	Imports        imports.Config
 	Commands       bus.Config
 	Webhooks       webhook.Config
+	GroupCommit    groupcommit.Config
 }
 
 // AccountConfig tunes customer accounts: token lifetimes and login limits.
@@ -76,17 +78,18 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		panic(err)
 	}
 	st := store.New(pool)
-	// The use cases on a database: the pool for HTTP; for a bus command, or
-	// an HTTP request with an Idempotency-Key, its own transaction, which
-	// also records its id or its answer.
-	useCases := func(db store.DB) httpapi.UseCases {
-		st := store.New(db)
+	// The use cases on a store: on the pool for HTTP, its writes committed
+	// in groups; for a bus command, or an HTTP request with an
+	// Idempotency-Key, on its own transaction, which also records its id or
+	// its answer.
+	useCasesOn := func(st *store.Store) httpapi.UseCases {
 		customers := customer.NewService(st, cfg.PhoneRegion, cfg.Accounts, cfg.Privacy)
 		orders := order.NewService(st, customers, cfg.Orders)
 		customers.EndTransfersWith(orders)
 		return httpapi.UseCases{Customers: customers, Orders: orders, Merges: merge.NewService(st), Webhooks: webhook.NewService(st, cfg.Webhooks)}
 	}
-	uses := useCases(pool)
+	useCases := func(tx pgx.Tx) httpapi.UseCases { return useCasesOn(store.New(tx)) }
+	uses := useCasesOn(st.WithGroupCommit(groupcommit.New(pool, cfg.GroupCommit)))
 	jobs := imports.New(pool, log, cfg.Imports, func(tx pgx.Tx) *customer.Service { return useCases(tx).Customers })
 	api := httpapi.New(httpapi.Config{
 		Customers:       uses.Customers,
@@ -101,7 +104,7 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		Registry:        reg,
 		OpenAPI:         spec,
 		IdempotencyKeys: idempotency.New(pool),
-		UseCasesIn:      func(tx pgx.Tx) httpapi.UseCases { return useCases(tx) },
+		UseCasesIn:      useCases,
 		TrustedProxies:  cfg.TrustedProxies,
 	})
 	commands := func(tx pgx.Tx) bus.Domain {

@@ -17,8 +17,7 @@ import (
 // writes it with the token marked used, all in one transaction.
 func (s *Store) UseToken(ctx context.Context, hash []byte, fn func(customer.Customer, customer.Token) (*customer.Mutation, error)) (customer.Customer, error) {
 	var result customer.Customer
-	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
+	err := s.write(ctx, uuid.Nil, func(q *gen.Queries) error {
 		row, err := q.GetCustomerTokenForUpdate(ctx, hash)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return customer.ErrTokenInvalid

@@ -22,8 +22,11 @@ var _ order.Store = (*Store)(nil)
 func (s *Store) RecordOrder(ctx context.Context, o order.Order, evs []cloudevents.Event) (order.Order, bool, error) {
 	var stored order.Order
 	var created bool
-	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
+	key := o.ID
+	if o.CustomerID != nil {
+		key = *o.CustomerID
+	}
+	err := s.write(ctx, key, func(q *gen.Queries) error {
 		// recordedBefore reads the stored order, which stands.
 		recordedBefore := func() error {
 			row, err := q.GetOrder(ctx, o.ID)

@@ -16,8 +16,7 @@ import (
 // CreateSession stores a login and drops the customer's ended ones, so
 // sessions do not pile up without a sweeper.
 func (s *Store) CreateSession(ctx context.Context, ss customer.StoredSession) error {
-	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
+	return s.write(ctx, ss.CustomerID, func(q *gen.Queries) error {
 		if err := q.DeleteEndedCustomerSessions(ctx, gen.DeleteEndedCustomerSessionsParams{
 			CustomerID: ss.CustomerID, RefreshExpiresAt: ss.CreatedAt,
 		}); err != nil {

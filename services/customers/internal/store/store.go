@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/customerbus/customerbus/db/gen"
+	"github.com/customerbus/customerbus/db/groupcommit"
 	"github.com/customerbus/customerbus/db/outbox"
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
@@ -26,10 +27,46 @@ import (
 type Store struct {
 	db DB
 	q  *gen.Queries
+	// writes is where the request writes begin their transactions (see
+	// write): db, or a group commit on it.
+	writes   DB
+	grouping bool
 }
 
 // New returns a Store on db.
-func New(db DB) *Store { return &Store{db: db, q: gen.New(db)} }
+func New(db DB) *Store { return &Store{db: db, q: gen.New(db), writes: db} }
+
+// WithGroupCommit returns the store with its request writes committed in
+// groups by g (nil: the store itself).
+func (s *Store) WithGroupCommit(g *groupcommit.DB) *Store {
+	if g == nil {
+		return s
+	}
+	grouped := *s
+	grouped.writes, grouped.grouping = g, true
+	return &grouped
+}
+
+// write runs fn in a transaction of its own (a savepoint when the store is
+// on a caller's transaction). These are the short writes of one request;
+// with group commit, concurrent ones commit together, and key (uuid.Nil
+// when none) names the customer a write changes, so that one customer's
+// writes share a lane. Group transactions of different lanes can deadlock
+// where two requests lock the same rows in opposite orders; PostgreSQL then
+// refuses one statement, and the write runs again.
+func (s *Store) write(ctx context.Context, key uuid.UUID, fn func(q *gen.Queries) error) error {
+	if key != uuid.Nil {
+		ctx = groupcommit.WithKey(ctx, key[:])
+	}
+	for attempt := 1; ; attempt++ {
+		err := pgx.BeginFunc(ctx, s.writes, func(tx pgx.Tx) error { return fn(s.q.WithTx(tx)) })
+		var pgErr *pgconn.PgError
+		if s.grouping && attempt < 3 && errors.As(err, &pgErr) && pgErr.Code == "40P01" { // deadlock_detected
+			continue
+		}
+		return err
+	}
+}
 
 // DB is what a store runs on: the pool, or a transaction that the store's
 // own transactions join as savepoints (a bus command records its id in the
@@ -61,11 +98,10 @@ func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []cus
 			GroupIds: r.GroupIds, PasswordHash: r.PasswordHash, EventIds: ob.EventIds, NatsSubjects: ob.NatsSubjects, PartitionKeys: ob.PartitionKeys, Events: ob.Events,
 		})
 	}
-	if len(addresses) == 0 && len(c.Groups) == 0 && len(tokens) == 0 {
+	if len(addresses) == 0 && len(c.Groups) == 0 && len(tokens) == 0 && !s.grouping {
 		return mapError(insert(s.q))
 	}
-	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
+	return s.write(ctx, c.ID, func(q *gen.Queries) error {
 		if len(c.Groups) > 0 {
 			// Locked first, so that none can be deleted before we commit.
 			found, err := q.LockGroupIDs(ctx, c.Groups)
@@ -91,8 +127,7 @@ func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []cus
 // it decides, all in one transaction.
 func (s *Store) UpdateMany(ctx context.Context, ids []uuid.UUID, fn func(customer.Customer) (*customer.Mutation, error)) ([]customer.Customer, error) {
 	var result []customer.Customer
-	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
+	err := s.write(ctx, oneOf(ids), func(q *gen.Queries) error {
 		current, err := lockCustomers(ctx, q, ids)
 		if err != nil {
 			return err
@@ -124,8 +159,7 @@ func (s *Store) UpdateMany(ctx context.Context, ids []uuid.UUID, fn func(custome
 // writes what it decides.
 func (s *Store) UpdateAddress(ctx context.Context, id, addressID uuid.UUID, fn func(customer.Customer, customer.Address) (*customer.Mutation, error)) (customer.Customer, error) {
 	var result customer.Customer
-	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
+	err := s.write(ctx, id, func(q *gen.Queries) error {
 		current, err := lockCustomers(ctx, q, []uuid.UUID{id})
 		if err != nil {
 			return err
@@ -156,8 +190,7 @@ func (s *Store) UpdateAddress(ctx context.Context, id, addressID uuid.UUID, fn f
 // DeleteMany locks the customers, builds their deletions with fn and
 // applies them.
 func (s *Store) DeleteMany(ctx context.Context, ids []uuid.UUID, fn func(customer.Customer) (*customer.Mutation, error)) error {
-	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
+	return s.write(ctx, oneOf(ids), func(q *gen.Queries) error {
 		current, err := lockCustomers(ctx, q, ids)
 		if err != nil {
 			return err
@@ -178,6 +211,14 @@ func (s *Store) DeleteMany(ctx context.Context, ids []uuid.UUID, fn func(custome
 		}
 		return writeOutbox(ctx, q, evs)
 	})
+}
+
+// oneOf is the key of a write of ids: the one customer's id, else none.
+func oneOf(ids []uuid.UUID) uuid.UUID {
+	if len(ids) == 1 {
+		return ids[0]
+	}
+	return uuid.Nil
 }
 
 // rowColumns is what UpdateCustomer writes for c: the columns of the row

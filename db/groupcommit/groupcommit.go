@@ -1,0 +1,306 @@
+// Package groupcommit commits the transactions of concurrent requests
+// together. One commit costs a WAL flush, however little it writes, and that
+// flush is what bounds one-transaction-per-request writes; here the requests
+// that arrive while a transaction is open join it, each in a savepoint of
+// its own, and each is answered only once the commit that holds it is done.
+//
+// A request that finds its lane idle starts a transaction at once, so alone
+// it waits for nobody; those that come while it runs queue, and join it one
+// after another (their statements share one connection) until the queue is
+// empty or the transaction holds MaxUnits; then the last one commits, and
+// hands the lane to the next in the queue. A unit that fails rolls back to
+// its savepoint: it alone is refused. A commit that fails fails all of its
+// units, none of which was answered yet, so nothing a client was told
+// committed is lost.
+//
+// Each unit's statements run detached from its request's cancellation: a
+// statement cancelled in flight would break the connection, and with it the
+// other requests' work in the transaction.
+package groupcommit
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config tunes the group commit.
+type Config struct {
+	// Disabled turns group commit off: one transaction per request.
+	Disabled bool `env:"GROUP_COMMIT_DISABLED" envDefault:"false"`
+	// Lanes is how many group transactions may be open at once, each on a
+	// connection of its own (at most half of the pool's).
+	Lanes int `env:"GROUP_COMMIT_LANES" envDefault:"4"`
+	// MaxUnits bounds the requests in one transaction. PostgreSQL keeps up
+	// to 64 subtransactions of a transaction in shared memory; past that,
+	// every snapshot in the database gets slower.
+	MaxUnits int `env:"GROUP_COMMIT_MAX_UNITS" envDefault:"32"`
+}
+
+// maxUnitsLimit keeps MaxUnits within PostgreSQL's subtransaction cache,
+// with room for a unit's own savepoints.
+const maxUnitsLimit = 48
+
+// DB begins grouped transactions on a pool. Its Exec, Query and QueryRow
+// run on the pool directly, outside any group: reads, and writes of one
+// statement that need no transaction.
+type DB struct {
+	*pgxpool.Pool
+	lanes    []*lane
+	maxUnits int
+	next     atomic.Uint32
+	seed     maphash.Seed
+}
+
+// New returns a DB on pool, or nil when cfg turns group commit off.
+// Settings left zero take their defaults.
+func New(pool *pgxpool.Pool, cfg Config) *DB {
+	if cfg.Disabled {
+		return nil
+	}
+	if cfg.Lanes <= 0 {
+		cfg.Lanes = 4
+	}
+	if cfg.MaxUnits <= 0 || cfg.MaxUnits > maxUnitsLimit {
+		cfg.MaxUnits = 32
+	}
+	d := &DB{Pool: pool, maxUnits: cfg.MaxUnits, seed: maphash.MakeSeed()}
+	// Each open group holds a connection: half of the pool at most, so
+	// that reads, and the work a request does before it writes, are never
+	// starved of connections by the groups waiting for them.
+	for range min(cfg.Lanes, max(1, int(pool.Config().MaxConns)/2)) {
+		d.lanes = append(d.lanes, &lane{db: d})
+	}
+	return d
+}
+
+type keyContext struct{}
+
+// WithKey marks ctx's transactions as concerning key (a customer's id):
+// every transaction of one key takes the same lane, so two of them never
+// wait for each other's locks across lanes, and the order of a key's
+// commits is the order its requests began.
+func WithKey(ctx context.Context, key []byte) context.Context {
+	return context.WithValue(ctx, keyContext{}, key)
+}
+
+// Begin starts the caller's unit: a savepoint in its lane's open
+// transaction, or a new transaction when the lane is idle. Its Commit
+// returns once the whole transaction committed.
+func (d *DB) Begin(ctx context.Context) (pgx.Tx, error) {
+	var l *lane
+	if key, ok := ctx.Value(keyContext{}).([]byte); ok {
+		l = d.lanes[maphash.Bytes(d.seed, key)%uint64(len(d.lanes))]
+	} else {
+		l = d.lanes[d.next.Add(1)%uint32(len(d.lanes))]
+	}
+	return l.begin(ctx)
+}
+
+// lane runs one group transaction at a time.
+type lane struct {
+	db *DB
+
+	mu     sync.Mutex
+	busy   bool    // a unit holds the lane, or is committing its group
+	queue  []*unit // waiting for the lane, in arrival order
+	joined int     // units of the open group so far
+}
+
+// group is one transaction and the units that committed into it.
+type group struct {
+	tx   pgx.Tx
+	done chan struct{} // closed when the commit is over
+	err  error         // the commit's outcome
+}
+
+// unit is one request's transaction within a group.
+type unit struct {
+	turn  chan struct{} // closed when the lane is the unit's
+	group *group        // the group to join; nil: start one
+}
+
+func (l *lane) begin(ctx context.Context) (pgx.Tx, error) {
+	u := &unit{turn: make(chan struct{})}
+	l.mu.Lock()
+	if l.busy {
+		l.queue = append(l.queue, u)
+		l.mu.Unlock()
+		select {
+		case <-u.turn:
+		case <-ctx.Done():
+			l.mu.Lock()
+			if i := indexOf(l.queue, u); i >= 0 {
+				l.queue = append(l.queue[:i], l.queue[i+1:]...)
+				l.mu.Unlock()
+				return nil, ctx.Err()
+			}
+			l.mu.Unlock()
+			<-u.turn // handed the lane meanwhile: it must be handed on
+		}
+	} else {
+		l.busy = true
+		l.mu.Unlock()
+	}
+	detached := context.WithoutCancel(ctx)
+	if u.group == nil {
+		tx, err := l.db.Pool.Begin(detached)
+		if err != nil {
+			l.handOn(nil)
+			return nil, err
+		}
+		u.group = &group{tx: tx, done: make(chan struct{})}
+		// The group's first unit needs no savepoint: nothing else is in
+		// the transaction before it is done, so if it fails, the whole
+		// transaction rolls back. Alone, a request so costs a BEGIN and
+		// a COMMIT, no more.
+		return &unitTx{detachedTx: detachedTx{tx}, lane: l, unit: u, first: true}, nil
+	}
+	sp, err := u.group.tx.Begin(detached)
+	if err != nil {
+		// The group's connection is broken: commit (fail) what it holds.
+		l.handOn(u.group)
+		return nil, err
+	}
+	return &unitTx{detachedTx: detachedTx{sp}, lane: l, unit: u}, nil
+}
+
+// handOn passes the lane on after a unit is done with g: to the next
+// waiting unit, in g while it has room; else it commits g, answers its
+// units, and hands the lane to the next waiting unit for a new group.
+func (l *lane) handOn(g *group) {
+	l.mu.Lock()
+	if g != nil {
+		l.joined++
+	}
+	if g != nil && len(l.queue) > 0 && l.joined < l.db.maxUnits {
+		next := l.pop()
+		next.group = g
+		l.mu.Unlock()
+		close(next.turn)
+		return
+	}
+	l.joined = 0
+	l.mu.Unlock()
+	if g != nil {
+		g.err = g.tx.Commit(context.Background())
+		close(g.done)
+	}
+	l.mu.Lock()
+	if len(l.queue) == 0 {
+		l.busy = false
+		l.mu.Unlock()
+		return
+	}
+	next := l.pop()
+	l.mu.Unlock()
+	close(next.turn) // next.group is nil: it starts a new group
+}
+
+func (l *lane) pop() *unit {
+	u := l.queue[0]
+	l.queue = l.queue[1:]
+	return u
+}
+
+func indexOf(q []*unit, u *unit) int {
+	for i, v := range q {
+		if v == u {
+			return i
+		}
+	}
+	return -1
+}
+
+// unitTx is a unit's savepoint: Commit releases it and waits for the
+// group's commit; Rollback undoes the unit alone.
+type unitTx struct {
+	detachedTx
+	lane  *lane
+	unit  *unit
+	first bool // the group's transaction itself, not a savepoint in it
+	over  bool
+}
+
+func (t *unitTx) Commit(ctx context.Context) error {
+	if t.over {
+		return pgx.ErrTxClosed
+	}
+	t.over = true
+	g := t.unit.group
+	if t.first {
+		t.lane.handOn(g)
+		<-g.done
+		return g.err
+	}
+	if err := t.detachedTx.Commit(ctx); err != nil {
+		// The savepoint could not be released (a broken connection): the
+		// unit is refused, and the rest of the group fails or commits on
+		// its own.
+		_ = t.detachedTx.Rollback(ctx)
+		t.lane.handOn(g)
+		return err
+	}
+	t.lane.handOn(g)
+	<-g.done
+	return g.err
+}
+
+func (t *unitTx) Rollback(ctx context.Context) error {
+	if t.over {
+		return pgx.ErrTxClosed
+	}
+	t.over = true
+	err := t.detachedTx.Rollback(ctx)
+	if t.first {
+		t.lane.handOn(nil) // the group is over: the next unit starts one
+		return err
+	}
+	t.lane.handOn(t.unit.group)
+	return err
+}
+
+// detachedTx runs a transaction's statements detached from the caller's
+// cancellation, as do the savepoints it begins.
+type detachedTx struct{ pgx.Tx }
+
+func (t detachedTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	tx, err := t.Tx.Begin(context.WithoutCancel(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return detachedTx{tx}, nil
+}
+
+func (t detachedTx) Commit(ctx context.Context) error {
+	return t.Tx.Commit(context.WithoutCancel(ctx))
+}
+
+func (t detachedTx) Rollback(ctx context.Context) error {
+	return t.Tx.Rollback(context.WithoutCancel(ctx))
+}
+
+func (t detachedTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return t.Tx.Exec(context.WithoutCancel(ctx), sql, args...)
+}
+
+func (t detachedTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return t.Tx.Query(context.WithoutCancel(ctx), sql, args...)
+}
+
+func (t detachedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return t.Tx.QueryRow(context.WithoutCancel(ctx), sql, args...)
+}
+
+func (t detachedTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	return t.Tx.CopyFrom(context.WithoutCancel(ctx), table, columns, src)
+}
+
+func (t detachedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	return t.Tx.SendBatch(context.WithoutCancel(ctx), b)
+}
