@@ -2,7 +2,10 @@
 //
 // create: the customer create path end to end, side by side with its floor:
 // the same two INSERTs (customer + outbox) in one transaction straight through
-// pgx, at the same concurrency, in the same run.
+// pgx, at the same concurrency, in the same run; with group commit (the
+// default) and with one transaction per request. Then creates paced at half
+// of the peak, and the command service run as a process of its own for its
+// CPU per created customer and peak RSS.
 //
 // commands: customer.create commands published on the bus (NATS JetStream,
 // async, a bounded number in flight) and applied by the service's command
@@ -326,6 +329,11 @@ func runCreate(ctx context.Context, adminURL, prefix string, opt options) ([]row
 	if err := printPacedCreates(ctx, sys, rows, opt); err != nil {
 		return nil, err
 	}
+	f, err := measureFootprint(ctx, adminURL, prefix+"_footprint", opt)
+	if err != nil {
+		return nil, fmt.Errorf("footprint: %w", err)
+	}
+	printFootprint(f)
 	printEventSizes(ctx, sys, base)
 	return rows, nil
 }

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/customerbus/customerbus/db"
+	"github.com/customerbus/customerbus/services/customers"
+)
+
+// aimPeakRSS is the aim for the command service's peak resident memory
+// under the create load.
+const aimPeakRSS = 100 << 20
+
+// footprint is what the command service's process used for a load.
+type footprint struct {
+	created int
+	cpu     time.Duration // user + system
+	peakRSS int64         // bytes (VmHWM)
+}
+
+// measureFootprint runs the command service as a process of its own (the
+// real binary, `customerbus customers`, HTTP only), creates customers at
+// aimConcurrency for opt.duration, and reads the process's CPU time and
+// peak RSS from /proc: the bench's own work (the client, the baseline) is
+// not in them.
+func measureFootprint(ctx context.Context, adminURL, name string, opt options) (footprint, error) {
+	dbURL, drop, err := freshDatabase(ctx, adminURL, name)
+	if err != nil {
+		return footprint{}, err
+	}
+	defer drop()
+	pool, err := db.Connect(ctx, dbURL, 2)
+	if err != nil {
+		return footprint{}, err
+	}
+	defer pool.Close()
+	if err := db.Migrate(ctx, pool); err != nil {
+		return footprint{}, err
+	}
+	token, err := customers.CreateToken(ctx, pool, "bench", false, []string{"MANAGE_USERS"})
+	if err != nil {
+		return footprint{}, err
+	}
+	dir, err := os.MkdirTemp("", "cbbench-bin-")
+	if err != nil {
+		return footprint{}, err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "customerbus")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/customerbus").CombinedOutput(); err != nil {
+		return footprint{}, fmt.Errorf("build the service (run the bench from the repository's root): %v: %s", err, out)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return footprint{}, err
+	}
+	cmd := exec.Command(bin, "customers")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "HTTP_ADDR="+addr, "NATS_URL=", "LOG_LEVEL=warn",
+		"DB_MAX_CONNS="+strconv.Itoa(opt.dbConns))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return footprint{}, err
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	base := "http://" + addr
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return footprint{}, fmt.Errorf("the service did not get ready within 30 s")
+		}
+	}
+	c := newClient(base, token, aimConcurrency)
+	if _, err := runWorkers(ctx, aimConcurrency, opt.warmup, c.create); err != nil {
+		return footprint{}, err
+	}
+	before, err := processCPU(cmd.Process.Pid)
+	if err != nil {
+		return footprint{}, err
+	}
+	calls, err := runWorkers(ctx, aimConcurrency, opt.duration, c.create)
+	if err != nil {
+		return footprint{}, err
+	}
+	after, err := processCPU(cmd.Process.Pid)
+	if err != nil {
+		return footprint{}, err
+	}
+	rss, err := peakRSS(cmd.Process.Pid)
+	return footprint{created: len(calls), cpu: after - before, peakRSS: rss}, err
+}
+
+func printFootprint(f footprint) {
+	perCustomer := time.Duration(0)
+	if f.created > 0 {
+		perCustomer = f.cpu / time.Duration(f.created)
+	}
+	fmt.Printf("the command service as a process of its own, %d creates at concurrency %d: CPU %s per created customer (%s in all), peak RSS %.0f MB; aim peak RSS <= %d MB: %s\n",
+		f.created, aimConcurrency, perCustomer, f.cpu.Round(time.Millisecond), float64(f.peakRSS)/(1<<20), aimPeakRSS>>20, verdict(f.peakRSS <= aimPeakRSS))
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
+// every Linux that Go supports.
+const clockTicks = 100
+
+// processCPU is a process's user plus system CPU time so far.
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: count after it.
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad times", pid)
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// peakRSS is a process's peak resident set size (VmHWM).
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
+}
