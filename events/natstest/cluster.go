@@ -2,22 +2,22 @@ package natstest
 
 import (
 	"fmt"
-	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Cluster is embedded NATS servers with JetStream that form one cluster, so
 // a test can replicate streams and lose a node.
 type Cluster struct {
-	t       testing.TB
-	servers []*server.Server // nil once shut down
+	t         testing.TB
+	servers   []*server.Server // nil once shut down
+	junctions *junctions       // the routes run through them (vanish.go)
 }
 
 // NewCluster starts a cluster of n servers (each on free ports, with its
@@ -89,19 +89,21 @@ func startCluster(t testing.TB, opts []*server.Options) *Cluster {
 	}
 }
 
-// start starts a server on each of opts, routed to each other.
+// start starts a server on each of opts, routed to each other through
+// their junctions.
 func (c *Cluster) start(opts []*server.Options) {
 	c.t.Helper()
-	// JetStream wants its routes configured, so the ports are picked before
-	// the servers start; each ignores its route to itself.
-	ports := freePorts(c.t, len(opts))
-	var routes []*url.URL
-	for _, p := range ports {
-		routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))})
-	}
+	c.junctions = newJunctions(c.t, len(opts))
 	for i, o := range opts {
+		var routes []*url.URL
+		for k := range opts {
+			if k != i {
+				routes = append(routes, &url.URL{Scheme: "nats", Host: c.junctions.addr(k)})
+			}
+		}
 		o.Host, o.Port, o.HTTPPort = "127.0.0.1", -1, 0
-		o.Cluster.Host, o.Cluster.Port, o.Routes = "127.0.0.1", ports[i], routes
+		o.Cluster.Host, o.Cluster.Port, o.Routes = "127.0.0.1", -1, routes
+		o.Cluster.Advertise = c.junctions.addr(i)
 		o.NoLog, o.NoSigs = true, true
 		srv, err := server.NewServer(o)
 		if err != nil {
@@ -110,10 +112,12 @@ func (c *Cluster) start(opts []*server.Options) {
 		srv.Start()
 		c.servers = append(c.servers, srv)
 	}
-	for _, srv := range c.servers {
+	for i, srv := range c.servers {
 		if !srv.ReadyForConnections(10 * time.Second) {
 			c.t.Fatalf("natstest: cluster node %s not ready", srv.Name())
 		}
+		// Routes dialled before are waiting in the junction's backlog.
+		go c.junctions.run(i, srv.ClusterAddr().String())
 	}
 }
 
@@ -121,22 +125,9 @@ func (c *Cluster) shutdownAll() {
 	for i := range c.servers {
 		c.Shutdown(i)
 	}
-}
-
-// freePorts finds n free local ports. Another process could take one before
-// its server does; the kernel's ephemeral ports make that unlikely enough.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+	if c.junctions != nil {
+		c.junctions.close()
 	}
-	return ports
 }
 
 // wait reports whether ok came true within timeout.
@@ -178,6 +169,16 @@ func (c *Cluster) Connect(first int, opts ...nats.Option) *nats.Conn {
 	return nc
 }
 
+// JetStream is Connect's connection as a JetStream client.
+func (c *Cluster) JetStream(first int, opts ...nats.Option) jetstream.JetStream {
+	c.t.Helper()
+	js, err := jetstream.New(c.Connect(first, opts...))
+	if err != nil {
+		c.t.Fatalf("natstest: jetstream: %v", err)
+	}
+	return js
+}
+
 // Server is server i, nil once shut down.
 func (c *Cluster) Server(i int) *server.Server { return c.servers[i] }
 
@@ -188,10 +189,29 @@ const GlobalAccount = server.DEFAULT_GLOBAL_ACCOUNT
 // account, waiting for it to have one.
 func (c *Cluster) StreamLeader(account, stream string) int {
 	c.t.Helper()
+	return c.leader("leader of stream "+stream, func(srv *server.Server) bool {
+		return srv.JetStreamIsStreamLeader(account, stream)
+	})
+}
+
+// ConsumerLeader is the index of the server that leads the consumer of the
+// account's stream, waiting for it to have one. A pull request waits there,
+// whichever server the client is connected to.
+func (c *Cluster) ConsumerLeader(account, stream, consumer string) int {
+	c.t.Helper()
+	return c.leader("leader of consumer "+consumer+" on "+stream, func(srv *server.Server) bool {
+		return srv.JetStreamIsConsumerLeader(account, stream, consumer)
+	})
+}
+
+// leader is the index of the running server that is, waiting up to 20 s
+// for one; the test fails without.
+func (c *Cluster) leader(what string, is func(*server.Server) bool) int {
+	c.t.Helper()
 	leader := -1
-	ok := c.wait("leader of stream "+stream, 20*time.Second, func() bool {
+	ok := c.wait(what, 20*time.Second, func() bool {
 		for i, srv := range c.servers {
-			if srv != nil && srv.JetStreamIsStreamLeader(account, stream) {
+			if srv != nil && is(srv) {
 				leader = i
 				return true
 			}
@@ -204,12 +224,24 @@ func (c *Cluster) StreamLeader(account, stream string) int {
 	return leader
 }
 
-// Shutdown stops server i, as losing the node would (it hands its leaderships
-// over first, as a server stopped by SIGTERM does).
+// Shutdown stops server i, as stopping the node would: it hands its
+// leaderships over first, as a server stopped by SIGTERM does. Vanish
+// loses it without that.
 func (c *Cluster) Shutdown(i int) {
 	if srv := c.servers[i]; srv != nil {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 		c.servers[i] = nil
+	}
+}
+
+// Vanish loses server i as losing its host would: its routes go silent
+// before it stops, so the others hear none of the goodbyes of a Shutdown,
+// nor see a connection close, and learn of the loss by its silence. Its
+// clients' connections do close, so they reconnect to another at once.
+func (c *Cluster) Vanish(i int) {
+	if srv := c.servers[i]; srv != nil {
+		c.junctions.silence(i, srv.ID())
+		c.Shutdown(i)
 	}
 }

@@ -35,10 +35,7 @@ func TestRelayLosingTheStreamLeadersNodePublishesEveryEventOnceAndGoesOnWithinSe
 	pool, _ := dbtest.New(t)
 	cluster := natstest.NewCluster(t, 3)
 	ctx := context.Background()
-	setup, err := jetstream.New(cluster.Connect(0))
-	if err != nil {
-		t.Fatal(err)
-	}
+	setup := cluster.JetStream(0)
 	if err := events.EnsureStreams(ctx, setup, events.StreamOptions{Replicas: 3}); err != nil {
 		t.Fatal(err)
 	}
@@ -46,10 +43,7 @@ func TestRelayLosingTheStreamLeadersNodePublishesEveryEventOnceAndGoesOnWithinSe
 	survivor := (leader + 1) % 3
 
 	// The relay's connection is to the leader's node, so it loses both.
-	js, err := jetstream.New(cluster.Connect(leader))
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := cluster.JetStream(leader)
 	r := New(pool, js, zaptest.NewLogger(t), prometheus.NewRegistry(), Config{
 		BatchSize: 50, PollInterval: 20 * time.Millisecond, PublishTimeout: time.Second, StreamReplicas: 3,
 	})
@@ -74,10 +68,7 @@ func TestRelayLosingTheStreamLeadersNodePublishesEveryEventOnceAndGoesOnWithinSe
 		}
 	}()
 
-	reader, err := jetstream.New(cluster.Connect(survivor))
-	if err != nil {
-		t.Fatal(err)
-	}
+	reader := cluster.JetStream(survivor)
 	stored := func() uint64 {
 		ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
