@@ -37,6 +37,30 @@ func DurableConsumer(ctx context.Context, js jetstream.JetStream, stream string,
 	}
 }
 
+// PullExpiry is how long each pull request of Messages waits on the server
+// unless the caller picks another; nats.go's default is 30 s.
+const PullExpiry = 5 * time.Second
+
+// pullHeartbeat is how often the server says a pull request is still
+// waiting; a request that missed two is taken for lost and made again.
+const pullHeartbeat = time.Second
+
+// Messages opens the iterator every consumer reads cons through: its pull
+// requests expire after expiry (at least 1 s) and their heartbeats come
+// every second (every expiry/2 below 2 s), so that a lost pull is noticed
+// within two seconds and made again. A pull request waits on the
+// consumer's leader. One waiting when the leader's node goes is answered
+// by the next leader (JetStream replicates them), but one made while there
+// is none (the node vanished, and the others take 4 to 9 s to elect
+// another) is lost without a word: nats.go notices only by the missing
+// heartbeats, with its defaults (expiry 30 s, heartbeat 15 s) 30 s later.
+// opts add to these (the batch, a priority group).
+func Messages(cons jetstream.Consumer, expiry time.Duration, opts ...jetstream.PullMessagesOpt) (jetstream.MessagesContext, error) {
+	return cons.Messages(append([]jetstream.PullMessagesOpt{
+		jetstream.PullExpiry(expiry), jetstream.PullHeartbeat(min(pullHeartbeat, expiry/2)),
+	}, opts...)...)
+}
+
 // EachMessage hands every message of it to handle, one after another, until
 // the iterator closes: the caller stops (or drains) it to end. Errors the
 // iterator goes on after (missed heartbeats and the like) go to onErr.

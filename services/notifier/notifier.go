@@ -223,7 +223,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 	defer func() { stopSweeping(); sweeper.Wait() }()
 	// One message at a time: a message waiting in a local buffer would use up
 	// its AckWait while others are sent. Instances add throughput.
-	it, err := cons.Messages(jetstream.PullMaxMessages(1))
+	it, err := events.Messages(cons, events.PullExpiry, jetstream.PullMaxMessages(1))
 	if err != nil {
 		return fmt.Errorf("notifier: consume: %w", err)
 	}

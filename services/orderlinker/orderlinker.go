@@ -70,7 +70,7 @@ func (l *Linker) Run(ctx context.Context) error {
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
-	it, err := cons.Messages()
+	it, err := events.Messages(cons, events.PullExpiry)
 	if err != nil {
 		return fmt.Errorf("orderlinker: consume: %w", err)
 	}

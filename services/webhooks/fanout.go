@@ -36,7 +36,7 @@ func (s *Service) fanOut(ctx context.Context) error {
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * maxFanOutBatch))
+	it, err := events.Messages(cons, events.PullExpiry, jetstream.PullMaxMessages(2*maxFanOutBatch))
 	if err != nil {
 		return fmt.Errorf("webhooks: consume: %w", err)
 	}

@@ -84,7 +84,7 @@ func (b *Bus) findDuplicates(ctx context.Context, js jetstream.JetStream) error 
 		case <-time.After(backoff):
 		}
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * maxDuplicatesBatch))
+	it, err := events.Messages(cons, events.PullExpiry, jetstream.PullMaxMessages(2*maxDuplicatesBatch))
 	if err != nil {
 		return fmt.Errorf("bus: consume events for duplicates: %w", err)
 	}
