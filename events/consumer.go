@@ -16,17 +16,42 @@ import (
 // returns nil, nil when ctx ends first.
 func DurableConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig,
 	prepare func(context.Context) error, retrying func(err error, backoff time.Duration)) (jetstream.Consumer, error) {
-	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
-		var err error
+	return retry(ctx, func() (jetstream.Consumer, error) {
 		if prepare != nil {
-			err = prepare(ctx)
-		}
-		if err == nil {
-			cons, cerr := js.CreateOrUpdateConsumer(ctx, stream, cfg)
-			if cerr == nil {
-				return cons, nil
+			if err := prepare(ctx); err != nil {
+				return nil, err
 			}
-			err = fmt.Errorf("consumer %s on %s: %w", cfg.Durable, stream, cerr)
+		}
+		cons, err := js.CreateOrUpdateConsumer(ctx, stream, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Durable, stream, err)
+		}
+		return cons, nil
+	}, retrying)
+}
+
+// OrderedConsumer is DurableConsumer for an ordered consumer: one of this
+// process alone, which gets every message it asks for in stream order and
+// makes itself again where it missed one or lost its server.
+func OrderedConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.OrderedConsumerConfig,
+	retrying func(err error, backoff time.Duration)) (jetstream.Consumer, error) {
+	return retry(ctx, func() (jetstream.Consumer, error) {
+		cons, err := js.OrderedConsumer(ctx, stream, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("ordered consumer on %s: %w", stream, err)
+		}
+		return cons, nil
+	}, retrying)
+}
+
+// retry calls try until it succeeds, with backoff, reporting each failure
+// to retrying; it returns nil, nil when ctx ends first.
+func retry(ctx context.Context, try func() (jetstream.Consumer, error),
+	retrying func(err error, backoff time.Duration)) (jetstream.Consumer, error) {
+	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		cons, err := try()
+		if err == nil {
+			return cons, nil
 		}
 		retrying(err, backoff)
 		select {
