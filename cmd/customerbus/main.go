@@ -184,7 +184,7 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		defer closeNATS()
-		return orderlinker.New(pool, js, log, cfg.Linker).Run(ctx)
+		return orderlinker.New(pool, js, log, newRegistry(), cfg.Linker).Run(ctx)
 	case "webhooks":
 		if cfg.NATSURL == "" {
 			return errors.New("webhooks: NATS_URL is required")
@@ -248,7 +248,7 @@ func runAll(ctx context.Context, cfg config, pool *pgxpool.Pool, log *zap.Logger
 	g.Go(func() error { return svc.RunCommands(ctx, js) })
 	g.Go(func() error { return rl.Run(ctx) })
 	g.Go(func() error { return nt.Run(ctx) })
-	g.Go(func() error { return orderlinker.New(pool, js, log, cfg.Linker).Run(ctx) })
+	g.Go(func() error { return orderlinker.New(pool, js, log, reg, cfg.Linker).Run(ctx) })
 	g.Go(func() error { return webhooks.New(pool, js, log, reg, cfg.Webhooks).Run(ctx) })
 	return g.Wait()
 }

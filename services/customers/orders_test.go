@@ -14,6 +14,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/customerbus/customerbus/events"
@@ -266,7 +267,7 @@ func TestCustomerSeesItsOwnOrders(t *testing.T) {
 
 // runLinker runs an order linker on the system until the test ends.
 func (s *system) runLinker() {
-	l := orderlinker.New(s.pool, s.js, zaptest.NewLogger(s.t), orderlinker.Config{AckWait: 5 * time.Second, RetryDelay: 100 * time.Millisecond})
+	l := orderlinker.New(s.pool, s.js, zaptest.NewLogger(s.t), prometheus.NewRegistry(), orderlinker.Config{AckWait: 5 * time.Second, RetryDelay: 100 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()

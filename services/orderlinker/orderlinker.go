@@ -8,6 +8,10 @@
 // someone else's address would see that person's orders. Linking is
 // idempotent by construction: it moves guest orders only, so a redelivered
 // event finds none left and emits nothing.
+//
+// Each instance also reads every event of the customers and orders, to say
+// when one of them is missing: a gap in a resource's sequence (see
+// watchSequences).
 package orderlinker
 
 import (
@@ -25,7 +29,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/customerbus/customerbus/db/gen"
 	"github.com/customerbus/customerbus/db/outbox"
@@ -50,6 +56,15 @@ const Source = "/customerbus/orderlinker"
 // triggers are the event types the linker reacts to.
 var triggers = []string{events.CustomerVerified, events.CustomerPasswordChanged, events.CustomerEmailChanged, events.OrderRecorded}
 
+// watched are the subjects of the events whose sequences the linker
+// watches: those of the customers and of the orders (with the transfer
+// requests, whose events share the prefix), the resources of its triggers.
+var watched = []string{events.EventsSubjectPrefix + "customer.>", events.EventsSubjectPrefix + "order.>"}
+
+// sequenceMemory is how many resources the linker remembers the sequence
+// of: the most recently changed. At about 100 bytes each, 10 MB at most.
+const sequenceMemory = 100_000
+
 // Linker links guest orders.
 type Linker struct {
 	pool *pgxpool.Pool
@@ -57,26 +72,74 @@ type Linker struct {
 	js   jetstream.JetStream
 	log  *zap.Logger
 	cfg  Config
+	gaps prometheus.Counter
 }
 
 // New returns a linker.
-func New(pool *pgxpool.Pool, js jetstream.JetStream, log *zap.Logger, cfg Config) *Linker {
-	return &Linker{pool: pool, q: gen.New(pool), js: js, log: log.Named("orderlinker"), cfg: cfg}
+func New(pool *pgxpool.Pool, js jetstream.JetStream, log *zap.Logger, reg prometheus.Registerer, cfg Config) *Linker {
+	gaps := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "customerbus_orderlinker_sequence_gaps_total",
+		Help: "Events of a customer or order whose sequence jumped past the next of their resource: the events between had not come.",
+	})
+	reg.MustRegister(gaps)
+	return &Linker{pool: pool, q: gen.New(pool), js: js, log: log.Named("orderlinker"), cfg: cfg, gaps: gaps}
 }
 
-// Run consumes events until ctx ends.
+// Run consumes events, and watches the sequences, until ctx ends.
 func (l *Linker) Run(ctx context.Context) error {
 	cons, err := l.consumer(ctx)
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return l.watchSequences(ctx) })
+	g.Go(func() error {
+		it, err := events.Messages(cons, events.PullExpiry)
+		if err != nil {
+			return fmt.Errorf("orderlinker: consume: %w", err)
+		}
+		defer context.AfterFunc(ctx, it.Stop)()
+		return events.EachMessage(it, func(msg jetstream.Msg) { l.handle(ctx, msg) },
+			func(err error) { l.log.Warn("consume", zap.Error(err)) })
+	})
+	return g.Wait()
+}
+
+// watchSequences reads every event of the watched resources as it is
+// published, and logs and counts each that jumps past the next sequence of
+// its resource. The durable consumer cannot tell: it gets the triggers
+// only, and several instances share it, each getting a part of them. So
+// each instance has an ordered consumer of its own, from the events
+// published after it started. A gap is only said: an event the stream lost
+// is published again by the relay's reconciler (within the hour by
+// default), and linked then; an erased one is gone on purpose.
+func (l *Linker) watchSequences(ctx context.Context) error {
+	cons, err := events.OrderedConsumer(ctx, l.js, events.EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: watched, DeliverPolicy: jetstream.DeliverNewPolicy,
+	}, func(err error, backoff time.Duration) {
+		l.log.Warn("sequence watch not ready, retrying", zap.Error(err), zap.Duration("backoff", backoff))
+	})
+	if err != nil || ctx.Err() != nil {
+		return err
+	}
 	it, err := events.Messages(cons, events.PullExpiry)
 	if err != nil {
-		return fmt.Errorf("orderlinker: consume: %w", err)
+		return fmt.Errorf("orderlinker: watch sequences: %w", err)
 	}
 	defer context.AfterFunc(ctx, it.Stop)()
-	return events.EachMessage(it, func(msg jetstream.Msg) { l.handle(ctx, msg) },
-		func(err error) { l.log.Warn("consume", zap.Error(err)) })
+	seqs := events.NewSequences(sequenceMemory)
+	return events.EachMessage(it, func(msg jetstream.Msg) {
+		e, err := events.FromMsg(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
+		if err != nil {
+			return // the durable consumer says so
+		}
+		got := events.Sequence(e)
+		if expected, gap := seqs.See(e.Subject(), got); gap {
+			l.gaps.Inc()
+			l.log.Warn("sequence gap: events of the resource did not come", zap.String("subject", e.Subject()),
+				zap.Int64("expected", expected), zap.Int64("got", got), zap.String("ce_id", e.ID()), zap.String("ce_type", e.Type()))
+		}
+	}, func(err error) { l.log.Warn("watch sequences", zap.Error(err)) })
 }
 
 // consumer creates the durable consumer, retrying while the events stream
