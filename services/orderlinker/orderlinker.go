@@ -131,7 +131,7 @@ func (l *Linker) watchSequences(ctx context.Context) error {
 	return events.EachMessage(it, func(msg jetstream.Msg) {
 		e, err := events.FromMsg(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
 		if err != nil {
-			return // the durable consumer says so
+			return // no sequence to read: the consumers that need the event say so
 		}
 		got := events.Sequence(e)
 		if expected, gap := seqs.See(e.Subject(), got); gap {
