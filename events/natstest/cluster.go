@@ -111,12 +111,10 @@ func (c *Cluster) start(opts []*server.Options) {
 		}
 		srv.Start()
 		c.servers = append(c.servers, srv)
-	}
-	for i, srv := range c.servers {
 		if !srv.ReadyForConnections(10 * time.Second) {
 			c.t.Fatalf("natstest: cluster node %s not ready", srv.Name())
 		}
-		// Routes dialled before are waiting in the junction's backlog.
+		// The routes the others dialled wait in the junction's backlog.
 		go c.junctions.run(i, srv.ClusterAddr().String())
 	}
 }
