@@ -27,19 +27,24 @@ import (
 // Config tunes the consumer of bus commands.
 type Config struct {
 	// AckWait is how long JetStream waits for an answer before it delivers
-	// a command again.
+	// a command again. The instance holding a command tells JetStream it is
+	// in hand every AckWait/4 (keepAlive), so AckWait does not bound how
+	// long a command may take; it is how soon the commands of an instance
+	// that died come back.
 	AckWait time.Duration `env:"COMMANDS_ACK_WAIT" envDefault:"30s"`
 	// RetryDelay is the wait before a command that failed on our side (the
 	// database was down, say) is tried again, in place.
 	RetryDelay time.Duration `env:"COMMANDS_RETRY_DELAY" envDefault:"2s"`
 	// PinnedTTL is how long the instance that reads commands may go without
 	// pulling before another instance takes over (one that stops hands over
-	// at once; one that hangs does not). The commands a crashed or hung
-	// reader held come back after AckWait, perhaps behind newer ones, and
-	// inOrder refuses those that would undo a newer command.
+	// at once; one that is killed or hangs cannot). The commands it
+	// held are due again before then (see pullExpiry), so the next reader
+	// gets them before newer ones and puts them in stream order
+	// (readCommands); inOrder refuses any that would still undo a newer
+	// command.
 	PinnedTTL time.Duration `env:"COMMANDS_PINNED_TTL" envDefault:"60s"`
 	// DrainTimeout bounds how long a stopping instance applies the commands
-	// it holds before it gives up on them (they come back after AckWait).
+	// it holds before it gives them back (due again at once).
 	DrainTimeout time.Duration `env:"COMMANDS_DRAIN_TIMEOUT" envDefault:"15s"`
 	// Retention is how long a processed command's id (and an order key's
 	// last sequence) is remembered: a command published again later than
@@ -77,12 +82,20 @@ func (c Config) WithDefaults() Config {
 }
 
 // pullExpiry is how long each pull of the reading instance waits. The pin
-// is renewed with every pull, so it must be well under PinnedTTL, and the
-// longer the pin outlasts AckWait plus one expiry, the likelier a hung
-// reader's commands are due again before another reader starts: half the
-// room between the two, between 1 s and 30 s.
+// is renewed with every pull, so a reader's last pull before it died is at
+// most one expiry old, and its pin passes on PinnedTTL later: the room
+// left after AckWait (pinMargin) is what lets the commands it held be due
+// again first. Half the room between PinnedTTL and AckWait, between 1 s and
+// 30 s: with PinnedTTL at least AckWait + 2 s, pinMargin is at least 1 s.
 func (c Config) pullExpiry() time.Duration {
 	return min(max((c.PinnedTTL-c.AckWait)/2, time.Second), 30*time.Second)
+}
+
+// pinMargin is how long after a reader's last pull the commands it holds
+// may last be heard of and still be due again before its pin can pass to
+// another instance.
+func (c Config) pinMargin() time.Duration {
+	return c.PinnedTTL - c.pullExpiry() - c.AckWait
 }
 
 // commandsGroup is the consumer's priority group: one instance at a time is

@@ -1,10 +1,12 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,11 +25,12 @@ func (b *Bus) consumeCommands(ctx context.Context, js jetstream.JetStream) error
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(4*commandLanes), jetstream.PullPriorityGroup(commandsGroup),
-		jetstream.PullExpiry(b.cfg.pullExpiry()))
+	// Its own expiry, not events.PullExpiry: each pull renews the pin.
+	it, err := events.Messages(cons, b.cfg.pullExpiry(), jetstream.PullMaxMessages(4*commandLanes), jetstream.PullPriorityGroup(commandsGroup))
 	if err != nil {
 		return fmt.Errorf("bus: consume commands: %w", err)
 	}
+	hand := newInHand()
 	// Stopping, the instance drains: it pulls no more, and applies every
 	// command already delivered to it, so none is left to come back after
 	// AckWait behind newer ones that another instance took up meanwhile.
@@ -37,6 +40,7 @@ func (b *Bus) consumeCommands(ctx context.Context, js jetstream.JetStream) error
 	var drainStart atomic.Int64 // unix nanoseconds
 	stop := context.AfterFunc(ctx, func() {
 		drainStart.Store(time.Now().UnixNano())
+		hand.drain()
 		it.Drain()
 		time.AfterFunc(b.cfg.DrainTimeout, giveUp)
 	})
@@ -51,13 +55,24 @@ func (b *Bus) consumeCommands(ctx context.Context, js jetstream.JetStream) error
 			b.handOver(js)
 		}
 	}()
+	// The keep-alive outlasts the lanes: it keeps what they drain in hand.
+	keeping, stopKeeping := context.WithCancel(context.Background())
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		b.keepAlive(keeping, hand)
+	}()
+	defer func() { stopKeeping(); <-kept }()
 	// Commands run on lanes, several at a time; all commands about one
 	// customer take the same lane, in stream order, so they are applied in
-	// the order they were published.
+	// the order they were published. A lane has room for every command the
+	// consumer lets the instance hold, so the reader never waits for one:
+	// however long a lane takes, the reader goes on pulling, which keeps
+	// its pin (and its commands in hand, see inHand).
 	lanes := make([]chan command, commandLanes)
 	var wg sync.WaitGroup
 	for i := range lanes {
-		lanes[i] = make(chan command, maxCommandBatch)
+		lanes[i] = make(chan command, maxCommandsInHand)
 		wg.Go(func() {
 			for c := range lanes[i] {
 				// The commands waiting on the lane run in one transaction:
@@ -75,6 +90,7 @@ func (b *Bus) consumeCommands(ctx context.Context, js jetstream.JetStream) error
 					}
 				}
 				b.handleCommands(work, js, batch)
+				hand.release(batch)
 			}
 		})
 	}
@@ -84,19 +100,74 @@ func (b *Bus) consumeCommands(ctx context.Context, js jetstream.JetStream) error
 		}
 		wg.Wait()
 	}()
-	return events.EachMessage(it, func(msg jetstream.Msg) {
-		c, err := readCommand(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
-		if err != nil {
-			b.deadLetter(work, js, msg, "invalid", err.Error())
-			return
+	return b.readCommands(work, js, it, hand, lanes)
+}
+
+// redeliveryGap is how long the reader waits for more commands delivered
+// again before it lets those it has go on (see readCommands).
+const redeliveryGap = 200 * time.Millisecond
+
+// readCommands puts each command the iterator delivers on its lane, until
+// the iterator closes. JetStream delivers the commands a reader that died
+// held before any newer one, but in the order they fell due, not in the
+// order they were published: the commands delivered again wait until a
+// first delivery comes, or none came for redeliveryGap, and go on in
+// stream order.
+func (b *Bus) readCommands(ctx context.Context, js jetstream.JetStream, it jetstream.MessagesContext, hand *inHand, lanes []chan command) error {
+	var again []command
+	release := func() {
+		slices.SortFunc(again, func(x, y command) int { return cmp.Compare(x.seq, y.seq) })
+		for _, c := range again {
+			lanes[laneOf(c.key)] <- c
 		}
-		c.msg = msg
-		if md, err := msg.Metadata(); err == nil {
-			c.seq = md.Sequence.Stream
+		again = again[:0]
+	}
+	for {
+		var wait []jetstream.NextOpt
+		if len(again) > 0 {
+			wait = append(wait, jetstream.NextMaxWait(redeliveryGap))
 		}
-		c.key = commandKey(c.event)
-		lanes[laneOf(c.key)] <- c
-	}, func(err error) { b.log.Warn("bus: consume commands", zap.Error(err)) })
+		msg, err := it.Next(wait...)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			release()
+			return nil
+		case errors.Is(err, nats.ErrTimeout):
+			release()
+			continue
+		case err != nil: // the iterator goes on after its other errors
+			b.log.Warn("bus: consume commands", zap.Error(err))
+			continue
+		}
+		hand.away()
+		c, delivered, err := commandOf(msg)
+		switch {
+		case err != nil:
+			b.deadLetter(ctx, js, msg, "invalid", err.Error())
+		case delivered > 1:
+			hand.hold(msg)
+			again = append(again, c)
+		default:
+			hand.hold(msg)
+			release()
+			lanes[laneOf(c.key)] <- c
+		}
+		hand.back()
+	}
+}
+
+// commandOf reads the command in a message of the stream, and how many
+// times JetStream delivered it.
+func commandOf(msg jetstream.Msg) (c command, delivered uint64, err error) {
+	c, err = readCommand(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
+	if err != nil {
+		return c, 0, err
+	}
+	c.msg, c.key, delivered = msg, commandKey(c.event), 1
+	if md, err := msg.Metadata(); err == nil {
+		c.seq, delivered = md.Sequence.Stream, md.NumDelivered
+	}
+	return c, delivered, nil
 }
 
 // handOver unpins this instance, so that another takes up the commands at
@@ -121,6 +192,7 @@ func (b *Bus) commandsConsumer(ctx context.Context, js jetstream.JetStream) (jet
 		Description:   "applies integrators' commands",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       b.cfg.AckWait,
+		MaxAckPending: maxCommandsInHand,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		// One instance at a time (see commandsGroup).
 		PriorityPolicy: jetstream.PriorityPolicyPinned,
@@ -138,6 +210,11 @@ func (b *Bus) commandsConsumer(ctx context.Context, js jetstream.JetStream) (jet
 // commandLanes is how many commands an instance runs at a time.
 const commandLanes = 16
 
+// maxCommandsInHand bounds the commands delivered and not yet answered
+// (the consumer's MaxAckPending): room for a full batch on every lane and
+// the next one waiting behind it. JetStream's default is 1,000.
+const maxCommandsInHand = 2 * commandLanes * maxCommandBatch
+
 func laneOf(key string) int {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(key))
@@ -145,8 +222,9 @@ func laneOf(key string) int {
 }
 
 // handleCommands has a lane's batch of commands applied (by any instance,
-// see applySubject). A failure is retried in place, so that no later
-// command about the same customer overtakes it.
+// see applySubject) and answers them. A failure is retried in place, so
+// that no later command about the same customer overtakes it; the
+// keep-alive holds the batch meanwhile.
 func (b *Bus) handleCommands(ctx context.Context, js jetstream.JetStream, batch []command) {
 	for {
 		deadLetter, err := b.applyShared(ctx, js.Conn(), batch)
@@ -161,17 +239,24 @@ func (b *Bus) handleCommands(ctx context.Context, js jetstream.JetStream, batch 
 			return
 		}
 		if ctx.Err() != nil {
-			return // redelivered after AckWait, to whichever instance runs
+			giveBack(batch)
+			return
 		}
 		b.log.Warn("bus: commands failed; retrying", zap.Int("commands", len(batch)), zap.String("first", batch[0].event.ID()), zap.Error(err))
-		for _, c := range batch {
-			_ = c.msg.InProgress() // keep them ours while we retry
-		}
 		select {
 		case <-ctx.Done():
+			giveBack(batch)
 			return
 		case <-time.After(b.cfg.RetryDelay):
 		}
+	}
+}
+
+// giveBack makes commands given up on while draining due again at once, so
+// that the next reader gets them before the newer ones it reads.
+func giveBack(batch []command) {
+	for _, c := range batch {
+		_ = c.msg.Nak()
 	}
 }
 

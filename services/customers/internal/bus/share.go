@@ -22,6 +22,11 @@ const (
 	applyQueue   = "customers"
 )
 
+// applyTimeout is how long a lane waits for the answer to its batch: an
+// instance killed while applying it holds the lane up that long, and
+// RetryDelay more.
+const applyTimeout = 2 * time.Second
+
 // applyRequest is a lane's batch sent to the instance that applies it.
 type applyRequest struct {
 	Commands []wireCommand `json:"commands"`
@@ -132,10 +137,11 @@ func (b *Bus) applyShared(ctx context.Context, nc *nats.Conn, batch []command) (
 	if int64(len(body)) > nc.MaxPayload() {
 		return b.applyHere(ctx, batch) // large commands: too big to send on
 	}
-	// An instance that stops mid-batch rolls it back; past the timeout the
-	// batch is sent again, and a command applied meanwhile is recognised by
+	// An instance that stops mid-batch rolls it back, one killed never
+	// answers: past applyTimeout the batch is sent again (the keep-alive
+	// holds it meanwhile), and a command applied meanwhile is recognised by
 	// its id.
-	ctx, cancel := context.WithTimeout(ctx, max(b.cfg.AckWait/2, time.Second))
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
 	msg, err := nc.RequestWithContext(ctx, applySubject, body)
 	if err != nil {
