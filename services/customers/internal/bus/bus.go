@@ -31,18 +31,19 @@ type Config struct {
 	// in hand every AckWait/4 (keepAlive), so AckWait does not bound how
 	// long a command may take; it is how soon the commands of an instance
 	// that died come back.
-	AckWait time.Duration `env:"COMMANDS_ACK_WAIT" envDefault:"30s"`
+	AckWait time.Duration `env:"COMMANDS_ACK_WAIT" envDefault:"2s"`
 	// RetryDelay is the wait before a command that failed on our side (the
 	// database was down, say) is tried again, in place.
 	RetryDelay time.Duration `env:"COMMANDS_RETRY_DELAY" envDefault:"2s"`
 	// PinnedTTL is how long the instance that reads commands may go without
 	// pulling before another instance takes over (one that stops hands over
-	// at once; one that is killed or hangs cannot). The commands it
+	// at once; one that is killed or hangs cannot): with the defaults,
+	// commands flow again within 4 s of the reader's death. The commands it
 	// held are due again before then (see pullExpiry), so the next reader
 	// gets them before newer ones and puts them in stream order
 	// (readCommands); inOrder refuses any that would still undo a newer
 	// command.
-	PinnedTTL time.Duration `env:"COMMANDS_PINNED_TTL" envDefault:"60s"`
+	PinnedTTL time.Duration `env:"COMMANDS_PINNED_TTL" envDefault:"4s"`
 	// DrainTimeout bounds how long a stopping instance applies the commands
 	// it holds before it gives them back (due again at once).
 	DrainTimeout time.Duration `env:"COMMANDS_DRAIN_TIMEOUT" envDefault:"15s"`
@@ -61,10 +62,13 @@ type Config struct {
 // WithDefaults fills what is unset or out of range with the defaults.
 func (c Config) WithDefaults() Config {
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = 2 * time.Second
 	}
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = 2 * time.Second
+	}
+	if c.PinnedTTL <= 0 {
+		c.PinnedTTL = 4 * time.Second
 	}
 	if c.PinnedTTL < c.AckWait+2*time.Second {
 		c.PinnedTTL = 2*c.AckWait + 2*time.Second
