@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,6 +74,98 @@ func TestBusCommandsFlowAgainSoonAfterTheReaderIsKilled(t *testing.T) {
 	}
 	t.Logf("A was killed holding %d commands; the outcomes of those published after came %.1f s after the kill", held, took.Seconds())
 	cmds.checkAppliedOnce()
+}
+
+// When an instance is killed with creates in flight, each client's retry
+// with the same Idempotency-Key on another instance is answered at once:
+// with the first answer when the create had committed, else with a create
+// made now, never 409 idempotency_key_in_use (the key's record commits with
+// the change or not at all). Every customer exists once, with one
+// customer.created.
+func TestCreatesInFlightWhenAnInstanceIsKilledAreRetriedOnAnotherAtOnce(t *testing.T) {
+	s := newFaultSystem(t)
+	a, b := s.startCustomers("A"), s.startCustomers("B")
+	type create struct {
+		key, email string
+		status     int
+		answer     []byte
+		err        error
+	}
+	var (
+		mu      sync.Mutex
+		creates []*create
+		wg      sync.WaitGroup
+	)
+	answered := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(creates)
+	}
+	// Clients create customers on A, each one after the other, until A is
+	// gone: when it is killed, nearly every client has a create in flight.
+	for range 8 {
+		wg.Go(func() {
+			for {
+				c := &create{key: uuid.NewString(), email: "k-" + uuid.NewString() + "@example.com"}
+				c.status, _, c.answer, c.err = a.post(s.token, "/v1/customers", c.key, map[string]any{"email": c.email})
+				mu.Lock()
+				creates = append(creates, c)
+				mu.Unlock()
+				if c.err != nil {
+					return
+				}
+			}
+		})
+	}
+	eventually(t, "40 creates answered", func(context.Context) bool { return answered() >= 40 })
+	a.kill()
+	wg.Wait()
+
+	inFlight, committed := 0, 0
+	var slowest time.Duration
+	for _, c := range creates {
+		if c.err == nil && c.status != http.StatusCreated {
+			t.Fatalf("create on A: %d %s", c.status, c.answer)
+		}
+		if c.err != nil && !errors.Is(c.err, syscall.ECONNREFUSED) {
+			inFlight++
+		}
+		start := time.Now()
+		status, header, answer, err := b.post(s.token, "/v1/customers", c.key, map[string]any{"email": c.email})
+		slowest = max(slowest, time.Since(start))
+		switch {
+		case err != nil || status != http.StatusCreated:
+			t.Errorf("retry of %s on B: %d %s %v, want 201", c.key, status, answer, err)
+		case c.err == nil && (header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(answer, c.answer)):
+			t.Errorf("retry of %s on B: %s (replayed %q), want A's answer %s", c.key, answer, header.Get("Idempotent-Replayed"), c.answer)
+		case c.err != nil && header.Get("Idempotent-Replayed") == "true":
+			committed++ // A committed it, and died before it answered
+		}
+		if n := s.count(`SELECT count(*) FROM customers WHERE email = $1`, c.email); n != 1 {
+			t.Errorf("%d customers with %s, want 1", n, c.email)
+		}
+	}
+	if inFlight == 0 {
+		t.Fatal("no create was in flight when A was killed")
+	}
+	t.Logf("%d creates, %d in flight when A was killed (%d of them committed); the slowest retry took %s", len(creates), inFlight, committed, slowest)
+	if slowest > takeoverGoal {
+		t.Errorf("the slowest retry took %s, want within %s", slowest, takeoverGoal)
+	}
+	created := map[string]int{}
+	for _, e := range s.events.settled(t, len(creates)) {
+		if e.Type() == events.CustomerCreated {
+			created[e.Subject()]++
+		}
+	}
+	if n := s.count(`SELECT count(*) FROM customers`); len(created) != n || n != len(creates) {
+		t.Errorf("%d customers, %d with customer.created; want %d", n, len(created), len(creates))
+	}
+	for id, n := range created {
+		if n != 1 {
+			t.Errorf("customer %s: %d customer.created, want 1", id, n)
+		}
+	}
 }
 
 // faultSystem is what the command service's processes run against.
