@@ -743,16 +743,7 @@ func TestBusCommandWithUnstorableAttributesDoesNotHoldUpItsLane(t *testing.T) {
 func TestBusCommandRetriedInPlaceAfterALostConnection(t *testing.T) {
 	t.Parallel()
 	s := newSystemWith(t, func(c *customers.Config) { c.Commands.RetryDelay = 100 * time.Millisecond })
-	ctx := context.Background()
-	if _, err := s.pool.Exec(ctx, `
-		CREATE FUNCTION slow_down() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN
-			IF NEW.email LIKE 'slow-%' THEN PERFORM pg_sleep(1); END IF;
-			RETURN NEW;
-		END $$;
-		CREATE TRIGGER slow_down BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION slow_down();`); err != nil {
-		t.Fatal(err)
-	}
+	s.slowCreates(time.Second)
 	s.runCommands()
 	slow := s.createOnLane("slow-" + randomSuffix() + "@example.com")
 	// Once its insert sleeps, the connection running it is dropped.
@@ -774,6 +765,36 @@ func TestBusCommandRetriedInPlaceAfterALostConnection(t *testing.T) {
 	}
 	if n := s.count(`SELECT count(*) FROM customers`); n != 2 {
 		t.Errorf("%d customers, want 2", n)
+	}
+}
+
+// A command that takes longer than AckWait (its insert sleeps, as on a
+// slow database) is kept in hand: JetStream delivers it once.
+func TestBusCommandSlowerThanAckWaitIsDeliveredOnce(t *testing.T) {
+	t.Parallel()
+	s := newSystemWith(t, func(c *customers.Config) { c.Commands.AckWait = time.Second })
+	s.slowCreates(1500 * time.Millisecond) // within the 2 s a lane waits for its batch
+	s.runCommands()
+	slow := s.createOnLane("slow-" + randomSuffix() + "@example.com")
+	evs, _ := s.streamEvents(1)
+	if ext(evs[0], "causationid") != slow {
+		t.Errorf("event caused by %s, want %s", ext(evs[0], "causationid"), slow)
+	}
+	cons, err := s.js.Consumer(context.Background(), events.CommandsStream, events.CommandsConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info *jetstream.ConsumerInfo
+	for deadline := time.Now().Add(10 * time.Second); info == nil || info.NumAckPending > 0; time.Sleep(20 * time.Millisecond) {
+		if info, err = cons.Info(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the command was not acknowledged within 10 s")
+		}
+	}
+	if info.Delivered.Consumer != 1 {
+		t.Errorf("delivered %d times, want once", info.Delivered.Consumer)
 	}
 }
 

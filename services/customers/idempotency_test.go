@@ -150,14 +150,7 @@ func TestIdempotencyKeyAnswerCommitsWithItsChange(t *testing.T) {
 func TestIdempotencyKeyRetryWaitsForTheFirstRequest(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
-	ctx := context.Background()
-	// Creates of slow-* emails take a second.
-	if _, err := s.pool.Exec(ctx, `
-		CREATE FUNCTION slow_creates() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN IF NEW.email LIKE 'slow-%' THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$;
-		CREATE TRIGGER slow_creates BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION slow_creates();`); err != nil {
-		t.Fatal(err)
-	}
+	s.slowCreates(time.Second)
 	email := "slow-" + randomSuffix() + "@example.com"
 	post := func() reply {
 		return request(t, s, http.MethodPost, "/v1/customers", map[string]any{"email": email},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -236,6 +237,18 @@ func (s *system) expectStored(answer customerJSON) {
 func (s *system) count(sql string, args ...any) int {
 	s.t.Helper()
 	return countRows(s.t, s.pool, sql, args...)
+}
+
+// slowCreates makes the insert of a customer whose email starts with
+// "slow-" take d, as a slow database would.
+func (s *system) slowCreates(d time.Duration) {
+	s.t.Helper()
+	if _, err := s.pool.Exec(context.Background(), fmt.Sprintf(`
+		CREATE FUNCTION slow_creates() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.email LIKE 'slow-%%' THEN PERFORM pg_sleep(%g); END IF; RETURN NEW; END $$;
+		CREATE TRIGGER slow_creates BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION slow_creates();`, d.Seconds())); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 // groupJSON is the API's customer group resource.
