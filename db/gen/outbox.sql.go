@@ -79,6 +79,19 @@ func (q *Queries) RelayLock(ctx context.Context, lockKey int64) error {
 	return err
 }
 
+const setIdleTimeout = `-- name: SetIdleTimeout :exec
+SELECT set_config('idle_in_transaction_session_timeout', ($1::int)::text, true)
+`
+
+// Has PostgreSQL end the transaction, and with it its advisory locks, when
+// it sits idle between statements for longer than idle_ms: a relay that
+// hangs holding a lock (stopped, frozen) so frees it for the others, and
+// can write nothing after it resumes.
+func (q *Queries) SetIdleTimeout(ctx context.Context, idleMs int32) error {
+	_, err := q.db.Exec(ctx, setIdleTimeout, idleMs)
+	return err
+}
+
 const tryRelayLock = `-- name: TryRelayLock :one
 SELECT pg_try_advisory_xact_lock($1::bigint)
 `

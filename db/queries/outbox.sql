@@ -9,6 +9,13 @@ SELECT unnest(sqlc.arg(event_ids)::uuid[]), unnest(sqlc.arg(nats_subjects)::text
 -- a customer's events. The lock lives until the batch's transaction ends.
 SELECT pg_try_advisory_xact_lock(sqlc.arg(lock_key)::bigint);
 
+-- name: SetIdleTimeout :exec
+-- Has PostgreSQL end the transaction, and with it its advisory locks, when
+-- it sits idle between statements for longer than idle_ms: a relay that
+-- hangs holding a lock (stopped, frozen) so frees it for the others, and
+-- can write nothing after it resumes.
+SELECT set_config('idle_in_transaction_session_timeout', (sqlc.arg(idle_ms)::int)::text, true);
+
 -- name: RelayLock :exec
 -- TryRelayLock's lock, waited for.
 SELECT pg_advisory_xact_lock(sqlc.arg(lock_key)::bigint);

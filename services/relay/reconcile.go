@@ -266,7 +266,7 @@ func (r *Relay) republish(ctx context.Context, q *gen.Queries, lost []gen.Publis
 func (r *Relay) republishBatch(ctx context.Context, q *gen.Queries, rows []gen.Outbox, msgID func(gen.Outbox) string) ([]ack, error) {
 	ctx, cancel := r.batchContext(ctx)
 	defer cancel()
-	acked, pubErr := r.publish(ctx, rows, msgID)
+	acked, pubErr := r.publish(ctx, rows, msgID, time.Now().Add(r.cfg.PublishTimeout))
 	if len(acked) == 0 {
 		return nil, pubErr
 	}

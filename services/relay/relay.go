@@ -10,7 +10,9 @@
 // Exactly one relay publishes a lane at a time (a PostgreSQL advisory lock
 // per lane, held for the length of each batch's transaction), so with
 // several relays running a customer's events are never interleaved out of
-// order; the others stand by.
+// order; the others stand by. A relay that hangs holding the lock (stopped,
+// frozen) loses it with its transaction, which PostgreSQL ends once it sits
+// idle longer than a healthy batch ever does (batchIdleTimeout).
 // Re-publication after a crash is harmless: the event id is the Nats-Msg-Id
 // and JetStream drops duplicates within events.DuplicateWindow.
 //
@@ -41,9 +43,13 @@ import (
 
 // Config of the relay, read from the environment.
 type Config struct {
-	BatchSize      int           `env:"RELAY_BATCH_SIZE" envDefault:"500"`
-	PollInterval   time.Duration `env:"RELAY_POLL_INTERVAL" envDefault:"1s"`
-	PublishTimeout time.Duration `env:"RELAY_PUBLISH_TIMEOUT" envDefault:"5s"`
+	BatchSize    int           `env:"RELAY_BATCH_SIZE" envDefault:"500"`
+	PollInterval time.Duration `env:"RELAY_POLL_INTERVAL" envDefault:"1s"`
+	// PublishTimeout bounds publishing a batch, sending and acks: it is how
+	// long a batch's transaction may sit idle, and so, with
+	// batchIdleMargin, how soon a relay that hangs holding its lane's lock
+	// loses it.
+	PublishTimeout time.Duration `env:"RELAY_PUBLISH_TIMEOUT" envDefault:"2s"`
 	Retention      time.Duration `env:"OUTBOX_RETENTION" envDefault:"24h"`
 	StreamMaxAge   time.Duration `env:"EVENTS_MAX_AGE" envDefault:"0s"`
 	// ReconcileInterval is how often the reconciler checks that the streams
@@ -87,8 +93,10 @@ type Relay struct {
 	cfg     Config
 	metrics *metrics
 
-	// beforeMarkSent, when set, runs between the publish acks and marking the
-	// batch sent. Tests use it to crash the relay at the worst moment.
+	// beforePublish, when set, runs between reading a batch and publishing
+	// it; beforeMarkSent between the publish acks and marking the batch
+	// sent. Tests use them to crash or stop the relay at the worst moments.
+	beforePublish  func()
 	beforeMarkSent func() error
 	// clockSkew is how far apart the clocks of PostgreSQL, NATS and the
 	// relay may be (maxClockSkew); tests set it to 0 to trust them.
@@ -104,7 +112,7 @@ func New(pool *pgxpool.Pool, js jetstream.JetStream, log *zap.Logger, reg promet
 		cfg.PollInterval = time.Second
 	}
 	if cfg.PublishTimeout <= 0 {
-		cfg.PublishTimeout = 5 * time.Second
+		cfg.PublishTimeout = 2 * time.Second
 	}
 	if cfg.Retention <= 0 {
 		cfg.Retention = 24 * time.Hour
@@ -217,6 +225,9 @@ func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more boo
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
 	q := r.q.WithTx(tx)
+	if err := q.SetIdleTimeout(ctx, int32(r.batchIdleTimeout().Milliseconds())); err != nil {
+		return 0, false, fmt.Errorf("relay: idle timeout: %w", err)
+	}
 	locked, err := q.TryRelayLock(ctx, l.lockKey)
 	if err != nil {
 		return 0, false, fmt.Errorf("relay: lock: %w", err)
@@ -228,10 +239,14 @@ func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more boo
 	if err != nil || len(unsent) == 0 {
 		return 0, false, err
 	}
+	read := time.Now()
 	rows := firstPerPartition(unsent)
 	more = len(unsent) == r.cfg.BatchSize || len(rows) < len(unsent)
+	if r.beforePublish != nil {
+		r.beforePublish()
+	}
 
-	acked, pubErr := r.publish(ctx, rows, eventMsgID)
+	acked, pubErr := r.publish(ctx, rows, eventMsgID, read.Add(r.cfg.PublishTimeout))
 	if pubErr == nil && r.beforeMarkSent != nil {
 		if err := r.beforeMarkSent(); err != nil {
 			return 0, false, err
@@ -259,6 +274,18 @@ func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more boo
 	}
 	return len(acked), more, pubErr
 }
+
+// batchIdleMargin is how much longer than PublishTimeout a batch's
+// transaction may sit idle before PostgreSQL ends it: what a healthy relay
+// does between its statements besides publishing (pauses for garbage
+// collection or for want of CPU) takes far less.
+const batchIdleMargin = time.Second
+
+// batchIdleTimeout is how long a batch's transaction may sit idle between
+// statements. A healthy batch sits idle only while it publishes, for at
+// most PublishTimeout; one idle for longer is a hung relay's, and
+// PostgreSQL ends it so that another relay can take the lane over.
+func (r *Relay) batchIdleTimeout() time.Duration { return r.cfg.PublishTimeout + batchIdleMargin }
 
 // batchContext is the context of publishing a batch and recording its acks.
 // Shutdown does not cut a batch short: a cut batch would be published again.
@@ -296,10 +323,20 @@ type ack struct {
 // leading run of events JetStream acknowledged. It stops at the first
 // failure, so nothing after a failed event is marked sent: the next batch
 // starts again from it.
-func (r *Relay) publish(ctx context.Context, rows []gen.Outbox, msgID func(gen.Outbox) string) ([]ack, error) {
+//
+// It sends and waits for acks only until deadline: PublishTimeout after the
+// transaction's last statement, so that the transaction never sits idle
+// longer than batchIdleTimeout. A relay that resumes after hanging for
+// longer has lost its lock with its transaction, and must send nothing
+// more: another relay has published the batch since.
+func (r *Relay) publish(ctx context.Context, rows []gen.Outbox, msgID func(gen.Outbox) string, deadline time.Time) ([]ack, error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(rows))
 	var sendErr error
 	for _, row := range rows {
+		if time.Now().After(deadline) {
+			sendErr = fmt.Errorf("relay: outbox event %d: not sent within %s", row.ID, r.cfg.PublishTimeout)
+			break
+		}
 		f, err := r.publishAsync(ctx, row, msgID(row))
 		if err != nil {
 			sendErr = fmt.Errorf("relay: publish outbox event %d: %w", row.ID, err)
@@ -307,7 +344,7 @@ func (r *Relay) publish(ctx context.Context, rows []gen.Outbox, msgID func(gen.O
 		}
 		futures = append(futures, f)
 	}
-	timeout := time.NewTimer(r.cfg.PublishTimeout)
+	timeout := time.NewTimer(time.Until(deadline))
 	defer timeout.Stop()
 	acked := make([]ack, 0, len(futures))
 	for i, f := range futures {

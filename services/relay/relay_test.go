@@ -10,6 +10,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -178,6 +179,45 @@ func readStream(t *testing.T, js jetstream.JetStream, name string) []cloudevents
 		out = append(out, e)
 	})
 	return out
+}
+
+// storedOnceEach checks that the events stream holds every event of the
+// outbox exactly once and nothing else, and returns when it stored each
+// message, in stream order.
+func storedOnceEach(t *testing.T, pool *pgxpool.Pool, js jetstream.JetStream) []time.Time {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), "SELECT event_id::text FROM outbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	inStream := map[string]int{}
+	var stored []time.Time
+	eachStreamMessage(t, js, func(m jetstream.Msg) {
+		e, err := events.FromMsg(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inStream[e.ID()]++
+		meta, err := m.Metadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, meta.Timestamp)
+	})
+	for _, id := range ids {
+		if inStream[id] != 1 {
+			t.Errorf("event %s is in the stream %d times, want once", id, inStream[id])
+		}
+		delete(inStream, id)
+	}
+	for id := range inStream {
+		t.Errorf("message %q in the stream is no event of the outbox", id)
+	}
+	return stored
 }
 
 // eachStreamMessage calls f with every message of the events stream, in
