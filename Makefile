@@ -1,5 +1,6 @@
 # customerbus: `make run` starts the whole system, `make test` runs every test.
-# Both find or start PostgreSQL themselves (deploy/local/postgres.sh) and embed NATS.
+# Both find or start PostgreSQL themselves (deploy/local/postgres.sh) and embed NATS;
+# `make test` also gives the tests that kill a server of their own its programs.
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -23,7 +24,8 @@ run: ## the whole system in one process (embedded NATS, local PostgreSQL)
 		WEBHOOKS_ALLOW_PRIVATE_ADDRESSES=$${WEBHOOKS_ALLOW_PRIVATE_ADDRESSES:-true} go run ./cmd/customerbus run
 
 test: ## every test, on real PostgreSQL and real NATS
-	TEST_DATABASE_URL="$$($(PG) postgres)" go test $(GOTESTFLAGS) ./...
+	TEST_DATABASE_URL="$$($(PG) postgres)" TEST_POSTGRES_BINDIR="$$($(PG) --bindir)" \
+		go test $(GOTESTFLAGS) ./...
 
 # go test -fuzz takes one target of one package at a time: each Fuzz
 # function that `go test -list` finds runs for FUZZTIME. What a target

@@ -4,6 +4,9 @@
 // 127.0.0.1:5432, database "test"). A template database is migrated once per set of
 // migrations (its name carries their hash), and each test clones it, which is far
 // faster than migrating every time. Databases are dropped when the test ends.
+//
+// A test that must kill or restart PostgreSQL runs a server of its own
+// (NewCluster), with the programs of the PostgreSQL installed on the machine.
 package dbtest
 
 import (

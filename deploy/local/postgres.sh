@@ -8,6 +8,8 @@
 #      machine's initdb/pg_ctl, installing PostgreSQL from Debian if it is missing.
 # PG_FORCE_LOCAL_CLUSTER=1 skips 1 and 2 (to test path 3).
 # `postgres.sh --stop` stops a throwaway cluster this script started.
+# `postgres.sh --bindir` prints the directory of PostgreSQL's programs (initdb,
+# pg_ctl), installing them when missing, for tests that run a server of their own.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,6 +28,23 @@ find_bin() { # newest PostgreSQL's program dir, or PATH
 as_owner() { # initdb and pg_ctl refuse to run as root
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
+
+install_if_missing() { # the server's programs, and as root the user postgres to run them
+  if [ -z "$(find_bin initdb)" ]; then
+    log "PostgreSQL is not installed; installing it from Debian packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 && apt-get install -y -qq postgresql >&2
+  fi
+  if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+    useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+  fi
+}
+
+if [ "${1:-}" = "--bindir" ]; then
+  install_if_missing
+  dirname "$(find_bin initdb)"
+  exit 0
+fi
 
 if [ "${1:-}" = "--stop" ]; then
   pg_ctl=$(find_bin pg_ctl)
@@ -59,15 +78,8 @@ if [ "${PG_FORCE_LOCAL_CLUSTER:-}" != 1 ]; then
   fi
 fi
 
-if [ -z "$(find_bin initdb)" ]; then
-  log "PostgreSQL is not installed; installing it from Debian packages"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2 && apt-get install -y -qq postgresql >&2
-fi
+install_if_missing
 initdb=$(find_bin initdb); pg_ctl=$(find_bin pg_ctl)
-if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
-  useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
-fi
 mkdir -p "$pgdir"
 [ "$(id -u)" = 0 ] && chown postgres "$pgdir"
 if [ ! -f "$pgdir/data/PG_VERSION" ]; then

@@ -165,6 +165,14 @@ func (r *Relay) ensureStreamsOnce(ctx context.Context) error {
 	return events.EnsureStreams(ctx, r.js, events.StreamOptions{MaxAge: r.cfg.StreamMaxAge, Replicas: r.cfg.StreamReplicas})
 }
 
+// maxRetryWait is the longest a lane waits before it tries a failed batch
+// again, and the listener before it reconnects. A try while PostgreSQL or
+// NATS is down costs a refused connection or a batch read, so trying twice
+// a second is cheap, and the events flow again within half a second of
+// their being back: waits of up to 5 s had them flow 4.4 s after
+// PostgreSQL came back from a kill (see services/customers' outage test).
+const maxRetryWait = 500 * time.Millisecond
+
 // loop relays a lane until ctx ends, and purges sent events if the lane
 // does. After each batch it publishes, it wakes published (the erasures
 // wait for their events to be published).
@@ -176,7 +184,7 @@ func (r *Relay) loop(ctx context.Context, l lane, wake <-chan struct{}, publishe
 	for {
 		n, more, err := r.relayBatch(ctx, l)
 		if err != nil {
-			backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
+			backoff = min(max(2*backoff, 50*time.Millisecond), maxRetryWait)
 			r.log.Warn("relay: batch failed, retrying", zap.String("lane", l.name), zap.Error(err), zap.Int("published", n), zap.Duration("backoff", backoff))
 			select {
 			case <-ctx.Done():
@@ -411,7 +419,7 @@ func (r *Relay) listen(ctx context.Context, wakes ...chan<- struct{}) error {
 		r.log.Warn("relay: listen connection lost, reconnecting", zap.Error(err))
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+		case <-time.After(maxRetryWait):
 		}
 	}
 	return nil
