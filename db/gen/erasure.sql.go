@@ -101,7 +101,7 @@ func (q *Queries) DeleteWebhookEventsOf(ctx context.Context, partitionKeys []str
 }
 
 const failErasure = `-- name: FailErasure :exec
-UPDATE erasures SET attempts = attempts + 1, last_error = $2 WHERE customer_id = $1
+UPDATE erasures SET attempts = attempts + 1, last_error = $2 WHERE customer_id = $1 AND erased_at IS NULL
 `
 
 type FailErasureParams struct {
@@ -109,6 +109,8 @@ type FailErasureParams struct {
 	LastError  string
 }
 
+// An erasure another relay finished meanwhile (while this one hung, say)
+// did not fail.
 func (q *Queries) FailErasure(ctx context.Context, arg FailErasureParams) error {
 	_, err := q.db.Exec(ctx, failErasure, arg.CustomerID, arg.LastError)
 	return err

@@ -103,7 +103,9 @@ UPDATE erasures SET erased_at = sqlc.arg(erased_at), emails = '{}', messages_era
 WHERE customer_id = $1;
 
 -- name: FailErasure :exec
-UPDATE erasures SET attempts = attempts + 1, last_error = $2 WHERE customer_id = $1;
+-- An erasure another relay finished meanwhile (while this one hung, say)
+-- did not fail.
+UPDATE erasures SET attempts = attempts + 1, last_error = $2 WHERE customer_id = $1 AND erased_at IS NULL;
 
 -- name: CountPendingErasures :one
 SELECT count(*) FROM erasures WHERE erased_at IS NULL;

@@ -168,12 +168,11 @@ func (r *Relay) erase(ctx context.Context, e gen.PendingErasuresRow) (int, error
 // deleted and not yet marked erased (it would publish it again), nor
 // publishes one again after the erasure read where it was.
 func (r *Relay) eraseLogged(ctx context.Context, e gen.PendingErasuresRow, del func(stream string, seq int64) error) error {
-	tx, err := r.pool.Begin(ctx)
+	tx, q, err := r.beginLocking(ctx)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
-	q := r.q.WithTx(tx)
 	if err := q.RelayLock(ctx, reconcileLockKey); err != nil {
 		return fmt.Errorf("lock: %w", err)
 	}
@@ -181,8 +180,17 @@ func (r *Relay) eraseLogged(ctx context.Context, e gen.PendingErasuresRow, del f
 	if err != nil {
 		return fmt.Errorf("messages to erase: %w", err)
 	}
+	// Each delete rewrites a block of its stream (up to 25 ms), and a
+	// customer may have thousands of messages: the lease is renewed.
+	held := &lease{q: q, key: reconcileLockKey, renewed: time.Now()}
+	if r.pause != nil {
+		r.pause("erase")
+	}
 	ids := make([]int64, 0, len(msgs))
 	for _, m := range msgs {
+		if err := held.renew(ctx); err != nil {
+			return err
+		}
 		if err := del(m.Stream, *m.StreamSeq); err != nil {
 			return err
 		}

@@ -74,12 +74,11 @@ func (r *Relay) reconcileLoop(ctx context.Context) error {
 // reconcile publishes again the events of the window their streams lost,
 // and returns how many.
 func (r *Relay) reconcile(ctx context.Context) (int, error) {
-	tx, err := r.pool.Begin(ctx)
+	tx, q, err := r.beginLocking(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("relay: reconcile: begin: %w", err)
+		return 0, fmt.Errorf("relay: reconcile: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
-	q := r.q.WithTx(tx)
 	locked, err := q.TryRelayLock(ctx, reconcileLockKey)
 	if err != nil {
 		return 0, fmt.Errorf("relay: reconcile: lock: %w", err)
@@ -93,7 +92,11 @@ func (r *Relay) reconcile(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("relay: reconcile: published events: %w", err)
 	}
-	lost, err := r.findLost(ctx, published)
+	held := &lease{q: q, key: reconcileLockKey, renewed: time.Now()}
+	if r.pause != nil {
+		r.pause("reconcile")
+	}
+	lost, err := r.findLost(ctx, published, held)
 	if err != nil || len(lost) == 0 {
 		return 0, err
 	}
@@ -107,11 +110,15 @@ func (r *Relay) reconcile(ctx context.Context) (int, error) {
 }
 
 // findLost returns, in outbox order, the published events whose streams
-// no longer hold them.
-func (r *Relay) findLost(ctx context.Context, published []gen.PublishedSinceRow) ([]gen.PublishedSinceRow, error) {
+// no longer hold them. Reading the streams may take long (a message per
+// event of a stream made again), so it renews the reconciler's lease.
+func (r *Relay) findLost(ctx context.Context, published []gen.PublishedSinceRow, held *lease) ([]gen.PublishedSinceRow, error) {
 	streams := map[string]*streamCheck{}
 	var lost []gen.PublishedSinceRow
 	for _, p := range published {
+		if err := held.renew(ctx); err != nil {
+			return nil, fmt.Errorf("relay: reconcile: %w", err)
+		}
 		c, ok := streams[p.Stream]
 		if !ok {
 			var err error

@@ -12,7 +12,7 @@
 // several relays running a customer's events are never interleaved out of
 // order; the others stand by. A relay that hangs holding the lock (stopped,
 // frozen) loses it with its transaction, which PostgreSQL ends once it sits
-// idle longer than a healthy batch ever does (batchIdleTimeout).
+// idle longer than a healthy batch ever does (lock.go).
 // Re-publication after a crash is harmless: the event id is the Nats-Msg-Id
 // and JetStream drops duplicates within events.DuplicateWindow.
 //
@@ -47,8 +47,7 @@ type Config struct {
 	PollInterval time.Duration `env:"RELAY_POLL_INTERVAL" envDefault:"1s"`
 	// PublishTimeout bounds publishing a batch, sending and acks: it is how
 	// long a batch's transaction may sit idle, and so, with
-	// batchIdleMargin, how soon a relay that hangs holding its lane's lock
-	// loses it.
+	// lockIdleMargin, how soon a relay that hangs holding a lock loses it.
 	PublishTimeout time.Duration `env:"RELAY_PUBLISH_TIMEOUT" envDefault:"2s"`
 	Retention      time.Duration `env:"OUTBOX_RETENTION" envDefault:"24h"`
 	StreamMaxAge   time.Duration `env:"EVENTS_MAX_AGE" envDefault:"0s"`
@@ -93,11 +92,14 @@ type Relay struct {
 	cfg     Config
 	metrics *metrics
 
-	// beforePublish, when set, runs between reading a batch and publishing
-	// it; beforeMarkSent between the publish acks and marking the batch
-	// sent. Tests use them to crash or stop the relay at the worst moments.
-	beforePublish  func()
+	// beforeMarkSent, when set, runs between the publish acks and marking
+	// the batch sent. pause runs where the relay holds a lock between
+	// statements: before a batch is published ("publish"), before a
+	// reconciliation reads the streams ("reconcile"), before an erasure
+	// deletes ("erase"). Tests use them to crash the relay, or stop it as
+	// SIGSTOP would, at the worst moments.
 	beforeMarkSent func() error
+	pause          func(at string)
 	// clockSkew is how far apart the clocks of PostgreSQL, NATS and the
 	// relay may be (maxClockSkew); tests set it to 0 to trust them.
 	clockSkew time.Duration
@@ -227,15 +229,11 @@ func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more boo
 	defer cancel()
 	start := time.Now()
 
-	tx, err := r.pool.Begin(ctx)
+	tx, q, err := r.beginLocking(ctx)
 	if err != nil {
-		return 0, false, fmt.Errorf("relay: begin: %w", err)
+		return 0, false, fmt.Errorf("relay: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
-	q := r.q.WithTx(tx)
-	if err := q.SetIdleTimeout(ctx, int32(r.batchIdleTimeout().Milliseconds())); err != nil {
-		return 0, false, fmt.Errorf("relay: idle timeout: %w", err)
-	}
 	locked, err := q.TryRelayLock(ctx, l.lockKey)
 	if err != nil {
 		return 0, false, fmt.Errorf("relay: lock: %w", err)
@@ -250,8 +248,8 @@ func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more boo
 	read := time.Now()
 	rows := firstPerPartition(unsent)
 	more = len(unsent) == r.cfg.BatchSize || len(rows) < len(unsent)
-	if r.beforePublish != nil {
-		r.beforePublish()
+	if r.pause != nil {
+		r.pause("publish")
 	}
 
 	acked, pubErr := r.publish(ctx, rows, eventMsgID, read.Add(r.cfg.PublishTimeout))
@@ -282,18 +280,6 @@ func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more boo
 	}
 	return len(acked), more, pubErr
 }
-
-// batchIdleMargin is how much longer than PublishTimeout a batch's
-// transaction may sit idle before PostgreSQL ends it: what a healthy relay
-// does between its statements besides publishing (pauses for garbage
-// collection or for want of CPU) takes far less.
-const batchIdleMargin = time.Second
-
-// batchIdleTimeout is how long a batch's transaction may sit idle between
-// statements. A healthy batch sits idle only while it publishes, for at
-// most PublishTimeout; one idle for longer is a hung relay's, and
-// PostgreSQL ends it so that another relay can take the lane over.
-func (r *Relay) batchIdleTimeout() time.Duration { return r.cfg.PublishTimeout + batchIdleMargin }
 
 // batchContext is the context of publishing a batch and recording its acks.
 // Shutdown does not cut a batch short: a cut batch would be published again.
@@ -334,7 +320,7 @@ type ack struct {
 //
 // It sends and waits for acks only until deadline: PublishTimeout after the
 // transaction's last statement, so that the transaction never sits idle
-// longer than batchIdleTimeout. A relay that resumes after hanging for
+// longer than lockIdleTimeout. A relay that resumes after hanging for
 // longer has lost its lock with its transaction, and must send nothing
 // more: another relay has published the batch since.
 func (r *Relay) publish(ctx context.Context, rows []gen.Outbox, msgID func(gen.Outbox) string, deadline time.Time) ([]ack, error) {
