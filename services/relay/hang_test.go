@@ -202,16 +202,7 @@ func relayHangsHoldingTheReconcilersLock(t *testing.T, at string) {
 	if at == "reconcile" {
 		erase()
 	}
-	waitUntil(t, "erase", func() string {
-		var done bool
-		if err := pool.QueryRow(ctx, `SELECT erased_at IS NOT NULL FROM erasures WHERE customer_id = $1`, erased).Scan(&done); err != nil {
-			t.Fatal(err)
-		}
-		if !done {
-			return "erasure not done"
-		}
-		return ""
-	})
+	waitUntil(t, "erase", erasureDone(t, pool, erased))
 	tookOver := time.Since(hungAt)
 
 	resumeOnce()

@@ -36,6 +36,20 @@ func waitUntil(t *testing.T, what string, cond func() string) {
 	}
 }
 
+// erasureDone says whether the customer's erasure is done: "" when it is.
+func erasureDone(t *testing.T, pool *pgxpool.Pool, customer uuid.UUID) func() string {
+	return func() string {
+		var done bool
+		if err := pool.QueryRow(context.Background(), `SELECT erased_at IS NOT NULL FROM erasures WHERE customer_id = $1`, customer).Scan(&done); err != nil {
+			t.Fatal(err)
+		}
+		if !done {
+			return "erasure not done"
+		}
+		return ""
+	}
+}
+
 func allSent(t *testing.T, pool *pgxpool.Pool) func() string {
 	return func() string {
 		n, err := gen.New(pool).CountUnsentOutbox(context.Background())
@@ -172,16 +186,7 @@ func reconcileLost(t *testing.T, skew time.Duration) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, "erase", func() string {
-		var done bool
-		if err := pool.QueryRow(ctx, `SELECT erased_at IS NOT NULL FROM erasures WHERE customer_id = $1`, erased).Scan(&done); err != nil {
-			t.Fatal(err)
-		}
-		if !done {
-			return "erasure not done"
-		}
-		return ""
-	})
+	waitUntil(t, "erase", erasureDone(t, pool, erased))
 	deleteBehindItsBack(t, pool, js, ids[erasing][0], true)
 	want := []uuid.UUID{ids[erased][2], ids[erased][3]}
 	want = append(want, ids[erasing][1:]...)
