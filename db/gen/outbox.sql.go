@@ -80,13 +80,16 @@ func (q *Queries) RelayLock(ctx context.Context, lockKey int64) error {
 }
 
 const setIdleTimeout = `-- name: SetIdleTimeout :exec
-SELECT set_config('idle_in_transaction_session_timeout', ($1::int)::text, true)
+SELECT set_config('idle_in_transaction_session_timeout', ($1::int)::text, true),
+       set_config('tcp_user_timeout', ($1::int)::text, true)
 `
 
 // Has PostgreSQL end the transaction, and with it its advisory locks, when
-// it sits idle between statements for longer than idle_ms: a relay that
-// hangs holding a lock (stopped, frozen) so frees it for the others, and
-// can write nothing after it resumes.
+// the relay leaves it alone for longer than idle_ms: when it sits idle
+// between statements, or when the relay takes none of a result being sent
+// to it (tcp_user_timeout; over TCP only): a backend blocked sending is not
+// idle. A relay that hangs holding a lock (stopped, frozen) so frees it for
+// the others, and can write nothing after it resumes.
 func (q *Queries) SetIdleTimeout(ctx context.Context, idleMs int32) error {
 	_, err := q.db.Exec(ctx, setIdleTimeout, idleMs)
 	return err

@@ -11,10 +11,13 @@ SELECT pg_try_advisory_xact_lock(sqlc.arg(lock_key)::bigint);
 
 -- name: SetIdleTimeout :exec
 -- Has PostgreSQL end the transaction, and with it its advisory locks, when
--- it sits idle between statements for longer than idle_ms: a relay that
--- hangs holding a lock (stopped, frozen) so frees it for the others, and
--- can write nothing after it resumes.
-SELECT set_config('idle_in_transaction_session_timeout', (sqlc.arg(idle_ms)::int)::text, true);
+-- the relay leaves it alone for longer than idle_ms: when it sits idle
+-- between statements, or when the relay takes none of a result being sent
+-- to it (tcp_user_timeout; over TCP only): a backend blocked sending is not
+-- idle. A relay that hangs holding a lock (stopped, frozen) so frees it for
+-- the others, and can write nothing after it resumes.
+SELECT set_config('idle_in_transaction_session_timeout', (sqlc.arg(idle_ms)::int)::text, true),
+       set_config('tcp_user_timeout', (sqlc.arg(idle_ms)::int)::text, true);
 
 -- name: RelayLock :exec
 -- TryRelayLock's lock, waited for.
