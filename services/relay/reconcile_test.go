@@ -321,6 +321,11 @@ func TestReconcilerPublishesAgainTheEventsOfAStreamMadeAfresh(t *testing.T) {
 			r.clockSkew = 0 // only the stream's creation makes the relay read its messages
 			t.Cleanup(startRelays(t, r))
 			if tc.others < 0 {
+				// Once the relay is under way: a deletion while it starts,
+				// and makes or updates the stream, may leave JetStream with
+				// a stream that neither acks nor delivers (it did in 2 runs of 15).
+				want = append(want, writeEventOf(t, pool, events.CustomerUpdated, uuid.Must(uuid.NewV7()), 1, false))
+				waitUntilSent(t, pool)
 				if err := js.DeleteStream(ctx, events.EventsStream); err != nil {
 					t.Fatal(err)
 				}
