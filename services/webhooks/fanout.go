@@ -18,6 +18,9 @@ import (
 // maxFanOutBatch is how many waiting events are stored in one statement.
 const maxFanOutBatch = 256
 
+// storeTimeout bounds storing a batch, which stopping does not cut short.
+const storeTimeout = 15 * time.Second
+
 // fanOut consumes the public events and turns each into its deliveries.
 // The consumer starts at new events: an endpoint gets the events published
 // after it was registered.
@@ -40,14 +43,20 @@ func (s *Service) fanOut(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("webhooks: consume: %w", err)
 	}
-	defer context.AfterFunc(ctx, it.Stop)()
-	return events.EachBatch(it, maxFanOutBatch, func(batch []jetstream.Msg) { s.store(ctx, batch) },
+	// Stopping, the fan-out drains: the events already pulled are stored
+	// too. Stopped outright, they would wait out AckWait before another
+	// instance got them.
+	defer context.AfterFunc(ctx, it.Drain)()
+	storeCtx := context.WithoutCancel(ctx)
+	return events.EachBatch(it, maxFanOutBatch, func(batch []jetstream.Msg) { s.store(storeCtx, batch) },
 		func(err error) { s.log.Warn("consume", zap.Error(err)) })
 }
 
 // store writes a batch's events and deliveries, then acknowledges them; on
 // a failure it leaves them to JetStream to deliver again.
 func (s *Service) store(ctx context.Context, batch []jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	var p gen.FanOutWebhookEventsParams
 	var kept []jetstream.Msg
 	for _, msg := range batch {

@@ -658,3 +658,39 @@ func TestStoppingLeavesNoDeliveryClaimed(t *testing.T) {
 	}
 	stop()
 }
+
+// Stopping never leaves events that the fan-out had pulled to wait out
+// their AckWait (30 s): it stores them first, so the next instance has
+// every delivery at once.
+func TestStoppingTheFanOutLeavesNoEventBehind(t *testing.T) {
+	w := newWorld(t)
+	rcv := newReceiver(t, nil)
+	w.endpoint(rcv.URL, "structured", "customer.*")
+	emitted := 0
+	for i := range 15 {
+		stop := w.start(fast)
+		customers := make([]uuid.UUID, 40)
+		for j := range customers {
+			customers[j] = uuid.Must(uuid.NewV7())
+		}
+		emitted += len(w.emit(customers, 1))
+		time.Sleep(time.Duration(i%5) * 10 * time.Millisecond)
+		stop()
+	}
+	w.start(fast)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var stored int
+		if err := w.pool.QueryRow(context.Background(), `SELECT count(*) FROM webhook_deliveries`).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if stored == emitted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d deliveries stored 5 s after the last start", stored, emitted)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	w.eventually("every event delivered", func() bool { return len(rcv.accepted()) >= emitted })
+}
