@@ -227,7 +227,9 @@ func (n *Notifier) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("notifier: consume: %w", err)
 	}
-	defer context.AfterFunc(ctx, it.Stop)()
+	// Stopping drains: the message already pulled is handled, not left
+	// to wait out AckWait.
+	defer context.AfterFunc(ctx, it.Drain)()
 	return events.EachMessage(it, func(msg jetstream.Msg) { n.handle(ctx, msg) },
 		func(err error) { n.log.Warn("notifier: consume", zap.Error(err)) })
 }

@@ -98,7 +98,9 @@ func (l *Linker) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("orderlinker: consume: %w", err)
 		}
-		defer context.AfterFunc(ctx, it.Stop)()
+		// Stopping drains: the events already pulled are given back (a
+		// Nak) rather than left to wait out AckWait.
+		defer context.AfterFunc(ctx, it.Drain)()
 		return events.EachMessage(it, func(msg jetstream.Msg) { l.handle(ctx, msg) },
 			func(err error) { l.log.Warn("consume", zap.Error(err)) })
 	})

@@ -88,7 +88,9 @@ func (b *Bus) findDuplicates(ctx context.Context, js jetstream.JetStream) error 
 	if err != nil {
 		return fmt.Errorf("bus: consume events for duplicates: %w", err)
 	}
-	defer context.AfterFunc(ctx, it.Stop)()
+	// Stopping drains: the events already pulled are given back (a Nak)
+	// rather than left to wait out AckWait.
+	defer context.AfterFunc(ctx, it.Drain)()
 	return events.EachBatch(it, maxDuplicatesBatch, func(batch []jetstream.Msg) { b.rescore(ctx, batch) },
 		func(err error) { b.log.Warn("duplicates: consume", zap.Error(err)) })
 }
