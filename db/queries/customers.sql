@@ -44,7 +44,7 @@ DELETE FROM customers WHERE id = ANY(sqlc.arg(ids)::uuid[]);
 SELECT * FROM customers
 WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
   AND (sqlc.narg(is_active)::boolean IS NULL OR is_active = sqlc.narg(is_active))
-  AND (sqlc.narg(q)::text IS NULL OR search_text LIKE customer_search_text(sqlc.narg(q)))
+  AND (sqlc.narg(q)::text IS NULL OR customer_search_key(search_text) LIKE customer_search_key(customer_search_text(sqlc.narg(q))))
   AND (sqlc.narg(has_account)::boolean IS NULL OR has_account = sqlc.narg(has_account))
   AND (sqlc.narg(is_verified)::boolean IS NULL OR is_verified = sqlc.narg(is_verified))
   AND (sqlc.narg(created_after)::timestamptz IS NULL OR created_at > sqlc.narg(created_after))
@@ -97,7 +97,7 @@ SELECT count(*) FROM (
 SELECT 1 FROM customers
 WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
   AND (sqlc.narg(is_active)::boolean IS NULL OR is_active = sqlc.narg(is_active))
-  AND (sqlc.narg(q)::text IS NULL OR search_text LIKE customer_search_text(sqlc.narg(q)))
+  AND (sqlc.narg(q)::text IS NULL OR customer_search_key(search_text) LIKE customer_search_key(customer_search_text(sqlc.narg(q))))
   AND (sqlc.narg(has_account)::boolean IS NULL OR has_account = sqlc.narg(has_account))
   AND (sqlc.narg(is_verified)::boolean IS NULL OR is_verified = sqlc.narg(is_verified))
   AND (sqlc.narg(created_after)::timestamptz IS NULL OR created_at > sqlc.narg(created_after))
@@ -135,7 +135,7 @@ CROSS JOIN LATERAL (
 ) AS k
 WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
   AND (sqlc.narg(is_active)::boolean IS NULL OR is_active = sqlc.narg(is_active))
-  AND (sqlc.narg(q)::text IS NULL OR search_text LIKE customer_search_text(sqlc.narg(q)))
+  AND (sqlc.narg(q)::text IS NULL OR customer_search_key(search_text) LIKE customer_search_key(customer_search_text(sqlc.narg(q))))
   AND (sqlc.narg(has_account)::boolean IS NULL OR has_account = sqlc.narg(has_account))
   AND (sqlc.narg(is_verified)::boolean IS NULL OR is_verified = sqlc.narg(is_verified))
   AND (sqlc.narg(created_after)::timestamptz IS NULL OR created_at > sqlc.narg(created_after))
