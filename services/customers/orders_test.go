@@ -219,6 +219,11 @@ func TestListFiltersAndSortsOnOrders(t *testing.T) {
 		{"placed_orders_before=" + day(0, 8) + "&order=email", []string{three.ID}},
 		{"placed_orders_after=" + day(0, 6) + "&placed_orders_before=" + day(0, 20), []string{one.ID}},
 		{"placed_orders_after=" + day(1, 0) + "&placed_orders_before=" + day(2, 1), []string{}},
+		// A window holding a first order, a last one, and neither but one
+		// between them.
+		{"placed_orders_after=" + day(0, 0) + "&placed_orders_before=" + day(1, 0), []string{three.ID, one.ID}},
+		{"placed_orders_after=" + day(3, 0) + "&placed_orders_before=" + day(5, 0), []string{three.ID}},
+		{"placed_orders_after=" + day(1, 0) + "&placed_orders_before=" + day(3, 0) + "&order=email", []string{three.ID}},
 		{"order=-number_of_orders", []string{three.ID, one.ID, none.ID}},
 		{"order=number_of_orders", []string{none.ID, one.ID, three.ID}},
 	} {
