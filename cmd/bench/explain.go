@@ -77,9 +77,7 @@ func queryParams(ctx context.Context, pool *pgxpool.Pool, a listArgs) (gen.ListC
 		CountLimit: apiCountLimit + 1, // one more, to see whether more match
 	}
 	if a.q != "" {
-		// The service also escapes % and _, which the bench's queries never hold.
-		p := "%" + a.q + "%"
-		f.Q = &p
+		f.Q = &a.q
 	}
 	if a.tier != "" {
 		f.Metadata = []byte(`{"tier":"` + a.tier + `"}`)

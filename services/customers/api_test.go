@@ -981,6 +981,10 @@ func TestListFilters(t *testing.T) {
 		{"q=% matches only a literal %", "q=%25", []string{"rate@other.example"}, -1},
 		{"q=_ matches only a literal _", "q=_", []string{"us@other.example"}, -1},
 		{"_ inside q is no wildcard", "q=a_s", nil, -1}, // a wildcard would find maria@shop
+		// Folding turns full-width signs into % and _, which must not become
+		// wildcards either.
+		{"a full-width ％ in q matches only a literal %", "q=%EF%BC%85", []string{"rate@other.example"}, -1},
+		{"a full-width ＿ in q matches only a literal _", "q=%EF%BC%BF", []string{"us@other.example"}, -1},
 		{"a backslash in q matches literally", "q=%5C", nil, -1},
 		{"blank q does not filter", "q=+++", all, -1},
 		{"q of 200 accented letters is within the 256-character limit", "q=" + strings.Repeat("%C3%A9", 200), nil, -1},

@@ -50,8 +50,7 @@ type Filter struct {
 	EmailConsent *string
 	SMSConsent   *string
 	// Search is a substring matched against email, names, company and phone,
-	// ignoring case and accents; ListInput validation makes it a LIKE pattern
-	// whose % and _ match literally.
+	// ignoring case and accents (the store folds it as it folds them).
 	Search *string
 }
 
@@ -176,8 +175,7 @@ func (in ListInput) validate() (ListQuery, error) {
 		if utf8.RuneCountInString(s) > MaxNameLength {
 			r.fail("q", CodeTooLong, "q must be at most %d characters", MaxNameLength)
 		}
-		pattern := "%" + escapeLike(s) + "%"
-		q.Search = &pattern
+		q.Search = &s
 	}
 	if in.Cursor != "" {
 		c, ok := decodeCursor(in.Cursor)
