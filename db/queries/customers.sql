@@ -133,6 +133,12 @@ WHERE (sqlc.narg(email)::text IS NULL OR email = sqlc.narg(email))
        OR last_order_at < sqlc.narg(placed_before) OR first_order_at > sqlc.narg(placed_after)
        OR (SELECT min(o.placed_at) FROM orders o WHERE o.customer_id = customers.id
              AND o.placed_at > sqlc.narg(placed_after)) < sqlc.narg(placed_before))
+-- A window's count walks the first orders back from its end: the customers
+-- met first ordered first inside it and match without a probe, where the
+-- planner's pick, the oldest first orders up, probes nearly every customer.
+-- (Without a window the ORDER BY is a constant, which the planner drops.)
+ORDER BY CASE WHEN sqlc.narg(placed_after)::timestamptz IS NOT NULL AND sqlc.narg(placed_before)::timestamptz IS NOT NULL
+    THEN first_order_at END DESC
 LIMIT sqlc.arg(count_limit)
 ) AS capped;
 
