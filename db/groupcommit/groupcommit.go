@@ -93,13 +93,32 @@ func WithKey(ctx context.Context, key []byte) context.Context {
 // transaction, or a new transaction when the lane is idle. Its Commit
 // returns once the whole transaction committed.
 func (d *DB) Begin(ctx context.Context) (pgx.Tx, error) {
-	var l *lane
-	if key, ok := ctx.Value(keyContext{}).([]byte); ok {
-		l = d.lanes[maphash.Bytes(d.seed, key)%uint64(len(d.lanes))]
-	} else {
-		l = d.lanes[d.next.Add(1)%uint32(len(d.lanes))]
+	return d.lane(ctx).begin(ctx)
+}
+
+// IfAlone runs write, a statement that is a transaction of its own, in the
+// ctx's lane when the lane is idle, and reports whether it did. Alone, a
+// request so costs no BEGIN and COMMIT; the requests that come meanwhile
+// queue, and group after it. When the lane is busy it runs nothing: the
+// caller joins a group with Begin.
+func (d *DB) IfAlone(ctx context.Context, write func() error) (ran bool, err error) {
+	l := d.lane(ctx)
+	l.mu.Lock()
+	if l.busy {
+		l.mu.Unlock()
+		return false, nil
 	}
-	return l.begin(ctx)
+	l.busy = true
+	l.mu.Unlock()
+	defer l.handOn(nil)
+	return true, write()
+}
+
+func (d *DB) lane(ctx context.Context) *lane {
+	if key, ok := ctx.Value(keyContext{}).([]byte); ok {
+		return d.lanes[maphash.Bytes(d.seed, key)%uint64(len(d.lanes))]
+	}
+	return d.lanes[d.next.Add(1)%uint32(len(d.lanes))]
 }
 
 // lane runs one group transaction at a time.

@@ -255,3 +255,37 @@ func TestAFailedFirstWriteRollsBackAloneAndTheNextGoOn(t *testing.T) {
 		t.Errorf("rows %v, want 10, 11, 12", ids)
 	}
 }
+
+// A statement alone runs as it is, in no transaction of ours; with the
+// lane busy it does not run, and the caller joins the group instead.
+func TestIfAloneRunsOnlyOnAnIdleLane(t *testing.T) {
+	pool := setUp(t)
+	db := groupcommit.New(pool, groupcommit.Config{Lanes: 1})
+	exec := func(id int) func() error {
+		return func() error {
+			_, err := pool.Exec(context.Background(), `INSERT INTO gc (id, xid) VALUES ($1, txid_current())`, id)
+			return err
+		}
+	}
+	if ran, err := db.IfAlone(context.Background(), exec(1)); !ran || err != nil {
+		t.Fatalf("on an idle lane: ran %v, %v", ran, err)
+	}
+	hold, held := make(chan struct{}), make(chan error, 1)
+	go func() {
+		held <- pgx.BeginFunc(context.Background(), db, func(tx pgx.Tx) error { <-hold; return nil })
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if ran, _ := db.IfAlone(context.Background(), exec(2)); ran {
+		t.Error("ran on a busy lane")
+	}
+	close(hold)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if err := insert(context.Background(), db, 3, false); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := stored(t, pool); len(ids) != 2 || !ids[1] || !ids[3] {
+		t.Errorf("rows %v, want 1 and 3", ids)
+	}
+}

@@ -29,8 +29,8 @@ type Store struct {
 	q  *gen.Queries
 	// writes is where the request writes begin their transactions (see
 	// write): db, or a group commit on it.
-	writes   DB
-	grouping bool
+	writes DB
+	groups *groupcommit.DB // nil: no group commit
 }
 
 // New returns a Store on db.
@@ -43,7 +43,7 @@ func (s *Store) WithGroupCommit(g *groupcommit.DB) *Store {
 		return s
 	}
 	grouped := *s
-	grouped.writes, grouped.grouping = g, true
+	grouped.writes, grouped.groups = g, g
 	return &grouped
 }
 
@@ -61,7 +61,7 @@ func (s *Store) write(ctx context.Context, key uuid.UUID, fn func(q *gen.Queries
 	for attempt := 1; ; attempt++ {
 		err := pgx.BeginFunc(ctx, s.writes, func(tx pgx.Tx) error { return fn(s.q.WithTx(tx)) })
 		var pgErr *pgconn.PgError
-		if s.grouping && attempt < 3 && errors.As(err, &pgErr) && pgErr.Code == "40P01" { // deadlock_detected
+		if s.groups != nil && attempt < 3 && errors.As(err, &pgErr) && pgErr.Code == "40P01" { // deadlock_detected
 			continue
 		}
 		return err
@@ -98,8 +98,14 @@ func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []cus
 			GroupIds: r.GroupIds, PasswordHash: r.PasswordHash, EventIds: ob.EventIds, NatsSubjects: ob.NatsSubjects, PartitionKeys: ob.PartitionKeys, Events: ob.Events,
 		})
 	}
-	if len(addresses) == 0 && len(c.Groups) == 0 && len(tokens) == 0 && !s.grouping {
-		return mapError(insert(s.q))
+	if len(addresses) == 0 && len(c.Groups) == 0 && len(tokens) == 0 {
+		if s.groups == nil {
+			return mapError(insert(s.q))
+		}
+		ctx := groupcommit.WithKey(ctx, c.ID[:])
+		if ran, err := s.groups.IfAlone(ctx, func() error { return insert(s.q) }); ran {
+			return mapError(err)
+		}
 	}
 	return s.write(ctx, c.ID, func(q *gen.Queries) error {
 		if len(c.Groups) > 0 {
