@@ -42,10 +42,12 @@ func parseBcrypt(s string) (parsed, error) {
 	if cost < minBcryptCost || cost > maxBcryptCost {
 		return nil, malformed(scheme, "cost %d is outside %d to %d", cost, minBcryptCost, maxBcryptCost)
 	}
-	if _, err := bcryptSalt.DecodeString(s[7:29]); err != nil {
+	// Go's base64 skips \r and \n where bcrypt's own decoder refuses them
+	// (found by FuzzImport).
+	if _, err := bcryptSalt.DecodeString(s[7:29]); err != nil || strings.ContainsAny(s[7:29], "\r\n") {
 		return nil, malformed(scheme, "salt is not bcrypt's base64")
 	}
-	if _, err := bcryptKey.DecodeString(s[29:]); err != nil {
+	if _, err := bcryptKey.DecodeString(s[29:]); err != nil || strings.ContainsAny(s[29:], "\r\n") {
 		return nil, malformed(scheme, "hash is not bcrypt's base64")
 	}
 	// $2y$ is PHP's name for $2b$ (and x/crypto computes both alike): one
