@@ -17,7 +17,8 @@ import (
 // relay would wait. So each such transaction has PostgreSQL end it once it
 // sits idle between statements, or has a result sent to a relay that takes
 // none of it, for longer than lockIdleTimeout: a hung relay loses the lock
-// within seconds, and, its session gone, writes nothing when it resumes. A healthy relay is never idle that long: it
+// within seconds, and, its session gone, writes nothing when it resumes.
+// A healthy relay is never idle that long: it
 // publishes for at most PublishTimeout, and its longer work between
 // statements (reading or deleting many messages) renews the lease.
 
