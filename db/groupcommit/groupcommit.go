@@ -131,11 +131,24 @@ type lane struct {
 	joined int     // units of the open group so far
 }
 
-// group is one transaction and the units that committed into it.
+// group is one transaction and the units that committed into it. Its
+// BEGIN goes with the first statement in it, in one round trip.
 type group struct {
-	tx   pgx.Tx
-	done chan struct{} // closed when the commit is over
-	err  error         // the commit's outcome
+	conn    *pgxpool.Conn
+	tx      pgx.Tx        // nil until a statement began it
+	release bool          // the last unit's savepoint is yet to be released
+	done    chan struct{} // closed when the commit is over
+	err     error         // the commit's outcome
+}
+
+// commit commits the transaction, if a statement began it, and gives the
+// connection back (the pool closes one left in a transaction).
+func (g *group) commit() error {
+	defer g.conn.Release()
+	if g.tx == nil {
+		return nil
+	}
+	return g.tx.Commit(context.Background())
 }
 
 // unit is one request's transaction within a group.
@@ -166,27 +179,20 @@ func (l *lane) begin(ctx context.Context) (pgx.Tx, error) {
 		l.busy = true
 		l.mu.Unlock()
 	}
-	detached := context.WithoutCancel(ctx)
 	if u.group == nil {
-		tx, err := l.db.Pool.Begin(detached)
+		conn, err := l.db.Pool.Acquire(context.WithoutCancel(ctx))
 		if err != nil {
 			l.handOn(nil)
 			return nil, err
 		}
-		u.group = &group{tx: tx, done: make(chan struct{})}
+		u.group = &group{conn: conn, done: make(chan struct{})}
 		// The group's first unit needs no savepoint: nothing else is in
 		// the transaction before it is done, so if it fails, the whole
-		// transaction rolls back. Alone, a request so costs a BEGIN and
-		// a COMMIT, no more.
-		return &unitTx{detachedTx: detachedTx{tx}, lane: l, unit: u, first: true}, nil
+		// transaction rolls back. Alone, a request so costs a BEGIN, sent
+		// with its first statement, and a COMMIT.
+		return &unitTx{lane: l, unit: u, first: true}, nil
 	}
-	sp, err := u.group.tx.Begin(detached)
-	if err != nil {
-		// The group's connection is broken: commit (fail) what it holds.
-		l.handOn(u.group)
-		return nil, err
-	}
-	return &unitTx{detachedTx: detachedTx{sp}, lane: l, unit: u}, nil
+	return &unitTx{lane: l, unit: u}, nil
 }
 
 // handOn passes the lane on after a unit is done with g: to the next
@@ -207,7 +213,7 @@ func (l *lane) handOn(g *group) {
 	l.joined = 0
 	l.mu.Unlock()
 	if g != nil {
-		g.err = g.tx.Commit(context.Background())
+		g.err = g.commit()
 		close(g.done)
 	}
 	l.mu.Lock()
@@ -236,15 +242,155 @@ func indexOf(q []*unit, u *unit) int {
 	return -1
 }
 
-// unitTx is a unit's savepoint: Commit releases it and waits for the
-// group's commit; Rollback undoes the unit alone.
+// unitTx is a unit's part of its group's transaction. Past the first unit,
+// each sets a savepoint, in the same round trip as its first statement,
+// along with the release of the previous unit's: so a unit of one
+// statement costs one round trip. Commit waits for the group's commit;
+// Rollback undoes the unit alone. Statements run detached from the
+// caller's cancellation.
 type unitTx struct {
-	detachedTx
 	lane  *lane
 	unit  *unit
-	first bool // the group's transaction itself, not a savepoint in it
+	first bool // the group's transaction itself, with no savepoint
+	saved bool // the unit's savepoint is set
 	over  bool
 }
+
+// unitSavepoint is every unit's savepoint: a unit's is released before the
+// next unit sets its own.
+const unitSavepoint = "SAVEPOINT unit"
+
+// prefix is a batch of the statements due before the unit's next one (the
+// group's BEGIN, the savepoints' release and set), or nil when none is.
+func (t *unitTx) prefix() *pgx.Batch {
+	g := t.unit.group
+	var b *pgx.Batch
+	if g.tx == nil {
+		b = &pgx.Batch{}
+		b.BeginTx(pgx.TxOptions{})
+	}
+	if !t.first && !t.saved {
+		t.saved = true
+		if b == nil {
+			b = &pgx.Batch{}
+		}
+		if g.release {
+			g.release = false
+			b.Queue("RELEASE " + unitSavepoint)
+		}
+		b.Queue(unitSavepoint)
+	}
+	return b
+}
+
+// send sends the prefix b with, when sql is not empty, the statement at its
+// end, and reads the prefix's results: the batch is left at the statement's.
+func (t *unitTx) send(ctx context.Context, b *pgx.Batch, sql string, args []any) (pgx.BatchResults, error) {
+	g := t.unit.group
+	prefixed := b.Len()
+	if sql != "" {
+		b.Queue(sql, args...)
+	}
+	br := g.conn.SendBatch(context.WithoutCancel(ctx), b)
+	if tx := br.Tx(); tx != nil {
+		g.tx = tx
+	}
+	for range prefixed {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return nil, err
+		}
+	}
+	return br, nil
+}
+
+// flush sends the prefix on its own, before what cannot carry it.
+func (t *unitTx) flush(ctx context.Context) error {
+	b := t.prefix()
+	if b == nil {
+		return nil
+	}
+	br, err := t.send(ctx, b, "", nil)
+	if err != nil {
+		return err
+	}
+	return br.Close()
+}
+
+func (t *unitTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	ctx = context.WithoutCancel(ctx)
+	b := t.prefix()
+	if b == nil {
+		return t.unit.group.tx.Exec(ctx, sql, args...)
+	}
+	br, err := t.send(ctx, b, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
+}
+
+func (t *unitTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	ctx = context.WithoutCancel(ctx)
+	b := t.prefix()
+	if b == nil {
+		return t.unit.group.tx.Query(ctx, sql, args...)
+	}
+	br, err := t.send(ctx, b, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+func (t *unitTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, err := t.Query(ctx, sql, args...)
+	if err != nil {
+		return errRow{err}
+	}
+	return rowOf{rows}
+}
+
+func (t *unitTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	return detachedTx{t.unit.group.tx}.Begin(ctx)
+}
+
+func (t *unitTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	if err := t.flush(ctx); err != nil {
+		return 0, err
+	}
+	return t.unit.group.tx.CopyFrom(context.WithoutCancel(ctx), table, columns, src)
+}
+
+func (t *unitTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if err := t.flush(ctx); err != nil {
+		return errBatch{err}
+	}
+	return t.unit.group.tx.SendBatch(context.WithoutCancel(ctx), b)
+}
+
+func (t *unitTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+	return t.unit.group.conn.Conn().Prepare(context.WithoutCancel(ctx), name, sql)
+}
+
+// LargeObjects is not for units: they are short writes.
+func (t *unitTx) LargeObjects() pgx.LargeObjects {
+	panic("groupcommit: large objects in a grouped transaction")
+}
+
+func (t *unitTx) Conn() *pgx.Conn { return t.unit.group.conn.Conn() }
 
 func (t *unitTx) Commit(ctx context.Context) error {
 	if t.over {
@@ -252,19 +398,9 @@ func (t *unitTx) Commit(ctx context.Context) error {
 	}
 	t.over = true
 	g := t.unit.group
-	if t.first {
-		t.lane.handOn(g)
-		<-g.done
-		return g.err
-	}
-	if err := t.detachedTx.Commit(ctx); err != nil {
-		// The savepoint could not be released (a broken connection): the
-		// unit is refused, and the rest of the group fails or commits on
-		// its own.
-		_ = t.detachedTx.Rollback(ctx)
-		t.lane.handOn(g)
-		return err
-	}
+	// A savepoint is released with the next unit's first statement, or by
+	// the commit.
+	g.release = g.release || t.saved
 	t.lane.handOn(g)
 	<-g.done
 	return g.err
@@ -275,14 +411,88 @@ func (t *unitTx) Rollback(ctx context.Context) error {
 		return pgx.ErrTxClosed
 	}
 	t.over = true
-	err := t.detachedTx.Rollback(ctx)
+	g := t.unit.group
+	ctx = context.WithoutCancel(ctx)
+	var err error
 	if t.first {
+		if g.tx != nil {
+			err = g.tx.Rollback(ctx)
+		}
+		g.conn.Release()
 		t.lane.handOn(nil) // the group is over: the next unit starts one
 		return err
 	}
-	t.lane.handOn(t.unit.group)
+	if t.saved {
+		// On a broken connection this fails, and so does the group's commit.
+		_, err = g.tx.Exec(ctx, "ROLLBACK TO "+unitSavepoint)
+		g.release = true
+	}
+	t.lane.handOn(g)
 	return err
 }
+
+// batchRows are a statement's rows read from the batch that carried its
+// prefix: closing them ends the batch, freeing the connection.
+type batchRows struct {
+	pgx.Rows
+	br       pgx.BatchResults
+	closeErr error
+	closed   bool
+}
+
+func (r *batchRows) Close() {
+	r.Rows.Close()
+	if !r.closed {
+		r.closed = true
+		r.closeErr = r.br.Close()
+	}
+}
+
+func (r *batchRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.Close()
+	return false
+}
+
+func (r *batchRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.closeErr
+}
+
+// rowOf is QueryRow's row over Query's rows, as pgx's own is.
+type rowOf struct{ rows pgx.Rows }
+
+func (r rowOf) Scan(dest ...any) error {
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.rows.Close()
+	return r.rows.Err()
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// errBatch answers err for every statement of a batch never sent.
+type errBatch struct{ err error }
+
+func (b errBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, b.err }
+func (b errBatch) Query() (pgx.Rows, error)         { return nil, b.err }
+func (b errBatch) QueryRow() pgx.Row                { return errRow{b.err} }
+func (b errBatch) Close() error                     { return b.err }
+func (b errBatch) Tx() pgx.Tx                       { return nil }
 
 // detachedTx runs a transaction's statements detached from the caller's
 // cancellation, as do the savepoints it begins.

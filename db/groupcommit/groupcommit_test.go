@@ -3,7 +3,9 @@ package groupcommit_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -287,5 +289,152 @@ func TestIfAloneRunsOnlyOnAnIdleLane(t *testing.T) {
 	}
 	if ids, _ := stored(t, pool); len(ids) != 2 || !ids[1] || !ids[3] {
 		t.Errorf("rows %v, want 1 and 3", ids)
+	}
+}
+
+// roundTrips counts what a pool sends: each statement, and each batch of
+// statements sent together, counts once.
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// counted is a second pool on pool's database whose round trips are counted.
+func counted(t *testing.T, pool *pgxpool.Pool) (*pgxpool.Pool, *roundTrips) {
+	t.Helper()
+	cfg := pool.Config().Copy()
+	rt := &roundTrips{}
+	cfg.ConnConfig.Tracer = rt
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p, rt
+}
+
+// queueBehind runs hold's unit first, so that the writes then started
+// queue behind it and join its group once hold is closed.
+func queueBehind(t *testing.T, db *groupcommit.DB, writes ...func() error) (errs []error, release func()) {
+	t.Helper()
+	hold, held := make(chan struct{}), make(chan error, 1)
+	go func() {
+		held <- pgx.BeginFunc(context.Background(), db, func(tx pgx.Tx) error {
+			<-hold
+			_, err := tx.Exec(context.Background(), `INSERT INTO gc (id, xid) VALUES (0, txid_current())`)
+			return err
+		})
+	}()
+	time.Sleep(50 * time.Millisecond)
+	errs = make([]error, len(writes))
+	var wg sync.WaitGroup
+	for i, w := range writes {
+		wg.Go(func() { errs[i] = w() })
+		time.Sleep(5 * time.Millisecond) // in this order
+	}
+	time.Sleep(50 * time.Millisecond)
+	return errs, func() {
+		close(hold)
+		if err := <-held; err != nil {
+			t.Errorf("the first write: %v", err)
+		}
+		wg.Wait()
+	}
+}
+
+// A group of one-statement writes costs one round trip a write and one for
+// the commit: the BEGIN and each write's savepoint go with its statement,
+// and the savepoint's release with the next write's.
+func TestAGroupCostsARoundTripAWriteAndOneForTheCommit(t *testing.T) {
+	pool := setUp(t)
+	p, rt := counted(t, pool)
+	db := groupcommit.New(p, groupcommit.Config{Lanes: 1})
+	const n = 10
+	var writes []func() error
+	for i := range n {
+		writes = append(writes, func() error { return insert(context.Background(), db, 1+i, false) })
+	}
+	before := rt.n.Load()
+	errs, release := queueBehind(t, db, writes...)
+	release()
+	sent := rt.n.Load() - before
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	ids, transactions := stored(t, pool)
+	if len(ids) != n+1 || transactions != 1 {
+		t.Fatalf("%d rows in %d transactions, want %d in 1", len(ids), transactions, n+1)
+	}
+	if want := int64(n + 2); sent != want {
+		t.Errorf("%d writes in a group took %d round trips, want %d", n+1, sent, want)
+	}
+}
+
+// In a group, a write whose statement is refused (here a duplicate key)
+// is refused alone, whatever it ran (Exec, QueryRow, Query); the writes
+// after it commit, and so do those before it.
+func TestARefusedStatementRefusesItsWriteAlone(t *testing.T) {
+	pool := setUp(t)
+	db := groupcommit.New(pool, groupcommit.Config{Lanes: 1})
+	ctx := context.Background()
+	queryRow := func(id int) func() error {
+		return func() error {
+			return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+				var got int
+				err := tx.QueryRow(ctx, `INSERT INTO gc (id, xid) VALUES ($1, txid_current()) RETURNING id`, id).Scan(&got)
+				if err == nil && got != id {
+					err = fmt.Errorf("returned %d, want %d", got, id)
+				}
+				return err
+			})
+		}
+	}
+	query := func(id int) func() error {
+		return func() error {
+			return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+				rows, err := tx.Query(ctx, `INSERT INTO gc (id, xid) VALUES ($1, txid_current()), ($1 + 100, txid_current()) RETURNING id`, id)
+				if err != nil {
+					return err
+				}
+				got, err := pgx.CollectRows(rows, pgx.RowTo[int])
+				if err == nil && len(got) != 2 {
+					err = fmt.Errorf("returned %v", got)
+				}
+				if err != nil {
+					return err
+				}
+				// The connection is free for the write's next statement.
+				_, err = tx.Exec(ctx, `UPDATE gc SET xid = xid WHERE id = $1`, id)
+				return err
+			})
+		}
+	}
+	exec := func(id int) func() error { return func() error { return insert(ctx, db, id, false) } }
+	errs, release := queueBehind(t, db,
+		exec(1), exec(1), exec(2), queryRow(2), queryRow(3), query(3), query(4), exec(5))
+	release()
+	refused := []bool{false, true, false, true, false, true, false, false}
+	for i, err := range errs {
+		if (err != nil) != refused[i] {
+			t.Errorf("write %d: %v, want refused %v", i, err, refused[i])
+		}
+	}
+	ids, transactions := stored(t, pool)
+	for _, id := range []int{0, 1, 2, 3, 4, 104, 5} {
+		if !ids[id] {
+			t.Errorf("row %d missing", id)
+		}
+	}
+	if len(ids) != 7 || transactions != 1 {
+		t.Errorf("rows %v in %d transactions, want 7 in 1", ids, transactions)
 	}
 }
