@@ -16,7 +16,12 @@ import (
 // transaction through pgx, with no HTTP, validation, event building or relay.
 // Its database has the same schema (indexes and the outbox NOTIFY trigger
 // included), so the difference is what our service adds.
-type baseline struct{ pool *pgxpool.Pool }
+type baseline struct {
+	pool *pgxpool.Pool
+	// sent writes the events as sent already, so that a relay on the same
+	// database (the search case's) leaves them alone.
+	sent bool
+}
 
 // baselineEvent is about as large as the CloudEvent the service stores.
 var baselineEvent = []byte(`{"specversion":"1.0","id":"0195f0c4-0000-7000-8000-000000000000","source":"/customerbus/customers","type":"customer.created","subject":"0195f0c4-0000-7000-8000-000000000000","datacontenttype":"application/json","time":"2026-11-24T20:00:00.000000Z","sequence":"1","partitionkey":"0195f0c4-0000-7000-8000-000000000000","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","authtype":"service_account","authid":"0195f0c4-0000-7000-8000-000000000000","data":{"id":"0195f0c4-0000-7000-8000-000000000000","email":"x@bench.example","first_name":"Bench","last_name":"User","company_name":"","phone":null,"note":"","is_active":true,"language_code":"en","external_reference":null,"metadata":{"source":"bench"},"has_account":false,"is_verified":false,"version":1,"created_at":"2026-11-24T20:00:00Z","updated_at":"2026-11-24T20:00:00Z"}}`)
@@ -66,8 +71,12 @@ func (b *baseline) insert(ctx context.Context, n int64) (time.Duration, error) {
 			id, "base-"+num+"@bench.example", "User"+num, start); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO outbox (event_id, nats_subject, partition_key, event) VALUES ($1, $2, $3, $4)`,
-			uuid.Must(uuid.NewV7()), "customerbus.events.customer.created", id.String(), baselineEvent)
+		var sentAt *time.Time
+		if b.sent {
+			sentAt = &start
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO outbox (event_id, nats_subject, partition_key, event, sent_at) VALUES ($1, $2, $3, $4, $5)`,
+			uuid.Must(uuid.NewV7()), "customerbus.events.customer.created", id.String(), baselineEvent, sentAt)
 		return err
 	})
 	return time.Since(start), err
