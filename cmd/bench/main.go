@@ -326,7 +326,7 @@ func runCreate(ctx context.Context, adminURL, prefix string, opt options) ([]row
 		fmt.Fprintf(os.Stderr, "concurrency %d done\n", c)
 	}
 	printReport(rows)
-	if err := printPacedCreates(ctx, sys, rows, opt); err != nil {
+	if err := printPacedCreates(ctx, sys, single, base, rows, opt); err != nil {
 		return nil, err
 	}
 	f, err := measureFootprint(ctx, adminURL, prefix+"_footprint", opt)
@@ -343,25 +343,47 @@ func runCreate(ctx context.Context, adminURL, prefix string, opt options) ([]row
 const aimPacedP99 = 20 * time.Millisecond
 
 // printPacedCreates creates customers at half of the peak rate that group
-// commit reached at aimConcurrency, and reports the calls' latency there.
-func printPacedCreates(ctx context.Context, sys *system, rows []row, opt options) error {
+// commit reached at aimConcurrency, and reports the calls' latency there;
+// then, at the same rate, one transaction per request's and the baseline's,
+// which show what of the latency is the machine's (its WAL flushes).
+func printPacedCreates(ctx context.Context, sys, single *system, base *baseline, rows []row, opt options) error {
 	i := slices.IndexFunc(rows, func(r row) bool { return r.concurrency == aimConcurrency })
 	if i < 0 {
 		return nil
 	}
 	rate := rows[i].ours.rate / 2
-	calls, err := runPaced(ctx, rate, opt.duration, 1024, sys.client.create)
+	callLatency := func(c call) time.Duration { return c.latency }
+	ours, err := pacedLatency(ctx, rate, opt.duration, sys.client.create, callLatency)
 	if err != nil {
 		return fmt.Errorf("paced creates: %w", err)
 	}
-	lat := make([]time.Duration, len(calls))
-	for i, c := range calls {
-		lat[i] = c.latency
+	oneTx, err := pacedLatency(ctx, rate, opt.duration, single.client.create, callLatency)
+	if err != nil {
+		return fmt.Errorf("paced creates, one tx: %w", err)
 	}
-	p := summarize(lat)
-	fmt.Printf("paced at half of the peak (%.0f creates/s for %s): call p50 %s, p99 %s; aim p99 <= %s: %s\n",
-		rate, opt.duration, ms(p.p50), ms(p.p99), aimPacedP99, verdict(p.p99 <= aimPacedP99))
+	floor, err := pacedLatency(ctx, rate, opt.duration,
+		func(n int64) (time.Duration, error) { return base.insert(ctx, n) },
+		func(d time.Duration) time.Duration { return d })
+	if err != nil {
+		return fmt.Errorf("paced baseline: %w", err)
+	}
+	fmt.Printf("paced at half of the peak (%.0f creates/s for %s): call p50 %s, p99 %s (one tx: p50 %s, p99 %s; baseline: p50 %s, p99 %s); aim p99 <= %s: %s\n",
+		rate, opt.duration, ms(ours.p50), ms(ours.p99), ms(oneTx.p50), ms(oneTx.p99), ms(floor.p50), ms(floor.p99),
+		aimPacedP99, verdict(ours.p99 <= aimPacedP99))
 	return nil
+}
+
+// pacedLatency runs op at rate for d and summarizes the latencies.
+func pacedLatency[T any](ctx context.Context, rate float64, d time.Duration, op func(int64) (T, error), latency func(T) time.Duration) (percentiles, error) {
+	results, err := runPaced(ctx, rate, d, 1024, op)
+	if err != nil {
+		return percentiles{}, err
+	}
+	lat := make([]time.Duration, len(results))
+	for i, r := range results {
+		lat[i] = latency(r)
+	}
+	return summarize(lat), nil
 }
 
 func printEventSizes(ctx context.Context, sys *system, base *baseline) {
