@@ -71,6 +71,8 @@ commands:
   export         export customers through the API to stdout: [-format ndjson|csv]
                  [-fields ...] [-include private_metadata,addresses] [filter=value ...]
                  (import and export read CUSTOMERBUS_URL and CUSTOMERBUS_TOKEN)
+  probe URL      exit 0 if URL answers 2xx, else 1: a container's health check
+                 (e.g. http://127.0.0.1:8080/readyz)
 
 configuration is read from the environment; every setting is in docs/operations.md.
 `
@@ -89,12 +91,14 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
-	// The file commands are clients of a running service: no database.
+	// The file commands and the probe are clients of a running service: no database.
 	switch args[0] {
 	case "import":
 		return importCommand(ctx, args[1:], os.Stderr)
 	case "export":
 		return exportCommand(ctx, args[1:], os.Stdout, os.Stderr)
+	case "probe":
+		return probeCommand(ctx, args[1:])
 	}
 	cfg, err := env.ParseAs[config]()
 	if err != nil {
