@@ -7,13 +7,14 @@ SHELL := bash
 
 SQLC_VERSION := v1.30.0
 BIN := $(CURDIR)/var/bin
+IMAGE ?= customerbus:dev
 SQLC := $(BIN)/sqlc
 PG := deploy/local/postgres.sh
 GOTESTFLAGS ?= -race -count=1 -p 2 -timeout 8m
 BENCHFLAGS ?=
 FUZZTIME ?= 30s
 
-.PHONY: help run test fuzz check bench generate tools build clean
+.PHONY: help run test fuzz check bench generate tools build image clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -60,6 +61,13 @@ tools: ## install the pinned sqlc into var/bin
 
 build: ## build the binary into var/bin
 	go build -o $(BIN)/customerbus ./cmd/customerbus
+
+# The image cannot be built where there is no docker; deploy/deploy_test.go
+# checks the Dockerfile's rules in `make test` all the same.
+image: ## build the container image IMAGE (default customerbus:dev) with docker
+	@command -v docker >/dev/null || { echo "make image: docker is not on PATH; install docker (or build the Dockerfile with another builder)" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make image: docker is installed but its daemon does not answer (docker info failed); start it" >&2; exit 1; }
+	docker build -t $(IMAGE) .
 
 clean: ## stop a throwaway PostgreSQL cluster and remove var/
 	$(PG) --stop
