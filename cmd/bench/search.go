@@ -393,13 +393,18 @@ func seededSystem(ctx context.Context, adminURL, name string, opt options, label
 		}
 		fmt.Printf(label+": %d customers and %d orders seeded by COPY in %s (%.0f rows/s)\n",
 			opt.searchRows, sd.orderSeq, time.Since(start).Round(time.Second), float64(opt.searchRows+sd.orderSeq)/time.Since(start).Seconds())
-	case opt.searchRows:
+	default:
+		// A kept database, seeded in full, or in part by a run that was
+		// stopped between two batches: the seed goes on where it stopped.
+		if seeded > opt.searchRows || seeded%seedBatch != 0 {
+			return fail(fmt.Errorf("database %s has %d customers, not %d: drop it or use another -search-db", opt.searchDB, seeded, opt.searchRows))
+		}
 		groups, err := findGroups(ctx, sys.pool)
 		if err != nil {
 			return fail(err)
 		}
 		sd = newSeeder(opt.searchRows, groups)
-		sd.skip() // the samples, without writing the rows again
+		sd.skipTo(seeded) // the samples, without writing the rows again
 		var orders int
 		if err := sys.pool.QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&orders); err != nil {
 			return fail(err)
@@ -408,9 +413,14 @@ func seededSystem(ctx context.Context, adminURL, name string, opt options, label
 			return fail(fmt.Errorf("database %s has %d orders, not the %d this seed makes (seeded by an older bench?): drop it or use another -search-db",
 				opt.searchDB, orders, sd.orderSeq))
 		}
-		fmt.Printf(label+": reusing database %s with its %d customers and %d orders\n", opt.searchDB, seeded, orders)
-	default:
-		return fail(fmt.Errorf("database %s has %d customers, not %d: drop it or use another -search-db", opt.searchDB, seeded, opt.searchRows))
+		if seeded < opt.searchRows {
+			fmt.Printf(label+": database %s has %d customers of %d: seeding the rest\n", opt.searchDB, seeded, opt.searchRows)
+			if err := seed(ctx, sys.pool, sd); err != nil {
+				return fail(err)
+			}
+		} else {
+			fmt.Printf(label+": reusing database %s with its %d customers and %d orders\n", opt.searchDB, seeded, orders)
+		}
 	}
 	if opt.searchSQL != "" {
 		if _, err := sys.pool.Exec(ctx, opt.searchSQL); err != nil {

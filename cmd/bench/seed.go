@@ -126,10 +126,10 @@ func seed(ctx context.Context, pool *pgxpool.Pool, s *seeder) error {
 	return nil
 }
 
-// skip generates the rows without writing them, for their samples: the
-// database already holds them.
-func (s *seeder) skip() {
-	for s.next < s.total {
+// skipTo generates the rows before customer n without writing them, for
+// their samples: the database already holds them.
+func (s *seeder) skipTo(n int) {
+	for s.next < n {
 		s.customer()
 		s.orders = s.orders[:0]
 	}
