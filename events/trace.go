@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"regexp"
 	"strings"
 )
@@ -40,4 +41,14 @@ func TraceParentFor(traceParent, id string) string {
 // parent id.
 func traceParentOf(b []byte) string {
 	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:24]) + "-01"
+}
+
+// StoredTraceParent reads the traceparent of an event as the outbox stores
+// it (JSON structured mode); "" when it has none.
+func StoredTraceParent(stored []byte) string {
+	var e struct {
+		TraceParent string `json:"traceparent"`
+	}
+	_ = json.Unmarshal(stored, &e) // a broken event has none
+	return e.TraceParent
 }

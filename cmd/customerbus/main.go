@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/customerbus/customerbus/db"
+	"github.com/customerbus/customerbus/events/tracing"
 	"github.com/customerbus/customerbus/services/customers"
 	"github.com/customerbus/customerbus/services/notifier"
 	"github.com/customerbus/customerbus/services/orderlinker"
@@ -50,6 +51,7 @@ type config struct {
 	Notifier   notifier.Config
 	Linker     orderlinker.Config
 	Webhooks   webhooks.Config
+	Tracing    tracing.Config
 }
 
 const usage = `usage: customerbus <command>
@@ -112,6 +114,19 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck
+	// Before the pool and the services: they are instrumented only when
+	// tracing is on.
+	stopTracing, err := tracing.Setup(ctx, cfg.Tracing, serviceName(args[0]), log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(ctx); err != nil {
+			log.Warn("tracing: the last spans were not exported", zap.Error(err))
+		}
+	}()
 
 	pool, err := db.Connect(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
 	if err != nil {
@@ -204,6 +219,15 @@ func run(ctx context.Context, args []string) error {
 	default:
 		return fmt.Errorf("unknown command %q\n\n%s", args[0], usage)
 	}
+}
+
+// serviceName is the service.name of the process's spans: customerbus for
+// the whole system, customerbus-relay and so on for a service alone.
+func serviceName(command string) string {
+	if command == "run" {
+		return "customerbus"
+	}
+	return "customerbus-" + command
 }
 
 // runAll runs every service in this process, with an embedded NATS server

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/customerbus/customerbus/events"
@@ -108,11 +109,14 @@ type mailSystem struct {
 	smtp *smtptest.Server
 }
 
-func newMailSystem(t *testing.T) *mailSystem {
+func newMailSystem(t *testing.T) *mailSystem { return newMailSystemLogging(t, zaptest.NewLogger(t)) }
+
+// newMailSystemLogging is newMailSystem with the notifier logging to log.
+func newMailSystemLogging(t *testing.T, log *zap.Logger) *mailSystem {
 	t.Helper()
 	s := newSystem(t)
 	srv := smtptest.New(t)
-	n, err := notifier.New(s.pool, s.js, zaptest.NewLogger(t), prometheus.NewRegistry(), notifier.Config{
+	n, err := notifier.New(s.pool, s.js, log, prometheus.NewRegistry(), notifier.Config{
 		SMTPURL: srv.URL(), SMTPTLS: "opportunistic", SMTPTimeout: 2 * time.Second, MailFrom: "Shop <shop@example.com>",
 		MaxTries: 100, RetryBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		AckWait: 2 * time.Second, ClaimTimeout: time.Second,

@@ -15,7 +15,11 @@ import (
 	"time"
 
 	"github.com/wneessen/go-mail"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+
+	"github.com/customerbus/customerbus/events/tracing"
 )
 
 // ErrUnknownOutcome means the connection broke after the whole email was
@@ -37,6 +41,8 @@ type sender interface {
 // smtpSender sends over SMTP, a new connection per email.
 type smtpSender struct {
 	client *mail.Client
+	host   string // the server's, for the send's span
+	port   int
 }
 
 // newSMTPSender reads an SMTP URL: smtp://[user:pass@]host[:port] (port 25,
@@ -87,7 +93,7 @@ func newSMTPSender(rawURL string, timeout time.Duration, caFile, tlsPolicy strin
 	if err != nil {
 		return nil, fmt.Errorf("notifier: SMTP_URL: %w", err)
 	}
-	return &smtpSender{client: client}, nil
+	return &smtpSender{client: client, host: u.Hostname(), port: port}, nil
 }
 
 // smtpTLSConfig verifies the SMTP server's certificate for host (an IP
@@ -113,7 +119,9 @@ func smtpTLSConfig(host, caFile string) (*tls.Config, error) {
 	return conf, nil
 }
 
-func (s *smtpSender) Send(ctx context.Context, _ string, m *mail.Msg, claim func(context.Context) error) (bool, error) {
+func (s *smtpSender) Send(ctx context.Context, _ string, m *mail.Msg, claim func(context.Context) error) (_ bool, err error) {
+	ctx, span := tracing.Start(ctx, "smtp send", trace.SpanKindClient, semconv.ServerAddress(s.host), semconv.ServerPort(s.port))
+	defer func() { tracing.End(span, err) }()
 	conn, err := s.client.DialToSMTPClientWithContext(ctx)
 	if err != nil {
 		return false, fmt.Errorf("notifier: smtp connect: %w", err)

@@ -80,6 +80,7 @@ import (
 
 	"github.com/customerbus/customerbus/db/gen"
 	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/events/tracing"
 )
 
 // Config of the notifier, read from the environment.
@@ -298,13 +299,15 @@ func (n *Notifier) handle(ctx context.Context, msg jetstream.Msg) {
 
 // process sends the email of one message, claim before send (see the package
 // comment), and says what to answer JetStream.
-func (n *Notifier) process(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, log *zap.Logger) verdict {
+func (n *Notifier) process(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, log *zap.Logger) (v verdict) {
 	e, data, err := decode(msg)
 	if err != nil {
 		return verdict{kind: reasonInvalid, err: err}
 	}
+	ctx, span := tracing.Handling(ctx, "notifier handle", e)
+	defer func() { tracing.End(span, v.err) }()
 	id := uuid.MustParse(e.ID()) // decode checked it
-	log = log.With(zap.String("ce_id", e.ID()), zap.String("ce_type", e.Type()), zap.Stringer("customer_id", data.CustomerID))
+	log = tracing.Logger(ctx, log).With(zap.String("ce_id", e.ID()), zap.String("ce_type", e.Type()), zap.Stringer("customer_id", data.CustomerID))
 
 	// prev is the claim of an attempt that stopped between claim and confirm,
 	// taken over to send the email again.

@@ -30,12 +30,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/customerbus/customerbus/db/gen"
 	"github.com/customerbus/customerbus/db/outbox"
 	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/events/tracing"
 )
 
 // Config of the order linker, read from the environment.
@@ -164,17 +166,22 @@ func (l *Linker) consumer(ctx context.Context) (jetstream.Consumer, error) {
 }
 
 func (l *Linker) handle(ctx context.Context, msg jetstream.Msg) {
+	log := l.log
 	e, err := events.FromMsg(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
 	if err == nil {
+		var span trace.Span
+		ctx, span = tracing.Handling(ctx, "orderlinker handle", e)
+		log = tracing.Logger(ctx, log)
 		err = l.apply(ctx, e)
+		tracing.End(span, err)
 	}
 	switch {
 	case errors.Is(err, errPoison), errors.Is(err, events.ErrInvalidEvent):
 		// No retry can fix it; the publisher's contract test would catch it.
-		l.log.Error("dropping unusable event", zap.String("subject", msg.Subject()), zap.Error(err))
+		log.Error("dropping unusable event", zap.String("subject", msg.Subject()), zap.Error(err))
 		_ = msg.Term()
 	case err != nil:
-		l.log.Warn("link failed; will retry", zap.String("event", e.ID()), zap.Error(err))
+		log.Warn("link failed; will retry", zap.String("event", e.ID()), zap.Error(err))
 		_ = msg.NakWithDelay(l.cfg.RetryDelay)
 	default:
 		_ = msg.Ack()
@@ -264,7 +271,7 @@ func (l *Linker) Link(ctx context.Context, customerID uuid.UUID, cause cloudeven
 		if err := q.AddCustomerOrders(ctx, gen.AddCustomerOrdersParams{ID: c.ID, Orders: int32(len(linked)), FirstPlacedAt: first, LastPlacedAt: last}); err != nil {
 			return err
 		}
-		l.log.Info("linked guest orders", zap.Stringer("customer", c.ID), zap.Int("orders", len(linked)))
+		tracing.Logger(ctx, l.log).Info("linked guest orders", zap.Stringer("customer", c.ID), zap.Int("orders", len(linked)))
 		return outbox.Write(ctx, q, evs)
 	})
 }

@@ -34,11 +34,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/customerbus/customerbus/db/gen"
 	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/events/tracing"
 )
 
 // Config of the relay, read from the environment.
@@ -323,28 +325,40 @@ type ack struct {
 // longer than lockIdleTimeout. A relay that resumes after hanging for
 // longer has lost its lock with its transaction, and must send nothing
 // more: another relay has published the batch since.
-func (r *Relay) publish(ctx context.Context, rows []gen.Outbox, msgID func(gen.Outbox) string, deadline time.Time) ([]ack, error) {
+func (r *Relay) publish(ctx context.Context, rows []gen.Outbox, msgID func(gen.Outbox) string, deadline time.Time) (acked []ack, err error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(rows))
+	// Each event's publish is a span from its send to its ack, in the
+	// event's trace; those the batch ends before acking end with its error.
+	spans := make([]trace.Span, 0, len(rows))
+	defer func() {
+		for _, span := range spans[len(acked):] {
+			tracing.End(span, err)
+		}
+	}()
 	var sendErr error
 	for _, row := range rows {
 		if time.Now().After(deadline) {
 			sendErr = fmt.Errorf("relay: outbox event %d: not sent within %s", row.ID, r.cfg.PublishTimeout)
 			break
 		}
+		_, span := tracing.Publishing(ctx, row.Event, row.NatsSubject, msgID(row))
 		f, err := r.publishAsync(ctx, row, msgID(row))
 		if err != nil {
+			tracing.End(span, err)
 			sendErr = fmt.Errorf("relay: publish outbox event %d: %w", row.ID, err)
 			break
 		}
-		futures = append(futures, f)
+		futures, spans = append(futures, f), append(spans, span)
 	}
 	timeout := time.NewTimer(time.Until(deadline))
 	defer timeout.Stop()
-	acked := make([]ack, 0, len(futures))
+	acked = make([]ack, 0, len(futures))
 	for i, f := range futures {
 		select {
 		case pa := <-f.Ok():
 			acked = append(acked, ack{ID: rows[i].ID, Stream: pa.Stream, Seq: pa.Sequence})
+			spans[i].SetAttributes(tracing.Stream.String(pa.Stream), tracing.StreamSequence.Int64(int64(pa.Sequence)))
+			spans[i].End()
 		case err := <-f.Err():
 			return acked, errors.Join(fmt.Errorf("relay: outbox event %d not acked: %w", rows[i].ID, err), sendErr)
 		case <-timeout.C:

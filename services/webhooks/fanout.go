@@ -9,10 +9,12 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/customerbus/customerbus/db/gen"
 	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/events/tracing"
 )
 
 // maxFanOutBatch is how many waiting events are stored in one statement.
@@ -59,6 +61,9 @@ func (s *Service) store(ctx context.Context, batch []jetstream.Msg) {
 	defer cancel()
 	var p gen.FanOutWebhookEventsParams
 	var kept []jetstream.Msg
+	// Each event's handling is a span in its trace; the batch's statement
+	// stores them all, so they end together, with its outcome.
+	var spans []trace.Span
 	for _, msg := range batch {
 		meta, err := msg.Metadata()
 		var e cloudevents.Event
@@ -75,6 +80,8 @@ func (s *Service) store(ctx context.Context, batch []jetstream.Msg) {
 			_ = msg.Term()
 			continue
 		}
+		_, span := tracing.Handling(ctx, "webhooks handle", e)
+		spans = append(spans, span)
 		pk, _ := e.Extensions()[events.ExtPartitionKey].(string)
 		p.Ids, p.Types, p.PartitionKeys = append(p.Ids, e.ID()), append(p.Types, e.Type()), append(p.PartitionKeys, pk)
 		p.Seqs, p.Payloads = append(p.Seqs, int64(meta.Sequence.Stream)), append(p.Payloads, payload)
@@ -85,6 +92,9 @@ func (s *Service) store(ctx context.Context, batch []jetstream.Msg) {
 		return
 	}
 	n, err := s.q.FanOutWebhookEvents(ctx, p)
+	for _, span := range spans {
+		tracing.End(span, err)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("storing deliveries failed; JetStream delivers the events again", zap.Int("events", len(kept)), zap.Error(err))

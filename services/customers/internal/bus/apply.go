@@ -9,11 +9,13 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 
 	"github.com/customerbus/customerbus/db/gen"
 	"github.com/customerbus/customerbus/db/outbox"
 	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/events/tracing"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
@@ -75,6 +77,10 @@ func (b *Bus) applyCommands(ctx context.Context, cmds []command) ([]applied, err
 	return outs, err
 }
 
+// commandOutcome is the attribute of a command's span that says what became
+// of it: applied, rejected or repeated.
+const commandOutcome = attribute.Key("customerbus.command.outcome")
+
 func (o Outcome) outcome() string {
 	switch {
 	case o.Repeated:
@@ -86,8 +92,12 @@ func (o Outcome) outcome() string {
 }
 
 // applyInTx runs one command in a savepoint of tx.
-func (b *Bus) applyInTx(ctx context.Context, tx pgx.Tx, c command) (applied, error) {
-	var out applied
+func (b *Bus) applyInTx(ctx context.Context, tx pgx.Tx, c command) (out applied, err error) {
+	ctx, span := tracing.Handling(ctx, "customers command", c.event)
+	defer func() {
+		span.SetAttributes(commandOutcome.String(out.outcome()))
+		tracing.End(span, err)
+	}()
 	e, o, q := c.event, c.origin(), gen.New(tx)
 	sp, err := tx.Begin(ctx) // SAVEPOINT
 	if err != nil {
@@ -121,7 +131,7 @@ func (b *Bus) applyInTx(ctx context.Context, tx pgx.Tx, c command) (applied, err
 		var malformed *malformedError
 		switch {
 		case p.Status >= 500:
-			b.log.Error("bus: the database refused a command's data; rejected", zap.String("command_id", e.ID()), zap.Error(runErr))
+			tracing.Logger(ctx, b.log).Error("bus: the database refused a command's data; rejected", zap.String("command_id", e.ID()), zap.Error(runErr))
 			out.poison = &poisonError{reason: fmt.Sprintf("%s: the database refused it: %v", p.Errors[0].Code, runErr)}
 		case errors.As(runErr, &malformed):
 			out.poison = &poisonError{reason: fmt.Sprintf("%s: %s", p.Errors[0].Code, p.Errors[0].Message)}

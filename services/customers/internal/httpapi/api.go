@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/events/tracing"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/imports"
@@ -189,7 +190,7 @@ func (a *API) Routes() []Route {
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range a.Routes() {
-		mux.Handle(rt.Pattern, a.metrics.instrument(rt.Pattern, a.authenticated(rt)))
+		mux.Handle(rt.Pattern, a.metrics.instrument(rt.Pattern, tracing.Route(rt.Pattern, a.authenticated(rt))))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -201,12 +202,12 @@ func (a *API) Handler() http.Handler {
 		_, _ = w.Write(a.openAPI)
 	})
 	mux.HandleFunc("GET "+events.SchemaPath+"{file}", a.serveSchema)
-	return a.withRequestContext(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return tracing.HTTP(a.withRequestContext(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern == "" {
 			w = &missWriter{ResponseWriter: w, r: r, log: a.log}
 		}
 		mux.ServeHTTP(w, r)
-	}))
+	})))
 }
 
 // missWriter turns the mux's plain-text answers for unknown paths (404) and
@@ -305,15 +306,19 @@ const (
 	traceParentKey
 )
 
-// withRequestContext gives every request an id and a W3C trace context (the
-// caller's, or a new trace), and turns a panic into a 500 problem.
+// withRequestContext gives every request an id and a W3C trace context (its
+// span's when tracing is on, else the caller's, or a new trace), and turns a
+// panic into a 500 problem.
 func (a *API) withRequestContext(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
 		if id == "" || len(id) > 128 {
 			id = randomHex(16)
 		}
-		tp := r.Header.Get("traceparent")
+		tp := tracing.TraceParent(r.Context())
+		if tp == "" {
+			tp = r.Header.Get("traceparent")
+		}
 		if !events.ValidTraceParent(tp) {
 			tp = events.NewTraceParent()
 		}
@@ -325,7 +330,7 @@ func (a *API) withRequestContext(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				a.log.Error("panic in handler", zap.String("request_id", id), zap.Any("panic", v), zap.Stack("stack"))
+				tracing.Logger(ctx, a.log).Error("panic in handler", zap.String("request_id", id), zap.Any("panic", v), zap.Stack("stack"))
 				writeProblem(w, r, a.log, errors.New("panic"))
 			}
 		}()

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 
+	"github.com/customerbus/customerbus/events/tracing"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/imports"
@@ -144,7 +145,7 @@ func (a *API) exportCustomers(w http.ResponseWriter, r *http.Request, _ auth.Pri
 	// The answer has begun: it can no longer become a problem. Cutting the
 	// connection (no last chunk, no trailers) tells the client the file is
 	// not whole; ending it normally would make a cut file look complete.
-	a.log.Error("export cut short", zap.String("request_id", requestID(r.Context())),
+	tracing.Logger(r.Context(), a.log).Error("export cut short", zap.String("request_id", requestID(r.Context())),
 		zap.Int("rows", ew.rows), zap.Error(err))
 	panic(http.ErrAbortHandler)
 }

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/customerbus/customerbus/events/tracing"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
@@ -16,7 +17,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, log *zap.Logger, err e
 	p := problem.For(err)
 	p.RequestID = requestID(r.Context())
 	if p.Status >= 500 {
-		log.Error("request failed", zap.String("request_id", p.RequestID),
+		tracing.Logger(r.Context(), log).Error("request failed", zap.String("request_id", p.RequestID),
 			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
 	}
 	var rl *customer.RateLimitedError

@@ -12,11 +12,14 @@ import (
 
 	"github.com/customerbus/customerbus/db/gen"
 	"github.com/customerbus/customerbus/db/outbox"
+	"github.com/customerbus/customerbus/events/tracing"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 )
 
 // CreateGroup inserts the group and its events in one statement.
-func (s *Store) CreateGroup(ctx context.Context, g customer.Group, evs []cloudevents.Event) error {
+func (s *Store) CreateGroup(ctx context.Context, g customer.Group, evs []cloudevents.Event) (err error) {
+	ctx, span := outbox.Start(ctx, evs)
+	defer func() { tracing.End(span, err) }()
 	ob, err := outbox.Rows(evs)
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"github.com/customerbus/customerbus/db/groupcommit"
 	"github.com/customerbus/customerbus/db/outbox"
 	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/events/tracing"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 )
 
@@ -81,7 +82,9 @@ var _ customer.Store = (*Store)(nil)
 // Create inserts the customer and its events in one statement, so in one
 // implicit transaction and one round trip; addresses and groups, when given,
 // make it a transaction of a few statements.
-func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []customer.Address, tokens []customer.Token, evs []cloudevents.Event) error {
+func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []customer.Address, tokens []customer.Token, evs []cloudevents.Event) (err error) {
+	ctx, span := outbox.Start(ctx, evs)
+	defer func() { tracing.End(span, err) }()
 	ob, err := outbox.Rows(evs)
 	if err != nil {
 		return err

@@ -1,0 +1,235 @@
+package customers_test
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/events/tracing"
+	"github.com/customerbus/customerbus/events/tracing/tracingtest"
+)
+
+// The tracing tests turn tracing on for the whole test binary while they
+// run, so they are not parallel (tracingtest.Record).
+
+// A registration is one trace, the one the client's traceparent names, from
+// the request to its verification email: the request's span, its outbox
+// write (with the database statements in it), the relay's publish, the
+// notifier's handling and its SMTP send; and the notifier's log line of the
+// send carries the trace's id.
+func TestRegisterIsOneTraceFromTheRequestToTheVerificationEmail(t *testing.T) {
+	spans := tracingtest.Record(t)
+	logs, logged := observer.New(zapcore.InfoLevel)
+	m := newMailSystemLogging(t, zap.New(logs))
+	client := remoteParent(t)
+
+	email := "traced-" + randomSuffix() + "@example.com"
+	request(t, m.system, http.MethodPost, "/v1/store/register", map[string]any{
+		"email": email, "password": "s3cret-enough", "redirect_url": shopURL, "channel": "web",
+	}, map[string]string{"Authorization": "", "traceparent": traceParentOf(client)}).expectStatus(t, http.StatusCreated)
+	m.mailTo(1, email) // the SMTP server has it
+
+	tr := waitTrace(t, spans, client.TraceID(), "smtp send")
+	req := tr.one(t, "POST /v1/store/register", trace.SpanKindServer, client.SpanID())
+	if got := tr.attr(req, "http.route"); got != "/v1/store/register" {
+		t.Errorf("request span: http.route %q, want /v1/store/register", got)
+	}
+	write := tr.under(t, "outbox write", req.SpanContext.SpanID())
+	if types := tr.attrs(write, tracing.EventTypes); !slices.Contains(types, events.CustomerVerificationRequested) {
+		t.Errorf("outbox write holds %v, want %s among them", types, events.CustomerVerificationRequested)
+	}
+	if len(tr.childrenWith(write.SpanContext.SpanID(), "db.system.name", "postgresql")) == 0 {
+		t.Error("the outbox write has no database statement in it")
+	}
+	publish := tr.oneWith(t, "relay publish", "messaging.destination.name", events.Subject(events.CustomerVerificationRequested))
+	handle := tr.oneWith(t, "notifier handle", "cloudevents.event_type", events.CustomerVerificationRequested)
+	for _, s := range []tracetest.SpanStub{publish, handle} {
+		if s.Parent.SpanID() != write.SpanContext.SpanID() {
+			t.Errorf("%s: parent %s, want the outbox write %s", s.Name, s.Parent.SpanID(), write.SpanContext.SpanID())
+		}
+	}
+	tr.one(t, "smtp send", trace.SpanKindClient, handle.SpanContext.SpanID())
+
+	sent := logged.FilterMessage("notifier: email sent").All()
+	if len(sent) != 1 {
+		t.Fatalf("%d lines logged that the email was sent, want 1", len(sent))
+	}
+	if got := sent[0].ContextMap()["trace_id"]; got != client.TraceID().String() {
+		t.Errorf("the notifier's line logs trace_id %v, want %s", got, client.TraceID())
+	}
+}
+
+// A bus command that carries a traceparent is handled in its trace, and the
+// customer.created it causes carries that trace on: its traceparent names
+// the outbox write, under the command's handling, and the relay's publish
+// of it is in the trace too.
+func TestBusCommandTraceGoesOnIntoItsCustomerCreated(t *testing.T) {
+	spans := tracingtest.Record(t)
+	s := newSystem(t)
+	s.runCommands()
+	integrator := remoteParent(t)
+
+	msg := commandMsg(t, events.CmdCustomerCreate, map[string]any{"email": "traced-" + randomSuffix() + "@example.com"})
+	msg.Header.Set("ce-traceparent", traceParentOf(integrator))
+	if _, err := s.js.PublishMsg(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := s.streamEvents(1)
+	created := evs[0]
+
+	tr := waitTrace(t, spans, integrator.TraceID(), "relay publish")
+	handle := tr.one(t, "customers command", trace.SpanKindConsumer, integrator.SpanID())
+	if got := tr.attr(handle, "customerbus.command.outcome"); got != "applied" {
+		t.Errorf("command span: outcome %q, want applied", got)
+	}
+	write := tr.under(t, "outbox write", handle.SpanContext.SpanID())
+	if want := traceParentOf(write.SpanContext); ext(created, events.ExtTraceParent) != want {
+		t.Errorf("customer.created carries traceparent %q, want the outbox write's %q", ext(created, events.ExtTraceParent), want)
+	}
+	publish := tr.oneWith(t, "relay publish", "cloudevents.event_id", created.ID())
+	if publish.Parent.SpanID() != write.SpanContext.SpanID() {
+		t.Errorf("relay publish: parent %s, want the outbox write %s", publish.Parent.SpanID(), write.SpanContext.SpanID())
+	}
+}
+
+// remoteParent is the span of a caller the system continues: a new
+// sampled trace.
+func remoteParent(t *testing.T) trace.SpanContext {
+	t.Helper()
+	sc := trace.SpanContextFromContext(tracing.WithTraceParent(t.Context(), events.NewTraceParent()))
+	if !sc.IsValid() {
+		t.Fatal("events.NewTraceParent made no valid span context")
+	}
+	return sc
+}
+
+func traceParentOf(sc trace.SpanContext) string {
+	return tracing.TraceParent(trace.ContextWithSpanContext(context.Background(), sc))
+}
+
+// traced is the ended spans of one trace.
+type traced []tracetest.SpanStub
+
+// waitTrace waits until the span named last of the trace has ended, and
+// returns the trace's spans.
+func waitTrace(t *testing.T, exp *tracetest.InMemoryExporter, id trace.TraceID, last string) traced {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var tr traced
+		for _, s := range exp.GetSpans() {
+			if s.SpanContext.TraceID() == id {
+				tr = append(tr, s)
+			}
+		}
+		if slices.ContainsFunc(tr, func(s tracetest.SpanStub) bool { return s.Name == last }) {
+			return tr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trace %s has no %q span within 20s; it has %s", id, last, tr.names())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (tr traced) names() string {
+	names := make([]string, len(tr))
+	for i, s := range tr {
+		names[i] = s.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// one is the one span named name, of kind, whose parent is parent.
+func (tr traced) one(t *testing.T, name string, kind trace.SpanKind, parent trace.SpanID) tracetest.SpanStub {
+	t.Helper()
+	var found []tracetest.SpanStub
+	for _, s := range tr {
+		if s.Name == name && s.SpanKind == kind && s.Parent.SpanID() == parent {
+			found = append(found, s)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d %s spans (%s) under %s, want 1; the trace has %s", len(found), name, kind, parent, tr.names())
+	}
+	return found[0]
+}
+
+// under is the one span named name that descends from ancestor.
+func (tr traced) under(t *testing.T, name string, ancestor trace.SpanID) tracetest.SpanStub {
+	t.Helper()
+	byID := map[trace.SpanID]tracetest.SpanStub{}
+	for _, s := range tr {
+		byID[s.SpanContext.SpanID()] = s
+	}
+	var found []tracetest.SpanStub
+	for _, s := range tr {
+		if s.Name != name {
+			continue
+		}
+		for p, ok := byID[s.Parent.SpanID()]; ok; p, ok = byID[p.Parent.SpanID()] {
+			if p.SpanContext.SpanID() == ancestor {
+				found = append(found, s)
+				break
+			}
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d %s spans under %s, want 1; the trace has %s", len(found), name, ancestor, tr.names())
+	}
+	return found[0]
+}
+
+// oneWith is the one span named name whose attribute key is value.
+func (tr traced) oneWith(t *testing.T, name, key, value string) tracetest.SpanStub {
+	t.Helper()
+	var found []tracetest.SpanStub
+	for _, s := range tr {
+		if s.Name == name && tr.attr(s, key) == value {
+			found = append(found, s)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d %s spans with %s %q, want 1; the trace has %s", len(found), name, key, value, tr.names())
+	}
+	return found[0]
+}
+
+// childrenWith are the spans under parent whose attribute key is value.
+func (tr traced) childrenWith(parent trace.SpanID, key, value string) []tracetest.SpanStub {
+	var found []tracetest.SpanStub
+	for _, s := range tr {
+		if s.Parent.SpanID() == parent && tr.attr(s, key) == value {
+			found = append(found, s)
+		}
+	}
+	return found
+}
+
+func (traced) attr(s tracetest.SpanStub, key string) string {
+	for _, a := range s.Attributes {
+		if string(a.Key) == key {
+			return a.Value.Emit()
+		}
+	}
+	return ""
+}
+
+func (traced) attrs(s tracetest.SpanStub, key attribute.Key) []string {
+	for _, a := range s.Attributes {
+		if a.Key == key {
+			return a.Value.AsStringSlice()
+		}
+	}
+	return nil
+}
