@@ -69,7 +69,7 @@ func Setup(ctx context.Context, cfg Config, service string, log *zap.Logger) (sh
 	case "grpc":
 		exp, err = otlptracegrpc.New(ctx)
 	default:
-		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL: %q is not supported: http/protobuf or grpc", protocol)
+		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL: %q is not supported: http/protobuf or grpc", protocol)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tracing: exporter: %w", err)

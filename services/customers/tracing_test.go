@@ -8,16 +8,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/events/tracing"
 	"github.com/customerbus/customerbus/events/tracing/tracingtest"
+	"github.com/customerbus/customerbus/services/webhooks"
 )
 
 // The tracing tests turn tracing on for the whole test binary while they
@@ -45,7 +48,7 @@ func TestRegisterIsOneTraceFromTheRequestToTheVerificationEmail(t *testing.T) {
 	if got := tr.attr(req, "http.route"); got != "/v1/store/register" {
 		t.Errorf("request span: http.route %q, want /v1/store/register", got)
 	}
-	write := tr.under(t, "outbox write", req.SpanContext.SpanID())
+	write := tr.one(t, "outbox write", trace.SpanKindInternal, req.SpanContext.SpanID())
 	if types := tr.attrs(write, tracing.EventTypes); !slices.Contains(types, events.CustomerVerificationRequested) {
 		t.Errorf("outbox write holds %v, want %s among them", types, events.CustomerVerificationRequested)
 	}
@@ -93,7 +96,7 @@ func TestBusCommandTraceGoesOnIntoItsCustomerCreated(t *testing.T) {
 	if got := tr.attr(handle, "customerbus.command.outcome"); got != "applied" {
 		t.Errorf("command span: outcome %q, want applied", got)
 	}
-	write := tr.under(t, "outbox write", handle.SpanContext.SpanID())
+	write := tr.one(t, "outbox write", trace.SpanKindInternal, handle.SpanContext.SpanID())
 	if want := traceParentOf(write.SpanContext); ext(created, events.ExtTraceParent) != want {
 		t.Errorf("customer.created carries traceparent %q, want the outbox write's %q", ext(created, events.ExtTraceParent), want)
 	}
@@ -101,6 +104,51 @@ func TestBusCommandTraceGoesOnIntoItsCustomerCreated(t *testing.T) {
 	if publish.Parent.SpanID() != write.SpanContext.SpanID() {
 		t.Errorf("relay publish: parent %s, want the outbox write %s", publish.Parent.SpanID(), write.SpanContext.SpanID())
 	}
+}
+
+// The order linker and the webhooks fan-out handle an event in the trace of
+// the request that caused it: a guest order of a verified customer's email
+// is handled by both, and the order.linked the linker writes is published
+// in the trace too.
+func TestTheOrderLinkerAndTheWebhooksHandleInTheTraceOfTheRequest(t *testing.T) {
+	spans := tracingtest.Record(t)
+	s := newSystem(t)
+	s.runLinker()
+	s.runWebhooks()
+	shopper := s.newShopper()
+	client := remoteParent(t)
+
+	order := orderBody(nil, time.Now())
+	order["email"] = shopper.Email
+	request(t, s, http.MethodPost, "/v1/orders", order, map[string]string{"traceparent": traceParentOf(client)}).
+		expectStatus(t, http.StatusCreated)
+
+	tr := waitTrace(t, spans, client.TraceID(), "orderlinker handle", "webhooks handle", "relay publish", "relay publish")
+	req := tr.one(t, "POST /v1/orders", trace.SpanKindServer, client.SpanID())
+	recorded := tr.one(t, "outbox write", trace.SpanKindInternal, req.SpanContext.SpanID())
+	linker := tr.one(t, "orderlinker handle", trace.SpanKindConsumer, recorded.SpanContext.SpanID())
+	tr.one(t, "webhooks handle", trace.SpanKindConsumer, recorded.SpanContext.SpanID())
+	linked := tr.one(t, "outbox write", trace.SpanKindInternal, linker.SpanContext.SpanID())
+	publish := tr.oneWith(t, "relay publish", "messaging.destination.name", events.Subject(events.OrderLinked))
+	if publish.Parent.SpanID() != linked.SpanContext.SpanID() {
+		t.Errorf("order.linked's publish: parent %s, want the linker's outbox write %s", publish.Parent.SpanID(), linked.SpanContext.SpanID())
+	}
+}
+
+// runWebhooks runs the webhooks service on the system until the test ends,
+// its fan-out reading the events published from now on.
+func (s *system) runWebhooks() {
+	w := webhooks.New(s.pool, s.js, zaptest.NewLogger(s.t), prometheus.NewRegistry(), webhooks.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	s.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			s.t.Errorf("webhooks: %v", err)
+		}
+	})
+	retry(s.t, func() error { _, err := s.js.Consumer(ctx, events.EventsStream, webhooks.ConsumerName); return err })
 }
 
 // remoteParent is the span of a caller the system continues: a new
@@ -121,9 +169,9 @@ func traceParentOf(sc trace.SpanContext) string {
 // traced is the ended spans of one trace.
 type traced []tracetest.SpanStub
 
-// waitTrace waits until the span named last of the trace has ended, and
-// returns the trace's spans.
-func waitTrace(t *testing.T, exp *tracetest.InMemoryExporter, id trace.TraceID, last string) traced {
+// waitTrace waits until the trace has a span of each of the names (as
+// many as a name is given), and returns its spans.
+func waitTrace(t *testing.T, exp *tracetest.InMemoryExporter, id trace.TraceID, names ...string) traced {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		var tr traced
@@ -132,14 +180,26 @@ func waitTrace(t *testing.T, exp *tracetest.InMemoryExporter, id trace.TraceID, 
 				tr = append(tr, s)
 			}
 		}
-		if slices.ContainsFunc(tr, func(s tracetest.SpanStub) bool { return s.Name == last }) {
+		if tr.has(names) {
 			return tr
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("trace %s has no %q span within 20s; it has %s", id, last, tr.names())
+			t.Fatalf("trace %s has not all of %q within 20s; it has %s", id, names, tr.names())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// has reports whether the trace has a span of each of the names, as many
+// as a name is given.
+func (tr traced) has(names []string) bool {
+	left := slices.Clone(names)
+	for _, s := range tr {
+		if i := slices.Index(left, s.Name); i >= 0 {
+			left = slices.Delete(left, i, i+1)
+		}
+	}
+	return len(left) == 0
 }
 
 func (tr traced) names() string {
@@ -161,31 +221,6 @@ func (tr traced) one(t *testing.T, name string, kind trace.SpanKind, parent trac
 	}
 	if len(found) != 1 {
 		t.Fatalf("%d %s spans (%s) under %s, want 1; the trace has %s", len(found), name, kind, parent, tr.names())
-	}
-	return found[0]
-}
-
-// under is the one span named name that descends from ancestor.
-func (tr traced) under(t *testing.T, name string, ancestor trace.SpanID) tracetest.SpanStub {
-	t.Helper()
-	byID := map[trace.SpanID]tracetest.SpanStub{}
-	for _, s := range tr {
-		byID[s.SpanContext.SpanID()] = s
-	}
-	var found []tracetest.SpanStub
-	for _, s := range tr {
-		if s.Name != name {
-			continue
-		}
-		for p, ok := byID[s.Parent.SpanID()]; ok; p, ok = byID[p.Parent.SpanID()] {
-			if p.SpanContext.SpanID() == ancestor {
-				found = append(found, s)
-				break
-			}
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("%d %s spans under %s, want 1; the trace has %s", len(found), name, ancestor, tr.names())
 	}
 	return found[0]
 }
