@@ -180,7 +180,7 @@ func (s dirSender) Send(ctx context.Context, id string, m *mail.Msg, claim func(
 	if err := writeFileAtomic(s.dir, path, "."+id+"-*.tmp", m); err != nil {
 		return false, fmt.Errorf("notifier: write email: %w", err)
 	}
-	s.log.Info("notifier: email written", zap.String("ce_id", id), zap.String("path", path))
+	tracing.Logger(ctx, s.log).Info("notifier: email written", zap.String("ce_id", id), zap.String("path", path))
 	return false, nil
 }
 
