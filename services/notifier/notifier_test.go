@@ -134,7 +134,10 @@ func (b *bus) event(at time.Time, eventType string, data events.NotificationData
 
 func (b *bus) publishMsg(msg *nats.Msg) {
 	b.t.Helper()
-	if _, err := b.js.PublishMsg(context.Background(), msg); err != nil {
+	// A stream just made on a cluster may answer only once it has elected
+	// its leader: on a loaded machine, after seconds.
+	if _, err := b.js.PublishMsg(context.Background(), msg,
+		jetstream.WithRetryAttempts(40), jetstream.WithRetryWait(250*time.Millisecond)); err != nil {
 		b.t.Fatal(err)
 	}
 }
