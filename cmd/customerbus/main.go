@@ -4,10 +4,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -65,6 +67,10 @@ commands:
   webhooks       the webhook deliverer alone (needs NATS_URL)
   migrate        apply database migrations and exit
   token create   issue an API token: -name NAME [-permissions MANAGE_USERS,...] [-staff]
+  staff create   add a staff user of the admin console (/admin): -email EMAIL [-name NAME]
+                 [-group NAME] [-permissions MANAGE_USERS,...] [-password-stdin]
+                 (a new group gets -permissions; the password is made up and printed
+                 unless read from stdin)
   duplicates rebuild
                  score every pair of the duplicates list again (after customers were
                  restored from a backup or loaded without events)
@@ -143,6 +149,8 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "token":
 		return tokenCommand(ctx, pool, args[1:])
+	case "staff":
+		return staffCommand(ctx, pool, args[1:], os.Stdin, os.Stdout)
 	case "duplicates":
 		if len(args) != 2 || args[1] != "rebuild" {
 			return errors.New("usage: customerbus duplicates rebuild")
@@ -252,6 +260,10 @@ func runAll(ctx context.Context, cfg config, pool *pgxpool.Pool, log *zap.Logger
 	if err != nil {
 		return err
 	}
+	staffPassword, err := customers.EnsureFirstStaff(ctx, pool)
+	if err != nil {
+		return err
+	}
 	reg := newRegistry()
 	svc := customers.New(pool, log, reg, cfg.Customers)
 	rl := relay.New(pool, js, log, reg, cfg.Relay)
@@ -260,7 +272,7 @@ func runAll(ctx context.Context, cfg config, pool *pgxpool.Pool, log *zap.Logger
 		return err
 	}
 
-	fmt.Fprintf(os.Stderr, "\ncustomerbus is running\n  API:   %s\n  NATS:  %s\n", ownBaseURL(cfg.Customers.HTTPAddr), natsURL)
+	fmt.Fprintf(os.Stderr, "\ncustomerbus is running\n  API:   %s\n  admin: %s/admin/\n  NATS:  %s\n", ownBaseURL(cfg.Customers.HTTPAddr), ownBaseURL(cfg.Customers.HTTPAddr), natsURL)
 	if cfg.Notifier.SMTPURL == "" {
 		fmt.Fprintf(os.Stderr, "  mail:  written to %s/<event id>.eml (set SMTP_URL to send)\n", cfg.Notifier.MailDir)
 	}
@@ -268,6 +280,11 @@ func runAll(ctx context.Context, cfg config, pool *pgxpool.Pool, log *zap.Logger
 		fmt.Fprintf(os.Stderr, "  dev token (shown once, keep it): %s\n", token)
 	} else {
 		fmt.Fprintf(os.Stderr, "  tokens exist already; create another with:\n    DATABASE_URL=\"$(deploy/local/postgres.sh customerbus)\" go run ./cmd/customerbus token create -name me\n")
+	}
+	if staffPassword != "" {
+		fmt.Fprintf(os.Stderr, "  admin login (shown once, keep it): %s / %s\n", customers.FirstStaffEmail, staffPassword)
+	} else {
+		fmt.Fprintf(os.Stderr, "  staff users exist already; add another with:\n    DATABASE_URL=\"$(deploy/local/postgres.sh customerbus)\" go run ./cmd/customerbus staff create -email you@example.com\n")
 	}
 	fmt.Fprintln(os.Stderr)
 
@@ -300,6 +317,43 @@ func tokenCommand(ctx context.Context, pool *pgxpool.Pool, args []string) error 
 		return err
 	}
 	fmt.Println(token)
+	return nil
+}
+
+const staffUsage = "usage: customerbus staff create -email EMAIL [-name NAME] [-group NAME] [-permissions MANAGE_USERS,...] [-password-stdin]"
+
+// staffCommand adds a staff user; the password it made up goes to out.
+func staffCommand(ctx context.Context, pool *pgxpool.Pool, args []string, in io.Reader, out io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return errors.New(staffUsage)
+	}
+	fs := flag.NewFlagSet("staff create", flag.ContinueOnError)
+	email := fs.String("email", "", "the staff user's email, their login (required)")
+	name := fs.String("name", "", "the staff user's name")
+	group := fs.String("group", customers.StaffFullAccess, "the permission group to join; created with -permissions when it does not exist")
+	perms := fs.String("permissions", strings.Join(customers.StaffPermissions, ","), "comma-separated permissions of a new group: "+strings.Join(customers.StaffPermissions, ","))
+	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of stdin instead of making one up")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if strings.TrimSpace(*email) == "" {
+		return errors.New("staff create: -email is required\n" + staffUsage)
+	}
+	pw := customers.NewStaffPassword()
+	if *fromStdin {
+		line, err := bufio.NewReader(in).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("staff create: read password: %w", err)
+		}
+		pw = strings.TrimRight(line, "\r\n")
+	}
+	err := customers.CreateStaff(ctx, pool, customers.StaffUser{Email: *email, Name: *name, Password: pw, Group: *group, Permissions: strings.Split(*perms, ",")})
+	if err != nil {
+		return fmt.Errorf("staff create: %w", err)
+	}
+	if !*fromStdin {
+		fmt.Fprintf(out, "%s\n", pw)
+	}
 	return nil
 }
 

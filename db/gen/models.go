@@ -294,6 +294,13 @@ type Outbox struct {
 	Bulk         bool
 }
 
+type PermissionGroup struct {
+	ID          uuid.UUID
+	Name        string
+	Permissions []string
+	CreatedAt   time.Time
+}
+
 type ProcessedCommand struct {
 	CommandID   string
 	Command     string
@@ -308,6 +315,29 @@ type Setting struct {
 	Key       string
 	Value     []byte
 	UpdatedAt time.Time
+}
+
+type StaffGroupMember struct {
+	StaffID uuid.UUID
+	GroupID uuid.UUID
+}
+
+type StaffSession struct {
+	ID            uuid.UUID
+	StaffID       uuid.UUID
+	TokenHash     []byte
+	CreatedAt     time.Time
+	IdleExpiresAt time.Time
+	ExpiresAt     time.Time
+}
+
+type StaffUser struct {
+	ID           uuid.UUID
+	Email        string
+	Name         string
+	PasswordHash string
+	IsActive     bool
+	CreatedAt    time.Time
 }
 
 type Webhook struct {

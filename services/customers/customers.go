@@ -22,12 +22,14 @@ import (
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/bus"
+	"github.com/customerbus/customerbus/services/customers/internal/console"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/httpapi"
 	"github.com/customerbus/customerbus/services/customers/internal/idempotency"
 	"github.com/customerbus/customerbus/services/customers/internal/imports"
 	"github.com/customerbus/customerbus/services/customers/internal/merge"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
+	"github.com/customerbus/customerbus/services/customers/internal/staff"
 	"github.com/customerbus/customerbus/services/customers/internal/store"
 	"github.com/customerbus/customerbus/services/customers/internal/webhook"
 )
@@ -48,6 +50,8 @@ type Config struct {
 	Commands       bus.Config
 	Webhooks       webhook.Config
 	GroupCommit    groupcommit.Config
+	Staff          staff.Config
+	Console        console.Settings
 }
 
 // AccountConfig tunes customer accounts: token lifetimes and login limits.
@@ -65,6 +69,9 @@ type Service struct {
 	merges *merge.Service
 	// imports runs import jobs, those of every instance.
 	imports *imports.Jobs
+	staff   *staff.Service
+	// console is the admin console, over the same use cases as api.
+	console *console.Console
 }
 
 // New wires the service on a migrated database.
@@ -107,11 +114,16 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		UseCasesIn:      useCases,
 		TrustedProxies:  cfg.TrustedProxies,
 	})
+	staffUsers := staff.New(pool, st, cfg.Accounts, cfg.Staff)
+	admin := console.New(console.Config{
+		Customers: uses.Customers, Orders: uses.Orders, Webhooks: uses.Webhooks, Staff: staffUsers,
+		Log: log, ClientAddress: api.ClientAddress, Settings: cfg.Console,
+	})
 	commands := func(tx pgx.Tx) bus.Domain {
 		u := useCases(tx)
 		return bus.Domain{Customers: u.Customers, Orders: u.Orders, Merges: u.Merges}
 	}
-	return &Service{cfg: cfg, log: log, api: api, store: st, imports: jobs, merges: uses.Merges,
+	return &Service{cfg: cfg, log: log, api: api, store: st, imports: jobs, merges: uses.Merges, staff: staffUsers, console: admin,
 		bus: bus.New(pool, log, reg, cfg.Commands, commands, uses.Merges)}
 }
 
@@ -143,8 +155,25 @@ func (s *Service) Routes() []Route {
 	return out
 }
 
-// Handler is the service's HTTP handler (tests serve it with httptest).
-func (s *Service) Handler() http.Handler { return s.api.Handler() }
+// ConsoleRoutes lists the admin console's pages and forms that need a
+// staff session, so tests can prove each one is guarded.
+func (s *Service) ConsoleRoutes() []Route {
+	var out []Route
+	for _, r := range s.console.Routes() {
+		out = append(out, Route{Pattern: r.Pattern, Permission: r.Permission})
+	}
+	return out
+}
+
+// Handler is the service's HTTP handler (tests serve it with httptest):
+// the admin console under /admin, the API everywhere else.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(console.Prefix+"/", s.console.Handler())
+	mux.Handle("GET "+console.Prefix, http.RedirectHandler(console.Prefix+"/", http.StatusMovedPermanently))
+	mux.Handle("/", s.api.Handler())
+	return mux
+}
 
 // Run serves HTTP on cfg.HTTPAddr until ctx ends, then drains open requests.
 func (s *Service) Run(ctx context.Context) error {
@@ -216,6 +245,11 @@ func (s *Service) sweepEvery(ctx context.Context, interval time.Duration) {
 		} else if n > 0 {
 			s.log.Info("customers: swept processed commands", zap.Int64("commands", n))
 		}
+		if n, err := s.staff.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("customers: sweep staff sessions", zap.Error(err))
+		} else if n > 0 {
+			s.log.Info("customers: swept staff sessions", zap.Int64("sessions", n))
+		}
 		if tokens, sessions, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("customers: sweep", zap.Error(err))
 		} else if tokens+sessions > 0 {
@@ -240,6 +274,35 @@ func CreateToken(ctx context.Context, pool *pgxpool.Pool, name string, staff boo
 	}
 	token, _, err := auth.NewTokens(pool).Create(ctx, name, kind, perms)
 	return token, err
+}
+
+// StaffPermissions are the permissions a staff user's group can hold.
+var StaffPermissions = auth.StaffPermissions
+
+// StaffFullAccess is the group of every permission that the first staff
+// user is put in.
+const StaffFullAccess = staff.FullAccess
+
+// StaffUser is a staff user to create: see CreateStaff.
+type StaffUser = staff.CreateInput
+
+// CreateStaff creates a staff user of the console.
+func CreateStaff(ctx context.Context, pool *pgxpool.Pool, in StaffUser) error {
+	_, err := staff.New(pool, store.New(pool), customer.AccountConfig{}, staff.Config{}).Create(ctx, in)
+	return err
+}
+
+// NewStaffPassword makes up a password for a staff user.
+func NewStaffPassword() string { return staff.NewPassword() }
+
+// FirstStaffEmail is the login of the staff user a first `make run` creates.
+const FirstStaffEmail = "admin@example.com"
+
+// EnsureFirstStaff creates a staff user of every permission when none
+// exists, so a first `make run` can log in to the console; it returns its
+// password, or "" when staff users exist.
+func EnsureFirstStaff(ctx context.Context, pool *pgxpool.Pool) (string, error) {
+	return staff.New(pool, store.New(pool), customer.AccountConfig{}, staff.Config{}).EnsureFirst(ctx, FirstStaffEmail)
 }
 
 // EnsureDevToken creates a token with every permission when none exists yet,

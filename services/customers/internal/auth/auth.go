@@ -29,10 +29,17 @@ const (
 	ManageSettings = "MANAGE_SETTINGS"
 	// ManageApps manages the webhook endpoints that apps receive events at.
 	ManageApps = "MANAGE_APPS"
+	// ManageStaff manages staff users and their permission groups; only
+	// staff users hold it (through a group), never an API token.
+	ManageStaff = "MANAGE_STAFF"
 )
 
-// AllPermissions lists every permission, for validation and the dev token.
+// AllPermissions lists every permission an API token can hold, for
+// validation and the dev token.
 var AllPermissions = []string{ManageUsers, ManageOrders, ManageSettings, ManageApps}
+
+// StaffPermissions lists every permission a permission group can hold.
+var StaffPermissions = append(slices.Clone(AllPermissions), ManageStaff)
 
 // What a route can require instead of a permission. No API token can hold
 // these: Create accepts only AllPermissions.
@@ -51,6 +58,7 @@ const (
 	customerTokenPrefix = "cbc_" // customer access tokens
 	refreshTokenPrefix  = "cbr_" // customer refresh tokens
 	emailTokenPrefix    = "cbt_" // one-time tokens sent by email
+	staffSessionPrefix  = "cbs_" // staff console session cookies
 )
 
 // ErrInvalidToken means the token is unknown, malformed or revoked.
@@ -64,6 +72,8 @@ type Principal struct {
 	Permissions []string
 	// CustomerID is set for a customer's access token, and only then.
 	CustomerID uuid.UUID
+	// StaffID is set for a staff user's console session, and only then.
+	StaffID uuid.UUID
 }
 
 // IsCustomer reports whether the caller is a logged-in customer.
@@ -80,11 +90,14 @@ func (p Principal) Has(perm string) bool {
 	return slices.Contains(p.Permissions, perm)
 }
 
-// Actor is the principal as events record it: a customer by its id, an API
-// token by the token's id.
+// Actor is the principal as events record it: a customer or a staff user
+// by its id, an API token by the token's id.
 func (p Principal) Actor() events.Actor {
 	if p.IsCustomer() {
 		return events.Actor{Type: events.AuthUser, ID: p.CustomerID.String()}
+	}
+	if p.StaffID != uuid.Nil {
+		return events.Actor{Type: events.AuthUser, ID: p.StaffID.String()}
 	}
 	return events.Actor{Type: p.Type, ID: p.TokenID.String()}
 }
@@ -209,6 +222,14 @@ func NewSessionTokens() (access, refresh string, err error) {
 	}
 	refresh, err = newSecret(refreshTokenPrefix)
 	return access, refresh, err
+}
+
+// NewStaffSessionToken returns a fresh staff console session token.
+func NewStaffSessionToken() (string, error) { return newSecret(staffSessionPrefix) }
+
+// IsStaffSessionToken reports whether the string has the shape of one.
+func IsStaffSessionToken(s string) bool {
+	return strings.HasPrefix(s, staffSessionPrefix) && len(s) <= 100
 }
 
 // NewEmailToken returns a one-time token for an email's link.

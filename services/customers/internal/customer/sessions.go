@@ -101,6 +101,11 @@ type SessionStore interface {
 	RotateSession(ctx context.Context, refreshHash []byte, next StoredSession) (StoredSession, error)
 	RevokeSession(ctx context.Context, id uuid.UUID) error
 	RevokeSessions(ctx context.Context, customerID uuid.UUID) error
+	LoginFailureStore
+}
+
+// LoginFailureStore keeps failed-login counts, shared by every instance.
+type LoginFailureStore interface {
 	LoginFailures(ctx context.Context, keys []string, windowStart time.Time) ([]LoginFailures, error)
 	// RecordLoginFailure counts a failure for each key.
 	RecordLoginFailure(ctx context.Context, keys []string, now, windowStart time.Time) error
@@ -249,51 +254,76 @@ func (s *Service) Logout(ctx context.Context, customerID, sessionID uuid.UUID, a
 }
 
 // checkPassword verifies the password of the customer with this email and
-// returns the customer,
-// counting failures per email and per client address, and refusing at
-// once while either is over its limit (before the costly hash, so a flood
-// costs little). The answer does not reveal whether the email exists.
+// returns the customer, under the login limits.
 func (s *Service) checkPassword(ctx context.Context, email, pw, client string) (Customer, error) {
-	now := s.now()
-	windowStart := now.Add(-s.accounts.LoginWindow)
-	emailKey, clientKey := loginKey(email), "addr:"+client
-	counts, err := s.store.LoginFailures(ctx, []string{emailKey, clientKey}, windowStart)
+	var c Customer
+	err := LoginLimiter{Store: s.store, Config: s.accounts, Now: s.now}.Verify(ctx, loginKey(email), client, pw,
+		func() (string, error) {
+			var err error
+			c, err = s.accountByEmail(ctx, email)
+			if errors.Is(err, ErrNotFound) {
+				return "", nil
+			}
+			return c.PasswordHash, err
+		})
+	return c, err
+}
+
+// LoginLimiter checks passwords under the login limits: failures are
+// counted per account and per client address, and while either is over
+// its limit logins are refused at once. The customers' logins and the
+// staff's share it (with accounts keyed apart).
+type LoginLimiter struct {
+	Store  LoginFailureStore
+	Config AccountConfig // its LoginFailures… and LoginWindow
+	Now    func() time.Time
+}
+
+// Verify checks pw against the hash that lookup reads (looked up only
+// when no limit is reached, so a flood costs little; "" when there is no
+// such account). It returns nil, ErrBadCredentials or a
+// *RateLimitedError; the answer does not reveal whether the account exists.
+func (l LoginLimiter) Verify(ctx context.Context, accountKey, client, pw string, lookup func() (string, error)) error {
+	cfg := l.Config.withDefaults()
+	now := l.Now()
+	windowStart := now.Add(-cfg.LoginWindow)
+	clientKey := "addr:" + client
+	counts, err := l.Store.LoginFailures(ctx, []string{accountKey, clientKey}, windowStart)
 	if err != nil {
-		return Customer{}, fmt.Errorf("login: %w", err)
+		return fmt.Errorf("login: %w", err)
 	}
 	for _, f := range counts {
-		limit := s.accounts.LoginFailuresPerEmail
+		limit := cfg.LoginFailuresPerEmail
 		if f.Key == clientKey {
-			limit = s.accounts.LoginFailuresPerAddress
+			limit = cfg.LoginFailuresPerAddress
 		}
 		if f.Failures >= limit {
-			return Customer{}, &RateLimitedError{RetryAfter: f.WindowStarted.Add(s.accounts.LoginWindow).Sub(now)}
+			return &RateLimitedError{RetryAfter: f.WindowStarted.Add(cfg.LoginWindow).Sub(now)}
 		}
 	}
-	hash := dummyHash()
-	c, err := s.accountByEmail(ctx, email)
-	switch {
-	case err == nil && c.PasswordHash != "":
-		hash = c.PasswordHash
-	case err != nil && !errors.Is(err, ErrNotFound):
-		return Customer{}, fmt.Errorf("login: %w", err)
+	hash, err := lookup()
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
 	}
-	// An unknown email is checked against a dummy hash: it takes as long as
-	// a wrong password, so timing does not reveal who has an account.
+	if hash == "" {
+		hash = dummyHash()
+	}
+	// An unknown account is checked against a dummy hash: it takes as long
+	// as a wrong password, so timing does not reveal who has an account.
 	ok, err := password.Matches(pw, hash)
 	if err != nil {
-		return Customer{}, fmt.Errorf("login: %w", err)
+		return fmt.Errorf("login: %w", err)
 	}
 	if !ok || hash == dummyHash() {
-		if err := s.store.RecordLoginFailure(ctx, []string{emailKey, clientKey}, now, windowStart); err != nil {
-			return Customer{}, fmt.Errorf("login: %w", err)
+		if err := l.Store.RecordLoginFailure(ctx, []string{accountKey, clientKey}, now, windowStart); err != nil {
+			return fmt.Errorf("login: %w", err)
 		}
-		return Customer{}, ErrBadCredentials
+		return ErrBadCredentials
 	}
-	if err := s.store.ClearLoginFailures(ctx, emailKey); err != nil {
-		return Customer{}, fmt.Errorf("login: %w", err)
+	if err := l.Store.ClearLoginFailures(ctx, accountKey); err != nil {
+		return fmt.Errorf("login: %w", err)
 	}
-	return c, nil
+	return nil
 }
 
 // accountByEmail reads the account an email logs into: its customer's, or

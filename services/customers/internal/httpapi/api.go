@@ -52,7 +52,7 @@ type API struct {
 	openAPI      []byte
 	keys         IdempotencyKeys
 	useCasesIn   func(pgx.Tx) UseCases
-	// trustedProxies may set X-Forwarded-For (see clientAddress).
+	// trustedProxies may set X-Forwarded-For (see ClientAddress).
 	trustedProxies []netip.Prefix
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/imports"
+	"github.com/customerbus/customerbus/services/customers/internal/listquery"
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
 
@@ -124,7 +125,7 @@ func (a *API) exportCustomers(w http.ResponseWriter, r *http.Request, _ auth.Pri
 			filters[k] = v
 		}
 	}
-	in, err := parseListInput(filters)
+	in, err := listquery.Customers(filters)
 	if err != nil {
 		return err
 	}

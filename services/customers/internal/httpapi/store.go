@@ -61,12 +61,12 @@ func toSessionResponse(s customer.Session) sessionResponse {
 	}
 }
 
-// clientAddress is the caller's IP address, for rate limits: the
+// ClientAddress is the caller's IP address, for rate limits: the
 // connection's peer, unless the peer is a trusted proxy; then the nearest
 // address in X-Forwarded-For that is not a trusted proxy, read from the
 // right, since only what trusted proxies appended can be believed (a client
 // can put anything on the left).
-func (a *API) clientAddress(r *http.Request) string {
+func (a *API) ClientAddress(r *http.Request) string {
 	addr, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
@@ -162,7 +162,7 @@ func (a *API) requestPasswordReset() handler {
 
 func (a *API) login() handler {
 	return bodyRoute(a, http.StatusOK, func(r *http.Request, _ auth.Principal, in customer.LoginInput) (any, error) {
-		return session(a.customers.Login(r.Context(), in, a.clientAddress(r)))
+		return session(a.customers.Login(r.Context(), in, a.ClientAddress(r)))
 	})
 }
 
@@ -209,7 +209,7 @@ func (a *API) updateMe() handler {
 
 func (a *API) requestEmailChange() handler {
 	return bodyRoute(a, http.StatusAccepted, func(r *http.Request, p auth.Principal, in customer.EmailChangeInput) (any, error) {
-		return noBody(a.customers.RequestEmailChange(r.Context(), origin(r, p), p.CustomerID, in, a.clientAddress(r)))
+		return noBody(a.customers.RequestEmailChange(r.Context(), origin(r, p), p.CustomerID, in, a.ClientAddress(r)))
 	})
 }
 

@@ -1,0 +1,271 @@
+package customers_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/customerbus/customerbus/services/customers"
+)
+
+// staffLogin is a staff user of the test's own.
+type staffLogin struct{ email, password, id string }
+
+// newStaff creates a staff user in a group of perms (no group without
+// any), named after the test.
+func (s *system) newStaff(perms ...string) staffLogin {
+	s.t.Helper()
+	email := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(s.t.Name())) + "-" + strings.ToLower(strings.Join(perms, "-")) + "@staff.example"
+	in := customers.StaffUser{Email: email, Password: "correct horse battery", Name: "Sam Staff"}
+	if len(perms) > 0 {
+		in.Group, in.Permissions = "group of "+email, perms
+	}
+	if err := customers.CreateStaff(context.Background(), s.pool, in); err != nil {
+		s.t.Fatal(err)
+	}
+	var id string
+	if err := s.pool.QueryRow(context.Background(), `SELECT id::text FROM staff_users WHERE email = $1`, email).Scan(&id); err != nil {
+		s.t.Fatal(err)
+	}
+	return staffLogin{email: email, password: in.Password, id: id}
+}
+
+// browser is an HTTP client with a cookie jar that does not follow
+// redirects, so tests see where the console sends them.
+type browser struct {
+	t      *testing.T
+	base   string
+	client *http.Client
+}
+
+func (s *system) browser() *browser {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return &browser{t: s.t, base: s.api.URL, client: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// get fetches a page; post submits a form from the console's own origin.
+func (b *browser) get(path string) (*http.Response, string) {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, b.base+path, nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.do(req)
+}
+
+func (b *browser) post(path string, form url.Values, headers ...string) (*http.Response, string) {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, b.base+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", b.base)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return b.do(req)
+}
+
+func (b *browser) do(req *http.Request) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return resp, string(body)
+}
+
+func (b *browser) login(who staffLogin) {
+	b.t.Helper()
+	resp, body := b.post("/admin/login", url.Values{"email": {who.email}, "password": {who.password}})
+	if resp.StatusCode != http.StatusSeeOther {
+		b.t.Fatalf("login: status %d: %s", resp.StatusCode, body)
+	}
+}
+
+func TestConsoleLoginSessionAndLogout(t *testing.T) {
+	s := newSystemWith(t, func(c *customers.Config) { c.Accounts.LoginFailuresPerEmail = 3 })
+	who := s.newStaff("MANAGE_USERS")
+	b := s.browser()
+
+	resp, _ := b.get("/admin/customers")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/admin/login?next=%2Fadmin%2Fcustomers") {
+		t.Fatalf("without a session: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, body := b.post("/admin/login", url.Values{"email": {who.email}, "password": {"wrong password"}})
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "The email or the password is wrong.") || !strings.Contains(body, who.email) {
+		t.Fatalf("wrong password: %d %s", resp.StatusCode, body)
+	}
+	resp, _ = b.post("/admin/login", url.Values{"email": {who.email}, "password": {who.password}, "next": {"/admin/customers?q=x"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/customers?q=x" {
+		t.Fatalf("login: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "customerbus_staff" {
+			cookie = c
+		}
+	}
+	// Plain HTTP on 127.0.0.1: not Secure, or the browser would drop it.
+	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode || cookie.Secure || cookie.Path != "/admin" {
+		t.Fatalf("session cookie: %+v", cookie)
+	}
+	if resp, body := b.get("/admin/customers"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Sam Staff") {
+		t.Fatalf("customers page: %d", resp.StatusCode)
+	}
+	// The cookie is stored as a hash only.
+	var n int
+	if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM staff_sessions WHERE token_hash = sha256(convert_to($1, 'UTF8'))`, cookie.Value).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("stored sessions of the cookie: %d, %v", n, err)
+	}
+
+	if resp, _ := b.post("/admin/logout", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM staff_sessions`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("sessions after logout: %d, %v", n, err)
+	}
+	// The old cookie, replayed, no longer works.
+	replay := s.browser()
+	u, _ := url.Parse(s.api.URL + "/admin/")
+	replay.client.Jar.SetCookies(u, []*http.Cookie{{Name: cookie.Name, Value: cookie.Value, Path: "/admin"}})
+	if resp, _ := replay.get("/admin/customers"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("after logout: %d", resp.StatusCode)
+	}
+
+	// The login cleared the failure before it; three more reach the limit of
+	// 3, and then even the right password is refused.
+	for range 3 {
+		b.post("/admin/login", url.Values{"email": {who.email}, "password": {"wrong password"}})
+	}
+	resp, body = b.post("/admin/login", url.Values{"email": {who.email}, "password": {who.password}})
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "Too many failed logins") {
+		t.Fatalf("past the limit: %d %s", resp.StatusCode, body)
+	}
+	// The staff's failures are counted apart from a customer's of the same email.
+	var keys []string
+	rows, err := s.pool.Query(context.Background(), `SELECT key FROM login_failures ORDER BY key`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var k string
+		_ = rows.Scan(&k)
+		keys = append(keys, k)
+	}
+	if len(keys) != 2 || keys[1] != "staff:"+who.email {
+		t.Fatalf("failure keys: %v", keys)
+	}
+}
+
+func TestConsoleSessionExpiresWhenIdle(t *testing.T) {
+	s := newSystemWith(t, func(c *customers.Config) { c.Staff.IdleTTL = 500 * time.Millisecond })
+	b := s.browser()
+	b.login(s.newStaff("MANAGE_USERS"))
+	if resp, _ := b.get("/admin/customers"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("fresh session: %d", resp.StatusCode)
+	}
+	time.Sleep(time.Second)
+	if resp, _ := b.get("/admin/customers"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("idle session: %d", resp.StatusCode)
+	}
+}
+
+// A form posted from another site is refused, whatever cookie it carries.
+func TestConsoleRefusesCrossSiteForms(t *testing.T) {
+	s := newSystem(t)
+	b := s.browser()
+	b.login(s.newStaff("MANAGE_USERS"))
+	for _, headers := range [][]string{
+		{"Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"},
+		{"Sec-Fetch-Site", "", "Origin", "https://evil.example"},
+	} {
+		resp, _ := b.post("/admin/customers/new", url.Values{"email": {"csrf@example.com"}}, headers...)
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%v: status %d", headers, resp.StatusCode)
+		}
+	}
+	var list struct {
+		Customers []customerJSON `json:"customers"`
+	}
+	s.do(http.MethodGet, "/v1/customers?email=csrf@example.com", nil, &list)
+	if len(list.Customers) != 0 {
+		t.Fatalf("a cross-site form created %v", list.Customers)
+	}
+	// The same form from the console's own page goes through.
+	if resp, body := b.post("/admin/customers/new", url.Values{"email": {"csrf@example.com"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("same-origin form: %d %s", resp.StatusCode, body)
+	}
+}
+
+// Every console page and form refuses a staff user without its permission,
+// and anyone without a staff session: no session, or a customer's.
+func TestConsoleAuthorization(t *testing.T) {
+	s := newSystem(t)
+	c := s.createCustomer(map[string]any{"email": "owner@example.com", "addresses": []map[string]any{{"first_name": "A", "last_name": "B", "street_address_1": "Main St 1", "city": "Berlin", "postal_code": "10115", "country": "DE"}}})
+	var addresses struct {
+		Addresses []struct {
+			ID string `json:"id"`
+		} `json:"addresses"`
+	}
+	s.do(http.MethodGet, "/v1/customers/"+c.ID+"/addresses", nil, &addresses)
+	customerToken := s.newShopper().AccessToken
+
+	nobody := s.browser()
+	nobody.login(s.newStaff())
+	anonymous := s.browser()
+	asCustomer := s.browser()
+	u, _ := url.Parse(s.api.URL + "/admin/")
+	asCustomer.client.Jar.SetCookies(u, []*http.Cookie{{Name: "customerbus_staff", Value: customerToken, Path: "/admin"}})
+
+	routes := s.svc.ConsoleRoutes()
+	if len(routes) < 20 {
+		t.Fatalf("only %d console routes", len(routes))
+	}
+	for _, rt := range routes {
+		method, path, _ := strings.Cut(rt.Pattern, " ")
+		path = strings.NewReplacer("{id}", c.ID, "{aid}", addresses.Addresses[0].ID, "{$}", "").Replace(path)
+		send := func(b *browser, headers ...string) *http.Response {
+			if method == http.MethodGet {
+				resp, _ := b.get(path)
+				return resp
+			}
+			resp, _ := b.post(path, url.Values{"email": {"x@example.com"}, "active": {"false"}, "text": {"x"}, "kind": {"shipping"}}, headers...)
+			return resp
+		}
+		if rt.Permission != "" {
+			if resp := send(nobody); resp.StatusCode != http.StatusForbidden {
+				t.Errorf("%s without %s: status %d", rt.Pattern, rt.Permission, resp.StatusCode)
+			}
+		}
+		for name, b := range map[string]*browser{"no session": anonymous, "a customer's token as cookie": asCustomer} {
+			if resp := send(b); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/admin/login") {
+				t.Errorf("%s with %s: status %d to %q", rt.Pattern, name, resp.StatusCode, resp.Header.Get("Location"))
+			}
+		}
+		if resp := send(anonymous, "Authorization", "Bearer "+customerToken); resp.StatusCode != http.StatusSeeOther {
+			t.Errorf("%s with a customer's bearer token: status %d", rt.Pattern, resp.StatusCode)
+		}
+	}
+	// Nothing of the customer changed.
+	var got customerJSON
+	s.do(http.MethodGet, "/v1/customers/"+c.ID, nil, &got)
+	if got.Version != c.Version || !got.IsActive {
+		t.Fatalf("the refused forms changed the customer: %+v", got)
+	}
+}
