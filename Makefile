@@ -24,7 +24,10 @@ run: ## the whole system in one process (embedded NATS, local PostgreSQL)
 	DATABASE_URL="$$($(PG) customerbus)" WEBHOOKS_ALLOW_HTTP=$${WEBHOOKS_ALLOW_HTTP:-true} \
 		WEBHOOKS_ALLOW_PRIVATE_ADDRESSES=$${WEBHOOKS_ALLOW_PRIVATE_ADDRESSES:-true} go run ./cmd/customerbus run
 
-test: ## every test, on real PostgreSQL and real NATS
+# The console's browser tests drive Debian's chromium; it is installed when missing.
+test: ## every test, on real PostgreSQL and real NATS (and the console in chromium)
+	@command -v chromium >/dev/null || { echo "installing chromium for the console's browser tests"; \
+		apt-get install -y chromium >/dev/null || echo "could not install chromium: the browser tests will be skipped" >&2; }
 	TEST_DATABASE_URL="$$($(PG) postgres)" TEST_POSTGRES_BINDIR="$$($(PG) --bindir)" \
 		go test $(GOTESTFLAGS) ./...
 

@@ -262,6 +262,25 @@ func TestConsoleAuthorization(t *testing.T) {
 			t.Errorf("%s with a customer's bearer token: status %d", rt.Pattern, resp.StatusCode)
 		}
 	}
+	// With the permissions, every page opens.
+	everyone := s.browser()
+	everyone.login(s.newStaff("MANAGE_USERS", "MANAGE_STAFF"))
+	for _, rt := range routes {
+		method, path, _ := strings.Cut(rt.Pattern, " ")
+		if method != http.MethodGet {
+			continue
+		}
+		path = strings.NewReplacer("{id}", c.ID, "{aid}", addresses.Addresses[0].ID, "{$}", "").Replace(path)
+		resp, body := everyone.get(path)
+		if want := http.StatusOK; path == "/admin/" {
+			want = http.StatusSeeOther
+			if resp.StatusCode != want {
+				t.Errorf("%s: status %d", path, resp.StatusCode)
+			}
+		} else if resp.StatusCode != want || !strings.Contains(body, "</html>") {
+			t.Errorf("%s: status %d: %.300s", path, resp.StatusCode, body)
+		}
+	}
 	// Nothing of the customer changed.
 	var got customerJSON
 	s.do(http.MethodGet, "/v1/customers/"+c.ID, nil, &got)

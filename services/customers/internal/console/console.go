@@ -145,7 +145,23 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		c.renderError(w, r, auth.Principal{}, http.StatusNotFound, "This page does not exist.")
 	})
-	return secureHeaders(http.NewCrossOriginProtection().Handler(mux))
+	return c.recovering(secureHeaders(http.NewCrossOriginProtection().Handler(mux)))
+}
+
+// recovering turns a panic into an error page, logged.
+func (c *Console) recovering(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				c.Log.Error("console: panic", zap.String("path", r.URL.Path), zap.Any("panic", v), zap.Stack("stack"))
+				c.renderError(w, r, auth.Principal{}, http.StatusInternalServerError, "Something went wrong on our side. Try again in a moment.")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // secureHeaders keeps the console's pages out of frames and caches and

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +23,12 @@ type form struct {
 	Message string // an error of no one field
 }
 
-func newForm(values url.Values) form { return form{Values: values, Errors: map[string]string{}} }
+func newForm(values url.Values) form {
+	if values == nil {
+		values = url.Values{}
+	}
+	return form{Values: values, Errors: map[string]string{}}
+}
 
 // Get is the value typed in a field, trimmed.
 func (f form) Get(name string) string { return strings.TrimSpace(f.Values.Get(name)) }
@@ -112,7 +118,13 @@ var funcs = template.FuncMap{
 		}
 		return id.String()
 	},
-	"inc":   func(i int) int { return i + 1 },
+	"inc": func(i int) int { return i + 1 },
+	"count": func(n *int64) string {
+		if *n == 1 {
+			return "1 customer"
+		}
+		return strconv.FormatInt(*n, 10) + " customers"
+	},
 	"lower": strings.ToLower,
 	"blank": func() form { return newForm(url.Values{}) },
 	"editor": func(v view, name, title, hint string, rows []metadataRow, stored map[string]string) metadataEditor {

@@ -1,0 +1,213 @@
+package customers_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// screenshotDir keeps the console's screenshots, test artefacts to look at
+// (var/ is not committed).
+const screenshotDir = "../../var/screenshots"
+
+// newChromium starts a headless Chromium of the test's own.
+func newChromium(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium is not installed (make test installs it)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Headless,
+		chromedp.Flag("disable-background-networking", true), chromedp.WindowSize(1280, 900))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	ctx, cancelTimeout := context.WithTimeout(ctx, time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	return ctx
+}
+
+// run runs browser actions and fails the test with what it was doing.
+func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	start := time.Now()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	t.Logf("browser: %s (%s)", what, time.Since(start).Round(time.Millisecond))
+}
+
+// value runs an action that reads something from the page.
+func value[T any](t *testing.T, ctx context.Context, what string, read chromedp.Action[T]) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, read)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+// screenshot saves the whole page under screenshotDir.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png := value(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
+	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flash selects the message a page shows after a form did its work: a step
+// waits for its own, not for the one the page before showed.
+func flash(text string) string {
+	return `//p[contains(@class, "flash") and contains(., "` + text + `")]`
+}
+
+// A staff user works on a customer in the console, in a real browser; each
+// change is read back through the API, the set-password email from the
+// SMTP server.
+func TestConsoleInABrowser(t *testing.T) {
+	m := newMailSystem(t)
+	who := m.newStaff("MANAGE_USERS")
+	ctx := newChromium(t)
+	admin := m.api.URL + "/admin/"
+	email := "browser-" + randomSuffix() + "@example.com"
+
+	run(t, ctx, "open the console", chromedp.Navigate(admin), chromedp.WaitVisible(chromedp.CSS(`#f-email`)))
+	screenshot(t, ctx, "login")
+	run(t, ctx, "log in",
+		chromedp.SendKeys(chromedp.CSS(`#f-email`), who.email), chromedp.SendKeys(chromedp.CSS(`#f-password`), who.password),
+		chromedp.Submit(chromedp.CSS(`#f-password`)), chromedp.WaitVisible(chromedp.CSS(`a[href="/admin/customers/new"]`)))
+
+	run(t, ctx, "create a customer",
+		chromedp.Click(chromedp.CSS(`a[href="/admin/customers/new"]`)), chromedp.WaitVisible(chromedp.CSS(`#f-first_name`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-first_name`), "Grace"), chromedp.SendKeys(chromedp.CSS(`#f-last_name`), "Hopper"),
+		chromedp.SendKeys(chromedp.CSS(`#f-email`), "not an email"),
+		chromedp.SetValue(chromedp.CSS(`#f-redirect_url`), shopURL), chromedp.SetValue(chromedp.CSS(`#f-channel`), "web"),
+		chromedp.Click(chromedp.CSS(`form button.primary`)), chromedp.WaitVisible(chromedp.CSS(`#f-email-error`)))
+	// The failed submit kept what was typed.
+	first := value(t, ctx, "read back the form", chromedp.Value(chromedp.CSS(`#f-first_name`)))
+	if first != "Grace" {
+		t.Fatalf("the failed submit lost the first name: %q", first)
+	}
+	screenshot(t, ctx, "create-customer-error")
+	run(t, ctx, "correct the email",
+		chromedp.SetValue(chromedp.CSS(`#f-email`), email), chromedp.Click(chromedp.CSS(`form button.primary`)), chromedp.WaitVisible(flash("Customer created")))
+	m.mailTo(1, email) // the set-password email
+
+	run(t, ctx, "search and open",
+		chromedp.Navigate(admin+"customers"), chromedp.WaitVisible(chromedp.CSS(`#f-q`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-q`), "Hopper"), chromedp.Submit(chromedp.CSS(`#f-q`)),
+		// The page of the search, not the one before it.
+		chromedp.WaitVisible(chromedp.CSS(`#f-q[value="Hopper"]`)),
+		chromedp.WaitVisible(`//td[contains(., "`+email+`")]`))
+	screenshot(t, ctx, "customers")
+	run(t, ctx, "open the customer", chromedp.Click(`//a[contains(., "Grace Hopper")]`), chromedp.WaitVisible(chromedp.CSS(`#profile-h`)))
+	path := value(t, ctx, "read the path", chromedp.Evaluate[string](`location.pathname`))
+	id := strings.TrimPrefix(path, "/admin/customers/")
+
+	run(t, ctx, "edit",
+		chromedp.Click(chromedp.CSS(`a[href$="/edit"]`)), chromedp.WaitVisible(chromedp.CSS(`#f-last_name`)),
+		chromedp.SetValue(chromedp.CSS(`#f-last_name`), "Murray Hopper"), chromedp.SetValue(chromedp.CSS(`#f-company_name`), "US Navy"),
+		chromedp.Click(chromedp.CSS(`form button.primary`)), chromedp.WaitVisible(flash("Profile saved")))
+	var c customerJSON
+	m.do(http.MethodGet, "/v1/customers/"+id, nil, &c)
+	if c.LastName != "Murray Hopper" || c.CompanyName != "US Navy" {
+		t.Fatalf("after the edit: %+v", c)
+	}
+
+	run(t, ctx, "add an address",
+		chromedp.Click(chromedp.CSS(`a[href$="/addresses/new"]`)), chromedp.WaitVisible(chromedp.CSS(`#f-street_address_1`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-first_name`), "Grace"), chromedp.SendKeys(chromedp.CSS(`#f-last_name`), "Hopper"),
+		chromedp.SendKeys(chromedp.CSS(`#f-street_address_1`), "Unter den Linden 1"), chromedp.SendKeys(chromedp.CSS(`#f-city`), "Berlin"),
+		chromedp.SendKeys(chromedp.CSS(`#f-postal_code`), "10117"), chromedp.SendKeys(chromedp.CSS(`#f-country`), "DE"),
+		chromedp.Click(chromedp.CSS(`input[name="default_shipping"]`)),
+		chromedp.Click(chromedp.CSS(`form button.primary`)), chromedp.WaitVisible(flash("Address saved")))
+	run(t, ctx, "make it the default billing address",
+		chromedp.Click(`//button[contains(., "Make default billing")]`),
+		chromedp.WaitVisible(flash("Default billing address set")))
+	m.do(http.MethodGet, "/v1/customers/"+id, nil, &c)
+	if c.DefaultShipping == nil || c.DefaultBilling == nil || *c.DefaultShipping != *c.DefaultBilling {
+		t.Fatalf("defaults after the address: %v %v", c.DefaultShipping, c.DefaultBilling)
+	}
+
+	run(t, ctx, "add metadata rows",
+		chromedp.SendKeys(chromedp.CSS(`#metadata-key-0`), "tier"), chromedp.SendKeys(chromedp.CSS(`#metadata-value-0`), "gold"),
+		chromedp.Click(chromedp.CSS(`#metadata button[value="insert:0"]`)), chromedp.WaitVisible(chromedp.CSS(`#metadata-key-1`)),
+		chromedp.SendKeys(chromedp.CSS(`#metadata-key-1`), "source"), chromedp.SendKeys(chromedp.CSS(`#metadata-value-1`), "fair"),
+		chromedp.Click(chromedp.CSS(`#metadata button.button`)), chromedp.WaitVisible(flash("Metadata saved")))
+	m.do(http.MethodGet, "/v1/customers/"+id, nil, &c)
+	if c.Metadata["tier"] != "gold" || c.Metadata["source"] != "fair" || len(c.Metadata) != 2 {
+		t.Fatalf("metadata: %v", c.Metadata)
+	}
+
+	run(t, ctx, "add a note",
+		chromedp.SendKeys(chromedp.CSS(`#f-text`), "Prefers email."), chromedp.Click(chromedp.CSS(`#notes button`)), chromedp.WaitVisible(flash("Note added")))
+	var notes struct {
+		Notes []struct {
+			Text   string `json:"text"`
+			Author struct {
+				Type string `json:"type"`
+				ID   string `json:"id"`
+			} `json:"author"`
+		} `json:"notes"`
+	}
+	m.do(http.MethodGet, "/v1/customers/"+id+"/notes", nil, &notes)
+	if len(notes.Notes) != 1 || notes.Notes[0].Text != "Prefers email." || notes.Notes[0].Author.ID != who.id {
+		t.Fatalf("notes: %+v (staff user %s)", notes.Notes, who.id)
+	}
+
+	run(t, ctx, "deactivate",
+		chromedp.Click(`//button[normalize-space()="Deactivate"]`),
+		chromedp.WaitVisible(`//button[normalize-space()="Activate"]`))
+	m.do(http.MethodGet, "/v1/customers/"+id, nil, &c)
+	if c.IsActive {
+		t.Fatal("still active after Deactivate")
+	}
+	screenshot(t, ctx, "customer")
+
+	// Every change the console made has the staff user as its actor.
+	var history struct {
+		Entries []struct {
+			Type  string `json:"type"`
+			Kind  string `json:"kind"`
+			Actor struct {
+				Type string `json:"type"`
+				ID   string `json:"id"`
+			} `json:"actor"`
+		} `json:"entries"`
+	}
+	m.do(http.MethodGet, "/v1/customers/"+id+"/history", nil, &history)
+	if len(history.Entries) < 6 {
+		t.Fatalf("history: %+v", history.Entries)
+	}
+	for _, e := range history.Entries {
+		if e.Actor.Type != "user" || e.Actor.ID != who.id {
+			t.Errorf("%s by %+v, want the staff user %s", e.Type, e.Actor, who.id)
+		}
+	}
+
+	run(t, ctx, "delete, typing a wrong email first",
+		chromedp.Click(chromedp.CSS(`a.button.danger`)), chromedp.WaitVisible(chromedp.CSS(`#f-confirm_email`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-confirm_email`), "someone@example.com"), chromedp.Click(chromedp.CSS(`button.danger`)),
+		chromedp.WaitVisible(chromedp.CSS(`#f-confirm_email-error`)))
+	if resp := m.do(http.MethodGet, "/v1/customers/"+id, nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("deleted on a wrong email: %d", resp.StatusCode)
+	}
+	screenshot(t, ctx, "delete-customer")
+	run(t, ctx, "delete",
+		chromedp.SetValue(chromedp.CSS(`#f-confirm_email`), email), chromedp.Click(chromedp.CSS(`button.danger`)),
+		chromedp.WaitVisible(flash("deleted")))
+	if resp := m.do(http.MethodGet, "/v1/customers/"+id, nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("after Delete: %d", resp.StatusCode)
+	}
+}
