@@ -54,6 +54,10 @@ type config struct {
 	Linker     orderlinker.Config
 	Webhooks   webhooks.Config
 	Tracing    tracing.Config
+
+	// OpsAddr is where a service run alone serves /healthz, /readyz and
+	// /metrics (the command service serves them on HTTP_ADDR).
+	OpsAddr string `env:"OPS_ADDR" envDefault:"127.0.0.1:9090"`
 }
 
 const usage = `usage: customerbus <command>
@@ -165,15 +169,18 @@ func run(ctx context.Context, args []string) error {
 		}
 		return err
 	case "customers":
-		svc := customers.New(pool, log, newRegistry(), cfg.Customers)
+		reg := newRegistry()
 		if cfg.NATSURL == "" { // HTTP only
-			return svc.Run(ctx)
+			cfg.Customers.Ops = opsFor(reg, pool, nil, "customers")
+			return customers.New(pool, log, reg, cfg.Customers).Run(ctx)
 		}
 		js, closeNATS, err := connectNATS(cfg.NATSURL, log)
 		if err != nil {
 			return err
 		}
 		defer closeNATS()
+		cfg.Customers.Ops = opsFor(reg, pool, js, "customers")
+		svc := customers.New(pool, log, reg, cfg.Customers)
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return svc.Run(ctx) })
 		g.Go(func() error { return svc.RunCommands(ctx, js) })
@@ -187,7 +194,8 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		defer closeNATS()
-		return relay.New(pool, js, log, newRegistry(), cfg.Relay).Run(ctx)
+		reg := newRegistry()
+		return withOps(ctx, cfg, log, opsFor(reg, pool, js, "relay"), relay.New(pool, js, log, reg, cfg.Relay).Run)
 	case "notifier":
 		if cfg.NATSURL == "" {
 			return errors.New("notifier: NATS_URL is required")
@@ -197,11 +205,12 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		defer closeNATS()
-		nt, err := notifier.New(pool, js, log, newRegistry(), cfg.Notifier)
+		reg := newRegistry()
+		nt, err := notifier.New(pool, js, log, reg, cfg.Notifier)
 		if err != nil {
 			return err
 		}
-		return nt.Run(ctx)
+		return withOps(ctx, cfg, log, opsFor(reg, pool, js, "notifier"), nt.Run)
 	case "orderlinker":
 		if cfg.NATSURL == "" {
 			return errors.New("orderlinker: NATS_URL is required")
@@ -211,7 +220,8 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		defer closeNATS()
-		return orderlinker.New(pool, js, log, newRegistry(), cfg.Linker).Run(ctx)
+		reg := newRegistry()
+		return withOps(ctx, cfg, log, opsFor(reg, pool, js, "orderlinker"), orderlinker.New(pool, js, log, reg, cfg.Linker).Run)
 	case "webhooks":
 		if cfg.NATSURL == "" {
 			return errors.New("webhooks: NATS_URL is required")
@@ -221,7 +231,8 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		defer closeNATS()
-		return webhooks.New(pool, js, log, newRegistry(), cfg.Webhooks).Run(ctx)
+		reg := newRegistry()
+		return withOps(ctx, cfg, log, opsFor(reg, pool, js, "webhooks"), webhooks.New(pool, js, log, reg, cfg.Webhooks).Run)
 	case "run":
 		return runAll(ctx, cfg, pool, log)
 	default:
@@ -265,6 +276,7 @@ func runAll(ctx context.Context, cfg config, pool *pgxpool.Pool, log *zap.Logger
 		return err
 	}
 	reg := newRegistry()
+	cfg.Customers.Ops = opsFor(reg, pool, js, everyService...) // on the API's listener
 	svc := customers.New(pool, log, reg, cfg.Customers)
 	rl := relay.New(pool, js, log, reg, cfg.Relay)
 	nt, err := notifier.New(pool, js, log, reg, cfg.Notifier)

@@ -56,6 +56,28 @@ func (q *Queries) MarkOutboxSent(ctx context.Context, ids []int64) error {
 	return err
 }
 
+const outboxBacklog = `-- name: OutboxBacklog :one
+SELECT (SELECT count(*) FROM outbox WHERE sent_at IS NULL AND bulk = $1::boolean)::bigint AS unsent,
+       coalesce(extract(epoch FROM now() - (
+           SELECT created_at FROM outbox WHERE sent_at IS NULL AND bulk = $1::boolean ORDER BY id LIMIT 1
+       )), 0)::float8 AS oldest_age_seconds
+`
+
+type OutboxBacklogRow struct {
+	Unsent           int64
+	OldestAgeSeconds float64
+}
+
+// How far the relay is behind in a lane: its unsent events, and how long
+// ago the first of them in outbox order was written (0 when none waits).
+// Both read the lane's index of unsent events (outbox_unsent_lane_idx).
+func (q *Queries) OutboxBacklog(ctx context.Context, bulk bool) (OutboxBacklogRow, error) {
+	row := q.db.QueryRow(ctx, outboxBacklog, bulk)
+	var i OutboxBacklogRow
+	err := row.Scan(&i.Unsent, &i.OldestAgeSeconds)
+	return i, err
+}
+
 const purgeSentOutbox = `-- name: PurgeSentOutbox :execrows
 DELETE FROM outbox WHERE sent_at < $1::timestamptz
 `

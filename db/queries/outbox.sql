@@ -54,3 +54,12 @@ DELETE FROM outbox WHERE sent_at < sqlc.arg(sent_before)::timestamptz;
 
 -- name: CountUnsentOutbox :one
 SELECT count(*) FROM outbox WHERE sent_at IS NULL;
+
+-- name: OutboxBacklog :one
+-- How far the relay is behind in a lane: its unsent events, and how long
+-- ago the first of them in outbox order was written (0 when none waits).
+-- Both read the lane's index of unsent events (outbox_unsent_lane_idx).
+SELECT (SELECT count(*) FROM outbox WHERE sent_at IS NULL AND bulk = sqlc.arg(bulk)::boolean)::bigint AS unsent,
+       coalesce(extract(epoch FROM now() - (
+           SELECT created_at FROM outbox WHERE sent_at IS NULL AND bulk = sqlc.arg(bulk)::boolean ORDER BY id LIMIT 1
+       )), 0)::float8 AS oldest_age_seconds;

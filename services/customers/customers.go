@@ -20,6 +20,7 @@ import (
 
 	"github.com/customerbus/customerbus/db/groupcommit"
 	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/ops"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/bus"
 	"github.com/customerbus/customerbus/services/customers/internal/console"
@@ -52,6 +53,11 @@ type Config struct {
 	GroupCommit    groupcommit.Config
 	Staff          staff.Config
 	Console        console.Settings
+	// Ops serves /healthz, /readyz and /metrics on the API's listener: the
+	// process's (ops.New), which checks and measures what its services
+	// wait for. Nil: the service's own, which checks the database and
+	// serves reg.
+	Ops http.Handler
 }
 
 // AccountConfig tunes customer accounts: token lifetimes and login limits.
@@ -98,6 +104,10 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 	useCases := func(tx pgx.Tx) httpapi.UseCases { return useCasesOn(store.New(tx)) }
 	uses := useCasesOn(st.WithGroupCommit(groupcommit.New(pool, cfg.GroupCommit)))
 	jobs := imports.New(pool, log, cfg.Imports, func(tx pgx.Tx) *customer.Service { return useCases(tx).Customers })
+	opsHandler := cfg.Ops
+	if opsHandler == nil {
+		opsHandler = ops.Handler(reg, ops.Needs{Pool: pool})
+	}
 	api := httpapi.New(httpapi.Config{
 		Customers:       uses.Customers,
 		Orders:          uses.Orders,
@@ -107,7 +117,7 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		Tokens:          tokens,
 		Log:             log,
 		MaxBodyBytes:    cfg.MaxBodyBytes,
-		Ready:           pool.Ping,
+		Ops:             opsHandler,
 		Registry:        reg,
 		OpenAPI:         spec,
 		IdempotencyKeys: idempotency.New(pool),
@@ -262,6 +272,10 @@ func (s *Service) sweepEvery(ctx context.Context, interval time.Duration) {
 		}
 	}
 }
+
+// DuplicatesConsumer is the durable consumer of the events stream through
+// which the command service keeps the duplicates list current.
+const DuplicatesConsumer = bus.DuplicatesConsumer
 
 // Permissions a token can hold.
 var Permissions = auth.AllPermissions

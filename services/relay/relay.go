@@ -72,6 +72,7 @@ type Config struct {
 // One lane's loop also purges the sent events of both.
 type lane struct {
 	name    string
+	bulk    bool // the outbox rows' bulk column
 	lockKey int64
 	unsent  func(q *gen.Queries, ctx context.Context, batchSize int32) ([]gen.Outbox, error)
 	purges  bool
@@ -79,7 +80,7 @@ type lane struct {
 
 var (
 	liveLane = lane{name: "live", lockKey: 0x637573746f6d6572, unsent: (*gen.Queries).UnsentLiveOutboxEvents, purges: true} // "customer"
-	bulkLane = lane{name: "bulk", lockKey: 0x637573746f6d6573, unsent: (*gen.Queries).UnsentBulkOutboxEvents}
+	bulkLane = lane{name: "bulk", bulk: true, lockKey: 0x637573746f6d6573, unsent: (*gen.Queries).UnsentBulkOutboxEvents}
 )
 
 // notifyChannel is where the outbox trigger announces new events.
@@ -128,7 +129,8 @@ func New(pool *pgxpool.Pool, js jetstream.JetStream, log *zap.Logger, reg promet
 		cfg.ReconcileWindow = time.Hour
 	}
 	cfg.ReconcileWindow = min(cfg.ReconcileWindow, cfg.Retention)
-	return &Relay{pool: pool, q: gen.New(pool), js: js, log: log, cfg: cfg, metrics: newMetrics(reg), clockSkew: maxClockSkew}
+	q := gen.New(pool)
+	return &Relay{pool: pool, q: q, js: js, log: log, cfg: cfg, metrics: newMetrics(reg, q), clockSkew: maxClockSkew}
 }
 
 // Run ensures the streams exist, then relays until ctx ends. A batch under way
@@ -254,7 +256,9 @@ func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more boo
 		r.pause("publish")
 	}
 
+	sending := time.Now()
 	acked, pubErr := r.publish(ctx, rows, eventMsgID, read.Add(r.cfg.PublishTimeout))
+	r.metrics.observePublish(time.Since(sending), rows[:len(acked)])
 	if pubErr == nil && r.beforeMarkSent != nil {
 		if err := r.beforeMarkSent(); err != nil {
 			return 0, false, err

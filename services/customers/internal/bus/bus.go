@@ -129,6 +129,9 @@ type Bus struct {
 	// applied counts the bus and request commands this instance ran, by
 	// outcome.
 	applied *prometheus.CounterVec
+	// deadLettered counts the commands moved to the dead-letter stream:
+	// invalid (not a command at all) or refused (no retry can run it).
+	deadLettered *prometheus.CounterVec
 }
 
 // UseCases gives the use cases working in a transaction of the caller's: a
@@ -151,8 +154,16 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg prometheus.Registerer, cfg Con
 	for _, o := range []string{"applied", "rejected", "repeated"} {
 		applied.WithLabelValues(o) // shown as 0 before the first one
 	}
-	reg.MustRegister(applied)
-	return &Bus{cfg: cfg.WithDefaults(), log: log, pool: pool, useCases: useCases, duplicates: duplicates, applied: applied}
+	deadLettered := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "customerbus_commands_deadlettered_total",
+		Help: "Bus commands moved to " + events.CommandsDeadLetterStream + ", by reason: invalid (not a command) or refused (no retry can run it).",
+	}, []string{"reason"})
+	for _, r := range []string{deadLetterInvalid, deadLetterRefused} {
+		deadLettered.WithLabelValues(r) // shown as 0 before the first one
+	}
+	reg.MustRegister(applied, deadLettered)
+	return &Bus{cfg: cfg.WithDefaults(), log: log, pool: pool, useCases: useCases, duplicates: duplicates,
+		applied: applied, deadLettered: deadLettered}
 }
 
 // Run applies the commands integrators publish on the bus, and serves them

@@ -143,7 +143,7 @@ func (b *Bus) readCommands(ctx context.Context, js jetstream.JetStream, it jetst
 		c, delivered, err := commandOf(msg)
 		switch {
 		case err != nil:
-			b.deadLetter(ctx, js, msg, "invalid", err.Error())
+			b.deadLetter(ctx, js, msg, deadLetterInvalid, err.Error())
 		case delivered > 1:
 			hand.hold(msg)
 			again = append(again, c)
@@ -263,11 +263,24 @@ func giveBack(batch []command) {
 // maxCommandBatch bounds the commands of a lane run in one transaction.
 const maxCommandBatch = 32
 
+// Why a command was dead-lettered, as customerbus_commands_deadlettered_total
+// counts it; deadLetterInvalid is also the last token of such a message's
+// subject, where a refused command has its type.
+const (
+	deadLetterInvalid = "invalid" // not a command
+	deadLetterRefused = "refused"
+)
+
 // deadLetter copies the message to the dead-letter stream with the reason,
-// and terminates it: it never comes back.
+// and terminates it: it never comes back. kind is deadLetterInvalid or the
+// command's type.
 func (b *Bus) deadLetter(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, kind, reason string) {
+	counted := deadLetterRefused
+	if kind == deadLetterInvalid {
+		counted = deadLetterInvalid
+	}
 	if !validSubjectTokens(kind) {
-		kind = "invalid" // a type that cannot be part of a subject
+		kind = deadLetterInvalid // a type that cannot be part of a subject
 	}
 	dl := nats.NewMsg(events.CommandsDeadLetterPrefix + kind)
 	dl.Data = msg.Data()
@@ -290,6 +303,7 @@ func (b *Bus) deadLetter(ctx context.Context, js jetstream.JetStream, msg jetstr
 		return
 	}
 	b.log.Warn("bus: command dead-lettered", zap.String("subject", msg.Subject()), zap.String("reason", reason))
+	b.deadLettered.WithLabelValues(counted).Inc()
 	_ = msg.Term()
 	// Moved, not copied: the dead-letter stream is then the only place that
 	// holds the command, and an erasure of the customer it names reads it

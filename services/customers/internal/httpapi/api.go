@@ -11,14 +11,13 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/events/tracing"
+	"github.com/customerbus/customerbus/ops"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/imports"
@@ -46,9 +45,8 @@ type API struct {
 	tokens       Authenticator
 	log          *zap.Logger
 	maxBodyBytes int64
-	ready        func(context.Context) error
+	ops          http.Handler
 	metrics      *metrics
-	gatherer     prometheus.Gatherer
 	openAPI      []byte
 	keys         IdempotencyKeys
 	useCasesIn   func(pgx.Tx) UseCases
@@ -66,9 +64,10 @@ type Config struct {
 	Tokens       Authenticator
 	Log          *zap.Logger
 	MaxBodyBytes int64
-	// Ready reports whether dependencies answer (for /readyz).
-	Ready    func(context.Context) error
-	Registry *prometheus.Registry
+	// Ops serves /healthz, /readyz and /metrics (package ops).
+	Ops http.Handler
+	// Registry is where the API's metrics go.
+	Registry prometheus.Registerer
 	// OpenAPI is the API's OpenAPI document as JSON, served at /openapi.json.
 	OpenAPI []byte
 	// IdempotencyKeys keeps POST answers for Idempotency-Key; nil ignores the header.
@@ -88,8 +87,8 @@ func New(cfg Config) *API {
 	return &API{
 		customers: cfg.Customers, orders: cfg.Orders, merges: cfg.Merges, imports: cfg.Imports, webhooks: cfg.Webhooks,
 		tokens: cfg.Tokens, log: cfg.Log,
-		maxBodyBytes: cfg.MaxBodyBytes, ready: cfg.Ready,
-		metrics: newMetrics(cfg.Registry), gatherer: cfg.Registry, openAPI: cfg.OpenAPI,
+		maxBodyBytes: cfg.MaxBodyBytes, ops: cfg.Ops,
+		metrics: newMetrics(cfg.Registry), openAPI: cfg.OpenAPI,
 		keys: cfg.IdempotencyKeys, useCasesIn: cfg.UseCasesIn, trustedProxies: cfg.TrustedProxies,
 	}
 }
@@ -192,11 +191,9 @@ func (a *API) Handler() http.Handler {
 	for _, rt := range a.Routes() {
 		mux.Handle(rt.Pattern, a.metrics.instrument(rt.Pattern, tracing.Route(rt.Pattern, a.authenticated(rt))))
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", a.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{}))
+	for _, p := range ops.Paths {
+		mux.Handle(p, a.ops)
+	}
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(a.openAPI)
@@ -238,18 +235,6 @@ func (m *missWriter) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	return m.ResponseWriter.Write(b)
-}
-
-func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if a.ready != nil {
-		if err := a.ready(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
-			return
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // authenticated checks the bearer token and the route's permission, then runs

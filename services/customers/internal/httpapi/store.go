@@ -162,7 +162,9 @@ func (a *API) requestPasswordReset() handler {
 
 func (a *API) login() handler {
 	return bodyRoute(a, http.StatusOK, func(r *http.Request, _ auth.Principal, in customer.LoginInput) (any, error) {
-		return session(a.customers.Login(r.Context(), in, a.ClientAddress(r)))
+		s, err := a.customers.Login(r.Context(), in, a.ClientAddress(r))
+		a.metrics.countLogin(err)
+		return session(s, err)
 	})
 }
 
