@@ -2,7 +2,6 @@ package ops_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -49,29 +48,12 @@ func newOpsServer(t *testing.T) *opsServer {
 	return &opsServer{t: t, url: srv.URL, nats: ns, js: js}
 }
 
-// readyz GETs /readyz: its status and its checks.
-func readyz(t *testing.T, url string) (int, string, map[string]string) {
-	t.Helper()
-	resp, err := http.Get(url + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Status string            `json:"status"`
-		Checks map[string]string `json:"checks"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, body.Status, body.Checks
-}
-
 // expectReady fails unless /readyz answers status with want's checks:
 // "ok", or for a failing one the start of what it says.
 func (s *opsServer) expectReady(status int, want map[string]string) {
 	s.t.Helper()
-	code, word, checks := readyz(s.t, s.url)
+	r := opstest.Readyz(s.t, s.url)
+	code, word, checks := r.Code, r.Status, r.Checks
 	wantWord := map[int]string{http.StatusOK: "ready", http.StatusServiceUnavailable: "unavailable"}[status]
 	if code != status || word != wantWord {
 		s.t.Errorf("/readyz: %d %q, want %d %q (checks %v)", code, word, status, wantWord, checks)
@@ -111,7 +93,7 @@ func TestReadyzNamesEachDependencyAndAnswers503UntilAllAreThere(t *testing.T) {
 
 	s.nats.Stop()
 	deadline := time.Now().Add(5 * time.Second)
-	for code, _, _ := readyz(t, s.url); code == http.StatusOK && time.Now().Before(deadline); code, _, _ = readyz(t, s.url) {
+	for opstest.Readyz(t, s.url).Code == http.StatusOK && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond) // until the client notices
 	}
 	s.expectReady(http.StatusServiceUnavailable, map[string]string{
@@ -131,9 +113,9 @@ func TestReadyzNamesTheDatabaseWhenItDoesNotAnswer(t *testing.T) {
 	pool.Close()
 	srv := httptest.NewServer(ops.Handler(prometheus.NewRegistry(), ops.Needs{Pool: pool}))
 	defer srv.Close()
-	code, status, checks := readyz(t, srv.URL)
-	if code != http.StatusServiceUnavailable || status != "unavailable" || len(checks) != 1 || checks["database"] == "ok" || checks["database"] == "" {
-		t.Errorf("/readyz on a closed pool: %d %q %v, want 503 unavailable naming the database", code, status, checks)
+	r := opstest.Readyz(t, srv.URL)
+	if r.Code != http.StatusServiceUnavailable || r.Status != "unavailable" || len(r.Checks) != 1 || r.Checks["database"] == "ok" || r.Checks["database"] == "" {
+		t.Errorf("/readyz on a closed pool: %+v, want 503 unavailable naming the database", r)
 	}
 }
 

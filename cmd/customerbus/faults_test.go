@@ -469,19 +469,21 @@ func (l *eventLog) settled(t *testing.T, want int) []cloudevents.Event {
 type child struct {
 	cmd  *exec.Cmd
 	out  *lockedBuffer
-	url  string        // its API
+	url  string        // its API, or its ops endpoints
 	done chan struct{} // closed once it exited
 }
 
 // startChild runs the binary with args and the environment env (and a
-// free HTTP_ADDR, JSON logs) until the test ends, and waits until its API
-// is ready. Its output is logged when the test fails.
+// free address as HTTP_ADDR and OPS_ADDR: a service alone serves no API,
+// and the command service no ops endpoints of their own; JSON logs) until
+// the test ends, and waits until it is ready. Its output is logged when
+// the test fails.
 func startChild(t *testing.T, name string, env []string, args ...string) *child {
 	t.Helper()
 	addr := freeAddr(t)
 	c := &child{out: &lockedBuffer{}, url: "http://" + addr, done: make(chan struct{})}
 	c.cmd = exec.Command(customerbusBinary(t), args...)
-	c.cmd.Env = append([]string{"HTTP_ADDR=" + addr, "LOG_FORMAT=json"}, env...)
+	c.cmd.Env = append([]string{"HTTP_ADDR=" + addr, "OPS_ADDR=" + addr, "LOG_FORMAT=json"}, env...)
 	c.cmd.Dir = t.TempDir()
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	if err := c.cmd.Start(); err != nil {
@@ -511,7 +513,7 @@ func startChild(t *testing.T, name string, env []string, args ...string) *child 
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: API not ready within 30 s", name)
+			t.Fatalf("%s: not ready within 30 s", name)
 		}
 	}
 }

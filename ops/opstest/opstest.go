@@ -4,6 +4,7 @@
 package opstest
 
 import (
+	"encoding/json"
 	"maps"
 	"net/http"
 	"slices"
@@ -74,4 +75,26 @@ func hasLabels(s *dto.Metric, labels []string) bool {
 		}
 	}
 	return true
+}
+
+// Readiness is an answer of /readyz.
+type Readiness struct {
+	Code   int               // the HTTP status
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+}
+
+// Readyz GETs url's /readyz.
+func Readyz(t testing.TB, url string) Readiness {
+	t.Helper()
+	resp, err := http.Get(url + "/readyz")
+	if err != nil {
+		t.Fatalf("opstest: %v", err)
+	}
+	defer resp.Body.Close()
+	r := Readiness{Code: resp.StatusCode}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatalf("opstest: %s/readyz: %v", url, err)
+	}
+	return r
 }
