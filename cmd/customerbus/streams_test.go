@@ -116,6 +116,7 @@ func runStreamMakers(t *testing.T, cluster *natstest.Cluster, admin jetstream.Je
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }()
+	t.Setenv("OPS_ADDR", "127.0.0.1:0") // each service's ops endpoints on a port of its own
 	for _, m := range streamMakers {
 		// The service reads NATS_URL as it starts; the next is started
 		// once it is done.
