@@ -33,6 +33,11 @@ type Needs struct {
 	Streams []string
 	// Consumers are the durable consumers the services read through.
 	Consumers []Consumer
+	// NATSReported: NATS and the streams and consumers are checked and
+	// reported, but do not make the process unready. The command service's
+	// HTTP API works while NATS is away (its events wait in the outbox);
+	// taking it out of service would turn a bus outage into an API outage.
+	NATSReported bool
 }
 
 // Consumer names a durable consumer of a stream.
@@ -41,9 +46,13 @@ type Consumer struct{ Stream, Durable string }
 // Join is the needs of services that run together: each stream and
 // consumer once.
 func Join(needs ...Needs) Needs {
-	var out Needs
+	out := Needs{NATSReported: true}
 	seenStream, seenConsumer := map[string]bool{}, map[Consumer]bool{}
 	for _, n := range needs {
+		// Reported only if no service of the process needs NATS to work.
+		if len(n.Streams)+len(n.Consumers) > 0 && !n.NATSReported {
+			out.NATSReported = false
+		}
 		if n.Pool != nil {
 			out.Pool = n.Pool
 		}
@@ -115,6 +124,7 @@ const checkTimeout = 2 * time.Second
 // name ("ok", or what is wrong), and whether all are ok.
 func Check(ctx context.Context, needs Needs) (map[string]string, bool) {
 	checks := map[string]func(context.Context) error{}
+	required := map[string]bool{"database": true}
 	if needs.Pool != nil {
 		checks["database"] = needs.Pool.Ping
 	}
@@ -152,6 +162,9 @@ func Check(ctx context.Context, needs Needs) (map[string]string, bool) {
 				return err
 			})
 		}
+		for name := range checks {
+			required[name] = required[name] || !needs.NATSReported
+		}
 	}
 	var (
 		mu    sync.Mutex
@@ -168,7 +181,7 @@ func Check(ctx context.Context, needs Needs) (map[string]string, bool) {
 			mu.Lock()
 			defer mu.Unlock()
 			out[name] = state
-			ready = ready && state == "ok"
+			ready = ready && (state == "ok" || !required[name])
 		})
 	}
 	wg.Wait()

@@ -33,7 +33,7 @@ type opsServer struct {
 	js   jetstream.JetStream
 }
 
-func newOpsServer(t *testing.T) *opsServer {
+func newOpsServer(t *testing.T, natsReported ...bool) *opsServer {
 	t.Helper()
 	pool, _ := dbtest.New(t)
 	ns := natstest.New(t)
@@ -42,7 +42,8 @@ func newOpsServer(t *testing.T) *opsServer {
 		t.Fatal(err)
 	}
 	h := ops.New(prometheus.NewRegistry(), ops.Needs{Pool: pool, JS: js,
-		Streams: []string{stream}, Consumers: []ops.Consumer{{Stream: stream, Durable: durable}}})
+		Streams: []string{stream}, Consumers: []ops.Consumer{{Stream: stream, Durable: durable}},
+		NATSReported: len(natsReported) > 0 && natsReported[0]})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &opsServer{t: t, url: srv.URL, nats: ns, js: js}
@@ -100,6 +101,26 @@ func TestReadyzNamesEachDependencyAndAnswers503UntilAllAreThere(t *testing.T) {
 		"database": "ok", "nats": "not connected", "stream ORDERS": "waits for nats", "consumer shipper": "waits for nats"})
 	if resp, err := http.Get(s.url + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("/healthz without NATS: %v %v, want 200", resp, err)
+	}
+}
+
+// A process whose NATS is only reported (the command service's) stays
+// ready while NATS and its streams are missing, and says so; its database
+// still makes it unready.
+func TestReadyzOnlyReportsNATSWhereTheProcessWorksWithout(t *testing.T) {
+	s := newOpsServer(t, true)
+	s.expectReady(http.StatusOK, map[string]string{
+		"database": "ok", "nats": "ok", "stream ORDERS": "not found", "consumer shipper": "waits for stream ORDERS"})
+	s.nats.Stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for opstest.Readyz(t, s.url).Checks["nats"] == "ok" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // until the client notices
+	}
+	s.expectReady(http.StatusOK, map[string]string{
+		"database": "ok", "nats": "not connected", "stream ORDERS": "waits for nats", "consumer shipper": "waits for nats"})
+	// Joined with a service that needs NATS (as under run), it is required.
+	if ops.Join(ops.Needs{Streams: []string{stream}, NATSReported: true}, ops.Needs{Streams: []string{"X"}}).NATSReported {
+		t.Error("NATS only reported for a process with a service that needs it")
 	}
 }
 

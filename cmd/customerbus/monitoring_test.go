@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
@@ -100,10 +101,16 @@ func TestRunServesTheOpsEndpointsOfEveryServiceOnTheAPIAddress(t *testing.T) {
 // the checks named, each ok.
 func expectReadyChecks(t *testing.T, svc, url string, names []string) {
 	t.Helper()
-	r := opstest.Readyz(t, url)
 	wantChecks := map[string]string{}
 	for _, n := range names {
 		wantChecks[n] = "ok"
+	}
+	// The command service is ready before it has made its streams and
+	// consumers (it only reports them): they come soon after.
+	r := opstest.Readyz(t, url)
+	for deadline := time.Now().Add(10 * time.Second); !maps.Equal(r.Checks, wantChecks) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		r = opstest.Readyz(t, url)
 	}
 	if r.Code != http.StatusOK || r.Status != "ready" || !maps.Equal(r.Checks, wantChecks) {
 		t.Errorf("%s /readyz: %d %s %v\nwant 200 ready %v", svc, r.Code, r.Status, r.Checks, wantChecks)

@@ -31,6 +31,7 @@ var waits = map[string]ops.Needs{
 			{Stream: events.CommandsStream, Durable: events.CommandsConsumer},
 			{Stream: events.EventsStream, Durable: customers.DuplicatesConsumer},
 		},
+		NATSReported: true,
 	},
 	"relay": {Streams: []string{events.EventsStream, events.NotificationsStream}},
 	"notifier": {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -176,13 +177,21 @@ func (s *Service) ConsoleRoutes() []Route {
 }
 
 // Handler is the service's HTTP handler (tests serve it with httptest):
-// the admin console under /admin, the API everywhere else.
+// the admin console under /admin, the API everywhere else. It is no
+// ServeMux: one would set each request's Pattern to "/", and the tracing
+// names a request's span after the pattern of its route.
 func (s *Service) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle(console.Prefix+"/", s.console.Handler())
-	mux.Handle("GET "+console.Prefix, http.RedirectHandler(console.Prefix+"/", http.StatusMovedPermanently))
-	mux.Handle("/", s.api.Handler())
-	return mux
+	api, admin := s.api.Handler(), s.console.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == console.Prefix && r.Method == http.MethodGet:
+			http.Redirect(w, r, console.Prefix+"/", http.StatusMovedPermanently)
+		case strings.HasPrefix(r.URL.Path, console.Prefix+"/"):
+			admin.ServeHTTP(w, r)
+		default:
+			api.ServeHTTP(w, r)
+		}
+	})
 }
 
 // Run serves HTTP on cfg.HTTPAddr until ctx ends, then drains open requests.
