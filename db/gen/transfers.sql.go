@@ -136,6 +136,43 @@ func (q *Queries) InsertTransfer(ctx context.Context, arg InsertTransferParams) 
 	return err
 }
 
+const openTransfersOfOrders = `-- name: OpenTransfersOfOrders :many
+SELECT id, order_id, from_customer_id, from_email, to_customer_id, token_hash, status, version, created_at, expires_at, updated_at FROM order_transfer_requests WHERE order_id = ANY($1::uuid[]) AND status = 'open'
+`
+
+// The open transfer requests of these orders (the console's orders list).
+func (q *Queries) OpenTransfersOfOrders(ctx context.Context, orderIds []uuid.UUID) ([]OrderTransferRequest, error) {
+	rows, err := q.db.Query(ctx, openTransfersOfOrders, orderIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []OrderTransferRequest
+	for rows.Next() {
+		var i OrderTransferRequest
+		if err := rows.Scan(
+			&i.ID,
+			&i.OrderID,
+			&i.FromCustomerID,
+			&i.FromEmail,
+			&i.ToCustomerID,
+			&i.TokenHash,
+			&i.Status,
+			&i.Version,
+			&i.CreatedAt,
+			&i.ExpiresAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const setOrderOwner = `-- name: SetOrderOwner :exec
 UPDATE orders SET customer_id = $2, version = $3, updated_at = $4 WHERE id = $1
 `

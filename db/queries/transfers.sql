@@ -17,3 +17,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
 
 -- name: SetTransferStatus :exec
 UPDATE order_transfer_requests SET status = $2, version = $3, updated_at = $4 WHERE id = $1;
+
+-- name: OpenTransfersOfOrders :many
+-- The open transfer requests of these orders (the console's orders list).
+SELECT * FROM order_transfer_requests WHERE order_id = ANY(sqlc.arg(order_ids)::uuid[]) AND status = 'open';

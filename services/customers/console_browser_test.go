@@ -3,6 +3,7 @@ package customers_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,6 +78,16 @@ func flash(text string) string {
 	return `//p[contains(@class, "flash") and contains(., "` + text + `")]`
 }
 
+// consoleLogin opens the console and logs in, on the customers list.
+func consoleLogin(t *testing.T, ctx context.Context, admin string, who staffLogin) {
+	t.Helper()
+	run(t, ctx, "open the console", chromedp.Navigate(admin), chromedp.WaitVisible(chromedp.CSS(`#f-email`)))
+	screenshot(t, ctx, "login")
+	run(t, ctx, "log in",
+		chromedp.SendKeys(chromedp.CSS(`#f-email`), who.email), chromedp.SendKeys(chromedp.CSS(`#f-password`), who.password),
+		chromedp.Submit(chromedp.CSS(`#f-password`)), chromedp.WaitVisible(chromedp.CSS(`a[href="/admin/customers/new"]`)))
+}
+
 // A staff user works on a customer in the console, in a real browser; each
 // change is read back through the API, the set-password email from the
 // SMTP server.
@@ -87,11 +98,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	admin := m.api.URL + "/admin/"
 	email := "browser-" + randomSuffix() + "@example.com"
 
-	run(t, ctx, "open the console", chromedp.Navigate(admin), chromedp.WaitVisible(chromedp.CSS(`#f-email`)))
-	screenshot(t, ctx, "login")
-	run(t, ctx, "log in",
-		chromedp.SendKeys(chromedp.CSS(`#f-email`), who.email), chromedp.SendKeys(chromedp.CSS(`#f-password`), who.password),
-		chromedp.Submit(chromedp.CSS(`#f-password`)), chromedp.WaitVisible(chromedp.CSS(`a[href="/admin/customers/new"]`)))
+	consoleLogin(t, ctx, admin, who)
 
 	run(t, ctx, "create a customer",
 		chromedp.Click(chromedp.CSS(`a[href="/admin/customers/new"]`)), chromedp.WaitVisible(chromedp.CSS(`#f-first_name`)),
@@ -214,5 +221,87 @@ func TestConsoleInABrowser(t *testing.T) {
 		chromedp.WaitVisible(flash("deleted")))
 	if resp := m.do(http.MethodGet, "/v1/customers/"+id, nil, nil); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("after Delete: %d", resp.StatusCode)
+	}
+}
+
+// A staff user puts a customer in a group and out again, and transfers
+// their order to another customer, who gets it once the owner accepts from
+// the approval email's link; each change is read back through the API,
+// the database or the email.
+func TestConsoleOrdersAndGroupsInABrowser(t *testing.T) {
+	m := newMailSystem(t)
+	who := m.newStaff("MANAGE_USERS", "MANAGE_ORDERS")
+	ann, bob := m.newShopper(), m.newShopper() // mails 1 and 2: their verifications
+	ord := m.recordOrder(orderBody(&ann.ID, time.Now().Add(-time.Hour)))
+	vip := m.createGroup("VIP " + randomSuffix())
+	ctx := newChromium(t)
+	admin := m.api.URL + "/admin/"
+	annPage := admin + "customers/" + ann.ID
+	groups := func() []string {
+		var c customerJSON
+		m.do(http.MethodGet, "/v1/customers/"+ann.ID, nil, &c)
+		return c.Groups
+	}
+	consoleLogin(t, ctx, admin, who)
+
+	run(t, ctx, "add to a group",
+		chromedp.Navigate(annPage), chromedp.WaitVisible(chromedp.CSS(`#groups-h`)),
+		chromedp.SetValue(chromedp.CSS(`#f-group_id`), vip.ID), chromedp.Click(`//section[@id="groups"]//button[normalize-space()="Add"]`),
+		chromedp.WaitVisible(flash("Added to the group")))
+	if g := groups(); len(g) != 1 || g[0] != vip.ID {
+		t.Fatalf("groups after Add: %v, want [%s]", g, vip.ID)
+	}
+
+	run(t, ctx, "search the new owner",
+		chromedp.Click(`//a[contains(., "Transfer ownership")]`), chromedp.WaitVisible(chromedp.CSS(`#f-q`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-q`), bob.Email), chromedp.Submit(chromedp.CSS(`#f-q`)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="customer_id"][value="`+bob.ID+`"]`)))
+	screenshot(t, ctx, "transfer")
+	run(t, ctx, "request the transfer",
+		chromedp.Click(chromedp.CSS(`input[name="customer_id"][value="`+bob.ID+`"]`)),
+		chromedp.Click(`//button[normalize-space()="Request transfer"]`),
+		chromedp.WaitVisible(flash("Transfer of order "+ord.Number+" requested")),
+		chromedp.WaitVisible(`//tr[contains(., "`+ord.Number+`")]//span[contains(., "Transfer pending")]`))
+	screenshot(t, ctx, "customer-orders")
+	if mail := m.smtp.WaitMails(3)[2]; mail.Rcpt != ann.Email || !strings.Contains(mail.Text, "action=accept") {
+		t.Fatalf("mail 3 to %s, want the approval email to %s:\n%s", mail.Rcpt, ann.Email, mail.Text)
+	}
+	run(t, ctx, "cancel it", chromedp.Click(`//button[contains(., "Cancel transfer")]`), chromedp.WaitVisible(flash("cancelled")))
+	var status string
+	if err := m.pool.QueryRow(context.Background(), `SELECT status FROM order_transfer_requests WHERE order_id = $1`, ord.ID).Scan(&status); err != nil || status != "cancelled" {
+		t.Fatalf("the request after Cancel: %q, %v", status, err)
+	}
+
+	run(t, ctx, "transfer again, to an email typed",
+		chromedp.Click(`//a[contains(., "Transfer ownership")]`), chromedp.WaitVisible(chromedp.CSS(`#f-email`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-email`), "nobody-"+randomSuffix()+"@example.com"),
+		chromedp.Click(`//section[@aria-labelledby="email-h"]//button`), chromedp.WaitVisible(chromedp.CSS(`#f-email-error`)),
+		chromedp.SetValue(chromedp.CSS(`#f-email`), bob.Email),
+		chromedp.Click(`//section[@aria-labelledby="email-h"]//button`), chromedp.WaitVisible(flash("requested")))
+	mail := m.smtp.WaitMails(4)[3]
+	var accept *url.URL
+	for _, l := range strings.Fields(mail.Text) {
+		if u, err := url.Parse(l); err == nil && u.Query().Get("action") == "accept" {
+			accept = u
+		}
+	}
+	if mail.Rcpt != ann.Email || accept == nil || accept.Query().Get("order_id") != ord.ID {
+		t.Fatalf("approval mail to %s, accept link %v:\n%s", mail.Rcpt, accept, mail.Text)
+	}
+	m.public(http.MethodPost, "/v1/store/orders/"+ord.ID+"/transfer/accept", map[string]any{
+		"token": accept.Query().Get("token"), "redirect_url": shopURL, "channel": "web",
+	}).expectStatus(t, http.StatusOK)
+	var bobs struct{ Orders []orderJSON }
+	m.as(bob.AccessToken, http.MethodGet, "/v1/store/me/orders", nil).decode(t, &bobs)
+	if len(bobs.Orders) != 1 || bobs.Orders[0].ID != ord.ID {
+		t.Fatalf("Bob's orders after the accept: %+v", bobs.Orders)
+	}
+	run(t, ctx, "the order left Ann's page",
+		chromedp.Navigate(annPage), chromedp.WaitVisible(`//section[@id="orders"]//td[contains(., "No orders yet")]`))
+
+	run(t, ctx, "remove from the group",
+		chromedp.Click(`//section[@id="groups"]//button[contains(., "Remove")]`), chromedp.WaitVisible(flash("Removed from the group")))
+	if g := groups(); len(g) != 0 {
+		t.Fatalf("groups after Remove: %v", g)
 	}
 }

@@ -55,6 +55,9 @@ func newSystemWith(t *testing.T, tune func(*customers.Config)) *system {
 	}
 	log := zaptest.NewLogger(t)
 	cfg := customers.Config{MaxBodyBytes: 64 << 10}
+	// The console's emails link to the shop of shopURL (its env defaults
+	// are not read here).
+	cfg.Console.StorefrontURL, cfg.Console.Channel = "https://shop.example.com/account", "web"
 	if tune != nil {
 		tune(&cfg)
 	}

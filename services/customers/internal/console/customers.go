@@ -3,6 +3,7 @@ package console
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -125,6 +126,11 @@ type customerPage struct {
 	Notes     []customer.Note
 	History   []customer.HistoryEntry
 	Groups    map[uuid.UUID]string
+	// Others are the groups the customer is not in, to add them to.
+	Others []customer.Group
+	Orders []customerOrder
+	// MoreOrders tells the customer has older orders than those shown.
+	MoreOrders bool
 	// Metadata editors, as key/value rows.
 	Metadata, PrivateMetadata []metadataRow
 }
@@ -167,6 +173,12 @@ func (c *Console) customerPage(w http.ResponseWriter, r *http.Request, p auth.Pr
 	}
 	for _, g := range groups.Groups {
 		data.Groups[g.ID] = g.Name
+		if !slices.Contains(cu.Groups, g.ID) {
+			data.Others = append(data.Others, g)
+		}
+	}
+	if data.Orders, data.MoreOrders, err = c.customerOrders(r, id); err != nil {
+		return err
 	}
 	data.Metadata, data.PrivateMetadata = metadataRows(cu.Metadata), metadataRows(cu.PrivateMetadata)
 	switch editor {

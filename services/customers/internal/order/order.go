@@ -136,6 +136,8 @@ type Store interface {
 	// OpenTransfersOf lists the orders with an open transfer request to or
 	// from the customer.
 	OpenTransfersOf(ctx context.Context, customerID uuid.UUID) ([]uuid.UUID, error)
+	// OpenTransfers reads the requests of these orders whose status is open.
+	OpenTransfers(ctx context.Context, orderIDs []uuid.UUID) ([]Transfer, error)
 }
 
 // RecordOrder records an order once: recording the same id again returns

@@ -329,3 +329,20 @@ func Reassigned(o customer.Origin, orders []Order, to uuid.UUID, now time.Time) 
 	}
 	return moved, evs, nil
 }
+
+// PendingTransfers are the open requests of these orders, by order: those
+// past their expiry are no longer pending (a new request may be made), even
+// while their row still says open.
+func (s *Service) PendingTransfers(ctx context.Context, orderIDs []uuid.UUID) (map[uuid.UUID]Transfer, error) {
+	open, err := s.store.OpenTransfers(ctx, orderIDs)
+	if err != nil {
+		return nil, err
+	}
+	now, out := s.now(), map[uuid.UUID]Transfer{}
+	for _, t := range open {
+		if now.Before(t.ExpiresAt) {
+			out[t.OrderID] = t
+		}
+	}
+	return out, nil
+}

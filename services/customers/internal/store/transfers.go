@@ -138,3 +138,16 @@ func (s *Store) OpenTransfersOf(ctx context.Context, customerID uuid.UUID) ([]uu
 	}
 	return ids, nil
 }
+
+// OpenTransfers reads the open transfer requests of these orders.
+func (s *Store) OpenTransfers(ctx context.Context, orderIDs []uuid.UUID) ([]order.Transfer, error) {
+	rows, err := s.q.OpenTransfersOfOrders(ctx, orderIDs)
+	if err != nil {
+		return nil, fmt.Errorf("store: open transfers of orders: %w", err)
+	}
+	out := make([]order.Transfer, len(rows))
+	for i, r := range rows {
+		out[i] = fromTransferRow(r)
+	}
+	return out, nil
+}
