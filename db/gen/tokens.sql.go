@@ -7,6 +7,7 @@ package gen
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -68,4 +69,56 @@ func (q *Queries) InsertAPIToken(ctx context.Context, arg InsertAPITokenParams) 
 		arg.Permissions,
 	)
 	return err
+}
+
+const listAPITokens = `-- name: ListAPITokens :many
+SELECT id, name, principal_type, permissions, created_at FROM api_tokens
+WHERE revoked_at IS NULL ORDER BY created_at DESC, id DESC
+`
+
+type ListAPITokensRow struct {
+	ID            uuid.UUID
+	Name          string
+	PrincipalType string
+	Permissions   []string
+	CreatedAt     time.Time
+}
+
+// Live tokens, newest first (the console's API tokens page).
+func (q *Queries) ListAPITokens(ctx context.Context) ([]ListAPITokensRow, error) {
+	rows, err := q.db.Query(ctx, listAPITokens)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListAPITokensRow
+	for rows.Next() {
+		var i ListAPITokensRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.PrincipalType,
+			&i.Permissions,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const revokeAPIToken = `-- name: RevokeAPIToken :execrows
+UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
+`
+
+func (q *Queries) RevokeAPIToken(ctx context.Context, id uuid.UUID) (int64, error) {
+	result, err := q.db.Exec(ctx, revokeAPIToken, id)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }

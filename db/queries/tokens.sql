@@ -8,3 +8,11 @@ WHERE token_hash = $1 AND revoked_at IS NULL;
 
 -- name: CountAPITokens :one
 SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL;
+
+-- name: ListAPITokens :many
+-- Live tokens, newest first (the console's API tokens page).
+SELECT id, name, principal_type, permissions, created_at FROM api_tokens
+WHERE revoked_at IS NULL ORDER BY created_at DESC, id DESC;
+
+-- name: RevokeAPIToken :execrows
+UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL;

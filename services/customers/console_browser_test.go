@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -303,5 +304,113 @@ func TestConsoleOrdersAndGroupsInABrowser(t *testing.T) {
 		chromedp.Click(`//section[@id="groups"]//button[contains(., "Remove")]`), chromedp.WaitVisible(flash("Removed from the group")))
 	if g := groups(); len(g) != 0 {
 		t.Fatalf("groups after Remove: %v", g)
+	}
+}
+
+// A staff user runs the groups, API tokens, webhooks and settings pages;
+// each change is read back through the API.
+func TestConsoleAdminPagesInABrowser(t *testing.T) {
+	s := newSystem(t)
+	who := s.newStaff("MANAGE_USERS", "MANAGE_SETTINGS", "MANAGE_APPS", "MANAGE_STAFF")
+	ctx := newChromium(t)
+	admin := s.api.URL + "/admin/"
+	consoleLogin(t, ctx, admin, who)
+	name := "Wholesale " + randomSuffix()
+
+	run(t, ctx, "create a group",
+		chromedp.Navigate(admin+"groups"), chromedp.WaitVisible(chromedp.CSS(`#f-name`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-name`), name), chromedp.SendKeys(chromedp.CSS(`#f-description`), "Trade customers"),
+		chromedp.Click(`//button[normalize-space()="Create group"]`), chromedp.WaitVisible(flash("Group "+name+" created")))
+	var groups struct {
+		CustomerGroups []groupJSON `json:"customer_groups"`
+	}
+	s.do(http.MethodGet, "/v1/customer-groups", nil, &groups)
+	var g groupJSON
+	for _, x := range groups.CustomerGroups {
+		if x.Name == name {
+			g = x
+		}
+	}
+	if g.ID == "" || g.Description != "Trade customers" {
+		t.Fatalf("no group %q after Create: %+v", name, groups.CustomerGroups)
+	}
+	run(t, ctx, "rename it",
+		chromedp.SetValue(chromedp.CSS(`#f-g`+g.ID+`-name`), name+" EU"),
+		chromedp.Click(chromedp.CSS(`#group-`+g.ID+` button.button`)), chromedp.WaitVisible(flash("saved")))
+	screenshot(t, ctx, "groups")
+	s.do(http.MethodGet, "/v1/customer-groups/"+g.ID, nil, &g)
+	if g.Name != name+" EU" {
+		t.Fatalf("group after the rename: %+v", g)
+	}
+	run(t, ctx, "delete it", chromedp.Click(chromedp.CSS(`#group-`+g.ID+` button.danger`)), chromedp.WaitVisible(flash("deleted")))
+	if resp := s.do(http.MethodGet, "/v1/customer-groups/"+g.ID, nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("group after Delete: %d", resp.StatusCode)
+	}
+
+	run(t, ctx, "create an API token",
+		chromedp.Navigate(admin+"tokens"), chromedp.WaitVisible(chromedp.CSS(`#f-name`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-name`), "erp"), chromedp.Click(chromedp.CSS(`input[value="MANAGE_USERS"]`)),
+		chromedp.Click(`//button[normalize-space()="Create token"]`), chromedp.WaitVisible(chromedp.CSS(`#secret`)))
+	screenshot(t, ctx, "token-created")
+	token := value(t, ctx, "read the token", chromedp.Value(chromedp.CSS(`#secret`)))
+	if resp := s.doWith(token, http.MethodGet, "/v1/customers", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the new token: %d", resp.StatusCode)
+	}
+	if resp := s.doWith(token, http.MethodGet, "/v1/settings/address-form", nil, nil); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("the new token beyond its permission: %d", resp.StatusCode)
+	}
+	run(t, ctx, "revoke it",
+		chromedp.Click(`//a[contains(., "I have copied it")]`), chromedp.WaitVisible(`//td[contains(., "erp")]`))
+	screenshot(t, ctx, "tokens")
+	run(t, ctx, "revoke it",
+		chromedp.Click(`//tr[td[contains(., "erp")]]//button[contains(., "Revoke")]`), chromedp.WaitVisible(flash("revoked")))
+	if resp := s.doWith(token, http.MethodGet, "/v1/customers", nil, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the revoked token: %d", resp.StatusCode)
+	}
+
+	hookURL := "https://hooks.example.com/" + randomSuffix()
+	run(t, ctx, "create a webhook",
+		chromedp.Navigate(admin+"webhooks"), chromedp.WaitVisible(chromedp.CSS(`#f-url`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-url`), hookURL), chromedp.SendKeys(chromedp.CSS(`#f-event_types`), "customer.*, order.recorded"),
+		chromedp.Click(`//button[normalize-space()="Create webhook"]`), chromedp.WaitVisible(chromedp.CSS(`#secret`)))
+	secret := value(t, ctx, "read the secret", chromedp.Value(chromedp.CSS(`#secret`)))
+	var hooks struct {
+		Webhooks []struct {
+			ID         string   `json:"id"`
+			URL        string   `json:"url"`
+			EventTypes []string `json:"event_types"`
+			IsActive   bool     `json:"is_active"`
+		} `json:"webhooks"`
+	}
+	s.do(http.MethodGet, "/v1/webhooks", nil, &hooks)
+	if len(hooks.Webhooks) != 1 || hooks.Webhooks[0].URL != hookURL || len(hooks.Webhooks[0].EventTypes) != 2 || secret == "" {
+		t.Fatalf("webhooks after Create: %+v (secret %q)", hooks.Webhooks, secret)
+	}
+	run(t, ctx, "open it and deactivate it",
+		chromedp.Click(`//a[contains(., "I have copied it")]`), chromedp.WaitVisible(chromedp.CSS(`#deliveries-h`)),
+		chromedp.Click(`//button[normalize-space()="Deactivate"]`), chromedp.WaitVisible(flash("deactivated")))
+	screenshot(t, ctx, "webhook")
+	s.do(http.MethodGet, "/v1/webhooks", nil, &hooks)
+	if hooks.Webhooks[0].IsActive {
+		t.Fatal("the webhook is active after Deactivate")
+	}
+	run(t, ctx, "rotate its secret", chromedp.Click(`//button[normalize-space()="Rotate secret"]`), chromedp.WaitVisible(chromedp.CSS(`#secret`)))
+	if rotated := value(t, ctx, "read the new secret", chromedp.Value(chromedp.CSS(`#secret`))); rotated == secret || rotated == "" {
+		t.Fatalf("the rotated secret %q, the first %q", rotated, secret)
+	}
+	run(t, ctx, "back to the list", chromedp.Navigate(admin+"webhooks"), chromedp.WaitVisible(`//td[contains(., "`+hookURL+`")]`))
+	screenshot(t, ctx, "webhooks")
+
+	run(t, ctx, "require the phone in addresses",
+		chromedp.Navigate(admin+"settings"), chromedp.WaitVisible(chromedp.CSS(`input[value="phone"]`)),
+		chromedp.Click(chromedp.CSS(`input[value="phone"]`)), chromedp.Click(`//button[normalize-space()="Save address form"]`),
+		chromedp.WaitVisible(flash("Address form saved")))
+	screenshot(t, ctx, "settings")
+	var form struct {
+		RequiredFields []string `json:"required_fields"`
+	}
+	s.do(http.MethodGet, "/v1/settings/address-form", nil, &form)
+	if !slices.Contains(form.RequiredFields, "phone") || !slices.Contains(form.RequiredFields, "country") {
+		t.Fatalf("the address form after Save: %v", form.RequiredFields)
 	}
 }

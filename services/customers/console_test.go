@@ -36,6 +36,22 @@ func (s *system) newStaff(perms ...string) staffLogin {
 	return staffLogin{email: email, password: in.Password, id: id}
 }
 
+// apiToken is an API token of the test's own.
+type apiToken struct{ id, secret string }
+
+func (s *system) newToken(name string, perms ...string) apiToken {
+	s.t.Helper()
+	secret, err := customers.CreateToken(context.Background(), s.pool, name, false, perms)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var id string
+	if err := s.pool.QueryRow(context.Background(), `SELECT id::text FROM api_tokens WHERE token_hash = sha256($1)`, []byte(secret)).Scan(&id); err != nil {
+		s.t.Fatal(err)
+	}
+	return apiToken{id: id, secret: secret}
+}
+
 // browser is an HTTP client with a cookie jar that does not follow
 // redirects, so tests see where the console sends them.
 type browser struct {
@@ -228,9 +244,14 @@ func TestConsoleAuthorization(t *testing.T) {
 	customerToken := s.newShopper().AccessToken
 	ord := s.recordOrder(orderBody(&c.ID, time.Now()))
 	// Each path parameter of a console route, as one of these.
-	params := strings.NewReplacer("{id}", c.ID, "{aid}", addresses.Addresses[0].ID, "{oid}", ord.ID, "{$}", "")
+	group := s.createGroup("authorization")
+	var hook struct{ ID string }
+	request(t, s, http.MethodPost, "/v1/webhooks", map[string]any{"url": "https://hooks.example.com/in", "event_types": []string{"*"}}, nil).decode(t, &hook)
+	token := s.newToken("authorization", "MANAGE_USERS")
+	params := strings.NewReplacer("{id}", c.ID, "{aid}", addresses.Addresses[0].ID, "{oid}", ord.ID, "{gid}", group.ID,
+		"{wid}", hook.ID, "{tid}", token.id, "{$}", "")
 
-	users, orders, staffPerm := "MANAGE_USERS", "MANAGE_ORDERS", "MANAGE_STAFF"
+	users, orders, settings, apps, staffPerm := "MANAGE_USERS", "MANAGE_ORDERS", "MANAGE_SETTINGS", "MANAGE_APPS", "MANAGE_STAFF"
 	anonymous := s.browser()
 	asCustomer := s.browser()
 	u, _ := url.Parse(s.api.URL + "/admin/")
@@ -258,7 +279,14 @@ func TestConsoleAuthorization(t *testing.T) {
 		"POST /admin/customers/{id}/orders/{oid}/transfer/cancel": orders,
 		"GET /admin/customers/{id}/delete":                        users,
 		"POST /admin/customers/{id}/delete":                       users,
-		"GET /admin/staff":                                        staffPerm, "POST /admin/staff": staffPerm,
+		"GET /admin/groups":                                       users, "POST /admin/groups": users,
+		"POST /admin/groups/{gid}": users, "POST /admin/groups/{gid}/delete": users,
+		"GET /admin/settings": settings, "POST /admin/settings": settings,
+		"GET /admin/webhooks": apps, "POST /admin/webhooks": apps, "GET /admin/webhooks/{wid}": apps,
+		"POST /admin/webhooks/{wid}/active": apps, "POST /admin/webhooks/{wid}/rotate-secret": apps,
+		"POST /admin/webhooks/{wid}/delete": apps,
+		"GET /admin/tokens":                 staffPerm, "POST /admin/tokens": staffPerm, "POST /admin/tokens/{tid}/revoke": staffPerm,
+		"GET /admin/staff": staffPerm, "POST /admin/staff": staffPerm,
 	}
 	routes := s.svc.ConsoleRoutes()
 	seen := map[string]bool{}
@@ -324,10 +352,22 @@ func TestConsoleAuthorization(t *testing.T) {
 			t.Errorf("%s: status %d: %.300s", path, resp.StatusCode, body)
 		}
 	}
-	// Nothing of the customer changed.
+	// Nothing of the customer changed, nor the group, webhook or token.
 	var got customerJSON
 	s.do(http.MethodGet, "/v1/customers/"+c.ID, nil, &got)
 	if got.Version != c.Version || !got.IsActive {
 		t.Fatalf("the refused forms changed the customer: %+v", got)
+	}
+	var g groupJSON
+	s.do(http.MethodGet, "/v1/customer-groups/"+group.ID, nil, &g)
+	var wh struct {
+		IsActive bool `json:"is_active"`
+	}
+	s.do(http.MethodGet, "/v1/webhooks/"+hook.ID, nil, &wh)
+	if g.Name != "authorization" || !wh.IsActive {
+		t.Fatalf("the refused forms changed the group (%+v) or the webhook (%+v)", g, wh)
+	}
+	if resp := s.doWith(token.secret, http.MethodGet, "/v1/customers", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the refused forms revoked the token: %d", resp.StatusCode)
 	}
 }

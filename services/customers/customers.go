@@ -127,7 +127,7 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 	})
 	staffUsers := staff.New(pool, st, cfg.Accounts, cfg.Staff)
 	admin := console.New(console.Config{
-		Customers: uses.Customers, Orders: uses.Orders, Webhooks: uses.Webhooks, Staff: staffUsers,
+		Customers: uses.Customers, Orders: uses.Orders, Webhooks: uses.Webhooks, Staff: staffUsers, Tokens: tokens,
 		Log: log, ClientAddress: api.ClientAddress, Settings: cfg.Console,
 	})
 	commands := func(tx pgx.Tx) bus.Domain {

@@ -255,3 +255,45 @@ func newSecret(prefix string) (string, error) {
 	}
 	return prefix + base64.RawURLEncoding.EncodeToString(b), nil
 }
+
+// TokenInfo is a live API token as it is listed: never its secret.
+type TokenInfo struct {
+	ID          uuid.UUID
+	Name        string
+	Type        string
+	Permissions []string
+	CreatedAt   time.Time
+}
+
+// List returns the live tokens, newest first.
+func (t *Tokens) List(ctx context.Context) ([]TokenInfo, error) {
+	rows, err := t.q.ListAPITokens(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("auth: list tokens: %w", err)
+	}
+	out := make([]TokenInfo, len(rows))
+	for i, r := range rows {
+		out[i] = TokenInfo{ID: r.ID, Name: r.Name, Type: r.PrincipalType, Permissions: r.Permissions, CreatedAt: r.CreatedAt}
+	}
+	return out, nil
+}
+
+// Revoke ends a token; ErrInvalidToken when no live token has the id. This
+// instance forgets it at once; others within cacheTTL.
+func (t *Tokens) Revoke(ctx context.Context, id uuid.UUID) error {
+	n, err := t.q.RevokeAPIToken(ctx, id)
+	if err != nil {
+		return fmt.Errorf("auth: revoke token: %w", err)
+	}
+	if n == 0 {
+		return ErrInvalidToken
+	}
+	t.mu.Lock()
+	for hash, c := range t.cache {
+		if c.p.TokenID == id {
+			delete(t.cache, hash)
+		}
+	}
+	t.mu.Unlock()
+	return nil
+}

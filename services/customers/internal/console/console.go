@@ -52,6 +52,7 @@ type Config struct {
 	Orders    *order.Service
 	Webhooks  *webhook.Service
 	Staff     *staff.Service
+	Tokens    *auth.Tokens
 	Log       *zap.Logger
 	// ClientAddress names the caller, for the login limits.
 	ClientAddress func(*http.Request) string
@@ -128,6 +129,21 @@ func (c *Console) Routes() []Route {
 		{"POST /admin/customers/{id}/orders/{oid}/transfer/cancel", auth.ManageOrders, c.cancelTransfer},
 		{"GET /admin/customers/{id}/delete", users, c.confirmDelete},
 		{"POST /admin/customers/{id}/delete", users, c.deleteCustomer},
+		{"GET /admin/groups", users, c.listGroups},
+		{"POST /admin/groups", users, c.createGroup},
+		{"POST /admin/groups/{gid}", users, c.renameGroup},
+		{"POST /admin/groups/{gid}/delete", users, c.deleteGroup},
+		{"GET /admin/settings", auth.ManageSettings, c.showSettings},
+		{"POST /admin/settings", auth.ManageSettings, c.saveSettings},
+		{"GET /admin/webhooks", auth.ManageApps, c.listWebhooks},
+		{"POST /admin/webhooks", auth.ManageApps, c.createWebhook},
+		{"GET /admin/webhooks/{wid}", auth.ManageApps, c.showWebhook},
+		{"POST /admin/webhooks/{wid}/active", auth.ManageApps, c.setWebhookActive},
+		{"POST /admin/webhooks/{wid}/rotate-secret", auth.ManageApps, c.rotateWebhookSecret},
+		{"POST /admin/webhooks/{wid}/delete", auth.ManageApps, c.deleteWebhook},
+		{"GET /admin/tokens", auth.ManageStaff, c.listTokens},
+		{"POST /admin/tokens", auth.ManageStaff, c.createToken},
+		{"POST /admin/tokens/{tid}/revoke", auth.ManageStaff, c.revokeToken},
 		{"GET /admin/staff", auth.ManageStaff, c.listStaff},
 		{"POST /admin/staff", auth.ManageStaff, c.createStaff},
 	}
@@ -319,9 +335,15 @@ func origin(p auth.Principal) customer.Origin {
 }
 
 func (c *Console) home(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	// The first page of the menu the staff user may open.
 	to := Prefix + "/customers"
-	if !p.Has(auth.ManageUsers) && p.Has(auth.ManageStaff) {
-		to = Prefix + "/staff"
+	for _, page := range []struct{ perm, path string }{
+		{auth.ManageUsers, "/customers"}, {auth.ManageApps, "/webhooks"}, {auth.ManageStaff, "/staff"}, {auth.ManageSettings, "/settings"},
+	} {
+		if p.Has(page.perm) {
+			to = Prefix + page.path
+			break
+		}
 	}
 	http.Redirect(w, r, to, http.StatusSeeOther)
 	return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
 
@@ -146,6 +147,16 @@ var funcs = template.FuncMap{
 	"field": func(f form, name, label, typ string, attrs ...string) template.HTML {
 		return textField(f, name, label, typ, attrs...)
 	},
+	// rowField is field in one of several forms of a page, told apart by row.
+	"rowField": func(f form, row, name, label, typ string, attrs ...string) template.HTML {
+		return textFieldID(f, "f-"+row+"-"+name, name, label, typ, attrs...)
+	},
+	"permissionsOf": func(f form, perms []string, legend string) permissionsField {
+		return permissionsField{Form: f, Permissions: perms, Legend: legend}
+	},
+	"groupForm": func(g customer.Group) form {
+		return newForm(url.Values{"name": {g.Name}, "description": {g.Description}})
+	},
 }
 
 // metadataEditor is what the metadata template renders.
@@ -186,7 +197,12 @@ func sortLabel(order string) string {
 // textField is a labelled input with its error beside it, described for
 // screen readers by aria-describedby.
 func textField(f form, name, label, typ string, attrs ...string) template.HTML {
-	id := "f-" + name
+	return textFieldID(f, "f-"+name, name, label, typ, attrs...)
+}
+
+// textFieldID is textField with its own id, for a page of several forms
+// of the same fields.
+func textFieldID(f form, id, name, label, typ string, attrs ...string) template.HTML {
 	var b strings.Builder
 	esc := template.HTMLEscapeString
 	b.WriteString(`<div class="field">`)
@@ -207,4 +223,12 @@ func textField(f form, name, label, typ string, attrs ...string) template.HTML {
 	}
 	b.WriteString(`</div>`)
 	return template.HTML(b.String())
+}
+
+// permissionsField is the checkboxes of permissions the permissions
+// template renders.
+type permissionsField struct {
+	Form        form
+	Permissions []string
+	Legend      string
 }
