@@ -145,6 +145,22 @@ func TestConsoleLoginSessionAndLogout(t *testing.T) {
 	if resp, body := b.get("/admin/customers"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Sam Staff") {
 		t.Fatalf("customers page: %d", resp.StatusCode)
 	}
+	// Past its first page the list links to the first page of the same
+	// filters, without the cursor; the first page itself has no such link.
+	for _, email := range []string{"pager-a@example.com", "pager-b@example.com"} {
+		s.createCustomer(map[string]any{"email": email})
+	}
+	page := listCustomers(t, s, "is_active=true&order=email&limit=1")
+	if page.NextCursor == nil {
+		t.Fatalf("no second page: %+v", page)
+	}
+	resp, body = b.get("/admin/customers?is_active=true&order=email&cursor=" + url.QueryEscape(*page.NextCursor))
+	if first := `href="/admin/customers?is_active=true&amp;order=email" rel="first"`; resp.StatusCode != http.StatusOK || !strings.Contains(body, first) || !strings.Contains(body, "pager-b@example.com") {
+		t.Fatalf("second page: %d, want the link %s: %s", resp.StatusCode, first, body)
+	}
+	if _, body := b.get("/admin/customers?is_active=true&order=email"); strings.Contains(body, `rel="first"`) {
+		t.Fatalf("the first page links to itself: %s", body)
+	}
 	// The cookie is stored as a hash only.
 	var n int
 	if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM staff_sessions WHERE token_hash = sha256(convert_to($1, 'UTF8'))`, cookie.Value).Scan(&n); err != nil || n != 1 {

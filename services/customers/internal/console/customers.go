@@ -27,6 +27,8 @@ type listPage struct {
 	Orders []string
 	// Next is the query string of the next page.
 	Next string
+	// First links to the first page of the same filters, past it.
+	First string
 }
 
 func (c *Console) listCustomers(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -61,15 +63,30 @@ func (c *Console) listCustomers(w http.ResponseWriter, r *http.Request, p auth.P
 		}
 	}
 	if data.Page.NextCursor != "" {
-		next := url.Values{}
-		for k, v := range f.Values {
-			next[k] = v
+		data.Next = pageQuery(f.Values, data.Page.NextCursor)
+	}
+	if f.Get("cursor") != "" {
+		data.First = Prefix + "/customers"
+		if qs := pageQuery(f.Values, ""); qs != "" {
+			data.First += "?" + qs
 		}
-		next.Set("cursor", data.Page.NextCursor)
-		data.Next = next.Encode()
 	}
 	c.render(w, r, status, "customers", view{Title: "Customers", Nav: "customers", Staff: p, Form: f, Data: data})
 	return nil
+}
+
+// pageQuery is the list's query string with another cursor; "" is the
+// first page's.
+func pageQuery(filters url.Values, cursor string) string {
+	q := url.Values{}
+	for k, v := range filters {
+		q[k] = v
+	}
+	q.Del("cursor")
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	return q.Encode()
 }
 
 // profileFields are the inputs of the profile, named as the API's fields.
