@@ -26,6 +26,26 @@ func (q *Queries) AddStaffToGroup(ctx context.Context, arg AddStaffToGroupParams
 	return err
 }
 
+const addStaffToGroups = `-- name: AddStaffToGroups :execrows
+INSERT INTO staff_group_members (staff_id, group_id)
+SELECT $1, g.id FROM permission_groups g WHERE g.id = ANY($2::uuid[])
+ON CONFLICT DO NOTHING
+`
+
+type AddStaffToGroupsParams struct {
+	StaffID  uuid.UUID
+	GroupIds []uuid.UUID
+}
+
+// Puts the staff user in those of the groups that exist.
+func (q *Queries) AddStaffToGroups(ctx context.Context, arg AddStaffToGroupsParams) (int64, error) {
+	result, err := q.db.Exec(ctx, addStaffToGroups, arg.StaffID, arg.GroupIds)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const countStaffUsers = `-- name: CountStaffUsers :one
 SELECT count(*) FROM staff_users
 `
@@ -49,12 +69,30 @@ func (q *Queries) DeleteEndedStaffSessions(ctx context.Context, expiresAt time.T
 	return result.RowsAffected(), nil
 }
 
+const deleteStaffGroupMemberships = `-- name: DeleteStaffGroupMemberships :exec
+DELETE FROM staff_group_members WHERE staff_id = $1
+`
+
+func (q *Queries) DeleteStaffGroupMemberships(ctx context.Context, staffID uuid.UUID) error {
+	_, err := q.db.Exec(ctx, deleteStaffGroupMemberships, staffID)
+	return err
+}
+
 const deleteStaffSession = `-- name: DeleteStaffSession :exec
 DELETE FROM staff_sessions WHERE id = $1
 `
 
 func (q *Queries) DeleteStaffSession(ctx context.Context, id uuid.UUID) error {
 	_, err := q.db.Exec(ctx, deleteStaffSession, id)
+	return err
+}
+
+const deleteStaffSessionsOfUser = `-- name: DeleteStaffSessionsOfUser :exec
+DELETE FROM staff_sessions WHERE staff_id = $1
+`
+
+func (q *Queries) DeleteStaffSessionsOfUser(ctx context.Context, staffID uuid.UUID) error {
+	_, err := q.db.Exec(ctx, deleteStaffSessionsOfUser, staffID)
 	return err
 }
 
@@ -242,6 +280,33 @@ func (q *Queries) ListStaffUsers(ctx context.Context) ([]ListStaffUsersRow, erro
 		return nil, err
 	}
 	return items, nil
+}
+
+const lockStaffUser = `-- name: LockStaffUser :one
+SELECT id FROM staff_users WHERE id = $1 FOR UPDATE
+`
+
+func (q *Queries) LockStaffUser(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
+	row := q.db.QueryRow(ctx, lockStaffUser, id)
+	err := row.Scan(&id)
+	return id, err
+}
+
+const setStaffUserActive = `-- name: SetStaffUserActive :execrows
+UPDATE staff_users SET is_active = $2 WHERE id = $1
+`
+
+type SetStaffUserActiveParams struct {
+	ID       uuid.UUID
+	IsActive bool
+}
+
+func (q *Queries) SetStaffUserActive(ctx context.Context, arg SetStaffUserActiveParams) (int64, error) {
+	result, err := q.db.Exec(ctx, setStaffUserActive, arg.ID, arg.IsActive)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const touchStaffSession = `-- name: TouchStaffSession :one

@@ -49,3 +49,21 @@ DELETE FROM staff_sessions WHERE id = $1;
 
 -- name: DeleteEndedStaffSessions :execrows
 DELETE FROM staff_sessions WHERE expires_at <= $1 OR idle_expires_at <= $1;
+
+-- name: SetStaffUserActive :execrows
+UPDATE staff_users SET is_active = $2 WHERE id = $1;
+
+-- name: DeleteStaffSessionsOfUser :exec
+DELETE FROM staff_sessions WHERE staff_id = $1;
+
+-- name: LockStaffUser :one
+SELECT id FROM staff_users WHERE id = $1 FOR UPDATE;
+
+-- name: DeleteStaffGroupMemberships :exec
+DELETE FROM staff_group_members WHERE staff_id = $1;
+
+-- name: AddStaffToGroups :execrows
+-- Puts the staff user in those of the groups that exist.
+INSERT INTO staff_group_members (staff_id, group_id)
+SELECT sqlc.arg(staff_id), g.id FROM permission_groups g WHERE g.id = ANY(sqlc.arg(group_ids)::uuid[])
+ON CONFLICT DO NOTHING;

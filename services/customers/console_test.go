@@ -264,8 +264,9 @@ func TestConsoleAuthorization(t *testing.T) {
 	var hook struct{ ID string }
 	request(t, s, http.MethodPost, "/v1/webhooks", map[string]any{"url": "https://hooks.example.com/in", "event_types": []string{"*"}}, nil).decode(t, &hook)
 	token := s.newToken("authorization", "MANAGE_USERS")
+	member := s.newStaff("MANAGE_USERS")
 	params := strings.NewReplacer("{id}", c.ID, "{aid}", addresses.Addresses[0].ID, "{oid}", ord.ID, "{gid}", group.ID,
-		"{wid}", hook.ID, "{tid}", token.id, "{$}", "")
+		"{wid}", hook.ID, "{tid}", token.id, "{sid}", member.id, "{$}", "")
 
 	users, orders, settings, apps, staffPerm := "MANAGE_USERS", "MANAGE_ORDERS", "MANAGE_SETTINGS", "MANAGE_APPS", "MANAGE_STAFF"
 	anonymous := s.browser()
@@ -303,6 +304,7 @@ func TestConsoleAuthorization(t *testing.T) {
 		"POST /admin/webhooks/{wid}/delete": apps,
 		"GET /admin/tokens":                 staffPerm, "POST /admin/tokens": staffPerm, "POST /admin/tokens/{tid}/revoke": staffPerm,
 		"GET /admin/staff": staffPerm, "POST /admin/staff": staffPerm,
+		"POST /admin/staff/{sid}/active": staffPerm, "POST /admin/staff/{sid}/groups": staffPerm,
 	}
 	routes := s.svc.ConsoleRoutes()
 	seen := map[string]bool{}
@@ -385,5 +387,105 @@ func TestConsoleAuthorization(t *testing.T) {
 	}
 	if resp := s.doWith(token.secret, http.MethodGet, "/v1/customers", nil, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("the refused forms revoked the token: %d", resp.StatusCode)
+	}
+	if active, groups := s.staffState(member.id); !active || len(groups) != 1 {
+		t.Fatalf("the refused forms changed the staff user: active %v, groups %v", active, groups)
+	}
+}
+
+// staffState reads a staff user's row and groups from the database.
+func (s *system) staffState(id string) (active bool, groups []string) {
+	s.t.Helper()
+	err := s.pool.QueryRow(context.Background(), `SELECT u.is_active,
+		coalesce((SELECT array_agg(g.name ORDER BY g.name) FROM staff_group_members m JOIN permission_groups g ON g.id = m.group_id WHERE m.staff_id = u.id), '{}')
+		FROM staff_users u WHERE u.id = $1`, id).Scan(&active, &groups)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return active, groups
+}
+
+// Deactivating a staff user ends their sessions and refuses their logins;
+// reactivating lets them in again; their groups change what their session
+// may do from its next request.
+func TestConsoleStaffDeactivateAndGroups(t *testing.T) {
+	s := newSystem(t)
+	admin, member := s.newStaff("MANAGE_STAFF"), s.newStaff("MANAGE_USERS")
+	ab, mb := s.browser(), s.browser()
+	ab.login(admin)
+	mb.login(member)
+	if resp, _ := mb.get("/admin/customers"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("member before: %d", resp.StatusCode)
+	}
+	sessions := func() (n int) {
+		if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM staff_sessions WHERE staff_id = $1`, member.id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	if resp, body := ab.post("/admin/staff/"+member.id+"/active", url.Values{"active": {"false"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("deactivate: %d %s", resp.StatusCode, body)
+	}
+	if active, _ := s.staffState(member.id); active || sessions() != 0 {
+		t.Fatalf("after deactivation: active %v, %d sessions", active, sessions())
+	}
+	if resp, _ := mb.get("/admin/customers"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/admin/login") {
+		t.Fatalf("the deactivated member's session: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, body := s.browser().post("/admin/login", url.Values{"email": {member.email}, "password": {member.password}})
+	if resp.StatusCode != http.StatusUnauthorized || sessions() != 0 {
+		t.Fatalf("the deactivated member's login: %d, %d sessions: %s", resp.StatusCode, sessions(), body)
+	}
+	if _, body := ab.get("/admin/staff"); !strings.Contains(body, `Reactivate<span class="sr"> `+member.email) {
+		t.Fatalf("the staff page does not offer to reactivate %s: %s", member.email, body)
+	}
+	// No one deactivates themselves, so someone is left to undo it.
+	if resp, _ := ab.post("/admin/staff/"+admin.id+"/active", url.Values{"active": {"false"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("self-deactivation: %d", resp.StatusCode)
+	}
+	if active, _ := s.staffState(admin.id); !active {
+		t.Fatal("the admin deactivated themselves")
+	}
+
+	if resp, body := ab.post("/admin/staff/"+member.id+"/active", url.Values{"active": {"true"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("reactivate: %d %s", resp.StatusCode, body)
+	}
+	mb = s.browser()
+	mb.login(member)
+
+	// Groups: the member put in the admin's group only loses MANAGE_USERS
+	// and gains MANAGE_STAFF on their next request.
+	var adminGroup string
+	if err := s.pool.QueryRow(context.Background(), `SELECT id::text FROM permission_groups WHERE name = $1`, "group of "+admin.email).Scan(&adminGroup); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := ab.post("/admin/staff/"+member.id+"/groups", url.Values{"groups": {adminGroup, adminGroup}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("set groups: %d %s", resp.StatusCode, body)
+	}
+	if _, groups := s.staffState(member.id); !slices.Equal(groups, []string{"group of " + admin.email}) {
+		t.Fatalf("groups after the change: %v", groups)
+	}
+	if resp, _ := mb.get("/admin/customers"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("customers after losing MANAGE_USERS: %d", resp.StatusCode)
+	}
+	if resp, _ := mb.get("/admin/staff"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("staff page after gaining MANAGE_STAFF: %d", resp.StatusCode)
+	}
+	// An unknown group changes nothing; no groups at all leaves none.
+	if resp, _ := ab.post("/admin/staff/"+member.id+"/groups", url.Values{"groups": {"0193a5c0-0000-7000-8000-000000000000"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("an unknown group: %d", resp.StatusCode)
+	}
+	if _, groups := s.staffState(member.id); len(groups) != 1 {
+		t.Fatalf("an unknown group changed the groups: %v", groups)
+	}
+	if resp, _ := ab.post("/admin/staff/"+member.id+"/groups", url.Values{}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("no groups: %d", resp.StatusCode)
+	}
+	if _, groups := s.staffState(member.id); len(groups) != 0 {
+		t.Fatalf("groups after none: %v", groups)
+	}
+	if resp, _ := ab.post("/admin/staff/0193a5c0-0000-7000-8000-000000000000/active", url.Values{"active": {"false"}}); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("an unknown staff user: %d", resp.StatusCode)
 	}
 }

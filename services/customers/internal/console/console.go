@@ -146,6 +146,8 @@ func (c *Console) Routes() []Route {
 		{"POST /admin/tokens/{tid}/revoke", auth.ManageStaff, c.revokeToken},
 		{"GET /admin/staff", auth.ManageStaff, c.listStaff},
 		{"POST /admin/staff", auth.ManageStaff, c.createStaff},
+		{"POST /admin/staff/{sid}/active", auth.ManageStaff, c.setStaffActive},
+		{"POST /admin/staff/{sid}/groups", auth.ManageStaff, c.setStaffGroups},
 	}
 }
 

@@ -3,7 +3,10 @@ package console
 import (
 	"net/http"
 
+	"github.com/google/uuid"
+
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/staff"
 )
 
@@ -49,4 +52,52 @@ func (c *Console) createStaff(w http.ResponseWriter, r *http.Request, p auth.Pri
 		return c.staffPage(w, r, p, status, f)
 	}
 	return done(w, r, Prefix+"/staff", "Staff user "+in.Email+" created.")
+}
+
+// setStaffActive deactivates a staff user (their sessions end, their
+// logins are refused) or reactivates them.
+func (c *Console) setStaffActive(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, f, err := postedStaff(r)
+	if err != nil {
+		return err
+	}
+	active := f.Get("active") == "true"
+	if err := c.Staff.SetActive(r.Context(), p.StaffID, id, active); err != nil {
+		return err
+	}
+	msg := "Staff user deactivated: their sessions ended and they cannot log in."
+	if active {
+		msg = "Staff user reactivated: they can log in again."
+	}
+	return done(w, r, Prefix+"/staff", msg)
+}
+
+// setStaffGroups puts a staff user in the ticked permission groups.
+func (c *Console) setStaffGroups(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, f, err := postedStaff(r)
+	if err != nil {
+		return err
+	}
+	var groups []uuid.UUID
+	for _, v := range f.Values["groups"] {
+		gid, err := uuid.Parse(v)
+		if err != nil {
+			return customer.FieldErr("groups", customer.CodeInvalid, "choose the groups from the list")
+		}
+		groups = append(groups, gid)
+	}
+	if err := c.Staff.SetGroups(r.Context(), id, groups); err != nil {
+		return err
+	}
+	return done(w, r, Prefix+"/staff", "Groups saved: they hold the new permissions from their next request.")
+}
+
+// postedStaff reads the staff user of the path and the form posted to it.
+func postedStaff(r *http.Request) (uuid.UUID, form, error) {
+	id, err := uuid.Parse(r.PathValue("sid"))
+	if err != nil {
+		return uuid.Nil, form{}, staff.ErrNotFound
+	}
+	f, err := parseForm(r)
+	return id, f, err
 }

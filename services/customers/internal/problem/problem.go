@@ -15,6 +15,7 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/merge"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
+	"github.com/customerbus/customerbus/services/customers/internal/staff"
 	"github.com/customerbus/customerbus/services/customers/internal/webhook"
 )
 
@@ -161,6 +162,9 @@ func For(err error) Details {
 	case errors.Is(err, customer.ErrAddressNotFound):
 		return newProblem(http.StatusNotFound,
 			[]customer.FieldError{{Field: "aid", Code: customer.CodeNotFound, Message: "the customer has no address with this id"}})
+	case errors.Is(err, staff.ErrNotFound):
+		return newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "sid", Code: customer.CodeNotFound, Message: "no staff user has this id"}})
 	case errors.Is(err, customer.ErrGroupNotFound):
 		return newProblem(http.StatusNotFound,
 			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "no customer group has this id"}})

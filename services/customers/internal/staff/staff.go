@@ -4,6 +4,7 @@
 package staff
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -46,6 +47,9 @@ func (c Config) withDefaults() Config {
 // ErrInvalidSession means the session cookie is unknown, ended, or its user
 // deactivated.
 var ErrInvalidSession = errors.New("staff: session is not valid")
+
+// ErrNotFound means no staff user has the id.
+var ErrNotFound = errors.New("staff: no such staff user")
 
 // FullAccess is the group `make run` and `staff create` put a first staff
 // user in: every permission.
@@ -180,6 +184,64 @@ func (s *Service) Groups(ctx context.Context) ([]Group, error) {
 		out[i] = Group{ID: r.ID, Name: r.Name, Permissions: r.Permissions, Members: r.Members}
 	}
 	return out, nil
+}
+
+// SetActive deactivates a staff user, which ends their sessions and
+// refuses their logins, or reactivates them. A staff user cannot
+// deactivate themselves (actor), so that someone is left to undo it.
+func (s *Service) SetActive(ctx context.Context, actor, id uuid.UUID, active bool) error {
+	if !active && actor == id {
+		return customer.FieldErr("active", customer.CodeInvalid, "you cannot deactivate yourself; ask another staff member who holds MANAGE_STAFF")
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		n, err := q.SetStaffUserActive(ctx, gen.SetStaffUserActiveParams{ID: id, IsActive: active})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		if active {
+			return nil
+		}
+		return q.DeleteStaffSessionsOfUser(ctx, id)
+	})
+	if err != nil {
+		return fmt.Errorf("staff: set active: %w", err)
+	}
+	return nil
+}
+
+// SetGroups puts a staff user in exactly these permission groups; their
+// sessions hold the new permissions from their next request.
+func (s *Service) SetGroups(ctx context.Context, id uuid.UUID, groups []uuid.UUID) error {
+	groups = slices.Clone(groups)
+	slices.SortFunc(groups, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	groups = slices.Compact(groups)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		if _, err := q.LockStaffUser(ctx, id); errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		if err := q.DeleteStaffGroupMemberships(ctx, id); err != nil {
+			return err
+		}
+		n, err := q.AddStaffToGroups(ctx, gen.AddStaffToGroupsParams{StaffID: id, GroupIds: groups})
+		if err != nil {
+			return err
+		}
+		if n != int64(len(groups)) {
+			return customer.FieldErr("groups", customer.CodeInvalid, "a permission group is gone; reload the page")
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("staff: set groups: %w", err)
+	}
+	return nil
 }
 
 // Session is a login: the token for the cookie, shown only now.
