@@ -2,6 +2,8 @@ package customers_test
 
 import (
 	"context"
+	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -145,21 +147,23 @@ func TestConsoleLoginSessionAndLogout(t *testing.T) {
 	if resp, body := b.get("/admin/customers"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Sam Staff") {
 		t.Fatalf("customers page: %d", resp.StatusCode)
 	}
-	// Past its first page the list links to the first page of the same
-	// filters, without the cursor; the first page itself has no such link.
-	for _, email := range []string{"pager-a@example.com", "pager-b@example.com"} {
-		s.createCustomer(map[string]any{"email": email})
+	// The list's pages (25 each) link to the next and, past the first, to
+	// the first page of the same filters, without the cursor.
+	for i := range 26 {
+		s.createCustomer(map[string]any{"email": fmt.Sprintf("pager-%02d@example.com", i)})
 	}
-	page := listCustomers(t, s, "is_active=true&order=email&limit=1")
+	page := listCustomers(t, s, "is_active=true&order=email&limit=25")
 	if page.NextCursor == nil {
 		t.Fatalf("no second page: %+v", page)
 	}
-	resp, body = b.get("/admin/customers?is_active=true&order=email&cursor=" + url.QueryEscape(*page.NextCursor))
-	if first := `href="/admin/customers?is_active=true&amp;order=email" rel="first"`; resp.StatusCode != http.StatusOK || !strings.Contains(body, first) || !strings.Contains(body, "pager-b@example.com") {
-		t.Fatalf("second page: %d, want the link %s: %s", resp.StatusCode, first, body)
+	_, body = b.get("/admin/customers?is_active=true&order=email")
+	next := "/admin/customers?cursor=" + url.QueryEscape(*page.NextCursor) + "&is_active=true&order=email"
+	if link := `href="` + html.EscapeString(next) + `" rel="next"`; !strings.Contains(body, link) || strings.Contains(body, `rel="first"`) {
+		t.Fatalf("the first page, want the link %s and none to the first page: %s", link, body)
 	}
-	if _, body := b.get("/admin/customers?is_active=true&order=email"); strings.Contains(body, `rel="first"`) {
-		t.Fatalf("the first page links to itself: %s", body)
+	resp, body = b.get(next)
+	if first := `href="/admin/customers?is_active=true&amp;order=email" rel="first"`; resp.StatusCode != http.StatusOK || !strings.Contains(body, first) || !strings.Contains(body, "pager-25@example.com") || strings.Contains(body, "pager-24@example.com") {
+		t.Fatalf("the second page: %d, want pager-25 alone and the link %s: %s", resp.StatusCode, first, body)
 	}
 	// The cookie is stored as a hash only.
 	var n int

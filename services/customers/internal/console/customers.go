@@ -25,7 +25,8 @@ type listPage struct {
 	Page   customer.Page
 	Groups []customer.Group
 	Orders []string
-	// Next is the query string of the next page.
+	// Next links to the next page. A whole URL, since html/template would
+	// escape a query string's = and & after a "?" in the template.
 	Next string
 	// First links to the first page of the same filters, past it.
 	First string
@@ -63,7 +64,7 @@ func (c *Console) listCustomers(w http.ResponseWriter, r *http.Request, p auth.P
 		}
 	}
 	if data.Page.NextCursor != "" {
-		data.Next = pageQuery(f.Values, data.Page.NextCursor)
+		data.Next = Prefix + "/customers?" + pageQuery(f.Values, data.Page.NextCursor)
 	}
 	if f.Get("cursor") != "" {
 		data.First = Prefix + "/customers"
