@@ -405,6 +405,7 @@ func TestAnonymizeCancelsOpenTransfers(t *testing.T) {
 		t.Fatalf("%d cancelled transfer requests of the order after the erasure of its recipient, want 1", n)
 	}
 	s.waitErased(to.ID)
+	s.waitRelayed() // the erasure does not wait for the relay to publish the cancellation
 	var cancelled int
 	for _, e := range s.readStreamEvents(events.EventsStream) {
 		if e.Type() == events.OrderTransferCancelled && strings.Contains(string(e.Data()), ord.ID) {
