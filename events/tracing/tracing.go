@@ -162,6 +162,18 @@ func Publishing(ctx context.Context, stored []byte, subject, id string) (context
 		semconv.MessagingDestinationName(subject), semconv.MessagingMessageID(id), semconv.CloudEventsEventID(id))
 }
 
+// Delivering starts the webhooks' span for one HTTP delivery of a stored
+// event (the outbox's JSON) to an endpoint on host: a child of the span its
+// traceparent names, so the receiver's work joins the trace of what caused
+// the event.
+func Delivering(ctx context.Context, stored []byte, eventID, host string) (context.Context, trace.Span) {
+	if !Enabled() {
+		return ctx, noop.Span{}
+	}
+	return Start(WithTraceParent(ctx, events.StoredTraceParent(stored)), "webhooks deliver", trace.SpanKindClient,
+		semconv.HTTPRequestMethodPost, semconv.ServerAddress(host), semconv.CloudEventsEventID(eventID))
+}
+
 // WithTraceParent is ctx with the span traceParent names as its remote
 // parent; ctx itself when traceParent is not a valid one.
 func WithTraceParent(ctx context.Context, traceParent string) context.Context {

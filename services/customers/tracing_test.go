@@ -3,6 +3,7 @@ package customers_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/events/tracing"
 	"github.com/customerbus/customerbus/events/tracing/tracingtest"
+	"github.com/customerbus/customerbus/services/customers"
 	"github.com/customerbus/customerbus/services/webhooks"
 )
 
@@ -114,7 +116,7 @@ func TestTheOrderLinkerAndTheWebhooksHandleInTheTraceOfTheRequest(t *testing.T) 
 	spans := tracingtest.Record(t)
 	s := newSystem(t)
 	s.runLinker()
-	s.runWebhooks()
+	s.runWebhooks(webhooks.Config{})
 	shopper := s.newShopper()
 	client := remoteParent(t)
 
@@ -135,10 +137,48 @@ func TestTheOrderLinkerAndTheWebhooksHandleInTheTraceOfTheRequest(t *testing.T) 
 	}
 }
 
+// A webhook delivery is in the trace of the request that caused its event:
+// its span is a child of the outbox write, and the endpoint is told that
+// span as its parent in the traceparent header.
+func TestAWebhookDeliveryCarriesTheTraceOnToTheEndpoint(t *testing.T) {
+	spans := tracingtest.Record(t)
+	s := newSystemWith(t, func(c *customers.Config) { c.Webhooks.AllowHTTP = true })
+	got := make(chan string, 1)
+	endpoint := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case got <- r.Header.Get("traceparent"):
+		default:
+		}
+	}))
+	t.Cleanup(endpoint.Close)
+	s.createWebhook(map[string]any{"url": endpoint.URL + "/crm", "event_types": []string{events.CustomerCreated}})
+	s.runWebhooks(webhooks.Config{AllowPrivateAddresses: true, PollInterval: 20 * time.Millisecond})
+	client := remoteParent(t)
+
+	request(t, s, http.MethodPost, "/v1/customers", map[string]any{"email": "traced-" + randomSuffix() + "@example.com"},
+		map[string]string{"traceparent": traceParentOf(client)}).expectStatus(t, http.StatusCreated)
+
+	tr := waitTrace(t, spans, client.TraceID(), "webhooks deliver")
+	req := tr.one(t, "POST /v1/customers", trace.SpanKindServer, client.SpanID())
+	write := tr.one(t, "outbox write", trace.SpanKindInternal, req.SpanContext.SpanID())
+	deliver := tr.one(t, "webhooks deliver", trace.SpanKindClient, write.SpanContext.SpanID())
+	if code := tr.attr(deliver, "http.response.status_code"); code != "200" {
+		t.Errorf("webhooks deliver: http.response.status_code %q, want 200", code)
+	}
+	select {
+	case header := <-got:
+		if want := traceParentOf(deliver.SpanContext); header != want {
+			t.Errorf("the endpoint got traceparent %q, want the delivery span's %q", header, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the endpoint got no delivery")
+	}
+}
+
 // runWebhooks runs the webhooks service on the system until the test ends,
 // its fan-out reading the events published from now on.
-func (s *system) runWebhooks() {
-	w := webhooks.New(s.pool, s.js, zaptest.NewLogger(s.t), prometheus.NewRegistry(), webhooks.Config{})
+func (s *system) runWebhooks(cfg webhooks.Config) {
+	w := webhooks.New(s.pool, s.js, zaptest.NewLogger(s.t), prometheus.NewRegistry(), cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()

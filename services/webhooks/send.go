@@ -19,6 +19,10 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/events/tracing"
 )
 
 // Standard Webhooks headers.
@@ -110,10 +114,30 @@ type result struct {
 func (r result) delivered() bool { return r.err == "" }
 
 // send makes the attempt. Only a 2xx within the timeout delivers.
-func (s *sender) send(ctx context.Context, a attempt) result {
+func (s *sender) send(ctx context.Context, a attempt) (r result) {
 	req, err := request(ctx, a, time.Now())
 	if err != nil {
 		return result{err: err.Error()}
+	}
+	ctx, span := tracing.Delivering(ctx, a.payload, a.eventID, req.URL.Hostname())
+	defer func() {
+		if r.code != 0 {
+			span.SetAttributes(semconv.HTTPResponseStatusCode(r.code))
+		}
+		var err error
+		if !r.delivered() {
+			err = errors.New(r.err)
+		}
+		tracing.End(span, err)
+	}()
+	// The receiver continues the event's trace: from this delivery's span
+	// when tracing is on, else from the event's own traceparent.
+	traceParent := tracing.TraceParent(ctx)
+	if traceParent == "" {
+		traceParent = events.StoredTraceParent(a.payload)
+	}
+	if events.ValidTraceParent(traceParent) {
+		req.Header.Set("traceparent", traceParent)
 	}
 	start := time.Now()
 	resp, err := s.client.Do(req)
@@ -123,7 +147,7 @@ func (s *sender) send(ctx context.Context, a attempt) result {
 	defer resp.Body.Close()
 	var head bytes.Buffer
 	_, _ = io.Copy(&head, io.LimitReader(resp.Body, maxResponseRead))
-	r := result{code: resp.StatusCode, latency: time.Since(start)}
+	r = result{code: resp.StatusCode, latency: time.Since(start)}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		r.err = "answered " + resp.Status
 		if snippet := bounded(head.Bytes(), 200); snippet != "" {

@@ -286,6 +286,10 @@ func TestEventsAreDeliveredSignedAndInOrderPerCustomer(t *testing.T) {
 		if !ok || e.ID() != orig.ID() || e.Type() != events.CustomerUpdated || e.Subject() != orig.Subject() {
 			t.Fatalf("call with webhook-id %s carries event %s %s", c.header.Get("webhook-id"), e.ID(), e.Type())
 		}
+		// Tracing off, the receiver still continues the event's trace.
+		if got, want := c.header.Get("traceparent"), orig.Extensions()[events.ExtTraceParent]; got != want {
+			t.Errorf("call %s: traceparent header %q, want the event's %q", e.ID(), got, want)
+		}
 		if c.status < 200 || c.status > 299 {
 			continue
 		}
@@ -471,6 +475,9 @@ func TestRotationSignsWithBothSecretsAndBinaryMode(t *testing.T) {
 	call := rcv.got()[0]
 	if n := verify(t, call, secret, old); n != 2 {
 		t.Errorf("%d of the two secrets signed: %q", n, call.header.Get("webhook-signature"))
+	}
+	if got, want := call.header.Get("traceparent"), sent[0].Extensions()[events.ExtTraceParent]; got != want {
+		t.Errorf("binary mode: traceparent header %q, want the event's %q", got, want)
 	}
 	if call.header.Get("ce-id") != sent[0].ID() || call.header.Get("ce-type") != events.CustomerUpdated || call.header.Get("ce-partitionkey") != c.String() {
 		t.Errorf("binary mode headers: %v", call.header)
