@@ -8,6 +8,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
@@ -25,6 +26,10 @@ var migrations embed.FS
 // Migrations returns the embedded migration files, for tools that fingerprint them.
 func Migrations() embed.FS { return migrations }
 
+// DefaultConnectTimeout bounds making a connection, from dialling to the
+// server's ready, when the URL sets no connect_timeout.
+const DefaultConnectTimeout = 10 * time.Second
+
 // Connect opens a pool. Every connection plans each statement with its actual
 // parameters: the list queries use "param IS NULL OR ..." filters that only a
 // custom plan can fold into index scans. JIT is off: it compiles for the
@@ -39,6 +44,12 @@ func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, er
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// Without one, a connection to a server that stopped answering
+		// (a failover's old address, a dropped route) waits on the
+		// kernel's retries for minutes, holding up what needs it.
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
 	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	cfg.ConnConfig.RuntimeParams["jit"] = "off"
