@@ -1,5 +1,16 @@
 package events
 
+import (
+	"context"
+	"fmt"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
 // Sequences tells a consumer that reads every event of some resources, in
 // the order of their stream, when a resource's sequence jumps: an event
 // comes whose sequence is above the one after the highest seen of its
@@ -47,4 +58,44 @@ func (s *Sequences) put(subject string, seq int64) {
 	if len(s.cur) >= max(s.max/2, 1) {
 		s.prev, s.cur = s.cur, map[string]int64{}
 	}
+}
+
+// WatchSequences reads every event of the events stream on subjects as it
+// is published, from when it starts, and calls gap for each that jumps past
+// the next sequence of its resource (see Sequences; it remembers memory
+// resources). A durable consumer cannot tell: several instances share it,
+// each getting a part of the events, and it may be filtered to some types.
+// So each instance watches on an ordered consumer of its own. It returns
+// when ctx ends; log gets what keeps it from reading.
+func WatchSequences(ctx context.Context, js jetstream.JetStream, subjects []string, memory int, log *zap.Logger,
+	gap func(e cloudevents.Event, expected int64)) error {
+	cons, err := OrderedConsumer(ctx, js, EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverNewPolicy,
+	}, func(err error, backoff time.Duration) {
+		log.Warn("sequence watch not ready, retrying", zap.Error(err), zap.Duration("backoff", backoff))
+	})
+	if err != nil || ctx.Err() != nil {
+		return err
+	}
+	it, err := Messages(cons, PullExpiry)
+	if err != nil {
+		return fmt.Errorf("watch sequences: %w", err)
+	}
+	defer context.AfterFunc(ctx, it.Stop)()
+	seqs := NewSequences(memory)
+	return EachMessage(it, func(msg jetstream.Msg) {
+		e, err := FromMsg(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
+		if err != nil {
+			return // no sequence to read: the consumers that need the event say so
+		}
+		if expected, jumped := seqs.See(e.Subject(), Sequence(e)); jumped {
+			gap(e, expected)
+		}
+	}, func(err error) { log.Warn("watch sequences", zap.Error(err)) })
+}
+
+// LogGap logs a gap WatchSequences found, the same way in every service.
+func LogGap(log *zap.Logger, e cloudevents.Event, expected int64) {
+	log.Warn("sequence gap: events of the resource did not come", zap.String("subject", e.Subject()),
+		zap.Int64("expected", expected), zap.Int64("got", Sequence(e)), zap.String("ce_id", e.ID()), zap.String("ce_type", e.Type()))
 }

@@ -109,41 +109,16 @@ func (l *Linker) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// watchSequences reads every event of the watched resources as it is
-// published, and logs and counts each that jumps past the next sequence of
-// its resource. The durable consumer cannot tell: it gets the triggers
-// only, and several instances share it, each getting a part of them. So
-// each instance has an ordered consumer of its own, from the events
-// published after it started. A gap is only said: an event the stream lost
-// is published again by the relay's reconciler (within the hour by
-// default), and linked then; an erased one is gone on purpose.
+// watchSequences logs and counts each event of the watched resources that
+// jumps past the next sequence of its resource (events.WatchSequences). A
+// gap is only said: an event the stream lost is published again by the
+// relay's reconciler (within the hour by default), and linked then; an
+// erased one is gone on purpose.
 func (l *Linker) watchSequences(ctx context.Context) error {
-	cons, err := events.OrderedConsumer(ctx, l.js, events.EventsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: watched, DeliverPolicy: jetstream.DeliverNewPolicy,
-	}, func(err error, backoff time.Duration) {
-		l.log.Warn("sequence watch not ready, retrying", zap.Error(err), zap.Duration("backoff", backoff))
+	return events.WatchSequences(ctx, l.js, watched, sequenceMemory, l.log, func(e cloudevents.Event, expected int64) {
+		l.gaps.Inc()
+		events.LogGap(l.log, e, expected)
 	})
-	if err != nil || ctx.Err() != nil {
-		return err
-	}
-	it, err := events.Messages(cons, events.PullExpiry)
-	if err != nil {
-		return fmt.Errorf("orderlinker: watch sequences: %w", err)
-	}
-	defer context.AfterFunc(ctx, it.Stop)()
-	seqs := events.NewSequences(sequenceMemory)
-	return events.EachMessage(it, func(msg jetstream.Msg) {
-		e, err := events.FromMsg(&nats.Msg{Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data()})
-		if err != nil {
-			return // no sequence to read: the consumers that need the event say so
-		}
-		got := events.Sequence(e)
-		if expected, gap := seqs.See(e.Subject(), got); gap {
-			l.gaps.Inc()
-			l.log.Warn("sequence gap: events of the resource did not come", zap.String("subject", e.Subject()),
-				zap.Int64("expected", expected), zap.Int64("got", got), zap.String("ce_id", e.ID()), zap.String("ce_type", e.Type()))
-		}
-	}, func(err error) { l.log.Warn("watch sequences", zap.Error(err)) })
 }
 
 // consumer creates the durable consumer, retrying while the events stream

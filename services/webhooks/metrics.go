@@ -20,6 +20,7 @@ type metrics struct {
 	fannedOut  prometheus.Counter
 	disabled   *prometheus.CounterVec
 	swept      prometheus.Counter
+	gaps       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,12 +44,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		swept: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "customerbus_webhook_events_swept_total", Help: "Events deleted with their delivery log after WEBHOOKS_DELIVERY_RETENTION.",
 		}),
+		gaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "customerbus_webhook_sequence_gaps_total", Help: "Public events whose sequence jumped past the next of their resource: the endpoints did not get the events between.",
+		}),
 	}
 	for _, o := range []string{outcomeDelivered, outcomeRetrying, outcomeFailed, outcomeGone} {
 		m.deliveries.WithLabelValues(o) // shown as 0 before the first one
 	}
 	if reg != nil {
-		reg.MustRegister(m.deliveries, m.latency, m.queueDepth, m.fannedOut, m.disabled, m.swept)
+		reg.MustRegister(m.deliveries, m.latency, m.queueDepth, m.fannedOut, m.disabled, m.swept, m.gaps)
 	}
 	return m
 }

@@ -30,12 +30,14 @@ import (
 	"context"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/customerbus/customerbus/db/gen"
+	"github.com/customerbus/customerbus/events"
 )
 
 // Config of the webhooks service, read from the environment.
@@ -121,9 +123,27 @@ func New(pool *pgxpool.Pool, js jetstream.JetStream, log *zap.Logger, reg metric
 func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.fanOut(ctx) })
+	g.Go(func() error { return s.watchSequences(ctx) })
 	g.Go(func() error { return s.dispatch(ctx) })
 	g.Go(func() error { s.housekeep(ctx); return nil })
 	return g.Wait()
+}
+
+// sequenceMemory is how many resources the sequence watch remembers: the
+// most recently changed. At about 100 bytes each, 10 MB at most.
+const sequenceMemory = 100_000
+
+// watchSequences logs and counts each public event that jumps past the
+// next sequence of its resource (events.WatchSequences): the endpoints
+// did not get the events between. The relay's reconciler publishes an
+// event the stream lost again, later, and it is delivered then, out of
+// its order; an erased customer's are gone on purpose.
+func (s *Service) watchSequences(ctx context.Context) error {
+	return events.WatchSequences(ctx, s.js, []string{events.EventsSubjectPrefix + ">"}, sequenceMemory, s.log,
+		func(e cloudevents.Event, expected int64) {
+			s.m.gaps.Inc()
+			events.LogGap(s.log, e, expected)
+		})
 }
 
 // poke wakes the dispatcher, if it is not awake already.

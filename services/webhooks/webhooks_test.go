@@ -25,7 +25,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/customerbus/customerbus/db/dbtest"
 	"github.com/customerbus/customerbus/db/gen"
@@ -139,24 +142,36 @@ func (w *world) emit(customers []uuid.UUID, n int) []cloudevents.Event {
 	var evs []cloudevents.Event
 	for v := 1; v <= n; v++ {
 		for _, c := range customers {
-			e, err := events.New(events.Meta{
-				Type: events.CustomerUpdated, Source: events.SourceCustomers, Subject: c.String(), PartitionKey: c.String(),
-				Sequence: int64(v), Time: time.Now(), TraceParent: events.NewTraceParent(),
-				Actor: events.Actor{Type: events.AuthServiceAccount, ID: "test"},
-			}, map[string]any{"id": c, "version": v, "changed": []string{"note"}})
-			if err != nil {
-				w.t.Fatal(err)
-			}
-			evs = append(evs, e)
+			evs = append(evs, w.updated(c, v))
 		}
 	}
+	w.write(evs)
+	return evs
+}
+
+// updated is customer c's customer.updated of version v.
+func (w *world) updated(c uuid.UUID, v int) cloudevents.Event {
+	w.t.Helper()
+	e, err := events.New(events.Meta{
+		Type: events.CustomerUpdated, Source: events.SourceCustomers, Subject: c.String(), PartitionKey: c.String(),
+		Sequence: int64(v), Time: time.Now(), TraceParent: events.NewTraceParent(),
+		Actor: events.Actor{Type: events.AuthServiceAccount, ID: "test"},
+	}, map[string]any{"id": c, "version": v, "changed": []string{"note"}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return e
+}
+
+// write writes evs to the outbox, for the relay to publish.
+func (w *world) write(evs []cloudevents.Event) {
+	w.t.Helper()
 	err := pgx.BeginFunc(context.Background(), w.pool, func(tx pgx.Tx) error {
 		return outbox.Write(context.Background(), gen.New(tx), evs)
 	})
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	return evs
 }
 
 // call is a request a receiver got.
@@ -700,4 +715,48 @@ func TestStoppingTheFanOutLeavesNoEventBehind(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	w.eventually("every event delivered", func() bool { return len(rcv.accepted()) >= emitted })
+}
+
+// An event that jumps past the next sequence of its customer is counted
+// and logged: the endpoints did not get the events between. A late one,
+// or one seen again, is no gap.
+func TestASequenceGapIsCountedAndLogged(t *testing.T) {
+	w := newWorld(t)
+	logs, logged := observer.New(zapcore.WarnLevel)
+	reg := prometheus.NewRegistry()
+	s := New(w.pool, w.js, zap.New(logs), reg, Config{PollInterval: 20 * time.Millisecond})
+	w.run("webhooks", s.Run)
+	w.eventually("the fan-out and the sequence watch consume", func() bool {
+		st, err := w.js.Stream(context.Background(), events.EventsStream)
+		return err == nil && st.CachedInfo().State.Consumers == 2
+	})
+	a, b := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	w.write([]cloudevents.Event{w.updated(a, 1), w.updated(a, 2), w.updated(b, 5), w.updated(a, 4), w.updated(a, 3), w.updated(b, 6), w.updated(b, 9)})
+
+	gaps := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "customerbus_webhook_sequence_gaps_total" {
+				return mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		t.Fatal("no customerbus_webhook_sequence_gaps_total on the registry")
+		return 0
+	}
+	w.eventually("two gaps counted", func() bool { return gaps() >= 2 })
+	time.Sleep(100 * time.Millisecond) // a third would come now
+	if g := gaps(); g != 2 {
+		t.Errorf("%v gaps counted, want 2", g)
+	}
+	var got []string
+	for _, e := range logged.FilterMessageSnippet("sequence gap").All() {
+		f := e.ContextMap()
+		got = append(got, fmt.Sprintf("%s %d→%d", f["subject"], f["expected"], f["got"]))
+	}
+	if want := []string{fmt.Sprintf("%s 3→4", a), fmt.Sprintf("%s 7→9", b)}; !slices.Equal(got, want) {
+		t.Errorf("gaps logged %q, want %q", got, want)
+	}
 }
