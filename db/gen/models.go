@@ -103,6 +103,16 @@ type CustomerGroup struct {
 	UpdatedAt   time.Time
 }
 
+type CustomerIdentity struct {
+	ID         uuid.UUID
+	CustomerID uuid.UUID
+	ProviderID string
+	Issuer     string
+	Subject    string
+	Email      string
+	CreatedAt  time.Time
+}
+
 type CustomerNote struct {
 	ID         uuid.UUID
 	CustomerID uuid.UUID
@@ -251,6 +261,28 @@ type NotifierDelivery struct {
 	ClaimID   uuid.UUID
 	ClaimedAt time.Time
 	SentAt    *time.Time
+}
+
+type OidcAuthRequest struct {
+	StateHash    []byte
+	ProviderID   string
+	NonceHash    []byte
+	CodeVerifier string
+	RedirectUrl  string
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+}
+
+type OidcProvider struct {
+	ID           string
+	DisplayName  string
+	IssuerUrl    string
+	ClientID     string
+	ClientSecret string
+	Scopes       []string
+	RedirectUrls []string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 type Order struct {

@@ -28,6 +28,7 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/httpapi"
 	"github.com/customerbus/customerbus/services/customers/internal/idempotency"
+	"github.com/customerbus/customerbus/services/customers/internal/idp"
 	"github.com/customerbus/customerbus/services/customers/internal/imports"
 	"github.com/customerbus/customerbus/services/customers/internal/merge"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
@@ -51,6 +52,7 @@ type Config struct {
 	Imports        imports.Config
 	Commands       bus.Config
 	Webhooks       webhook.Config
+	OIDC           idp.Config
 	GroupCommit    groupcommit.Config
 	Staff          staff.Config
 	Console        console.Settings
@@ -96,11 +98,15 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 	// in groups; for a bus command, or an HTTP request with an
 	// Idempotency-Key, on its own transaction, which also records its id or
 	// its answer.
+	// One discovery for the process: each provider is discovered, and its
+	// keys fetched, once.
+	discovery := idp.NewDiscovery(cfg.OIDC.HTTPTimeout)
 	useCasesOn := func(st *store.Store) httpapi.UseCases {
 		customers := customer.NewService(st, cfg.PhoneRegion, cfg.Accounts, cfg.Privacy)
 		orders := order.NewService(st, customers, cfg.Orders)
 		customers.EndTransfersWith(orders)
-		return httpapi.UseCases{Customers: customers, Orders: orders, Merges: merge.NewService(st), Webhooks: webhook.NewService(st, cfg.Webhooks)}
+		return httpapi.UseCases{Customers: customers, Orders: orders, Merges: merge.NewService(st), Webhooks: webhook.NewService(st, cfg.Webhooks),
+			IdentityProviders: idp.New(st, customers, discovery, cfg.OIDC)}
 	}
 	useCases := func(tx pgx.Tx) httpapi.UseCases { return useCasesOn(store.New(tx)) }
 	uses := useCasesOn(st.WithGroupCommit(groupcommit.New(pool, cfg.GroupCommit)))
@@ -110,20 +116,21 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		opsHandler = ops.Handler(reg, ops.Needs{Pool: pool})
 	}
 	api := httpapi.New(httpapi.Config{
-		Customers:       uses.Customers,
-		Orders:          uses.Orders,
-		Merges:          uses.Merges,
-		Imports:         jobs,
-		Webhooks:        uses.Webhooks,
-		Tokens:          tokens,
-		Log:             log,
-		MaxBodyBytes:    cfg.MaxBodyBytes,
-		Ops:             opsHandler,
-		Registry:        reg,
-		OpenAPI:         spec,
-		IdempotencyKeys: idempotency.New(pool),
-		UseCasesIn:      useCases,
-		TrustedProxies:  cfg.TrustedProxies,
+		Customers:         uses.Customers,
+		Orders:            uses.Orders,
+		Merges:            uses.Merges,
+		Imports:           jobs,
+		Webhooks:          uses.Webhooks,
+		IdentityProviders: uses.IdentityProviders,
+		Tokens:            tokens,
+		Log:               log,
+		MaxBodyBytes:      cfg.MaxBodyBytes,
+		Ops:               opsHandler,
+		Registry:          reg,
+		OpenAPI:           spec,
+		IdempotencyKeys:   idempotency.New(pool),
+		UseCasesIn:        useCases,
+		TrustedProxies:    cfg.TrustedProxies,
 	})
 	staffUsers := staff.New(pool, st, cfg.Accounts, cfg.Staff)
 	admin := console.New(console.Config{

@@ -122,17 +122,9 @@ type RegisterInput struct {
 func (s *Service) Register(ctx context.Context, o Origin, in RegisterInput) (Customer, error) {
 	r := rules{}
 	now := s.now()
-	id, err := uuid.NewV7()
+	c, err := newAccount(&r, in.Email, in.FirstName, in.LastName, in.LanguageCode, now)
 	if err != nil {
 		return Customer{}, fmt.Errorf("register: %w", err)
-	}
-	c := Customer{
-		ID: id, Email: r.email("email", in.Email),
-		FirstName:    r.text("first_name", in.FirstName, MaxNameLength),
-		LastName:     r.text("last_name", in.LastName, MaxNameLength),
-		LanguageCode: r.languageCode("language_code", in.LanguageCode),
-		IsActive:     true, HasAccount: true, Version: 1, CreatedAt: now, UpdatedAt: now,
-		EmailConsent: DefaultConsent, SMSConsent: DefaultConsent,
 	}
 	pw := r.password("password", in.Password)
 	r.link(in.EmailLink, true)
@@ -155,10 +147,28 @@ func (s *Service) Register(ctx context.Context, o Origin, in RegisterInput) (Cus
 	if err != nil {
 		return Customer{}, err
 	}
-	if err := s.store.Create(ctx, c, nil, []Token{tok}, []cloudevents.Event{created, note}); err != nil {
+	if err := s.store.Create(ctx, NewCustomer{Customer: c, Tokens: []Token{tok}, Events: []cloudevents.Event{created, note}}); err != nil {
 		return Customer{}, fmt.Errorf("register: %w", err)
 	}
 	return c, nil
+}
+
+// newAccount is a customer who signs up on the storefront (a registration,
+// a first sign-in with an identity provider), not yet verified, its fields
+// checked by r.
+func newAccount(r *rules, email, firstName, lastName, languageCode string, now time.Time) (Customer, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Customer{}, err
+	}
+	return Customer{
+		ID: id, Email: r.email("email", email),
+		FirstName:    r.text("first_name", firstName, MaxNameLength),
+		LastName:     r.text("last_name", lastName, MaxNameLength),
+		LanguageCode: r.languageCode("language_code", languageCode),
+		IsActive:     true, HasAccount: true, Version: 1, CreatedAt: now, UpdatedAt: now,
+		EmailConsent: DefaultConsent, SMSConsent: DefaultConsent,
+	}, nil
 }
 
 // passwordSetup is the set-password email of a customer that staff created

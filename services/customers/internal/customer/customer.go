@@ -116,6 +116,8 @@ type Mutation struct {
 	ChangedAddresses []Address
 	DeletedAddresses []uuid.UUID
 	NewTokens        []Token // one-time tokens issued with the change
+	// NewIdentities links the customer to accounts at identity providers.
+	NewIdentities []Identity
 	// Delete removes the customer instead of writing it (a deletion
 	// confirmed by email); Events say so.
 	Delete bool
@@ -134,8 +136,9 @@ type Mutation struct {
 // Store keeps customers and their outbox events; each write is one transaction.
 type Store interface {
 	// Create inserts the customer with its addresses, its group memberships
-	// (c.Groups; unknown groups are a ValidationError) and its events.
-	Create(ctx context.Context, c Customer, addresses []Address, tokens []Token, evs []cloudevents.Event) error
+	// (Customer.Groups; unknown groups are a ValidationError), its tokens,
+	// identities and events.
+	Create(ctx context.Context, n NewCustomer) error
 	// UseToken locks the one-time token with this hash and its customer, lets
 	// fn decide the change, and marks the token used with it; ErrTokenInvalid
 	// when no token has the hash.
@@ -192,6 +195,7 @@ type Store interface {
 	// DataSnapshot is Snapshot for a customer's data export.
 	DataSnapshot(ctx context.Context, fn func(DataSnapshot) error) error
 	SessionStore
+	IdentityStore
 }
 
 // update is Store.UpdateMany for one customer, which must not be

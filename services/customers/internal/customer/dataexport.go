@@ -21,8 +21,9 @@ type DataExport struct {
 	Notes          []Note
 	ConsentChanges []ConsentChangeAt
 	// History is every change and email, newest first (see History).
-	History  []HistoryEntry
-	Sessions []SessionInfo
+	History    []HistoryEntry
+	Sessions   []SessionInfo
+	Identities []Identity
 }
 
 // GroupName is a group the customer belongs to.
@@ -57,6 +58,7 @@ type DataSnapshot interface {
 	GroupNames(ctx context.Context, ids []uuid.UUID) ([]GroupName, error)
 	ConsentChanges(ctx context.Context, customerID uuid.UUID) ([]ConsentChangeAt, error)
 	Sessions(ctx context.Context, customerID uuid.UUID, now time.Time) ([]SessionInfo, error)
+	ListIdentities(ctx context.Context, customerID uuid.UUID) ([]Identity, error)
 }
 
 // dataExportPage is how many rows a data export reads at a time.
@@ -106,7 +108,10 @@ func (s *Service) DataExport(ctx context.Context, id uuid.UUID) (DataExport, err
 		if out.ConsentChanges, err = snap.ConsentChanges(ctx, id); err != nil {
 			return err
 		}
-		out.Sessions, err = snap.Sessions(ctx, id, s.now())
+		if out.Sessions, err = snap.Sessions(ctx, id, s.now()); err != nil {
+			return err
+		}
+		out.Identities, err = snap.ListIdentities(ctx, id)
 		return err
 	})
 	return out, err

@@ -44,7 +44,7 @@ func (s *Service) create(ctx context.Context, o Origin, in CreateInput, imp *imp
 	if err != nil {
 		return Customer{}, err
 	}
-	if err := s.store.Create(ctx, n.Customer, n.Addresses, n.Tokens, n.Events); err != nil {
+	if err := s.store.Create(ctx, n); err != nil {
 		return Customer{}, fmt.Errorf("create customer: %w", err)
 	}
 	return n.Customer, nil
@@ -57,6 +57,9 @@ type NewCustomer struct {
 	Addresses []Address
 	Tokens    []Token
 	Events    []cloudevents.Event
+	// Identities links the customer to its accounts at identity
+	// providers (a first sign-in with one); an import links none.
+	Identities []Identity
 }
 
 // newCustomer checks the input and builds the new customer: everything of

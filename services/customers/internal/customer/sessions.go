@@ -142,6 +142,27 @@ func (s *Service) Login(ctx context.Context, in LoginInput, client string) (Sess
 	if err != nil {
 		return Session{}, err
 	}
+	sess, err := s.openSession(ctx, c)
+	if err != nil {
+		return Session{}, err
+	}
+	if password.NeedsRehash(c.PasswordHash) {
+		// The login has succeeded and stays so whatever the rehash does: the
+		// old hash still verifies, so a rehash that fails (a lost
+		// connection, a cancelled request) costs nothing but being tried
+		// again at the next login. Failing the login would turn away a
+		// customer whose password is right, and the domain has no logger to
+		// report it to (errors are logged at the edges, and this one is not
+		// the caller's).
+		_ = s.rehash(ctx, c, in.Password)
+	}
+	return sess, nil
+}
+
+// openSession logs the customer in, once its credentials are proven (a
+// password, an identity provider's ID token): an active, verified
+// customer gets a new session.
+func (s *Service) openSession(ctx context.Context, c Customer) (Session, error) {
 	switch {
 	case !c.IsActive:
 		return Session{}, ErrInactive
@@ -157,16 +178,6 @@ func (s *Service) Login(ctx context.Context, in LoginInput, client string) (Sess
 	sess.RefreshExpiresAt = stored.RefreshExpiresAt
 	if err := s.store.CreateSession(ctx, stored); err != nil {
 		return Session{}, fmt.Errorf("login: %w", err)
-	}
-	if password.NeedsRehash(c.PasswordHash) {
-		// The login has succeeded and stays so whatever the rehash does: the
-		// old hash still verifies, so a rehash that fails (a lost
-		// connection, a cancelled request) costs nothing but being tried
-		// again at the next login. Failing the login would turn away a
-		// customer whose password is right, and the domain has no logger to
-		// report it to (errors are logged at the edges, and this one is not
-		// the caller's).
-		_ = s.rehash(ctx, c, in.Password)
 	}
 	sess.Customer = c
 	return sess, nil

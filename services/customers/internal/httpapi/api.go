@@ -20,6 +20,7 @@ import (
 	"github.com/customerbus/customerbus/ops"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/idp"
 	"github.com/customerbus/customerbus/services/customers/internal/imports"
 	"github.com/customerbus/customerbus/services/customers/internal/merge"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
@@ -42,6 +43,7 @@ type API struct {
 	merges       *merge.Service
 	imports      *imports.Jobs
 	webhooks     *webhook.Service
+	providers    *idp.Service
 	tokens       Authenticator
 	log          *zap.Logger
 	maxBodyBytes int64
@@ -56,14 +58,16 @@ type API struct {
 
 // Config wires an API.
 type Config struct {
-	Customers    *customer.Service
-	Orders       *order.Service
-	Merges       *merge.Service
-	Imports      *imports.Jobs
-	Webhooks     *webhook.Service
-	Tokens       Authenticator
-	Log          *zap.Logger
-	MaxBodyBytes int64
+	Customers *customer.Service
+	Orders    *order.Service
+	Merges    *merge.Service
+	Imports   *imports.Jobs
+	Webhooks  *webhook.Service
+	// IdentityProviders signs customers in with OpenID Connect providers.
+	IdentityProviders *idp.Service
+	Tokens            Authenticator
+	Log               *zap.Logger
+	MaxBodyBytes      int64
 	// Ops serves /healthz, /readyz and /metrics (package ops).
 	Ops http.Handler
 	// Registry is where the API's metrics go.
@@ -85,7 +89,7 @@ func New(cfg Config) *API {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	return &API{
-		customers: cfg.Customers, orders: cfg.Orders, merges: cfg.Merges, imports: cfg.Imports, webhooks: cfg.Webhooks,
+		customers: cfg.Customers, orders: cfg.Orders, merges: cfg.Merges, imports: cfg.Imports, webhooks: cfg.Webhooks, providers: cfg.IdentityProviders,
 		tokens: cfg.Tokens, log: cfg.Log,
 		maxBodyBytes: cfg.MaxBodyBytes, ops: cfg.Ops,
 		metrics: newMetrics(cfg.Registry), openAPI: cfg.OpenAPI,
@@ -115,6 +119,10 @@ func (a *API) Routes() []Route {
 		{"POST /v1/store/token/refresh", auth.Public, a.refresh()},
 		{"POST /v1/store/password-reset", auth.Public, a.requestPasswordReset()},
 		{"POST /v1/store/password", auth.Public, a.setPassword()},
+		{"GET /v1/store/oidc/providers", auth.Public, a.listOIDCChoices},
+		{"GET /v1/store/oidc/{provider}/authorize", auth.Public, a.authorizeOIDC},
+		{"POST /v1/store/oidc/{provider}/callback", auth.Public, a.oidcCallback()},
+		{"POST /v1/store/oidc/{provider}/token-exchange", auth.Public, a.oidcTokenExchange()},
 		{"POST /v1/store/logout", auth.Customer, a.logout},
 		{"GET /v1/store/me", auth.Customer, a.getMe},
 		{"PATCH /v1/store/me", auth.Customer, a.updateMe()},
@@ -128,6 +136,8 @@ func (a *API) Routes() []Route {
 		{"POST /v1/store/me/delete", auth.Customer, a.deleteMe()},
 		{"GET /v1/store/me/orders", auth.Customer, a.listOrders(selfOwner)},
 		{"GET /v1/store/me/data-export", auth.Customer, a.myDataExport},
+		{"GET /v1/store/me/identities", auth.Customer, a.listMyIdentities},
+		{"DELETE /v1/store/me/identities/{id}", auth.Customer, a.deleteMyIdentity},
 		{"GET /v1/store/me/consent/{channel}", auth.Customer, a.getMyConsent},
 		{"PUT /v1/store/me/consent/{channel}", auth.Customer, a.setMyConsent()},
 		{"POST /v1/store/consent/confirm", auth.Public, a.confirmConsent()},
@@ -167,6 +177,11 @@ func (a *API) Routes() []Route {
 		{"GET /v1/import-jobs/{id}/errors", auth.ManageUsers, a.listImportErrors},
 		{"GET /v1/settings/address-form", auth.ManageSettings, a.getAddressForm},
 		{"PUT /v1/settings/address-form", auth.ManageSettings, a.putAddressForm},
+		{"GET /v1/settings/oidc-providers", auth.ManageSettings, a.listOIDCProviders},
+		{"POST /v1/settings/oidc-providers", auth.ManageSettings, a.createOIDCProvider},
+		{"GET /v1/settings/oidc-providers/{provider}", auth.ManageSettings, a.getOIDCProvider},
+		{"PATCH /v1/settings/oidc-providers/{provider}", auth.ManageSettings, a.updateOIDCProvider},
+		{"DELETE /v1/settings/oidc-providers/{provider}", auth.ManageSettings, a.deleteOIDCProvider},
 		{"POST /v1/customer-groups", auth.ManageUsers, a.createGroup},
 		{"GET /v1/customer-groups", auth.ManageUsers, a.listGroups},
 		{"GET /v1/customer-groups/{id}", auth.ManageUsers, a.getGroup},

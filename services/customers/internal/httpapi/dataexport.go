@@ -26,6 +26,8 @@ type dataExport struct {
 	History   []historyEntry      `json:"history"`
 	Emails    []dataExportEmail   `json:"emails"`
 	Sessions  []dataExportSession `json:"sessions"`
+	// Identities are the accounts at identity providers that sign in to it.
+	Identities []identityResponse `json:"identities"`
 }
 
 type dataExportGroup struct {
@@ -73,7 +75,8 @@ func toDataExport(d customer.DataExport, staff bool, now time.Time) dataExport {
 		Consents: dataExportConsents{Email: c.EmailConsent.Public(), SMS: c.SMSConsent.Public(),
 			History: make([]dataExportConsentChange, len(d.ConsentChanges))},
 		History: make([]historyEntry, len(d.History)), Emails: []dataExportEmail{},
-		Sessions: make([]dataExportSession, len(d.Sessions)),
+		Sessions:   make([]dataExportSession, len(d.Sessions)),
+		Identities: toIdentityResponses(d.Identities),
 	}
 	if staff {
 		out.Customer = c.Staff()

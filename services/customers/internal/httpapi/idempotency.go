@@ -12,6 +12,7 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/idempotency"
+	"github.com/customerbus/customerbus/services/customers/internal/idp"
 	"github.com/customerbus/customerbus/services/customers/internal/merge"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
@@ -30,6 +31,8 @@ type UseCases struct {
 	Orders    *order.Service
 	Merges    *merge.Service
 	Webhooks  *webhook.Service
+	// IdentityProviders: their settings and the sign-ins with them.
+	IdentityProviders *idp.Service
 }
 
 const (
@@ -107,7 +110,7 @@ func (a *API) run(w http.ResponseWriter, r *http.Request, p auth.Principal, rt R
 // on is the API with its use cases on another database; the rest is shared.
 func (a *API) on(u UseCases) *API {
 	in := *a
-	in.customers, in.orders, in.merges, in.webhooks = u.Customers, u.Orders, u.Merges, u.Webhooks
+	in.customers, in.orders, in.merges, in.webhooks, in.providers = u.Customers, u.Orders, u.Merges, u.Webhooks, u.IdentityProviders
 	return &in
 }
 

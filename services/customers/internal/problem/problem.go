@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/idp"
 	"github.com/customerbus/customerbus/services/customers/internal/merge"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
 	"github.com/customerbus/customerbus/services/customers/internal/staff"
@@ -56,6 +57,13 @@ const (
 	CodeWebhookInactive = "webhook_inactive"
 	CodePayloadGone     = "payload_gone"
 	CodeTooManyWebhooks = "too_many_webhooks"
+	// Sign-in with identity providers.
+	CodeEmailNotVerified  = "email_not_verified"
+	CodeLastSignInMethod  = "last_sign_in_method"
+	CodeCodeRejected      = "code_rejected"
+	CodeProviderDown      = "provider_unavailable"
+	CodeTooManyProviders  = "too_many_providers"
+	CodeRedirectForbidden = "redirect_not_allowed"
 )
 
 const problemTypeBase = "https://customerbus.dev/problems/"
@@ -82,6 +90,7 @@ func For(err error) Details {
 	var rl *customer.RateLimitedError
 	var merged *customer.MergedError
 	var source *merge.SourceNotFoundError
+	var token *idp.TokenError
 	switch {
 	case errors.As(err, &source):
 		p := newProblem(http.StatusNotFound,
@@ -138,6 +147,45 @@ func For(err error) Details {
 	case errors.Is(err, webhook.ErrTooMany):
 		return newProblem(http.StatusConflict,
 			[]customer.FieldError{{Code: CodeTooManyWebhooks, Message: fmt.Sprintf("there are %d webhooks already, the most there may be; delete one first", webhook.MaxWebhooks)}})
+	case errors.As(err, &token):
+		msg := map[string]string{
+			idp.ReasonExpired: "the ID token has expired; sign in at the provider again",
+			idp.ReasonNonce:   "the ID token is not the one of this sign-in (its nonce differs); start the sign-in again",
+		}[token.Reason]
+		if msg == "" {
+			msg = "the ID token is not valid: not signed by the provider's keys, or not issued by it for this shop"
+		}
+		return newProblem(http.StatusUnauthorized, []customer.FieldError{{Field: "id_token", Code: token.Reason, Message: msg}})
+	case errors.Is(err, idp.ErrStateInvalid):
+		return newProblem(http.StatusBadRequest,
+			[]customer.FieldError{{Field: "state", Code: customer.CodeInvalid, Message: "no sign-in waits with this state: it is unknown, was used already or expired; start the sign-in again"}})
+	case errors.Is(err, idp.ErrCodeRejected):
+		return newProblem(http.StatusBadRequest,
+			[]customer.FieldError{{Field: "code", Code: CodeCodeRejected, Message: "the identity provider refused the code (used already, expired or not of this sign-in); start the sign-in again"}})
+	case errors.Is(err, idp.ErrUnavailable):
+		return newProblem(http.StatusBadGateway,
+			[]customer.FieldError{{Field: "provider", Code: CodeProviderDown, Message: "the identity provider could not be reached or gave an unusable answer; try again later"}})
+	case errors.Is(err, idp.ErrRedirectNotAllowed):
+		return newProblem(http.StatusBadRequest,
+			[]customer.FieldError{{Field: "redirect_url", Code: CodeRedirectForbidden, Message: "redirect_url is not one of the provider's redirect_urls"}})
+	case errors.Is(err, idp.ErrProviderNotFound):
+		return newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "provider", Code: customer.CodeNotFound, Message: "no identity provider has this id"}})
+	case errors.Is(err, idp.ErrProviderExists):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Field: "id", Code: customer.CodeUnique, Message: "an identity provider with this id exists already"}})
+	case errors.Is(err, idp.ErrTooMany):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Code: CodeTooManyProviders, Message: fmt.Sprintf("there are %d identity providers already, the most there may be; delete one first", idp.MaxProviders)}})
+	case errors.Is(err, customer.ErrEmailNotVerified):
+		return newProblem(http.StatusForbidden,
+			[]customer.FieldError{{Field: "email_verified", Code: CodeEmailNotVerified, Message: "the identity provider does not say that this email address is verified, so the sign-in cannot be linked to an account; verify the address at the provider, or log in with your password"}})
+	case errors.Is(err, customer.ErrLastSignInMethod):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Field: "id", Code: CodeLastSignInMethod, Message: "this is the account's only way to sign in; set a password first (with a password reset), then remove it"}})
+	case errors.Is(err, customer.ErrIdentityNotFound):
+		return newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "id", Code: customer.CodeNotFound, Message: "the customer has no linked identity with this id"}})
 	case errors.Is(err, customer.ErrTokenInvalid):
 		return newProblem(http.StatusBadRequest,
 			[]customer.FieldError{{Field: "token", Code: customer.CodeInvalid, Message: "this link is not valid; check that it was copied whole, or ask for a new email"}})

@@ -32,6 +32,7 @@ func erase(ctx context.Context, q *gen.Queries, cur customer.Customer, e *custom
 	for what, del := range map[string]func(context.Context, uuid.UUID) error{
 		"addresses": q.DeleteCustomerAddresses, "notes": q.DeleteCustomerNotes,
 		"tokens": q.DeleteCustomerTokens, "sessions": q.DeleteCustomerSessions, "consent history": q.DeleteConsentChanges,
+		"identities": q.DeleteCustomerIdentities,
 	} {
 		if err := del(ctx, id); err != nil {
 			return fmt.Errorf("store: erase %s: %w", what, err)

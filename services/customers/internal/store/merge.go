@@ -176,6 +176,10 @@ func writeMerge(ctx context.Context, q *gen.Queries, p merge.Parties, plan *merg
 		"commands": func() error {
 			return q.MoveProcessedCommands(ctx, gen.MoveProcessedCommandsParams{TargetID: &t, SourceID: &src})
 		},
+		// The source's identities sign in to the target, as its email logs in to it.
+		"identities": func() error {
+			return q.MoveCustomerIdentities(ctx, gen.MoveCustomerIdentitiesParams{TargetID: t, SourceID: src})
+		},
 	} {
 		if err := move(); err != nil {
 			return fmt.Errorf("store: merge: move %s: %w", what, err)

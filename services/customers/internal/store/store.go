@@ -82,7 +82,8 @@ var _ customer.Store = (*Store)(nil)
 // Create inserts the customer and its events in one statement, so in one
 // implicit transaction and one round trip; addresses and groups, when given,
 // make it a transaction of a few statements.
-func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []customer.Address, tokens []customer.Token, evs []cloudevents.Event) (err error) {
+func (s *Store) Create(ctx context.Context, n customer.NewCustomer) (err error) {
+	c, addresses, tokens, evs := n.Customer, n.Addresses, n.Tokens, n.Events
 	ctx, span := outbox.Start(ctx, evs)
 	defer func() { tracing.End(span, err) }()
 	ob, err := outbox.Rows(evs)
@@ -101,7 +102,7 @@ func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []cus
 			GroupIds: r.GroupIds, PasswordHash: r.PasswordHash, EventIds: ob.EventIds, NatsSubjects: ob.NatsSubjects, PartitionKeys: ob.PartitionKeys, Events: ob.Events,
 		})
 	}
-	if len(addresses) == 0 && len(c.Groups) == 0 && len(tokens) == 0 {
+	if len(addresses) == 0 && len(c.Groups) == 0 && len(tokens) == 0 && len(n.Identities) == 0 {
 		if s.groups == nil {
 			return mapError(insert(s.q))
 		}
@@ -126,6 +127,9 @@ func (s *Store) Create(ctx context.Context, c customer.Customer, addresses []cus
 			return mapError(err)
 		}
 		if err := insertTokens(ctx, q, tokens); err != nil {
+			return err
+		}
+		if err := insertIdentities(ctx, q, n.Identities); err != nil {
 			return err
 		}
 		return insertAddresses(ctx, q, addresses)
@@ -329,6 +333,9 @@ func apply(ctx context.Context, q *gen.Queries, cur customer.Customer, m *custom
 		}
 	}
 	if err := insertTokens(ctx, q, m.NewTokens); err != nil {
+		return cur, err
+	}
+	if err := insertIdentities(ctx, q, m.NewIdentities); err != nil {
 		return cur, err
 	}
 	if m.Customer.PasswordHash != cur.PasswordHash {
@@ -556,6 +563,8 @@ func mapError(err error) error {
 			return customer.ErrExternalRefUsed
 		case "customer_groups_name_key":
 			return customer.ErrGroupNameTaken
+		case "customer_identities_issuer_subject_key":
+			return customer.ErrIdentityTaken
 		}
 	}
 	return fmt.Errorf("store: %w", err)

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// Sweep deletes one-time tokens that expired before tokensBefore and
-// sessions that ended before sessionsBefore, in batches so that no statement
+// Sweep deletes one-time tokens that expired before tokensBefore, and
+// sessions and begun OIDC sign-ins that ended before sessionsBefore, in batches so that no statement
 // holds locks for long. It returns how many of each it deleted.
 func (s *Store) Sweep(ctx context.Context, tokensBefore, sessionsBefore time.Time) (tokens, sessions int64, err error) {
 	if tokens, err = drain(ctx, tokensBefore, s.q.SweepCustomerTokens); err != nil {
@@ -15,6 +15,10 @@ func (s *Store) Sweep(ctx context.Context, tokensBefore, sessionsBefore time.Tim
 	}
 	if sessions, err = drain(ctx, sessionsBefore, s.q.SweepCustomerSessions); err != nil {
 		return tokens, sessions, fmt.Errorf("store: sweep sessions: %w", err)
+	}
+	// Begun sign-ins past their expiry: a callback refuses them anyway.
+	if _, err = drain(ctx, sessionsBefore, s.q.SweepOIDCAuthRequests); err != nil {
+		return tokens, sessions, fmt.Errorf("store: sweep sign-ins: %w", err)
 	}
 	return tokens, sessions, nil
 }

@@ -1,0 +1,358 @@
+package idp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/customerbus/customerbus/services/customers/internal/auth"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+)
+
+// Sign-in refusals (problem.For gives each its status and code).
+var (
+	// ErrStateInvalid: no sign-in was begun with this state at this
+	// provider, or it was completed, or it expired.
+	ErrStateInvalid = errors.New("sign-in state is not valid")
+	// ErrCodeRejected: the provider refused the authorization code (used
+	// already, expired, or not issued for this sign-in).
+	ErrCodeRejected = errors.New("the identity provider refused the code")
+	// ErrUnavailable: the provider could not be reached or answered
+	// nonsense (discovery, keys or token endpoint).
+	ErrUnavailable = errors.New("the identity provider is unavailable")
+	// ErrRedirectNotAllowed: the redirect_url is not on the provider's list.
+	ErrRedirectNotAllowed = errors.New("redirect_url is not allowed")
+)
+
+// TokenError refuses an ID token; Reason is one of the Reason… constants.
+type TokenError struct {
+	Reason string
+	Err    error
+}
+
+func (e *TokenError) Error() string { return "id token " + e.Reason + ": " + e.Err.Error() }
+func (e *TokenError) Unwrap() error { return e.Err }
+
+// Reasons an ID token is refused.
+const (
+	ReasonExpired = "expired"
+	// ReasonInvalid: not a JWT, not signed by the provider's keys, or not
+	// for us (issuer or audience).
+	ReasonInvalid = "invalid"
+	// ReasonNonce: not the token of the sign-in the state began.
+	ReasonNonce = "nonce"
+)
+
+// Config tunes the sign-ins.
+type Config struct {
+	// AuthRequestTTL is how long a begun sign-in may take to come back.
+	AuthRequestTTL time.Duration `env:"OIDC_AUTH_REQUEST_TTL" envDefault:"10m"`
+	// HTTPTimeout bounds each call to a provider (discovery, keys, token).
+	HTTPTimeout time.Duration `env:"OIDC_HTTP_TIMEOUT" envDefault:"10s"`
+}
+
+// AuthRequest is a begun sign-in as stored: the state and nonce as
+// SHA-256 (the state finds it, the nonce is compared), and the PKCE
+// verifier, which the token endpoint needs in plain.
+type AuthRequest struct {
+	StateHash    []byte
+	ProviderID   string
+	NonceHash    []byte
+	CodeVerifier string
+	RedirectURL  string
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+}
+
+// Store keeps the providers and the begun sign-ins.
+type Store interface {
+	// CreateProvider inserts the provider unless max exist (ErrTooMany)
+	// or its id is taken (ErrProviderExists).
+	CreateProvider(ctx context.Context, p Provider, max int) error
+	GetProvider(ctx context.Context, id string) (Provider, error)
+	ListProviders(ctx context.Context) ([]Provider, error)
+	// UpdateProvider locks the provider, lets fn decide the change (nil:
+	// none) and writes it.
+	UpdateProvider(ctx context.Context, id string, fn func(current Provider) (*Provider, error)) (Provider, error)
+	DeleteProvider(ctx context.Context, id string) error
+	CreateAuthRequest(ctx context.Context, r AuthRequest) error
+	// TakeAuthRequest reads and deletes the provider's sign-in of this
+	// state hash, so that it serves once; ErrStateInvalid when none.
+	TakeAuthRequest(ctx context.Context, providerID string, stateHash []byte) (AuthRequest, error)
+}
+
+// Service runs the providers' settings and the sign-ins.
+type Service struct {
+	store     Store
+	customers *customer.Service
+	discovery *Discovery
+	cfg       Config
+	now       func() time.Time
+}
+
+// New returns a Service; discovery is shared by every Service of the
+// process, so that each provider is discovered once.
+func New(store Store, customers *customer.Service, discovery *Discovery, cfg Config) *Service {
+	if cfg.AuthRequestTTL <= 0 {
+		cfg.AuthRequestTTL = 10 * time.Minute
+	}
+	return &Service{store: store, customers: customers, discovery: discovery, cfg: cfg,
+		now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+}
+
+// Discovery keeps each provider's discovery document and key set
+// (go-oidc's Provider, whose key set fetches the keys again when a token
+// names a key it has not seen: a rotation), one per provider and issuer.
+type Discovery struct {
+	client *http.Client
+	mu     sync.Mutex
+	known  map[string]*oidc.Provider // by provider id + " " + issuer URL
+}
+
+// NewDiscovery returns an empty Discovery whose calls to providers time
+// out after timeout.
+func NewDiscovery(timeout time.Duration) *Discovery {
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	return &Discovery{client: &http.Client{Timeout: timeout}, known: map[string]*oidc.Provider{}}
+}
+
+// context carries the HTTP client to go-oidc and oauth2.
+func (d *Discovery) context(ctx context.Context) context.Context {
+	return oidc.ClientContext(ctx, d.client)
+}
+
+// provider discovers p's issuer, once; a failure is tried again next time.
+func (d *Discovery) provider(ctx context.Context, p Provider) (*oidc.Provider, error) {
+	key := p.ID + " " + p.IssuerURL
+	d.mu.Lock()
+	found := d.known[key]
+	d.mu.Unlock()
+	if found != nil {
+		return found, nil
+	}
+	// The key set keeps the context for its later fetches: not the
+	// request's, which ends with it.
+	op, err := oidc.NewProvider(d.context(context.WithoutCancel(ctx)), p.IssuerURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: discovery of %s: %w", ErrUnavailable, p.IssuerURL, err)
+	}
+	d.mu.Lock()
+	d.known[key] = op
+	d.mu.Unlock()
+	return op, nil
+}
+
+// AuthorizeInput starts a sign-in.
+type AuthorizeInput struct {
+	Provider    string
+	RedirectURL string
+}
+
+// Authorization is where the browser goes to sign in at the provider.
+type Authorization struct {
+	AuthorizationURL string `json:"authorization_url"`
+	// State comes back with the code: the storefront keeps it (in the
+	// browser's session storage) and checks that the callback's matches,
+	// so that nobody can complete a sign-in they made in the customer's
+	// browser.
+	State     string    `json:"state"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Authorize begins the authorization code flow: a fresh state, nonce and
+// PKCE verifier, kept server-side for AuthRequestTTL, and the provider's
+// authorization URL asking for a code sent back to redirect_url.
+func (s *Service) Authorize(ctx context.Context, in AuthorizeInput) (Authorization, error) {
+	var c customer.Checks
+	if in.RedirectURL == "" {
+		c.Fail("redirect_url", customer.CodeRequired, "redirect_url is required: the storefront page the provider sends the browser back to")
+	}
+	if err := c.Err(); err != nil {
+		return Authorization{}, err
+	}
+	p, err := s.store.GetProvider(ctx, in.Provider)
+	if err != nil {
+		return Authorization{}, err
+	}
+	if !slices.Contains(p.RedirectURLs, in.RedirectURL) {
+		return Authorization{}, ErrRedirectNotAllowed
+	}
+	op, err := s.discovery.provider(ctx, p)
+	if err != nil {
+		return Authorization{}, err
+	}
+	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
+	now := s.now()
+	req := AuthRequest{
+		StateHash: auth.Hash(state), ProviderID: p.ID, NonceHash: auth.Hash(nonce), CodeVerifier: verifier,
+		RedirectURL: in.RedirectURL, CreatedAt: now, ExpiresAt: now.Add(s.cfg.AuthRequestTTL),
+	}
+	if err := s.store.CreateAuthRequest(ctx, req); err != nil {
+		return Authorization{}, err
+	}
+	u := oauthConfig(p, op, in.RedirectURL).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
+	return Authorization{AuthorizationURL: u, State: state, ExpiresAt: req.ExpiresAt}, nil
+}
+
+// CallbackInput completes a sign-in with what the provider sent back.
+type CallbackInput struct {
+	Code  string `json:"code"`
+	State string `json:"state"`
+}
+
+// Callback completes the sign-in the state began: it redeems the code at
+// the provider (with the PKCE verifier), verifies the ID token (issuer,
+// audience, expiry, signature, and the nonce of this sign-in) and signs
+// the customer in.
+func (s *Service) Callback(ctx context.Context, o customer.Origin, provider string, in CallbackInput) (customer.Session, error) {
+	var c customer.Checks
+	if in.Code == "" {
+		c.Fail("code", customer.CodeRequired, "code is required")
+	}
+	if in.State == "" {
+		c.Fail("state", customer.CodeRequired, "state is required")
+	}
+	if err := c.Err(); err != nil {
+		return customer.Session{}, err
+	}
+	p, err := s.store.GetProvider(ctx, provider)
+	if err != nil {
+		return customer.Session{}, err
+	}
+	// Taken (deleted) before anything else: a state serves one attempt,
+	// whatever comes of it.
+	req, err := s.store.TakeAuthRequest(ctx, p.ID, auth.Hash(in.State))
+	if err != nil {
+		return customer.Session{}, err
+	}
+	if !s.now().Before(req.ExpiresAt) {
+		return customer.Session{}, ErrStateInvalid
+	}
+	op, err := s.discovery.provider(ctx, p)
+	if err != nil {
+		return customer.Session{}, err
+	}
+	tok, err := oauthConfig(p, op, req.RedirectURL).Exchange(s.discovery.context(ctx), in.Code, oauth2.VerifierOption(req.CodeVerifier))
+	var refused *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &refused) && refused.Response != nil && refused.Response.StatusCode < 500:
+		return customer.Session{}, fmt.Errorf("%w: %s", ErrCodeRejected, refused.ErrorCode)
+	case err != nil:
+		return customer.Session{}, fmt.Errorf("%w: token endpoint: %w", ErrUnavailable, err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return customer.Session{}, fmt.Errorf("%w: the token response has no id_token", ErrUnavailable)
+	}
+	claims, idt, err := s.verify(ctx, p, op, raw)
+	if err != nil {
+		return customer.Session{}, err
+	}
+	if subtle.ConstantTimeCompare(auth.Hash(idt.Nonce), req.NonceHash) != 1 {
+		return customer.Session{}, &TokenError{Reason: ReasonNonce, Err: errors.New("the nonce is not this sign-in's")}
+	}
+	return s.customers.SignInWithIdentity(ctx, o, claims)
+}
+
+// ExchangeInput is an ID token a native app obtained from the provider.
+type ExchangeInput struct {
+	IDToken string `json:"id_token"`
+}
+
+// Exchange signs in with an ID token the app got from the provider
+// itself: verified as a callback's (issuer, audience = our client id,
+// expiry, signature); its nonce is the app's to check.
+func (s *Service) Exchange(ctx context.Context, o customer.Origin, provider string, in ExchangeInput) (customer.Session, error) {
+	if in.IDToken == "" {
+		return customer.Session{}, customer.FieldErr("id_token", customer.CodeRequired, "id_token is required")
+	}
+	p, err := s.store.GetProvider(ctx, provider)
+	if err != nil {
+		return customer.Session{}, err
+	}
+	op, err := s.discovery.provider(ctx, p)
+	if err != nil {
+		return customer.Session{}, err
+	}
+	claims, _, err := s.verify(ctx, p, op, in.IDToken)
+	if err != nil {
+		return customer.Session{}, err
+	}
+	return s.customers.SignInWithIdentity(ctx, o, claims)
+}
+
+// idClaims are the ID token claims a sign-in reads beyond go-oidc's.
+type idClaims struct {
+	Email         string   `json:"email"`
+	EmailVerified flexBool `json:"email_verified"`
+	GivenName     string   `json:"given_name"`
+	FamilyName    string   `json:"family_name"`
+	Locale        string   `json:"locale"`
+}
+
+// flexBool reads a JSON boolean, or the strings "true" and "false" that
+// some providers send instead.
+type flexBool bool
+
+func (b *flexBool) UnmarshalJSON(data []byte) error {
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	switch t := v.(type) {
+	case bool:
+		*b = flexBool(t)
+	case string:
+		parsed, err := strconv.ParseBool(t)
+		*b = flexBool(err == nil && parsed)
+	default:
+		*b = false
+	}
+	return nil
+}
+
+// verify checks the ID token with go-oidc (signature against the issuer's
+// keys, iss, aud = our client id, exp) and reads its claims.
+func (s *Service) verify(ctx context.Context, p Provider, op *oidc.Provider, raw string) (customer.IdentityClaims, *oidc.IDToken, error) {
+	idt, err := op.Verifier(&oidc.Config{ClientID: p.ClientID}).Verify(s.discovery.context(ctx), raw)
+	var expired *oidc.TokenExpiredError
+	switch {
+	case errors.As(err, &expired):
+		return customer.IdentityClaims{}, nil, &TokenError{Reason: ReasonExpired, Err: err}
+	case err != nil:
+		return customer.IdentityClaims{}, nil, &TokenError{Reason: ReasonInvalid, Err: err}
+	}
+	var cl idClaims
+	if err := idt.Claims(&cl); err != nil {
+		return customer.IdentityClaims{}, nil, &TokenError{Reason: ReasonInvalid, Err: err}
+	}
+	return customer.IdentityClaims{
+		ProviderID: p.ID, Issuer: idt.Issuer, Subject: idt.Subject, Email: cl.Email, EmailVerified: bool(cl.EmailVerified),
+		GivenName: cl.GivenName, FamilyName: cl.FamilyName, Locale: cl.Locale,
+	}, idt, nil
+}
+
+func oauthConfig(p Provider, op *oidc.Provider, redirectURL string) *oauth2.Config {
+	return &oauth2.Config{ClientID: p.ClientID, ClientSecret: p.ClientSecret, Endpoint: op.Endpoint(), RedirectURL: redirectURL, Scopes: p.Scopes}
+}
+
+// randomToken is 32 random bytes, base64url: a state or a nonce.
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (crypto/rand, Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
