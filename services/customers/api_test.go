@@ -1063,6 +1063,9 @@ func routeCall(s *system, method, pattern string) (path string, body any) {
 	if strings.HasPrefix(pattern, "/v1/webhooks") {
 		return webhookRouteCall(s, method, pattern)
 	}
+	if strings.HasPrefix(pattern, "/v1/settings/oidc-providers") {
+		return oidcSettingsRouteCall(s, method, pattern)
+	}
 	target := s.createCustomer(map[string]any{"email": "table-" + randomSuffix() + "@example.com"})
 	path = strings.NewReplacer("{id}", target.ID, "{channel}", "email").Replace(pattern)
 	if strings.Contains(pattern, "{aid}") {
