@@ -658,3 +658,39 @@ func oidcSettingsRouteCall(s *system, method, pattern string) (path string, body
 	}
 	return path, nil
 }
+
+// A guest customer staff created (no account, not verified) signing in
+// with its verified email gets an account and is verified
+// (customer.verified); a merge moves the source's identity to the
+// (verified) target, which it then signs in to; an erasure deletes the
+// identities.
+func TestOIDCIdentitiesOfGuestsFollowMergesAndGoWithErasure(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	o := newTestOP(t)
+	provider := s.addProvider(o)
+	guest := s.createCustomer(map[string]any{"email": "oidc-guest-" + randomSuffix() + "@example.com"})
+	u := o.addUser(guest.Email, true)
+	var sess sessionJSON
+	s.exchange(provider, o.idToken(shopClientID, shopClientSecret, u)).decode(t, &sess)
+	var c customerJSON
+	request(t, s, http.MethodGet, "/v1/customers/"+guest.ID, nil, nil).decode(t, &c)
+	if sess.Customer.ID != guest.ID || !c.HasAccount || !c.IsVerified || c.Version != guest.Version+1 {
+		t.Errorf("the guest after its sign-in: %+v", c)
+	}
+	if evs := s.eventsAbout(guest.ID, 2); evs[1].Type() != events.CustomerVerified {
+		t.Errorf("the guest's sign-in emitted %s, want customer.verified", evs[1].Type())
+	}
+
+	target := s.newShopper() // verified: it can sign in
+	request(t, s, http.MethodPost, "/v1/customers/"+target.ID+"/merge", map[string]any{"source_id": guest.ID}, nil).expectStatus(t, http.StatusOK)
+	s.exchange(provider, o.idToken(shopClientID, shopClientSecret, u)).decode(t, &sess)
+	if sess.Customer.ID != target.ID {
+		t.Errorf("after the merge the identity signs in to %s, want the target %s", sess.Customer.ID, target.ID)
+	}
+
+	request(t, s, http.MethodPost, "/v1/customers/"+target.ID+"/anonymize", nil, nil).expectStatus(t, http.StatusOK)
+	if n := s.count(`SELECT count(*) FROM customer_identities WHERE customer_id = $1`, target.ID); n != 0 {
+		t.Errorf("the erased customer keeps %d identities", n)
+	}
+}
