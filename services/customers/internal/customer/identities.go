@@ -108,7 +108,7 @@ func (s *Service) identityCustomer(ctx context.Context, o Origin, id IdentityCla
 		return Customer{}, ErrEmailNotVerified
 	}
 	now := s.now()
-	ident := Identity{CustomerID: uuid.Nil, ProviderID: id.ProviderID, Issuer: id.Issuer, Subject: id.Subject, Email: email, CreatedAt: now}
+	ident := Identity{ProviderID: id.ProviderID, Issuer: id.Issuer, Subject: id.Subject, Email: email, CreatedAt: now}
 	if ident.ID, err = uuid.NewV7(); err != nil {
 		return Customer{}, fmt.Errorf("sign in: %w", err)
 	}

@@ -114,11 +114,17 @@ func New(store Store, customers *customer.Service, discovery *Discovery, cfg Con
 
 // Discovery keeps each provider's discovery document and key set
 // (go-oidc's Provider, whose key set fetches the keys again when a token
-// names a key it has not seen: a rotation), one per provider and issuer.
+// names a key it has not seen: a rotation), one per provider, for the
+// issuer its settings name.
 type Discovery struct {
 	client *http.Client
 	mu     sync.Mutex
-	known  map[string]*oidc.Provider // by provider id + " " + issuer URL
+	known  map[string]discovered // by provider id
+}
+
+type discovered struct {
+	issuer string
+	op     *oidc.Provider
 }
 
 // NewDiscovery returns an empty Discovery whose calls to providers time
@@ -127,7 +133,7 @@ func NewDiscovery(timeout time.Duration) *Discovery {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	return &Discovery{client: &http.Client{Timeout: timeout}, known: map[string]*oidc.Provider{}}
+	return &Discovery{client: &http.Client{Timeout: timeout}, known: map[string]discovered{}}
 }
 
 // context carries the HTTP client to go-oidc and oauth2.
@@ -135,14 +141,14 @@ func (d *Discovery) context(ctx context.Context) context.Context {
 	return oidc.ClientContext(ctx, d.client)
 }
 
-// provider discovers p's issuer, once; a failure is tried again next time.
+// provider discovers p's issuer, once (again when its settings name
+// another); a failure is tried again next time.
 func (d *Discovery) provider(ctx context.Context, p Provider) (*oidc.Provider, error) {
-	key := p.ID + " " + p.IssuerURL
 	d.mu.Lock()
-	found := d.known[key]
+	found, ok := d.known[p.ID]
 	d.mu.Unlock()
-	if found != nil {
-		return found, nil
+	if ok && found.issuer == p.IssuerURL {
+		return found.op, nil
 	}
 	// The key set keeps the context for its later fetches: not the
 	// request's, which ends with it.
@@ -151,7 +157,7 @@ func (d *Discovery) provider(ctx context.Context, p Provider) (*oidc.Provider, e
 		return nil, fmt.Errorf("%w: discovery of %s: %w", ErrUnavailable, p.IssuerURL, err)
 	}
 	d.mu.Lock()
-	d.known[key] = op
+	d.known[p.ID] = discovered{issuer: p.IssuerURL, op: op}
 	d.mu.Unlock()
 	return op, nil
 }
