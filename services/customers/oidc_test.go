@@ -486,6 +486,13 @@ func TestOIDCFirstSignInLinksAnExistingCustomerOnlyByAVerifiedEmail(t *testing.T
 	}
 	s.public(http.MethodPost, "/v1/store/token", map[string]any{"email": email, "password": "set by someone"}).
 		expectProblem(t, http.StatusUnauthorized, "", "invalid_credentials")
+
+	// A deactivated customer is neither linked nor signed in.
+	off := s.createCustomer(map[string]any{"email": "oidc-off-" + randomSuffix() + "@example.com", "is_active": false})
+	s.exchange(provider, o.idToken(shopClientID, shopClientSecret, o.addUser(off.Email, true))).expectProblem(t, http.StatusForbidden, "", "inactive")
+	if n := s.count(`SELECT count(*) FROM customer_identities WHERE customer_id = $1`, off.ID); n != 0 || s.customerVersion(off.ID) != off.Version {
+		t.Errorf("the deactivated customer was linked (%d identities) or changed", n)
+	}
 }
 
 // A customer lists its identities and removes them, but not the last one
