@@ -45,7 +45,7 @@ func TestRegisterIsOneTraceFromTheRequestToTheVerificationEmail(t *testing.T) {
 	}, map[string]string{"Authorization": "", "traceparent": traceParentOf(client)}).expectStatus(t, http.StatusCreated)
 	m.mailTo(1, email) // the SMTP server has it
 
-	tr := waitTrace(t, spans, client.TraceID(), "smtp send")
+	tr := waitTrace(t, spans, client.TraceID(), "POST /v1/store/register", "notifier handle", "smtp send")
 	req := tr.one(t, "POST /v1/store/register", trace.SpanKindServer, client.SpanID())
 	if got := tr.attr(req, "http.route"); got != "/v1/store/register" {
 		t.Errorf("request span: http.route %q, want /v1/store/register", got)
@@ -93,7 +93,7 @@ func TestBusCommandTraceGoesOnIntoItsCustomerCreated(t *testing.T) {
 	evs, _ := s.streamEvents(1)
 	created := evs[0]
 
-	tr := waitTrace(t, spans, integrator.TraceID(), "relay publish")
+	tr := waitTrace(t, spans, integrator.TraceID(), "customers command", "relay publish")
 	handle := tr.one(t, "customers command", trace.SpanKindConsumer, integrator.SpanID())
 	if got := tr.attr(handle, "customerbus.command.outcome"); got != "applied" {
 		t.Errorf("command span: outcome %q, want applied", got)
@@ -125,7 +125,7 @@ func TestTheOrderLinkerAndTheWebhooksHandleInTheTraceOfTheRequest(t *testing.T) 
 	request(t, s, http.MethodPost, "/v1/orders", order, map[string]string{"traceparent": traceParentOf(client)}).
 		expectStatus(t, http.StatusCreated)
 
-	tr := waitTrace(t, spans, client.TraceID(), "orderlinker handle", "webhooks handle", "relay publish", "relay publish")
+	tr := waitTrace(t, spans, client.TraceID(), "POST /v1/orders", "orderlinker handle", "webhooks handle", "relay publish", "relay publish")
 	req := tr.one(t, "POST /v1/orders", trace.SpanKindServer, client.SpanID())
 	recorded := tr.one(t, "outbox write", trace.SpanKindInternal, req.SpanContext.SpanID())
 	linker := tr.one(t, "orderlinker handle", trace.SpanKindConsumer, recorded.SpanContext.SpanID())
@@ -158,7 +158,7 @@ func TestAWebhookDeliveryCarriesTheTraceOnToTheEndpoint(t *testing.T) {
 	request(t, s, http.MethodPost, "/v1/customers", map[string]any{"email": "traced-" + randomSuffix() + "@example.com"},
 		map[string]string{"traceparent": traceParentOf(client)}).expectStatus(t, http.StatusCreated)
 
-	tr := waitTrace(t, spans, client.TraceID(), "webhooks deliver")
+	tr := waitTrace(t, spans, client.TraceID(), "POST /v1/customers", "webhooks deliver")
 	req := tr.one(t, "POST /v1/customers", trace.SpanKindServer, client.SpanID())
 	write := tr.one(t, "outbox write", trace.SpanKindInternal, req.SpanContext.SpanID())
 	deliver := tr.one(t, "webhooks deliver", trace.SpanKindClient, write.SpanContext.SpanID())
@@ -210,7 +210,9 @@ func traceParentOf(sc trace.SpanContext) string {
 type traced []tracetest.SpanStub
 
 // waitTrace waits until the trace has a span of each of the names (as
-// many as a name is given), and returns its spans.
+// many as a name is given), and returns its spans. Name every span the test
+// reads: a span is recorded when it ends, and a parent ends after its
+// children (the notifier's handling after its SMTP send).
 func waitTrace(t *testing.T, exp *tracetest.InMemoryExporter, id trace.TraceID, names ...string) traced {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; {
