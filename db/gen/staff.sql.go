@@ -46,6 +46,22 @@ func (q *Queries) AddStaffToGroups(ctx context.Context, arg AddStaffToGroupsPara
 	return result.RowsAffected(), nil
 }
 
+const countActiveStaffManagers = `-- name: CountActiveStaffManagers :one
+SELECT count(DISTINCT u.id) FROM staff_users u
+JOIN staff_group_members m ON m.staff_id = u.id
+JOIN permission_groups g ON g.id = m.group_id
+WHERE u.is_active AND $1::text = ANY(g.permissions)
+`
+
+// Active staff users holding the permission (MANAGE_STAFF) through one of
+// their groups.
+func (q *Queries) CountActiveStaffManagers(ctx context.Context, permission string) (int64, error) {
+	row := q.db.QueryRow(ctx, countActiveStaffManagers, permission)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const countStaffUsers = `-- name: CountStaffUsers :one
 SELECT count(*) FROM staff_users
 `
@@ -282,6 +298,18 @@ func (q *Queries) ListStaffUsers(ctx context.Context) ([]ListStaffUsersRow, erro
 	return items, nil
 }
 
+const lockStaffManagers = `-- name: LockStaffManagers :exec
+SELECT pg_advisory_xact_lock(hashtextextended('customerbus.staff_managers', 0))
+`
+
+// Serializes the changes that could take MANAGE_STAFF from its last active
+// holder (deactivation, a change of groups): each takes this lock first,
+// so the count it reads after its change sees every one before it.
+func (q *Queries) LockStaffManagers(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, lockStaffManagers)
+	return err
+}
+
 const lockStaffUser = `-- name: LockStaffUser :one
 SELECT id FROM staff_users WHERE id = $1 FOR UPDATE
 `
@@ -307,6 +335,37 @@ func (q *Queries) SetStaffUserActive(ctx context.Context, arg SetStaffUserActive
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const staffUserNames = `-- name: StaffUserNames :many
+SELECT id, email, name FROM staff_users WHERE id = ANY($1::uuid[])
+`
+
+type StaffUserNamesRow struct {
+	ID    uuid.UUID
+	Email string
+	Name  string
+}
+
+// The staff users among these ids, to name the actors of events.
+func (q *Queries) StaffUserNames(ctx context.Context, ids []uuid.UUID) ([]StaffUserNamesRow, error) {
+	rows, err := q.db.Query(ctx, staffUserNames, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []StaffUserNamesRow
+	for rows.Next() {
+		var i StaffUserNamesRow
+		if err := rows.Scan(&i.ID, &i.Email, &i.Name); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const touchStaffSession = `-- name: TouchStaffSession :one

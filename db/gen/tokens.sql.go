@@ -12,6 +12,36 @@ import (
 	"github.com/google/uuid"
 )
 
+const aPITokenNames = `-- name: APITokenNames :many
+SELECT id, name FROM api_tokens WHERE id = ANY($1::uuid[])
+`
+
+type APITokenNamesRow struct {
+	ID   uuid.UUID
+	Name string
+}
+
+// The names of these tokens, revoked ones too, to name the actors of events.
+func (q *Queries) APITokenNames(ctx context.Context, ids []uuid.UUID) ([]APITokenNamesRow, error) {
+	rows, err := q.db.Query(ctx, aPITokenNames, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []APITokenNamesRow
+	for rows.Next() {
+		var i APITokenNamesRow
+		if err := rows.Scan(&i.ID, &i.Name); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const countAPITokens = `-- name: CountAPITokens :one
 SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL
 `

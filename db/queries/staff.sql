@@ -67,3 +67,21 @@ DELETE FROM staff_group_members WHERE staff_id = $1;
 INSERT INTO staff_group_members (staff_id, group_id)
 SELECT sqlc.arg(staff_id), g.id FROM permission_groups g WHERE g.id = ANY(sqlc.arg(group_ids)::uuid[])
 ON CONFLICT DO NOTHING;
+
+-- name: LockStaffManagers :exec
+-- Serializes the changes that could take MANAGE_STAFF from its last active
+-- holder (deactivation, a change of groups): each takes this lock first,
+-- so the count it reads after its change sees every one before it.
+SELECT pg_advisory_xact_lock(hashtextextended('customerbus.staff_managers', 0));
+
+-- name: CountActiveStaffManagers :one
+-- Active staff users holding the permission (MANAGE_STAFF) through one of
+-- their groups.
+SELECT count(DISTINCT u.id) FROM staff_users u
+JOIN staff_group_members m ON m.staff_id = u.id
+JOIN permission_groups g ON g.id = m.group_id
+WHERE u.is_active AND sqlc.arg(permission)::text = ANY(g.permissions);
+
+-- name: StaffUserNames :many
+-- The staff users among these ids, to name the actors of events.
+SELECT id, email, name FROM staff_users WHERE id = ANY(sqlc.arg(ids)::uuid[]);

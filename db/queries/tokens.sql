@@ -16,3 +16,7 @@ WHERE revoked_at IS NULL ORDER BY created_at DESC, id DESC;
 
 -- name: RevokeAPIToken :execrows
 UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL;
+
+-- name: APITokenNames :many
+-- The names of these tokens, revoked ones too, to name the actors of events.
+SELECT id, name FROM api_tokens WHERE id = ANY(sqlc.arg(ids)::uuid[]);

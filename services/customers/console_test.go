@@ -493,3 +493,118 @@ func TestConsoleStaffDeactivateAndGroups(t *testing.T) {
 		t.Fatalf("an unknown staff user: %d", resp.StatusCode)
 	}
 }
+
+// activeManagers counts the active staff users holding MANAGE_STAFF, read
+// from the database.
+func (s *system) activeManagers() (n int) {
+	s.t.Helper()
+	err := s.pool.QueryRow(context.Background(), `SELECT count(DISTINCT u.id) FROM staff_users u
+		JOIN staff_group_members m ON m.staff_id = u.id JOIN permission_groups g ON g.id = m.group_id
+		WHERE u.is_active AND 'MANAGE_STAFF' = ANY(g.permissions)`).Scan(&n)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return n
+}
+
+// The last active staff user holding MANAGE_STAFF keeps it: neither
+// deactivating them nor changing their groups may leave no one to manage
+// staff, even when two managers take it from each other at once. The
+// refusal is shown beside the row's field, with the groups as ticked.
+func TestConsoleKeepsAStaffManager(t *testing.T) {
+	s := newSystem(t)
+	a, b := s.newStaff("MANAGE_STAFF"), s.newStaff("MANAGE_STAFF", "MANAGE_USERS")
+	ab, bb := s.browser(), s.browser()
+	ab.login(a)
+	groupOf := func(who staffLogin) (id string) {
+		if err := s.pool.QueryRow(context.Background(), `SELECT g.id::text FROM permission_groups g JOIN staff_group_members m ON m.group_id = g.id
+			JOIN staff_users u ON u.id = m.staff_id WHERE u.email = $1`, who.email).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	usersOnly := groupOf(s.newStaff("MANAGE_USERS"))
+	aGroup, bGroup := groupOf(a), groupOf(b)
+
+	// With B deactivated, A is the last manager.
+	if resp, body := ab.post("/admin/staff/"+b.id+"/active", url.Values{"active": {"false"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("deactivate B: %d %s", resp.StatusCode, body)
+	}
+	resp, body := ab.post("/admin/staff/"+a.id+"/groups", url.Values{"groups": {usersOnly}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "last active staff user holding MANAGE_STAFF") ||
+		!strings.Contains(body, `id="groups-`+a.id+`-error"`) {
+		t.Fatalf("A taking MANAGE_STAFF from themselves: %d %s", resp.StatusCode, body)
+	}
+	// The row shows the groups as they were ticked, not as stored.
+	ticked := `value="` + usersOnly + `" checked`
+	if !strings.Contains(body, ticked) || strings.Contains(body, `value="`+aGroup+`" checked`) {
+		t.Fatalf("the refused row does not show the groups as ticked (%s): %s", ticked, body)
+	}
+	if _, groups := s.staffState(a.id); !slices.Equal(groups, []string{"group of " + a.email}) || s.activeManagers() != 1 {
+		t.Fatalf("after the refusal: A's groups %v, %d active managers", groups, s.activeManagers())
+	}
+	// Reactivated, B lets A go.
+	if resp, body := ab.post("/admin/staff/"+b.id+"/active", url.Values{"active": {"true"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("reactivate B: %d %s", resp.StatusCode, body)
+	}
+	bb.login(b)
+	if resp, body := bb.post("/admin/staff/"+a.id+"/groups", url.Values{"groups": {usersOnly}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("B changing A's groups: %d %s", resp.StatusCode, body)
+	}
+	if s.activeManagers() != 1 {
+		t.Fatalf("after B took A's: %d active managers", s.activeManagers())
+	}
+	if resp, body := bb.post("/admin/staff/"+a.id+"/groups", url.Values{"groups": {aGroup}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("B giving A's group back: %d %s", resp.StatusCode, body)
+	}
+
+	// Two managers taking it from each other at once: one may win, never
+	// both. Each round starts with both active managers and fresh sessions.
+	for round := range 12 {
+		if _, err := s.pool.Exec(context.Background(), `UPDATE staff_users SET is_active = true WHERE id = ANY($1::uuid[])`, []string{a.id, b.id}); err != nil {
+			t.Fatal(err)
+		}
+		for who, g := range map[string]string{a.id: aGroup, b.id: bGroup} {
+			if _, err := s.pool.Exec(context.Background(), `INSERT INTO staff_group_members (staff_id, group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, who, g); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ab, bb = s.browser(), s.browser()
+		ab.login(a)
+		bb.login(b)
+		form, path := url.Values{"active": {"false"}}, "/active"
+		if round%2 == 1 {
+			form, path = url.Values{"groups": {usersOnly}}, "/groups"
+		}
+		// What each answered: a change done redirects to the staff page;
+		// one whose session the other's ended, to the login page.
+		statuses := make(chan string, 2)
+		start := make(chan struct{})
+		for _, pair := range []struct {
+			by     *browser
+			target string
+		}{{ab, b.id}, {bb, a.id}} {
+			go func() {
+				<-start
+				req, _ := http.NewRequest(http.MethodPost, pair.by.base+"/admin/staff/"+pair.target+path, strings.NewReader(form.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("Origin", pair.by.base)
+				resp, err := pair.by.client.Do(req)
+				if err != nil {
+					statuses <- err.Error()
+					return
+				}
+				resp.Body.Close()
+				statuses <- fmt.Sprint(resp.StatusCode, " ", resp.Header.Get("Location"))
+			}()
+		}
+		close(start)
+		first, second := <-statuses, <-statuses
+		if n := s.activeManagers(); n < 1 {
+			t.Fatalf("round %d (%s): no active manager left; the two answered %q and %q", round, path, first, second)
+		}
+		if done := "303 /admin/staff"; first == done && second == done {
+			t.Fatalf("round %d (%s): both changes went through", round, path)
+		}
+	}
+}

@@ -69,6 +69,17 @@ func (f *form) failed(err error, shown ...string) (int, error) {
 	return d.Status, nil
 }
 
+// showAgain shows a failed form again on its page, the use case's errors
+// beside the fields among shown, with the status they answer; an error no
+// form can show (a server fault) is returned instead.
+func showAgain(f form, err error, page func(status int, f form) error, shown ...string) error {
+	status, err := f.failed(err, shown...)
+	if err != nil {
+		return err
+	}
+	return page(status, f)
+}
+
 // parseForm reads a posted form; a body that cannot be read is a 400.
 func parseForm(r *http.Request) (form, error) {
 	r.Body = http.MaxBytesReader(nil, r.Body, 1<<20)

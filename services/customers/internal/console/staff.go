@@ -20,6 +20,12 @@ func (c *Console) listStaff(w http.ResponseWriter, r *http.Request, p auth.Princ
 	return c.staffPage(w, r, p, http.StatusOK, newForm(nil))
 }
 
+// staffPageOf shows the staff page with a failed form: the new user's, or
+// (its "sid" names the user) a row's.
+func (c *Console) staffPageOf(w http.ResponseWriter, r *http.Request, p auth.Principal) func(int, form) error {
+	return func(status int, f form) error { return c.staffPage(w, r, p, status, f) }
+}
+
 func (c *Console) staffPage(w http.ResponseWriter, r *http.Request, p auth.Principal, status int, f form) error {
 	users, err := c.Staff.List(r.Context())
 	if err != nil {
@@ -45,11 +51,7 @@ func (c *Console) createStaff(w http.ResponseWriter, r *http.Request, p auth.Pri
 		Group: f.Get("group"), Permissions: f.Values["permissions"]}
 	if _, err := c.Staff.Create(r.Context(), in); err != nil {
 		f.Values.Del("password")
-		status, err := f.failed(err, "email", "password", "permissions")
-		if err != nil {
-			return err
-		}
-		return c.staffPage(w, r, p, status, f)
+		return showAgain(f, err, c.staffPageOf(w, r, p), "email", "name", "password", "group", "permissions")
 	}
 	return done(w, r, Prefix+"/staff", "Staff user "+in.Email+" created.")
 }
@@ -63,7 +65,7 @@ func (c *Console) setStaffActive(w http.ResponseWriter, r *http.Request, p auth.
 	}
 	active := f.Get("active") == "true"
 	if err := c.Staff.SetActive(r.Context(), p.StaffID, id, active); err != nil {
-		return err
+		return showAgain(f, err, c.staffPageOf(w, r, p), "active")
 	}
 	msg := "Staff user deactivated: their sessions ended and they cannot log in."
 	if active {
@@ -78,26 +80,32 @@ func (c *Console) setStaffGroups(w http.ResponseWriter, r *http.Request, p auth.
 	if err != nil {
 		return err
 	}
+	// The row shows the groups as ticked, should this fail.
+	f.Values.Set("groups_sent", "true")
 	var groups []uuid.UUID
 	for _, v := range f.Values["groups"] {
 		gid, err := uuid.Parse(v)
 		if err != nil {
-			return customer.FieldErr("groups", customer.CodeInvalid, "choose the groups from the list")
+			return showAgain(f, customer.FieldErr("groups", customer.CodeInvalid, "choose the groups from the list"), c.staffPageOf(w, r, p), "groups")
 		}
 		groups = append(groups, gid)
 	}
 	if err := c.Staff.SetGroups(r.Context(), id, groups); err != nil {
-		return err
+		return showAgain(f, err, c.staffPageOf(w, r, p), "groups")
 	}
 	return done(w, r, Prefix+"/staff", "Groups saved: they hold the new permissions from their next request.")
 }
 
-// postedStaff reads the staff user of the path and the form posted to it.
+// postedStaff reads the staff user of the path and the form posted to it;
+// the form keeps the id ("sid"), so a failed one is shown again in its row.
 func postedStaff(r *http.Request) (uuid.UUID, form, error) {
 	id, err := uuid.Parse(r.PathValue("sid"))
 	if err != nil {
 		return uuid.Nil, form{}, staff.ErrNotFound
 	}
 	f, err := parseForm(r)
+	if err == nil {
+		f.Values.Set("sid", id.String())
+	}
 	return id, f, err
 }

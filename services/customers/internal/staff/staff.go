@@ -188,13 +188,13 @@ func (s *Service) Groups(ctx context.Context) ([]Group, error) {
 
 // SetActive deactivates a staff user, which ends their sessions and
 // refuses their logins, or reactivates them. A staff user cannot
-// deactivate themselves (actor), so that someone is left to undo it.
+// deactivate themselves (actor), so that someone is left to undo it, nor
+// the last active holder of MANAGE_STAFF (ErrLastManager).
 func (s *Service) SetActive(ctx context.Context, actor, id uuid.UUID, active bool) error {
 	if !active && actor == id {
 		return customer.FieldErr("active", customer.CodeInvalid, "you cannot deactivate yourself; ask another staff member who holds MANAGE_STAFF")
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
+	err := s.keepingAManager(ctx, "active", func(q *gen.Queries) error {
 		n, err := q.SetStaffUserActive(ctx, gen.SetStaffUserActiveParams{ID: id, IsActive: active})
 		if err != nil {
 			return err
@@ -214,13 +214,13 @@ func (s *Service) SetActive(ctx context.Context, actor, id uuid.UUID, active boo
 }
 
 // SetGroups puts a staff user in exactly these permission groups; their
-// sessions hold the new permissions from their next request.
+// sessions hold the new permissions from their next request. It refuses
+// to take MANAGE_STAFF from its last active holder.
 func (s *Service) SetGroups(ctx context.Context, id uuid.UUID, groups []uuid.UUID) error {
 	groups = slices.Clone(groups)
 	slices.SortFunc(groups, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 	groups = slices.Compact(groups)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
+	err := s.keepingAManager(ctx, "groups", func(q *gen.Queries) error {
 		if _, err := q.LockStaffUser(ctx, id); errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		} else if err != nil {
@@ -242,6 +242,59 @@ func (s *Service) SetGroups(ctx context.Context, id uuid.UUID, groups []uuid.UUI
 		return fmt.Errorf("staff: set groups: %w", err)
 	}
 	return nil
+}
+
+// CodeLastManager is the field error code of a change refused because it
+// would leave no active staff user holding MANAGE_STAFF.
+const CodeLastManager = "last_staff_manager"
+
+// keepingAManager runs change in a transaction and rolls it back when it
+// would leave no active staff user holding MANAGE_STAFF (where one was):
+// no one would be left to manage staff. The changes that could take it
+// away take one lock first, so two of them at once (two managers
+// deactivating each other) run one after the other, and the second counts
+// what the first left; under READ COMMITTED each statement reads what
+// committed before it.
+func (s *Service) keepingAManager(ctx context.Context, field string, change func(*gen.Queries) error) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		if err := q.LockStaffManagers(ctx); err != nil {
+			return err
+		}
+		before, err := q.CountActiveStaffManagers(ctx, auth.ManageStaff)
+		if err != nil {
+			return err
+		}
+		if err := change(q); err != nil {
+			return err
+		}
+		after, err := q.CountActiveStaffManagers(ctx, auth.ManageStaff)
+		if err != nil {
+			return err
+		}
+		if before > 0 && after == 0 {
+			return customer.FieldErr(field, CodeLastManager, "this is the last active staff user holding MANAGE_STAFF: give MANAGE_STAFF to another active staff user first, or no one could manage staff")
+		}
+		return nil
+	})
+}
+
+// Names returns "Name <email>" (or the email alone) of the staff users
+// among ids, to name the actors of events; ids of no staff user are left
+// out.
+func (s *Service) Names(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]string, error) {
+	rows, err := s.q.StaffUserNames(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("staff: names: %w", err)
+	}
+	out := make(map[uuid.UUID]string, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.Email
+		if r.Name != "" {
+			out[r.ID] = r.Name + " <" + r.Email + ">"
+		}
+	}
+	return out, nil
 }
 
 // Session is a login: the token for the cookie, shown only now.
