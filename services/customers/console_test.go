@@ -267,10 +267,12 @@ func TestConsoleAuthorization(t *testing.T) {
 	group := s.createGroup("authorization")
 	var hook struct{ ID string }
 	request(t, s, http.MethodPost, "/v1/webhooks", map[string]any{"url": "https://hooks.example.com/in", "event_types": []string{"*"}}, nil).decode(t, &hook)
+	var delivery struct{ ID string }
+	request(t, s, http.MethodPost, "/v1/webhooks/"+hook.ID+"/ping", nil, nil).decode(t, &delivery)
 	token := s.newToken("authorization", "MANAGE_USERS")
 	member := s.newStaff("MANAGE_USERS")
 	params := strings.NewReplacer("{id}", c.ID, "{aid}", addresses.Addresses[0].ID, "{oid}", ord.ID, "{gid}", group.ID,
-		"{wid}", hook.ID, "{tid}", token.id, "{sid}", member.id, "{$}", "")
+		"{wid}", hook.ID, "{did}", delivery.ID, "{tid}", token.id, "{sid}", member.id, "{channel}", "email", "{$}", "")
 
 	users, orders, settings, apps, staffPerm := "MANAGE_USERS", "MANAGE_ORDERS", "MANAGE_SETTINGS", "MANAGE_APPS", "MANAGE_STAFF"
 	anonymous := s.browser()
@@ -298,15 +300,23 @@ func TestConsoleAuthorization(t *testing.T) {
 		"GET /admin/customers/{id}/orders/{oid}/transfer":         orders,
 		"POST /admin/customers/{id}/orders/{oid}/transfer":        orders,
 		"POST /admin/customers/{id}/orders/{oid}/transfer/cancel": orders,
+		"POST /admin/customers/{id}/consent/{channel}":            users,
+		"GET /admin/customers/{id}/data-export":                   users,
+		"POST /admin/customers/{id}/duplicates/dismiss":           users,
+		"GET /admin/customers/{id}/merge":                         users,
+		"POST /admin/customers/{id}/merge":                        users,
+		"GET /admin/customers/{id}/anonymize":                     users,
+		"POST /admin/customers/{id}/anonymize":                    users,
 		"GET /admin/customers/{id}/delete":                        users,
 		"POST /admin/customers/{id}/delete":                       users,
 		"GET /admin/groups":                                       users, "POST /admin/groups": users,
-		"POST /admin/groups/{gid}": users, "POST /admin/groups/{gid}/delete": users,
+		"POST /admin/groups/{gid}": users, "GET /admin/groups/{gid}/delete": users, "POST /admin/groups/{gid}/delete": users,
 		"GET /admin/settings": settings, "POST /admin/settings": settings,
 		"GET /admin/webhooks": apps, "POST /admin/webhooks": apps, "GET /admin/webhooks/{wid}": apps,
 		"POST /admin/webhooks/{wid}/active": apps, "POST /admin/webhooks/{wid}/rotate-secret": apps,
-		"POST /admin/webhooks/{wid}/delete": apps,
-		"GET /admin/tokens":                 staffPerm, "POST /admin/tokens": staffPerm, "POST /admin/tokens/{tid}/revoke": staffPerm,
+		"POST /admin/webhooks/{wid}/ping": apps, "POST /admin/webhooks/{wid}/deliveries/{did}/retry": apps,
+		"GET /admin/webhooks/{wid}/delete": apps, "POST /admin/webhooks/{wid}/delete": apps,
+		"GET /admin/tokens": staffPerm, "POST /admin/tokens": staffPerm, "POST /admin/tokens/{tid}/revoke": staffPerm,
 		"GET /admin/staff": staffPerm, "POST /admin/staff": staffPerm,
 		"POST /admin/staff/{sid}/active": staffPerm, "POST /admin/staff/{sid}/groups": staffPerm,
 	}
@@ -338,7 +348,8 @@ func TestConsoleAuthorization(t *testing.T) {
 				resp, _ := b.get(path)
 				return resp
 			}
-			resp, _ := b.post(path, url.Values{"email": {"x@example.com"}, "active": {"false"}, "text": {"x"}, "kind": {"shipping"}}, headers...)
+			resp, _ := b.post(path, url.Values{"email": {"x@example.com"}, "active": {"false"}, "text": {"x"}, "kind": {"shipping"},
+				"state": {"subscribed"}, "confirm_email": {c.Email}, "source_id": {c.ID}}, headers...)
 			return resp
 		}
 		if perm := want[rt.Pattern]; perm != "" {
@@ -365,6 +376,14 @@ func TestConsoleAuthorization(t *testing.T) {
 		}
 		path = params.Replace(path)
 		resp, body := everyone.get(path)
+		if strings.HasSuffix(path, "/data-export") {
+			// A download: the API's document, not a page.
+			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") ||
+				!strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") || !strings.Contains(body, `"email":"owner@example.com"`) {
+				t.Errorf("%s: status %d, %v: %.300s", path, resp.StatusCode, resp.Header, body)
+			}
+			continue
+		}
 		if want := http.StatusOK; path == "/admin/" {
 			want = http.StatusSeeOther
 			if resp.StatusCode != want {
@@ -377,7 +396,7 @@ func TestConsoleAuthorization(t *testing.T) {
 	// Nothing of the customer changed, nor the group, webhook or token.
 	var got customerJSON
 	s.do(http.MethodGet, "/v1/customers/"+c.ID, nil, &got)
-	if got.Version != c.Version || !got.IsActive {
+	if got.Version != c.Version || !got.IsActive || got.Email != c.Email {
 		t.Fatalf("the refused forms changed the customer: %+v", got)
 	}
 	var g groupJSON

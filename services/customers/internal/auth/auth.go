@@ -278,6 +278,20 @@ func (t *Tokens) List(ctx context.Context) ([]TokenInfo, error) {
 	return out, nil
 }
 
+// Names returns the names of the tokens among ids, revoked ones too, to
+// name the actors of events; ids of no token are left out.
+func (t *Tokens) Names(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]string, error) {
+	rows, err := t.q.APITokenNames(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("auth: token names: %w", err)
+	}
+	out := make(map[uuid.UUID]string, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.Name
+	}
+	return out, nil
+}
+
 // Revoke ends a token; ErrInvalidToken when no live token has the id. This
 // instance forgets it at once; others within cacheTTL.
 func (t *Tokens) Revoke(ctx context.Context, id uuid.UUID) error {

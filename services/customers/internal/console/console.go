@@ -29,6 +29,7 @@ import (
 
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/merge"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
 	"github.com/customerbus/customerbus/services/customers/internal/staff"
@@ -50,6 +51,7 @@ type Settings struct {
 type Config struct {
 	Customers *customer.Service
 	Orders    *order.Service
+	Merges    *merge.Service
 	Webhooks  *webhook.Service
 	Staff     *staff.Service
 	Tokens    *auth.Tokens
@@ -127,20 +129,31 @@ func (c *Console) Routes() []Route {
 		{"GET /admin/customers/{id}/orders/{oid}/transfer", auth.ManageOrders, c.transferForm},
 		{"POST /admin/customers/{id}/orders/{oid}/transfer", auth.ManageOrders, c.requestTransfer},
 		{"POST /admin/customers/{id}/orders/{oid}/transfer/cancel", auth.ManageOrders, c.cancelTransfer},
-		{"GET /admin/customers/{id}/delete", users, c.confirmDelete},
-		{"POST /admin/customers/{id}/delete", users, c.deleteCustomer},
+		{"POST /admin/customers/{id}/consent/{channel}", users, c.setConsent},
+		{"GET /admin/customers/{id}/data-export", users, c.dataExport},
+		{"POST /admin/customers/{id}/duplicates/dismiss", users, c.dismissDuplicate},
+		{"GET /admin/customers/{id}/merge", users, c.mergeForm},
+		{"POST /admin/customers/{id}/merge", users, c.mergeCustomer},
+		{"GET /admin/customers/{id}/anonymize", users, c.confirmCustomer(anonymization)},
+		{"POST /admin/customers/{id}/anonymize", users, c.runCustomer(anonymization)},
+		{"GET /admin/customers/{id}/delete", users, c.confirmCustomer(deletion)},
+		{"POST /admin/customers/{id}/delete", users, c.runCustomer(deletion)},
 		{"GET /admin/groups", users, c.listGroups},
 		{"POST /admin/groups", users, c.createGroup},
 		{"POST /admin/groups/{gid}", users, c.renameGroup},
+		{"GET /admin/groups/{gid}/delete", users, c.confirmDeleteGroup},
 		{"POST /admin/groups/{gid}/delete", users, c.deleteGroup},
 		{"GET /admin/settings", auth.ManageSettings, c.showSettings},
 		{"POST /admin/settings", auth.ManageSettings, c.saveSettings},
 		{"GET /admin/webhooks", auth.ManageApps, c.listWebhooks},
 		{"POST /admin/webhooks", auth.ManageApps, c.createWebhook},
 		{"GET /admin/webhooks/{wid}", auth.ManageApps, c.showWebhook},
-		{"POST /admin/webhooks/{wid}/active", auth.ManageApps, c.setWebhookActive},
+		{"POST /admin/webhooks/{wid}/active", auth.ManageApps, c.setWebhookActive()},
 		{"POST /admin/webhooks/{wid}/rotate-secret", auth.ManageApps, c.rotateWebhookSecret},
-		{"POST /admin/webhooks/{wid}/delete", auth.ManageApps, c.deleteWebhook},
+		{"POST /admin/webhooks/{wid}/ping", auth.ManageApps, c.pingWebhook()},
+		{"POST /admin/webhooks/{wid}/deliveries/{did}/retry", auth.ManageApps, c.retryDelivery()},
+		{"GET /admin/webhooks/{wid}/delete", auth.ManageApps, c.confirmDeleteWebhook},
+		{"POST /admin/webhooks/{wid}/delete", auth.ManageApps, c.deleteWebhook()},
 		{"GET /admin/tokens", auth.ManageStaff, c.listTokens},
 		{"POST /admin/tokens", auth.ManageStaff, c.createToken},
 		{"POST /admin/tokens/{tid}/revoke", auth.ManageStaff, c.revokeToken},

@@ -11,6 +11,7 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/listquery"
+	"github.com/customerbus/customerbus/services/customers/internal/merge"
 )
 
 // customersPath is a customer's page.
@@ -142,13 +143,16 @@ type customerPage struct {
 	Customer  customer.Customer
 	Addresses []customer.Address
 	Notes     []customer.Note
-	History   []customer.HistoryEntry
+	History   []historyRow
 	Groups    map[uuid.UUID]string
 	// Others are the groups the customer is not in, to add them to.
 	Others []customer.Group
 	Orders []customerOrder
-	// MoreOrders tells the customer has older orders than those shown.
-	MoreOrders bool
+	// OlderOrders links to the page of older orders; NewestOrders, past
+	// the first, back to the first. Whole URLs, as the list's.
+	OlderOrders, NewestOrders string
+	// Duplicates are the customers that may be the same person.
+	Duplicates []merge.Duplicate
 	// Metadata editors, as key/value rows.
 	Metadata, PrivateMetadata []metadataRow
 }
@@ -159,6 +163,12 @@ func (c *Console) showCustomer(w http.ResponseWriter, r *http.Request, p auth.Pr
 		return err
 	}
 	return c.customerPage(w, r, p, id, http.StatusOK, "", form{})
+}
+
+// customerPageOf shows the customer's page with a failed form of it
+// (editor names the one).
+func (c *Console) customerPageOf(w http.ResponseWriter, r *http.Request, p auth.Principal, id uuid.UUID, editor string) func(int, form) error {
+	return func(status int, f form) error { return c.customerPage(w, r, p, id, status, editor, f) }
 }
 
 // customerPage renders a customer's page; a failed form of it (editor
@@ -184,7 +194,9 @@ func (c *Console) customerPage(w http.ResponseWriter, r *http.Request, p auth.Pr
 	if err != nil {
 		return err
 	}
-	data.History = history.Entries
+	if data.History, err = c.historyRows(ctx, cu, history.Entries); err != nil {
+		return err
+	}
 	groups, err := c.Customers.ListGroups(ctx, "", customer.MaxLimit, "")
 	if err != nil {
 		return err
@@ -195,9 +207,22 @@ func (c *Console) customerPage(w http.ResponseWriter, r *http.Request, p auth.Pr
 			data.Others = append(data.Others, g)
 		}
 	}
-	if data.Orders, data.MoreOrders, err = c.customerOrders(r, id); err != nil {
+	cursor := r.URL.Query().Get("orders")
+	var next string
+	if data.Orders, next, err = c.customerOrders(r, id, ordersShown, cursor); err != nil {
 		return err
 	}
+	if next != "" {
+		data.OlderOrders = customerPath(id) + "?" + url.Values{"orders": {next}}.Encode() + "#orders"
+	}
+	if cursor != "" {
+		data.NewestOrders = customerPath(id) + "#orders"
+	}
+	dups, err := c.Merges.Duplicates(ctx, id, merge.DuplicatesInput{Limit: duplicatesShown})
+	if err != nil {
+		return err
+	}
+	data.Duplicates = dups.Duplicates
 	data.Metadata, data.PrivateMetadata = metadataRows(cu.Metadata), metadataRows(cu.PrivateMetadata)
 	switch editor {
 	case "metadata":
@@ -293,41 +318,6 @@ func (c *Console) addNote(w http.ResponseWriter, r *http.Request, p auth.Princip
 		return c.customerPage(w, r, p, id, status, "notes", f)
 	}
 	return done(w, r, customerPath(id)+"#notes", "Note added.")
-}
-
-func (c *Console) confirmDelete(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	id, err := pathUUID(r, "id")
-	if err != nil {
-		return err
-	}
-	cu, err := c.Customers.Get(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	c.render(w, r, http.StatusOK, "customer_delete", view{Title: "Delete " + displayName(cu), Nav: "customers", Staff: p, Form: newForm(nil), Data: cu})
-	return nil
-}
-
-// deleteCustomer deletes once the customer's email is typed, as Medusa
-// asks: a deletion cannot be undone.
-func (c *Console) deleteCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	id, f, err := postedTo(r)
-	if err != nil {
-		return err
-	}
-	cu, err := c.Customers.Get(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	if !strings.EqualFold(f.Get("confirm_email"), cu.Email) {
-		f.Errors["confirm_email"] = "Type the customer's email, " + cu.Email + ", to confirm."
-		c.render(w, r, http.StatusUnprocessableEntity, "customer_delete", view{Title: "Delete " + displayName(cu), Nav: "customers", Staff: p, Form: f, Data: cu})
-		return nil
-	}
-	if err := c.Customers.Delete(r.Context(), origin(p), id); err != nil {
-		return err
-	}
-	return done(w, r, Prefix+"/customers", "Customer "+cu.Email+" deleted.")
 }
 
 func deref(s *string) string {

@@ -137,8 +137,9 @@ var funcs = template.FuncMap{
 		}
 		return strconv.FormatInt(*n, 10) + " customers"
 	},
-	"lower": strings.ToLower,
-	"blank": func() form { return newForm(url.Values{}) },
+	"lower":   strings.ToLower,
+	"trimmed": strings.TrimSpace,
+	"blank":   func() form { return newForm(url.Values{}) },
 	"editor": func(v view, name, title, hint string, rows []metadataRow, stored map[string]string) metadataEditor {
 		e := metadataEditor{Name: name, Title: title, Hint: hint, Path: strings.ReplaceAll(name, "_", "-"), Rows: rows, Form: newForm(url.Values{})}
 		e.CustomerID = v.Data.(customerPage).Customer.ID
@@ -152,8 +153,11 @@ var funcs = template.FuncMap{
 		}
 		return e
 	},
-	"eventLabel": eventLabel,
-	"sortLabel":  sortLabel,
+	"consentEditors": consentEditors,
+	"percent":        func(f float64) string { return strconv.Itoa(int(f*100+0.5)) + "%" },
+	"label":          func(s string) string { return strings.ReplaceAll(s, "_", " ") },
+	"eventLabel":     eventLabel,
+	"sortLabel":      sortLabel,
 	// field renders the label, input and error of a text field.
 	"field": func(f form, name, label, typ string, attrs ...string) template.HTML {
 		return textField(f, name, label, typ, attrs...)

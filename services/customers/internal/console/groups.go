@@ -1,6 +1,7 @@
 package console
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/google/uuid"
@@ -61,6 +62,25 @@ func (c *Console) groupFailed(w http.ResponseWriter, r *http.Request, p auth.Pri
 		return err
 	}
 	return c.groupsPage(w, r, p, status, f)
+}
+
+// confirmDeleteGroup asks before deleting the group.
+func (c *Console) confirmDeleteGroup(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, err := uuid.Parse(r.PathValue("gid"))
+	if err != nil {
+		return customer.ErrGroupNotFound
+	}
+	g, err := c.Customers.GetGroup(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	c.confirmPage(w, r, p, "groups", http.StatusOK, newForm(nil), confirmation{
+		Title:   "Delete the group " + g.Name + "?",
+		Explain: []string{fmt.Sprintf("Its %d customers stay; they are no longer in the group. This cannot be undone.", g.CustomerCount)},
+		Action:  groupsPath + "/" + id.String() + "/delete", Button: "Delete group", Cancel: groupsPath,
+		Crumbs: []crumb{{groupsPath, "Customer groups"}},
+	})
+	return nil
 }
 
 func (c *Console) deleteGroup(w http.ResponseWriter, r *http.Request, p auth.Principal) error {

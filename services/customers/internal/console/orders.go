@@ -13,7 +13,7 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
 
-// ordersShown is how many of a customer's newest orders their page lists.
+// ordersShown is how many of a customer's orders a page of theirs lists.
 const ordersShown = 20
 
 // customerOrder is an order on the customer's page, with its pending
@@ -24,12 +24,12 @@ type customerOrder struct {
 	To       customer.Customer
 }
 
-// customerOrders reads the customer's newest orders and their pending
-// transfers; more tells there are older ones.
-func (c *Console) customerOrders(r *http.Request, id uuid.UUID) (orders []customerOrder, more bool, err error) {
-	page, err := c.Orders.ListOrders(r.Context(), id, ordersShown, "")
+// customerOrders reads a page of the customer's orders, newest first, and
+// their pending transfers; next is the cursor of the older ones.
+func (c *Console) customerOrders(r *http.Request, id uuid.UUID, limit int, cursor string) (orders []customerOrder, next string, err error) {
+	page, err := c.Orders.ListOrders(r.Context(), id, limit, cursor)
 	if err != nil {
-		return nil, false, err
+		return nil, "", err
 	}
 	ids := make([]uuid.UUID, len(page.Orders))
 	for i, o := range page.Orders {
@@ -37,7 +37,7 @@ func (c *Console) customerOrders(r *http.Request, id uuid.UUID) (orders []custom
 	}
 	pending, err := c.Orders.PendingTransfers(r.Context(), ids)
 	if err != nil {
-		return nil, false, err
+		return nil, "", err
 	}
 	orders = make([]customerOrder, len(page.Orders))
 	for i, o := range page.Orders {
@@ -45,11 +45,11 @@ func (c *Console) customerOrders(r *http.Request, id uuid.UUID) (orders []custom
 		if t, ok := pending[o.ID]; ok {
 			orders[i].Transfer = &t
 			if orders[i].To, err = c.Customers.Get(r.Context(), t.ToCustomerID); err != nil {
-				return nil, false, err
+				return nil, "", err
 			}
 		}
 	}
-	return orders, page.NextCursor != "", nil
+	return orders, page.NextCursor, nil
 }
 
 // transferPage is the form choosing an order's new owner.
@@ -76,13 +76,19 @@ func (c *Console) orderOf(r *http.Request) (customer.Customer, customerOrder, er
 	if err != nil {
 		return customer.Customer{}, customerOrder{}, err
 	}
-	orders, _, err := c.customerOrders(r, id)
-	if err != nil {
-		return customer.Customer{}, customerOrder{}, err
-	}
-	for _, o := range orders {
-		if o.ID == oid {
-			return cu, o, nil
+	// The order may be on any page of the customer's.
+	for cursor := ""; ; {
+		orders, next, err := c.customerOrders(r, id, customer.MaxLimit, cursor)
+		if err != nil {
+			return customer.Customer{}, customerOrder{}, err
+		}
+		for _, o := range orders {
+			if o.ID == oid {
+				return cu, o, nil
+			}
+		}
+		if cursor = next; cursor == "" {
+			break
 		}
 	}
 	return customer.Customer{}, customerOrder{}, order.ErrOrderNotFound

@@ -99,26 +99,39 @@ func (c *Console) showWebhook(w http.ResponseWriter, r *http.Request, p auth.Pri
 	return nil
 }
 
+// webhookForm is the shape of the endpoint's buttons: run changes the
+// endpoint of the path, then the console goes to the page to, saying msg.
+func webhookForm(run func(r *http.Request, p auth.Principal, id uuid.UUID) (to, msg string, err error)) handler {
+	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		id, err := webhookID(r)
+		if err != nil {
+			return err
+		}
+		to, msg, err := run(r, p, id)
+		if err != nil {
+			return err
+		}
+		return done(w, r, to, msg)
+	}
+}
+
 // setWebhookActive switches the endpoint off, or on again, as the API's
 // PATCH with is_active.
-func (c *Console) setWebhookActive(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	id, err := webhookID(r)
-	if err != nil {
-		return err
-	}
-	f, err := parseForm(r)
-	if err != nil {
-		return err
-	}
-	active := f.Get("active") == "true"
-	if _, err := c.Webhooks.Update(r.Context(), id, webhook.Input{IsActive: &active}); err != nil {
-		return err
-	}
-	msg := "Webhook deactivated: nothing is delivered to it until it is activated."
-	if active {
-		msg = "Webhook activated."
-	}
-	return done(w, r, webhookPath(id), msg)
+func (c *Console) setWebhookActive() handler {
+	return webhookForm(func(r *http.Request, _ auth.Principal, id uuid.UUID) (string, string, error) {
+		f, err := parseForm(r)
+		if err != nil {
+			return "", "", err
+		}
+		active := f.Get("active") == "true"
+		if _, err := c.Webhooks.Update(r.Context(), id, webhook.Input{IsActive: &active}); err != nil {
+			return "", "", err
+		}
+		if active {
+			return webhookPath(id), "Webhook activated.", nil
+		}
+		return webhookPath(id), "Webhook deactivated: nothing is delivered to it until it is activated.", nil
+	})
 }
 
 func (c *Console) rotateWebhookSecret(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -133,13 +146,49 @@ func (c *Console) rotateWebhookSecret(w http.ResponseWriter, r *http.Request, p 
 	return c.showSecret(w, r, p, "New secret", rotated)
 }
 
-func (c *Console) deleteWebhook(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+// confirmDeleteWebhook asks before deleting the endpoint.
+func (c *Console) confirmDeleteWebhook(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	id, err := webhookID(r)
 	if err != nil {
 		return err
 	}
-	if err := c.Webhooks.Delete(r.Context(), id); err != nil {
+	wh, err := c.Webhooks.Get(r.Context(), id)
+	if err != nil {
 		return err
 	}
-	return done(w, r, webhooksPath, "Webhook deleted, with its deliveries.")
+	c.confirmPage(w, r, p, "webhooks", http.StatusOK, newForm(nil), confirmation{
+		Title:   "Delete the webhook " + wh.URL + "?",
+		Explain: []string{"Nothing is delivered to it any more, and its deliveries are deleted with it. This cannot be undone; to pause it, deactivate it instead."},
+		Action:  webhookPath(id) + "/delete", Button: "Delete webhook", Cancel: webhookPath(id),
+		Crumbs: []crumb{{webhooksPath, "Webhooks"}, {webhookPath(id), wh.URL}},
+	})
+	return nil
+}
+
+// pingWebhook queues a webhook.ping delivery to the endpoint, as the API's
+// POST /v1/webhooks/{id}/ping.
+func (c *Console) pingWebhook() handler {
+	return webhookForm(func(r *http.Request, p auth.Principal, id uuid.UUID) (string, string, error) {
+		_, err := c.Webhooks.Ping(r.Context(), origin(p), id)
+		return webhookPath(id) + "#deliveries", "Ping queued: it is listed below.", err
+	})
+}
+
+// retryDelivery sends a delivery again, as the API's POST
+// /v1/webhooks/{id}/deliveries/{did}/retry.
+func (c *Console) retryDelivery() handler {
+	return webhookForm(func(r *http.Request, _ auth.Principal, id uuid.UUID) (string, string, error) {
+		did, err := uuid.Parse(r.PathValue("did"))
+		if err != nil {
+			return "", "", webhook.ErrDeliveryNotFound
+		}
+		_, err = c.Webhooks.Retry(r.Context(), id, did)
+		return webhookPath(id) + "#deliveries", "Delivery queued again.", err
+	})
+}
+
+func (c *Console) deleteWebhook() handler {
+	return webhookForm(func(r *http.Request, _ auth.Principal, id uuid.UUID) (string, string, error) {
+		return webhooksPath, "Webhook deleted, with its deliveries.", c.Webhooks.Delete(r.Context(), id)
+	})
 }

@@ -130,8 +130,15 @@ func (a *API) writeDataExport(w http.ResponseWriter, r *http.Request, id uuid.UU
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Disposition", `attachment; filename="customer-`+id.String()+`.json"`)
-	writeJSON(w, http.StatusOK, toDataExport(d, staff, time.Now().UTC()))
+	WriteDataExport(w, d, staff)
 	return nil
+}
+
+// WriteDataExport answers a customer's data export as the API's document
+// (the staff view when staff), a JSON file to download. The console's
+// download is this document too.
+func WriteDataExport(w http.ResponseWriter, d customer.DataExport, staff bool) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Disposition", `attachment; filename="customer-`+d.Customer.ID.String()+`.json"`)
+	writeJSON(w, http.StatusOK, toDataExport(d, staff, time.Now().UTC()))
 }
