@@ -2,11 +2,13 @@ package customers_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -210,7 +212,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 
 	run(t, ctx, "delete, typing a wrong email first",
-		chromedp.Click(chromedp.CSS(`a.button.danger`)), chromedp.WaitVisible(chromedp.CSS(`#f-confirm_email`)),
+		chromedp.Click(chromedp.CSS(`a.button.danger[href$="/delete"]`)), chromedp.WaitVisible(chromedp.CSS(`#f-confirm_email`)),
 		chromedp.SendKeys(chromedp.CSS(`#f-confirm_email`), "someone@example.com"), chromedp.Click(chromedp.CSS(`button.danger`)),
 		chromedp.WaitVisible(chromedp.CSS(`#f-confirm_email-error`)))
 	if resp := m.do(http.MethodGet, "/v1/customers/"+id, nil, nil); resp.StatusCode != http.StatusOK {
@@ -342,7 +344,13 @@ func TestConsoleAdminPagesInABrowser(t *testing.T) {
 	if g.Name != name+" EU" {
 		t.Fatalf("group after the rename: %+v", g)
 	}
-	run(t, ctx, "delete it", chromedp.Click(chromedp.CSS(`#group-`+g.ID+` button.danger`)), chromedp.WaitVisible(flash("deleted")))
+	run(t, ctx, "delete it, confirming",
+		chromedp.Click(chromedp.CSS(`#group-`+g.ID+` a.danger`)), chromedp.WaitVisible(`//h1[contains(., "Delete the group")]`))
+	screenshot(t, ctx, "group-delete")
+	if resp := s.do(http.MethodGet, "/v1/customer-groups/"+g.ID, nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("group deleted before the confirmation: %d", resp.StatusCode)
+	}
+	run(t, ctx, "confirm", chromedp.Click(`//button[normalize-space()="Delete group"]`), chromedp.WaitVisible(flash("deleted")))
 	if resp := s.do(http.MethodGet, "/v1/customer-groups/"+g.ID, nil, nil); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("group after Delete: %d", resp.StatusCode)
 	}
@@ -386,8 +394,36 @@ func TestConsoleAdminPagesInABrowser(t *testing.T) {
 	if len(hooks.Webhooks) != 1 || hooks.Webhooks[0].URL != hookURL || len(hooks.Webhooks[0].EventTypes) != 2 || secret == "" {
 		t.Fatalf("webhooks after Create: %+v (secret %q)", hooks.Webhooks, secret)
 	}
-	run(t, ctx, "open it and deactivate it",
+	hookID := hooks.Webhooks[0].ID
+	run(t, ctx, "open it and ping it",
 		chromedp.Click(`//a[contains(., "I have copied it")]`), chromedp.WaitVisible(chromedp.CSS(`#deliveries-h`)),
+		chromedp.Click(`//button[normalize-space()="Ping"]`), chromedp.WaitVisible(flash("Ping queued")),
+		chromedp.WaitVisible(`//section[@id="deliveries"]//td[contains(., "webhook.ping")]`))
+	var deliveries struct {
+		Deliveries []struct {
+			ID        string `json:"id"`
+			EventType string `json:"event_type"`
+		} `json:"deliveries"`
+	}
+	s.do(http.MethodGet, "/v1/webhooks/"+hookID+"/deliveries", nil, &deliveries)
+	if len(deliveries.Deliveries) != 1 || deliveries.Deliveries[0].EventType != "webhook.ping" {
+		t.Fatalf("deliveries after Ping: %+v", deliveries.Deliveries)
+	}
+	// The ping failed for good (no endpoint answers in this test); Retry
+	// makes it due again.
+	did := deliveries.Deliveries[0].ID
+	if _, err := s.pool.Exec(context.Background(), `UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = now() + interval '1 day' WHERE id = $1`, did); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "retry the delivery",
+		chromedp.Reload(), chromedp.WaitVisible(`//span[normalize-space()="Failed"]`),
+		chromedp.Click(`//section[@id="deliveries"]//button[contains(., "Retry")]`), chromedp.WaitVisible(flash("queued again")))
+	var due bool
+	var status string
+	if err := s.pool.QueryRow(context.Background(), `SELECT status, next_attempt_at <= now() FROM webhook_deliveries WHERE id = $1`, did).Scan(&status, &due); err != nil || status != "pending" || !due {
+		t.Fatalf("the delivery after Retry: %q, due %v, %v", status, due, err)
+	}
+	run(t, ctx, "deactivate it",
 		chromedp.Click(`//button[normalize-space()="Deactivate"]`), chromedp.WaitVisible(flash("deactivated")))
 	screenshot(t, ctx, "webhook")
 	s.do(http.MethodGet, "/v1/webhooks", nil, &hooks)
@@ -400,6 +436,16 @@ func TestConsoleAdminPagesInABrowser(t *testing.T) {
 	}
 	run(t, ctx, "back to the list", chromedp.Navigate(admin+"webhooks"), chromedp.WaitVisible(`//td[contains(., "`+hookURL+`")]`))
 	screenshot(t, ctx, "webhooks")
+	run(t, ctx, "delete it, confirming",
+		chromedp.Navigate(admin+"webhooks/"+hookID), chromedp.WaitVisible(chromedp.CSS(`#deliveries-h`)),
+		chromedp.Click(`//a[normalize-space()="Delete"]`), chromedp.WaitVisible(`//h1[contains(., "Delete the webhook")]`))
+	if resp := s.do(http.MethodGet, "/v1/webhooks/"+hookID, nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("webhook deleted before the confirmation: %d", resp.StatusCode)
+	}
+	run(t, ctx, "confirm", chromedp.Click(`//button[normalize-space()="Delete webhook"]`), chromedp.WaitVisible(flash("Webhook deleted")))
+	if resp := s.do(http.MethodGet, "/v1/webhooks/"+hookID, nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("webhook after the confirmed Delete: %d", resp.StatusCode)
+	}
 
 	run(t, ctx, "require the phone in addresses",
 		chromedp.Navigate(admin+"settings"), chromedp.WaitVisible(chromedp.CSS(`input[value="phone"]`)),
@@ -412,5 +458,125 @@ func TestConsoleAdminPagesInABrowser(t *testing.T) {
 	s.do(http.MethodGet, "/v1/settings/address-form", nil, &form)
 	if !slices.Contains(form.RequiredFields, "phone") || !slices.Contains(form.RequiredFields, "country") {
 		t.Fatalf("the address form after Save: %v", form.RequiredFields)
+	}
+}
+
+// A staff user sets a customer's consents, downloads their data export,
+// merges a duplicate into them after its preview, dismisses another, and
+// anonymizes them, in a real browser; each change is read back through the
+// API.
+func TestConsoleCustomerPrivacyAndMergeInABrowser(t *testing.T) {
+	s := newSystem(t)
+	who := s.newStaff("MANAGE_USERS")
+	phone := "+493011122233"
+	ann := s.createCustomer(map[string]any{"email": "ann@example.com", "first_name": "Ann", "last_name": "Lee", "phone": phone})
+	dup := s.createCustomer(map[string]any{"email": "ann.lee@example.org", "first_name": "Annie", "last_name": "Lee", "phone": phone, "note": "from the shop"})
+	other := s.createCustomer(map[string]any{"email": "a.lee@example.net", "first_name": "Andy", "last_name": "Lee", "phone": phone})
+	ord := s.recordOrder(orderBody(&dup.ID, time.Now().Add(-time.Hour)))
+	ctx := newChromium(t)
+	admin := s.api.URL + "/admin/"
+	annPage := admin + "customers/" + ann.ID
+	consoleLogin(t, ctx, admin, who)
+	get := func(id string) (c customerJSON) {
+		s.do(http.MethodGet, "/v1/customers/"+id, nil, &c)
+		return c
+	}
+
+	run(t, ctx, "subscribe to email",
+		chromedp.Navigate(annPage), chromedp.WaitVisible(chromedp.CSS(`#consent-h`)),
+		chromedp.SetValue(chromedp.CSS(`#f-email-state`), "subscribed"),
+		chromedp.SendKeys(chromedp.CSS(`#f-email-collected_from`), "trade fair"),
+		chromedp.Click(`//button[normalize-space()="Save Email consent"]`), chromedp.WaitVisible(flash("Consent saved")))
+	var consents customerJSONWithConsent
+	s.do(http.MethodGet, "/v1/customers/"+ann.ID, nil, &consents)
+	if consents.Email.State != "subscribed" || consents.Email.OptInLevel != "single_opt_in" || consents.Email.CollectedFrom != "trade fair" {
+		t.Fatalf("email consent after Save: %+v", consents.Email)
+	}
+	// A refused consent is shown beside its field, with what was typed.
+	run(t, ctx, "a confirmed opt-in to SMS is refused",
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#f-sms-opt_in_level').add(new Option('confirmed', 'confirmed_opt_in', true, true))`),
+		chromedp.SetValue(chromedp.CSS(`#f-sms-state`), "subscribed"),
+		chromedp.SendKeys(chromedp.CSS(`#f-sms-collected_from`), "phone call"),
+		chromedp.Click(`//button[normalize-space()="Save SMS consent"]`), chromedp.WaitVisible(`//form[@id="consent-sms"]//p[@class="error"]`))
+	if typed := value(t, ctx, "read back the form", chromedp.Value(chromedp.CSS(`#f-sms-collected_from`))); typed != "phone call" {
+		t.Fatalf("the refused consent lost what was typed: %q", typed)
+	}
+	s.do(http.MethodGet, "/v1/customers/"+ann.ID, nil, &consents)
+	if consents.SMS.State != "not_subscribed" {
+		t.Fatalf("SMS consent after the refusal: %+v", consents.SMS)
+	}
+
+	// The download is the API's data export of the customer.
+	run(t, ctx, "back to the page", chromedp.Navigate(annPage), chromedp.WaitVisible(`//a[contains(., "Download data export")]`))
+	downloaded := value(t, ctx, "download the data export", chromedp.Evaluate[string](
+		`fetch(document.querySelector("a[download]").href).then(r => r.text())`, chromedp.EvalAwaitPromise))
+	var fromConsole, fromAPI map[string]any
+	if err := json.Unmarshal([]byte(downloaded), &fromConsole); err != nil {
+		t.Fatalf("the download: %v: %.300s", err, downloaded)
+	}
+	s.do(http.MethodGet, "/v1/customers/"+ann.ID+"/data-export", nil, &fromAPI)
+	delete(fromConsole, "exported_at")
+	delete(fromAPI, "exported_at")
+	if !reflect.DeepEqual(fromConsole, fromAPI) || fromConsole["customer"].(map[string]any)["email"] != ann.Email {
+		t.Fatalf("the console's data export differs from the API's:\n%v\n%v", fromConsole, fromAPI)
+	}
+
+	run(t, ctx, "see the duplicates", chromedp.WaitVisible(`//section[@id="duplicates"]//a[contains(., "Annie Lee")]`))
+	screenshot(t, ctx, "customer-privacy")
+	run(t, ctx, "preview the merge, keeping the duplicate's first name",
+		chromedp.Click(`//section[@id="duplicates"]//li[contains(., "`+dup.Email+`")]//a[contains(., "Merge into this customer")]`),
+		chromedp.WaitVisible(chromedp.CSS(`#preview-h`)),
+		chromedp.Click(chromedp.CSS(`input[name="keep_first_name"][value="source"]`)),
+		chromedp.Click(`//button[normalize-space()="Preview again"]`),
+		chromedp.WaitVisible(`//tr[th[normalize-space()="First name"]]/td[@class="after" and normalize-space()="Annie"]`),
+		chromedp.WaitVisible(`//li[normalize-space()="1 orders"]`))
+	screenshot(t, ctx, "merge-preview")
+	if c := get(ann.ID); c.FirstName != "Ann" || c.Version != ann.Version+1 {
+		t.Fatalf("the preview wrote the target: %+v", c)
+	}
+	run(t, ctx, "merge", chromedp.Click(`//button[contains(., "into this customer")]`), chromedp.WaitVisible(flash("Customers merged")))
+	if c := get(ann.ID); c.FirstName != "Annie" || c.LastName != "Lee" || c.Email != ann.Email {
+		t.Fatalf("the target after the merge: %+v", c)
+	}
+	var orders struct{ Orders []orderJSON }
+	s.do(http.MethodGet, "/v1/customers/"+ann.ID+"/orders", nil, &orders)
+	if len(orders.Orders) != 1 || orders.Orders[0].ID != ord.ID {
+		t.Fatalf("the target's orders after the merge: %+v", orders.Orders)
+	}
+	var list struct {
+		Customers []customerJSON `json:"customers"`
+	}
+	s.do(http.MethodGet, "/v1/customers?email="+dup.Email, nil, &list)
+	if len(list.Customers) != 0 {
+		t.Fatalf("the merged customer is still listed: %+v", list.Customers)
+	}
+
+	run(t, ctx, "dismiss the other duplicate",
+		chromedp.WaitVisible(`//section[@id="duplicates"]//a[contains(., "Andy Lee")]`),
+		chromedp.Click(`//section[@id="duplicates"]//button[contains(., "Not the same person")]`), chromedp.WaitVisible(flash("Not the same person")))
+	var dups struct {
+		Duplicates []struct{ Customer customerJSON } `json:"duplicates"`
+	}
+	s.do(http.MethodGet, "/v1/customers/"+ann.ID+"/duplicates", nil, &dups)
+	if len(dups.Duplicates) != 0 {
+		t.Fatalf("duplicates after the dismissal of %s: %+v", other.ID, dups.Duplicates)
+	}
+	// The history names the staff user who made the changes.
+	run(t, ctx, "the history names the staff user",
+		chromedp.WaitVisible(`//section[@id="history"]//span[contains(., "staff: Sam Staff <`+who.email+`>")]`))
+
+	run(t, ctx, "anonymize, typing a wrong email first",
+		chromedp.Click(`//a[normalize-space()="Anonymize…"]`), chromedp.WaitVisible(chromedp.CSS(`#f-confirm_email`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-confirm_email`), dup.Email), chromedp.Click(chromedp.CSS(`button.danger`)),
+		chromedp.WaitVisible(chromedp.CSS(`#f-confirm_email-error`)))
+	screenshot(t, ctx, "anonymize-customer")
+	if c := get(ann.ID); c.IsAnonymized {
+		t.Fatal("anonymized on a wrong email")
+	}
+	run(t, ctx, "anonymize",
+		chromedp.SetValue(chromedp.CSS(`#f-confirm_email`), ann.Email), chromedp.Click(chromedp.CSS(`button.danger`)),
+		chromedp.WaitVisible(flash("anonymized")), chromedp.WaitVisible(`//span[contains(@class, "badge") and normalize-space()="Anonymized"]`))
+	if c := get(ann.ID); !c.IsAnonymized || c.Email == ann.Email || c.FirstName != "" || c.Phone != nil {
+		t.Fatalf("after Anonymize: %+v", c)
 	}
 }
