@@ -627,3 +627,84 @@ func TestConsoleKeepsAStaffManager(t *testing.T) {
 		}
 	}
 }
+
+// The customer page pages through the customer's orders by the API's
+// cursor (20 a page), and an order of an older page can be transferred.
+func TestConsoleCustomerOrdersPages(t *testing.T) {
+	s := newSystem(t)
+	b := s.browser()
+	b.login(s.newStaff("MANAGE_USERS", "MANAGE_ORDERS"))
+	c := s.createCustomer(map[string]any{"email": "many-orders@example.com"})
+	start := time.Now().Add(-48 * time.Hour)
+	var numbers []string
+	for i := range 21 {
+		numbers = append(numbers, s.recordOrder(orderBody(&c.ID, start.Add(time.Duration(i)*time.Minute))).Number)
+	}
+	var first struct {
+		Orders     []orderJSON `json:"orders"`
+		NextCursor *string     `json:"next_cursor"`
+	}
+	s.do(http.MethodGet, "/v1/customers/"+c.ID+"/orders?limit=20", nil, &first)
+	if first.NextCursor == nil || len(first.Orders) != 20 {
+		t.Fatalf("the API's first page: %d orders, cursor %v", len(first.Orders), first.NextCursor)
+	}
+	page := "/admin/customers/" + c.ID
+	older := page + "?orders=" + url.QueryEscape(*first.NextCursor) + "#orders"
+	_, body := b.get(page)
+	// The newest 20, the oldest (numbers[0]) on the next page.
+	if link := `href="` + html.EscapeString(older) + `" rel="next"`; !strings.Contains(body, link) || strings.Contains(body, `rel="first"`) ||
+		!strings.Contains(body, ">"+numbers[20]+"<") || strings.Contains(body, ">"+numbers[0]+"<") {
+		t.Fatalf("the first page, want orders %s to %s and the link %s: %s", numbers[20], numbers[1], link, body)
+	}
+	resp, body := b.get(strings.TrimSuffix(older, "#orders"))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, ">"+numbers[0]+"<") || strings.Contains(body, ">"+numbers[1]+"<") ||
+		!strings.Contains(body, `href="`+page+`#orders" rel="first"`) || strings.Contains(body, `rel="next"`) {
+		t.Fatalf("the second page, want order %s alone and a link to the newest: %d %s", numbers[0], resp.StatusCode, body)
+	}
+	var second struct{ Orders []orderJSON }
+	s.do(http.MethodGet, "/v1/customers/"+c.ID+"/orders?cursor="+url.QueryEscape(*first.NextCursor), nil, &second)
+	if len(second.Orders) != 1 {
+		t.Fatalf("the API's second page: %+v", second.Orders)
+	}
+	if resp, body := b.get(page + "/orders/" + second.Orders[0].ID + "/transfer"); resp.StatusCode != http.StatusOK || !strings.Contains(body, numbers[0]) {
+		t.Fatalf("the transfer page of an order on the second page: %d %.300s", resp.StatusCode, body)
+	}
+}
+
+// The history names who made each change: a staff user by name and
+// email, an app by its token's name, the customer as such.
+func TestConsoleHistoryNamesActors(t *testing.T) {
+	s := newSystem(t)
+	who := s.newStaff("MANAGE_USERS")
+	b := s.browser()
+	b.login(who)
+	crm := s.newToken("crm sync", "MANAGE_USERS")
+	var c customerJSON
+	if resp := s.doWith(crm.secret, http.MethodPost, "/v1/customers", map[string]any{"email": "named@example.com"}, &c); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create with the crm token: %d", resp.StatusCode)
+	}
+	if resp, body := b.post("/admin/customers/"+c.ID+"/notes", url.Values{"text": {"called"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("note: %d %s", resp.StatusCode, body)
+	}
+	// What the API's history says of them, by id.
+	var history struct {
+		Entries []struct {
+			Type  string `json:"type"`
+			Actor struct{ Type, ID string } `json:"actor"`
+		} `json:"entries"`
+	}
+	s.do(http.MethodGet, "/v1/customers/"+c.ID+"/history", nil, &history)
+	if len(history.Entries) != 2 || history.Entries[0].Actor.ID != who.id || history.Entries[1].Actor.ID != crm.id {
+		t.Fatalf("the API's history: %+v (staff %s, token %s)", history.Entries, who.id, crm.id)
+	}
+	_, body := b.get("/admin/customers/" + c.ID)
+	_, hist, _ := strings.Cut(body, `id="history"`)
+	for _, want := range []string{"staff: Sam Staff &lt;" + who.email + "&gt;", "app crm sync"} {
+		if !strings.Contains(hist, want) {
+			t.Errorf("the history does not name %q: %s", want, hist)
+		}
+	}
+	if strings.Contains(hist, "· user<") || strings.Contains(hist, "· service_account<") {
+		t.Errorf("the history shows a bare actor type: %s", hist)
+	}
+}
