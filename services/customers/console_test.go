@@ -689,7 +689,7 @@ func TestConsoleHistoryNamesActors(t *testing.T) {
 	// What the API's history says of them, by id.
 	var history struct {
 		Entries []struct {
-			Type  string `json:"type"`
+			Type  string                    `json:"type"`
 			Actor struct{ Type, ID string } `json:"actor"`
 		} `json:"entries"`
 	}
