@@ -41,7 +41,7 @@ var files embed.FS
 
 // Settings of the console, read from the environment.
 type Settings struct {
-	// Where the set-password and order-transfer emails sent from the console
+	// Where the set-password, order-transfer and consent-confirmation emails sent from the console
 	// link to: the storefront's pages, and its channel.
 	StorefrontURL string `env:"CONSOLE_STOREFRONT_URL" envDefault:"http://localhost:3000/account"`
 	Channel       string `env:"CONSOLE_CHANNEL" envDefault:"default-channel"`
