@@ -423,6 +423,7 @@ func TestConsoleAdminPagesInABrowser(t *testing.T) {
 	if err := s.pool.QueryRow(context.Background(), `SELECT status, next_attempt_at <= now() FROM webhook_deliveries WHERE id = $1`, did).Scan(&status, &due); err != nil || status != "pending" || !due {
 		t.Fatalf("the delivery after Retry: %q, due %v, %v", status, due, err)
 	}
+	screenshot(t, ctx, "webhook-deliveries")
 	run(t, ctx, "deactivate it",
 		chromedp.Click(`//button[normalize-space()="Deactivate"]`), chromedp.WaitVisible(flash("deactivated")))
 	screenshot(t, ctx, "webhook")

@@ -708,3 +708,37 @@ func TestConsoleHistoryNamesActors(t *testing.T) {
 		t.Errorf("the history shows a bare actor type: %s", hist)
 	}
 }
+
+// A merge the use case refuses is shown on the merge page, which keeps the
+// chooser; a confirmed opt-in to email set in the console is pending until
+// the customer confirms.
+func TestConsoleMergeRefusalsAndConfirmedOptIn(t *testing.T) {
+	s := newSystem(t)
+	b := s.browser()
+	b.login(s.newStaff("MANAGE_USERS"))
+	c := s.createCustomer(map[string]any{"email": "refusals@example.com"})
+	page := "/admin/customers/" + c.ID
+	resp, body := b.post(page+"/merge", url.Values{"source_id": {c.ID}})
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, "The merge did not happen") || !strings.Contains(body, `id="f-q"`) {
+		t.Fatalf("merging a customer into itself: %d %s", resp.StatusCode, body)
+	}
+	resp, body = b.get(page + "/merge?source_id=0193a5c0-0000-7000-8000-000000000000")
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, `role="alert"`) || strings.Contains(body, `id="preview-h"`) {
+		t.Fatalf("the preview of an unknown source: %d %s", resp.StatusCode, body)
+	}
+	if got := s.count(`SELECT count(*) FROM customers WHERE id = $1`, c.ID); got != 1 {
+		t.Fatalf("the refused merge removed the customer: %d", got)
+	}
+
+	if resp, body := b.post(page+"/consent/email", url.Values{"state": {"subscribed"}, "opt_in_level": {"confirmed_opt_in"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("confirmed opt-in: %d %s", resp.StatusCode, body)
+	}
+	var got customerJSONWithConsent
+	s.do(http.MethodGet, "/v1/customers/"+c.ID, nil, &got)
+	if got.Email.State != "pending" || got.Email.OptInLevel != "confirmed_opt_in" || got.Email.CollectedFrom != "staff" {
+		t.Fatalf("email consent after a confirmed opt-in: %+v", got.Email)
+	}
+	if _, body := b.get(page); !strings.Contains(body, "Pending confirmation") {
+		t.Fatalf("the page does not show the pending consent: %s", body)
+	}
+}
