@@ -127,11 +127,7 @@ func (c *Console) saveAddress(w http.ResponseWriter, r *http.Request, p auth.Pri
 		_, _, err = c.Customers.UpdateAddress(r.Context(), origin(p), id, aid, in)
 	}
 	if err != nil {
-		status, err := f.failed(err, addressFieldNames()...)
-		if err != nil {
-			return err
-		}
-		return c.addressForm(w, r, p, status, aid, f)
+		return showAgain(f, err, func(status int, f form) error { return c.addressForm(w, r, p, status, aid, f) }, addressFieldNames()...)
 	}
 	return done(w, r, customerPath(id)+"#addresses", "Address saved.")
 }

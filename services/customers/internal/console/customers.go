@@ -125,11 +125,8 @@ func (c *Console) createCustomer(w http.ResponseWriter, r *http.Request, p auth.
 	}
 	created, err := c.Customers.Create(r.Context(), origin(p), in)
 	if err != nil {
-		status, err := f.failed(err, append(profileFields, "groups", "redirect_url", "channel")...)
-		if err != nil {
-			return err
-		}
-		return c.customerForm(w, r, p, status, f)
+		return showAgain(f, err, func(status int, f form) error { return c.customerForm(w, r, p, status, f) },
+			append(profileFields, "groups", "redirect_url", "channel")...)
 	}
 	msg := "Customer created."
 	if in.EmailLink.Given() {
@@ -311,11 +308,7 @@ func (c *Console) addNote(w http.ResponseWriter, r *http.Request, p auth.Princip
 		return err
 	}
 	if _, err := c.Customers.AddNote(r.Context(), origin(p), id, customer.NoteInput{Text: f.Get("text")}); err != nil {
-		status, err := f.failed(err, "text")
-		if err != nil {
-			return err
-		}
-		return c.customerPage(w, r, p, id, status, "notes", f)
+		return showAgain(f, err, c.customerPageOf(w, r, p, id, "notes"), "text")
 	}
 	return done(w, r, customerPath(id)+"#notes", "Note added.")
 }

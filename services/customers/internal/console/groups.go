@@ -57,11 +57,7 @@ func (c *Console) renameGroup(w http.ResponseWriter, r *http.Request, p auth.Pri
 }
 
 func (c *Console) groupFailed(w http.ResponseWriter, r *http.Request, p auth.Principal, f form, err error) error {
-	status, err := f.failed(err, "name", "description")
-	if err != nil {
-		return err
-	}
-	return c.groupsPage(w, r, p, status, f)
+	return showAgain(f, err, func(status int, f form) error { return c.groupsPage(w, r, p, status, f) }, "name", "description")
 }
 
 // confirmDeleteGroup asks before deleting the group.

@@ -86,11 +86,7 @@ func (c *Console) saveMetadata(private bool) handler {
 			return done(w, r, customerPath(id)+"#"+editor, "Nothing to save.")
 		}
 		if _, err := c.Customers.UpdateMetadata(r.Context(), origin(p), id, private, in); err != nil {
-			status, err := f.failed(err)
-			if err != nil {
-				return err
-			}
-			return c.customerPage(w, r, p, id, status, editor, f)
+			return showAgain(f, err, c.customerPageOf(w, r, p, id, editor))
 		}
 		return done(w, r, customerPath(id)+"#"+editor, "Metadata saved.")
 	}

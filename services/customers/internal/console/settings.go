@@ -44,11 +44,7 @@ func (c *Console) saveSettings(w http.ResponseWriter, r *http.Request, p auth.Pr
 	}
 	required := append([]string{}, f.Values["required_fields"]...)
 	if _, err := c.Customers.SaveAddressForm(r.Context(), customer.AddressFormInput{RequiredFields: required}); err != nil {
-		status, err := f.failed(err, "required_fields")
-		if err != nil {
-			return err
-		}
-		return c.settingsPage(w, r, p, status, f, required)
+		return showAgain(f, err, func(status int, f form) error { return c.settingsPage(w, r, p, status, f, required) }, "required_fields")
 	}
 	return done(w, r, Prefix+"/settings", "Address form saved: the next address written is checked against it.")
 }

@@ -48,11 +48,7 @@ func (c *Console) createWebhook(w http.ResponseWriter, r *http.Request, p auth.P
 	}
 	created, err := c.Webhooks.Create(r.Context(), webhook.Input{URL: &url, EventTypes: types, ContentMode: &mode, Description: &description})
 	if err != nil {
-		status, err := f.failed(err, webhookFields...)
-		if err != nil {
-			return err
-		}
-		return c.webhooksPage(w, r, p, status, f)
+		return showAgain(f, err, func(status int, f form) error { return c.webhooksPage(w, r, p, status, f) }, webhookFields...)
 	}
 	return c.showSecret(w, r, p, "Webhook created", created)
 }
