@@ -131,6 +131,13 @@ var funcs = template.FuncMap{
 		return id.String()
 	},
 	"inc": func(i int) int { return i + 1 },
+	// plural is "1 order", "2 orders".
+	"plural": func(n int, one, many string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return strconv.Itoa(n) + " " + many
+	},
 	"count": func(n *int64) string {
 		if *n == 1 {
 			return "1 customer"
