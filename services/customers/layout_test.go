@@ -18,6 +18,7 @@ func TestPackagesImportOnlyDownward(t *testing.T) {
 		"httpapi":  {"bus", "store", "console"},
 		"bus":      {"httpapi", "store", "console"},
 		"console":  {"httpapi", "bus", "store"},
+		"jsonview": {"httpapi", "bus", "console", "store"},
 		"problem":  {"httpapi", "bus", "store"},
 		"customer": {"httpapi", "bus", "problem", "store", "order"},
 		"order":    {"httpapi", "bus", "problem", "store"},

@@ -7,7 +7,7 @@ import (
 
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
-	"github.com/customerbus/customerbus/services/customers/internal/httpapi"
+	"github.com/customerbus/customerbus/services/customers/internal/jsonview"
 )
 
 // consentFields are the inputs of a consent form, named as the API's.
@@ -81,7 +81,7 @@ func (c *Console) dataExport(w http.ResponseWriter, r *http.Request, _ auth.Prin
 	if err != nil {
 		return err
 	}
-	httpapi.WriteDataExport(w, d, true)
+	jsonview.WriteDataExport(w, d, true)
 	return nil
 }
 

@@ -2,26 +2,11 @@ package httpapi
 
 import (
 	"net/http"
-	"time"
 
-	"github.com/google/uuid"
-
-	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/jsonview"
 )
-
-type noteResponse struct {
-	ID         uuid.UUID         `json:"id"`
-	CustomerID uuid.UUID         `json:"customer_id"`
-	Author     events.NoteAuthor `json:"author"`
-	Text       string            `json:"text"`
-	CreatedAt  time.Time         `json:"created_at"`
-}
-
-func toNoteResponse(n customer.Note) noteResponse {
-	return noteResponse{ID: n.ID, CustomerID: n.CustomerID, Author: n.Author, Text: n.Text, CreatedAt: n.CreatedAt}
-}
 
 func (a *API) addNote(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	id, err := pathID(r)
@@ -36,7 +21,7 @@ func (a *API) addNote(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, toNoteResponse(n))
+	writeJSON(w, http.StatusCreated, jsonview.NewNote(n))
 	return nil
 }
 
@@ -53,9 +38,9 @@ func (a *API) listNotes(w http.ResponseWriter, r *http.Request, _ auth.Principal
 	if err != nil {
 		return err
 	}
-	out := make([]noteResponse, len(page.Notes))
+	out := make([]jsonview.Note, len(page.Notes))
 	for i, n := range page.Notes {
-		out[i] = toNoteResponse(n)
+		out[i] = jsonview.NewNote(n)
 	}
 	writePage(w, "notes", out, page.NextCursor)
 	return nil

@@ -3,34 +3,13 @@ package httpapi
 import (
 	"net/http"
 	"strings"
-	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 	"github.com/customerbus/customerbus/services/customers/internal/idp"
+	"github.com/customerbus/customerbus/services/customers/internal/jsonview"
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
 )
-
-// identityResponse is a linked identity as its customer (and staff, in
-// the data export) see it.
-type identityResponse struct {
-	ID        uuid.UUID `json:"id"`
-	Provider  string    `json:"provider"`
-	Issuer    string    `json:"issuer"`
-	Subject   string    `json:"subject"`
-	Email     string    `json:"email"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-func toIdentityResponses(ids []customer.Identity) []identityResponse {
-	out := make([]identityResponse, len(ids))
-	for i, id := range ids {
-		out[i] = identityResponse{ID: id.ID, Provider: id.ProviderID, Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, CreatedAt: id.CreatedAt}
-	}
-	return out
-}
 
 // Staff's settings of the identity providers (MANAGE_SETTINGS).
 
@@ -158,7 +137,7 @@ func (a *API) listMyIdentities(w http.ResponseWriter, r *http.Request, p auth.Pr
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]any{"identities": toIdentityResponses(ids)})
+	writeJSON(w, http.StatusOK, map[string]any{"identities": jsonview.NewIdentities(ids)})
 	return nil
 }
 
