@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,8 +22,11 @@ type Customer struct {
 	LanguageCode      string            `json:"language_code"`
 	ExternalReference *string           `json:"external_reference"`
 	Metadata          map[string]string `json:"metadata"`
-	HasAccount        bool              `json:"has_account"`
-	IsVerified        bool              `json:"is_verified"`
+	// Attributes are the values of the customer's typed custom attributes,
+	// by their definitions' keys (see AttributeDefinition).
+	Attributes map[string]json.RawMessage `json:"attributes"`
+	HasAccount bool                       `json:"has_account"`
+	IsVerified bool                       `json:"is_verified"`
 	// IsAnonymized: the customer's personal data was erased.
 	IsAnonymized bool `json:"is_anonymized"`
 	// Marketing consent, by channel.

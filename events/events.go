@@ -96,6 +96,7 @@ var PublicTypes = []string{
 	OrderTransferCancelled, OrderTransferred, CommandRejected,
 	CustomerGroupCreated, CustomerGroupUpdated, CustomerGroupDeleted,
 	CustomerGroupCustomersAdded, CustomerGroupCustomersRemoved,
+	CustomerAttributeDefined, CustomerAttributeUpdated, CustomerAttributeDeleted,
 	// Emitted by the webhooks service, not the command service (webhooks.go).
 	WebhookDisabled,
 }

@@ -26,7 +26,8 @@ func sampleCustomer() events.Customer {
 	return events.Customer{
 		ID: uuid.Must(uuid.NewV7()), Email: "ann@example.com", FirstName: "Ann", Phone: &phone,
 		IsActive: true, LanguageCode: "en", Metadata: map[string]string{"k": "v"},
-		Groups: []uuid.UUID{}, Version: 2, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(),
+		Attributes: map[string]json.RawMessage{"tier": json.RawMessage(`"gold"`), "points": json.RawMessage(`120`), "b2b": json.RawMessage(`true`)},
+		Groups:     []uuid.UUID{}, Version: 2, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(),
 		EmailMarketingConsent: events.MarketingConsent{State: "subscribed", OptInLevel: "confirmed_opt_in", UpdatedAt: &now, CollectedFrom: "checkout"},
 		SMSMarketingConsent:   events.MarketingConsent{State: "not_subscribed", OptInLevel: "single_opt_in"},
 	}
@@ -68,12 +69,30 @@ func TestEventDataValidatesAgainstItsSchema(t *testing.T) {
 		ID: uuid.Must(uuid.NewV7()), URL: "https://hooks.example.com/in", EventTypes: []string{"customer.*"}, ContentMode: "structured",
 		DisabledReason: &reason, DisabledAt: &now, CreatedAt: now, UpdatedAt: now,
 	}, Reason: reason, LastError: "410 Gone"}
+	minPoints := json.Number("0")
+	def := events.AttributeDefinition{ID: uuid.Must(uuid.NewV7()), Key: "points", Label: "Points", Type: "integer", Min: &minPoints,
+		Indexed: true, Version: 1, CreatedAt: now, UpdatedAt: now}
 	tests := []struct {
 		name      string
 		eventType string
 		data      []byte
 		wantValid bool
 	}{
+		{"updated customer with changed attributes is valid", events.CustomerUpdated,
+			mutate(t, events.CustomerUpdatedData{Customer: c, Changed: []string{"attributes.tier"}}, func(map[string]any) {}), true},
+		{"created customer without attributes is rejected", events.CustomerCreated, mutate(t, created, func(m map[string]any) { delete(m, "attributes") }), false},
+		{"an attribute holding an object is rejected", events.CustomerCreated,
+			mutate(t, created, func(m map[string]any) { m["attributes"].(map[string]any)["tier"] = map[string]any{"a": 1} }), false},
+		{"an attribute key in capitals is rejected", events.CustomerCreated,
+			mutate(t, created, func(m map[string]any) { m["attributes"].(map[string]any)["Tier"] = "gold" }), false},
+		{"customer_attribute.defined is valid", events.CustomerAttributeDefined, mutate(t, def, func(map[string]any) {}), true},
+		{"customer_attribute.defined of an unknown type is rejected", events.CustomerAttributeDefined,
+			mutate(t, def, func(m map[string]any) { m["type"] = "money" }), false},
+		{"customer_attribute.updated is valid", events.CustomerAttributeUpdated,
+			mutate(t, events.AttributeDefinitionUpdatedData{AttributeDefinition: def, Changed: []string{"min"}}, func(map[string]any) {}), true},
+		{"customer_attribute.updated without changed is rejected", events.CustomerAttributeUpdated, mutate(t, def, func(map[string]any) {}), false},
+		{"customer_attribute.deleted is valid", events.CustomerAttributeDeleted,
+			mutate(t, events.AttributeDefinitionDeletedData{ID: def.ID, Key: def.Key, DeletedAt: now}, func(map[string]any) {}), true},
 		{"created customer is valid", events.CustomerCreated, mutate(t, created, func(map[string]any) {}), true},
 		{"created without addresses is rejected", events.CustomerCreated, mutate(t, c, func(map[string]any) {}), false},
 		{"address in created without country is rejected", events.CustomerCreated, mutate(t, created, func(m map[string]any) {

@@ -133,6 +133,7 @@ func (r iteratorForCopyCustomers) Values() ([]interface{}, error) {
 		r.rows[0].DefaultBillingAddressID,
 		r.rows[0].GroupIds,
 		r.rows[0].PasswordHash,
+		r.rows[0].Attributes,
 	}, nil
 }
 
@@ -142,5 +143,5 @@ func (r iteratorForCopyCustomers) Err() error {
 
 // An import's new customers, many at a time.
 func (q *Queries) CopyCustomers(ctx context.Context, arg []CopyCustomersParams) (int64, error) {
-	return q.db.CopyFrom(ctx, []string{"customers"}, []string{"id", "email", "first_name", "last_name", "company_name", "phone", "note", "is_active", "language_code", "external_reference", "metadata", "private_metadata", "has_account", "is_verified", "version", "created_at", "updated_at", "default_shipping_address_id", "default_billing_address_id", "group_ids", "password_hash"}, &iteratorForCopyCustomers{rows: arg})
+	return q.db.CopyFrom(ctx, []string{"customers"}, []string{"id", "email", "first_name", "last_name", "company_name", "phone", "note", "is_active", "language_code", "external_reference", "metadata", "private_metadata", "has_account", "is_verified", "version", "created_at", "updated_at", "default_shipping_address_id", "default_billing_address_id", "group_ids", "password_hash", "attributes"}, &iteratorForCopyCustomers{rows: arg})
 }

@@ -25,11 +25,23 @@ WHERE ($1::text IS NULL OR email = $1)
   AND ($7::timestamptz IS NULL OR created_at < $7)
   AND ($8::timestamptz IS NULL OR updated_at > $8)
   AND ($9::jsonb IS NULL OR metadata @> $9)
-  AND ($10::text IS NULL OR email_consent_state = $10)
-  AND ($11::text IS NULL OR sms_consent_state = $11)
-  AND ($12::uuid IS NULL OR group_ids @> ARRAY[$12::uuid])
-  AND ($13::integer IS NULL OR number_of_orders >= $13)
-  AND ($14::integer IS NULL OR number_of_orders <= $14)
+  -- Attribute filters, one entry per filter across the arrays (an empty
+  -- string does not bound; text, so that it can be empty), each tested on
+  -- the customer's typed values.
+  AND ($10::text[] IS NULL OR NOT EXISTS (
+        SELECT 1 FROM generate_subscripts($10::text[], 1) AS i
+        WHERE NOT EXISTS (SELECT 1 FROM customer_attribute_values v
+            WHERE v.customer_id = customers.id AND v.key = ($10::text[])[i]
+              AND (($11::text[])[i] = '' OR v.text_value = ($11::text[])[i])
+              AND (($12::text[])[i] = '' OR v.num_value >= ($12::text[])[i]::numeric)
+              AND (($13::text[])[i] = '' OR v.num_value <= ($13::text[])[i]::numeric)
+              AND (($14::text[])[i] = '' OR v.time_value >= ($14::text[])[i]::timestamptz)
+              AND (($15::text[])[i] = '' OR v.time_value <= ($15::text[])[i]::timestamptz))))
+  AND ($16::text IS NULL OR email_consent_state = $16)
+  AND ($17::text IS NULL OR sms_consent_state = $17)
+  AND ($18::uuid IS NULL OR group_ids @> ARRAY[$18::uuid])
+  AND ($19::integer IS NULL OR number_of_orders >= $19)
+  AND ($20::integer IS NULL OR number_of_orders <= $20)
   -- "Placed an order after X" is exactly "the last order is after X", and
   -- "before Y" "the first order is before Y": plain, indexed conditions. A
   -- window also holds when the first or the last order falls in it; only a
@@ -37,16 +49,16 @@ WHERE ($1::text IS NULL OR email = $1)
   -- index probe for the first order after X. (As EXISTS under these ORs the
   -- planner hashed every order of the window before the first row, tens of
   -- milliseconds, for a page that probes a few customers.)
-  AND ($15::timestamptz IS NULL OR last_order_at > $15)
-  AND ($16::timestamptz IS NULL OR first_order_at < $16)
-  AND (NOT $17::boolean OR first_order_at < created_at)
-  AND ($15::timestamptz IS NULL OR $16::timestamptz IS NULL
-       OR last_order_at < $16 OR first_order_at > $15
+  AND ($21::timestamptz IS NULL OR last_order_at > $21)
+  AND ($22::timestamptz IS NULL OR first_order_at < $22)
+  AND (NOT $23::boolean OR first_order_at < created_at)
+  AND ($21::timestamptz IS NULL OR $22::timestamptz IS NULL
+       OR last_order_at < $22 OR first_order_at > $21
        OR (SELECT min(o.placed_at) FROM orders o WHERE o.customer_id = customers.id
-             AND o.placed_at > $15) < $16)
-ORDER BY CASE WHEN $15::timestamptz IS NOT NULL AND $16::timestamptz IS NOT NULL
+             AND o.placed_at > $21) < $22)
+ORDER BY CASE WHEN $21::timestamptz IS NOT NULL AND $22::timestamptz IS NOT NULL
     THEN first_order_at END DESC
-LIMIT $18
+LIMIT $24
 ) AS capped
 `
 
@@ -60,6 +72,12 @@ type CountCustomersParams struct {
 	CreatedBefore        *time.Time
 	UpdatedAfter         *time.Time
 	Metadata             []byte
+	AttrKeys             []string
+	AttrTexts            []string
+	AttrNumMin           []string
+	AttrNumMax           []string
+	AttrTimeMin          []string
+	AttrTimeMax          []string
 	EmailConsent         *string
 	SmsConsent           *string
 	GroupID              *uuid.UUID
@@ -89,6 +107,150 @@ func (q *Queries) CountCustomers(ctx context.Context, arg CountCustomersParams) 
 		arg.CreatedBefore,
 		arg.UpdatedAfter,
 		arg.Metadata,
+		arg.AttrKeys,
+		arg.AttrTexts,
+		arg.AttrNumMin,
+		arg.AttrNumMax,
+		arg.AttrTimeMin,
+		arg.AttrTimeMax,
+		arg.EmailConsent,
+		arg.SmsConsent,
+		arg.GroupID,
+		arg.OrdersMin,
+		arg.OrdersMax,
+		arg.PlacedAfter,
+		arg.PlacedBefore,
+		arg.OrderedBeforeCreated,
+		arg.CountLimit,
+	)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
+const countCustomersByAttribute = `-- name: CountCustomersByAttribute :one
+SELECT count(*) FROM (
+SELECT 1 FROM customers
+WHERE ($1::text IS NULL OR email = $1)
+  -- The first attribute filter drives: as a top-level IN the planner
+  -- makes it a semi-join, and reads the few customers of a rare value from
+  -- its index, or walks the order's index probing each customer for a
+  -- common one, by the side table's statistics.
+  AND customers.id IN (SELECT d.customer_id FROM customer_attribute_values d
+        WHERE d.key = $2::text
+          AND ($3::text IS NULL OR d.text_value = $3)
+          AND ($4::text IS NULL OR d.num_value >= $4::numeric)
+          AND ($5::text IS NULL OR d.num_value <= $5::numeric)
+          AND ($6::timestamptz IS NULL OR d.time_value >= $6)
+          AND ($7::timestamptz IS NULL OR d.time_value <= $7))
+  AND ($8::boolean IS NULL OR is_active = $8)
+  AND ($9::text IS NULL OR (strpos(search_text, customer_search_text($9)) <> 0
+       AND customer_search_key(search_text) LIKE customer_search_pattern($9)))
+  AND ($10::boolean IS NULL OR has_account = $10)
+  AND ($11::boolean IS NULL OR is_verified = $11)
+  AND ($12::timestamptz IS NULL OR created_at > $12)
+  AND ($13::timestamptz IS NULL OR created_at < $13)
+  AND ($14::timestamptz IS NULL OR updated_at > $14)
+  AND ($15::jsonb IS NULL OR metadata @> $15)
+  -- Attribute filters, one entry per filter across the arrays (an empty
+  -- string does not bound; text, so that it can be empty), each tested on
+  -- the customer's typed values.
+  AND ($16::text[] IS NULL OR NOT EXISTS (
+        SELECT 1 FROM generate_subscripts($16::text[], 1) AS i
+        WHERE NOT EXISTS (SELECT 1 FROM customer_attribute_values v
+            WHERE v.customer_id = customers.id AND v.key = ($16::text[])[i]
+              AND (($17::text[])[i] = '' OR v.text_value = ($17::text[])[i])
+              AND (($18::text[])[i] = '' OR v.num_value >= ($18::text[])[i]::numeric)
+              AND (($19::text[])[i] = '' OR v.num_value <= ($19::text[])[i]::numeric)
+              AND (($20::text[])[i] = '' OR v.time_value >= ($20::text[])[i]::timestamptz)
+              AND (($21::text[])[i] = '' OR v.time_value <= ($21::text[])[i]::timestamptz))))
+  AND ($22::text IS NULL OR email_consent_state = $22)
+  AND ($23::text IS NULL OR sms_consent_state = $23)
+  AND ($24::uuid IS NULL OR group_ids @> ARRAY[$24::uuid])
+  AND ($25::integer IS NULL OR number_of_orders >= $25)
+  AND ($26::integer IS NULL OR number_of_orders <= $26)
+  -- "Placed an order after X" is exactly "the last order is after X", and
+  -- "before Y" "the first order is before Y": plain, indexed conditions. A
+  -- window also holds when the first or the last order falls in it; only a
+  -- customer who ordered both before and after it needs its orders read: one
+  -- index probe for the first order after X. (As EXISTS under these ORs the
+  -- planner hashed every order of the window before the first row, tens of
+  -- milliseconds, for a page that probes a few customers.)
+  AND ($27::timestamptz IS NULL OR last_order_at > $27)
+  AND ($28::timestamptz IS NULL OR first_order_at < $28)
+  AND (NOT $29::boolean OR first_order_at < created_at)
+  AND ($27::timestamptz IS NULL OR $28::timestamptz IS NULL
+       OR last_order_at < $28 OR first_order_at > $27
+       OR (SELECT min(o.placed_at) FROM orders o WHERE o.customer_id = customers.id
+             AND o.placed_at > $27) < $28)
+ORDER BY CASE WHEN $27::timestamptz IS NOT NULL AND $28::timestamptz IS NOT NULL
+    THEN first_order_at END DESC
+LIMIT $30
+) AS capped
+`
+
+type CountCustomersByAttributeParams struct {
+	Email                *string
+	DriveKey             string
+	DriveText            *string
+	DriveNumMin          *string
+	DriveNumMax          *string
+	DriveTimeMin         *time.Time
+	DriveTimeMax         *time.Time
+	IsActive             *bool
+	Q                    *string
+	HasAccount           *bool
+	IsVerified           *bool
+	CreatedAfter         *time.Time
+	CreatedBefore        *time.Time
+	UpdatedAfter         *time.Time
+	Metadata             []byte
+	AttrKeys             []string
+	AttrTexts            []string
+	AttrNumMin           []string
+	AttrNumMax           []string
+	AttrTimeMin          []string
+	AttrTimeMax          []string
+	EmailConsent         *string
+	SmsConsent           *string
+	GroupID              *uuid.UUID
+	OrdersMin            *int32
+	OrdersMax            *int32
+	PlacedAfter          *time.Time
+	PlacedBefore         *time.Time
+	OrderedBeforeCreated bool
+	CountLimit           int32
+}
+
+// CountCustomers with at least one attribute filter, the first of which
+// drives (sqlc cannot share a WHERE clause between queries).
+// A window's count walks the first orders back from its end: the customers
+// met first ordered first inside it and match without a probe, where the
+// planner's pick, the oldest first orders up, probes nearly every customer.
+// (Without a window the ORDER BY is a constant, which the planner drops.)
+func (q *Queries) CountCustomersByAttribute(ctx context.Context, arg CountCustomersByAttributeParams) (int64, error) {
+	row := q.db.QueryRow(ctx, countCustomersByAttribute,
+		arg.Email,
+		arg.DriveKey,
+		arg.DriveText,
+		arg.DriveNumMin,
+		arg.DriveNumMax,
+		arg.DriveTimeMin,
+		arg.DriveTimeMax,
+		arg.IsActive,
+		arg.Q,
+		arg.HasAccount,
+		arg.IsVerified,
+		arg.CreatedAfter,
+		arg.CreatedBefore,
+		arg.UpdatedAfter,
+		arg.Metadata,
+		arg.AttrKeys,
+		arg.AttrTexts,
+		arg.AttrNumMin,
+		arg.AttrNumMax,
+		arg.AttrTimeMin,
+		arg.AttrTimeMax,
 		arg.EmailConsent,
 		arg.SmsConsent,
 		arg.GroupID,
@@ -133,18 +295,30 @@ WHERE ($2::text IS NULL OR email = $2)
   AND ($8::timestamptz IS NULL OR created_at < $8)
   AND ($9::timestamptz IS NULL OR updated_at > $9)
   AND ($10::jsonb IS NULL OR metadata @> $10)
-  AND ($11::text IS NULL OR email_consent_state = $11)
-  AND ($12::text IS NULL OR sms_consent_state = $12)
-  AND ($13::uuid IS NULL OR group_ids @> ARRAY[$13::uuid])
-  AND ($14::integer IS NULL OR number_of_orders >= $14)
-  AND ($15::integer IS NULL OR number_of_orders <= $15)
-  AND ($16::timestamptz IS NULL OR last_order_at > $16)
-  AND ($17::timestamptz IS NULL OR first_order_at < $17)
-  AND (NOT $18::boolean OR first_order_at < created_at)
-  AND ($16::timestamptz IS NULL OR $17::timestamptz IS NULL
-       OR last_order_at < $17 OR first_order_at > $16
+  -- Attribute filters, one entry per filter across the arrays (an empty
+  -- string does not bound; text, so that it can be empty), each tested on
+  -- the customer's typed values.
+  AND ($11::text[] IS NULL OR NOT EXISTS (
+        SELECT 1 FROM generate_subscripts($11::text[], 1) AS i
+        WHERE NOT EXISTS (SELECT 1 FROM customer_attribute_values v
+            WHERE v.customer_id = customers.id AND v.key = ($11::text[])[i]
+              AND (($12::text[])[i] = '' OR v.text_value = ($12::text[])[i])
+              AND (($13::text[])[i] = '' OR v.num_value >= ($13::text[])[i]::numeric)
+              AND (($14::text[])[i] = '' OR v.num_value <= ($14::text[])[i]::numeric)
+              AND (($15::text[])[i] = '' OR v.time_value >= ($15::text[])[i]::timestamptz)
+              AND (($16::text[])[i] = '' OR v.time_value <= ($16::text[])[i]::timestamptz))))
+  AND ($17::text IS NULL OR email_consent_state = $17)
+  AND ($18::text IS NULL OR sms_consent_state = $18)
+  AND ($19::uuid IS NULL OR group_ids @> ARRAY[$19::uuid])
+  AND ($20::integer IS NULL OR number_of_orders >= $20)
+  AND ($21::integer IS NULL OR number_of_orders <= $21)
+  AND ($22::timestamptz IS NULL OR last_order_at > $22)
+  AND ($23::timestamptz IS NULL OR first_order_at < $23)
+  AND (NOT $24::boolean OR first_order_at < created_at)
+  AND ($22::timestamptz IS NULL OR $23::timestamptz IS NULL
+       OR last_order_at < $23 OR first_order_at > $22
        OR (SELECT min(o.placed_at) FROM orders o WHERE o.customer_id = customers.id
-             AND o.placed_at > $16) < $17)
+             AND o.placed_at > $22) < $23)
 `
 
 type ExportMetadataKeysParams struct {
@@ -158,6 +332,12 @@ type ExportMetadataKeysParams struct {
 	CreatedBefore        *time.Time
 	UpdatedAfter         *time.Time
 	Metadata             []byte
+	AttrKeys             []string
+	AttrTexts            []string
+	AttrNumMin           []string
+	AttrNumMax           []string
+	AttrTimeMin          []string
+	AttrTimeMax          []string
 	EmailConsent         *string
 	SmsConsent           *string
 	GroupID              *uuid.UUID
@@ -189,6 +369,12 @@ func (q *Queries) ExportMetadataKeys(ctx context.Context, arg ExportMetadataKeys
 		arg.CreatedBefore,
 		arg.UpdatedAfter,
 		arg.Metadata,
+		arg.AttrKeys,
+		arg.AttrTexts,
+		arg.AttrNumMin,
+		arg.AttrNumMax,
+		arg.AttrTimeMin,
+		arg.AttrTimeMax,
 		arg.EmailConsent,
 		arg.SmsConsent,
 		arg.GroupID,
@@ -217,7 +403,7 @@ func (q *Queries) ExportMetadataKeys(ctx context.Context, arg ExportMetadataKeys
 }
 
 const getCustomer = `-- name: GetCustomer :one
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from FROM customers WHERE id = $1
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from, attributes FROM customers WHERE id = $1
 `
 
 func (q *Queries) GetCustomer(ctx context.Context, id uuid.UUID) (Customer, error) {
@@ -258,12 +444,13 @@ func (q *Queries) GetCustomer(ctx context.Context, id uuid.UUID) (Customer, erro
 		&i.SmsConsentOptInLevel,
 		&i.SmsConsentUpdatedAt,
 		&i.SmsConsentCollectedFrom,
+		&i.Attributes,
 	)
 	return i, err
 }
 
 const getCustomersForUpdate = `-- name: GetCustomersForUpdate :many
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from FROM customers WHERE id = ANY($1::uuid[])
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from, attributes FROM customers WHERE id = ANY($1::uuid[])
 ORDER BY id
 FOR UPDATE
 `
@@ -313,6 +500,7 @@ func (q *Queries) GetCustomersForUpdate(ctx context.Context, ids []uuid.UUID) ([
 			&i.SmsConsentOptInLevel,
 			&i.SmsConsentUpdatedAt,
 			&i.SmsConsentCollectedFrom,
+			&i.Attributes,
 		); err != nil {
 			return nil, err
 		}
@@ -330,14 +518,14 @@ WITH inserted AS (
         id, email, first_name, last_name, company_name, phone, note, is_active,
         language_code, external_reference, metadata, private_metadata, has_account,
         is_verified, version, created_at, updated_at, default_shipping_address_id,
-        default_billing_address_id, group_ids, password_hash
+        default_billing_address_id, group_ids, password_hash, attributes
     ) VALUES (
-        $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21
+        $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22
     )
 )
 INSERT INTO outbox (event_id, nats_subject, partition_key, event)
-SELECT unnest($22::uuid[]), unnest($23::text[]),
-       unnest($24::text[]), unnest($25::bytea[])
+SELECT unnest($23::uuid[]), unnest($24::text[]),
+       unnest($25::text[]), unnest($26::bytea[])
 `
 
 type InsertCustomerWithEventsParams struct {
@@ -362,6 +550,7 @@ type InsertCustomerWithEventsParams struct {
 	DefaultBillingAddressID  *uuid.UUID
 	GroupIds                 []uuid.UUID
 	PasswordHash             *string
+	Attributes               []byte
 	EventIds                 []uuid.UUID
 	NatsSubjects             []string
 	PartitionKeys            []string
@@ -393,6 +582,7 @@ func (q *Queries) InsertCustomerWithEvents(ctx context.Context, arg InsertCustom
 		arg.DefaultBillingAddressID,
 		arg.GroupIds,
 		arg.PasswordHash,
+		arg.Attributes,
 		arg.EventIds,
 		arg.NatsSubjects,
 		arg.PartitionKeys,
@@ -402,7 +592,7 @@ func (q *Queries) InsertCustomerWithEvents(ctx context.Context, arg InsertCustom
 }
 
 const listCustomers = `-- name: ListCustomers :many
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from FROM customers
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from, attributes FROM customers
 WHERE ($1::text IS NULL OR email = $1)
   AND ($2::boolean IS NULL OR is_active = $2)
   -- q: LIKE on the search keys finds it through their trigram index
@@ -417,11 +607,23 @@ WHERE ($1::text IS NULL OR email = $1)
   AND ($7::timestamptz IS NULL OR created_at < $7)
   AND ($8::timestamptz IS NULL OR updated_at > $8)
   AND ($9::jsonb IS NULL OR metadata @> $9)
-  AND ($10::text IS NULL OR email_consent_state = $10)
-  AND ($11::text IS NULL OR sms_consent_state = $11)
-  AND ($12::uuid IS NULL OR group_ids @> ARRAY[$12::uuid])
-  AND ($13::integer IS NULL OR number_of_orders >= $13)
-  AND ($14::integer IS NULL OR number_of_orders <= $14)
+  -- Attribute filters, one entry per filter across the arrays (an empty
+  -- string does not bound; text, so that it can be empty), each tested on
+  -- the customer's typed values.
+  AND ($10::text[] IS NULL OR NOT EXISTS (
+        SELECT 1 FROM generate_subscripts($10::text[], 1) AS i
+        WHERE NOT EXISTS (SELECT 1 FROM customer_attribute_values v
+            WHERE v.customer_id = customers.id AND v.key = ($10::text[])[i]
+              AND (($11::text[])[i] = '' OR v.text_value = ($11::text[])[i])
+              AND (($12::text[])[i] = '' OR v.num_value >= ($12::text[])[i]::numeric)
+              AND (($13::text[])[i] = '' OR v.num_value <= ($13::text[])[i]::numeric)
+              AND (($14::text[])[i] = '' OR v.time_value >= ($14::text[])[i]::timestamptz)
+              AND (($15::text[])[i] = '' OR v.time_value <= ($15::text[])[i]::timestamptz))))
+  AND ($16::text IS NULL OR email_consent_state = $16)
+  AND ($17::text IS NULL OR sms_consent_state = $17)
+  AND ($18::uuid IS NULL OR group_ids @> ARRAY[$18::uuid])
+  AND ($19::integer IS NULL OR number_of_orders >= $19)
+  AND ($20::integer IS NULL OR number_of_orders <= $20)
   -- "Placed an order after X" is exactly "the last order is after X", and
   -- "before Y" "the first order is before Y": plain, indexed conditions. A
   -- window also holds when the first or the last order falls in it; only a
@@ -429,35 +631,35 @@ WHERE ($1::text IS NULL OR email = $1)
   -- index probe for the first order after X. (As EXISTS under these ORs the
   -- planner hashed every order of the window before the first row, tens of
   -- milliseconds, for a page that probes a few customers.)
-  AND ($15::timestamptz IS NULL OR last_order_at > $15)
-  AND ($16::timestamptz IS NULL OR first_order_at < $16)
-  AND (NOT $17::boolean OR first_order_at < created_at)
-  AND ($15::timestamptz IS NULL OR $16::timestamptz IS NULL
-       OR last_order_at < $16 OR first_order_at > $15
+  AND ($21::timestamptz IS NULL OR last_order_at > $21)
+  AND ($22::timestamptz IS NULL OR first_order_at < $22)
+  AND (NOT $23::boolean OR first_order_at < created_at)
+  AND ($21::timestamptz IS NULL OR $22::timestamptz IS NULL
+       OR last_order_at < $22 OR first_order_at > $21
        OR (SELECT min(o.placed_at) FROM orders o WHERE o.customer_id = customers.id
-             AND o.placed_at > $15) < $16)
-  AND ($18::uuid IS NULL OR CASE $19::text
-        WHEN 'created_at'  THEN (created_at, id) > ($20::timestamptz, $18)
-        WHEN '-created_at' THEN (created_at, id) < ($20::timestamptz, $18)
-        WHEN 'email'       THEN (email, id) > ($21::text, $18)
-        WHEN '-email'      THEN (email, id) < ($21::text, $18)
-        WHEN 'last_name'   THEN (last_name, id) > ($21::text, $18)
-        WHEN '-last_name'  THEN (last_name, id) < ($21::text, $18)
-        WHEN 'number_of_orders'  THEN (number_of_orders, id) > ($22::integer, $18)
-        WHEN '-number_of_orders' THEN (number_of_orders, id) < ($22::integer, $18)
+             AND o.placed_at > $21) < $22)
+  AND ($24::uuid IS NULL OR CASE $25::text
+        WHEN 'created_at'  THEN (created_at, id) > ($26::timestamptz, $24)
+        WHEN '-created_at' THEN (created_at, id) < ($26::timestamptz, $24)
+        WHEN 'email'       THEN (email, id) > ($27::text, $24)
+        WHEN '-email'      THEN (email, id) < ($27::text, $24)
+        WHEN 'last_name'   THEN (last_name, id) > ($27::text, $24)
+        WHEN '-last_name'  THEN (last_name, id) < ($27::text, $24)
+        WHEN 'number_of_orders'  THEN (number_of_orders, id) > ($28::integer, $24)
+        WHEN '-number_of_orders' THEN (number_of_orders, id) < ($28::integer, $24)
       END)
 ORDER BY
-    CASE WHEN $19 = 'created_at' THEN created_at END ASC,
-    CASE WHEN $19 = '-created_at' THEN created_at END DESC,
-    CASE WHEN $19 = 'email' THEN email END ASC,
-    CASE WHEN $19 = '-email' THEN email END DESC,
-    CASE WHEN $19 = 'last_name' THEN last_name END ASC,
-    CASE WHEN $19 = '-last_name' THEN last_name END DESC,
-    CASE WHEN $19 = 'number_of_orders' THEN number_of_orders END ASC,
-    CASE WHEN $19 = '-number_of_orders' THEN number_of_orders END DESC,
-    CASE WHEN $19 IN ('created_at', 'email', 'last_name', 'number_of_orders') THEN id END ASC,
-    CASE WHEN $19 IN ('-created_at', '-email', '-last_name', '-number_of_orders') THEN id END DESC
-LIMIT $23
+    CASE WHEN $25 = 'created_at' THEN created_at END ASC,
+    CASE WHEN $25 = '-created_at' THEN created_at END DESC,
+    CASE WHEN $25 = 'email' THEN email END ASC,
+    CASE WHEN $25 = '-email' THEN email END DESC,
+    CASE WHEN $25 = 'last_name' THEN last_name END ASC,
+    CASE WHEN $25 = '-last_name' THEN last_name END DESC,
+    CASE WHEN $25 = 'number_of_orders' THEN number_of_orders END ASC,
+    CASE WHEN $25 = '-number_of_orders' THEN number_of_orders END DESC,
+    CASE WHEN $25 IN ('created_at', 'email', 'last_name', 'number_of_orders') THEN id END ASC,
+    CASE WHEN $25 IN ('-created_at', '-email', '-last_name', '-number_of_orders') THEN id END DESC
+LIMIT $29
 `
 
 type ListCustomersParams struct {
@@ -470,6 +672,12 @@ type ListCustomersParams struct {
 	CreatedBefore        *time.Time
 	UpdatedAfter         *time.Time
 	Metadata             []byte
+	AttrKeys             []string
+	AttrTexts            []string
+	AttrNumMin           []string
+	AttrNumMax           []string
+	AttrTimeMin          []string
+	AttrTimeMax          []string
 	EmailConsent         *string
 	SmsConsent           *string
 	GroupID              *uuid.UUID
@@ -500,6 +708,12 @@ func (q *Queries) ListCustomers(ctx context.Context, arg ListCustomersParams) ([
 		arg.CreatedBefore,
 		arg.UpdatedAfter,
 		arg.Metadata,
+		arg.AttrKeys,
+		arg.AttrTexts,
+		arg.AttrNumMin,
+		arg.AttrNumMax,
+		arg.AttrTimeMin,
+		arg.AttrTimeMax,
 		arg.EmailConsent,
 		arg.SmsConsent,
 		arg.GroupID,
@@ -557,6 +771,221 @@ func (q *Queries) ListCustomers(ctx context.Context, arg ListCustomersParams) ([
 			&i.SmsConsentOptInLevel,
 			&i.SmsConsentUpdatedAt,
 			&i.SmsConsentCollectedFrom,
+			&i.Attributes,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listCustomersByAttribute = `-- name: ListCustomersByAttribute :many
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from, attributes FROM customers
+WHERE ($1::text IS NULL OR email = $1)
+  -- The first attribute filter drives: as a top-level IN the planner
+  -- makes it a semi-join, and reads the few customers of a rare value from
+  -- its index, or walks the order's index probing each customer for a
+  -- common one, by the side table's statistics.
+  AND customers.id IN (SELECT d.customer_id FROM customer_attribute_values d
+        WHERE d.key = $2::text
+          AND ($3::text IS NULL OR d.text_value = $3)
+          AND ($4::text IS NULL OR d.num_value >= $4::numeric)
+          AND ($5::text IS NULL OR d.num_value <= $5::numeric)
+          AND ($6::timestamptz IS NULL OR d.time_value >= $6)
+          AND ($7::timestamptz IS NULL OR d.time_value <= $7))
+  AND ($8::boolean IS NULL OR is_active = $8)
+  -- q: LIKE on the search keys finds it through their trigram index
+  -- (migration 00030) and gives the estimate; strpos is the same test without
+  -- building a key, so it runs first on the rows an order's index walks, and
+  -- the planner takes it to hold nearly always, so it leaves the estimate be.
+  AND ($9::text IS NULL OR (strpos(search_text, customer_search_text($9)) <> 0
+       AND customer_search_key(search_text) LIKE customer_search_pattern($9)))
+  AND ($10::boolean IS NULL OR has_account = $10)
+  AND ($11::boolean IS NULL OR is_verified = $11)
+  AND ($12::timestamptz IS NULL OR created_at > $12)
+  AND ($13::timestamptz IS NULL OR created_at < $13)
+  AND ($14::timestamptz IS NULL OR updated_at > $14)
+  AND ($15::jsonb IS NULL OR metadata @> $15)
+  -- Attribute filters, one entry per filter across the arrays (an empty
+  -- string does not bound; text, so that it can be empty), each tested on
+  -- the customer's typed values.
+  AND ($16::text[] IS NULL OR NOT EXISTS (
+        SELECT 1 FROM generate_subscripts($16::text[], 1) AS i
+        WHERE NOT EXISTS (SELECT 1 FROM customer_attribute_values v
+            WHERE v.customer_id = customers.id AND v.key = ($16::text[])[i]
+              AND (($17::text[])[i] = '' OR v.text_value = ($17::text[])[i])
+              AND (($18::text[])[i] = '' OR v.num_value >= ($18::text[])[i]::numeric)
+              AND (($19::text[])[i] = '' OR v.num_value <= ($19::text[])[i]::numeric)
+              AND (($20::text[])[i] = '' OR v.time_value >= ($20::text[])[i]::timestamptz)
+              AND (($21::text[])[i] = '' OR v.time_value <= ($21::text[])[i]::timestamptz))))
+  AND ($22::text IS NULL OR email_consent_state = $22)
+  AND ($23::text IS NULL OR sms_consent_state = $23)
+  AND ($24::uuid IS NULL OR group_ids @> ARRAY[$24::uuid])
+  AND ($25::integer IS NULL OR number_of_orders >= $25)
+  AND ($26::integer IS NULL OR number_of_orders <= $26)
+  -- "Placed an order after X" is exactly "the last order is after X", and
+  -- "before Y" "the first order is before Y": plain, indexed conditions. A
+  -- window also holds when the first or the last order falls in it; only a
+  -- customer who ordered both before and after it needs its orders read: one
+  -- index probe for the first order after X. (As EXISTS under these ORs the
+  -- planner hashed every order of the window before the first row, tens of
+  -- milliseconds, for a page that probes a few customers.)
+  AND ($27::timestamptz IS NULL OR last_order_at > $27)
+  AND ($28::timestamptz IS NULL OR first_order_at < $28)
+  AND (NOT $29::boolean OR first_order_at < created_at)
+  AND ($27::timestamptz IS NULL OR $28::timestamptz IS NULL
+       OR last_order_at < $28 OR first_order_at > $27
+       OR (SELECT min(o.placed_at) FROM orders o WHERE o.customer_id = customers.id
+             AND o.placed_at > $27) < $28)
+  AND ($30::uuid IS NULL OR CASE $31::text
+        WHEN 'created_at'  THEN (created_at, id) > ($32::timestamptz, $30)
+        WHEN '-created_at' THEN (created_at, id) < ($32::timestamptz, $30)
+        WHEN 'email'       THEN (email, id) > ($33::text, $30)
+        WHEN '-email'      THEN (email, id) < ($33::text, $30)
+        WHEN 'last_name'   THEN (last_name, id) > ($33::text, $30)
+        WHEN '-last_name'  THEN (last_name, id) < ($33::text, $30)
+        WHEN 'number_of_orders'  THEN (number_of_orders, id) > ($34::integer, $30)
+        WHEN '-number_of_orders' THEN (number_of_orders, id) < ($34::integer, $30)
+      END)
+ORDER BY
+    CASE WHEN $31 = 'created_at' THEN created_at END ASC,
+    CASE WHEN $31 = '-created_at' THEN created_at END DESC,
+    CASE WHEN $31 = 'email' THEN email END ASC,
+    CASE WHEN $31 = '-email' THEN email END DESC,
+    CASE WHEN $31 = 'last_name' THEN last_name END ASC,
+    CASE WHEN $31 = '-last_name' THEN last_name END DESC,
+    CASE WHEN $31 = 'number_of_orders' THEN number_of_orders END ASC,
+    CASE WHEN $31 = '-number_of_orders' THEN number_of_orders END DESC,
+    CASE WHEN $31 IN ('created_at', 'email', 'last_name', 'number_of_orders') THEN id END ASC,
+    CASE WHEN $31 IN ('-created_at', '-email', '-last_name', '-number_of_orders') THEN id END DESC
+LIMIT $35
+`
+
+type ListCustomersByAttributeParams struct {
+	Email                *string
+	DriveKey             string
+	DriveText            *string
+	DriveNumMin          *string
+	DriveNumMax          *string
+	DriveTimeMin         *time.Time
+	DriveTimeMax         *time.Time
+	IsActive             *bool
+	Q                    *string
+	HasAccount           *bool
+	IsVerified           *bool
+	CreatedAfter         *time.Time
+	CreatedBefore        *time.Time
+	UpdatedAfter         *time.Time
+	Metadata             []byte
+	AttrKeys             []string
+	AttrTexts            []string
+	AttrNumMin           []string
+	AttrNumMax           []string
+	AttrTimeMin          []string
+	AttrTimeMax          []string
+	EmailConsent         *string
+	SmsConsent           *string
+	GroupID              *uuid.UUID
+	OrdersMin            *int32
+	OrdersMax            *int32
+	PlacedAfter          *time.Time
+	PlacedBefore         *time.Time
+	OrderedBeforeCreated bool
+	AfterID              *uuid.UUID
+	Sort                 string
+	AfterTime            *time.Time
+	AfterText            *string
+	AfterInt             *int32
+	RowLimit             int32
+}
+
+// ListCustomers with at least one attribute filter, the first of which
+// drives (sqlc cannot share a WHERE clause between queries).
+func (q *Queries) ListCustomersByAttribute(ctx context.Context, arg ListCustomersByAttributeParams) ([]Customer, error) {
+	rows, err := q.db.Query(ctx, listCustomersByAttribute,
+		arg.Email,
+		arg.DriveKey,
+		arg.DriveText,
+		arg.DriveNumMin,
+		arg.DriveNumMax,
+		arg.DriveTimeMin,
+		arg.DriveTimeMax,
+		arg.IsActive,
+		arg.Q,
+		arg.HasAccount,
+		arg.IsVerified,
+		arg.CreatedAfter,
+		arg.CreatedBefore,
+		arg.UpdatedAfter,
+		arg.Metadata,
+		arg.AttrKeys,
+		arg.AttrTexts,
+		arg.AttrNumMin,
+		arg.AttrNumMax,
+		arg.AttrTimeMin,
+		arg.AttrTimeMax,
+		arg.EmailConsent,
+		arg.SmsConsent,
+		arg.GroupID,
+		arg.OrdersMin,
+		arg.OrdersMax,
+		arg.PlacedAfter,
+		arg.PlacedBefore,
+		arg.OrderedBeforeCreated,
+		arg.AfterID,
+		arg.Sort,
+		arg.AfterTime,
+		arg.AfterText,
+		arg.AfterInt,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Customer
+	for rows.Next() {
+		var i Customer
+		if err := rows.Scan(
+			&i.ID,
+			&i.Email,
+			&i.FirstName,
+			&i.LastName,
+			&i.CompanyName,
+			&i.Phone,
+			&i.Note,
+			&i.IsActive,
+			&i.LanguageCode,
+			&i.ExternalReference,
+			&i.Metadata,
+			&i.PrivateMetadata,
+			&i.HasAccount,
+			&i.IsVerified,
+			&i.Version,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.SearchText,
+			&i.DefaultShippingAddressID,
+			&i.DefaultBillingAddressID,
+			&i.GroupIds,
+			&i.PasswordHash,
+			&i.NumberOfOrders,
+			&i.LastOrderAt,
+			&i.FirstOrderAt,
+			&i.IsAnonymized,
+			&i.EmailConsentState,
+			&i.EmailConsentOptInLevel,
+			&i.EmailConsentUpdatedAt,
+			&i.EmailConsentCollectedFrom,
+			&i.SmsConsentState,
+			&i.SmsConsentOptInLevel,
+			&i.SmsConsentUpdatedAt,
+			&i.SmsConsentCollectedFrom,
+			&i.Attributes,
 		); err != nil {
 			return nil, err
 		}
@@ -574,8 +1003,8 @@ UPDATE customers SET
     note = $7, is_active = $8, language_code = $9, external_reference = $10,
     metadata = $11, private_metadata = $12, has_account = $13, is_verified = $14,
     version = $15, updated_at = $16, default_shipping_address_id = $17,
-    default_billing_address_id = $18
-WHERE id = $1 AND version = $19
+    default_billing_address_id = $18, attributes = $19
+WHERE id = $1 AND version = $20
 `
 
 type UpdateCustomerParams struct {
@@ -597,6 +1026,7 @@ type UpdateCustomerParams struct {
 	UpdatedAt                time.Time
 	DefaultShippingAddressID *uuid.UUID
 	DefaultBillingAddressID  *uuid.UUID
+	Attributes               []byte
 	ExpectedVersion          int64
 }
 
@@ -621,6 +1051,7 @@ func (q *Queries) UpdateCustomer(ctx context.Context, arg UpdateCustomerParams) 
 		arg.UpdatedAt,
 		arg.DefaultShippingAddressID,
 		arg.DefaultBillingAddressID,
+		arg.Attributes,
 		arg.ExpectedVersion,
 	)
 	if err != nil {

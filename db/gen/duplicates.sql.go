@@ -67,7 +67,7 @@ func (q *Queries) DismissDuplicate(ctx context.Context, arg DismissDuplicatePara
 
 const duplicateCandidates = `-- name: DuplicateCandidates :many
 WITH me AS (
-    SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from FROM customers WHERE customers.id = $2
+    SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from, attributes FROM customers WHERE customers.id = $2
 ), places AS (
     SELECT DISTINCT a.postal_code, lower(a.street_address_1) AS street
     FROM customer_addresses a WHERE a.customer_id = $2 AND a.street_address_1 <> ''
@@ -351,7 +351,7 @@ func (q *Queries) DuplicateGroupsByReference(ctx context.Context, arg DuplicateG
 }
 
 const getCustomersByIDs = `-- name: GetCustomersByIDs :many
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from FROM customers WHERE id = ANY($1::uuid[])
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from, attributes FROM customers WHERE id = ANY($1::uuid[])
 `
 
 func (q *Queries) GetCustomersByIDs(ctx context.Context, ids []uuid.UUID) ([]Customer, error) {
@@ -398,6 +398,7 @@ func (q *Queries) GetCustomersByIDs(ctx context.Context, ids []uuid.UUID) ([]Cus
 			&i.SmsConsentOptInLevel,
 			&i.SmsConsentUpdatedAt,
 			&i.SmsConsentCollectedFrom,
+			&i.Attributes,
 		); err != nil {
 			return nil, err
 		}

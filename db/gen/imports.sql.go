@@ -139,6 +139,7 @@ type CopyCustomersParams struct {
 	DefaultBillingAddressID  *uuid.UUID
 	GroupIds                 []uuid.UUID
 	PasswordHash             *string
+	Attributes               []byte
 }
 
 const deleteImportChunks = `-- name: DeleteImportChunks :exec
@@ -213,7 +214,7 @@ func (q *Queries) FinishImportJob(ctx context.Context, arg FinishImportJobParams
 }
 
 const getCustomerByExternalReference = `-- name: GetCustomerByExternalReference :one
-SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from FROM customers WHERE external_reference = $1
+SELECT id, email, first_name, last_name, company_name, phone, note, is_active, language_code, external_reference, metadata, private_metadata, has_account, is_verified, version, created_at, updated_at, search_text, default_shipping_address_id, default_billing_address_id, group_ids, password_hash, number_of_orders, last_order_at, first_order_at, is_anonymized, email_consent_state, email_consent_opt_in_level, email_consent_updated_at, email_consent_collected_from, sms_consent_state, sms_consent_opt_in_level, sms_consent_updated_at, sms_consent_collected_from, attributes FROM customers WHERE external_reference = $1
 `
 
 func (q *Queries) GetCustomerByExternalReference(ctx context.Context, externalReference *string) (Customer, error) {
@@ -254,6 +255,7 @@ func (q *Queries) GetCustomerByExternalReference(ctx context.Context, externalRe
 		&i.SmsConsentOptInLevel,
 		&i.SmsConsentUpdatedAt,
 		&i.SmsConsentCollectedFrom,
+		&i.Attributes,
 	)
 	return i, err
 }

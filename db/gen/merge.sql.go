@@ -13,7 +13,7 @@ import (
 )
 
 const getCustomerByMergedEmail = `-- name: GetCustomerByMergedEmail :one
-SELECT c.id, c.email, c.first_name, c.last_name, c.company_name, c.phone, c.note, c.is_active, c.language_code, c.external_reference, c.metadata, c.private_metadata, c.has_account, c.is_verified, c.version, c.created_at, c.updated_at, c.search_text, c.default_shipping_address_id, c.default_billing_address_id, c.group_ids, c.password_hash, c.number_of_orders, c.last_order_at, c.first_order_at, c.is_anonymized, c.email_consent_state, c.email_consent_opt_in_level, c.email_consent_updated_at, c.email_consent_collected_from, c.sms_consent_state, c.sms_consent_opt_in_level, c.sms_consent_updated_at, c.sms_consent_collected_from FROM merged_customers m JOIN customers c ON c.id = m.target_id
+SELECT c.id, c.email, c.first_name, c.last_name, c.company_name, c.phone, c.note, c.is_active, c.language_code, c.external_reference, c.metadata, c.private_metadata, c.has_account, c.is_verified, c.version, c.created_at, c.updated_at, c.search_text, c.default_shipping_address_id, c.default_billing_address_id, c.group_ids, c.password_hash, c.number_of_orders, c.last_order_at, c.first_order_at, c.is_anonymized, c.email_consent_state, c.email_consent_opt_in_level, c.email_consent_updated_at, c.email_consent_collected_from, c.sms_consent_state, c.sms_consent_opt_in_level, c.sms_consent_updated_at, c.sms_consent_collected_from, c.attributes FROM merged_customers m JOIN customers c ON c.id = m.target_id
 WHERE m.email = $1 AND (m.email_verified OR NOT $2::boolean)
 ORDER BY m.merged_at DESC
 LIMIT 1
@@ -64,6 +64,7 @@ func (q *Queries) GetCustomerByMergedEmail(ctx context.Context, arg GetCustomerB
 		&i.SmsConsentOptInLevel,
 		&i.SmsConsentUpdatedAt,
 		&i.SmsConsentCollectedFrom,
+		&i.Attributes,
 	)
 	return i, err
 }

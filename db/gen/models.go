@@ -62,6 +62,7 @@ type Customer struct {
 	SmsConsentOptInLevel      string
 	SmsConsentUpdatedAt       *time.Time
 	SmsConsentCollectedFrom   string
+	Attributes                []byte
 }
 
 type CustomerAddress struct {
@@ -80,6 +81,25 @@ type CustomerAddress struct {
 	Phone          *string
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+}
+
+type CustomerAttributeDefinition struct {
+	ID         uuid.UUID
+	Key        string
+	Type       string
+	Definition []byte
+	Indexed    bool
+	Version    int64
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+type CustomerAttributeValue struct {
+	CustomerID uuid.UUID
+	Key        string
+	TextValue  *string
+	NumValue   pgtype.Numeric
+	TimeValue  *time.Time
 }
 
 type CustomerConsentChange struct {

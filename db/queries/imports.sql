@@ -76,8 +76,8 @@ INSERT INTO customers (
     id, email, first_name, last_name, company_name, phone, note, is_active,
     language_code, external_reference, metadata, private_metadata, has_account,
     is_verified, version, created_at, updated_at, default_shipping_address_id,
-    default_billing_address_id, group_ids, password_hash
-) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21);
+    default_billing_address_id, group_ids, password_hash, attributes
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22);
 
 -- name: CopyCustomerAddresses :copyfrom
 INSERT INTO customer_addresses (

@@ -2,8 +2,10 @@ package customer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -455,12 +457,37 @@ type ProfileInput struct {
 	CompanyName  *string          `json:"company_name"`
 	Phone        Nullable[string] `json:"phone"`
 	LanguageCode *string          `json:"language_code"`
+	// Attributes change those attributes that customers may set
+	// (storefront); any other key is unknown to them.
+	Attributes map[string]json.RawMessage `json:"attributes"`
 }
 
-// UpdateProfile is Update limited to the profile fields.
+// UpdateProfile is Update limited to the profile fields, and to the
+// attributes customers may set.
 func (s *Service) UpdateProfile(ctx context.Context, o Origin, id uuid.UUID, in ProfileInput) (Customer, error) {
-	return s.Update(ctx, o, id, UpdateInput{
+	up := UpdateInput{
 		FirstName: in.FirstName, LastName: in.LastName, CompanyName: in.CompanyName,
-		Phone: in.Phone, LanguageCode: in.LanguageCode,
+		Phone: in.Phone, LanguageCode: in.LanguageCode, Attributes: in.Attributes,
+	}
+	defs, err := s.updateDefinitions(ctx, up)
+	if err != nil {
+		return Customer{}, err
+	}
+	// Customers do not learn that attributes they may not set exist.
+	maps.DeleteFunc(defs, func(_ string, d AttributeDefinition) bool { return !d.Storefront })
+	return update(ctx, s.store, id, func(cur Customer) (*Mutation, error) {
+		return s.applyUpdate(o, cur, up, defs)
 	})
+}
+
+// VisibleAttributes are those of c's attributes that customers may see.
+func (s *Service) VisibleAttributes(ctx context.Context, c Customer) (Attributes, error) {
+	if len(c.Attributes) == 0 {
+		return Attributes{}, nil
+	}
+	defs, err := s.store.AttributeDefinitions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return defs.Visible(c.Attributes), nil
 }

@@ -94,12 +94,16 @@ func (s *Service) BulkUpdate(ctx context.Context, o Origin, in BulkUpdateInput) 
 	if err := r.err(); err != nil {
 		return nil, nil, err
 	}
+	defs, err := s.updateDefinitions(ctx, in.Update)
+	if err != nil {
+		return nil, nil, err
+	}
 	customers, err = s.store.UpdateMany(ctx, ids, func(cur Customer) (*Mutation, error) {
 		if cur.IsAnonymized {
 			return nil, &ConflictError{FieldError{Field: "ids", Code: CodeAnonymized,
 				Message: "customer " + cur.ID.String() + " is anonymized and cannot be changed"}}
 		}
-		m, err := s.applyUpdate(o, cur, in.Update)
+		m, err := s.applyUpdate(o, cur, in.Update, defs)
 		if m != nil {
 			changed = append(changed, cur.ID)
 		}

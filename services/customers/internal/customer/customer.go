@@ -6,6 +6,7 @@ package customer
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"time"
@@ -45,8 +46,11 @@ type Customer struct {
 	ExternalReference *string
 	Metadata          map[string]string
 	PrivateMetadata   map[string]string
-	HasAccount        bool
-	IsVerified        bool
+	// Attributes are the values of typed custom attributes (see
+	// AttributeDefinition), by key.
+	Attributes Attributes
+	HasAccount bool
+	IsVerified bool
 	// IsAnonymized: the customer was erased (Anonymize); it cannot be
 	// changed any more.
 	IsAnonymized bool
@@ -75,7 +79,7 @@ func (c Customer) Public() events.Customer {
 		ID: c.ID, Email: c.Email, FirstName: c.FirstName, LastName: c.LastName,
 		CompanyName: c.CompanyName, Phone: c.Phone, Note: c.Note, IsActive: c.IsActive,
 		LanguageCode: c.LanguageCode, ExternalReference: c.ExternalReference,
-		Metadata: nonNil(c.Metadata), HasAccount: c.HasAccount, IsVerified: c.IsVerified, IsAnonymized: c.IsAnonymized,
+		Metadata: nonNil(c.Metadata), Attributes: nonNilAttributes(c.Attributes), HasAccount: c.HasAccount, IsVerified: c.IsVerified, IsAnonymized: c.IsAnonymized,
 		EmailMarketingConsent: c.EmailConsent.Public(), SMSMarketingConsent: c.SMSConsent.Public(),
 		DefaultShippingAddressID: c.DefaultShippingAddressID, DefaultBillingAddressID: c.DefaultBillingAddressID,
 		Groups: nonNilIDs(c.Groups), NumberOfOrders: c.NumberOfOrders, LastOrderAt: c.LastOrderAt, Version: c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
@@ -179,6 +183,7 @@ type Store interface {
 	AddressForm(ctx context.Context) (AddressForm, error)
 	SaveAddressForm(ctx context.Context, f AddressForm) error
 	GroupStore
+	AttributeStore
 	List(ctx context.Context, q ListQuery) ([]Customer, error)
 	// ListNotes reads a customer's notes, newest first; ErrNotFound when the
 	// customer does not exist.
@@ -226,6 +231,13 @@ func nonNilIDs(ids []uuid.UUID) []uuid.UUID {
 		return []uuid.UUID{}
 	}
 	return ids
+}
+
+func nonNilAttributes(a Attributes) map[string]json.RawMessage {
+	if a == nil {
+		return map[string]json.RawMessage{}
+	}
+	return a
 }
 
 func nonNil(m map[string]string) map[string]string {

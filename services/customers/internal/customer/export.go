@@ -58,7 +58,7 @@ type Snapshot interface {
 // export began, or not at all, and never twice. Nothing accumulates beyond a
 // few pages. Invalid input fails before w is called.
 func (s *Service) Export(ctx context.Context, in ExportInput, w ExportWriter) error {
-	q, err := in.ListInput.validate()
+	q, err := s.listQuery(ctx, in.ListInput)
 	if err != nil {
 		return err
 	}

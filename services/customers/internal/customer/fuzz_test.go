@@ -222,7 +222,7 @@ func FuzzUpdateInput(f *testing.F) {
 			return
 		}
 		s := fuzzService()
-		m, err := s.applyUpdate(Origin{}, cur, in)
+		m, err := s.applyUpdate(Origin{}, cur, in, nil)
 		if err != nil {
 			expectRefusal(t, err)
 			return
@@ -235,7 +235,7 @@ func FuzzUpdateInput(f *testing.F) {
 			t.Fatalf("an update with an event has version %d after %d", m.Customer.Version, cur.Version)
 		}
 		// The same update applied to its own result changes nothing more.
-		if again, err := s.applyUpdate(Origin{}, m.Customer, in); err != nil || again != nil {
+		if again, err := s.applyUpdate(Origin{}, m.Customer, in, nil); err != nil || again != nil {
 			t.Fatalf("%s applied twice changes again: %+v, %v", data, again, err)
 		}
 	})

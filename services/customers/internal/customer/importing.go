@@ -77,8 +77,10 @@ type imported struct {
 	createdAt    *time.Time
 	isVerified   bool
 	passwordHash string
-	// form is the address form settings, read once for many rows.
+	// form is the address form settings, and defs the attribute
+	// definitions, read once for many rows.
 	form *AddressForm
+	defs Definitions
 }
 
 // apply checks the kept id and creation time, returning those to use.
@@ -153,6 +155,10 @@ func (s *Service) PrepareCreates(ctx context.Context, o Origin, rows []ImportRow
 	if err != nil {
 		return PreparedCreates{}, err
 	}
+	defs, err := s.store.AttributeDefinitions(ctx)
+	if err != nil {
+		return PreparedCreates{}, err
+	}
 	p := PreparedCreates{Refusals: make([]error, len(rows)), Alone: make([]bool, len(rows))}
 	built := make([]NewCustomer, len(rows))
 	var wg sync.WaitGroup
@@ -165,7 +171,7 @@ func (s *Service) PrepareCreates(ctx context.Context, o Origin, rows []ImportRow
 				}
 				imp, err := importExtras(rows[i])
 				if err == nil {
-					imp.form = &form
+					imp.form, imp.defs = &form, defs
 					built[i], err = s.newCustomer(ctx, o, rows[i].createInput(), imp)
 				}
 				p.Refusals[i] = err

@@ -96,8 +96,10 @@ type CreateInput struct {
 	ExternalReference *string           `json:"external_reference"`
 	Metadata          map[string]string `json:"metadata"`
 	PrivateMetadata   map[string]string `json:"private_metadata"`
-	Addresses         []AddressInput    `json:"addresses"`
-	Groups            []string          `json:"groups"` // ids of groups to join
+	// Attributes are values of typed custom attributes, by key.
+	Attributes map[string]json.RawMessage `json:"attributes"`
+	Addresses  []AddressInput             `json:"addresses"`
+	Groups     []string                   `json:"groups"` // ids of groups to join
 	// With both, the customer is sent an email to set a password.
 	EmailLink
 }
@@ -115,6 +117,8 @@ type UpdateInput struct {
 	ExternalReference Nullable[string]   `json:"external_reference"`
 	Metadata          *map[string]string `json:"metadata"`
 	PrivateMetadata   *map[string]string `json:"private_metadata"`
+	// Attributes change the keys given: a value sets one, null removes it.
+	Attributes map[string]json.RawMessage `json:"attributes"`
 }
 
 // rules validates and normalises input fields, collecting every error.

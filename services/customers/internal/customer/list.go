@@ -36,7 +36,9 @@ type Filter struct {
 	UpdatedAfter  *time.Time
 	// Metadata lists public metadata pairs a customer must all have.
 	Metadata map[string]string
-	GroupID  *uuid.UUID
+	// Attributes are filters on indexed attributes a customer must all pass.
+	Attributes []AttributeFilter
+	GroupID    *uuid.UUID
 	// Order statistics: bounds on the number of orders (inclusive), and a
 	// window in which the customer placed an order.
 	NumberOfOrdersMin  *int
@@ -88,7 +90,9 @@ type ListInput struct {
 	CreatedBefore *time.Time
 	UpdatedAfter  *time.Time
 	Metadata      map[string]string
-	GroupID       *uuid.UUID
+	// Attributes are filters on indexed custom attributes.
+	Attributes []AttributeCondition
+	GroupID    *uuid.UUID
 	// Order statistics filters.
 	NumberOfOrdersMin  *int
 	NumberOfOrdersMax  *int

@@ -67,6 +67,10 @@ type NewCustomer struct {
 func (s *Service) newCustomer(ctx context.Context, o Origin, in CreateInput, imp *imported) (NewCustomer, error) {
 	r := rules{phoneRegion: s.phoneRegion}
 	now := s.now()
+	defs, err := s.definitions(ctx, imp)
+	if err != nil {
+		return NewCustomer{}, fmt.Errorf("create customer: %w", err)
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return NewCustomer{}, fmt.Errorf("create customer: %w", err)
@@ -88,6 +92,7 @@ func (s *Service) newCustomer(ctx context.Context, o Origin, in CreateInput, imp
 		ExternalReference: r.externalReference("external_reference", in.ExternalReference),
 		Metadata:          r.metadata("metadata", in.Metadata),
 		PrivateMetadata:   r.metadata("private_metadata", in.PrivateMetadata),
+		Attributes:        r.attributes("attributes", defs, in.Attributes),
 		Groups:            SortIDs(r.ids("groups", in.Groups, MaxGroupsAtCreate)),
 		EmailConsent:      DefaultConsent,
 		SMSConsent:        DefaultConsent,
@@ -129,6 +134,15 @@ func (s *Service) newCustomer(ctx context.Context, o Origin, in CreateInput, imp
 		evs, tokens = append(evs, note), []Token{tok}
 	}
 	return NewCustomer{Customer: c, Addresses: addresses, Tokens: tokens, Events: evs}, nil
+}
+
+// definitions are the attribute definitions for a new customer: an
+// import's, read once for many rows, or read now.
+func (s *Service) definitions(ctx context.Context, imp *imported) (Definitions, error) {
+	if imp != nil && imp.defs != nil {
+		return imp.defs, nil
+	}
+	return s.store.AttributeDefinitions(ctx)
 }
 
 // newAddresses validates the addresses given with a new customer and applies
@@ -186,12 +200,31 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (Customer, error) {
 // change to private metadata alone is saved silently, because no public event
 // may reveal it and a version without its event would leave a gap in sequence.
 func (s *Service) Update(ctx context.Context, o Origin, id uuid.UUID, in UpdateInput) (Customer, error) {
+	defs, err := s.updateDefinitions(ctx, in)
+	if err != nil {
+		return Customer{}, err
+	}
 	return update(ctx, s.store, id, func(cur Customer) (*Mutation, error) {
-		return s.applyUpdate(o, cur, in)
+		return s.applyUpdate(o, cur, in, defs)
 	})
 }
 
-func (s *Service) applyUpdate(o Origin, cur Customer, in UpdateInput) (*Mutation, error) {
+// updateDefinitions reads the attribute definitions when the update
+// changes attributes: other updates do without them.
+func (s *Service) updateDefinitions(ctx context.Context, in UpdateInput) (Definitions, error) {
+	if in.Attributes == nil {
+		return nil, nil
+	}
+	defs, err := s.store.AttributeDefinitions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("update customer: %w", err)
+	}
+	return defs, nil
+}
+
+// applyUpdate decides an update of cur; defs are the attribute
+// definitions when the input changes attributes.
+func (s *Service) applyUpdate(o Origin, cur Customer, in UpdateInput, defs Definitions) (*Mutation, error) {
 	r := rules{phoneRegion: s.phoneRegion}
 	next := cur
 	if in.Email != nil {
@@ -226,6 +259,9 @@ func (s *Service) applyUpdate(o Origin, cur Customer, in UpdateInput) (*Mutation
 	}
 	if in.PrivateMetadata != nil {
 		next.PrivateMetadata = r.metadata("private_metadata", *in.PrivateMetadata)
+	}
+	if in.Attributes != nil {
+		next.Attributes = r.patchAttributes("attributes", defs, cur.Attributes, in.Attributes)
 	}
 	if err := r.err(); err != nil {
 		return nil, err
@@ -274,7 +310,7 @@ func (s *Service) deletedEvents(o Origin, cur Customer) ([]cloudevents.Event, er
 
 // List returns one page of customers.
 func (s *Service) List(ctx context.Context, in ListInput) (Page, error) {
-	q, err := in.validate()
+	q, err := s.listQuery(ctx, in)
 	if err != nil {
 		return Page{}, err
 	}
@@ -315,6 +351,17 @@ func (s *Service) List(ctx context.Context, in ListInput) (Page, error) {
 		page.Count = &n
 	}
 	return page, nil
+}
+
+// listQuery checks a list's input, its attribute filters against the
+// definitions.
+func (s *Service) listQuery(ctx context.Context, in ListInput) (ListQuery, error) {
+	q, err := in.validate()
+	if err != nil {
+		return q, err
+	}
+	q.Attributes, err = s.attributeFilters(ctx, in.Attributes)
+	return q, err
 }
 
 // listRows reads a page. Newest first with placed_orders_before Y, it reads
@@ -398,7 +445,7 @@ func changedFields(a, b Customer) []string {
 	add("language_code", a.LanguageCode != b.LanguageCode)
 	add("external_reference", !equalPtr(a.ExternalReference, b.ExternalReference))
 	add("metadata", !maps.Equal(a.Metadata, b.Metadata))
-	return out
+	return append(out, changedAttributes(a.Attributes, b.Attributes)...)
 }
 
 func equalPtr(a, b *string) bool {

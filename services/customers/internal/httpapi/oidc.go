@@ -119,13 +119,13 @@ func wantsHTML(r *http.Request) bool {
 
 func (a *API) oidcCallback() handler {
 	return bodyRoute(a, http.StatusOK, func(r *http.Request, p auth.Principal, in idp.CallbackInput) (any, error) {
-		return session(a.providers.Callback(r.Context(), origin(r, p), r.PathValue("provider"), in))
+		return a.session(r)(a.providers.Callback(r.Context(), origin(r, p), r.PathValue("provider"), in))
 	})
 }
 
 func (a *API) oidcTokenExchange() handler {
 	return bodyRoute(a, http.StatusOK, func(r *http.Request, p auth.Principal, in idp.ExchangeInput) (any, error) {
-		return session(a.providers.Exchange(r.Context(), origin(r, p), r.PathValue("provider"), in))
+		return a.session(r)(a.providers.Exchange(r.Context(), origin(r, p), r.PathValue("provider"), in))
 	})
 }
 

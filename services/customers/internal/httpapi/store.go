@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -15,25 +16,29 @@ import (
 // storeCustomer is the customer as the customer sees itself: no staff
 // note, private metadata, groups or external reference.
 type storeCustomer struct {
-	ID                       uuid.UUID         `json:"id"`
-	Email                    string            `json:"email"`
-	FirstName                string            `json:"first_name"`
-	LastName                 string            `json:"last_name"`
-	CompanyName              string            `json:"company_name"`
-	Phone                    *string           `json:"phone"`
-	LanguageCode             string            `json:"language_code"`
-	Metadata                 map[string]string `json:"metadata"`
-	HasAccount               bool              `json:"has_account"`
-	IsVerified               bool              `json:"is_verified"`
-	DefaultShippingAddressID *uuid.UUID        `json:"default_shipping_address_id"`
-	DefaultBillingAddressID  *uuid.UUID        `json:"default_billing_address_id"`
-	CreatedAt                time.Time         `json:"created_at"`
-	UpdatedAt                time.Time         `json:"updated_at"`
+	ID           uuid.UUID         `json:"id"`
+	Email        string            `json:"email"`
+	FirstName    string            `json:"first_name"`
+	LastName     string            `json:"last_name"`
+	CompanyName  string            `json:"company_name"`
+	Phone        *string           `json:"phone"`
+	LanguageCode string            `json:"language_code"`
+	Metadata     map[string]string `json:"metadata"`
+	// Attributes are those of the customer's attributes that customers see.
+	Attributes               map[string]json.RawMessage `json:"attributes"`
+	HasAccount               bool                       `json:"has_account"`
+	IsVerified               bool                       `json:"is_verified"`
+	DefaultShippingAddressID *uuid.UUID                 `json:"default_shipping_address_id"`
+	DefaultBillingAddressID  *uuid.UUID                 `json:"default_billing_address_id"`
+	CreatedAt                time.Time                  `json:"created_at"`
+	UpdatedAt                time.Time                  `json:"updated_at"`
 }
 
-func toStoreCustomer(c customer.Customer) storeCustomer {
+// toStoreCustomer is c as it sees itself, with only the attributes
+// definitions let customers see (visible, from VisibleAttributes).
+func toStoreCustomer(c customer.Customer, visible customer.Attributes) storeCustomer {
 	p := c.Public()
-	return storeCustomer{
+	return storeCustomer{Attributes: visible,
 		ID: p.ID, Email: p.Email, FirstName: p.FirstName, LastName: p.LastName, CompanyName: p.CompanyName,
 		Phone: p.Phone, LanguageCode: p.LanguageCode, Metadata: p.Metadata, HasAccount: p.HasAccount,
 		IsVerified: p.IsVerified, DefaultShippingAddressID: p.DefaultShippingAddressID,
@@ -53,11 +58,11 @@ type sessionResponse struct {
 	Customer         storeCustomer `json:"customer"`
 }
 
-func toSessionResponse(s customer.Session) sessionResponse {
+func toSessionResponse(s customer.Session, visible customer.Attributes) sessionResponse {
 	return sessionResponse{
 		AccessToken: s.AccessToken, TokenType: "Bearer",
 		ExpiresIn: int64(time.Until(s.AccessExpiresAt).Round(time.Second) / time.Second), ExpiresAt: s.AccessExpiresAt,
-		RefreshToken: s.RefreshToken, RefreshExpiresAt: s.RefreshExpiresAt, Customer: toStoreCustomer(s.Customer),
+		RefreshToken: s.RefreshToken, RefreshExpiresAt: s.RefreshExpiresAt, Customer: toStoreCustomer(s.Customer, visible),
 	}
 }
 
@@ -119,38 +124,50 @@ func bodyRoute[In any](a *API, status int, do func(r *http.Request, p auth.Princ
 }
 
 // me is the answer of a route that changed the caller: itself, as it sees itself.
-func me(c customer.Customer, err error) (any, error) {
-	if err != nil {
-		return nil, err
+func (a *API) me(r *http.Request) func(customer.Customer, error) (any, error) {
+	return func(c customer.Customer, err error) (any, error) {
+		if err != nil {
+			return nil, err
+		}
+		visible, err := a.customers.VisibleAttributes(r.Context(), c)
+		if err != nil {
+			return nil, err
+		}
+		return toStoreCustomer(c, visible), nil
 	}
-	return toStoreCustomer(c), nil
 }
 
 // noBody is the answer of a route that has nothing to say but its status.
 func noBody(err error) (any, error) { return nil, err }
 
-func session(s customer.Session, err error) (any, error) {
-	if err != nil {
-		return nil, err
+func (a *API) session(r *http.Request) func(customer.Session, error) (any, error) {
+	return func(s customer.Session, err error) (any, error) {
+		if err != nil {
+			return nil, err
+		}
+		visible, err := a.customers.VisibleAttributes(r.Context(), s.Customer)
+		if err != nil {
+			return nil, err
+		}
+		return toSessionResponse(s, visible), nil
 	}
-	return toSessionResponse(s), nil
 }
 
 func (a *API) register() handler {
 	return bodyRoute(a, http.StatusCreated, func(r *http.Request, p auth.Principal, in customer.RegisterInput) (any, error) {
-		return me(a.customers.Register(r.Context(), origin(r, p), in))
+		return a.me(r)(a.customers.Register(r.Context(), origin(r, p), in))
 	})
 }
 
 func (a *API) confirm() handler {
 	return bodyRoute(a, http.StatusOK, func(r *http.Request, p auth.Principal, in customer.TokenInput) (any, error) {
-		return me(a.customers.Confirm(r.Context(), origin(r, p), in))
+		return a.me(r)(a.customers.Confirm(r.Context(), origin(r, p), in))
 	})
 }
 
 func (a *API) setPassword() handler {
 	return bodyRoute(a, http.StatusOK, func(r *http.Request, p auth.Principal, in customer.SetPasswordInput) (any, error) {
-		return me(a.customers.SetPassword(r.Context(), origin(r, p), in))
+		return a.me(r)(a.customers.SetPassword(r.Context(), origin(r, p), in))
 	})
 }
 
@@ -164,13 +181,13 @@ func (a *API) login() handler {
 	return bodyRoute(a, http.StatusOK, func(r *http.Request, _ auth.Principal, in customer.LoginInput) (any, error) {
 		s, err := a.customers.Login(r.Context(), in, a.ClientAddress(r))
 		a.metrics.countLogin(err)
-		return session(s, err)
+		return a.session(r)(s, err)
 	})
 }
 
 func (a *API) refresh() handler {
 	return bodyRoute(a, http.StatusOK, func(r *http.Request, _ auth.Principal, in customer.RefreshInput) (any, error) {
-		return session(a.customers.Refresh(r.Context(), in))
+		return a.session(r)(a.customers.Refresh(r.Context(), in))
 	})
 }
 
@@ -199,13 +216,17 @@ func (a *API) getMe(w http.ResponseWriter, r *http.Request, p auth.Principal) er
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toStoreCustomer(c))
+	visible, err := a.customers.VisibleAttributes(r.Context(), c)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toStoreCustomer(c, visible))
 	return nil
 }
 
 func (a *API) updateMe() handler {
 	return bodyRoute(a, http.StatusOK, func(r *http.Request, p auth.Principal, in customer.ProfileInput) (any, error) {
-		return me(a.customers.UpdateProfile(r.Context(), origin(r, p), p.CustomerID, in))
+		return a.me(r)(a.customers.UpdateProfile(r.Context(), origin(r, p), p.CustomerID, in))
 	})
 }
 
@@ -217,7 +238,7 @@ func (a *API) requestEmailChange() handler {
 
 func (a *API) confirmEmailChange() handler {
 	return bodyRoute(a, http.StatusOK, func(r *http.Request, p auth.Principal, in customer.TokenInput) (any, error) {
-		return me(a.customers.ConfirmEmailChange(r.Context(), origin(r, p), p.CustomerID, in))
+		return a.me(r)(a.customers.ConfirmEmailChange(r.Context(), origin(r, p), p.CustomerID, in))
 	})
 }
 

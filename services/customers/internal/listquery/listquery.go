@@ -4,8 +4,10 @@
 package listquery
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,10 +39,18 @@ func Customers(qs url.Values) (customer.ListInput, error) {
 				in.Metadata = map[string]string{}
 			}
 			in.Metadata[key] = qs.Get(k)
+		} else if cond, ok := attributeParam(k); ok {
+			cond.Value = qs.Get(k)
+			in.Attributes = append(in.Attributes, cond)
 		} else if !listParams[k] {
 			return in, problem.Input(http.StatusBadRequest, k, problem.CodeUnknownField, "%s is not a known query parameter", k)
 		}
 	}
+	// The first attribute filter drives the query (see ListCustomersByAttribute):
+	// the same one whatever order the parameters came in.
+	slices.SortFunc(in.Attributes, func(a, b customer.AttributeCondition) int {
+		return cmp.Or(strings.Compare(a.Key, b.Key), strings.Compare(a.Op, b.Op))
+	})
 	limit, err := Limit(qs)
 	if err != nil {
 		return in, err
@@ -112,6 +122,26 @@ func metadataParam(name string) (string, bool) {
 		return "", false
 	}
 	return strings.TrimSuffix(key, "]"), true
+}
+
+// attributeParam reads an attribute filter's name: attributes[key] (equal
+// to) or attributes[key][gte] and attributes[key][lte] (at least, at most).
+func attributeParam(name string) (customer.AttributeCondition, bool) {
+	rest, ok := strings.CutPrefix(name, "attributes[")
+	if !ok {
+		return customer.AttributeCondition{}, false
+	}
+	key, op, ok := strings.Cut(rest, "]")
+	if !ok || key == "" {
+		return customer.AttributeCondition{}, false
+	}
+	switch op {
+	case "":
+		return customer.AttributeCondition{Key: key, Op: customer.OpEq}, true
+	case "[" + customer.OpGte + "]", "[" + customer.OpLte + "]":
+		return customer.AttributeCondition{Key: key, Op: op[1 : len(op)-1]}, true
+	}
+	return customer.AttributeCondition{}, false
 }
 
 // Limit reads the limit query parameter: 0 when absent (the default

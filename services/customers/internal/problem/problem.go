@@ -31,6 +31,9 @@ type Details struct {
 	// MergedInto names the customer that an id no longer found was merged
 	// into: the caller can go on with it.
 	MergedInto *uuid.UUID `json:"merged_into,omitempty"`
+	// AffectedCustomers is how many customers' values refused an attribute
+	// definition change.
+	AffectedCustomers *int64 `json:"affected_customers,omitempty"`
 }
 
 // Error codes of the edges (HTTP and the bus); field codes of the domain
@@ -89,6 +92,7 @@ func For(err error) Details {
 	var ce *customer.ConflictError
 	var rl *customer.RateLimitedError
 	var merged *customer.MergedError
+	var broken *customer.ValuesBrokenError
 	var source *merge.SourceNotFoundError
 	var token *idp.TokenError
 	switch {
@@ -114,6 +118,16 @@ func For(err error) Details {
 	case errors.Is(err, merge.ErrTransferOpen):
 		return newProblem(http.StatusConflict,
 			[]customer.FieldError{{Field: "source_id", Code: CodeTransferOpen, Message: "one of the customers has an open order transfer; cancel it or let it end first"}})
+	case errors.As(err, &broken):
+		p := newProblem(http.StatusConflict, []customer.FieldError{broken.FieldError})
+		p.AffectedCustomers = &broken.Affected
+		return p
+	case errors.Is(err, customer.ErrAttributeNotFound):
+		return newProblem(http.StatusNotFound,
+			[]customer.FieldError{{Field: "key", Code: customer.CodeNotFound, Message: "no customer attribute has this key"}})
+	case errors.Is(err, customer.ErrAttributeExists):
+		return newProblem(http.StatusConflict,
+			[]customer.FieldError{{Field: "key", Code: customer.CodeUnique, Message: "a customer attribute with this key is defined already"}})
 	case errors.As(err, &ie):
 		return newProblem(ie.status, ie.errs)
 	case errors.As(err, &ve):

@@ -63,6 +63,8 @@ func (s *Store) MetadataKeys(ctx context.Context, f customer.Filter, private boo
 		Metadata: p.Metadata, GroupID: p.GroupID, OrdersMin: p.OrdersMin, OrdersMax: p.OrdersMax,
 		PlacedAfter: p.PlacedAfter, PlacedBefore: p.PlacedBefore, OrderedBeforeCreated: p.OrderedBeforeCreated,
 		EmailConsent: p.EmailConsent, SmsConsent: p.SmsConsent,
+		AttrKeys: p.AttrKeys, AttrTexts: p.AttrTexts, AttrNumMin: p.AttrNumMin, AttrNumMax: p.AttrNumMax,
+		AttrTimeMin: p.AttrTimeMin, AttrTimeMax: p.AttrTimeMax,
 	})
 	if err != nil {
 		return customer.MetadataKeys{}, fmt.Errorf("store: metadata keys: %w", err)

@@ -99,10 +99,10 @@ func (s *Store) Create(ctx context.Context, n customer.NewCustomer) (err error) 
 			Metadata: r.Metadata, PrivateMetadata: r.PrivateMetadata, HasAccount: r.HasAccount,
 			IsVerified: r.IsVerified, Version: r.Version, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 			DefaultShippingAddressID: r.DefaultShippingAddressID, DefaultBillingAddressID: r.DefaultBillingAddressID,
-			GroupIds: r.GroupIds, PasswordHash: r.PasswordHash, EventIds: ob.EventIds, NatsSubjects: ob.NatsSubjects, PartitionKeys: ob.PartitionKeys, Events: ob.Events,
+			GroupIds: r.GroupIds, PasswordHash: r.PasswordHash, Attributes: r.Attributes, EventIds: ob.EventIds, NatsSubjects: ob.NatsSubjects, PartitionKeys: ob.PartitionKeys, Events: ob.Events,
 		})
 	}
-	if len(addresses) == 0 && len(c.Groups) == 0 && len(tokens) == 0 && len(n.Identities) == 0 {
+	if len(addresses) == 0 && len(c.Groups) == 0 && len(tokens) == 0 && len(n.Identities) == 0 && len(c.Attributes) == 0 {
 		if s.groups == nil {
 			return mapError(insert(s.q))
 		}
@@ -130,6 +130,9 @@ func (s *Store) Create(ctx context.Context, n customer.NewCustomer) (err error) 
 			return err
 		}
 		if err := insertIdentities(ctx, q, n.Identities); err != nil {
+			return err
+		}
+		if err := indexAttributes(ctx, q, c); err != nil {
 			return err
 		}
 		return insertAddresses(ctx, q, addresses)
@@ -246,6 +249,7 @@ func rowColumns(c customer.Customer) gen.UpdateCustomerParams {
 		Metadata: p.Metadata, PrivateMetadata: p.PrivateMetadata, HasAccount: p.HasAccount,
 		IsVerified: p.IsVerified, Version: p.Version, UpdatedAt: p.UpdatedAt,
 		DefaultShippingAddressID: p.DefaultShippingAddressID, DefaultBillingAddressID: p.DefaultBillingAddressID,
+		Attributes: p.Attributes,
 	}
 }
 
@@ -376,6 +380,11 @@ func apply(ctx context.Context, q *gen.Queries, cur customer.Customer, m *custom
 			return cur, err
 		}
 	}
+	if !m.Customer.Attributes.Equal(cur.Attributes) {
+		if err := reindexAttributes(ctx, q, m.Customer); err != nil {
+			return cur, err
+		}
+	}
 	for _, n := range m.Notes {
 		if err := q.InsertCustomerNote(ctx, gen.InsertCustomerNoteParams{
 			ID: n.ID, CustomerID: n.CustomerID, AuthorType: n.Author.Type, AuthorID: n.Author.ID,
@@ -464,6 +473,8 @@ func (s *Store) List(ctx context.Context, lq customer.ListQuery) ([]customer.Cus
 		Metadata: f.Metadata, GroupID: f.GroupID, OrdersMin: f.OrdersMin, OrdersMax: f.OrdersMax,
 		PlacedAfter: f.PlacedAfter, PlacedBefore: f.PlacedBefore, OrderedBeforeCreated: f.OrderedBeforeCreated,
 		EmailConsent: f.EmailConsent, SmsConsent: f.SmsConsent,
+		AttrKeys: f.AttrKeys, AttrTexts: f.AttrTexts, AttrNumMin: f.AttrNumMin, AttrNumMax: f.AttrNumMax,
+		AttrTimeMin: f.AttrTimeMin, AttrTimeMax: f.AttrTimeMax,
 		Sort: lq.Order, RowLimit: int32(lq.Limit),
 	}
 	if c := lq.After; c != nil {
@@ -472,7 +483,13 @@ func (s *Store) List(ctx context.Context, lq customer.ListQuery) ([]customer.Cus
 		p.AfterText = &c.Text
 		p.AfterInt = int32Ptr(&c.Int)
 	}
-	rows, err := s.q.ListCustomers(ctx, p)
+	var rows []gen.Customer
+	var err error
+	if len(lq.Attributes) > 0 {
+		rows, err = s.q.ListCustomersByAttribute(ctx, listByAttribute(p, lq.Attributes[0]))
+	} else {
+		rows, err = s.q.ListCustomers(ctx, p)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: list customers: %w", err)
 	}
@@ -519,7 +536,13 @@ func (s *Store) ListNotes(ctx context.Context, customerID uuid.UUID, limit int, 
 func (s *Store) Count(ctx context.Context, f customer.Filter, limit int) (int64, error) {
 	p := filterParams(f)
 	p.CountLimit = int32(limit)
-	n, err := s.q.CountCustomers(ctx, p)
+	var n int64
+	var err error
+	if len(f.Attributes) > 0 {
+		n, err = s.q.CountCustomersByAttribute(ctx, countByAttribute(p, f.Attributes[0]))
+	} else {
+		n, err = s.q.CountCustomers(ctx, p)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("store: count customers: %w", err)
 	}
@@ -538,6 +561,7 @@ func filterParams(f customer.Filter) gen.CountCustomersParams {
 	if len(f.Metadata) > 0 {
 		p.Metadata, _ = json.Marshal(f.Metadata) // a map of strings always marshals
 	}
+	p.AttrKeys, p.AttrTexts, p.AttrNumMin, p.AttrNumMax, p.AttrTimeMin, p.AttrTimeMax = attributeArrays(f.Attributes)
 	return p
 }
 
@@ -572,6 +596,7 @@ func mapError(err error) error {
 
 func toRow(c customer.Customer) gen.Customer {
 	md, _ := json.Marshal(nonNil(c.Metadata))
+	attrs, _ := json.Marshal(nonNilAttributes(c.Attributes)) // canonical JSON values always marshal
 	pmd, _ := json.Marshal(nonNil(c.PrivateMetadata))
 	return gen.Customer{
 		ID: c.ID, Email: c.Email, FirstName: c.FirstName, LastName: c.LastName,
@@ -582,6 +607,7 @@ func toRow(c customer.Customer) gen.Customer {
 		DefaultShippingAddressID: c.DefaultShippingAddressID, DefaultBillingAddressID: c.DefaultBillingAddressID,
 		GroupIds:     append([]uuid.UUID{}, c.Groups...), // never nil: the column is NOT NULL
 		PasswordHash: nullable(c.PasswordHash),
+		Attributes:   attrs,
 	}
 }
 
@@ -606,6 +632,9 @@ func fromRow(r gen.Customer) (customer.Customer, error) {
 	}
 	if c.PrivateMetadata, err = metadataOf(r.PrivateMetadata); err != nil {
 		return c, fmt.Errorf("store: customer %s private metadata: %w", r.ID, err)
+	}
+	if c.Attributes, err = attributesOf(r.Attributes); err != nil {
+		return c, fmt.Errorf("store: customer %s attributes: %w", r.ID, err)
 	}
 	return c, nil
 }
@@ -652,6 +681,7 @@ func (s *Store) CreateMany(ctx context.Context, cs []customer.NewCustomer) error
 	var customers []gen.CopyCustomersParams
 	var addresses []gen.CopyCustomerAddressesParams
 	var outboxRows []gen.CopyBulkOutboxParams
+	var withAttributes []uuid.UUID
 	for _, n := range cs {
 		r := toRow(n.Customer)
 		customers = append(customers, gen.CopyCustomersParams{
@@ -661,8 +691,11 @@ func (s *Store) CreateMany(ctx context.Context, cs []customer.NewCustomer) error
 			Metadata: r.Metadata, PrivateMetadata: r.PrivateMetadata, HasAccount: r.HasAccount,
 			IsVerified: r.IsVerified, Version: r.Version, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 			DefaultShippingAddressID: r.DefaultShippingAddressID, DefaultBillingAddressID: r.DefaultBillingAddressID,
-			GroupIds: r.GroupIds, PasswordHash: r.PasswordHash,
+			GroupIds: r.GroupIds, PasswordHash: r.PasswordHash, Attributes: r.Attributes,
 		})
+		if len(n.Customer.Attributes) > 0 {
+			withAttributes = append(withAttributes, n.Customer.ID)
+		}
 		for _, a := range n.Addresses {
 			addresses = append(addresses, gen.CopyCustomerAddressesParams(addressParams(a)))
 		}
@@ -683,6 +716,11 @@ func (s *Store) CreateMany(ctx context.Context, cs []customer.NewCustomer) error
 	if len(addresses) > 0 {
 		if _, err := s.q.CopyCustomerAddresses(ctx, addresses); err != nil {
 			return fmt.Errorf("store: copy addresses: %w", err)
+		}
+	}
+	if len(withAttributes) > 0 {
+		if err := s.q.IndexAttributeValues(ctx, gen.IndexAttributeValuesParams{Ids: withAttributes}); err != nil {
+			return fmt.Errorf("store: index attributes: %w", err)
 		}
 	}
 	if _, err := s.q.CopyBulkOutbox(ctx, outboxRows); err != nil {

@@ -1,0 +1,236 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/customerbus/customerbus/db/gen"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
+)
+
+// AttributeDefinitions reads every attribute definition.
+func (s *Store) AttributeDefinitions(ctx context.Context) (customer.Definitions, error) {
+	return definitions(ctx, s.q)
+}
+
+func definitions(ctx context.Context, q *gen.Queries) (customer.Definitions, error) {
+	rows, err := q.ListAttributeDefinitions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: attribute definitions: %w", err)
+	}
+	defs := make(customer.Definitions, len(rows))
+	for _, r := range rows {
+		d, err := fromDefinitionRow(r)
+		if err != nil {
+			return nil, err
+		}
+		defs[d.Key] = d
+	}
+	return defs, nil
+}
+
+// ChangeAttribute locks the definition, lets fn decide, and writes the
+// change, its event and the side table's values of the attribute in one
+// transaction.
+func (s *Store) ChangeAttribute(ctx context.Context, key string, fn func(*customer.AttributeDefinition, customer.AttributeValues) (*customer.AttributeChange, error)) error {
+	return s.write(ctx, uuid.Nil, func(q *gen.Queries) error {
+		var cur *customer.AttributeDefinition
+		row, err := q.GetAttributeDefinitionForUpdate(ctx, key)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("store: lock attribute definition: %w", err)
+		default:
+			d, err := fromDefinitionRow(row)
+			if err != nil {
+				return err
+			}
+			cur = &d
+		}
+		change, err := fn(cur, attributeValues{q: q, key: key})
+		if err != nil || change == nil {
+			return err
+		}
+		if err := writeDefinition(ctx, q, cur, change.Definition); err != nil {
+			return err
+		}
+		// The side table holds the values of indexed attributes, typed by
+		// their definition: any change may add, retype or drop them.
+		if err := q.DeleteAttributeIndex(ctx, key); err != nil {
+			return fmt.Errorf("store: drop attribute index: %w", err)
+		}
+		if err := q.IndexAttributeValues(ctx, gen.IndexAttributeValuesParams{Key: &key}); err != nil {
+			return fmt.Errorf("store: reindex attribute: %w", err)
+		}
+		return writeOutbox(ctx, q, []cloudevents.Event{change.Event})
+	})
+}
+
+// writeDefinition inserts, updates or deletes the definition: next nil
+// deletes cur.
+func writeDefinition(ctx context.Context, q *gen.Queries, cur, next *customer.AttributeDefinition) error {
+	if next == nil {
+		if err := q.DeleteAttributeDefinition(ctx, cur.ID); err != nil {
+			return fmt.Errorf("store: delete attribute definition: %w", err)
+		}
+		return nil
+	}
+	doc, err := json.Marshal(next)
+	if err != nil {
+		return fmt.Errorf("store: attribute definition: %w", err)
+	}
+	if cur != nil {
+		if err := q.UpdateAttributeDefinition(ctx, gen.UpdateAttributeDefinitionParams{
+			ID: next.ID, Type: next.Type, Definition: doc, Indexed: next.Indexed, Version: next.Version, UpdatedAt: next.UpdatedAt,
+		}); err != nil {
+			return fmt.Errorf("store: update attribute definition: %w", err)
+		}
+		return nil
+	}
+	n, err := q.InsertAttributeDefinition(ctx, gen.InsertAttributeDefinitionParams{
+		ID: next.ID, Key: next.Key, Type: next.Type, Definition: doc, Indexed: next.Indexed,
+		Version: next.Version, CreatedAt: next.CreatedAt, UpdatedAt: next.UpdatedAt,
+	})
+	if err != nil {
+		return fmt.Errorf("store: insert attribute definition: %w", err)
+	}
+	if n == 0 {
+		return customer.ErrAttributeExists
+	}
+	return nil
+}
+
+// fromDefinitionRow reads a definition: its document, with the columns
+// the store keeps apart authoritative.
+func fromDefinitionRow(r gen.CustomerAttributeDefinition) (customer.AttributeDefinition, error) {
+	var d customer.AttributeDefinition
+	if err := json.Unmarshal(r.Definition, &d); err != nil {
+		return d, fmt.Errorf("store: attribute definition %s: %w", r.Key, err)
+	}
+	d.ID, d.Key, d.Type, d.Indexed, d.Version = r.ID, r.Key, r.Type, r.Indexed, r.Version
+	d.CreatedAt, d.UpdatedAt = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
+	return d, nil
+}
+
+// attributeValues reads one attribute's stored values in a definition
+// change's transaction.
+type attributeValues struct {
+	q   *gen.Queries
+	key string
+}
+
+func (v attributeValues) Values(ctx context.Context) ([]json.RawMessage, error) {
+	rows, err := v.q.AttributeValues(ctx, v.key)
+	if err != nil {
+		return nil, fmt.Errorf("store: attribute values: %w", err)
+	}
+	out := make([]json.RawMessage, len(rows))
+	for i, r := range rows {
+		out[i] = r
+	}
+	return out, nil
+}
+
+func (v attributeValues) CountMissing(ctx context.Context) (int64, error) {
+	n, err := v.q.CountCustomersWithoutAttribute(ctx, v.key)
+	if err != nil {
+		return 0, fmt.Errorf("store: count customers without attribute: %w", err)
+	}
+	return n, nil
+}
+
+// indexAttributes copies a new customer's values of indexed attributes
+// into the side table that the list's filters read.
+func indexAttributes(ctx context.Context, q *gen.Queries, c customer.Customer) error {
+	if len(c.Attributes) == 0 {
+		return nil
+	}
+	if err := q.IndexAttributeValues(ctx, gen.IndexAttributeValuesParams{Ids: []uuid.UUID{c.ID}}); err != nil {
+		return fmt.Errorf("store: index attributes: %w", err)
+	}
+	return nil
+}
+
+// reindexAttributes replaces a customer's side-table values after its
+// attributes changed.
+func reindexAttributes(ctx context.Context, q *gen.Queries, c customer.Customer) error {
+	if err := q.DeleteCustomerAttributeValues(ctx, []uuid.UUID{c.ID}); err != nil {
+		return fmt.Errorf("store: unindex attributes: %w", err)
+	}
+	return indexAttributes(ctx, q, c)
+}
+
+// attributesOf decodes the attributes column; '{}' without reflection, as
+// metadataOf.
+func attributesOf(raw []byte) (customer.Attributes, error) {
+	if string(raw) == "{}" {
+		return customer.Attributes{}, nil
+	}
+	var a customer.Attributes
+	err := json.Unmarshal(raw, &a)
+	return a, err
+}
+
+func nonNilAttributes(a customer.Attributes) customer.Attributes {
+	if a == nil {
+		return customer.Attributes{}
+	}
+	return a
+}
+
+// attributeArrays spreads the attribute filters over the list query's
+// arrays, one entry per filter; "" does not bound.
+func attributeArrays(fs []customer.AttributeFilter) (keys, texts, numMin, numMax, timeMin, timeMax []string) {
+	text := func(s *string) string {
+		if s == nil {
+			return ""
+		}
+		return *s
+	}
+	instant := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	for _, f := range fs {
+		keys = append(keys, f.Key)
+		texts = append(texts, text(f.Text))
+		numMin, numMax = append(numMin, text(f.NumMin)), append(numMax, text(f.NumMax))
+		timeMin, timeMax = append(timeMin, instant(f.TimeMin)), append(timeMax, instant(f.TimeMax))
+	}
+	return keys, texts, numMin, numMax, timeMin, timeMax
+}
+
+// listByAttribute is the list query p driven by the attribute filter d.
+func listByAttribute(p gen.ListCustomersParams, d customer.AttributeFilter) gen.ListCustomersByAttributeParams {
+	return gen.ListCustomersByAttributeParams{
+		DriveKey: d.Key, DriveText: d.Text, DriveNumMin: d.NumMin, DriveNumMax: d.NumMax, DriveTimeMin: d.TimeMin, DriveTimeMax: d.TimeMax,
+		Email: p.Email, IsActive: p.IsActive, Q: p.Q, HasAccount: p.HasAccount, IsVerified: p.IsVerified,
+		CreatedAfter: p.CreatedAfter, CreatedBefore: p.CreatedBefore, UpdatedAfter: p.UpdatedAfter, Metadata: p.Metadata,
+		AttrKeys: p.AttrKeys, AttrTexts: p.AttrTexts, AttrNumMin: p.AttrNumMin, AttrNumMax: p.AttrNumMax, AttrTimeMin: p.AttrTimeMin, AttrTimeMax: p.AttrTimeMax,
+		EmailConsent: p.EmailConsent, SmsConsent: p.SmsConsent, GroupID: p.GroupID, OrdersMin: p.OrdersMin, OrdersMax: p.OrdersMax,
+		PlacedAfter: p.PlacedAfter, PlacedBefore: p.PlacedBefore, OrderedBeforeCreated: p.OrderedBeforeCreated,
+		AfterID: p.AfterID, Sort: p.Sort, AfterTime: p.AfterTime, AfterText: p.AfterText, AfterInt: p.AfterInt, RowLimit: p.RowLimit,
+	}
+}
+
+// countByAttribute is the count query p driven by the attribute filter d.
+func countByAttribute(p gen.CountCustomersParams, d customer.AttributeFilter) gen.CountCustomersByAttributeParams {
+	return gen.CountCustomersByAttributeParams{
+		DriveKey: d.Key, DriveText: d.Text, DriveNumMin: d.NumMin, DriveNumMax: d.NumMax, DriveTimeMin: d.TimeMin, DriveTimeMax: d.TimeMax,
+		Email: p.Email, IsActive: p.IsActive, Q: p.Q, HasAccount: p.HasAccount, IsVerified: p.IsVerified,
+		CreatedAfter: p.CreatedAfter, CreatedBefore: p.CreatedBefore, UpdatedAfter: p.UpdatedAfter, Metadata: p.Metadata,
+		AttrKeys: p.AttrKeys, AttrTexts: p.AttrTexts, AttrNumMin: p.AttrNumMin, AttrNumMax: p.AttrNumMax, AttrTimeMin: p.AttrTimeMin, AttrTimeMax: p.AttrTimeMax,
+		EmailConsent: p.EmailConsent, SmsConsent: p.SmsConsent, GroupID: p.GroupID, OrdersMin: p.OrdersMin, OrdersMax: p.OrdersMax,
+		PlacedAfter: p.PlacedAfter, PlacedBefore: p.PlacedBefore, OrderedBeforeCreated: p.OrderedBeforeCreated,
+		CountLimit: p.CountLimit,
+	}
+}
