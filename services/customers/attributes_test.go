@@ -1,8 +1,8 @@
 package customers_test
 
 import (
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
