@@ -34,10 +34,11 @@ func newClient(baseURL, token string, maxConcurrency int) *client {
 }
 
 type createBody struct {
-	Email     string            `json:"email"`
-	FirstName string            `json:"first_name"`
-	LastName  string            `json:"last_name"`
-	Metadata  map[string]string `json:"metadata"`
+	Email      string            `json:"email"`
+	FirstName  string            `json:"first_name"`
+	LastName   string            `json:"last_name"`
+	Metadata   map[string]string `json:"metadata"`
+	Attributes map[string]any    `json:"attributes,omitempty"`
 }
 
 // call is one successful create.
@@ -48,11 +49,19 @@ type call struct {
 }
 
 // create POSTs customer number n and times it from send to response read.
-func (c *client) create(n int64) (call, error) {
+func (c *client) create(n int64) (call, error) { return c.createWith(n, nil) }
+
+// createWithAttributes is create with values of the bench's three indexed
+// attributes (see defineBenchAttributes).
+func (c *client) createWithAttributes(n int64) (call, error) {
+	return c.createWith(n, map[string]any{"tier": "silver", "points": n % 10_000, "dob": "1990-04-01"})
+}
+
+func (c *client) createWith(n int64, attributes map[string]any) (call, error) {
 	num := strconv.FormatInt(n, 10)
 	body, err := json.Marshal(createBody{
 		Email: "bench-" + num + "@bench.example", FirstName: "Bench", LastName: "User" + num,
-		Metadata: map[string]string{"source": "bench"},
+		Metadata: map[string]string{"source": "bench"}, Attributes: attributes,
 	})
 	if err != nil {
 		return call{}, err

@@ -48,6 +48,12 @@ func printPlans(ctx context.Context, pool *pgxpool.Pool, results []kindResult) e
 			return err
 		}
 		fmt.Printf("\n### %s: %s\n", r.kind.name, r.atP95)
+		if len(r.atP95.attrs) > 0 {
+			if err := printAttributePlans(ctx, pool, list, count, r.atP95.attrs); err != nil {
+				return err
+			}
+			continue
+		}
 		for _, part := range listParts(list, r.atP95.page) {
 			plan, err := explain(ctx, pool, func(q *gen.Queries) { _, _ = q.ListCustomers(ctx, part.params) })
 			if err != nil {
@@ -113,11 +119,19 @@ func queryParams(ctx context.Context, pool *pgxpool.Pool, a listArgs) (gen.ListC
 	if a.tier != "" {
 		f.Metadata = []byte(`{"tier":"` + a.tier + `"}`)
 	}
+	for _, af := range a.attrs {
+		b := af.bound()
+		f.AttrKeys, f.AttrTexts = append(f.AttrKeys, af.key), append(f.AttrTexts, b.text)
+		f.AttrNumMin, f.AttrNumMax = append(f.AttrNumMin, b.numMin), append(f.AttrNumMax, b.numMax)
+		f.AttrTimeMin, f.AttrTimeMax = append(f.AttrTimeMin, b.timeMin), append(f.AttrTimeMax, b.timeMax)
+	}
 	l := gen.ListCustomersParams{
 		Email: f.Email, IsActive: f.IsActive, Q: f.Q, HasAccount: f.HasAccount, IsVerified: f.IsVerified,
 		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, UpdatedAfter: f.UpdatedAfter,
 		Metadata: f.Metadata, GroupID: f.GroupID, OrdersMin: f.OrdersMin, OrdersMax: f.OrdersMax,
 		PlacedAfter: f.PlacedAfter, PlacedBefore: f.PlacedBefore, Sort: cmp.Or(a.order, "-created_at"),
+		AttrKeys: f.AttrKeys, AttrTexts: f.AttrTexts, AttrNumMin: f.AttrNumMin, AttrNumMax: f.AttrNumMax,
+		AttrTimeMin: f.AttrTimeMin, AttrTimeMax: f.AttrTimeMax,
 		RowLimit: pageSize + 1, // one more than the page, to see whether another follows
 	}
 	if a.page > 0 {
@@ -149,6 +163,73 @@ func queryParams(ctx context.Context, pool *pgxpool.Pool, a listArgs) (gen.ListC
 		}
 	}
 	return l, f, nil
+}
+
+// attrBound is an attribute filter as the service binds it: the list
+// query's array entries ("" does not bound).
+type attrBound struct{ text, numMin, numMax, timeMin, timeMax string }
+
+func (f attrFilter) bound() attrBound {
+	var b attrBound
+	lo, hi := cmp.Or(f.gte, f.eq), cmp.Or(f.lte, f.eq)
+	switch f.kind {
+	case "num":
+		b.numMin, b.numMax = lo, hi
+	case "date":
+		instant := func(d string) string {
+			if d == "" {
+				return ""
+			}
+			return d + "T00:00:00Z"
+		}
+		b.timeMin, b.timeMax = instant(lo), instant(hi)
+	default:
+		b.text = f.eq
+	}
+	return b
+}
+
+// printAttributePlans shows the plans of a list with attribute filters:
+// ListCustomersByAttribute and CountCustomersByAttribute, driven by the
+// first filter (the kinds list their filters in key order, as the service
+// sorts them).
+func printAttributePlans(ctx context.Context, pool *pgxpool.Pool, l gen.ListCustomersParams, c gen.CountCustomersParams, attrs []attrFilter) error {
+	b := attrs[0].bound()
+	opt := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	instant := func(s string) *time.Time {
+		if s == "" {
+			return nil
+		}
+		t, _ := time.Parse(time.RFC3339, s)
+		return &t
+	}
+	key, text, numMin, numMax, timeMin, timeMax := attrs[0].key, opt(b.text), opt(b.numMin), opt(b.numMax), instant(b.timeMin), instant(b.timeMax)
+	list := gen.ListCustomersByAttributeParams{
+		DriveKey: key, DriveText: text, DriveNumMin: numMin, DriveNumMax: numMax, DriveTimeMin: timeMin, DriveTimeMax: timeMax,
+		AttrKeys: l.AttrKeys, AttrTexts: l.AttrTexts, AttrNumMin: l.AttrNumMin, AttrNumMax: l.AttrNumMax, AttrTimeMin: l.AttrTimeMin, AttrTimeMax: l.AttrTimeMax,
+		Sort: l.Sort, RowLimit: l.RowLimit,
+	}
+	count := gen.CountCustomersByAttributeParams{
+		DriveKey: key, DriveText: text, DriveNumMin: numMin, DriveNumMax: numMax, DriveTimeMin: timeMin, DriveTimeMax: timeMax,
+		AttrKeys: c.AttrKeys, AttrTexts: c.AttrTexts, AttrNumMin: c.AttrNumMin, AttrNumMax: c.AttrNumMax, AttrTimeMin: c.AttrTimeMin, AttrTimeMax: c.AttrTimeMax,
+		CountLimit: c.CountLimit,
+	}
+	plan, err := explain(ctx, pool, func(q *gen.Queries) { _, _ = q.ListCustomersByAttribute(ctx, list) })
+	if err != nil {
+		return fmt.Errorf("explain list: %w", err)
+	}
+	fmt.Printf("ListCustomersByAttribute:\n```\n%s\n```\n", plan)
+	plan, err = explain(ctx, pool, func(q *gen.Queries) { _, _ = q.CountCustomersByAttribute(ctx, count) })
+	if err != nil {
+		return fmt.Errorf("explain count: %w", err)
+	}
+	fmt.Printf("CountCustomersByAttribute:\n```\n%s\n```\n", plan)
+	return nil
 }
 
 // int32Ptr narrows an optional count to the queries' integer parameters.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -40,6 +41,7 @@ type listArgs struct {
 	isActive, hasAccount        *bool
 	createdAfter, createdBefore *time.Time
 	tier                        string // metadata[tier]
+	attrs                       []attrFilter
 	groupID                     *uuid.UUID
 	ordersMin, ordersMax        *int       // number_of_orders_min, _max
 	placedAfter, placedBefore   *time.Time // placed_orders_after, _before
@@ -58,6 +60,11 @@ func (a listArgs) values() url.Values {
 	}
 	set("q", a.q)
 	set("metadata[tier]", a.tier)
+	for _, f := range a.attrs {
+		set("attributes["+f.key+"]", f.eq)
+		set("attributes["+f.key+"][gte]", f.gte)
+		set("attributes["+f.key+"][lte]", f.lte)
+	}
 	set("cursor", a.cursor)
 	set("order", a.order)
 	if a.groupID != nil {
@@ -98,6 +105,37 @@ func (a listArgs) String() string {
 	return s
 }
 
+// attrFilter is one filter on an attribute the bench defines (see
+// defineBenchAttributes): its query values, "" when not given, and how
+// the service binds them (text, num or date).
+type attrFilter struct {
+	key, kind    string
+	eq, gte, lte string
+}
+
+// benchAttributes are the attributes the search case defines, all
+// indexed, with the values seedAttributes gives every customer.
+var benchAttributes = []map[string]any{
+	{"key": "dob", "label": "Date of birth", "type": "date", "indexed": true},
+	{"key": "points", "label": "Points", "type": "integer", "min": 0, "indexed": true},
+	{"key": "tier", "label": "Tier", "type": "enum", "values": []string{"bronze", "silver", "gold", "platinum"}, "indexed": true},
+}
+
+// defineBenchAttributes defines the bench's attributes through the API,
+// which indexes the seeded values as it would a live store's; on a kept
+// database they are defined already.
+func defineBenchAttributes(ctx context.Context, sys *system) error {
+	start := time.Now()
+	for _, d := range benchAttributes {
+		_, _, err := sys.client.do(ctx, http.MethodPost, "/v1/settings/customer-attributes", d, http.StatusCreated)
+		if err != nil && !strings.Contains(err.Error(), "status 409") {
+			return fmt.Errorf("define attribute %s: %w", d["key"], err)
+		}
+	}
+	fmt.Printf("attributes defined and indexed in %s\n", time.Since(start).Round(time.Second))
+	return nil
+}
+
 // searchKind is one kind of list query, measured on its own.
 type searchKind struct {
 	name string
@@ -132,6 +170,26 @@ func searchKinds(samples []sample, groups seededGroups) []searchKind {
 			return listArgs{createdAfter: &from, createdBefore: &to}
 		}},
 		{name: "metadata[tier]=gold", args: func(*rand.Rand) listArgs { return listArgs{tier: "gold"} }},
+		{name: "attributes[tier]=gold (9%)", args: func(*rand.Rand) listArgs {
+			return listArgs{attrs: []attrFilter{{key: "tier", kind: "text", eq: "gold"}}}
+		}},
+		{name: "attributes[tier]=platinum (1%)", args: func(*rand.Rand) listArgs {
+			return listArgs{attrs: []attrFilter{{key: "tier", kind: "text", eq: "platinum"}}}
+		}},
+		{name: "attributes[points] in a range of 1% (gte & lte)", args: func(r *rand.Rand) listArgs {
+			lo := r.IntN(9_900)
+			return listArgs{attrs: []attrFilter{{key: "points", kind: "num", gte: strconv.Itoa(lo), lte: strconv.Itoa(lo + 99)}}}
+		}},
+		{name: "attributes[points][gte] of half the customers", args: func(*rand.Rand) listArgs {
+			return listArgs{attrs: []attrFilter{{key: "points", kind: "num", gte: "5000"}}}
+		}},
+		{name: "attributes[dob] in a 1-year range (gte & lte)", args: func(r *rand.Rand) listArgs {
+			from := seedBirthStart.AddDate(r.IntN(54), 0, 0)
+			return listArgs{attrs: []attrFilter{{key: "dob", kind: "date", gte: from.Format(time.DateOnly), lte: from.AddDate(1, 0, -1).Format(time.DateOnly)}}}
+		}},
+		{name: "attributes[points][gte] (10%) & attributes[tier]=gold", args: func(*rand.Rand) listArgs {
+			return listArgs{attrs: []attrFilter{{key: "points", kind: "num", gte: "9000"}, {key: "tier", kind: "text", eq: "gold"}}}
+		}},
 		{name: "group_id of a group of 10% of customers", args: func(*rand.Rand) listArgs { return listArgs{groupID: &groups.large} }},
 		{name: "group_id of a group of 0.1% of customers", args: func(*rand.Rand) listArgs { return listArgs{groupID: &groups.small} }},
 		{name: "unfiltered, first page", args: func(*rand.Rand) listArgs { return listArgs{} }},
@@ -296,8 +354,16 @@ func printCreatesAtSize(ctx context.Context, sys *system, opt options) error {
 	if err != nil {
 		return fmt.Errorf("baseline at size: %w", err)
 	}
+	// The same creates with values of the three indexed attributes: their
+	// check and the side table's rows are what attributes add to a create.
+	withAttrs, err := sys.measureWith(ctx, aimConcurrency, opt.warmup, opt.duration, sys.client.createWithAttributes)
+	if err != nil {
+		return fmt.Errorf("creates with attributes at size: %w", err)
+	}
 	fmt.Printf("creates on the seeded tables at concurrency %d: ours %.0f/s (call p99 %s), baseline %.0f tx/s (p99 %s): ours / baseline %.0f%%\n",
 		aimConcurrency, ours.rate, ms(ours.call.p99), base.rate, ms(base.lat.p99), 100*ours.rate/base.rate)
+	fmt.Printf("creates with 3 indexed attributes: %.0f/s (call p99 %s): with / without attributes %.0f%%, with / baseline %.0f%%\n",
+		withAttrs.rate, ms(withAttrs.call.p99), 100*withAttrs.rate/ours.rate, 100*withAttrs.rate/base.rate)
 	// Every seeded customer was created before seedEnd, and the seed writes
 	// no events: the outbox and the event log hold only the creates'. The
 	// cascade removes what hangs on the customers.
@@ -422,6 +488,16 @@ func seededSystem(ctx context.Context, adminURL, name string, opt options, label
 			fmt.Printf(label+": reusing database %s with its %d customers and %d orders\n", opt.searchDB, seeded, orders)
 		}
 	}
+	var bare bool
+	if err := sys.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM customers WHERE attributes = '{}')").Scan(&bare); err != nil {
+		return fail(err)
+	}
+	if bare {
+		return fail(fmt.Errorf("database %s has customers without attributes (seeded by an older bench?): drop it or use another -search-db", opt.searchDB))
+	}
+	if err := defineBenchAttributes(ctx, sys); err != nil {
+		return fail(err)
+	}
 	if opt.searchSQL != "" {
 		if _, err := sys.pool.Exec(ctx, opt.searchSQL); err != nil {
 			return fail(fmt.Errorf("-search-sql: %w", err))
@@ -432,7 +508,7 @@ func seededSystem(ctx context.Context, adminURL, name string, opt options, label
 	// search would otherwise scan in full; ANALYZE gives the planner the
 	// statistics a long-lived table would have.
 	start := time.Now()
-	if _, err := sys.pool.Exec(ctx, "VACUUM ANALYZE customers, orders"); err != nil {
+	if _, err := sys.pool.Exec(ctx, "VACUUM ANALYZE customers, orders, customer_attribute_values"); err != nil {
 		return fail(fmt.Errorf("vacuum: %w", err))
 	}
 	fmt.Printf("VACUUM ANALYZE %s\n", time.Since(start).Round(time.Second))

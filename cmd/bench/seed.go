@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -31,7 +32,7 @@ var (
 var seedColumns = []string{
 	"id", "email", "first_name", "last_name", "company_name", "phone", "is_active", "language_code",
 	"metadata", "has_account", "is_verified", "version", "created_at", "updated_at", "group_ids",
-	"number_of_orders", "first_order_at", "last_order_at",
+	"number_of_orders", "first_order_at", "last_order_at", "attributes",
 }
 
 // Name parts: a last name is a base plus up to two syllables, so a 4-6
@@ -222,9 +223,38 @@ func (s *seeder) customer() []any {
 	return []any{
 		id, email, first, last, company, phone, active, lang,
 		metadata, hasAccount, verified, int64(1), created, updated, groups,
-		int32(orders), firstOrder, lastOrder,
+		int32(orders), firstOrder, lastOrder, seedAttributes(id),
 	}
 }
+
+// seedAttributes are a customer's values of the bench's attributes (see
+// defineBenchAttributes), drawn from a hash of its id rather than from the
+// seed's random source, so that the other columns stay as they were: a
+// tier (bronze 60%, silver 30%, gold 9%, platinum 1%), points uniform in
+// 0..9999 and a date of birth uniform in 1950..2004.
+func seedAttributes(id uuid.UUID) string {
+	h := fnv.New64a()
+	h.Write(id[:])
+	x := h.Sum64()
+	tier := "bronze"
+	switch p := x % 100; {
+	case p < 1:
+		tier = "platinum"
+	case p < 10:
+		tier = "gold"
+	case p < 40:
+		tier = "silver"
+	}
+	points := (x >> 8) % 10_000
+	dob := seedBirthStart.AddDate(0, 0, int((x>>24)%uint64(seedBirthDays)))
+	return fmt.Sprintf(`{"tier":%q,"points":%d,"dob":%q}`, tier, points, dob.Format(time.DateOnly))
+}
+
+// The dates of birth the seed draws from.
+var (
+	seedBirthStart = time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC)
+	seedBirthDays  = int(time.Date(2005, 1, 1, 0, 0, 0, 0, time.UTC).Sub(seedBirthStart).Hours() / 24)
+)
 
 // uuidV7 is a version 7 UUID for time t, as the service would have made when
 // the customer was created, with its random bits from r.

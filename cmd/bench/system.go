@@ -169,10 +169,15 @@ type apiResult struct {
 // measure runs c clients creating customers over HTTP: warm-up, then the
 // measured window, then it waits for the window's events.
 func (s *system) measure(ctx context.Context, c int, warmup, duration time.Duration) (apiResult, error) {
-	if _, err := runWorkers(ctx, c, warmup, s.client.create); err != nil {
+	return s.measureWith(ctx, c, warmup, duration, s.client.create)
+}
+
+// measureWith is measure with another create call.
+func (s *system) measureWith(ctx context.Context, c int, warmup, duration time.Duration, create func(int64) (call, error)) (apiResult, error) {
+	if _, err := runWorkers(ctx, c, warmup, create); err != nil {
 		return apiResult{}, err
 	}
-	calls, err := runWorkers(ctx, c, duration, s.client.create)
+	calls, err := runWorkers(ctx, c, duration, create)
 	if err != nil {
 		return apiResult{}, err
 	}
