@@ -69,7 +69,7 @@ func startSystem(ctx context.Context, url string, poolSize, maxConcurrency int, 
 	if err != nil {
 		return s, err
 	}
-	token, err := customers.CreateToken(ctx, s.pool, "bench", false, []string{"MANAGE_USERS"})
+	token, err := customers.CreateToken(ctx, s.pool, "bench", false, []string{"MANAGE_USERS", "MANAGE_SETTINGS"})
 	if err != nil {
 		return s, fmt.Errorf("create token: %w", err)
 	}

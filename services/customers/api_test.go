@@ -1085,6 +1085,11 @@ func routeCall(s *system, method, pattern string) (path string, body any) {
 		g := s.createGroup("table-" + randomSuffix())
 		path = strings.ReplaceAll(pattern, "{id}", g.ID)
 	}
+	if strings.HasPrefix(pattern, "/v1/settings/customer-attributes/{key}") {
+		key := "table_" + strings.ToLower(randomSuffix())
+		s.define(map[string]any{"key": key, "label": "Table", "type": "string"})
+		path = strings.ReplaceAll(pattern, "{key}", key)
+	}
 	ids := []string{target.ID}
 	source := s.createCustomer(map[string]any{"email": "table-source-" + randomSuffix() + "@example.com"})
 	if pattern == "/v1/customers/{id}/merge-preview" {
@@ -1121,17 +1126,22 @@ func routeCall(s *system, method, pattern string) (path string, body any) {
 		"DELETE /v1/customers/{id}/addresses/{aid}": nil,
 		"GET /v1/settings/address-form":             nil,
 		// The defaults again: other subtests share the settings.
-		"PUT /v1/settings/address-form":            map[string]any{"required_fields": []string{"first_name", "last_name", "street_address_1", "city", "postal_code", "country"}},
-		"POST /v1/customer-groups":                 map[string]any{"name": "table-new-" + randomSuffix()},
-		"GET /v1/customer-groups":                  nil,
-		"GET /v1/customer-groups/{id}":             nil,
-		"PATCH /v1/customer-groups/{id}":           map[string]any{"description": "d"},
-		"DELETE /v1/customer-groups/{id}":          nil,
-		"POST /v1/customer-groups/{id}/customers":  map[string]any{"add": ids},
-		"POST /v1/orders":                          orderBody(nil, time.Now()),
-		"POST /v1/orders/{id}/transfer-requests":   nil, // see transferRouteCall
-		"DELETE /v1/orders/{id}/transfer-requests": nil,
-		"GET /v1/customers/{id}/orders":            nil,
+		"PUT /v1/settings/address-form":                 map[string]any{"required_fields": []string{"first_name", "last_name", "street_address_1", "city", "postal_code", "country"}},
+		"POST /v1/customer-groups":                      map[string]any{"name": "table-new-" + randomSuffix()},
+		"GET /v1/settings/customer-attributes":          nil,
+		"POST /v1/settings/customer-attributes":         map[string]any{"key": "table_new_" + strings.ToLower(randomSuffix()), "label": "New", "type": "boolean"},
+		"GET /v1/settings/customer-attributes/{key}":    nil,
+		"PATCH /v1/settings/customer-attributes/{key}":  map[string]any{"label": "Changed"},
+		"DELETE /v1/settings/customer-attributes/{key}": nil,
+		"GET /v1/customer-groups":                       nil,
+		"GET /v1/customer-groups/{id}":                  nil,
+		"PATCH /v1/customer-groups/{id}":                map[string]any{"description": "d"},
+		"DELETE /v1/customer-groups/{id}":               nil,
+		"POST /v1/customer-groups/{id}/customers":       map[string]any{"add": ids},
+		"POST /v1/orders":                               orderBody(nil, time.Now()),
+		"POST /v1/orders/{id}/transfer-requests":        nil, // see transferRouteCall
+		"DELETE /v1/orders/{id}/transfer-requests":      nil,
+		"GET /v1/customers/{id}/orders":                 nil,
 	}
 	body, ok := bodies[method+" "+pattern]
 	if !ok {

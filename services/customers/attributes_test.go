@@ -1,6 +1,8 @@
 package customers_test
 
 import (
+	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -382,5 +384,71 @@ func TestAttributesOnTheStorefrontImportAndBus(t *testing.T) {
 	s.do(http.MethodGet, "/v1/customers/"+imported.ID, nil, &got)
 	if string(got.Attributes["tier"]) != `"gold"` {
 		t.Errorf("after the bus command: %v", got.Attributes)
+	}
+}
+
+func TestAttributesInCSVAndNDJSONExportsAndImports(t *testing.T) {
+	s := newSystem(t)
+	s.define(map[string]any{"key": "tier", "label": "Tier", "type": "enum", "values": []string{"silver", "gold"}, "indexed": true})
+	s.define(map[string]any{"key": "points", "label": "Points", "type": "integer", "min": 0})
+	s.define(map[string]any{"key": "b2b", "label": "B2B", "type": "boolean"})
+	s.createCustomer(map[string]any{"email": "gold@example.com", "attributes": map[string]any{"tier": "gold", "points": 7, "b2b": true}})
+	s.createCustomer(map[string]any{"email": "plain@example.com"})
+
+	// The CSV has a column per definition; the attribute filter applies.
+	file := export(t, s, "format=csv&order=email")
+	rows, err := csv.NewReader(bytes.NewReader(file.body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := func(name string) int { return slices.Index(rows[0], name) }
+	if col("attributes.b2b") < 0 || col("attributes.points") < 0 || col("attributes.tier") < 0 {
+		t.Fatalf("header %v", rows[0])
+	}
+	if r := rows[1]; r[col("attributes.tier")] != "gold" || r[col("attributes.points")] != "7" || r[col("attributes.b2b")] != "true" {
+		t.Errorf("gold's row %v", r)
+	}
+	if r := rows[2]; r[col("attributes.tier")] != "" || r[col("attributes.points")] != "" {
+		t.Errorf("plain's row %v", r)
+	}
+	lines := strings.Split(strings.TrimSpace(string(export(t, s, "format=ndjson&attributes[tier]=gold").body)), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], `"attributes":{"b2b":true,"points":7,"tier":"gold"}`) {
+		t.Errorf("NDJSON export filtered on tier=gold: %q", lines)
+	}
+
+	// A CSV import types its cells by the definitions, creating and (with
+	// upsert) changing customers; a bad cell is the row's error.
+	cancel := s.runImports()
+	defer cancel()
+	job := s.waitImport(s.startImport("text/csv", "?mode=upsert",
+		"email,attributes.tier,attributes.points,attributes.b2b\n"+
+			"new@example.com,silver,12,false\n"+
+			"gold@example.com,,8,\n"+
+			"bad@example.com,gold,twelve,\n").ID)
+	errs := s.importErrors(job.ID)
+	if len(errs) != 1 || errs[0].Row != 3 || errs[0].Field != "attributes.points" || errs[0].Code != "invalid" {
+		t.Errorf("import errors %+v, want row 3 attributes.points invalid", errs)
+	}
+	for email, want := range map[string]map[string]string{
+		"new@example.com":  {"tier": `"silver"`, "points": `12`, "b2b": `false`},
+		"gold@example.com": {"points": `8`}, // the empty cells removed tier and b2b
+	} {
+		c, ok := s.customerByEmail(email)
+		if !ok {
+			t.Fatalf("%s not found", email)
+		}
+		var got attrCustomerJSON
+		s.do(http.MethodGet, "/v1/customers/"+c.ID, nil, &got)
+		if len(got.Attributes) != len(want) {
+			t.Errorf("%s has %v, want %v", email, got.Attributes, want)
+		}
+		for k, v := range want {
+			if string(got.Attributes[k]) != v {
+				t.Errorf("%s attributes.%s = %s, want %s", email, k, got.Attributes[k], v)
+			}
+		}
+	}
+	if page := listCustomers(t, s, "attributes[tier]=gold"); len(page.Customers) != 0 {
+		t.Errorf("%d customers still gold after the import removed it", len(page.Customers))
 	}
 }

@@ -73,6 +73,13 @@ func TestEveryFlowKeepsTheEventContract(t *testing.T) {
 	step(http.MethodPost, "/v1/customer-groups/"+other.ID+"/customers", map[string]any{"add": []string{ann.ID}}, http.StatusOK)
 	step(http.MethodDelete, "/v1/customer-groups/"+other.ID, nil, http.StatusNoContent)
 	step(http.MethodDelete, "/v1/customer-groups/"+vip.ID, nil, http.StatusNoContent)
+	// An attribute defined, set on ann (customer.updated), changed,
+	// removed from her, and deleted.
+	step(http.MethodPost, "/v1/settings/customer-attributes", map[string]any{"key": "tier", "label": "Tier", "type": "enum", "values": []string{"gold"}}, http.StatusCreated)
+	step(http.MethodPatch, base, map[string]any{"attributes": map[string]any{"tier": "gold"}}, http.StatusOK)
+	step(http.MethodPatch, "/v1/settings/customer-attributes/tier", map[string]any{"values": []string{"gold", "silver"}}, http.StatusOK)
+	step(http.MethodPatch, base, map[string]any{"attributes": map[string]any{"tier": nil}}, http.StatusOK)
+	step(http.MethodDelete, "/v1/settings/customer-attributes/tier", nil, http.StatusNoContent)
 
 	// Bulk changes.
 	cy, dee := s.createCustomer(map[string]any{"email": email("cy")}), s.createCustomer(map[string]any{"email": email("dee")})

@@ -274,6 +274,35 @@ func cmpOr(p *int, def int) int {
 	return *p
 }
 
+// AttributeCell is a value as a CSV cell: a string's text, a number or a
+// boolean as JSON writes it, empty for none. AttributeCells reads it back.
+func AttributeCell(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	return string(v)
+}
+
+// AttributeCells reads a CSV row's attributes.<key> cells as values of the
+// definitions' types (see AttributeCell): an empty cell is no value (null),
+// a number or boolean cell its JSON, anything else a string, which the
+// checks refuse where the type wants another.
+func AttributeCells(defs Definitions, cells map[string]string) map[string]json.RawMessage {
+	out := make(map[string]json.RawMessage, len(cells))
+	for k, v := range cells {
+		switch t := defs[k].Type; {
+		case v == "":
+			out[k] = json.RawMessage("null")
+		case (t == AttrInteger || t == AttrDecimal || t == AttrBoolean) && json.Valid([]byte(v)):
+			out[k] = json.RawMessage(v)
+		default:
+			out[k], _ = json.Marshal(v) // a string always marshals
+		}
+	}
+	return out
+}
+
 // changedAttributes names the attributes that differ, as "attributes.<key>".
 func changedAttributes(a, b Attributes) []string {
 	keys := map[string]bool{}

@@ -23,6 +23,8 @@ type ExportInput struct {
 	// PrivateMetadataKeys those of private metadata as well.
 	MetadataKeys        bool
 	PrivateMetadataKeys bool
+	// AttributeKeys gives the keys of every attribute definition too.
+	AttributeKeys bool
 }
 
 // MetadataKeys are the keys present in the metadata of the customers of an
@@ -30,6 +32,9 @@ type ExportInput struct {
 type MetadataKeys struct {
 	Public  []string
 	Private []string
+	// Attributes are the keys of the attribute definitions (CSV columns
+	// attributes.<key>).
+	Attributes []string
 }
 
 // ExportWriter receives an export as it is read.
@@ -64,13 +69,25 @@ func (s *Service) Export(ctx context.Context, in ExportInput, w ExportWriter) er
 	}
 	q.Limit, q.After = ExportPageSize, nil
 	err = s.store.Snapshot(ctx, func(snap Snapshot) error {
-		if in.MetadataKeys || in.PrivateMetadataKeys {
-			keys, err := snap.MetadataKeys(ctx, q.Filter, in.PrivateMetadataKeys)
-			if err != nil {
-				return err
+		if in.MetadataKeys || in.PrivateMetadataKeys || in.AttributeKeys {
+			var keys MetadataKeys
+			if in.MetadataKeys || in.PrivateMetadataKeys {
+				var err error
+				if keys, err = snap.MetadataKeys(ctx, q.Filter, in.PrivateMetadataKeys); err != nil {
+					return err
+				}
 			}
 			if !in.MetadataKeys {
 				keys.Public = nil
+			}
+			if in.AttributeKeys {
+				defs, err := s.AttributeDefinitions(ctx)
+				if err != nil {
+					return err
+				}
+				for _, d := range defs {
+					keys.Attributes = append(keys.Attributes, d.Key)
+				}
 			}
 			if err := w.Keys(keys); err != nil {
 				return err

@@ -147,6 +147,27 @@ func sameCursor(a, b Cursor) bool {
 
 // fuzzService is a Service for the pure rules: no store, which checks
 // that run before any write do not need.
+// fuzzDefinitions are one attribute of each type, none required.
+func fuzzDefinitions() Definitions {
+	lo, hi, max := json.Number("0"), json.Number("999.99"), 8
+	pattern := "[A-Z]{2}[0-9]+"
+	defs := Definitions{}
+	for _, d := range []AttributeDefinition{
+		{Key: "tier", Type: AttrEnum, Values: []string{"silver", "gold"}},
+		{Key: "points", Type: AttrInteger, Min: &lo},
+		{Key: "credit", Type: AttrDecimal, Min: &lo, Max: &hi},
+		{Key: "b2b", Type: AttrBoolean},
+		{Key: "dob", Type: AttrDate},
+		{Key: "since", Type: AttrDatetime},
+		{Key: "vat", Type: AttrString, MaxLength: &max, Pattern: &pattern},
+		{Key: "mail", Type: AttrEmail},
+		{Key: "site", Type: AttrURL},
+	} {
+		defs[d.Key] = d
+	}
+	return defs
+}
+
 func fuzzService() *Service { return NewService(nil, "DE", AccountConfig{}, PrivacyConfig{}) }
 
 // FuzzNewCustomer: an import row (a create's body, plus what an import
@@ -163,6 +184,8 @@ func FuzzNewCustomer(f *testing.F) {
 		`{"email":"dee@example.com","created_at":"0000-01-01T00:00:00+01:00"}`,
 		`{"email":"eve@example.com","password_hash":"$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"}`,
 		`{"email":"","first_name":"\u0000","metadata":{" ":"x"},"language_code":"english please","groups":["x"]}`,
+		`{"email":"fay@example.com","attributes":{"tier":"gold","points":12,"credit":1.50,"dob":"1990-02-28","since":"2020-01-01T12:00:00+02:00","vat":" DE1 ","mail":"A@B.CO","site":"https://x.example"}}`,
+		`{"email":"fay@example.com","attributes":{"tier":"tin","points":1e3,"credit":"1","dob":"1990-02-30","since":"0000-01-01T00:00:00+01:00","vat":"","b2b":null,"nope":1}}`,
 	} {
 		f.Add([]byte(seed), true)
 	}
@@ -180,9 +203,9 @@ func FuzzNewCustomer(f *testing.F) {
 		if defaultForm {
 			form = DefaultAddressForm
 		}
-		imp.form = &form
+		imp.form, imp.defs = &form, fuzzDefinitions()
 		s := fuzzService()
-		n, err := s.newCustomer(context.Background(), Origin{}, row.createInput(), imp)
+		n, err := s.newCustomer(context.Background(), Origin{}, row.createInput(imp.defs), imp)
 		if err != nil {
 			expectRefusal(t, err)
 			return
@@ -278,7 +301,7 @@ func createInputOf(n NewCustomer) CreateInput {
 	in := CreateInput{
 		Email: c.Email, FirstName: c.FirstName, LastName: c.LastName, CompanyName: c.CompanyName, Phone: c.Phone,
 		Note: c.Note, IsActive: &c.IsActive, LanguageCode: c.LanguageCode, ExternalReference: c.ExternalReference,
-		Metadata: c.Metadata, PrivateMetadata: c.PrivateMetadata,
+		Metadata: c.Metadata, PrivateMetadata: c.PrivateMetadata, Attributes: c.Attributes,
 	}
 	for _, g := range c.Groups {
 		in.Groups = append(in.Groups, g.String())
@@ -302,7 +325,7 @@ func sameNewCustomer(a, b NewCustomer) bool {
 	if ca.Email != cb.Email || ca.FirstName != cb.FirstName || ca.LastName != cb.LastName || ca.CompanyName != cb.CompanyName ||
 		!equalPtr(ca.Phone, cb.Phone) || ca.Note != cb.Note || ca.IsActive != cb.IsActive || ca.LanguageCode != cb.LanguageCode ||
 		!equalPtr(ca.ExternalReference, cb.ExternalReference) || !maps.Equal(ca.Metadata, cb.Metadata) ||
-		!maps.Equal(ca.PrivateMetadata, cb.PrivateMetadata) || !slices.Equal(ca.Groups, cb.Groups) ||
+		!maps.Equal(ca.PrivateMetadata, cb.PrivateMetadata) || !slices.Equal(ca.Groups, cb.Groups) || !ca.Attributes.Equal(cb.Attributes) ||
 		len(a.Addresses) != len(b.Addresses) ||
 		defaultAt(ca.DefaultShippingAddressID, a.Addresses) != defaultAt(cb.DefaultShippingAddressID, b.Addresses) ||
 		defaultAt(ca.DefaultBillingAddressID, a.Addresses) != defaultAt(cb.DefaultBillingAddressID, b.Addresses) {

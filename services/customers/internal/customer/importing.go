@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"runtime"
 	"sync"
 	"time"
@@ -55,6 +56,9 @@ type ImportRow struct {
 	// Addresses are the customer's addresses as POST /v1/customers takes
 	// them, or as an export writes them (their read-only fields ignored).
 	Addresses []ImportAddress `json:"addresses"`
+	// AttributeCells are a CSV row's attributes.<key> cells, typed by the
+	// definitions when the row is imported (see AttributeCells).
+	AttributeCells map[string]string `json:"-"`
 	// Given names the fields the row gives (a CSV file's columns, an NDJSON
 	// line's keys): an upsert changes those and no others.
 	Given map[string]bool `json:"-"`
@@ -111,17 +115,20 @@ func (s *Service) ImportRow(ctx context.Context, o Origin, mode string, row Impo
 	if err != nil {
 		return Customer{}, false, err
 	}
+	if imp.defs, err = s.store.AttributeDefinitions(ctx); err != nil {
+		return Customer{}, false, err
+	}
 	if mode == ImportUpsert {
 		match, found, err := s.importMatch(ctx, row)
 		if err != nil {
 			return Customer{}, false, err
 		}
 		if found {
-			c, err := s.importUpdate(ctx, o, match, row)
+			c, err := s.importUpdate(ctx, o, match, row, imp.defs)
 			return c, false, err
 		}
 	}
-	c, err = s.create(ctx, o, row.createInput(), imp)
+	c, err = s.create(ctx, o, row.createInput(imp.defs), imp)
 	return c, err == nil, err
 }
 
@@ -172,7 +179,7 @@ func (s *Service) PrepareCreates(ctx context.Context, o Origin, rows []ImportRow
 				imp, err := importExtras(rows[i])
 				if err == nil {
 					imp.form, imp.defs = &form, defs
-					built[i], err = s.newCustomer(ctx, o, rows[i].createInput(), imp)
+					built[i], err = s.newCustomer(ctx, o, rows[i].createInput(defs), imp)
 				}
 				p.Refusals[i] = err
 			}
@@ -295,9 +302,11 @@ func taken(c Customer, emails, refs map[string]bool) error {
 	return nil
 }
 
-// createInput is what Create takes of the row.
-func (row ImportRow) createInput() CreateInput {
+// createInput is what Create takes of the row; defs type its CSV
+// attribute cells.
+func (row ImportRow) createInput(defs Definitions) CreateInput {
 	in := row.CreateInput
+	in.Attributes = row.attributes(defs)
 	if len(row.Addresses) > 0 {
 		in.Addresses = make([]AddressInput, len(row.Addresses))
 		for i, a := range row.Addresses {
@@ -346,7 +355,7 @@ func (s *Service) importMatch(ctx context.Context, row ImportRow) (Customer, boo
 
 // importUpdate changes the matched customer's given fields, as a PATCH of
 // those fields would.
-func (s *Service) importUpdate(ctx context.Context, o Origin, match Customer, row ImportRow) (Customer, error) {
+func (s *Service) importUpdate(ctx context.Context, o Origin, match Customer, row ImportRow, defs Definitions) (Customer, error) {
 	for _, f := range []string{"addresses", "groups"} {
 		if row.Given[f] {
 			return Customer{}, FieldErr(f, "not_on_update", "%s are set only when the import creates the customer; this row matches %s", f, match.ID)
@@ -387,5 +396,19 @@ func (s *Service) importUpdate(ctx context.Context, o Origin, match Customer, ro
 	if g["private_metadata"] {
 		in.PrivateMetadata = &row.PrivateMetadata
 	}
+	if g["attributes"] {
+		in.Attributes = row.attributes(defs)
+	}
 	return s.Update(ctx, o, match.ID, in)
+}
+
+// attributes are the row's attributes: an NDJSON line's object, and a CSV
+// row's cells typed by defs.
+func (row ImportRow) attributes(defs Definitions) map[string]json.RawMessage {
+	if row.AttributeCells == nil {
+		return row.Attributes
+	}
+	out := AttributeCells(defs, row.AttributeCells)
+	maps.Copy(out, row.Attributes)
+	return out
 }

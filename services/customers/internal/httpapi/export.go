@@ -89,17 +89,19 @@ var (
 // Names of fields= that are not columns of their own.
 const (
 	fieldMetadata        = "metadata"
+	fieldAttributes      = "attributes"
 	fieldPrivateMetadata = "private_metadata"
 	fieldAddresses       = "addresses"
 )
 
 // exportOptions is what an export writes, from format=, fields= and include=.
 type exportOptions struct {
-	csv       bool
-	fields    []exportField // in file order
-	metadata  bool
-	private   bool // include=private_metadata
-	addresses bool // include=addresses
+	csv        bool
+	fields     []exportField // in file order
+	metadata   bool
+	attributes bool
+	private    bool // include=private_metadata
+	addresses  bool // include=addresses
 }
 
 // exportParams are the query parameters of an export besides the list's
@@ -133,6 +135,7 @@ func (a *API) exportCustomers(w http.ResponseWriter, r *http.Request, _ auth.Pri
 	err = a.customers.Export(r.Context(), customer.ExportInput{
 		ListInput: in, Addresses: opts.addresses,
 		MetadataKeys: opts.csv && opts.metadata, PrivateMetadataKeys: opts.csv && opts.private,
+		AttributeKeys: opts.csv && opts.attributes,
 	}, ew)
 	if err == nil {
 		err = ew.finish()
@@ -179,13 +182,13 @@ func parseExportOptions(qs url.Values, accept string) (exportOptions, error) {
 	}
 	v, chosen := qs["fields"]
 	if !chosen {
-		o.fields, o.metadata = exportFields[:defaultFields], true
+		o.fields, o.metadata, o.attributes = exportFields[:defaultFields], true, true
 		return o, nil
 	}
 	want := map[string]bool{}
 	for name := range strings.SplitSeq(v[0], ",") {
 		name = strings.TrimSpace(name)
-		known := name == fieldMetadata || slices.ContainsFunc(exportFields, func(f exportField) bool { return f.name == name })
+		known := name == fieldMetadata || name == fieldAttributes || slices.ContainsFunc(exportFields, func(f exportField) bool { return f.name == name })
 		switch {
 		case name == fieldPrivateMetadata && !o.private, name == fieldAddresses && !o.addresses:
 			return o, problem.Input(http.StatusBadRequest, "fields", customer.CodeInvalid,
@@ -201,7 +204,7 @@ func parseExportOptions(qs url.Values, accept string) (exportOptions, error) {
 			o.fields = append(o.fields, f)
 		}
 	}
-	o.metadata = want[fieldMetadata]
+	o.metadata, o.attributes = want[fieldMetadata], want[fieldAttributes]
 	return o, nil
 }
 
@@ -268,6 +271,11 @@ func (e *exportWriter) begin() error {
 	if e.opts.private {
 		for _, k := range e.keys.Private {
 			header = append(header, fieldPrivateMetadata+"."+k)
+		}
+	}
+	if e.opts.attributes {
+		for _, k := range e.keys.Attributes {
+			header = append(header, fieldAttributes+"."+k)
 		}
 	}
 	if e.opts.addresses {
@@ -346,6 +354,11 @@ func (e *exportWriter) csvRow(c *customer.Customer, addresses []customer.Address
 	if e.opts.private {
 		for _, k := range e.keys.Private {
 			rec = append(rec, c.PrivateMetadata[k])
+		}
+	}
+	if e.opts.attributes {
+		for _, k := range e.keys.Attributes {
+			rec = append(rec, customer.AttributeCell(c.Attributes[k]))
 		}
 	}
 	if e.opts.addresses {
@@ -430,6 +443,10 @@ func (e *exportWriter) jsonLine(c *customer.Customer, addresses []customer.Addre
 		l.key(fieldPrivateMetadata)
 		l.strings(c.PrivateMetadata)
 	}
+	if e.opts.attributes {
+		l.key(fieldAttributes)
+		l.marshal(nonNilAttributes(c.Attributes))
+	}
 	if e.opts.addresses {
 		l.key(fieldAddresses)
 		l.addresses(c, addresses)
@@ -440,4 +457,11 @@ func (e *exportWriter) jsonLine(c *customer.Customer, addresses []customer.Addre
 	l.b = append(l.b, '}', '\n')
 	_, err := e.buf.Write(l.b)
 	return err
+}
+
+func nonNilAttributes(a customer.Attributes) customer.Attributes {
+	if a == nil {
+		return customer.Attributes{}
+	}
+	return a
 }

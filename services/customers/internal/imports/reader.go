@@ -201,7 +201,8 @@ func csvFileError(row int64, err error) error {
 }
 
 // csvColumn is the column a header names: a customer field, metadata.<key>,
-// private_metadata.<key>, or address.<field> of the one default address.
+// private_metadata.<key>, attributes.<key> (an empty cell is no value), or
+// address.<field> of the one default address.
 func csvColumn(name string) (column, bool) {
 	if key, ok := strings.CutPrefix(name, "metadata."); ok && key != "" {
 		return column{name, func(r *customer.ImportRow, v string) error {
@@ -212,6 +213,16 @@ func csvColumn(name string) (column, bool) {
 				}
 				r.Metadata[key] = v
 			}
+			return nil
+		}}, true
+	}
+	if key, ok := strings.CutPrefix(name, "attributes."); ok && key != "" {
+		return column{name, func(r *customer.ImportRow, v string) error {
+			r.Given["attributes"] = true
+			if r.AttributeCells == nil {
+				r.AttributeCells = map[string]string{}
+			}
+			r.AttributeCells[key] = v
 			return nil
 		}}, true
 	}
