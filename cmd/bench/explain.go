@@ -119,7 +119,12 @@ func queryParams(ctx context.Context, pool *pgxpool.Pool, a listArgs) (gen.ListC
 	if a.tier != "" {
 		f.Metadata = []byte(`{"tier":"` + a.tier + `"}`)
 	}
-	for _, af := range a.attrs {
+	// With attribute filters the service runs the ByAttribute queries,
+	// driven by the first filter and testing the others per customer.
+	for i, af := range a.attrs {
+		if i == 0 {
+			continue
+		}
 		b := af.bound()
 		f.AttrKeys, f.AttrTexts = append(f.AttrKeys, af.key), append(f.AttrTexts, b.text)
 		f.AttrNumMin, f.AttrNumMax = append(f.AttrNumMin, b.numMin), append(f.AttrNumMax, b.numMax)

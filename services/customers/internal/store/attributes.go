@@ -209,8 +209,12 @@ func attributeArrays(fs []customer.AttributeFilter) (keys, texts, numMin, numMax
 	return keys, texts, numMin, numMax, timeMin, timeMax
 }
 
-// listByAttribute is the list query p driven by the attribute filter d.
-func listByAttribute(p gen.ListCustomersParams, d customer.AttributeFilter) gen.ListCustomersByAttributeParams {
+// listByAttribute is the list query p driven by the first of the
+// attribute filters fs; the others are tested per customer. (The first is
+// not tested again: that would double the probes of every candidate.)
+func listByAttribute(p gen.ListCustomersParams, fs []customer.AttributeFilter) gen.ListCustomersByAttributeParams {
+	d := fs[0]
+	p.AttrKeys, p.AttrTexts, p.AttrNumMin, p.AttrNumMax, p.AttrTimeMin, p.AttrTimeMax = attributeArrays(fs[1:])
 	return gen.ListCustomersByAttributeParams{
 		DriveKey: d.Key, DriveText: d.Text, DriveNumMin: d.NumMin, DriveNumMax: d.NumMax, DriveTimeMin: d.TimeMin, DriveTimeMax: d.TimeMax,
 		Email: p.Email, IsActive: p.IsActive, Q: p.Q, HasAccount: p.HasAccount, IsVerified: p.IsVerified,
@@ -222,8 +226,11 @@ func listByAttribute(p gen.ListCustomersParams, d customer.AttributeFilter) gen.
 	}
 }
 
-// countByAttribute is the count query p driven by the attribute filter d.
-func countByAttribute(p gen.CountCustomersParams, d customer.AttributeFilter) gen.CountCustomersByAttributeParams {
+// countByAttribute is the count query p driven by the first of the
+// attribute filters fs, as listByAttribute.
+func countByAttribute(p gen.CountCustomersParams, fs []customer.AttributeFilter) gen.CountCustomersByAttributeParams {
+	d := fs[0]
+	p.AttrKeys, p.AttrTexts, p.AttrNumMin, p.AttrNumMax, p.AttrTimeMin, p.AttrTimeMax = attributeArrays(fs[1:])
 	return gen.CountCustomersByAttributeParams{
 		DriveKey: d.Key, DriveText: d.Text, DriveNumMin: d.NumMin, DriveNumMax: d.NumMax, DriveTimeMin: d.TimeMin, DriveTimeMax: d.TimeMax,
 		Email: p.Email, IsActive: p.IsActive, Q: p.Q, HasAccount: p.HasAccount, IsVerified: p.IsVerified,

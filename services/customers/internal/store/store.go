@@ -486,7 +486,7 @@ func (s *Store) List(ctx context.Context, lq customer.ListQuery) ([]customer.Cus
 	var rows []gen.Customer
 	var err error
 	if len(lq.Attributes) > 0 {
-		rows, err = s.q.ListCustomersByAttribute(ctx, listByAttribute(p, lq.Attributes[0]))
+		rows, err = s.q.ListCustomersByAttribute(ctx, listByAttribute(p, lq.Attributes))
 	} else {
 		rows, err = s.q.ListCustomers(ctx, p)
 	}
@@ -539,7 +539,7 @@ func (s *Store) Count(ctx context.Context, f customer.Filter, limit int) (int64,
 	var n int64
 	var err error
 	if len(f.Attributes) > 0 {
-		n, err = s.q.CountCustomersByAttribute(ctx, countByAttribute(p, f.Attributes[0]))
+		n, err = s.q.CountCustomersByAttribute(ctx, countByAttribute(p, f.Attributes))
 	} else {
 		n, err = s.q.CountCustomers(ctx, p)
 	}
