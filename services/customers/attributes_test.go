@@ -452,3 +452,56 @@ func TestAttributesInCSVAndNDJSONExportsAndImports(t *testing.T) {
 		t.Errorf("%d customers still gold after the import removed it", len(page.Customers))
 	}
 }
+
+func TestAttributesOnRegistrationAndMerge(t *testing.T) {
+	s := newSystem(t)
+	s.define(map[string]any{"key": "dob", "label": "Date of birth", "type": "date", "storefront": true, "visible_to_customer": true})
+	s.define(map[string]any{"key": "tier", "label": "Tier", "type": "enum", "values": []string{"silver", "gold"}})
+	s.do(http.MethodPatch, "/v1/settings/customer-attributes/dob", map[string]any{"required": true}, nil)
+
+	register := func(attrs map[string]any) reply {
+		return s.public(http.MethodPost, "/v1/store/register", map[string]any{
+			"email": "reg-" + randomSuffix() + "@example.com", "password": "correct horse battery",
+			"redirect_url": shopURL, "channel": "web", "attributes": attrs,
+		})
+	}
+	for _, tc := range []struct {
+		attrs       map[string]any
+		field, code string
+	}{
+		{nil, "attributes.dob", "required"},
+		{map[string]any{"dob": "1990-04-01", "tier": "gold"}, "attributes.tier", "unknown_attribute"},
+	} {
+		r := register(tc.attrs)
+		r.expectStatus(t, http.StatusBadRequest)
+		var p problemJSON
+		r.decode(t, &p)
+		if len(p.Errors) != 1 || p.Errors[0].Field != tc.field || p.Errors[0].Code != tc.code {
+			t.Errorf("register with %v: %+v, want %s %s", tc.attrs, p.Errors, tc.field, tc.code)
+		}
+	}
+	r := register(map[string]any{"dob": "1990-04-01"})
+	r.expectStatus(t, http.StatusCreated)
+	var me struct {
+		ID         string
+		Attributes map[string]json.RawMessage
+	}
+	r.decode(t, &me)
+	var got attrCustomerJSON
+	s.do(http.MethodGet, "/v1/customers/"+me.ID, nil, &got)
+	if string(got.Attributes["dob"]) != `"1990-04-01"` {
+		t.Errorf("registered customer's attributes %v", got.Attributes)
+	}
+
+	// A merge keeps the target's values and takes the source's where the
+	// target has none.
+	target := s.createCustomer(map[string]any{"email": "target@example.com", "attributes": map[string]any{"dob": "1980-01-01"}})
+	source := s.createCustomer(map[string]any{"email": "source@example.com", "attributes": map[string]any{"dob": "1970-01-01", "tier": "gold"}})
+	if resp := s.do(http.MethodPost, "/v1/customers/"+target.ID+"/merge", map[string]any{"source_id": source.ID}, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("merge: %d", resp.StatusCode)
+	}
+	s.do(http.MethodGet, "/v1/customers/"+target.ID, nil, &got)
+	if string(got.Attributes["dob"]) != `"1980-01-01"` || string(got.Attributes["tier"]) != `"gold"` {
+		t.Errorf("merged attributes %v, want the target's dob and the source's tier", got.Attributes)
+	}
+}

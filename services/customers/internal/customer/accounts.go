@@ -115,6 +115,9 @@ type RegisterInput struct {
 	FirstName    string `json:"first_name"`
 	LastName     string `json:"last_name"`
 	LanguageCode string `json:"language_code"`
+	// Attributes are values of the attributes customers may set
+	// (storefront); those of them that are required must be given.
+	Attributes map[string]json.RawMessage `json:"attributes"`
 	EmailLink
 }
 
@@ -124,10 +127,18 @@ type RegisterInput struct {
 func (s *Service) Register(ctx context.Context, o Origin, in RegisterInput) (Customer, error) {
 	r := rules{}
 	now := s.now()
+	defs, err := s.store.AttributeDefinitions(ctx)
+	if err != nil {
+		return Customer{}, fmt.Errorf("register: %w", err)
+	}
+	// Customers set only their own attributes, and so are held only to
+	// those being required: staff fill in the rest.
+	maps.DeleteFunc(defs, func(_ string, d AttributeDefinition) bool { return !d.Storefront })
 	c, err := newAccount(&r, in.Email, in.FirstName, in.LastName, in.LanguageCode, now)
 	if err != nil {
 		return Customer{}, fmt.Errorf("register: %w", err)
 	}
+	c.Attributes = r.attributes("attributes", defs, in.Attributes)
 	pw := r.password("password", in.Password)
 	r.link(in.EmailLink, true)
 	if err := r.err(); err != nil {

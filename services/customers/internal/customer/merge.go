@@ -54,6 +54,7 @@ func Merged(o Origin, target, source Customer, fromSource map[string]bool, now t
 	}
 	next.Metadata = lacking(target.Metadata, source.Metadata)
 	next.PrivateMetadata = lacking(target.PrivateMetadata, source.PrivateMetadata)
+	next.Attributes = lacking(target.Attributes, source.Attributes)
 	next.Groups = SortIDs(union(target.Groups, source.Groups))
 	next.EmailConsent = later(target.EmailConsent, source.EmailConsent)
 	next.SMSConsent = later(target.SMSConsent, source.SMSConsent)
@@ -105,8 +106,11 @@ func defaultAddress(fromSource bool, target, source *uuid.UUID) *uuid.UUID {
 }
 
 // lacking is target with the keys of source it lacks.
-func lacking(target, source map[string]string) map[string]string {
-	out := maps.Clone(nonNil(target))
+func lacking[M ~map[string]V, V any](target, source M) M {
+	out := maps.Clone(target)
+	if out == nil {
+		out = M{}
+	}
 	for k, v := range source {
 		if _, ok := out[k]; !ok {
 			out[k] = v
