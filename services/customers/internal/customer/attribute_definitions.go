@@ -236,6 +236,10 @@ func applyDefinition(d *AttributeDefinition, in AttributeDefinitionInput) error 
 		if !slices.Contains(AttributeTypes, *in.Type) {
 			r.fail("type", CodeInvalid, "type must be one of %s", strings.Join(AttributeTypes, ", "))
 		}
+		if d.Type != "" && d.Type != *in.Type {
+			// Another type's rules go with it; those given anew apply.
+			d.MaxLength, d.Pattern, d.Min, d.Max, d.Values = nil, nil, nil, nil, nil
+		}
 		d.Type = *in.Type
 	}
 	if in.MaxLength.Set {
@@ -262,8 +266,7 @@ func applyDefinition(d *AttributeDefinition, in AttributeDefinitionInput) error 
 	return r.err()
 }
 
-// definitionRules checks that d's rules fit its type, and drops the ones
-// another type had (a type change from string to enum forgets max_length).
+// definitionRules checks that d's rules fit its type.
 func (r *rules) definitionRules(d *AttributeDefinition) {
 	only := func(field string, set bool, types ...string) {
 		if set && !slices.Contains(types, d.Type) {

@@ -236,6 +236,9 @@ func (r *rules) numberValue(field string, d AttributeDefinition, raw json.RawMes
 		r.fail(field, CodeInvalid, "%s must be %s", field, what)
 		return nil
 	}
+	if d.Type == AttrDecimal {
+		raw = canonicalDecimal(raw)
+	}
 	n, _ := new(big.Rat).SetString(string(raw))
 	if lo := rat(d.Min); lo != nil && n.Cmp(lo) < 0 {
 		r.fail(field, CodeOutOfRange, "%s must be at least %s", field, *d.Min)
@@ -244,6 +247,19 @@ func (r *rules) numberValue(field string, d AttributeDefinition, raw json.RawMes
 		r.fail(field, CodeOutOfRange, "%s must be at most %s", field, *d.Max)
 	}
 	return raw
+}
+
+// canonicalDecimal drops a decimal's trailing zeros (12.50 is 12.5), so
+// that equal numbers are equal values and a change between them is none.
+func canonicalDecimal(raw json.RawMessage) json.RawMessage {
+	s := string(raw)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	if s == "-0" {
+		s = "0"
+	}
+	return json.RawMessage(s)
 }
 
 func rat(n *json.Number) *big.Rat {
