@@ -51,6 +51,9 @@ type AttributeValues interface {
 type AttributeChange struct {
 	Definition *AttributeDefinition
 	Event      cloudevents.Event
+	// Reindex: the side table's values of the attribute are to be made
+	// anew (indexed or type changed, or the definition is gone).
+	Reindex bool
 }
 
 // AttributeStore keeps the attribute definitions.
@@ -155,7 +158,7 @@ func (s *Service) DefineAttribute(ctx context.Context, o Origin, in AttributeDef
 			return nil, err
 		}
 		out = d
-		return &AttributeChange{Definition: &d, Event: ev}, nil
+		return &AttributeChange{Definition: &d, Event: ev, Reindex: d.Indexed}, nil
 	})
 	return out, err
 }
@@ -183,8 +186,12 @@ func (s *Service) UpdateAttribute(ctx context.Context, o Origin, key string, in 
 			out = *cur
 			return nil, nil
 		}
-		if err := checkValues(ctx, next, vals); err != nil {
-			return nil, err
+		// Reading every value takes a while on a large store: only a change
+		// of what values may be reads them.
+		if slices.ContainsFunc(changed, func(f string) bool { return slices.Contains(valueRules, f) }) {
+			if err := checkValues(ctx, next, vals); err != nil {
+				return nil, err
+			}
 		}
 		next.Version, next.UpdatedAt = cur.Version+1, s.now()
 		ev, err := attributeEvent(o, events.CustomerAttributeUpdated, next, next.UpdatedAt,
@@ -193,7 +200,8 @@ func (s *Service) UpdateAttribute(ctx context.Context, o Origin, key string, in 
 			return nil, err
 		}
 		out = next
-		return &AttributeChange{Definition: &next, Event: ev}, nil
+		return &AttributeChange{Definition: &next, Event: ev,
+			Reindex: slices.Contains(changed, "type") || slices.Contains(changed, "indexed")}, nil
 	})
 	return out, err
 }
@@ -222,9 +230,13 @@ func (s *Service) DeleteAttribute(ctx context.Context, o Origin, key string) err
 		if err != nil {
 			return nil, err
 		}
-		return &AttributeChange{Event: ev}, nil
+		return &AttributeChange{Event: ev, Reindex: cur.Indexed}, nil
 	})
 }
+
+// valueRules are the fields of a definition that say which values are
+// valid.
+var valueRules = []string{"type", "max_length", "pattern", "min", "max", "values", "required"}
 
 // applyDefinition applies the fields given to d and checks the result.
 func applyDefinition(d *AttributeDefinition, in AttributeDefinitionInput) error {

@@ -62,12 +62,14 @@ func (s *Store) ChangeAttribute(ctx context.Context, key string, fn func(*custom
 			return err
 		}
 		// The side table holds the values of indexed attributes, typed by
-		// their definition: any change may add, retype or drop them.
-		if err := q.DeleteAttributeIndex(ctx, key); err != nil {
-			return fmt.Errorf("store: drop attribute index: %w", err)
-		}
-		if err := q.IndexAttributeValues(ctx, gen.IndexAttributeValuesParams{Key: &key}); err != nil {
-			return fmt.Errorf("store: reindex attribute: %w", err)
+		// their definition: made anew when that changes.
+		if change.Reindex {
+			if err := q.DeleteAttributeIndex(ctx, key); err != nil {
+				return fmt.Errorf("store: drop attribute index: %w", err)
+			}
+			if err := q.IndexAttributeValues(ctx, gen.IndexAttributeValuesParams{Key: &key}); err != nil {
+				return fmt.Errorf("store: reindex attribute: %w", err)
+			}
 		}
 		return writeOutbox(ctx, q, []cloudevents.Event{change.Event})
 	})
