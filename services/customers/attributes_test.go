@@ -355,6 +355,18 @@ func TestAttributesOnTheStorefrontImportAndBus(t *testing.T) {
 	if string(staff.Attributes["dob"]) != `"1990-04-01"` || string(staff.Attributes["risk"]) != `"low"` {
 		t.Errorf("staff see %v", staff.Attributes)
 	}
+	// The customer's own data export leaves out what customers may not
+	// see, the value and the name alike; staff's holds it.
+	own := s.as(sh.AccessToken, http.MethodGet, "/v1/store/me/data-export", nil)
+	own.expectStatus(t, http.StatusOK)
+	if body := string(own.body); strings.Contains(body, "risk") || !strings.Contains(body, `"tier":"gold"`) {
+		t.Errorf("the customer's data export shows risk or hides tier: %s", body)
+	}
+	var full struct{ Customer attrCustomerJSON }
+	s.do(http.MethodGet, "/v1/customers/"+sh.ID+"/data-export", nil, &full)
+	if string(full.Customer.Attributes["risk"]) != `"low"` {
+		t.Errorf("staff's data export has %v", full.Customer.Attributes)
+	}
 
 	// An NDJSON import carries attributes, checked as a create's.
 	cancel := s.runImports()

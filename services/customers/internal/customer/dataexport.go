@@ -3,6 +3,8 @@ package customer
 import (
 	"context"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -133,4 +135,26 @@ func all[T any](page func(after *T) ([]T, error)) ([]T, error) {
 		}
 		after = &out[len(out)-1]
 	}
+}
+
+// OwnDataExport is DataExport as the customer downloads it: of the
+// attributes, only those customers may see, in the customer and in the
+// history's changed fields. Staff's export (DataExport) holds them all.
+func (s *Service) OwnDataExport(ctx context.Context, id uuid.UUID) (DataExport, error) {
+	d, err := s.DataExport(ctx, id)
+	if err != nil {
+		return d, err
+	}
+	defs, err := s.store.AttributeDefinitions(ctx)
+	if err != nil {
+		return d, err
+	}
+	d.Customer.Attributes = defs.Visible(d.Customer.Attributes)
+	for i, h := range d.History {
+		d.History[i].Changed = slices.DeleteFunc(slices.Clone(h.Changed), func(f string) bool {
+			key, ok := strings.CutPrefix(f, "attributes.")
+			return ok && !defs[key].VisibleToCustomer
+		})
+	}
+	return d, nil
 }

@@ -24,7 +24,11 @@ func (a *API) myDataExport(w http.ResponseWriter, r *http.Request, p auth.Princi
 }
 
 func (a *API) writeDataExport(w http.ResponseWriter, r *http.Request, id uuid.UUID, staff bool) error {
-	d, err := a.customers.DataExport(r.Context(), id)
+	read := a.customers.OwnDataExport
+	if staff {
+		read = a.customers.DataExport
+	}
+	d, err := read(r.Context(), id)
 	if err != nil {
 		return err
 	}
