@@ -176,10 +176,11 @@ func TestExportNDJSONGivesEachCustomerAsGETReadsIt(t *testing.T) {
 		query string
 		keys  []string // every line's keys, in order
 	}{
-		{"default", "", append(slices.Clone(firstFields), "metadata")},
-		{"format=ndjson", "format=ndjson", append(slices.Clone(firstFields), "metadata")},
-		{"include both", "include=private_metadata,addresses", append(slices.Clone(firstFields), "metadata", "private_metadata", "addresses")},
+		{"default", "", append(slices.Clone(firstFields), "metadata", "attributes")},
+		{"format=ndjson", "format=ndjson", append(slices.Clone(firstFields), "metadata", "attributes")},
+		{"include both", "include=private_metadata,addresses", append(slices.Clone(firstFields), "metadata", "private_metadata", "attributes", "addresses")},
 		{"fields", "fields=groups,email,version,id", []string{"id", "email", "version", "groups"}},
+		{"fields with attributes", "fields=attributes,id", []string{"id", "attributes"}},
 		{"fields with read-only ones and include", "fields=updated_at,has_account,number_of_orders,last_order_at,private_metadata&include=private_metadata",
 			[]string{"updated_at", "has_account", "number_of_orders", "last_order_at", "private_metadata"}},
 		{"include is exported whatever fields says", "fields=id&include=addresses", []string{"id", "addresses"}},
