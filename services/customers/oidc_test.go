@@ -70,6 +70,15 @@ func (s *system) addProvider(o *testOP) string {
 	return id
 }
 
+// newOIDCSystem is a system with the test OP as provider and a person at
+// the OP whose verified email starts with emailPrefix.
+func newOIDCSystem(t *testing.T, emailPrefix string) (*system, *testOP, string, opUser) {
+	t.Helper()
+	s := newSystem(t)
+	o := newTestOP(t)
+	return s, o, s.addProvider(o), o.addUser(emailPrefix+"-"+randomSuffix()+"@example.com", true)
+}
+
 // authorize begins a sign-in at the provider, as a storefront's script.
 func (s *system) authorize(provider string) authorizationJSON {
 	s.t.Helper()
@@ -385,10 +394,7 @@ func TestOIDCCallbackRefusesBadStateReplayedCodeAndForeignNonce(t *testing.T) {
 // verifies, one of the retired key no longer does.
 func TestOIDCTokenExchangeVerifiesAudienceExpiryAndRotatedKeys(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t)
-	o := newTestOP(t)
-	provider := s.addProvider(o)
-	u := o.addUser("oidc-native-"+randomSuffix()+"@example.com", true)
+	s, o, provider, u := newOIDCSystem(t, "oidc-native")
 
 	var sess sessionJSON
 	r := s.exchange(provider, o.idToken(shopClientID, shopClientSecret, u))
@@ -699,5 +705,49 @@ func TestOIDCIdentitiesOfGuestsFollowMergesAndGoWithErasure(t *testing.T) {
 	request(t, s, http.MethodPost, "/v1/customers/"+target.ID+"/anonymize", nil, nil).expectStatus(t, http.StatusOK)
 	if n := s.count(`SELECT count(*) FROM customer_identities WHERE customer_id = $1`, target.ID); n != 0 {
 		t.Errorf("the erased customer keeps %d identities", n)
+	}
+}
+
+// A token naming several audiences signs in only when its azp is our
+// client id (OIDC Core 3.1.3.7): through the redirect flow and the token
+// exchange alike. A token the other client obtained, which names us among
+// its audiences, is refused, and so is one with several audiences and no
+// azp; a single-audience token without azp is ours.
+func TestOIDCMultiAudienceTokensNeedOurClientAsAuthorizedParty(t *testing.T) {
+	t.Parallel()
+	s, o, provider, u := newOIDCSystem(t, "oidc-azp")
+
+	// Issued to us, for another audience too: azp is ours.
+	o.addAudience(otherClientID)
+	var sess sessionJSON
+	s.oidcSignIn(o, provider, u).decode(t, &sess)
+	if sess.Customer.Email != u.Email {
+		t.Fatalf("redirect flow with two audiences signed in as %+v", sess.Customer)
+	}
+	s.exchange(provider, o.idToken(shopClientID, shopClientSecret, u)).expectStatus(t, http.StatusOK)
+
+	// Issued to the other client, naming us as a second audience: go-oidc
+	// finds our client id in aud; azp says it is not ours.
+	o.addAudience(shopClientID)
+	foreign := o.idToken(otherClientID, otherClientSecret, u)
+	s.exchange(provider, foreign).expectProblem(t, http.StatusUnauthorized, "id_token", "authorized_party")
+
+	// Signed by the OP, two audiences, no azp: refused; one audience, no
+	// azp: accepted.
+	claims := func(aud any) map[string]any {
+		now := time.Now()
+		return map[string]any{"iss": o.issuer, "sub": u.ID, "aud": aud, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+			"email": u.Email, "email_verified": true}
+	}
+	s.exchange(provider, o.signToken(claims([]string{shopClientID, otherClientID}))).
+		expectProblem(t, http.StatusUnauthorized, "id_token", "authorized_party")
+	s.exchange(provider, o.signToken(claims(shopClientID))).expectStatus(t, http.StatusOK)
+
+	// Only the good sign-ins opened sessions, all of the one customer.
+	if n := s.count(`SELECT count(*) FROM customer_sessions WHERE customer_id = $1`, sess.Customer.ID); n != 3 {
+		t.Errorf("%d sessions, want the 3 of the good sign-ins", n)
+	}
+	if n := s.count(`SELECT count(*) FROM customers`); n != 1 {
+		t.Errorf("%d customers, want 1", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -80,6 +81,42 @@ func (o *testOP) addUser(email string, verified bool) opUser {
 	o.users.byID[id] = u
 	o.users.mu.Unlock()
 	return opUser{ID: id, Username: u.Username, Email: email}
+}
+
+// addAudience makes the OP name these clients too in the audience of
+// the ID tokens it issues from now on (the client that asked for the
+// token stays their azp).
+func (o *testOP) addAudience(clientIDs ...string) {
+	o.store.mu.Lock()
+	o.store.extraAudience = clientIDs
+	o.store.mu.Unlock()
+}
+
+// signToken is an ID token with these claims signed by the OP's current
+// key, for tokens the OP's flows would not issue (one without azp).
+func (o *testOP) signToken(claims map[string]any) string {
+	o.t.Helper()
+	o.store.mu.Lock()
+	key := o.store.key
+	o.store.mu.Unlock()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key.key},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", key.id))
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	raw, err := jws.CompactSerialize()
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	return raw
 }
 
 // rotateKeys makes the OP sign with a new key and publish only it.
@@ -192,6 +229,8 @@ type opStorage struct {
 	mu              sync.Mutex
 	key             *opKey
 	idTokenLifetime time.Duration
+	// extraAudience is added to the audience of the tokens issued.
+	extraAudience []string
 }
 
 // opKey is an RSA signing key (op.SigningKey) and its public half (op.Key).
@@ -245,6 +284,25 @@ func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Clie
 	defer s.mu.Unlock()
 	return opClient{Client: c, lifetime: s.idTokenLifetime}, nil
 }
+
+// AuthRequestByCode is the sign-in a code redeems, with the extra
+// audience: the ID token of the code names the request's audience.
+func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+	r, err := s.Storage.AuthRequestByCode(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return opAuthRequest{AuthRequest: r, extra: s.extraAudience}, nil
+}
+
+type opAuthRequest struct {
+	op.AuthRequest
+	extra []string
+}
+
+func (r opAuthRequest) GetAudience() []string { return append(r.AuthRequest.GetAudience(), r.extra...) }
 
 type opClient struct {
 	op.Client

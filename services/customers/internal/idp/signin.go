@@ -53,6 +53,10 @@ const (
 	ReasonInvalid = "invalid"
 	// ReasonNonce: not the token of the sign-in the state began.
 	ReasonNonce = "nonce"
+	// ReasonAuthorizedParty: the token names several audiences (we are one
+	// of them) but was not issued to us: its azp is another client's, or
+	// it has none to say who it was issued to (OIDC Core 3.1.3.7).
+	ReasonAuthorizedParty = "authorized_party"
 )
 
 // Config tunes the sign-ins.
@@ -308,6 +312,8 @@ type idClaims struct {
 	GivenName     string   `json:"given_name"`
 	FamilyName    string   `json:"family_name"`
 	Locale        string   `json:"locale"`
+	// AuthorizedParty (azp) is the client the token was issued to.
+	AuthorizedParty string `json:"azp"`
 }
 
 // flexBool reads a JSON boolean, or the strings "true" and "false" that
@@ -346,10 +352,28 @@ func (s *Service) verify(ctx context.Context, p Provider, op *oidc.Provider, raw
 	if err := idt.Claims(&cl); err != nil {
 		return customer.IdentityClaims{}, nil, &TokenError{Reason: ReasonInvalid, Err: err}
 	}
+	if err := checkAuthorizedParty(p.ClientID, idt.Audience, cl.AuthorizedParty); err != nil {
+		return customer.IdentityClaims{}, nil, &TokenError{Reason: ReasonAuthorizedParty, Err: err}
+	}
 	return customer.IdentityClaims{
 		ProviderID: p.ID, Issuer: idt.Issuer, Subject: idt.Subject, Email: cl.Email, EmailVerified: bool(cl.EmailVerified),
 		GivenName: cl.GivenName, FamilyName: cl.FamilyName, Locale: cl.Locale,
 	}, idt, nil
+}
+
+// checkAuthorizedParty applies OIDC Core 3.1.3.7, steps 4 and 5, which
+// go-oidc leaves to its callers: a token with several audiences must say
+// in azp that it was issued to us, and an azp, wherever present, must be
+// our client id. Otherwise a token another client of the provider obtained
+// (which merely lists us among its audiences) would sign in here.
+func checkAuthorizedParty(clientID string, audience []string, azp string) error {
+	switch {
+	case azp != "" && azp != clientID:
+		return fmt.Errorf("issued to client %q (azp), not to %q", azp, clientID)
+	case azp == "" && len(audience) > 1:
+		return fmt.Errorf("it has %d audiences and no azp naming the client it was issued to", len(audience))
+	}
+	return nil
 }
 
 func oauthConfig(p Provider, op *oidc.Provider, redirectURL string) *oauth2.Config {

@@ -165,6 +165,8 @@ func For(err error) Details {
 		msg := map[string]string{
 			idp.ReasonExpired: "the ID token has expired; sign in at the provider again",
 			idp.ReasonNonce:   "the ID token is not the one of this sign-in (its nonce differs); start the sign-in again",
+			idp.ReasonAuthorizedParty: "the ID token was issued to another client of the provider (its azp is not this shop's client id, " +
+				"or it names several audiences without an azp)",
 		}[token.Reason]
 		if msg == "" {
 			msg = "the ID token is not valid: not signed by the provider's keys, or not issued by it for this shop"
