@@ -751,3 +751,48 @@ func TestOIDCMultiAudienceTokensNeedOurClientAsAuthorizedParty(t *testing.T) {
 		t.Errorf("%d customers, want 1", n)
 	}
 }
+
+// A provider whose ID tokens lack the email claims: the redirect flow
+// reads email and email_verified from its userinfo endpoint with the
+// sign-in's access token, and a first sign-in creates the verified
+// customer; a userinfo answer about another subject is refused and
+// nothing is made. The token exchange has no access token: such a token
+// is refused, naming the missing claims.
+func TestOIDCEmailClaimsComeFromUserinfoWhenTheIDTokenLacksThem(t *testing.T) {
+	t.Parallel()
+	s, o, provider, u := newOIDCSystem(t, "oidc-userinfo")
+	o.emailOnlyFromUserinfo()
+
+	r := s.exchange(provider, o.idToken(shopClientID, shopClientSecret, u))
+	r.expectProblem(t, http.StatusUnauthorized, "id_token", "claims_missing")
+	if body := string(r.body); !strings.Contains(body, "no email claim") || !strings.Contains(body, "access token") {
+		t.Errorf("the refusal does not name what is missing: %s", body)
+	}
+
+	// userinfo about someone else: not used.
+	o.setUserinfoSubject("sub-someone-else")
+	s.oidcSignIn(o, provider, u).expectProblem(t, http.StatusBadGateway, "provider", "userinfo_subject_mismatch")
+	if n := s.count(`SELECT count(*) FROM customers`); n != 0 {
+		t.Errorf("refused sign-ins made %d customers", n)
+	}
+
+	o.setUserinfoSubject("")
+	var sess sessionJSON
+	s.oidcSignIn(o, provider, u).decode(t, &sess)
+	var c customerJSON
+	request(t, s, http.MethodGet, "/v1/customers/"+sess.Customer.ID, nil, nil).decode(t, &c)
+	if c.Email != u.Email || !c.IsVerified || !c.HasAccount || c.FirstName != "Olli" || c.LastName != "Provider" || c.LanguageCode != "de" {
+		t.Errorf("the customer of the userinfo's email and profile: %+v", c)
+	}
+	if ids := s.identities(sess.AccessToken); len(ids) != 1 || ids[0].Subject != u.ID || ids[0].Email != u.Email {
+		t.Errorf("identities %+v", ids)
+	}
+
+	// userinfo's email_verified counts as the token's would: an
+	// unverified email links no existing account.
+	sh := s.newShopper()
+	s.oidcSignIn(o, provider, o.addUser(sh.Email, false)).expectProblem(t, http.StatusForbidden, "email_verified", "email_not_verified")
+	if n := s.count(`SELECT count(*) FROM customer_identities WHERE customer_id = $1`, sh.ID); n != 0 {
+		t.Errorf("an unverified userinfo email linked %d identities", n)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
 	"github.com/zitadel/oidc/v3/example/server/storage"
+	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/oauth2"
 	"golang.org/x/text/language"
@@ -117,6 +118,22 @@ func (o *testOP) signToken(claims map[string]any) string {
 		o.t.Fatal(err)
 	}
 	return raw
+}
+
+// emailOnlyFromUserinfo makes the ID tokens issued from now on carry no
+// email claims, as providers that give them only at userinfo do.
+func (o *testOP) emailOnlyFromUserinfo() {
+	o.store.mu.Lock()
+	o.store.userinfoOnly = true
+	o.store.mu.Unlock()
+}
+
+// setUserinfoSubject makes the userinfo endpoint answer for this subject,
+// whoever's the access token is.
+func (o *testOP) setUserinfoSubject(sub string) {
+	o.store.mu.Lock()
+	o.store.userinfoSubject = sub
+	o.store.mu.Unlock()
 }
 
 // rotateKeys makes the OP sign with a new key and publish only it.
@@ -231,6 +248,12 @@ type opStorage struct {
 	idTokenLifetime time.Duration
 	// extraAudience is added to the audience of the tokens issued.
 	extraAudience []string
+	// userinfoOnly keeps the email claims out of ID tokens: only the
+	// userinfo endpoint gives them.
+	userinfoOnly bool
+	// userinfoSubject, when set, is the subject userinfo answers for
+	// everyone.
+	userinfoSubject string
 }
 
 // opKey is an RSA signing key (op.SigningKey) and its public half (op.Key).
@@ -282,7 +305,21 @@ func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Clie
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return opClient{Client: c, lifetime: s.idTokenLifetime}, nil
+	return opClient{Client: c, lifetime: s.idTokenLifetime, emailInIDToken: !s.userinfoOnly}, nil
+}
+
+// SetUserinfoFromToken answers the userinfo endpoint, for the subject the
+// test set if it did.
+func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *zoidc.UserInfo, tokenID, subject, origin string) error {
+	if err := s.Storage.SetUserinfoFromToken(ctx, info, tokenID, subject, origin); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.userinfoSubject != "" {
+		info.Subject = s.userinfoSubject
+	}
+	return nil
 }
 
 // AuthRequestByCode is the sign-in a code redeems, with the extra
@@ -306,8 +343,9 @@ func (r opAuthRequest) GetAudience() []string { return append(r.AuthRequest.GetA
 
 type opClient struct {
 	op.Client
-	lifetime time.Duration
+	lifetime       time.Duration
+	emailInIDToken bool
 }
 
 func (c opClient) IDTokenLifetime() time.Duration       { return c.lifetime }
-func (c opClient) IDTokenUserinfoClaimsAssertion() bool { return true }
+func (c opClient) IDTokenUserinfoClaimsAssertion() bool { return c.emailInIDToken }

@@ -34,6 +34,9 @@ var (
 	ErrUnavailable = errors.New("the identity provider is unavailable")
 	// ErrRedirectNotAllowed: the redirect_url is not on the provider's list.
 	ErrRedirectNotAllowed = errors.New("redirect_url is not allowed")
+	// ErrUserinfoSubject: the provider's userinfo answer is about another
+	// subject than the ID token; OIDC Core 5.3.2 forbids using it.
+	ErrUserinfoSubject = errors.New("the identity provider's userinfo is about another subject than the ID token")
 )
 
 // TokenError refuses an ID token; Reason is one of the Reason… constants.
@@ -57,6 +60,9 @@ const (
 	// of them) but was not issued to us: its azp is another client's, or
 	// it has none to say who it was issued to (OIDC Core 3.1.3.7).
 	ReasonAuthorizedParty = "authorized_party"
+	// ReasonClaimsMissing: the token (and, in the redirect flow, the
+	// provider's userinfo) has no email; the error says where it looked.
+	ReasonClaimsMissing = "claims_missing"
 )
 
 // Config tunes the sign-ins.
@@ -268,12 +274,17 @@ func (s *Service) Callback(ctx context.Context, o customer.Origin, provider stri
 	if raw == "" {
 		return customer.Session{}, fmt.Errorf("%w: the token response has no id_token", ErrUnavailable)
 	}
-	claims, idt, err := s.verify(ctx, p, op, raw)
+	claims, idt, complete, err := s.verify(ctx, p, op, raw)
 	if err != nil {
 		return customer.Session{}, err
 	}
 	if subtle.ConstantTimeCompare(auth.Hash(idt.Nonce), req.NonceHash) != 1 {
 		return customer.Session{}, &TokenError{Reason: ReasonNonce, Err: errors.New("the nonce is not this sign-in's")}
+	}
+	if !complete {
+		if claims, err = s.userinfoEmail(ctx, op, tok, claims); err != nil {
+			return customer.Session{}, err
+		}
 	}
 	return s.customers.SignInWithIdentity(ctx, o, claims)
 }
@@ -285,7 +296,9 @@ type ExchangeInput struct {
 
 // Exchange signs in with an ID token the app got from the provider
 // itself: verified as a callback's (issuer, audience = our client id,
-// expiry, signature); its nonce is the app's to check.
+// expiry, signature); its nonce is the app's to check. Without an access
+// token there is no userinfo to ask: the token itself must carry the
+// email, and one without email_verified has an unverified email.
 func (s *Service) Exchange(ctx context.Context, o customer.Origin, provider string, in ExchangeInput) (customer.Session, error) {
 	if in.IDToken == "" {
 		return customer.Session{}, customer.FieldErr("id_token", customer.CodeRequired, "id_token is required")
@@ -298,20 +311,40 @@ func (s *Service) Exchange(ctx context.Context, o customer.Origin, provider stri
 	if err != nil {
 		return customer.Session{}, err
 	}
-	claims, _, err := s.verify(ctx, p, op, in.IDToken)
+	claims, _, _, err := s.verify(ctx, p, op, in.IDToken)
 	if err != nil {
 		return customer.Session{}, err
+	}
+	if claims.Email == "" {
+		return customer.Session{}, emailMissing("the ID token has no email claim, and a token exchange has no access token to ask the provider's userinfo for it; " +
+			"have the provider put email and email_verified in its ID tokens (scope email)")
 	}
 	return s.customers.SignInWithIdentity(ctx, o, claims)
 }
 
+// emailClaims are the claims a first sign-in needs, in an ID token or a
+// userinfo answer; EmailVerified is nil when the claim is absent.
+type emailClaims struct {
+	Email         string    `json:"email"`
+	EmailVerified *flexBool `json:"email_verified"`
+}
+
+// email is the email and whether the provider vouches for it: an absent
+// email_verified is a provider not vouching (some leave the claim out
+// when it is false).
+func (c emailClaims) email() (string, bool) {
+	return c.Email, c.EmailVerified != nil && bool(*c.EmailVerified)
+}
+
+// complete: both claims are there.
+func (c emailClaims) complete() bool { return c.Email != "" && c.EmailVerified != nil }
+
 // idClaims are the ID token claims a sign-in reads beyond go-oidc's.
 type idClaims struct {
-	Email         string   `json:"email"`
-	EmailVerified flexBool `json:"email_verified"`
-	GivenName     string   `json:"given_name"`
-	FamilyName    string   `json:"family_name"`
-	Locale        string   `json:"locale"`
+	emailClaims
+	GivenName  string `json:"given_name"`
+	FamilyName string `json:"family_name"`
+	Locale     string `json:"locale"`
 	// AuthorizedParty (azp) is the client the token was issued to.
 	AuthorizedParty string `json:"azp"`
 }
@@ -338,27 +371,78 @@ func (b *flexBool) UnmarshalJSON(data []byte) error {
 }
 
 // verify checks the ID token with go-oidc (signature against the issuer's
-// keys, iss, aud = our client id, exp) and reads its claims.
-func (s *Service) verify(ctx context.Context, p Provider, op *oidc.Provider, raw string) (customer.IdentityClaims, *oidc.IDToken, error) {
+// keys, iss, aud = our client id, exp) and the authorized party, and reads
+// its claims; complete says it has both email and email_verified.
+func (s *Service) verify(ctx context.Context, p Provider, op *oidc.Provider, raw string) (_ customer.IdentityClaims, _ *oidc.IDToken, complete bool, _ error) {
 	idt, err := op.Verifier(&oidc.Config{ClientID: p.ClientID}).Verify(s.discovery.context(ctx), raw)
 	var expired *oidc.TokenExpiredError
 	switch {
 	case errors.As(err, &expired):
-		return customer.IdentityClaims{}, nil, &TokenError{Reason: ReasonExpired, Err: err}
+		return customer.IdentityClaims{}, nil, false, &TokenError{Reason: ReasonExpired, Err: err}
 	case err != nil:
-		return customer.IdentityClaims{}, nil, &TokenError{Reason: ReasonInvalid, Err: err}
+		return customer.IdentityClaims{}, nil, false, &TokenError{Reason: ReasonInvalid, Err: err}
 	}
 	var cl idClaims
 	if err := idt.Claims(&cl); err != nil {
-		return customer.IdentityClaims{}, nil, &TokenError{Reason: ReasonInvalid, Err: err}
+		return customer.IdentityClaims{}, nil, false, &TokenError{Reason: ReasonInvalid, Err: err}
 	}
 	if err := checkAuthorizedParty(p.ClientID, idt.Audience, cl.AuthorizedParty); err != nil {
-		return customer.IdentityClaims{}, nil, &TokenError{Reason: ReasonAuthorizedParty, Err: err}
+		return customer.IdentityClaims{}, nil, false, &TokenError{Reason: ReasonAuthorizedParty, Err: err}
 	}
-	return customer.IdentityClaims{
-		ProviderID: p.ID, Issuer: idt.Issuer, Subject: idt.Subject, Email: cl.Email, EmailVerified: bool(cl.EmailVerified),
-		GivenName: cl.GivenName, FamilyName: cl.FamilyName, Locale: cl.Locale,
-	}, idt, nil
+	claims := customer.IdentityClaims{
+		ProviderID: p.ID, Issuer: idt.Issuer, Subject: idt.Subject, GivenName: cl.GivenName, FamilyName: cl.FamilyName, Locale: cl.Locale,
+	}
+	claims.Email, claims.EmailVerified = cl.email()
+	return claims, idt, cl.complete(), nil
+}
+
+// userinfoEmail reads email and email_verified from the provider's
+// userinfo endpoint with the access token of the sign-in, for an ID token
+// that lacks one of them (some providers put only the subject in ID
+// tokens). Both are taken from userinfo, since email_verified speaks of
+// its email; userinfo must have the email. The answer must be about the ID token's subject (OIDC Core
+// 5.3.2): else it may be another person's, and is refused.
+func (s *Service) userinfoEmail(ctx context.Context, op *oidc.Provider, tok *oauth2.Token, claims customer.IdentityClaims) (customer.IdentityClaims, error) {
+	if op.UserInfoEndpoint() == "" {
+		if claims.Email == "" {
+			return claims, emailMissing("the ID token has no email claim, and the provider has no userinfo endpoint to ask for it")
+		}
+		return claims, nil // an email without email_verified: not verified
+	}
+	info, err := op.UserInfo(s.discovery.context(ctx), oauth2.StaticTokenSource(tok))
+	if err != nil {
+		return claims, fmt.Errorf("%w: userinfo: %w", ErrUnavailable, err)
+	}
+	if subtle.ConstantTimeCompare([]byte(info.Subject), []byte(claims.Subject)) != 1 {
+		return claims, ErrUserinfoSubject
+	}
+	var cl idClaims
+	if err := info.Claims(&cl); err != nil {
+		return claims, fmt.Errorf("%w: userinfo: %w", ErrUnavailable, err)
+	}
+	if cl.Email == "" {
+		return claims, emailMissing("neither the ID token nor the provider's userinfo has an email claim; the provider must give it (scope email)")
+	}
+	claims.Email, claims.EmailVerified = cl.email()
+	// A provider that keeps the email out of its ID tokens keeps the
+	// profile out too: taken from userinfo where the token has none.
+	for _, f := range []struct {
+		token *string
+		info  string
+	}{
+		{&claims.GivenName, cl.GivenName}, {&claims.FamilyName, cl.FamilyName}, {&claims.Locale, cl.Locale},
+	} {
+		if *f.token == "" {
+			*f.token = f.info
+		}
+	}
+	return claims, nil
+}
+
+// emailMissing refuses a token without an email; why says where it was
+// looked for.
+func emailMissing(why string) error {
+	return &TokenError{Reason: ReasonClaimsMissing, Err: errors.New(why)}
 }
 
 // checkAuthorizedParty applies OIDC Core 3.1.3.7, steps 4 and 5, which

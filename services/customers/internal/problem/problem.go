@@ -62,6 +62,7 @@ const (
 	CodeTooManyWebhooks = "too_many_webhooks"
 	// Sign-in with identity providers.
 	CodeEmailNotVerified  = "email_not_verified"
+	CodeUserinfoSubject   = "userinfo_subject_mismatch"
 	CodeLastSignInMethod  = "last_sign_in_method"
 	CodeCodeRejected      = "code_rejected"
 	CodeProviderDown      = "provider_unavailable"
@@ -168,6 +169,9 @@ func For(err error) Details {
 			idp.ReasonAuthorizedParty: "the ID token was issued to another client of the provider (its azp is not this shop's client id, " +
 				"or it names several audiences without an azp)",
 		}[token.Reason]
+		if token.Reason == idp.ReasonClaimsMissing {
+			msg = token.Err.Error() // names the claims and where they were looked for
+		}
 		if msg == "" {
 			msg = "the ID token is not valid: not signed by the provider's keys, or not issued by it for this shop"
 		}
@@ -181,6 +185,9 @@ func For(err error) Details {
 	case errors.Is(err, idp.ErrUnavailable):
 		return newProblem(http.StatusBadGateway,
 			[]customer.FieldError{{Field: "provider", Code: CodeProviderDown, Message: "the identity provider could not be reached or gave an unusable answer; try again later"}})
+	case errors.Is(err, idp.ErrUserinfoSubject):
+		return newProblem(http.StatusBadGateway,
+			[]customer.FieldError{{Field: "provider", Code: CodeUserinfoSubject, Message: "the identity provider's userinfo answer is about another person than its ID token, so it cannot be used; start the sign-in again"}})
 	case errors.Is(err, idp.ErrRedirectNotAllowed):
 		return newProblem(http.StatusBadRequest,
 			[]customer.FieldError{{Field: "redirect_url", Code: CodeRedirectForbidden, Message: "redirect_url is not one of the provider's redirect_urls"}})
