@@ -35,8 +35,8 @@ func TestRefusedLoginsAreCountedByReason(t *testing.T) {
 	s := newSystemWith(t, func(c *customers.Config) { c.Accounts.LoginFailuresPerEmail = 2 })
 	sh := s.newShopper()
 	m := s.scrape()
-	expectMetric(t, m, 0, "customerbus_login_failures_total", "reason", "bad_credentials")
-	expectMetric(t, m, 0, "customerbus_login_failures_total", "reason", "rate_limited")
+	expectMetric(t, m, 0, "customerbus_login_failures_total", "method", "password", "reason", "bad_credentials")
+	expectMetric(t, m, 0, "customerbus_login_failures_total", "method", "password", "reason", "rate_limited")
 
 	for range 2 {
 		s.public(http.MethodPost, "/v1/store/token", map[string]any{"email": sh.Email, "password": "not the password"}).
@@ -46,8 +46,8 @@ func TestRefusedLoginsAreCountedByReason(t *testing.T) {
 		expectStatus(t, http.StatusTooManyRequests)
 
 	m = s.scrape()
-	expectMetric(t, m, 2, "customerbus_login_failures_total", "reason", "bad_credentials")
-	expectMetric(t, m, 1, "customerbus_login_failures_total", "reason", "rate_limited")
+	expectMetric(t, m, 2, "customerbus_login_failures_total", "method", "password", "reason", "bad_credentials")
+	expectMetric(t, m, 1, "customerbus_login_failures_total", "method", "password", "reason", "rate_limited")
 	const route = "POST /v1/store/token"
 	expectMetric(t, m, 1, "customerbus_http_requests_total", "route", route, "status", "200") // newShopper's
 	expectMetric(t, m, 2, "customerbus_http_requests_total", "route", route, "status", "401")

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/customerbus/customerbus/events"
 	"github.com/customerbus/customerbus/events/schematest"
+	"github.com/customerbus/customerbus/services/customers"
 )
 
 func readAll(t *testing.T, resp *http.Response) string {
@@ -795,4 +798,74 @@ func TestOIDCEmailClaimsComeFromUserinfoWhenTheIDTokenLacksThem(t *testing.T) {
 	if n := s.count(`SELECT count(*) FROM customer_identities WHERE customer_id = $1`, sh.ID); n != 0 {
 		t.Errorf("an unverified userinfo email linked %d identities", n)
 	}
+}
+
+// The public OIDC routes are rate-limited per client address (behind a
+// trusted proxy: the X-Forwarded-For client): sign-ins begun (each stores
+// a row) per address and in all, and failed callbacks and token exchanges
+// with the address's failed logins, under LOGIN_FAILURES_PER_ADDRESS; each
+// refusal a clear 429. The refusals are counted in
+// customerbus_login_failures_total under method="oidc", the password
+// logins' series apart.
+func TestOIDCSignInsAreRateLimitedPerAddressAndCounted(t *testing.T) {
+	t.Parallel()
+	s := newSystemWith(t, func(c *customers.Config) {
+		c.Accounts.LoginFailuresPerAddress = 3
+		c.OIDC.AuthorizePerAddress, c.OIDC.AuthorizeTotal = 3, 5
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	})
+	o := newTestOP(t)
+	provider := s.addProvider(o)
+	u := o.addUser("oidc-limits-"+randomSuffix()+"@example.com", true)
+	from := func(client, method, path string, body any) reply {
+		return request(s.t, s, method, path, body, map[string]string{"Authorization": "", "X-Forwarded-For": client})
+	}
+	authorize := func(client string) reply {
+		return from(client, http.MethodGet, "/v1/store/oidc/"+provider+"/authorize?redirect_url="+url.QueryEscape(shopCallback), nil)
+	}
+	m := s.scrape()
+	expectMetric(t, m, 0, "customerbus_login_failures_total", "method", "oidc", "reason", "rate_limited")
+	expectMetric(t, m, 0, "customerbus_login_failures_total", "method", "oidc", "reason", "invalid_token")
+
+	// Sign-ins begun: 3 per address, 5 in all.
+	for range 3 {
+		authorize("203.0.113.1").expectStatus(t, http.StatusOK)
+	}
+	limited := authorize("203.0.113.1")
+	limited.expectProblem(t, http.StatusTooManyRequests, "", "rate_limited")
+	if sec, err := strconv.Atoi(limited.header.Get("Retry-After")); err != nil || sec < 1 || !strings.Contains(string(limited.body), "sign-ins begun from this address") {
+		t.Errorf("the per-address refusal: Retry-After %q, %s", limited.header.Get("Retry-After"), limited.body)
+	}
+	authorize("203.0.113.2").expectStatus(t, http.StatusOK)
+	authorize("203.0.113.2").expectStatus(t, http.StatusOK)
+	authorize("203.0.113.3").expectProblem(t, http.StatusTooManyRequests, "", "rate_limited")
+	if n := s.count(`SELECT count(*) FROM oidc_auth_requests`); n != 5 {
+		t.Errorf("%d sign-ins stored, want the 5 allowed", n)
+	}
+
+	// Failed token exchanges count against the address, with its
+	// failed logins: past 3 it signs in no more, by any method.
+	exchange := func(client, idToken string) reply {
+		return from(client, http.MethodPost, "/v1/store/oidc/"+provider+"/token-exchange", map[string]any{"id_token": idToken})
+	}
+	for range 3 {
+		exchange("198.51.100.9", "not.a.jwt").expectProblem(t, http.StatusUnauthorized, "id_token", "invalid")
+	}
+	good := o.idToken(shopClientID, shopClientSecret, u)
+	exchange("198.51.100.9", good).expectProblem(t, http.StatusTooManyRequests, "", "rate_limited")
+	from("198.51.100.9", http.MethodPost, "/v1/store/oidc/"+provider+"/callback", map[string]any{"code": "c", "state": "s"}).
+		expectProblem(t, http.StatusTooManyRequests, "", "rate_limited")
+	from("198.51.100.9", http.MethodPost, "/v1/store/token", map[string]any{"email": u.Email, "password": "whatever"}).
+		expectProblem(t, http.StatusTooManyRequests, "", "rate_limited")
+	// Another address is not held back.
+	exchange("198.51.100.10", good).expectStatus(t, http.StatusOK)
+	if n := s.count(`SELECT count(*) FROM customer_sessions`); n != 1 {
+		t.Errorf("%d sessions, want the one of the other address", n)
+	}
+
+	m = s.scrape()
+	expectMetric(t, m, 4, "customerbus_login_failures_total", "method", "oidc", "reason", "rate_limited")
+	expectMetric(t, m, 3, "customerbus_login_failures_total", "method", "oidc", "reason", "invalid_token")
+	expectMetric(t, m, 1, "customerbus_login_failures_total", "method", "password", "reason", "rate_limited")
+	expectMetric(t, m, 0, "customerbus_login_failures_total", "method", "password", "reason", "bad_credentials")
 }

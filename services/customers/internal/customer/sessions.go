@@ -68,10 +68,18 @@ var (
 )
 
 // RateLimitedError refuses a login after too many failures.
-type RateLimitedError struct{ RetryAfter time.Duration }
+type RateLimitedError struct {
+	RetryAfter time.Duration
+	// What was counted too many times; "failed logins" when empty.
+	What string
+}
 
 func (e *RateLimitedError) Error() string {
-	return fmt.Sprintf("too many failed logins; try again in %s", e.RetryAfter.Round(time.Second))
+	what := e.What
+	if what == "" {
+		what = "failed logins"
+	}
+	return fmt.Sprintf("too many %s; try again in %s", what, e.RetryAfter.Round(time.Second))
 }
 
 // StoredSession is a login as stored: token hashes only.
@@ -268,7 +276,7 @@ func (s *Service) Logout(ctx context.Context, customerID, sessionID uuid.UUID, a
 // returns the customer, under the login limits.
 func (s *Service) checkPassword(ctx context.Context, email, pw, client string) (Customer, error) {
 	var c Customer
-	err := LoginLimiter{Store: s.store, Config: s.accounts, Now: s.now}.Verify(ctx, loginKey(email), client, pw,
+	err := s.Limiter().Verify(ctx, loginKey(email), client, pw,
 		func() (string, error) {
 			var err error
 			c, err = s.accountByEmail(ctx, email)
@@ -278,6 +286,12 @@ func (s *Service) checkPassword(ctx context.Context, email, pw, client string) (
 			return c.PasswordHash, err
 		})
 	return c, err
+}
+
+// Limiter is the login limits on the customers' store, for sign-ins
+// other than a password's (identity providers) to count under.
+func (s *Service) Limiter() LoginLimiter {
+	return LoginLimiter{Store: s.store, Config: s.accounts, Now: s.now}
 }
 
 // LoginLimiter checks passwords under the login limits: failures are
@@ -296,21 +310,9 @@ type LoginLimiter struct {
 // *RateLimitedError; the answer does not reveal whether the account exists.
 func (l LoginLimiter) Verify(ctx context.Context, accountKey, client, pw string, lookup func() (string, error)) error {
 	cfg := l.Config.withDefaults()
-	now := l.Now()
-	windowStart := now.Add(-cfg.LoginWindow)
-	clientKey := "addr:" + client
-	counts, err := l.Store.LoginFailures(ctx, []string{accountKey, clientKey}, windowStart)
-	if err != nil {
-		return fmt.Errorf("login: %w", err)
-	}
-	for _, f := range counts {
-		limit := cfg.LoginFailuresPerEmail
-		if f.Key == clientKey {
-			limit = cfg.LoginFailuresPerAddress
-		}
-		if f.Failures >= limit {
-			return &RateLimitedError{RetryAfter: f.WindowStarted.Add(cfg.LoginWindow).Sub(now)}
-		}
+	clientKey := AddressKey(client)
+	if err := l.Allow(ctx, Limit{Key: accountKey, Max: cfg.LoginFailuresPerEmail}, l.PerAddress(client)); err != nil {
+		return err
 	}
 	hash, err := lookup()
 	if err != nil {
@@ -326,13 +328,63 @@ func (l LoginLimiter) Verify(ctx context.Context, accountKey, client, pw string,
 		return fmt.Errorf("login: %w", err)
 	}
 	if !ok || hash == dummyHash() {
-		if err := l.Store.RecordLoginFailure(ctx, []string{accountKey, clientKey}, now, windowStart); err != nil {
-			return fmt.Errorf("login: %w", err)
+		if err := l.Count(ctx, accountKey, clientKey); err != nil {
+			return err
 		}
 		return ErrBadCredentials
 	}
 	if err := l.Store.ClearLoginFailures(ctx, accountKey); err != nil {
 		return fmt.Errorf("login: %w", err)
+	}
+	return nil
+}
+
+// Limit is how many times a key may be counted within the login window.
+type Limit struct {
+	Key string
+	Max int
+	// What the key counts, for the refusal; "failed logins" when empty.
+	What string
+}
+
+// AddressKey counts a client address's failed logins, whatever their
+// method.
+func AddressKey(client string) string { return "addr:" + client }
+
+// PerAddress is the limit of the client address's failed logins
+// (LoginFailuresPerAddress).
+func (l LoginLimiter) PerAddress(client string) Limit {
+	return Limit{Key: AddressKey(client), Max: l.Config.withDefaults().LoginFailuresPerAddress}
+}
+
+// Allow refuses, with a *RateLimitedError saying when to try again, while
+// any of the keys has been counted its Max times in the current window.
+func (l LoginLimiter) Allow(ctx context.Context, limits ...Limit) error {
+	cfg := l.Config.withDefaults()
+	now := l.Now()
+	keys := make([]string, len(limits))
+	for i, lim := range limits {
+		keys[i] = lim.Key
+	}
+	counts, err := l.Store.LoginFailures(ctx, keys, now.Add(-cfg.LoginWindow))
+	if err != nil {
+		return fmt.Errorf("login limits: %w", err)
+	}
+	for _, f := range counts {
+		for _, lim := range limits {
+			if f.Key == lim.Key && f.Failures >= lim.Max {
+				return &RateLimitedError{RetryAfter: f.WindowStarted.Add(cfg.LoginWindow).Sub(now), What: lim.What}
+			}
+		}
+	}
+	return nil
+}
+
+// Count counts one for each key in its current window.
+func (l LoginLimiter) Count(ctx context.Context, keys ...string) error {
+	now := l.Now()
+	if err := l.Store.RecordLoginFailure(ctx, keys, now, now.Add(-l.Config.withDefaults().LoginWindow)); err != nil {
+		return fmt.Errorf("login limits: %w", err)
 	}
 	return nil
 }

@@ -9,20 +9,59 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/idp"
 )
 
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
-	// loginFailures counts the logins refused, by loginFailure's reasons.
+	// loginFailures counts the sign-ins refused, by method and by the
+	// method's reasons (signInFailures).
 	loginFailures *prometheus.CounterVec
 }
 
-// loginFailureReasons are the values of loginFailures' reason label.
-var loginFailureReasons = []string{"bad_credentials", "rate_limited", "inactive", "unverified"}
+// Values of loginFailures' method label: a password login (POST
+// /v1/store/token: the series the metric had alone before the label) and
+// an identity provider's sign-in.
+const (
+	methodPassword = "password"
+	methodOIDC     = "oidc"
+)
 
-// loginFailure is why a login was refused, or "" for a login that was not
-// (it succeeded, or failed on the server's side or on its input).
+// signInFailures are each method's values of the reason label, and the
+// function naming the reason of a refusal ("" for a sign-in that was not
+// refused: it succeeded, or failed on the server's side or on its input).
+var signInFailures = map[string]struct {
+	reasons []string
+	reason  func(error) string
+}{
+	methodPassword: {[]string{"bad_credentials", "rate_limited", "inactive", "unverified"}, loginFailure},
+	methodOIDC:     {[]string{"invalid_state", "code_rejected", "invalid_token", "email_not_verified", "rate_limited", "inactive"}, oidcFailure},
+}
+
+// oidcFailure is why an identity provider's sign-in (authorize, callback
+// or token exchange) was refused.
+func oidcFailure(err error) string {
+	var limited *customer.RateLimitedError
+	var token *idp.TokenError
+	switch {
+	case errors.Is(err, idp.ErrStateInvalid):
+		return "invalid_state"
+	case errors.Is(err, idp.ErrCodeRejected):
+		return "code_rejected"
+	case errors.As(err, &token):
+		return "invalid_token"
+	case errors.Is(err, customer.ErrEmailNotVerified):
+		return "email_not_verified"
+	case errors.As(err, &limited):
+		return "rate_limited"
+	case errors.Is(err, customer.ErrInactive):
+		return "inactive"
+	}
+	return ""
+}
+
+// loginFailure is why a password login was refused.
 func loginFailure(err error) string {
 	var limited *customer.RateLimitedError
 	switch {
@@ -38,10 +77,10 @@ func loginFailure(err error) string {
 	return ""
 }
 
-// countLogin counts a login's failure, if it is one.
-func (m *metrics) countLogin(err error) {
-	if reason := loginFailure(err); reason != "" {
-		m.loginFailures.WithLabelValues(reason).Inc()
+// countSignIn counts a sign-in's refusal, if it is one.
+func (m *metrics) countSignIn(method string, err error) {
+	if reason := signInFailures[method].reason(err); reason != "" {
+		m.loginFailures.WithLabelValues(method, reason).Inc()
 	}
 }
 
@@ -56,11 +95,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"route"}),
 		loginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "customerbus_login_failures_total",
-			Help: "Customer logins refused, by reason: bad_credentials, rate_limited (too many failures: LOGIN_FAILURES_PER_*), inactive, unverified.",
-		}, []string{"reason"}),
+			Help: "Customer sign-ins refused, by method and reason: password (bad_credentials, rate_limited: too many failures, " +
+				"LOGIN_FAILURES_PER_*, inactive, unverified); oidc (invalid_state, code_rejected, invalid_token, email_not_verified, " +
+				"rate_limited: LOGIN_FAILURES_PER_ADDRESS or OIDC_AUTHORIZE_*, inactive).",
+		}, []string{"method", "reason"}),
 	}
-	for _, r := range loginFailureReasons {
-		m.loginFailures.WithLabelValues(r) // shown as 0 before the first one
+	for method, f := range signInFailures {
+		for _, r := range f.reasons {
+			m.loginFailures.WithLabelValues(method, r) // shown as 0 before the first one
+		}
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.loginFailures)

@@ -92,7 +92,8 @@ func (a *API) authorizeOIDC(w http.ResponseWriter, r *http.Request, _ auth.Princ
 			return problem.Input(http.StatusBadRequest, k, problem.CodeUnknownField, "%s is not a known query parameter", k)
 		}
 	}
-	out, err := a.providers.Authorize(r.Context(), idp.AuthorizeInput{Provider: r.PathValue("provider"), RedirectURL: q.Get("redirect_url")})
+	out, err := a.providers.Authorize(r.Context(), idp.AuthorizeInput{Provider: r.PathValue("provider"), RedirectURL: q.Get("redirect_url"), Client: a.ClientAddress(r)})
+	a.metrics.countSignIn(methodOIDC, err)
 	if err != nil {
 		return err
 	}
@@ -119,13 +120,17 @@ func wantsHTML(r *http.Request) bool {
 
 func (a *API) oidcCallback() handler {
 	return bodyRoute(a, http.StatusOK, func(r *http.Request, p auth.Principal, in idp.CallbackInput) (any, error) {
-		return a.session(r)(a.providers.Callback(r.Context(), origin(r, p), r.PathValue("provider"), in))
+		s, err := a.providers.Callback(r.Context(), origin(r, p), r.PathValue("provider"), in, a.ClientAddress(r))
+		a.metrics.countSignIn(methodOIDC, err)
+		return a.session(r)(s, err)
 	})
 }
 
 func (a *API) oidcTokenExchange() handler {
 	return bodyRoute(a, http.StatusOK, func(r *http.Request, p auth.Principal, in idp.ExchangeInput) (any, error) {
-		return a.session(r)(a.providers.Exchange(r.Context(), origin(r, p), r.PathValue("provider"), in))
+		s, err := a.providers.Exchange(r.Context(), origin(r, p), r.PathValue("provider"), in, a.ClientAddress(r))
+		a.metrics.countSignIn(methodOIDC, err)
+		return a.session(r)(s, err)
 	})
 }
 

@@ -180,7 +180,7 @@ func (a *API) requestPasswordReset() handler {
 func (a *API) login() handler {
 	return bodyRoute(a, http.StatusOK, func(r *http.Request, _ auth.Principal, in customer.LoginInput) (any, error) {
 		s, err := a.customers.Login(r.Context(), in, a.ClientAddress(r))
-		a.metrics.countLogin(err)
+		a.metrics.countSignIn(methodPassword, err)
 		return a.session(r)(s, err)
 	})
 }

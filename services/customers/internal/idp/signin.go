@@ -71,7 +71,18 @@ type Config struct {
 	AuthRequestTTL time.Duration `env:"OIDC_AUTH_REQUEST_TTL" envDefault:"10m"`
 	// HTTPTimeout bounds each call to a provider (discovery, keys, token).
 	HTTPTimeout time.Duration `env:"OIDC_HTTP_TIMEOUT" envDefault:"10s"`
+	// AuthorizePerAddress and AuthorizeTotal bound the sign-ins begun
+	// (each stores a row until it expires) per client address and in all,
+	// within the login window (LOGIN_FAILURE_WINDOW).
+	AuthorizePerAddress int `env:"OIDC_AUTHORIZE_PER_ADDRESS" envDefault:"50"`
+	AuthorizeTotal      int `env:"OIDC_AUTHORIZE_TOTAL" envDefault:"10000"`
 }
+
+// Keys of the authorize limits in the login limiter's counts.
+const (
+	authorizeKey        = "oidc-authorize"
+	authorizeAddressKey = "oidc-authorize:addr:"
+)
 
 // AuthRequest is a begun sign-in as stored: the state and nonce as
 // SHA-256 (the state finds it, the nonce is compared), and the PKCE
@@ -117,6 +128,12 @@ type Service struct {
 func New(store Store, customers *customer.Service, discovery *Discovery, cfg Config) *Service {
 	if cfg.AuthRequestTTL <= 0 {
 		cfg.AuthRequestTTL = 10 * time.Minute
+	}
+	if cfg.AuthorizePerAddress <= 0 {
+		cfg.AuthorizePerAddress = 50
+	}
+	if cfg.AuthorizeTotal <= 0 {
+		cfg.AuthorizeTotal = 10000
 	}
 	return &Service{store: store, customers: customers, discovery: discovery, cfg: cfg,
 		now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
@@ -176,6 +193,8 @@ func (d *Discovery) provider(ctx context.Context, p Provider) (*oidc.Provider, e
 type AuthorizeInput struct {
 	Provider    string
 	RedirectURL string
+	// Client is the caller's address, for the limits.
+	Client string
 }
 
 // Authorization is where the browser goes to sign in at the provider.
@@ -191,8 +210,21 @@ type Authorization struct {
 
 // Authorize begins the authorization code flow: a fresh state, nonce and
 // PKCE verifier, kept server-side for AuthRequestTTL, and the provider's
-// authorization URL asking for a code sent back to redirect_url.
+// authorization URL asking for a code sent back to redirect_url. Calls are
+// counted per client address and in all, and refused past the limits (a
+// burst would otherwise store a row each); an address over its failed
+// sign-ins' limit begins none either.
 func (s *Service) Authorize(ctx context.Context, in AuthorizeInput) (Authorization, error) {
+	limits := s.customers.Limiter()
+	perAddress := authorizeAddressKey + in.Client
+	if err := limits.Allow(ctx, limits.PerAddress(in.Client),
+		customer.Limit{Key: perAddress, Max: s.cfg.AuthorizePerAddress, What: "sign-ins begun from this address"},
+		customer.Limit{Key: authorizeKey, Max: s.cfg.AuthorizeTotal, What: "sign-ins begun at once; the shop is busy"}); err != nil {
+		return Authorization{}, err
+	}
+	if err := limits.Count(ctx, perAddress, authorizeKey); err != nil {
+		return Authorization{}, err
+	}
 	var c customer.Checks
 	if in.RedirectURL == "" {
 		c.Fail("redirect_url", customer.CodeRequired, "redirect_url is required: the storefront page the provider sends the browser back to")
@@ -233,8 +265,13 @@ type CallbackInput struct {
 // Callback completes the sign-in the state began: it redeems the code at
 // the provider (with the PKCE verifier), verifies the ID token (issuer,
 // audience, expiry, signature, and the nonce of this sign-in) and signs
-// the customer in.
-func (s *Service) Callback(ctx context.Context, o customer.Origin, provider string, in CallbackInput) (customer.Session, error) {
+// the customer in. client is the caller's address: its failed sign-ins
+// are counted with its failed logins, under the same limit.
+func (s *Service) Callback(ctx context.Context, o customer.Origin, provider string, in CallbackInput, client string) (customer.Session, error) {
+	return s.limited(ctx, client, func() (customer.Session, error) { return s.callback(ctx, o, provider, in) })
+}
+
+func (s *Service) callback(ctx context.Context, o customer.Origin, provider string, in CallbackInput) (customer.Session, error) {
 	var c customer.Checks
 	if in.Code == "" {
 		c.Fail("code", customer.CodeRequired, "code is required")
@@ -298,8 +335,32 @@ type ExchangeInput struct {
 // itself: verified as a callback's (issuer, audience = our client id,
 // expiry, signature); its nonce is the app's to check. Without an access
 // token there is no userinfo to ask: the token itself must carry the
-// email, and one without email_verified has an unverified email.
-func (s *Service) Exchange(ctx context.Context, o customer.Origin, provider string, in ExchangeInput) (customer.Session, error) {
+// email, and one without email_verified has an unverified email. client
+// is limited as a callback's.
+func (s *Service) Exchange(ctx context.Context, o customer.Origin, provider string, in ExchangeInput, client string) (customer.Session, error) {
+	return s.limited(ctx, client, func() (customer.Session, error) { return s.exchange(ctx, o, provider, in) })
+}
+
+// limited runs a sign-in under the client address's limit of failed
+// logins (LOGIN_FAILURES_PER_ADDRESS), and counts its refusal when it
+// is one a guesser or a replayer would meet: a state, code or ID token
+// not good.
+func (s *Service) limited(ctx context.Context, client string, signIn func() (customer.Session, error)) (customer.Session, error) {
+	limits := s.customers.Limiter()
+	if err := limits.Allow(ctx, limits.PerAddress(client)); err != nil {
+		return customer.Session{}, err
+	}
+	sess, err := signIn()
+	var token *TokenError
+	if errors.Is(err, ErrStateInvalid) || errors.Is(err, ErrCodeRejected) || errors.As(err, &token) {
+		if cerr := limits.Count(ctx, customer.AddressKey(client)); cerr != nil {
+			return customer.Session{}, cerr
+		}
+	}
+	return sess, err
+}
+
+func (s *Service) exchange(ctx context.Context, o customer.Origin, provider string, in ExchangeInput) (customer.Session, error) {
 	if in.IDToken == "" {
 		return customer.Session{}, customer.FieldErr("id_token", customer.CodeRequired, "id_token is required")
 	}
