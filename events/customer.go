@@ -181,11 +181,20 @@ type NotificationData struct {
 	Channel      string     `json:"channel"`
 	RedirectURL  string     `json:"redirect_url"`
 	// Token is the one-time token the email's link carries; empty for an
-	// email without one (order.transfer_completed).
+	// email without one (LinklessNotifications).
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expires_at"`
 	// Order is set for order notifications.
 	Order *NotificationOrder `json:"order,omitempty"`
+	// Identity is set for customer.identity_linked.
+	Identity *NotificationIdentity `json:"identity,omitempty"`
+}
+
+// NotificationIdentity names the identity provider whose account was
+// linked, as the storefront shows it.
+type NotificationIdentity struct {
+	Provider    string `json:"provider"`
+	DisplayName string `json:"display_name"`
 }
 
 // NotificationOrder names the order and transfer request an order

@@ -78,13 +78,22 @@ const (
 	// completion (sent to both parties) carries none.
 	OrderTransferApprovalRequested = "order.transfer_approval_requested"
 	OrderTransferCompleted         = "order.transfer_completed"
+	// CustomerIdentityLinked is a security notice to an existing account
+	// that a sign-in method (an identity provider's account) was added to
+	// it. It carries no token and no link, and names the provider only by
+	// its id and display name (never the provider's subject).
+	CustomerIdentityLinked = "customer.identity_linked"
 )
+
+// LinklessNotifications are the notification types without a one-time
+// token; their redirect_url and channel may be empty.
+var LinklessNotifications = []string{OrderTransferCompleted, CustomerIdentityLinked}
 
 // NotificationTypes lists every notification event type.
 var NotificationTypes = []string{
 	CustomerPasswordSetupRequested, CustomerVerificationRequested, CustomerPasswordResetRequested,
 	CustomerEmailChangeRequested, CustomerDeletionRequested, CustomerConsentConfirmationRequested,
-	OrderTransferApprovalRequested, OrderTransferCompleted,
+	OrderTransferApprovalRequested, OrderTransferCompleted, CustomerIdentityLinked,
 }
 
 // PublicTypes lists every public event type; each has a schema in schemas/.

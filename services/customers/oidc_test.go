@@ -869,3 +869,46 @@ func TestOIDCSignInsAreRateLimitedPerAddressAndCounted(t *testing.T) {
 	expectMetric(t, m, 1, "customerbus_login_failures_total", "method", "password", "reason", "rate_limited")
 	expectMetric(t, m, 0, "customerbus_login_failures_total", "method", "password", "reason", "bad_credentials")
 }
+
+// A sign-in that links an identity to an existing customer sends that
+// customer a security notice by email (customer.identity_linked, a
+// notification: never on the public stream, no token, no provider
+// subject), once; a sign-in that creates a customer, and one that finds
+// its linked customer again, send none.
+func TestOIDCLinkingAnExistingAccountEmailsASecurityNoticeOnce(t *testing.T) {
+	t.Parallel()
+	m := newMailSystem(t)
+	o := newTestOP(t)
+	provider := m.addProvider(o)
+	guest := m.createCustomer(map[string]any{"email": "oidc-notice-" + randomSuffix() + "@example.com", "first_name": "Gina"})
+	u := o.addUser(guest.Email, true)
+
+	m.oidcSignIn(o, provider, u).expectStatus(t, http.StatusOK)
+	mail := m.smtp.WaitMails(1)[0]
+	if mail.Rcpt != guest.Email || mail.Subject != "A sign-in method was added to your account" {
+		t.Fatalf("notice to %s: %q", mail.Rcpt, mail.Subject)
+	}
+	for _, body := range []string{mail.Text, mail.HTML} {
+		if !strings.Contains(body, "Gina") || !strings.Contains(body, "Test OP") || strings.Contains(body, u.ID) || strings.Contains(body, "token=") {
+			t.Errorf("the notice names the customer and the provider, without the subject or a token:\n%s", body)
+		}
+	}
+	// The sign-in's public event only (customer.verified, the provider
+	// vouching for the guest's email): the notice is not public.
+	if evs := m.eventsAbout(guest.ID, 2); evs[1].Type() != events.CustomerVerified {
+		t.Errorf("public events %s, %s", evs[0].Type(), evs[1].Type())
+	}
+
+	// Signing in again, and a first sign-in that creates its customer: no
+	// notice.
+	m.exchange(provider, o.idToken(shopClientID, shopClientSecret, u)).expectStatus(t, http.StatusOK)
+	m.exchange(provider, o.idToken(shopClientID, shopClientSecret, o.addUser("oidc-new-"+randomSuffix()+"@example.com", true))).
+		expectStatus(t, http.StatusOK)
+	time.Sleep(time.Second) // the relay and the notifier have had their time
+	if mails := m.smtp.Mails(); len(mails) != 1 {
+		t.Errorf("%d emails, want the one notice", len(mails))
+	}
+	if n := m.count(`SELECT count(*) FROM outbox WHERE convert_from(event, 'UTF8') LIKE '%' || $1 || '%'`, u.ID); n != 0 {
+		t.Errorf("%d outbox events carry the provider's subject", n)
+	}
+}

@@ -65,6 +65,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"slices"
 	"sync"
 	"time"
 
@@ -511,8 +512,9 @@ func decode(msg jetstream.Msg) (event.Event, events.NotificationData, error) {
 	if err := e.DataAs(&data); err != nil {
 		return e, data, fmt.Errorf("%w: data: %v", errInvalid, err)
 	}
-	// Every notification but a completed transfer's carries a link's token.
-	if data.Email == "" || data.RedirectURL == "" || (data.Token == "" && e.Type() != events.OrderTransferCompleted) {
+	// Every notification but the linkless ones carries a link's token.
+	linkless := slices.Contains(events.LinklessNotifications, e.Type())
+	if data.Email == "" || (data.Token == "" && !linkless) || (data.Token != "" && data.RedirectURL == "") {
 		return e, data, fmt.Errorf("%w: email, token and redirect_url are required", errInvalid)
 	}
 	return e, data, nil

@@ -45,6 +45,9 @@ type templateData struct {
 	// or decline its transfer (Link with action=accept|decline).
 	OrderNumber             string
 	AcceptLink, DeclineLink string
+	// ProviderName is the identity provider a customer.identity_linked
+	// notice names.
+	ProviderName string
 }
 
 type templatePair struct {
@@ -114,6 +117,12 @@ func (r *renderer) render(eventType string, d events.NotificationData) (email, e
 	}
 	if d.Order != nil {
 		data.OrderNumber = d.Order.Number
+	}
+	if d.Identity != nil {
+		data.ProviderName = d.Identity.DisplayName
+		if data.ProviderName == "" {
+			data.ProviderName = d.Identity.Provider
+		}
 	}
 	pair, ok := r.pairs[r.language(d.LanguageCode, eventType)+"/"+eventType]
 	if !ok {

@@ -64,6 +64,11 @@ func TestEveryTypeRendersInEveryLanguage(t *testing.T) {
 				if typ == events.OrderTransferCompleted {
 					d.Token, want = "", []string{"R-100"}
 				}
+				if typ == events.CustomerIdentityLinked {
+					d.Token, d.RedirectURL = "", ""
+					d.Identity = &events.NotificationIdentity{Provider: "google", DisplayName: "Goo<gle>"}
+					want = []string{"Goo"}
+				}
 				em, err := r.render(typ, d)
 				if err != nil {
 					t.Fatal(err)

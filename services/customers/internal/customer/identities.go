@@ -32,7 +32,10 @@ type Identity struct {
 
 // IdentityClaims is what a verified ID token says about its person.
 type IdentityClaims struct {
-	ProviderID    string
+	ProviderID string
+	// ProviderName is the provider's display name, for the notice a link
+	// sends.
+	ProviderName  string
 	Issuer        string
 	Subject       string
 	Email         string
@@ -121,7 +124,7 @@ func (s *Service) identityCustomer(ctx context.Context, o Origin, id IdentityCla
 	}
 	ident.CustomerID = existing.ID
 	return update(ctx, s.store, existing.ID, func(cur Customer) (*Mutation, error) {
-		return s.link(o.OrCustomer(cur.ID), cur, ident, now)
+		return s.link(o.OrCustomer(cur.ID), cur, ident, id.ProviderName, now)
 	})
 }
 
@@ -132,32 +135,42 @@ func (s *Service) identityCustomer(ctx context.Context, o Origin, id IdentityCla
 // email was proven is dropped (and with it the customer's sessions): it
 // may be someone else's who registered the address first, waiting for its
 // owner to verify it for them.
-func (s *Service) link(o Origin, cur Customer, ident Identity, now time.Time) (*Mutation, error) {
+//
+// The customer is told by email (customer.identity_linked, a notification
+// at the customer's version after the link): a sign-in method added to an
+// existing account is what an account takeover would look like, and the
+// email lets its owner react.
+func (s *Service) link(o Origin, cur Customer, ident Identity, providerName string, now time.Time) (*Mutation, error) {
 	if !cur.IsActive {
 		return nil, ErrInactive
 	}
 	next := cur
+	m := &Mutation{Customer: cur}
+	var err error
 	switch {
 	case !cur.IsVerified:
 		next.IsVerified, next.HasAccount, next.PasswordHash = true, true, ""
-		m, err := changed(o, events.CustomerVerified, next, now, publicData)
-		if err != nil {
-			return nil, err
-		}
-		m.NewIdentities = []Identity{ident}
-		return m, nil
+		m, err = changed(o, events.CustomerVerified, next, now, publicData)
 	case !cur.HasAccount:
 		next.HasAccount = true
-		m, err := changed(o, events.CustomerUpdated, next, now, func(c Customer) any {
+		m, err = changed(o, events.CustomerUpdated, next, now, func(c Customer) any {
 			return events.CustomerUpdatedData{Customer: c.Public(), Changed: []string{"has_account"}}
 		})
-		if err != nil {
-			return nil, err
-		}
-		m.NewIdentities = []Identity{ident}
-		return m, nil
 	}
-	return &Mutation{Customer: cur, NewIdentities: []Identity{ident}}, nil
+	if err != nil {
+		return nil, err
+	}
+	c := m.Customer
+	notice, err := newEvent(o, events.CustomerIdentityLinked, c, now, events.NotificationData{
+		CustomerID: &c.ID, Email: c.Email, FirstName: c.FirstName, LastName: c.LastName, LanguageCode: c.LanguageCode,
+		ExpiresAt: now, Identity: &events.NotificationIdentity{Provider: ident.ProviderID, DisplayName: providerName},
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.Events = append(m.Events, notice)
+	m.NewIdentities = []Identity{ident}
+	return m, nil
 }
 
 // createWithIdentity creates the customer of a first sign-in whose email

@@ -451,7 +451,7 @@ func (s *Service) verify(ctx context.Context, p Provider, op *oidc.Provider, raw
 		return customer.IdentityClaims{}, nil, false, &TokenError{Reason: ReasonAuthorizedParty, Err: err}
 	}
 	claims := customer.IdentityClaims{
-		ProviderID: p.ID, Issuer: idt.Issuer, Subject: idt.Subject, GivenName: cl.GivenName, FamilyName: cl.FamilyName, Locale: cl.Locale,
+		ProviderID: p.ID, ProviderName: p.DisplayName, Issuer: idt.Issuer, Subject: idt.Subject, GivenName: cl.GivenName, FamilyName: cl.FamilyName, Locale: cl.Locale,
 	}
 	claims.Email, claims.EmailVerified = cl.email()
 	return claims, idt, cl.complete(), nil
