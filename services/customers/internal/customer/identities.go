@@ -16,7 +16,8 @@ import (
 // Connect), which signs the customer in. It is private: no public event
 // carries it, and linking or removing one changes no version of the
 // customer (the customer resource does not hold its identities), so it
-// has no event of its own.
+// has no public event of its own; linking one to an existing account
+// sends the customer a notice (customer.identity_linked, a notification).
 type Identity struct {
 	ID         uuid.UUID
 	CustomerID uuid.UUID
