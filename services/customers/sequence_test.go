@@ -58,6 +58,12 @@ func TestEveryFlowKeepsTheEventContract(t *testing.T) {
 	var addr addressJSON
 	step(http.MethodPost, base+"/addresses", validAddress(), http.StatusCreated).decode(t, &addr)
 	step(http.MethodPatch, base+"/addresses/"+addr.ID, map[string]any{"city": "Köln"}, http.StatusOK)
+
+	// An identity provider's sign-in links an existing customer (verifying
+	// it): customer.verified and the customer.identity_linked notice.
+	op := newTestOP(t)
+	linked := s.createCustomer(map[string]any{"email": email("lea")})
+	s.exchange(s.addProvider(op), op.idToken(shopClientID, shopClientSecret, op.addUser(linked.Email, true))).expectStatus(t, http.StatusOK)
 	step(http.MethodDelete, base+"/addresses/"+addr.ID, nil, http.StatusNoContent)
 	step(http.MethodPost, base+"/notes", map[string]any{"text": "called"}, http.StatusCreated)
 	step(http.MethodPut, base+"/consent/email", map[string]any{"state": "subscribed", "collected_from": "checkout"}, http.StatusOK)
