@@ -271,7 +271,10 @@ func TestConsoleAuthorization(t *testing.T) {
 	request(t, s, http.MethodPost, "/v1/webhooks/"+hook.ID+"/ping", nil, nil).decode(t, &delivery)
 	token := s.newToken("authorization", "MANAGE_USERS")
 	member := s.newStaff("MANAGE_USERS")
-	params := strings.NewReplacer("{id}", c.ID, "{aid}", addresses.Addresses[0].ID, "{oid}", ord.ID, "{gid}", group.ID,
+	provider := s.consoleProvider("authorization")
+	identity := s.linkIdentity(c.ID, provider, "subject-authorization", c.Email)
+	params := strings.NewReplacer("{provider}", provider, "{iid}", identity,
+		"{id}", c.ID, "{aid}", addresses.Addresses[0].ID, "{oid}", ord.ID, "{gid}", group.ID,
 		"{wid}", hook.ID, "{did}", delivery.ID, "{tid}", token.id, "{sid}", member.id, "{channel}", "email", "{$}", "")
 
 	users, orders, settings, apps, staffPerm := "MANAGE_USERS", "MANAGE_ORDERS", "MANAGE_SETTINGS", "MANAGE_APPS", "MANAGE_STAFF"
@@ -303,6 +306,8 @@ func TestConsoleAuthorization(t *testing.T) {
 		"POST /admin/customers/{id}/consent/{channel}":            users,
 		"GET /admin/customers/{id}/data-export":                   users,
 		"POST /admin/customers/{id}/duplicates/dismiss":           users,
+		"GET /admin/customers/{id}/identities/{iid}/remove":       users,
+		"POST /admin/customers/{id}/identities/{iid}/remove":      users,
 		"GET /admin/customers/{id}/merge":                         users,
 		"POST /admin/customers/{id}/merge":                        users,
 		"GET /admin/customers/{id}/anonymize":                     users,
@@ -312,6 +317,10 @@ func TestConsoleAuthorization(t *testing.T) {
 		"GET /admin/groups":                                       users, "POST /admin/groups": users,
 		"POST /admin/groups/{gid}": users, "GET /admin/groups/{gid}/delete": users, "POST /admin/groups/{gid}/delete": users,
 		"GET /admin/settings": settings, "POST /admin/settings": settings,
+		"GET /admin/settings/identity-providers": settings, "POST /admin/settings/identity-providers": settings,
+		"GET /admin/settings/identity-providers/{provider}": settings, "POST /admin/settings/identity-providers/{provider}": settings,
+		"GET /admin/settings/identity-providers/{provider}/delete":  settings,
+		"POST /admin/settings/identity-providers/{provider}/delete": settings,
 		"GET /admin/webhooks": apps, "POST /admin/webhooks": apps, "GET /admin/webhooks/{wid}": apps,
 		"POST /admin/webhooks/{wid}/active": apps, "POST /admin/webhooks/{wid}/rotate-secret": apps,
 		"POST /admin/webhooks/{wid}/ping": apps, "POST /admin/webhooks/{wid}/deliveries/{did}/retry": apps,
@@ -410,6 +419,11 @@ func TestConsoleAuthorization(t *testing.T) {
 	}
 	if resp := s.doWith(token.secret, http.MethodGet, "/v1/customers", nil, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("the refused forms revoked the token: %d", resp.StatusCode)
+	}
+	var pr providerJSON
+	s.do(http.MethodGet, "/v1/settings/oidc-providers/"+provider, nil, &pr)
+	if pr.DisplayName != "authorization" || s.count(`SELECT count(*) FROM customer_identities WHERE id = $1`, identity) != 1 {
+		t.Fatalf("the refused forms changed the identity provider (%+v) or removed the identity", pr)
 	}
 	if active, groups := s.staffState(member.id); !active || len(groups) != 1 {
 		t.Fatalf("the refused forms changed the staff user: active %v, groups %v", active, groups)

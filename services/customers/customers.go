@@ -135,7 +135,8 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 	staffUsers := staff.New(pool, st, cfg.Accounts, cfg.Staff)
 	admin := console.New(console.Config{
 		Customers: uses.Customers, Orders: uses.Orders, Merges: uses.Merges, Webhooks: uses.Webhooks, Staff: staffUsers, Tokens: tokens,
-		Log: log, ClientAddress: api.ClientAddress, Settings: cfg.Console,
+		IdentityProviders: uses.IdentityProviders,
+		Log:               log, ClientAddress: api.ClientAddress, Settings: cfg.Console,
 	})
 	commands := func(tx pgx.Tx) bus.Domain {
 		u := useCases(tx)

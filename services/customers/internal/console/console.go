@@ -29,6 +29,7 @@ import (
 
 	"github.com/customerbus/customerbus/services/customers/internal/auth"
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
+	"github.com/customerbus/customerbus/services/customers/internal/idp"
 	"github.com/customerbus/customerbus/services/customers/internal/merge"
 	"github.com/customerbus/customerbus/services/customers/internal/order"
 	"github.com/customerbus/customerbus/services/customers/internal/problem"
@@ -55,7 +56,10 @@ type Config struct {
 	Webhooks  *webhook.Service
 	Staff     *staff.Service
 	Tokens    *auth.Tokens
-	Log       *zap.Logger
+	// IdentityProviders are the OpenID Connect providers customers sign
+	// in with (staff configure them under Settings).
+	IdentityProviders *idp.Service
+	Log               *zap.Logger
 	// ClientAddress names the caller, for the login limits.
 	ClientAddress func(*http.Request) string
 	Settings      Settings
@@ -132,6 +136,8 @@ func (c *Console) Routes() []Route {
 		{"POST /admin/customers/{id}/consent/{channel}", users, c.setConsent},
 		{"GET /admin/customers/{id}/data-export", users, c.dataExport},
 		{"POST /admin/customers/{id}/duplicates/dismiss", users, c.dismissDuplicate},
+		{"GET /admin/customers/{id}/identities/{iid}/remove", users, c.confirmRemoveIdentity},
+		{"POST /admin/customers/{id}/identities/{iid}/remove", users, c.removeIdentity},
 		{"GET /admin/customers/{id}/merge", users, c.mergeForm},
 		{"POST /admin/customers/{id}/merge", users, c.mergeCustomer},
 		{"GET /admin/customers/{id}/anonymize", users, c.confirmCustomer(anonymization)},
@@ -145,6 +151,12 @@ func (c *Console) Routes() []Route {
 		{"POST /admin/groups/{gid}/delete", users, c.deleteGroup},
 		{"GET /admin/settings", auth.ManageSettings, c.showSettings},
 		{"POST /admin/settings", auth.ManageSettings, c.saveSettings},
+		{"GET /admin/settings/identity-providers", auth.ManageSettings, c.listProviders},
+		{"POST /admin/settings/identity-providers", auth.ManageSettings, c.createProvider},
+		{"GET /admin/settings/identity-providers/{provider}", auth.ManageSettings, c.editProvider},
+		{"POST /admin/settings/identity-providers/{provider}", auth.ManageSettings, c.updateProvider},
+		{"GET /admin/settings/identity-providers/{provider}/delete", auth.ManageSettings, c.confirmDeleteProvider},
+		{"POST /admin/settings/identity-providers/{provider}/delete", auth.ManageSettings, c.deleteProvider},
 		{"GET /admin/webhooks", auth.ManageApps, c.listWebhooks},
 		{"POST /admin/webhooks", auth.ManageApps, c.createWebhook},
 		{"GET /admin/webhooks/{wid}", auth.ManageApps, c.showWebhook},

@@ -152,6 +152,10 @@ type customerPage struct {
 	Duplicates []merge.Duplicate
 	// Metadata editors, as key/value rows.
 	Metadata, PrivateMetadata []metadataRow
+	// Identities are the customer's accounts at identity providers, which
+	// sign them in; HasPassword tells whether a password does too.
+	Identities  []signInMethod
+	HasPassword bool
 }
 
 func (c *Console) showCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -221,6 +225,10 @@ func (c *Console) customerPage(w http.ResponseWriter, r *http.Request, p auth.Pr
 	}
 	data.Duplicates = dups.Duplicates
 	data.Metadata, data.PrivateMetadata = metadataRows(cu.Metadata), metadataRows(cu.PrivateMetadata)
+	if data.Identities, err = c.signInMethods(ctx, id); err != nil {
+		return err
+	}
+	data.HasPassword = cu.PasswordHash != ""
 	switch editor {
 	case "metadata":
 		data.Metadata = submittedRows(failed)

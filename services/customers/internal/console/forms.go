@@ -51,8 +51,10 @@ func (f *form) failed(err error, shown ...string) (int, error) {
 	}
 	var other []string
 	for _, e := range d.Errors {
-		if slices.Contains(shown, e.Field) && f.Errors[e.Field] == "" {
-			f.Errors[e.Field] = e.Message
+		// An item of a list (redirect_urls[1]) is shown beside the list's input.
+		field, _, _ := strings.Cut(e.Field, "[")
+		if slices.Contains(shown, field) && f.Errors[field] == "" {
+			f.Errors[field] = e.Message
 		} else {
 			other = append(other, e.Message)
 		}
