@@ -273,7 +273,9 @@ func TestConsoleAuthorization(t *testing.T) {
 	member := s.newStaff("MANAGE_USERS")
 	provider := s.consoleProvider("authorization")
 	identity := s.linkIdentity(c.ID, provider, "subject-authorization", c.Email)
-	params := strings.NewReplacer("{provider}", provider, "{iid}", identity,
+	request(t, s, http.MethodPost, "/v1/settings/customer-attributes", map[string]any{"key": "authorization", "label": "Authorization", "type": "string"}, nil).
+		expectStatus(t, http.StatusCreated)
+	params := strings.NewReplacer("{provider}", provider, "{iid}", identity, "{key}", "authorization",
 		"{id}", c.ID, "{aid}", addresses.Addresses[0].ID, "{oid}", ord.ID, "{gid}", group.ID,
 		"{wid}", hook.ID, "{did}", delivery.ID, "{tid}", token.id, "{sid}", member.id, "{channel}", "email", "{$}", "")
 
@@ -319,7 +321,11 @@ func TestConsoleAuthorization(t *testing.T) {
 		"GET /admin/settings": settings, "POST /admin/settings": settings,
 		"GET /admin/settings/identity-providers": settings, "POST /admin/settings/identity-providers": settings,
 		"GET /admin/settings/identity-providers/{provider}": settings, "POST /admin/settings/identity-providers/{provider}": settings,
-		"GET /admin/settings/identity-providers/{provider}/delete":  settings,
+		"GET /admin/settings/identity-providers/{provider}/delete": settings,
+		"GET /admin/settings/customer-attributes":                  settings, "POST /admin/settings/customer-attributes": settings,
+		"GET /admin/settings/customer-attributes/{key}": settings, "POST /admin/settings/customer-attributes/{key}": settings,
+		"GET /admin/settings/customer-attributes/{key}/delete":      settings,
+		"POST /admin/settings/customer-attributes/{key}/delete":     settings,
 		"POST /admin/settings/identity-providers/{provider}/delete": settings,
 		"GET /admin/webhooks": apps, "POST /admin/webhooks": apps, "GET /admin/webhooks/{wid}": apps,
 		"POST /admin/webhooks/{wid}/active": apps, "POST /admin/webhooks/{wid}/rotate-secret": apps,

@@ -94,7 +94,16 @@ func pageQuery(filters url.Values, cursor string) string {
 // profileFields are the inputs of the profile, named as the API's fields.
 var profileFields = []string{"email", "first_name", "last_name", "company_name", "phone", "note", "language_code"}
 
-type newCustomerPage struct{ Groups []customer.Group }
+type newCustomerPage struct {
+	Groups     []customer.Group
+	Attributes []attributeInput
+}
+
+// customerEditPage is the Edit form of a customer.
+type customerEditPage struct {
+	customer.Customer
+	Attributes []attributeInput
+}
 
 func (c *Console) newCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	f := newForm(url.Values{"redirect_url": {c.Settings.StorefrontURL + "/set-password"}, "channel": {c.Settings.Channel}, "send_password_email": {"on"}})
@@ -106,7 +115,12 @@ func (c *Console) customerForm(w http.ResponseWriter, r *http.Request, p auth.Pr
 	if err != nil {
 		return err
 	}
-	c.render(w, r, status, "customer_new", view{Title: "Create customer", Nav: "customers", Staff: p, Form: f, Data: newCustomerPage{Groups: groups.Groups}})
+	defs, err := c.Customers.AttributeDefinitions(r.Context())
+	if err != nil {
+		return err
+	}
+	c.render(w, r, status, "customer_new", view{Title: "Create customer", Nav: "customers", Staff: p, Form: f,
+		Data: newCustomerPage{Groups: groups.Groups, Attributes: attributeInputs(defs, f)}})
 	return nil
 }
 
@@ -115,10 +129,14 @@ func (c *Console) createCustomer(w http.ResponseWriter, r *http.Request, p auth.
 	if err != nil {
 		return err
 	}
+	defs, err := c.Customers.AttributeDefinitions(r.Context())
+	if err != nil {
+		return err
+	}
 	in := customer.CreateInput{
 		Email: f.Get("email"), FirstName: f.Get("first_name"), LastName: f.Get("last_name"),
 		CompanyName: f.Get("company_name"), Phone: optional(f.Get("phone")), Note: f.Get("note"),
-		LanguageCode: f.Get("language_code"), Groups: f.Values["groups"],
+		LanguageCode: f.Get("language_code"), Groups: f.Values["groups"], Attributes: attributesOf(defs, f, nil),
 	}
 	if f.Checked("send_password_email") {
 		in.EmailLink = customer.EmailLink{RedirectURL: f.Get("redirect_url"), Channel: f.Get("channel")}
@@ -126,7 +144,7 @@ func (c *Console) createCustomer(w http.ResponseWriter, r *http.Request, p auth.
 	created, err := c.Customers.Create(r.Context(), origin(p), in)
 	if err != nil {
 		return showAgain(f, err, func(status int, f form) error { return c.customerForm(w, r, p, status, f) },
-			append(profileFields, "groups", "redirect_url", "channel")...)
+			append(append(profileFields, "groups", "redirect_url", "channel"), attributeFieldNames(defs)...)...)
 	}
 	msg := "Customer created."
 	if in.EmailLink.Given() {
@@ -156,6 +174,8 @@ type customerPage struct {
 	// sign them in; HasPassword tells whether a password does too.
 	Identities  []signInMethod
 	HasPassword bool
+	// Attributes are the customer's values of every defined attribute.
+	Attributes []attributeRow
 }
 
 func (c *Console) showCustomer(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -229,6 +249,9 @@ func (c *Console) customerPage(w http.ResponseWriter, r *http.Request, p auth.Pr
 		return err
 	}
 	data.HasPassword = cu.PasswordHash != ""
+	if data.Attributes, err = c.attributeRows(ctx, cu.Attributes); err != nil {
+		return err
+	}
 	switch editor {
 	case "metadata":
 		data.Metadata = submittedRows(failed)
@@ -264,7 +287,17 @@ func (c *Console) editCustomer(w http.ResponseWriter, r *http.Request, p auth.Pr
 		"email": {cu.Email}, "first_name": {cu.FirstName}, "last_name": {cu.LastName}, "company_name": {cu.CompanyName},
 		"phone": {deref(cu.Phone)}, "note": {cu.Note}, "language_code": {cu.LanguageCode},
 	})
-	c.render(w, r, http.StatusOK, "customer_edit", view{Title: "Edit " + displayName(cu), Nav: "customers", Staff: p, Form: f, Data: cu})
+	setAttributeValues(f, cu.Attributes)
+	return c.customerEditPage(w, r, p, http.StatusOK, f, cu)
+}
+
+func (c *Console) customerEditPage(w http.ResponseWriter, r *http.Request, p auth.Principal, status int, f form, cu customer.Customer) error {
+	defs, err := c.Customers.AttributeDefinitions(r.Context())
+	if err != nil {
+		return err
+	}
+	c.render(w, r, status, "customer_edit", view{Title: "Edit " + displayName(cu), Nav: "customers", Staff: p, Form: f,
+		Data: customerEditPage{Customer: cu, Attributes: attributeInputs(defs, f)}})
 	return nil
 }
 
@@ -273,23 +306,24 @@ func (c *Console) updateCustomer(w http.ResponseWriter, r *http.Request, p auth.
 	if err != nil {
 		return err
 	}
+	cu, err := c.Customers.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	defs, err := c.Customers.AttributeDefinitions(r.Context())
+	if err != nil {
+		return err
+	}
 	field := func(name string) *string { v := f.Get(name); return &v }
 	in := customer.UpdateInput{
 		Email: field("email"), FirstName: field("first_name"), LastName: field("last_name"),
 		CompanyName: field("company_name"), Note: field("note"), LanguageCode: field("language_code"),
-		Phone: customer.Nullable[string]{Set: true, Value: optional(f.Get("phone"))},
+		Phone:      customer.Nullable[string]{Set: true, Value: optional(f.Get("phone"))},
+		Attributes: attributesOf(defs, f, cu.Attributes),
 	}
-	cu, err := c.Customers.Update(r.Context(), origin(p), id, in)
-	if err != nil {
-		status, err := f.failed(err, profileFields...)
-		if err != nil {
-			return err
-		}
-		if cu, err = c.Customers.Get(r.Context(), id); err != nil {
-			return err
-		}
-		c.render(w, r, status, "customer_edit", view{Title: "Edit " + displayName(cu), Nav: "customers", Staff: p, Form: f, Data: cu})
-		return nil
+	if _, err := c.Customers.Update(r.Context(), origin(p), id, in); err != nil {
+		return showAgain(f, err, func(status int, f form) error { return c.customerEditPage(w, r, p, status, f, cu) },
+			append(profileFields, attributeFieldNames(defs)...)...)
 	}
 	return done(w, r, customerPath(id), "Profile saved.")
 }
