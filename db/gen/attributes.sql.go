@@ -12,6 +12,18 @@ import (
 	"github.com/google/uuid"
 )
 
+const attributeDefinitionsVersion = `-- name: AttributeDefinitionsVersion :one
+SELECT version FROM customer_attribute_definitions_version
+`
+
+// The definitions' counter: what an instance's copy of them is checked by.
+func (q *Queries) AttributeDefinitionsVersion(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, attributeDefinitionsVersion)
+	var version int64
+	err := row.Scan(&version)
+	return version, err
+}
+
 const attributeValues = `-- name: AttributeValues :many
 SELECT (attributes -> $1::text)::jsonb AS value FROM customers
 WHERE attributes ? $1::text
@@ -38,6 +50,17 @@ func (q *Queries) AttributeValues(ctx context.Context, key string) ([][]byte, er
 		return nil, err
 	}
 	return items, nil
+}
+
+const bumpAttributeDefinitionsVersion = `-- name: BumpAttributeDefinitionsVersion :exec
+UPDATE customer_attribute_definitions_version SET version = version + 1
+`
+
+// In the transaction of every definition change, after its slow checks: the
+// row lock makes concurrent changes commit one after the other, briefly.
+func (q *Queries) BumpAttributeDefinitionsVersion(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, bumpAttributeDefinitionsVersion)
+	return err
 }
 
 const countCustomersWithoutAttribute = `-- name: CountCustomersWithoutAttribute :one

@@ -94,6 +94,11 @@ type CustomerAttributeDefinition struct {
 	UpdatedAt  time.Time
 }
 
+type CustomerAttributeDefinitionsVersion struct {
+	OnlyRow bool
+	Version int64
+}
+
 type CustomerAttributeValue struct {
 	CustomerID uuid.UUID
 	Key        string

@@ -48,3 +48,12 @@ FROM customers c
 JOIN customer_attribute_definitions d ON d.indexed AND c.attributes ? d.key
 WHERE (sqlc.narg(ids)::uuid[] IS NULL OR c.id = ANY(sqlc.narg(ids)::uuid[]))
   AND (sqlc.narg(key)::text IS NULL OR d.key = sqlc.narg(key));
+
+-- name: AttributeDefinitionsVersion :one
+-- The definitions' counter: what an instance's copy of them is checked by.
+SELECT version FROM customer_attribute_definitions_version;
+
+-- name: BumpAttributeDefinitionsVersion :exec
+-- In the transaction of every definition change, after its slow checks: the
+-- row lock makes concurrent changes commit one after the other, briefly.
+UPDATE customer_attribute_definitions_version SET version = version + 1;

@@ -524,3 +524,56 @@ func countOf(p listPage) string {
 	}
 	return fmt.Sprint(*p.Count)
 }
+
+// Each instance keeps the definitions in memory; a change made through one
+// must hold on the very next write through another.
+func TestAttributeDefinitionChangesHoldOnEveryInstance(t *testing.T) {
+	s := newSystem(t)
+	other := s.secondInstance()
+	s.define(map[string]any{"key": "tier", "label": "Tier", "type": "enum", "values": []string{"bronze", "gold"}})
+	s.define(map[string]any{"key": "code", "label": "Code", "type": "string", "max_length": 10})
+	// The other instance reads the definitions, and keeps them.
+	c := other.createCustomer(map[string]any{"email": "warm@example.com", "attributes": map[string]any{"tier": "gold", "code": "abcdef"}})
+
+	attempt := func(method, path string, body map[string]any) (int, problemJSON) {
+		t.Helper()
+		var p problemJSON
+		r := other.do(method, path, body, &p)
+		return r.StatusCode, p
+	}
+	// A wider definition: the other instance takes the new value.
+	s.do(http.MethodPatch, "/v1/settings/customer-attributes/tier", map[string]any{"values": []string{"bronze", "silver", "gold"}}, nil)
+	if code, p := attempt(http.MethodPatch, "/v1/customers/"+c.ID, map[string]any{"attributes": map[string]any{"tier": "silver"}}); code != http.StatusOK {
+		t.Fatalf("update to a value defined through the first instance: %d %+v", code, p.Errors)
+	}
+	var got attrCustomerJSON
+	s.do(http.MethodGet, "/v1/customers/"+c.ID, nil, &got)
+	if string(got.Attributes["tier"]) != `"silver"` {
+		t.Errorf("read back through the first instance: tier %s, want silver", got.Attributes["tier"])
+	}
+	// A new definition is known to it.
+	s.define(map[string]any{"key": "nick", "label": "Nickname", "type": "string", "indexed": true})
+	n := other.createCustomer(map[string]any{"email": "nick@example.com", "attributes": map[string]any{"nick": "Al"}})
+	if page := listCustomers(t, other, "attributes[nick]=Al"); len(page.Customers) != 1 || page.Customers[0].ID != n.ID {
+		t.Errorf("filter on the new attribute through the other instance: %+v", page.Customers)
+	}
+	// A narrower one is enforced by it.
+	s.do(http.MethodPatch, "/v1/customers/"+c.ID, map[string]any{"attributes": map[string]any{"code": nil}}, nil)
+	if r := s.do(http.MethodPatch, "/v1/settings/customer-attributes/code", map[string]any{"max_length": 3}, nil); r.StatusCode != http.StatusOK {
+		t.Fatalf("narrow code: %d", r.StatusCode)
+	}
+	if code, p := attempt(http.MethodPost, "/v1/customers", map[string]any{"email": "long@example.com", "attributes": map[string]any{"code": "abcdef"}}); code != http.StatusBadRequest || len(p.Errors) != 1 || p.Errors[0].Code != "max_length" {
+		t.Errorf("create with a value the narrowed definition refuses: %d %+v, want 400 max_length", code, p.Errors)
+	}
+	// A deleted one is unknown to it.
+	s.do(http.MethodPatch, "/v1/customers/"+n.ID, map[string]any{"attributes": map[string]any{"nick": nil}}, nil)
+	if r := s.do(http.MethodDelete, "/v1/settings/customer-attributes/nick", nil, nil); r.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete nick: %d", r.StatusCode)
+	}
+	if code, p := attempt(http.MethodPatch, "/v1/customers/"+n.ID, map[string]any{"attributes": map[string]any{"nick": "Bo"}}); code != http.StatusBadRequest || len(p.Errors) != 1 || p.Errors[0].Code != "unknown_attribute" {
+		t.Errorf("update with a deleted attribute: %d %+v, want 400 unknown_attribute", code, p.Errors)
+	}
+	if s.count("SELECT count(*) FROM customers WHERE email = 'long@example.com' OR attributes ? 'nick'") != 0 {
+		t.Error("a refused write was stored")
+	}
+}

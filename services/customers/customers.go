@@ -108,7 +108,7 @@ func New(pool *pgxpool.Pool, log *zap.Logger, reg *prometheus.Registry, cfg Conf
 		return httpapi.UseCases{Customers: customers, Orders: orders, Merges: merge.NewService(st), Webhooks: webhook.NewService(st, cfg.Webhooks),
 			IdentityProviders: idp.New(st, customers, discovery, cfg.OIDC)}
 	}
-	useCases := func(tx pgx.Tx) httpapi.UseCases { return useCasesOn(store.New(tx)) }
+	useCases := func(tx pgx.Tx) httpapi.UseCases { return useCasesOn(st.On(tx)) }
 	uses := useCasesOn(st.WithGroupCommit(groupcommit.New(pool, cfg.GroupCommit)))
 	jobs := imports.New(pool, log, cfg.Imports, func(tx pgx.Tx) *customer.Service { return useCases(tx).Customers })
 	opsHandler := cfg.Ops

@@ -283,3 +283,16 @@ func deref[T any](p *T) any {
 	}
 	return *p
 }
+
+// secondInstance is another command service on s's database (as a second
+// replica behind a load balancer), with s's token and NATS server.
+func (s *system) secondInstance() *system {
+	s.t.Helper()
+	cfg := customers.Config{MaxBodyBytes: 64 << 10}
+	svc := customers.New(s.pool, zaptest.NewLogger(s.t), prometheus.NewRegistry(), cfg)
+	api := httptest.NewServer(svc.Handler())
+	s.t.Cleanup(api.Close)
+	other := *s
+	other.api, other.svc, other.routes = api, svc, svc.Routes()
+	return &other
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"sync"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -15,9 +17,48 @@ import (
 	"github.com/customerbus/customerbus/services/customers/internal/customer"
 )
 
-// AttributeDefinitions reads every attribute definition.
+// AttributeDefinitions reads every attribute definition: the instance's
+// copy while the definitions' version is the one it was read at, which
+// costs one read of one row instead of every definition. Callers get a
+// map of their own (some narrow it to the storefront's).
 func (s *Store) AttributeDefinitions(ctx context.Context) (customer.Definitions, error) {
-	return definitions(ctx, s.q)
+	return s.defs.get(ctx, s.q)
+}
+
+// definitionsCache is an instance's copy of the attribute definitions and
+// the version of them it read.
+type definitionsCache struct {
+	mu      sync.Mutex
+	version int64
+	defs    customer.Definitions // nil: not read yet
+}
+
+func (c *definitionsCache) get(ctx context.Context, q *gen.Queries) (customer.Definitions, error) {
+	// The version is read before the definitions: a change committing
+	// between the two reads leaves newer definitions under an older
+	// version, read again next time; the other order could keep old
+	// definitions under the new version for good.
+	version, err := q.AttributeDefinitionsVersion(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: attribute definitions version: %w", err)
+	}
+	c.mu.Lock()
+	if c.defs != nil && c.version == version {
+		defer c.mu.Unlock()
+		return maps.Clone(c.defs), nil
+	}
+	c.mu.Unlock()
+	defs, err := definitions(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Of two concurrent reloads the one of the newer version stays.
+	if c.defs == nil || version >= c.version {
+		c.version, c.defs = version, maps.Clone(defs)
+	}
+	return defs, nil
 }
 
 func definitions(ctx context.Context, q *gen.Queries) (customer.Definitions, error) {
@@ -70,6 +111,11 @@ func (s *Store) ChangeAttribute(ctx context.Context, key string, fn func(*custom
 			if err := q.IndexAttributeValues(ctx, gen.IndexAttributeValuesParams{Key: &key}); err != nil {
 				return fmt.Errorf("store: reindex attribute: %w", err)
 			}
+		}
+		// Last, so that the row stays locked only briefly: every
+		// instance reads the definitions again on its next write.
+		if err := q.BumpAttributeDefinitionsVersion(ctx); err != nil {
+			return fmt.Errorf("store: bump attribute definitions version: %w", err)
 		}
 		return writeOutbox(ctx, q, []cloudevents.Event{change.Event})
 	})

@@ -29,7 +29,7 @@ func (s *Store) Snapshot(ctx context.Context, fn func(customer.Snapshot) error) 
 		return errors.New("store: snapshot: the store runs inside a transaction already")
 	}
 	return pgx.BeginTxFunc(ctx, b, snapshotOptions, func(tx pgx.Tx) error {
-		return fn(&Store{db: tx, q: s.q.WithTx(tx)})
+		return fn(&Store{db: tx, q: s.q.WithTx(tx), defs: s.defs})
 	})
 }
 

@@ -32,10 +32,20 @@ type Store struct {
 	// write): db, or a group commit on it.
 	writes DB
 	groups *groupcommit.DB // nil: no group commit
+	// defs is shared by the copies WithGroupCommit makes.
+	defs *definitionsCache
 }
 
 // New returns a Store on db.
-func New(db DB) *Store { return &Store{db: db, q: gen.New(db), writes: db} }
+func New(db DB) *Store { return &Store{db: db, q: gen.New(db), writes: db, defs: &definitionsCache{}} }
+
+// On returns a store on db (a transaction, say) that shares s's copy of
+// the attribute definitions.
+func (s *Store) On(db DB) *Store {
+	on := New(db)
+	on.defs = s.defs
+	return on
+}
 
 // WithGroupCommit returns the store with its request writes committed in
 // groups by g (nil: the store itself).
