@@ -53,11 +53,12 @@ func (q *Queries) AttributeValues(ctx context.Context, key string) ([][]byte, er
 }
 
 const bumpAttributeDefinitionsVersion = `-- name: BumpAttributeDefinitionsVersion :exec
-UPDATE customer_attribute_definitions_version SET version = version + 1
+UPDATE customer_attribute_definitions_version SET version = nextval('customer_attribute_definitions_version_seq')
 `
 
 // In the transaction of every definition change, after its slow checks: the
 // row lock makes concurrent changes commit one after the other, briefly.
+// From the sequence, so that a number is never used twice (see 00035).
 func (q *Queries) BumpAttributeDefinitionsVersion(ctx context.Context) error {
 	_, err := q.db.Exec(ctx, bumpAttributeDefinitionsVersion)
 	return err

@@ -56,4 +56,5 @@ SELECT version FROM customer_attribute_definitions_version;
 -- name: BumpAttributeDefinitionsVersion :exec
 -- In the transaction of every definition change, after its slow checks: the
 -- row lock makes concurrent changes commit one after the other, briefly.
-UPDATE customer_attribute_definitions_version SET version = version + 1;
+-- From the sequence, so that a number is never used twice (see 00035).
+UPDATE customer_attribute_definitions_version SET version = nextval('customer_attribute_definitions_version_seq');
