@@ -512,20 +512,23 @@ func (q *Queries) GetCustomersForUpdate(ctx context.Context, ids []uuid.UUID) ([
 	return items, nil
 }
 
-const insertCustomerWithEvents = `-- name: InsertCustomerWithEvents :exec
+const insertCustomerWithEvents = `-- name: InsertCustomerWithEvents :execrows
 WITH inserted AS (
     INSERT INTO customers (
         id, email, first_name, last_name, company_name, phone, note, is_active,
         language_code, external_reference, metadata, private_metadata, has_account,
         is_verified, version, created_at, updated_at, default_shipping_address_id,
         default_billing_address_id, group_ids, password_hash, attributes
-    ) VALUES (
-        $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22
     )
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22
+    WHERE $27::bigint = 0
+       OR $27::bigint = (SELECT version FROM customer_attribute_definitions_version)
+    RETURNING id
 )
 INSERT INTO outbox (event_id, nats_subject, partition_key, event)
 SELECT unnest($23::uuid[]), unnest($24::text[]),
        unnest($25::text[]), unnest($26::bytea[])
+FROM inserted
 `
 
 type InsertCustomerWithEventsParams struct {
@@ -555,12 +558,17 @@ type InsertCustomerWithEventsParams struct {
 	NatsSubjects             []string
 	PartitionKeys            []string
 	Events                   [][]byte
+	DefinitionsVersion       int64
 }
 
 // The customer and its outbox events in one statement: atomic by itself (an
-// implicit transaction) and one round trip instead of four.
-func (q *Queries) InsertCustomerWithEvents(ctx context.Context, arg InsertCustomerWithEventsParams) error {
-	_, err := q.db.Exec(ctx, insertCustomerWithEvents,
+// implicit transaction) and one round trip instead of four. A non-zero
+// definitions_version is the version of the attribute definitions the
+// customer was checked against: if they have changed since, nothing is
+// written (0 rows), and the caller checks the customer again. Checking it
+// here spares every create a round trip to read the version first.
+func (q *Queries) InsertCustomerWithEvents(ctx context.Context, arg InsertCustomerWithEventsParams) (int64, error) {
+	result, err := q.db.Exec(ctx, insertCustomerWithEvents,
 		arg.ID,
 		arg.Email,
 		arg.FirstName,
@@ -587,8 +595,12 @@ func (q *Queries) InsertCustomerWithEvents(ctx context.Context, arg InsertCustom
 		arg.NatsSubjects,
 		arg.PartitionKeys,
 		arg.Events,
+		arg.DefinitionsVersion,
 	)
-	return err
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const listCustomers = `-- name: ListCustomers :many

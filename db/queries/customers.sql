@@ -1,19 +1,26 @@
--- name: InsertCustomerWithEvents :exec
+-- name: InsertCustomerWithEvents :execrows
 -- The customer and its outbox events in one statement: atomic by itself (an
--- implicit transaction) and one round trip instead of four.
+-- implicit transaction) and one round trip instead of four. A non-zero
+-- definitions_version is the version of the attribute definitions the
+-- customer was checked against: if they have changed since, nothing is
+-- written (0 rows), and the caller checks the customer again. Checking it
+-- here spares every create a round trip to read the version first.
 WITH inserted AS (
     INSERT INTO customers (
         id, email, first_name, last_name, company_name, phone, note, is_active,
         language_code, external_reference, metadata, private_metadata, has_account,
         is_verified, version, created_at, updated_at, default_shipping_address_id,
         default_billing_address_id, group_ids, password_hash, attributes
-    ) VALUES (
-        $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22
     )
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22
+    WHERE sqlc.arg(definitions_version)::bigint = 0
+       OR sqlc.arg(definitions_version)::bigint = (SELECT version FROM customer_attribute_definitions_version)
+    RETURNING id
 )
 INSERT INTO outbox (event_id, nats_subject, partition_key, event)
 SELECT unnest(sqlc.arg(event_ids)::uuid[]), unnest(sqlc.arg(nats_subjects)::text[]),
-       unnest(sqlc.arg(partition_keys)::text[]), unnest(sqlc.arg(events)::bytea[]);
+       unnest(sqlc.arg(partition_keys)::text[]), unnest(sqlc.arg(events)::bytea[])
+FROM inserted;
 
 -- name: GetCustomer :one
 SELECT * FROM customers WHERE id = $1;

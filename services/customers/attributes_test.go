@@ -577,3 +577,34 @@ func TestAttributeDefinitionChangesHoldOnEveryInstance(t *testing.T) {
 		t.Error("a refused write was stored")
 	}
 }
+
+// A create that gives no attribute is written by one statement, without
+// reading the definitions' version first; a requirement made through
+// another instance still holds on it.
+func TestACreateIsHeldToARequirementMadeThroughAnotherInstance(t *testing.T) {
+	s := newSystem(t)
+	other := s.secondInstance()
+	s.define(map[string]any{"key": "tier", "label": "Tier", "type": "enum", "values": []string{"bronze", "gold"}})
+	// The other instance reads the definitions, and keeps them.
+	other.createCustomer(map[string]any{"email": "warm@example.com", "attributes": map[string]any{"tier": "gold"}})
+	if r := s.do(http.MethodPatch, "/v1/settings/customer-attributes/tier", map[string]any{"required": true}, nil); r.StatusCode != http.StatusOK {
+		t.Fatalf("make tier required: %d", r.StatusCode)
+	}
+	var p problemJSON
+	r := other.do(http.MethodPost, "/v1/customers", map[string]any{"email": "bare@example.com"}, &p)
+	if r.StatusCode != http.StatusBadRequest || len(p.Errors) != 1 || p.Errors[0].Field != "attributes.tier" || p.Errors[0].Code != "required" {
+		t.Errorf("create without the required attribute through the other instance: %d %+v, want 400 required on attributes.tier", r.StatusCode, p.Errors)
+	}
+	if n := s.count("SELECT count(*) FROM customers WHERE email = 'bare@example.com'"); n != 0 {
+		t.Errorf("the refused create was stored (%d rows)", n)
+	}
+	if n := s.count("SELECT count(*) FROM outbox WHERE partition_key NOT IN (SELECT id::text FROM customers) AND nats_subject LIKE '%customer.created'"); n != 0 {
+		t.Errorf("%d customer.created events of customers not stored", n)
+	}
+	c := other.createCustomer(map[string]any{"email": "dressed@example.com", "attributes": map[string]any{"tier": "bronze"}})
+	var got attrCustomerJSON
+	s.do(http.MethodGet, "/v1/customers/"+c.ID, nil, &got)
+	if string(got.Attributes["tier"]) != `"bronze"` {
+		t.Errorf("read back through the first instance: tier %s, want bronze", got.Attributes["tier"])
+	}
+}

@@ -22,6 +22,10 @@ import (
 var (
 	ErrAttributeNotFound = errors.New("customer attribute not defined")
 	ErrAttributeExists   = errors.New("customer attribute already defined")
+	// ErrDefinitionsChanged: the definitions a new customer was checked
+	// against changed before it was written; nothing was, and it is
+	// checked again.
+	ErrDefinitionsChanged = errors.New("customer attribute definitions changed meanwhile")
 )
 
 // CodeBreaksValues refuses a definition change that stored values break.
@@ -60,6 +64,11 @@ type AttributeChange struct {
 type AttributeStore interface {
 	// AttributeDefinitions reads every definition.
 	AttributeDefinitions(ctx context.Context) (Definitions, error)
+	// HeldAttributeDefinitions returns the definitions as this instance
+	// last read them (current: as they are now), and their version, for a
+	// create that the store refuses with ErrDefinitionsChanged if they are
+	// no longer current.
+	HeldAttributeDefinitions(ctx context.Context, current bool) (Definitions, int64, error)
 	// ChangeAttribute locks the definition of key (cur nil when there is
 	// none), lets fn decide the change with the stored values at hand, and
 	// writes it with its event, reindexing the values when the definition

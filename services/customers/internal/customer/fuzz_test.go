@@ -205,14 +205,14 @@ func FuzzNewCustomer(f *testing.F) {
 		}
 		imp.form, imp.defs = &form, fuzzDefinitions()
 		s := fuzzService()
-		n, err := s.newCustomer(context.Background(), Origin{}, row.createInput(imp.defs), imp)
+		n, err := s.newCustomer(context.Background(), Origin{}, row.createInput(imp.defs), imp, false)
 		if err != nil {
 			expectRefusal(t, err)
 			return
 		}
 		expectStorable(t, n.Customer)
 		// What was accepted, given again, is accepted as it is.
-		again, err := s.newCustomer(context.Background(), Origin{}, createInputOf(n), imp)
+		again, err := s.newCustomer(context.Background(), Origin{}, createInputOf(n), imp, false)
 		if err != nil {
 			t.Fatalf("%s was accepted as %+v, which is refused: %v", data, n.Customer, err)
 		}

@@ -179,7 +179,7 @@ func (s *Service) PrepareCreates(ctx context.Context, o Origin, rows []ImportRow
 				imp, err := importExtras(rows[i])
 				if err == nil {
 					imp.form, imp.defs = &form, defs
-					built[i], err = s.newCustomer(ctx, o, rows[i].createInput(defs), imp)
+					built[i], err = s.newCustomer(ctx, o, rows[i].createInput(defs), imp, false)
 				}
 				p.Refusals[i] = err
 			}

@@ -2,8 +2,11 @@ package customer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -40,15 +43,44 @@ func (s *Service) Create(ctx context.Context, o Origin, in CreateInput) (Custome
 
 // create is Create, with what only an import may set (nil otherwise).
 func (s *Service) create(ctx context.Context, o Origin, in CreateInput, imp *imported) (Customer, error) {
-	n, err := s.newCustomer(ctx, o, in, imp)
-	if err != nil {
-		return Customer{}, err
+	// First against the definitions as this instance last read them, which
+	// costs no read; the store refuses the write if they changed since, and a
+	// refused attribute may be one defined since: then again against the
+	// current ones.
+	current := false
+	for attempt := 1; ; attempt++ {
+		n, err := s.newCustomer(ctx, o, in, imp, current)
+		if !current && refusesAttributes(err) {
+			current = true
+			continue
+		}
+		if err != nil {
+			return Customer{}, err
+		}
+		err = s.store.Create(ctx, n)
+		if errors.Is(err, ErrDefinitionsChanged) && attempt < maxDefinitionsAttempts {
+			current = true
+			continue
+		}
+		if err != nil {
+			return Customer{}, fmt.Errorf("create customer: %w", err)
+		}
+		return n.Customer, nil
 	}
-	if err := s.store.Create(ctx, n); err != nil {
-		return Customer{}, fmt.Errorf("create customer: %w", err)
-	}
-	return n.Customer, nil
 }
+
+// refusesAttributes tells whether err refuses any attribute.
+func refusesAttributes(err error) bool {
+	var v *ValidationError
+	return errors.As(err, &v) && slices.ContainsFunc(v.Errors, func(e FieldError) bool {
+		return strings.HasPrefix(e.Field, "attributes")
+	})
+}
+
+// maxDefinitionsAttempts bounds how often a create is checked again
+// because the attribute definitions changed under it: each try reads the
+// definitions afresh, so only a definition change per try defeats it.
+const maxDefinitionsAttempts = 3
 
 // NewCustomer is a customer checked and built for its creation, with its
 // addresses, one-time tokens and events; nothing of it is written yet.
@@ -60,14 +92,20 @@ type NewCustomer struct {
 	// Identities links the customer to its accounts at identity
 	// providers (a first sign-in with one); an import links none.
 	Identities []Identity
+	// DefinitionsVersion is the version of the attribute definitions the
+	// customer was checked against (HeldAttributeDefinitions), or 0 when it
+	// need not be current (an import reads them once for many rows).
+	DefinitionsVersion int64
 }
 
 // newCustomer checks the input and builds the new customer: everything of
 // Create but the write.
-func (s *Service) newCustomer(ctx context.Context, o Origin, in CreateInput, imp *imported) (NewCustomer, error) {
+// With current false it may check against the definitions as this instance
+// last read them (see HeldAttributeDefinitions).
+func (s *Service) newCustomer(ctx context.Context, o Origin, in CreateInput, imp *imported, current bool) (NewCustomer, error) {
 	r := rules{phoneRegion: s.phoneRegion}
 	now := s.now()
-	defs, err := s.definitions(ctx, imp)
+	defs, version, err := s.definitions(ctx, imp, current)
 	if err != nil {
 		return NewCustomer{}, fmt.Errorf("create customer: %w", err)
 	}
@@ -133,16 +171,16 @@ func (s *Service) newCustomer(ctx context.Context, o Origin, in CreateInput, imp
 		}
 		evs, tokens = append(evs, note), []Token{tok}
 	}
-	return NewCustomer{Customer: c, Addresses: addresses, Tokens: tokens, Events: evs}, nil
+	return NewCustomer{Customer: c, Addresses: addresses, Tokens: tokens, Events: evs, DefinitionsVersion: version}, nil
 }
 
 // definitions are the attribute definitions for a new customer: an
 // import's, read once for many rows, or read now.
-func (s *Service) definitions(ctx context.Context, imp *imported) (Definitions, error) {
+func (s *Service) definitions(ctx context.Context, imp *imported, current bool) (Definitions, int64, error) {
 	if imp != nil && imp.defs != nil {
-		return imp.defs, nil
+		return imp.defs, 0, nil
 	}
-	return s.store.AttributeDefinitions(ctx)
+	return s.store.HeldAttributeDefinitions(ctx, current)
 }
 
 // newAddresses validates the addresses given with a new customer and applies

@@ -25,6 +25,19 @@ func (s *Store) AttributeDefinitions(ctx context.Context) (customer.Definitions,
 	return s.defs.get(ctx, s.q)
 }
 
+// HeldAttributeDefinitions returns the instance's copy of the definitions
+// and the version it was read at without reading the version (the copy is
+// read when there is none, or when current asks for the current ones). A
+// create given that version (NewCustomer.DefinitionsVersion) is refused
+// with customer.ErrDefinitionsChanged if they changed meanwhile, and the
+// copy is dropped: a create costs no read of the version at all.
+func (s *Store) HeldAttributeDefinitions(ctx context.Context, current bool) (customer.Definitions, int64, error) {
+	if current {
+		return s.defs.read(ctx, s.q)
+	}
+	return s.defs.held(ctx, s.q)
+}
+
 // definitionsCache is an instance's copy of the attribute definitions and
 // the version of them it read.
 type definitionsCache struct {
@@ -34,23 +47,52 @@ type definitionsCache struct {
 }
 
 func (c *definitionsCache) get(ctx context.Context, q *gen.Queries) (customer.Definitions, error) {
+	defs, _, err := c.read(ctx, q)
+	return defs, err
+}
+
+// held returns the definitions the instance holds without reading their
+// version, or reads them when it holds none.
+func (c *definitionsCache) held(ctx context.Context, q *gen.Queries) (customer.Definitions, int64, error) {
+	c.mu.Lock()
+	if c.defs != nil {
+		defer c.mu.Unlock()
+		return maps.Clone(c.defs), c.version, nil
+	}
+	c.mu.Unlock()
+	return c.read(ctx, q)
+}
+
+// forget drops the definitions held at version, which a write found
+// outdated, so that the next use reads them again.
+func (c *definitionsCache) forget(version int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.version == version {
+		c.defs = nil
+	}
+}
+
+// read returns the current definitions and their version, reading the
+// definitions themselves only when the version moved.
+func (c *definitionsCache) read(ctx context.Context, q *gen.Queries) (customer.Definitions, int64, error) {
 	// The version is read before the definitions: a change committing
 	// between the two reads leaves newer definitions under an older
 	// version, read again next time; the other order could keep old
 	// definitions under the new version for good.
 	version, err := q.AttributeDefinitionsVersion(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("store: attribute definitions version: %w", err)
+		return nil, 0, fmt.Errorf("store: attribute definitions version: %w", err)
 	}
 	c.mu.Lock()
 	if c.defs != nil && c.version == version {
 		defer c.mu.Unlock()
-		return maps.Clone(c.defs), nil
+		return maps.Clone(c.defs), version, nil
 	}
 	c.mu.Unlock()
 	defs, err := definitions(ctx, q)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -58,7 +100,7 @@ func (c *definitionsCache) get(ctx context.Context, q *gen.Queries) (customer.De
 	if c.defs == nil || version >= c.version {
 		c.version, c.defs = version, maps.Clone(defs)
 	}
-	return defs, nil
+	return defs, version, nil
 }
 
 func definitions(ctx context.Context, q *gen.Queries) (customer.Definitions, error) {

@@ -102,7 +102,7 @@ func (s *Store) Create(ctx context.Context, n customer.NewCustomer) (err error) 
 	}
 	r := toRow(c)
 	insert := func(q *gen.Queries) error {
-		return q.InsertCustomerWithEvents(ctx, gen.InsertCustomerWithEventsParams{
+		written, err := q.InsertCustomerWithEvents(ctx, gen.InsertCustomerWithEventsParams{
 			ID: r.ID, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
 			CompanyName: r.CompanyName, Phone: r.Phone, Note: r.Note, IsActive: r.IsActive,
 			LanguageCode: r.LanguageCode, ExternalReference: r.ExternalReference,
@@ -110,7 +110,13 @@ func (s *Store) Create(ctx context.Context, n customer.NewCustomer) (err error) 
 			IsVerified: r.IsVerified, Version: r.Version, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 			DefaultShippingAddressID: r.DefaultShippingAddressID, DefaultBillingAddressID: r.DefaultBillingAddressID,
 			GroupIds: r.GroupIds, PasswordHash: r.PasswordHash, Attributes: r.Attributes, EventIds: ob.EventIds, NatsSubjects: ob.NatsSubjects, PartitionKeys: ob.PartitionKeys, Events: ob.Events,
+			DefinitionsVersion: n.DefinitionsVersion,
 		})
+		if err == nil && written == 0 {
+			s.defs.forget(n.DefinitionsVersion)
+			return customer.ErrDefinitionsChanged
+		}
+		return err
 	}
 	if len(addresses) == 0 && len(c.Groups) == 0 && len(tokens) == 0 && len(n.Identities) == 0 && len(c.Attributes) == 0 {
 		if s.groups == nil {
