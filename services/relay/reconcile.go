@@ -97,6 +97,10 @@ func (r *Relay) reconcile(ctx context.Context) (int, error) {
 		r.pause("reconcile")
 	}
 	lost, err := r.findLost(ctx, published, held)
+	r.verified = nil
+	if err == nil {
+		r.verified = verifiedIn(r.checked)
+	}
 	if err != nil || len(lost) == 0 {
 		return 0, err
 	}
@@ -114,6 +118,7 @@ func (r *Relay) reconcile(ctx context.Context) (int, error) {
 // event of a stream made again), so it renews the reconciler's lease.
 func (r *Relay) findLost(ctx context.Context, published []gen.PublishedSinceRow, held *lease) ([]gen.PublishedSinceRow, error) {
 	streams := map[string]*streamCheck{}
+	r.checked = streams
 	var lost []gen.PublishedSinceRow
 	for _, p := range published {
 		if err := held.renew(ctx); err != nil {
@@ -149,6 +154,34 @@ type streamCheck struct {
 	// verifyBefore: an event published earlier may have been in an earlier
 	// stream of the name, its sequence now another message's.
 	verifyBefore time.Time
+	// created is when the stream was made. verified holds the sequences an
+	// earlier pass read an event's own message at in this same stream, with
+	// the event's id, and stillVerified those this pass found so, to carry
+	// on to the next.
+	created                 time.Time
+	verified, stillVerified map[uint64]uuid.UUID
+}
+
+// verifiedStream is what a pass found of a stream for the next: when it
+// was made and the sequences whose message was read and found to be the
+// event's. JetStream never stores another message at a sequence of the
+// same stream, and a deletion shows in the stream's state, so while the
+// stream is the one made then a later pass need not read them again:
+// without this, every pass of the window would read, one request each,
+// every message published in a stream's first minute (clocks may differ
+// by that much), for as long as the window holds them.
+type verifiedStream struct {
+	created time.Time
+	seqs    map[uint64]uuid.UUID
+}
+
+// verifiedIn is what the streams a pass checked carry on to the next.
+func verifiedIn(checked map[string]*streamCheck) map[string]verifiedStream {
+	v := make(map[string]verifiedStream, len(checked))
+	for name, c := range checked {
+		v[name] = verifiedStream{created: c.created, seqs: c.stillVerified}
+	}
+	return v
 }
 
 // checkStream reads a stream's state, with its deleted sequences. A stream
@@ -171,6 +204,10 @@ func (r *Relay) checkStream(ctx context.Context, name string) (*streamCheck, err
 	c := &streamCheck{
 		name: name, stream: s, first: st.FirstSeq, last: st.LastSeq,
 		gone: make(map[uint64]struct{}, len(st.Deleted)), verifyBefore: info.Created.Add(r.clockSkew),
+		created: info.Created, stillVerified: map[uint64]uuid.UUID{},
+	}
+	if v, ok := r.verified[name]; ok && v.created.Equal(info.Created) {
+		c.verified = v.seqs
 	}
 	for _, seq := range st.Deleted {
 		c.gone[seq] = struct{}{}
@@ -201,6 +238,10 @@ func (c *streamCheck) lost(ctx context.Context, p gen.PublishedSinceRow) (bool, 
 	if !p.SentAt.Before(c.verifyBefore) {
 		return false, nil
 	}
+	if id, ok := c.verified[seq]; ok && id == p.EventID {
+		c.stillVerified[seq] = id
+		return false, nil
+	}
 	m, err := c.stream.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return true, nil
@@ -208,7 +249,11 @@ func (c *streamCheck) lost(ctx context.Context, p gen.PublishedSinceRow) (bool, 
 	if err != nil {
 		return false, fmt.Errorf("read %s message %d: %w", c.name, seq, err)
 	}
-	return !isMsgOf(m.Header.Get(nats.MsgIdHdr), p.EventID), nil
+	if !isMsgOf(m.Header.Get(nats.MsgIdHdr), p.EventID) {
+		return true, nil
+	}
+	c.stillVerified[seq] = p.EventID
+	return false, nil
 }
 
 // republishedMsgID is the Nats-Msg-Id of an event published again because

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,17 +307,7 @@ func TestReconcilerPublishesAgainTheEventsOfAStreamMadeAfresh(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			for range tc.others {
-				e := newEvent(t, events.CustomerCreated, uuid.Must(uuid.NewV7()), 1)
-				msg, err := events.ToMsg(ctx, e)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := js.PublishMsg(ctx, msg); err != nil {
-					t.Fatal(err)
-				}
-				want = append(want, uuid.MustParse(e.ID()))
-			}
+			want = append(want, publishOthers(t, js, max(tc.others, 0))...)
 			r := newRelay(t, pool, js)
 			r.clockSkew = 0 // only the stream's creation makes the relay read its messages
 			t.Cleanup(startRelays(t, r))
@@ -366,4 +357,74 @@ func TestDeployNATSConfigLetsTheRelayReconcile(t *testing.T) {
 		}
 		return streamsHold(t, admin, want)()
 	})
+}
+
+// Messages published in a stream's first minute (clocks may differ by that
+// much) are read one by one to tell them from an earlier stream's: once per
+// message while the stream is the same, not on every pass; and a stream
+// made again after that, with other messages at those sequences, is read
+// again and gets its events back.
+func TestReconcilerReadsAMessageOnceWhileItsStreamIsTheSame(t *testing.T) {
+	t.Parallel()
+	pool, js := newBus(t)
+	ctx := context.Background()
+	writeEvents(t, pool, customersN(3), 2)
+	r := newRelay(t, pool, js) // the streams are new: every message is read
+	var passes atomic.Int64
+	r.pause = func(at string) {
+		if at == "reconcile" {
+			passes.Add(1)
+		}
+	}
+	t.Cleanup(startRelays(t, r))
+	waitUntilSent(t, pool)
+	var want []uuid.UUID
+	for _, e := range readStream(t, js, events.EventsStream) {
+		want = append(want, uuid.MustParse(e.ID()))
+	}
+	// What the relay's connection sends once every event is sent: the
+	// passes' requests.
+	requests := func() uint64 { return js.Conn().Stats().OutMsgs }
+	waitUntil(t, "a pass", func() string {
+		if passes.Load() < 2 {
+			return "fewer than 2 passes"
+		}
+		return ""
+	})
+	sent, from := requests(), passes.Load()
+	time.Sleep(40 * r.cfg.ReconcileInterval)
+	n := passes.Load() - from
+	// A pass reads each stream's state (2 requests); reading the 6 messages
+	// again would be 6 more.
+	if got := requests() - sent; n < 10 || got > uint64(3*n) {
+		t.Errorf("%d passes sent %d requests to JetStream; want at most 3 a pass, with no message read again", n, got)
+	}
+
+	if err := js.DeleteStream(ctx, events.EventsStream); err != nil {
+		t.Fatal(err)
+	}
+	if err := events.EnsureStreams(ctx, js, events.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, publishOthers(t, js, 3)...)
+	waitUntil(t, "reconcile the stream made again", streamsHold(t, js, want))
+}
+
+// publishOthers publishes n events of someone else's straight to the
+// events stream, and returns their ids.
+func publishOthers(t *testing.T, js jetstream.JetStream, n int) []uuid.UUID {
+	t.Helper()
+	var ids []uuid.UUID
+	for range n {
+		e := newEvent(t, events.CustomerCreated, uuid.Must(uuid.NewV7()), 1)
+		msg, err := events.ToMsg(context.Background(), e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.PublishMsg(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, uuid.MustParse(e.ID()))
+	}
+	return ids
 }
