@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/customerbus/customerbus/db"
 	"github.com/customerbus/customerbus/services/customers"
 )
@@ -21,11 +24,13 @@ import (
 // under the create load.
 const aimPeakRSS = 100 << 20
 
-// footprint is what the command service's process used for a load.
+// footprint is what the command service's process used for a load, and
+// the PostgreSQL backends serving its database.
 type footprint struct {
 	created int
 	cpu     time.Duration // user + system
 	peakRSS int64         // bytes (VmHWM)
+	db      backendsLoad
 }
 
 // measureFootprint runs the command service as a process of its own (the
@@ -92,6 +97,7 @@ func measureFootprint(ctx context.Context, adminURL, name string, opt options) (
 	if err != nil {
 		return footprint{}, err
 	}
+	dbBefore := readBackendsCPU(ctx, pool)
 	calls, err := runWorkers(ctx, aimConcurrency, opt.duration, c.create)
 	if err != nil {
 		return footprint{}, err
@@ -100,17 +106,109 @@ func measureFootprint(ctx context.Context, adminURL, name string, opt options) (
 	if err != nil {
 		return footprint{}, err
 	}
-	rss, err := peakRSS(cmd.Process.Pid)
-	return footprint{created: len(calls), cpu: after - before, peakRSS: rss}, err
+	f := footprint{created: len(calls), cpu: after - before, db: dbBefore.until(readBackendsCPU(ctx, pool))}
+	f.peakRSS, err = peakRSS(cmd.Process.Pid)
+	return f, err
 }
 
-func printFootprint(f footprint) {
-	perCustomer := time.Duration(0)
-	if f.created > 0 {
-		perCustomer = f.cpu / time.Duration(f.created)
+// measureBaselineFootprint runs the baseline's transactions at
+// aimConcurrency for opt.duration on a database of its own, and reads the
+// CPU time of this process (the baseline's client, and the idle systems of
+// the other measurements) and of the database's PostgreSQL backends.
+func measureBaselineFootprint(ctx context.Context, adminURL, name string, opt options) (footprint, error) {
+	dbURL, drop, err := freshDatabase(ctx, adminURL, name)
+	if err != nil {
+		return footprint{}, err
 	}
+	defer drop()
+	b, err := newBaseline(ctx, dbURL, opt.dbConns)
+	if err != nil {
+		return footprint{}, err
+	}
+	defer b.close()
+	op := func(n int64) (time.Duration, error) { return b.insert(ctx, n) }
+	if _, err := runWorkers(ctx, aimConcurrency, opt.warmup, op); err != nil {
+		return footprint{}, err
+	}
+	before, err := processCPU(os.Getpid())
+	if err != nil {
+		return footprint{}, err
+	}
+	dbBefore := readBackendsCPU(ctx, b.pool)
+	calls, err := runWorkers(ctx, aimConcurrency, opt.duration, op)
+	if err != nil {
+		return footprint{}, err
+	}
+	after, err := processCPU(os.Getpid())
+	return footprint{created: len(calls), cpu: after - before, db: dbBefore.until(readBackendsCPU(ctx, b.pool))}, err
+}
+
+// backendsCPU is the CPU time so far of each PostgreSQL backend of a
+// database, by pid; nil when it cannot be read (a server on another
+// machine).
+type backendsCPU map[int32]time.Duration
+
+// backendsLoad is the CPU time the backends of a database used between two
+// readings; ok is false when either could not be read.
+type backendsLoad struct {
+	cpu time.Duration
+	ok  bool
+}
+
+// readBackendsCPU reads the CPU time of the client backends connected to
+// pool's database, from /proc: the server must run on this machine, as
+// the bench's own user or one it may read.
+func readBackendsCPU(ctx context.Context, pool *pgxpool.Pool) backendsCPU {
+	rows, err := pool.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'`)
+	if err != nil {
+		return nil
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil
+	}
+	cpu := backendsCPU{}
+	for _, pid := range pids {
+		t, err := processCPU(int(pid))
+		if err != nil {
+			return nil
+		}
+		cpu[pid] = t
+	}
+	return cpu
+}
+
+// until is the CPU the backends used from b to a later reading; a backend
+// that started in between counts from 0, one that ended is missed.
+func (b backendsCPU) until(later backendsCPU) backendsLoad {
+	if b == nil || later == nil {
+		return backendsLoad{}
+	}
+	var sum time.Duration
+	for pid, t := range later {
+		sum += t - b[pid]
+	}
+	return backendsLoad{cpu: sum, ok: true}
+}
+
+func printFootprint(f, base footprint) {
 	fmt.Printf("the command service as a process of its own, %d creates at concurrency %d: CPU %s per created customer (%s in all), peak RSS %.0f MB; aim peak RSS <= %d MB: %s\n",
-		f.created, aimConcurrency, perCustomer, f.cpu.Round(time.Millisecond), float64(f.peakRSS)/(1<<20), aimPeakRSS>>20, verdict(f.peakRSS <= aimPeakRSS))
+		f.created, aimConcurrency, f.perCustomer(f.cpu), f.cpu.Round(time.Millisecond), float64(f.peakRSS)/(1<<20), aimPeakRSS>>20, verdict(f.peakRSS <= aimPeakRSS))
+	if !f.db.ok || !base.db.ok {
+		fmt.Println("CPU of PostgreSQL's backends: not readable from /proc (the server is not on this machine, or not readable)")
+		return
+	}
+	ours, theirs := f.perCustomer(f.cpu+f.db.cpu), base.perCustomer(base.cpu+base.db.cpu)
+	fmt.Printf("CPU per created customer with PostgreSQL's backends (not the relay, NATS or PostgreSQL's WAL writer): ours %s (service %s, PostgreSQL %s); baseline, %d at concurrency %d, %s (client %s, PostgreSQL %s); ours / baseline %.2f\n",
+		ours, f.perCustomer(f.cpu), f.perCustomer(f.db.cpu), base.created, aimConcurrency, theirs, base.perCustomer(base.cpu), base.perCustomer(base.db.cpu), float64(ours)/float64(max(theirs, 1)))
+}
+
+// perCustomer is cpu per customer created.
+func (f footprint) perCustomer(cpu time.Duration) time.Duration {
+	if f.created == 0 {
+		return 0
+	}
+	return (cpu / time.Duration(f.created)).Round(time.Microsecond)
 }
 
 func freeAddr() (string, error) {

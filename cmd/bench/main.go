@@ -333,7 +333,11 @@ func runCreate(ctx context.Context, adminURL, prefix string, opt options) ([]row
 	if err != nil {
 		return nil, fmt.Errorf("footprint: %w", err)
 	}
-	printFootprint(f)
+	bf, err := measureBaselineFootprint(ctx, adminURL, prefix+"_basefootprint", opt)
+	if err != nil {
+		return nil, fmt.Errorf("baseline footprint: %w", err)
+	}
+	printFootprint(f, bf)
 	printEventSizes(ctx, sys, base)
 	return rows, nil
 }

@@ -13,6 +13,11 @@
 // units, none of which was answered yet, so nothing a client was told
 // committed is lost.
 //
+// Writes of one statement (Write: a create) need no code of theirs between
+// statements, so those queued one after another are sent together, each in
+// a savepoint, in one round trip: a group of them costs that round trip
+// and its commit, however many it holds.
+//
 // Each unit's statements run detached from its request's cancellation: a
 // statement cancelled in flight would break the connection, and with it the
 // other requests' work in the transaction.
@@ -20,6 +25,7 @@ package groupcommit
 
 import (
 	"context"
+	"errors"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -96,22 +102,188 @@ func (d *DB) Begin(ctx context.Context) (pgx.Tx, error) {
 	return d.lane(ctx).begin(ctx)
 }
 
-// IfAlone runs write, a statement that is a transaction of its own, in the
-// ctx's lane when the lane is idle, and reports whether it did. Alone, a
-// request so costs no BEGIN and COMMIT; the requests that come meanwhile
-// queue, and group after it. When the lane is busy it runs nothing: the
-// caller joins a group with Begin.
-func (d *DB) IfAlone(ctx context.Context, write func() error) (ran bool, err error) {
+// Write runs sql, a write of one statement that is a transaction of its
+// own (sqlc's Exec queries), in ctx's lane. When the lane is idle it runs
+// at once, alone: no BEGIN and no COMMIT. When the lane is busy it queues;
+// the first of the writes queued one after another at the head of the
+// lane's queue, given the lane, sends them all, each in a savepoint, in
+// one round trip, so a group of such writes costs one round trip and its
+// commit. A write refused by PostgreSQL is rolled back to its savepoint
+// and refused alone, and the writes after it are sent again. Like a unit's
+// statements, it runs detached from ctx's cancellation once it is sent; a
+// write cancelled while it waits for the lane is dropped.
+func (d *DB) Write(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	l := d.lane(ctx)
+	w := &write{sql: sql, args: args, ran: make(chan struct{})}
+	u := &unit{turn: make(chan struct{}), write: w}
 	l.mu.Lock()
-	if l.busy {
+	if !l.busy {
+		l.busy = true
 		l.mu.Unlock()
-		return false, nil
+		defer l.handOn(nil)
+		return d.Pool.Exec(context.WithoutCancel(ctx), sql, args...)
 	}
-	l.busy = true
+	l.queue = append(l.queue, u)
 	l.mu.Unlock()
-	defer l.handOn(nil)
-	return true, write()
+	select {
+	case <-u.turn:
+		l.runWrites(u)
+	case <-w.ran: // sent with the writes of the one ahead of it
+	case <-ctx.Done():
+		l.mu.Lock()
+		if i := indexOf(l.queue, u); i >= 0 {
+			l.queue = append(l.queue[:i], l.queue[i+1:]...)
+			l.mu.Unlock()
+			return pgconn.CommandTag{}, ctx.Err()
+		}
+		l.mu.Unlock()
+		select { // taken meanwhile: it goes on
+		case <-u.turn:
+			l.runWrites(u)
+		case <-w.ran:
+		}
+	}
+	<-w.ran
+	if w.err != nil {
+		return pgconn.CommandTag{}, w.err
+	}
+	<-w.group.done
+	return w.tag, w.group.err
+}
+
+// Writes is d with Exec running Write: sqlc's queries on it run their
+// writes grouped (each must be a transaction of its own), their reads on
+// the pool.
+func (d *DB) Writes() Writes { return Writes{d} }
+
+// Writes runs Exec as DB.Write.
+type Writes struct{ *DB }
+
+// Exec is DB.Write.
+func (w Writes) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return w.Write(ctx, sql, args...)
+}
+
+// write is a queued Write: its statement, and once it ran, its outcome
+// and the group that is to commit it.
+type write struct {
+	sql   string
+	args  []any
+	ran   chan struct{} // closed once tag and err are set
+	tag   pgconn.CommandTag
+	err   error
+	group *group
+}
+
+// runWrites runs the Write that was handed the lane, with the Writes queued
+// right behind it (as many as the group has room for), in the lane's group,
+// which it begins if there is none; then it hands the lane on.
+func (l *lane) runWrites(first *unit) {
+	l.mu.Lock()
+	batch := []*write{first.write}
+	for len(l.queue) > 0 && l.queue[0].write != nil && l.joined+len(batch) < l.db.maxUnits {
+		batch = append(batch, l.pop().write)
+	}
+	l.mu.Unlock()
+	g := first.group
+	if g == nil {
+		conn, err := l.db.Pool.Acquire(context.Background())
+		if err != nil {
+			for _, w := range batch {
+				w.err = err
+				close(w.ran)
+			}
+			l.handOn(nil)
+			return
+		}
+		g = &group{conn: conn, done: make(chan struct{})}
+	}
+	g.run(batch)
+	l.handOnAfter(g, len(batch))
+}
+
+// run sends the writes, each in a savepoint, in one round trip; after one
+// that PostgreSQL refuses, which the transaction is rolled back to the
+// savepoint of, it sends the rest again. Each write's outcome is set, and
+// ran closed, before it returns. A failure of anything but a write's own
+// statement leaves the transaction broken: the group's commit fails, and
+// with it every write in the group.
+func (g *group) run(writes []*write) {
+	ctx := context.Background()
+	finish := func(w *write, tag pgconn.CommandTag, err error) {
+		w.tag, w.err, w.group = tag, err, g
+		close(w.ran)
+	}
+	for len(writes) > 0 {
+		b := &pgx.Batch{}
+		prefixed := 0
+		if g.tx == nil {
+			b.BeginTx(pgx.TxOptions{})
+			prefixed++
+		}
+		if g.release {
+			b.Queue("RELEASE " + unitSavepoint)
+			prefixed++
+		}
+		for _, w := range writes {
+			b.Queue(unitSavepoint)
+			b.Queue(w.sql, w.args...)
+			b.Queue("RELEASE " + unitSavepoint)
+		}
+		g.release = false
+		br := g.conn.SendBatch(ctx, b)
+		if tx := br.Tx(); tx != nil {
+			g.tx = tx
+		}
+		fail := func(err error, rest []*write) {
+			_ = br.Close()
+			g.broken = true
+			for _, w := range rest {
+				finish(w, pgconn.CommandTag{}, err)
+			}
+		}
+		for range prefixed {
+			if _, err := br.Exec(); err != nil {
+				fail(err, writes)
+				return
+			}
+		}
+		refused := -1
+		for i, w := range writes {
+			if _, err := br.Exec(); err != nil { // the savepoint
+				fail(err, writes[i:])
+				return
+			}
+			tag, err := br.Exec()
+			if err != nil {
+				finish(w, tag, err)
+				refused = i
+				break
+			}
+			if _, err := br.Exec(); err != nil { // its release
+				fail(err, writes[i+1:])
+				finish(w, tag, err)
+				return
+			}
+			finish(w, tag, nil)
+		}
+		// After a refusal the statements sent behind it failed, the
+		// transaction being aborted: roll back to the savepoint, which
+		// undoes the refused write alone, and send the rest again.
+		_ = br.Close()
+		if refused < 0 {
+			return
+		}
+		if _, err := g.tx.Exec(ctx, "ROLLBACK TO "+unitSavepoint); err != nil {
+			g.broken = true
+			for _, w := range writes[refused+1:] {
+				finish(w, pgconn.CommandTag{}, err)
+			}
+			return
+		}
+		g.release = true
+		writes = writes[refused+1:]
+	}
 }
 
 func (d *DB) lane(ctx context.Context) *lane {
@@ -137,6 +309,7 @@ type group struct {
 	conn    *pgxpool.Conn
 	tx      pgx.Tx        // nil until a statement began it
 	release bool          // the last unit's savepoint is yet to be released
+	broken  bool          // a statement of Writes' other than theirs failed: it commits nothing
 	done    chan struct{} // closed when the commit is over
 	err     error         // the commit's outcome
 }
@@ -148,13 +321,21 @@ func (g *group) commit() error {
 	if g.tx == nil {
 		return nil
 	}
+	if g.broken {
+		_ = g.tx.Rollback(context.Background())
+		return errBroken
+	}
 	return g.tx.Commit(context.Background())
 }
+
+// errBroken is the commit's outcome for a group whose transaction broke.
+var errBroken = errors.New("groupcommit: the group's transaction broke; nothing in it is committed")
 
 // unit is one request's transaction within a group.
 type unit struct {
 	turn  chan struct{} // closed when the lane is the unit's
 	group *group        // the group to join; nil: start one
+	write *write        // a Write's, run with those queued behind it; nil: a Begin's
 }
 
 func (l *lane) begin(ctx context.Context) (pgx.Tx, error) {
@@ -198,10 +379,13 @@ func (l *lane) begin(ctx context.Context) (pgx.Tx, error) {
 // handOn passes the lane on after a unit is done with g: to the next
 // waiting unit, in g while it has room; else it commits g, answers its
 // units, and hands the lane to the next waiting unit for a new group.
-func (l *lane) handOn(g *group) {
+func (l *lane) handOn(g *group) { l.handOnAfter(g, 1) }
+
+// handOnAfter is handOn after n units were done with g.
+func (l *lane) handOnAfter(g *group, n int) {
 	l.mu.Lock()
 	if g != nil {
-		l.joined++
+		l.joined += n
 	}
 	if g != nil && len(l.queue) > 0 && l.joined < l.db.maxUnits {
 		next := l.pop()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/customerbus/customerbus/db/dbtest"
@@ -258,38 +259,155 @@ func TestAFailedFirstWriteRollsBackAloneAndTheNextGoOn(t *testing.T) {
 	}
 }
 
-// A statement alone runs as it is, in no transaction of ours; with the
-// lane busy it does not run, and the caller joins the group instead.
-func TestIfAloneRunsOnlyOnAnIdleLane(t *testing.T) {
+// writeRow writes row id with Write, recording its top-level transaction.
+func writeRow(ctx context.Context, db *groupcommit.DB, id int) error {
+	_, err := db.Write(ctx, `INSERT INTO gc (id, xid) VALUES ($1, txid_current())`, id)
+	return err
+}
+
+// xidOf reads the transaction a row was written in.
+func xidOf(t *testing.T, pool *pgxpool.Pool, id int) int64 {
+	t.Helper()
+	var xid int64
+	if err := pool.QueryRow(context.Background(), `SELECT xid FROM gc WHERE id = $1`, id).Scan(&xid); err != nil {
+		t.Fatalf("row %d: %v", id, err)
+	}
+	return xid
+}
+
+// A Write on an idle lane runs at once in a transaction of its own; on a
+// busy one it waits, and commits in the group under way.
+func TestAWriteRunsAloneOnAnIdleLaneAndJoinsABusyOnesGroup(t *testing.T) {
 	pool := setUp(t)
 	db := groupcommit.New(pool, groupcommit.Config{Lanes: 1})
-	exec := func(id int) func() error {
-		return func() error {
-			_, err := pool.Exec(context.Background(), `INSERT INTO gc (id, xid) VALUES ($1, txid_current())`, id)
-			return err
+	ctx := context.Background()
+	for id := 1; id <= 2; id++ {
+		if err := writeRow(ctx, db, id); err != nil {
+			t.Fatal(err)
+		}
+		xidOf(t, pool, id) // visible once answered
+	}
+	if xidOf(t, pool, 1) == xidOf(t, pool, 2) {
+		t.Error("two writes one after another shared a transaction")
+	}
+	errs, release := queueBehind(t, db, func() error { return writeRow(ctx, db, 3) })
+	if ids, _ := stored(t, pool); ids[3] {
+		t.Error("a write on a busy lane was visible before the group under way committed")
+	}
+	release()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if xidOf(t, pool, 3) != xidOf(t, pool, 0) {
+		t.Error("a write on a busy lane did not commit in the group under way")
+	}
+}
+
+// Of writes sent together, one that PostgreSQL refuses (a duplicate key)
+// is refused alone: those before and after it commit, in the one group.
+func TestARefusedWriteAmongQueuedOnesIsRefusedAlone(t *testing.T) {
+	pool := setUp(t)
+	db := groupcommit.New(pool, groupcommit.Config{Lanes: 1})
+	ids := []int{1, 2, 2, 3, 1, 4, 4}
+	refused := map[int]bool{2: true, 4: true, 6: true}
+	var writes []func() error
+	for _, id := range ids {
+		writes = append(writes, func() error { return writeRow(context.Background(), db, id) })
+	}
+	errs, release := queueBehind(t, db, writes...)
+	release()
+	for i, err := range errs {
+		var pgErr *pgconn.PgError
+		switch {
+		case refused[i] && !(errors.As(err, &pgErr) && pgErr.Code == "23505"):
+			t.Errorf("write %d (row %d): %v, want a unique violation", i, ids[i], err)
+		case !refused[i] && err != nil:
+			t.Errorf("write %d (row %d): %v", i, ids[i], err)
 		}
 	}
-	if ran, err := db.IfAlone(context.Background(), exec(1)); !ran || err != nil {
-		t.Fatalf("on an idle lane: ran %v, %v", ran, err)
+	got, transactions := stored(t, pool)
+	if len(got) != 5 || transactions != 1 {
+		t.Errorf("rows %v in %d transactions, want 0 to 4 in 1", got, transactions)
 	}
-	hold, held := make(chan struct{}), make(chan error, 1)
-	go func() {
-		held <- pgx.BeginFunc(context.Background(), db, func(tx pgx.Tx) error { <-hold; return nil })
-	}()
-	time.Sleep(50 * time.Millisecond)
-	if ran, _ := db.IfAlone(context.Background(), exec(2)); ran {
-		t.Error("ran on a busy lane")
+}
+
+// A Write whose request is cancelled while it waits for the lane writes
+// nothing; the group goes on.
+func TestAWriteCancelledWhileWaitingWritesNothing(t *testing.T) {
+	pool := setUp(t)
+	db := groupcommit.New(pool, groupcommit.Config{Lanes: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	errs, release := queueBehind(t, db,
+		func() error { return writeRow(ctx, db, 1) },
+		func() error { return writeRow(context.Background(), db, 2) })
+	cancel()
+	time.Sleep(20 * time.Millisecond)
+	release()
+	if !errors.Is(errs[0], context.Canceled) || errs[1] != nil {
+		t.Fatalf("cancelled write: %v; the other: %v", errs[0], errs[1])
 	}
-	close(hold)
-	if err := <-held; err != nil {
+	if ids, _ := stored(t, pool); len(ids) != 2 || ids[1] {
+		t.Errorf("rows %v, want 0 and 2", ids)
+	}
+}
+
+// Writes and units mixed, many at once: each told it committed is there
+// for another reader when told; each refused (a unit that fails, a write
+// of a row that exists) is not.
+func TestWritesAndUnitsMixedCommitTogetherAndFailAlone(t *testing.T) {
+	pool := setUp(t)
+	if _, err := pool.Exec(context.Background(), `INSERT INTO gc SELECT g, 0 FROM generate_series(1000, 1099) g`); err != nil {
 		t.Fatal(err)
 	}
-	if err := insert(context.Background(), db, 3, false); err != nil {
-		t.Fatal(err)
+	db := groupcommit.New(pool, groupcommit.Config{Lanes: 2, MaxUnits: 8})
+	const n = 300
+	failingUnit := func(i int) bool { return i%3 == 0 && i%9 == 0 }
+	duplicate := func(i int) bool { return i%3 != 0 && i%7 == 1 }
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	visible := make([]bool, n)
+	for i := range n {
+		wg.Go(func() {
+			switch {
+			case i%3 == 0:
+				errs[i] = insert(context.Background(), db, i, failingUnit(i))
+			case duplicate(i):
+				errs[i] = writeRow(context.Background(), db, 1000+i%100)
+			default:
+				errs[i] = writeRow(context.Background(), db, i)
+			}
+			if errs[i] == nil {
+				var one int
+				visible[i] = pool.QueryRow(context.Background(), `SELECT 1 FROM gc WHERE id = $1`, i).Scan(&one) == nil
+			}
+		})
 	}
-	if ids, _ := stored(t, pool); len(ids) != 2 || !ids[1] || !ids[3] {
-		t.Errorf("rows %v, want 1 and 3", ids)
+	wg.Wait()
+	ids, transactions := stored(t, pool)
+	want := 100
+	for i := range n {
+		refused := failingUnit(i) || duplicate(i)
+		switch {
+		case refused && errs[i] == nil:
+			t.Errorf("write %d was not refused", i)
+		case refused && ids[i]:
+			t.Errorf("refused write %d is stored", i)
+		case !refused && errs[i] != nil:
+			t.Errorf("write %d: %v", i, errs[i])
+		case !refused && !visible[i]:
+			t.Errorf("write %d was answered before another reader could see it", i)
+		}
+		if !refused {
+			want++
+		}
 	}
+	if len(ids) != want {
+		t.Errorf("%d rows, want %d", len(ids), want)
+	}
+	if transactions >= (want-100)/2 {
+		t.Errorf("%d rows took %d transactions: not grouped", want-100, transactions-1)
+	}
+	t.Logf("%d rows in %d transactions", want-100, transactions-1)
 }
 
 // roundTrips counts what a pool sends: each statement, and each batch of
@@ -351,31 +469,43 @@ func queueBehind(t *testing.T, db *groupcommit.DB, writes ...func() error) (errs
 	}
 }
 
-// A group of one-statement writes costs one round trip a write and one for
-// the commit: the BEGIN and each write's savepoint go with its statement,
-// and the savepoint's release with the next write's.
+// A group of units of one statement each costs one round trip a unit and
+// one for the commit: the BEGIN and each unit's savepoint go with its
+// statement, and the savepoint's release with the next unit's. Writes
+// queued one after another go together: one round trip for all of them.
 func TestAGroupCostsARoundTripAWriteAndOneForTheCommit(t *testing.T) {
-	pool := setUp(t)
-	p, rt := counted(t, pool)
-	db := groupcommit.New(p, groupcommit.Config{Lanes: 1})
 	const n = 10
-	var writes []func() error
-	for i := range n {
-		writes = append(writes, func() error { return insert(context.Background(), db, 1+i, false) })
-	}
-	before := rt.n.Load()
-	errs, release := queueBehind(t, db, writes...)
-	release()
-	sent := rt.n.Load() - before
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
-	ids, transactions := stored(t, pool)
-	if len(ids) != n+1 || transactions != 1 {
-		t.Fatalf("%d rows in %d transactions, want %d in 1", len(ids), transactions, n+1)
-	}
-	if want := int64(n + 2); sent != want {
-		t.Errorf("%d writes in a group took %d round trips, want %d", n+1, sent, want)
+	for _, tc := range []struct {
+		name  string
+		write func(db *groupcommit.DB, id int) error
+		want  int64 // round trips for the first unit and n writes queued behind it
+	}{
+		{"units", func(db *groupcommit.DB, id int) error { return insert(context.Background(), db, id, false) }, n + 2},
+		{"writes", func(db *groupcommit.DB, id int) error { return writeRow(context.Background(), db, id) }, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pool := setUp(t)
+			p, rt := counted(t, pool)
+			db := groupcommit.New(p, groupcommit.Config{Lanes: 1})
+			var writes []func() error
+			for i := range n {
+				writes = append(writes, func() error { return tc.write(db, 1+i) })
+			}
+			before := rt.n.Load()
+			errs, release := queueBehind(t, db, writes...)
+			release()
+			sent := rt.n.Load() - before
+			if err := errors.Join(errs...); err != nil {
+				t.Fatal(err)
+			}
+			ids, transactions := stored(t, pool)
+			if len(ids) != n+1 || transactions != 1 {
+				t.Fatalf("%d rows in %d transactions, want %d in 1", len(ids), transactions, n+1)
+			}
+			if sent != tc.want {
+				t.Errorf("%d writes in a group took %d round trips, want %d", n+1, sent, tc.want)
+			}
+		})
 	}
 }
 

@@ -101,7 +101,7 @@ func (s *Store) Create(ctx context.Context, n customer.NewCustomer) (err error) 
 		return err
 	}
 	r := toRow(c)
-	insert := func(q *gen.Queries) error {
+	insert := func(ctx context.Context, q *gen.Queries) error {
 		written, err := q.InsertCustomerWithEvents(ctx, gen.InsertCustomerWithEventsParams{
 			ID: r.ID, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
 			CompanyName: r.CompanyName, Phone: r.Phone, Note: r.Note, IsActive: r.IsActive,
@@ -120,12 +120,9 @@ func (s *Store) Create(ctx context.Context, n customer.NewCustomer) (err error) 
 	}
 	if len(addresses) == 0 && len(c.Groups) == 0 && len(tokens) == 0 && len(n.Identities) == 0 && len(c.Attributes) == 0 {
 		if s.groups == nil {
-			return mapError(insert(s.q))
+			return mapError(insert(ctx, s.q))
 		}
-		ctx := groupcommit.WithKey(ctx, c.ID[:])
-		if ran, err := s.groups.IfAlone(ctx, func() error { return insert(s.q) }); ran {
-			return mapError(err)
-		}
+		return mapError(insert(groupcommit.WithKey(ctx, c.ID[:]), gen.New(s.groups.Writes())))
 	}
 	return s.write(ctx, c.ID, func(q *gen.Queries) error {
 		if len(c.Groups) > 0 {
@@ -139,7 +136,7 @@ func (s *Store) Create(ctx context.Context, n customer.NewCustomer) (err error) 
 					Message: fmt.Sprintf("no customer group has these ids: %v", missing)}}}
 			}
 		}
-		if err := insert(q); err != nil {
+		if err := insert(ctx, q); err != nil {
 			return mapError(err)
 		}
 		if err := insertTokens(ctx, q, tokens); err != nil {
