@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -70,7 +71,7 @@ func runPaced[T any](ctx context.Context, rate float64, d time.Duration, maxInFl
 		case slots <- struct{}{}:
 		default:
 			wg.Wait()
-			return nil, fmt.Errorf("more than %d calls in flight at %.0f/s: the service cannot keep up", maxInFlight, rate)
+			return nil, fmt.Errorf("more than %d calls in flight at %.0f/s: %w", maxInFlight, rate, errFallsBehind)
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
@@ -86,3 +87,7 @@ func runPaced[T any](ctx context.Context, rate float64, d time.Duration, maxInFl
 	wg.Wait()
 	return results, firstErr
 }
+
+// errFallsBehind: a paced load's calls pile up, the rate being more than
+// what is measured can take.
+var errFallsBehind = errors.New("it cannot keep up")

@@ -357,23 +357,37 @@ func printPacedCreates(ctx context.Context, sys, single *system, base *baseline,
 	}
 	rate := rows[i].ours.rate / 2
 	callLatency := func(c call) time.Duration { return c.latency }
-	ours, err := pacedLatency(ctx, rate, opt.duration, sys.client.create, callLatency)
-	if err != nil {
-		return fmt.Errorf("paced creates: %w", err)
+	// One transaction per request may not keep up with half of what group
+	// commit peaks at: that is said, and the others are still measured.
+	var said [3]string
+	var lat [3]percentiles
+	behind := false // ours
+	for j, op := range []func() (percentiles, error){
+		func() (percentiles, error) {
+			return pacedLatency(ctx, rate, opt.duration, sys.client.create, callLatency)
+		},
+		func() (percentiles, error) {
+			return pacedLatency(ctx, rate, opt.duration, single.client.create, callLatency)
+		},
+		func() (percentiles, error) {
+			return pacedLatency(ctx, rate, opt.duration,
+				func(n int64) (time.Duration, error) { return base.insert(ctx, n) },
+				func(d time.Duration) time.Duration { return d })
+		},
+	} {
+		var err error
+		lat[j], err = op()
+		switch {
+		case errors.Is(err, errFallsBehind):
+			said[j], behind = "cannot keep up at that rate", behind || j == 0
+		case err != nil:
+			return fmt.Errorf("paced creates: %w", err)
+		default:
+			said[j] = fmt.Sprintf("p50 %s, p99 %s", ms(lat[j].p50), ms(lat[j].p99))
+		}
 	}
-	oneTx, err := pacedLatency(ctx, rate, opt.duration, single.client.create, callLatency)
-	if err != nil {
-		return fmt.Errorf("paced creates, one tx: %w", err)
-	}
-	floor, err := pacedLatency(ctx, rate, opt.duration,
-		func(n int64) (time.Duration, error) { return base.insert(ctx, n) },
-		func(d time.Duration) time.Duration { return d })
-	if err != nil {
-		return fmt.Errorf("paced baseline: %w", err)
-	}
-	fmt.Printf("paced at half of the peak (%.0f creates/s for %s): call p50 %s, p99 %s (one tx: p50 %s, p99 %s; baseline: p50 %s, p99 %s); aim p99 <= %s: %s\n",
-		rate, opt.duration, ms(ours.p50), ms(ours.p99), ms(oneTx.p50), ms(oneTx.p99), ms(floor.p50), ms(floor.p99),
-		aimPacedP99, verdict(ours.p99 <= aimPacedP99))
+	fmt.Printf("paced at half of the peak (%.0f creates/s for %s): call %s (one tx: %s; baseline: %s); aim p99 <= %s: %s\n",
+		rate, opt.duration, said[0], said[1], said[2], aimPacedP99, verdict(!behind && lat[0].p99 <= aimPacedP99))
 	return nil
 }
 

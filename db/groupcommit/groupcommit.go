@@ -286,11 +286,29 @@ func (g *group) run(writes []*write) {
 	}
 }
 
+// lane is the lane of ctx's key; with no key, any lane will do, and an
+// idle one (where a write runs at once), or else the one with the fewest
+// waiting, answers soonest.
 func (d *DB) lane(ctx context.Context) *lane {
 	if key, ok := ctx.Value(keyContext{}).([]byte); ok {
 		return d.lanes[maphash.Bytes(d.seed, key)%uint64(len(d.lanes))]
 	}
-	return d.lanes[d.next.Add(1)%uint32(len(d.lanes))]
+	start := d.next.Add(1)
+	var best *lane
+	fewest := 0
+	for i := range uint32(len(d.lanes)) {
+		l := d.lanes[(start+i)%uint32(len(d.lanes))]
+		l.mu.Lock()
+		busy, waiting := l.busy, len(l.queue)
+		l.mu.Unlock()
+		if !busy {
+			return l
+		}
+		if best == nil || waiting < fewest {
+			best, fewest = l, waiting
+		}
+	}
+	return best
 }
 
 // lane runs one group transaction at a time.

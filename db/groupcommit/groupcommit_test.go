@@ -568,3 +568,36 @@ func TestARefusedStatementRefusesItsWriteAlone(t *testing.T) {
 		t.Errorf("rows %v in %d transactions, want 7 in 1", ids, transactions)
 	}
 }
+
+// A write of no key (a create: no other write can concern its customer
+// yet) takes an idle lane where there is one, and so runs at once while
+// another lane is busy.
+func TestAWriteOfNoKeyTakesAnIdleLane(t *testing.T) {
+	pool := setUp(t)
+	db := groupcommit.New(pool, groupcommit.Config{Lanes: 2})
+	hold, held := make(chan struct{}), make(chan error, 1)
+	go func() {
+		held <- pgx.BeginFunc(context.Background(), db, func(tx pgx.Tx) error { <-hold; return nil })
+	}()
+	time.Sleep(50 * time.Millisecond)
+	for id := 1; id <= 4; id++ {
+		done := make(chan error, 1)
+		go func() { done <- writeRow(context.Background(), db, id) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(2 * time.Second):
+			close(hold)
+			t.Fatalf("write %d waited for the busy lane while the other was idle", id)
+		}
+	}
+	close(hold)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := stored(t, pool); len(ids) != 4 {
+		t.Errorf("rows %v, want 1 to 4", ids)
+	}
+}

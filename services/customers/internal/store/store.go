@@ -122,7 +122,9 @@ func (s *Store) Create(ctx context.Context, n customer.NewCustomer) (err error) 
 		if s.groups == nil {
 			return mapError(insert(ctx, s.q))
 		}
-		return mapError(insert(groupcommit.WithKey(ctx, c.ID[:]), gen.New(s.groups.Writes())))
+		// No key: any lane will do, since no other write can be about a
+		// customer before its create commits.
+		return mapError(insert(ctx, gen.New(s.groups.Writes())))
 	}
 	return s.write(ctx, c.ID, func(q *gen.Queries) error {
 		if len(c.Groups) > 0 {
