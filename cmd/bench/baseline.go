@@ -43,6 +43,8 @@ func (b *baseline) close() { b.pool.Close() }
 type baseResult struct {
 	rate float64
 	lat  percentiles
+	cpu  cpuUse // during the measured window
+	n    int
 }
 
 func (b *baseline) measure(ctx context.Context, c int, warmup, duration time.Duration) (baseResult, error) {
@@ -50,11 +52,15 @@ func (b *baseline) measure(ctx context.Context, c int, warmup, duration time.Dur
 	if _, err := runWorkers(ctx, c, warmup, op); err != nil {
 		return baseResult{}, err
 	}
-	lat, err := runWorkers(ctx, c, duration, op)
+	var lat []time.Duration
+	used, err := cpuDuring(ctx, b.pool, func() (err error) {
+		lat, err = runWorkers(ctx, c, duration, op)
+		return err
+	})
 	if err != nil {
 		return baseResult{}, err
 	}
-	return baseResult{rate: float64(len(lat)) / duration.Seconds(), lat: summarize(lat)}, nil
+	return baseResult{rate: float64(len(lat)) / duration.Seconds(), lat: summarize(lat), cpu: used, n: len(lat)}, nil
 }
 
 // insert writes customer number n and its event in one transaction and

@@ -114,7 +114,8 @@ func measureFootprint(ctx context.Context, adminURL, name string, opt options) (
 // measureBaselineFootprint runs the baseline's transactions at
 // aimConcurrency for opt.duration on a database of its own, and reads the
 // CPU time of this process (the baseline's client, and the idle systems of
-// the other measurements) and of the database's PostgreSQL backends.
+// the other measurements) and of the database's PostgreSQL backends, for
+// comparing with the service run as a process of its own.
 func measureBaselineFootprint(ctx context.Context, adminURL, name string, opt options) (footprint, error) {
 	dbURL, drop, err := freshDatabase(ctx, adminURL, name)
 	if err != nil {
@@ -126,21 +127,8 @@ func measureBaselineFootprint(ctx context.Context, adminURL, name string, opt op
 		return footprint{}, err
 	}
 	defer b.close()
-	op := func(n int64) (time.Duration, error) { return b.insert(ctx, n) }
-	if _, err := runWorkers(ctx, aimConcurrency, opt.warmup, op); err != nil {
-		return footprint{}, err
-	}
-	before, err := processCPU(os.Getpid())
-	if err != nil {
-		return footprint{}, err
-	}
-	dbBefore := readBackendsCPU(ctx, b.pool)
-	calls, err := runWorkers(ctx, aimConcurrency, opt.duration, op)
-	if err != nil {
-		return footprint{}, err
-	}
-	after, err := processCPU(os.Getpid())
-	return footprint{created: len(calls), cpu: after - before, db: dbBefore.until(readBackendsCPU(ctx, b.pool))}, err
+	r, err := b.measure(ctx, aimConcurrency, opt.warmup, opt.duration)
+	return footprint{created: r.n, cpu: r.cpu.self, db: r.cpu.db}, err
 }
 
 // backendsCPU is the CPU time so far of each PostgreSQL backend of a
@@ -256,4 +244,40 @@ func peakRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
+}
+
+// cpuUse is the CPU this process and a database's PostgreSQL backends used
+// for a load.
+type cpuUse struct {
+	self time.Duration
+	db   backendsLoad
+}
+
+// cpuDuring runs load and returns the CPU this process (in the create case:
+// the service, the relay, NATS and the bench's client, all in-process) and
+// pool's database's backends used meanwhile.
+func cpuDuring(ctx context.Context, pool *pgxpool.Pool, load func() error) (cpuUse, error) {
+	before, err := processCPU(os.Getpid())
+	if err != nil {
+		return cpuUse{}, err
+	}
+	dbBefore := readBackendsCPU(ctx, pool)
+	if err := load(); err != nil {
+		return cpuUse{}, err
+	}
+	after, err := processCPU(os.Getpid())
+	return cpuUse{self: after - before, db: dbBefore.until(readBackendsCPU(ctx, pool))}, err
+}
+
+// per is the CPU per one of n, as "total (process + PostgreSQL)".
+func (u cpuUse) per(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	self := (u.self / time.Duration(n)).Round(time.Microsecond)
+	if !u.db.ok {
+		return fmt.Sprintf("%s (PostgreSQL not readable)", self)
+	}
+	db := (u.db.cpu / time.Duration(n)).Round(time.Microsecond)
+	return fmt.Sprintf("%s (%s + %s)", self+db, self, db)
 }

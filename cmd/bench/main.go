@@ -459,6 +459,12 @@ func printReport(rows []row) {
 			100*r.ratio(), 100*r.single.rate/r.base.rate, 100*r.ours.rate/r.single.rate)
 	}
 	fmt.Println()
+	fmt.Println("CPU per created customer in the measured windows, this process (the service, relay, NATS and client in-process; the baseline's client) + the database's PostgreSQL backends:")
+	for _, r := range rows {
+		fmt.Printf("  concurrency %d: ours %s, one tx %s, baseline %s\n", r.concurrency,
+			r.ours.cpu.per(r.ours.created), r.single.cpu.per(r.single.created), r.base.cpu.per(r.base.n))
+	}
+	fmt.Println()
 	// Outside the table, so the Markdown still renders.
 	for _, r := range rows {
 		for _, side := range []struct {

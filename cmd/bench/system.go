@@ -164,6 +164,7 @@ type apiResult struct {
 	rate             float64
 	call, event      percentiles
 	created, missing int
+	cpu              cpuUse // during the measured window
 }
 
 // measure runs c clients creating customers over HTTP: warm-up, then the
@@ -177,7 +178,11 @@ func (s *system) measureWith(ctx context.Context, c int, warmup, duration time.D
 	if _, err := runWorkers(ctx, c, warmup, create); err != nil {
 		return apiResult{}, err
 	}
-	calls, err := runWorkers(ctx, c, duration, create)
+	var calls []call
+	used, err := cpuDuring(ctx, s.pool, func() (err error) {
+		calls, err = runWorkers(ctx, c, duration, create)
+		return err
+	})
 	if err != nil {
 		return apiResult{}, err
 	}
@@ -192,6 +197,7 @@ func (s *system) measureWith(ctx context.Context, c int, warmup, duration time.D
 		event:   summarize(eventLat),
 		created: len(calls),
 		missing: len(calls) - len(eventLat),
+		cpu:     used,
 	}, nil
 }
 

@@ -69,8 +69,16 @@ func (s *Store) write(ctx context.Context, key uuid.UUID, fn func(q *gen.Queries
 	if key != uuid.Nil {
 		ctx = groupcommit.WithKey(ctx, key[:])
 	}
+	return s.againAfterDeadlock(func() error {
+		return pgx.BeginFunc(ctx, s.writes, func(tx pgx.Tx) error { return fn(s.q.WithTx(tx)) })
+	})
+}
+
+// againAfterDeadlock runs a grouped write again (twice at most) when
+// PostgreSQL refused it to break a deadlock between groups of two lanes.
+func (s *Store) againAfterDeadlock(write func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.writes, func(tx pgx.Tx) error { return fn(s.q.WithTx(tx)) })
+		err := write()
 		var pgErr *pgconn.PgError
 		if s.groups != nil && attempt < 3 && errors.As(err, &pgErr) && pgErr.Code == "40P01" { // deadlock_detected
 			continue
@@ -124,7 +132,8 @@ func (s *Store) Create(ctx context.Context, n customer.NewCustomer) (err error) 
 		}
 		// No key: any lane will do, since no other write can be about a
 		// customer before its create commits.
-		return mapError(insert(ctx, gen.New(s.groups.Writes())))
+		q := gen.New(s.groups.Writes())
+		return mapError(s.againAfterDeadlock(func() error { return insert(ctx, q) }))
 	}
 	return s.write(ctx, c.ID, func(q *gen.Queries) error {
 		if len(c.Groups) > 0 {
