@@ -325,7 +325,7 @@ func runCreate(ctx context.Context, adminURL, prefix string, opt options) ([]row
 		rows = append(rows, r)
 		fmt.Fprintf(os.Stderr, "concurrency %d done\n", c)
 	}
-	printReport(rows)
+	printReport(sys, rows)
 	if err := printPacedCreates(ctx, sys, single, base, rows, opt); err != nil {
 		return nil, err
 	}
@@ -449,7 +449,7 @@ func (r row) ratio() float64 {
 	return r.ours.rate / r.base.rate
 }
 
-func printReport(rows []row) {
+func printReport(sys *system, rows []row) {
 	fmt.Println("| concurrency | ours created/s | call p50 | call p99 | commit→event p99 | one tx created/s | one tx p99 | baseline tx/s | baseline p99 | ours / baseline | one tx / baseline | ours / one tx |")
 	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
@@ -463,6 +463,9 @@ func printReport(rows []row) {
 	for _, r := range rows {
 		fmt.Printf("  concurrency %d: ours %s, one tx %s, baseline %s\n", r.concurrency,
 			r.ours.cpu.per(r.ours.created), r.single.cpu.per(r.single.created), r.base.cpu.per(r.base.n))
+	}
+	if events, batches := sys.relayBatches(); batches > 0 {
+		fmt.Printf("the relay (group commit's system) published %d events in %d batches, %.1f a batch\n", events, batches, float64(events)/float64(batches))
 	}
 	fmt.Println()
 	// Outside the table, so the Markdown still renders.

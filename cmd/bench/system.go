@@ -40,6 +40,8 @@ type system struct {
 
 	client  *client
 	watcher *watcher
+	// relayMetrics is the relay's registry, for how it batched.
+	relayMetrics *prometheus.Registry
 }
 
 // tuning adjusts the system a case starts: its embedded NATS server (the
@@ -130,7 +132,8 @@ func (s *system) startServices(ctx context.Context, js jetstream.JetStream, tune
 		}
 	}
 	s.svc = customers.New(s.pool, zap.NewNop(), prometheus.NewRegistry(), cfg)
-	rl := relay.New(s.pool, js, zap.NewNop(), prometheus.NewRegistry(), relay.Config{})
+	s.relayMetrics = prometheus.NewRegistry()
+	rl := relay.New(s.pool, js, zap.NewNop(), s.relayMetrics, relay.Config{})
 	s.done.Go(func() { _ = s.svc.Serve(runCtx, ln) })
 	s.done.Go(func() { _ = rl.Run(runCtx) })
 	return "http://" + ln.Addr().String(), nil
@@ -301,4 +304,22 @@ func (w *watcher) latencies(calls []call) []time.Duration {
 		}
 	}
 	return lat
+}
+
+// relayBatches is how many events the relay published so far, in how many
+// batches.
+func (s *system) relayBatches() (events, batches uint64) {
+	families, err := s.relayMetrics.Gather()
+	if err != nil {
+		return 0, 0
+	}
+	for _, f := range families {
+		switch f.GetName() {
+		case "customerbus_relay_published_total":
+			events = uint64(f.GetMetric()[0].GetCounter().GetValue())
+		case "customerbus_relay_batch_seconds":
+			batches = f.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	return events, batches
 }

@@ -109,7 +109,7 @@ func (s *Store) Create(ctx context.Context, n customer.NewCustomer) (err error) 
 		return err
 	}
 	r := toRow(c)
-	insert := func(ctx context.Context, q *gen.Queries) error {
+	insert := func(q *gen.Queries) error {
 		written, err := q.InsertCustomerWithEvents(ctx, gen.InsertCustomerWithEventsParams{
 			ID: r.ID, Email: r.Email, FirstName: r.FirstName, LastName: r.LastName,
 			CompanyName: r.CompanyName, Phone: r.Phone, Note: r.Note, IsActive: r.IsActive,
@@ -128,12 +128,12 @@ func (s *Store) Create(ctx context.Context, n customer.NewCustomer) (err error) 
 	}
 	if len(addresses) == 0 && len(c.Groups) == 0 && len(tokens) == 0 && len(n.Identities) == 0 && len(c.Attributes) == 0 {
 		if s.groups == nil {
-			return mapError(insert(ctx, s.q))
+			return mapError(insert(s.q))
 		}
 		// No key: any lane will do, since no other write can be about a
 		// customer before its create commits.
 		q := gen.New(s.groups.Writes())
-		return mapError(s.againAfterDeadlock(func() error { return insert(ctx, q) }))
+		return mapError(s.againAfterDeadlock(func() error { return insert(q) }))
 	}
 	return s.write(ctx, c.ID, func(q *gen.Queries) error {
 		if len(c.Groups) > 0 {
@@ -147,7 +147,7 @@ func (s *Store) Create(ctx context.Context, n customer.NewCustomer) (err error) 
 					Message: fmt.Sprintf("no customer group has these ids: %v", missing)}}}
 			}
 		}
-		if err := insert(ctx, q); err != nil {
+		if err := insert(q); err != nil {
 			return mapError(err)
 		}
 		if err := insertTokens(ctx, q, tokens); err != nil {
