@@ -159,51 +159,6 @@ func (q *Queries) InsertErasure(ctx context.Context, arg InsertErasureParams) er
 	return err
 }
 
-const logPublishedEvents = `-- name: LogPublishedEvents :exec
-INSERT INTO event_log (outbox_id, event_id, partition_key, subject, type, sequence, occurred_at,
-                       actor_type, actor_id, changed, stream, stream_seq, published_at)
-SELECT o.id, o.event_id, o.partition_key, l.subject, l.type, l.sequence, l.occurred_at,
-       l.actor_type, l.actor_id, string_to_array(l.changed, ','), l.stream, l.stream_seq, now()
-FROM (SELECT unnest($1::bigint[]) AS outbox_id, unnest($2::text[]) AS subject,
-             unnest($3::text[]) AS type, unnest($4::bigint[]) AS sequence,
-             unnest($5::timestamptz[]) AS occurred_at, unnest($6::text[]) AS actor_type,
-             unnest($7::text[]) AS actor_id, unnest($8::text[]) AS changed,
-             unnest($9::text[]) AS stream, unnest($10::bigint[]) AS stream_seq) l
-JOIN outbox o ON o.id = l.outbox_id
-ON CONFLICT (outbox_id) DO NOTHING
-`
-
-type LogPublishedEventsParams struct {
-	OutboxIds  []int64
-	Subjects   []string
-	Types      []string
-	Sequences  []int64
-	Occurred   []time.Time
-	ActorTypes []string
-	ActorIds   []string
-	Changed    []string
-	Streams    []string
-	StreamSeqs []int64
-}
-
-// The relay's record of the events JetStream acknowledged, in the
-// transaction that marks them sent.
-func (q *Queries) LogPublishedEvents(ctx context.Context, arg LogPublishedEventsParams) error {
-	_, err := q.db.Exec(ctx, logPublishedEvents,
-		arg.OutboxIds,
-		arg.Subjects,
-		arg.Types,
-		arg.Sequences,
-		arg.Occurred,
-		arg.ActorTypes,
-		arg.ActorIds,
-		arg.Changed,
-		arg.Streams,
-		arg.StreamSeqs,
-	)
-	return err
-}
-
 const markCommandsErased = `-- name: MarkCommandsErased :exec
 UPDATE processed_commands SET stream_seq = NULL WHERE command_id = ANY($1::text[])
 `
@@ -238,6 +193,54 @@ DELETE FROM outbox WHERE id IN (SELECT outbox_id FROM erased)
 // where they were; the outbox rows, which hold the events, go.
 func (q *Queries) MarkMessagesErased(ctx context.Context, outboxIds []int64) error {
 	_, err := q.db.Exec(ctx, markMessagesErased, outboxIds)
+	return err
+}
+
+const markSentAndLog = `-- name: MarkSentAndLog :exec
+WITH logged AS (
+INSERT INTO event_log (outbox_id, event_id, partition_key, subject, type, sequence, occurred_at,
+                       actor_type, actor_id, changed, stream, stream_seq, published_at)
+SELECT o.id, o.event_id, o.partition_key, l.subject, l.type, l.sequence, l.occurred_at,
+       l.actor_type, l.actor_id, string_to_array(l.changed, ','), l.stream, l.stream_seq, now()
+FROM (SELECT unnest($1::bigint[]) AS outbox_id, unnest($2::text[]) AS subject,
+             unnest($3::text[]) AS type, unnest($4::bigint[]) AS sequence,
+             unnest($5::timestamptz[]) AS occurred_at, unnest($6::text[]) AS actor_type,
+             unnest($7::text[]) AS actor_id, unnest($8::text[]) AS changed,
+             unnest($9::text[]) AS stream, unnest($10::bigint[]) AS stream_seq) l
+JOIN outbox o ON o.id = l.outbox_id
+ON CONFLICT (outbox_id) DO NOTHING
+)
+UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])
+`
+
+type MarkSentAndLogParams struct {
+	OutboxIds  []int64
+	Subjects   []string
+	Types      []string
+	Sequences  []int64
+	Occurred   []time.Time
+	ActorTypes []string
+	ActorIds   []string
+	Changed    []string
+	Streams    []string
+	StreamSeqs []int64
+}
+
+// Marks the events JetStream acknowledged sent, and records them in the
+// event log, in one statement.
+func (q *Queries) MarkSentAndLog(ctx context.Context, arg MarkSentAndLogParams) error {
+	_, err := q.db.Exec(ctx, markSentAndLog,
+		arg.OutboxIds,
+		arg.Subjects,
+		arg.Types,
+		arg.Sequences,
+		arg.Occurred,
+		arg.ActorTypes,
+		arg.ActorIds,
+		arg.Changed,
+		arg.Streams,
+		arg.StreamSeqs,
+	)
 	return err
 }
 

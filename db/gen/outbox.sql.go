@@ -130,6 +130,32 @@ func (q *Queries) TryRelayLock(ctx context.Context, lockKey int64) (bool, error)
 	return pg_try_advisory_xact_lock, err
 }
 
+const tryRelayLockIdleAfter = `-- name: TryRelayLockIdleAfter :one
+SELECT set_config('idle_in_transaction_session_timeout', ($1::int)::text, true),
+       set_config('tcp_user_timeout', ($1::int)::text, true),
+       pg_try_advisory_xact_lock($2::bigint) AS locked
+`
+
+type TryRelayLockIdleAfterParams struct {
+	IdleMs  int32
+	LockKey int64
+}
+
+type TryRelayLockIdleAfterRow struct {
+	SetConfig   string
+	SetConfig_2 string
+	Locked      bool
+}
+
+// SetIdleTimeout and TryRelayLock in one round trip, for a transaction that
+// begins with taking the lock.
+func (q *Queries) TryRelayLockIdleAfter(ctx context.Context, arg TryRelayLockIdleAfterParams) (TryRelayLockIdleAfterRow, error) {
+	row := q.db.QueryRow(ctx, tryRelayLockIdleAfter, arg.IdleMs, arg.LockKey)
+	var i TryRelayLockIdleAfterRow
+	err := row.Scan(&i.SetConfig, &i.SetConfig_2, &i.Locked)
+	return i, err
+}
+
 const unsentBulkOutboxEvents = `-- name: UnsentBulkOutboxEvents :many
 SELECT o.id, o.event_id, o.nats_subject, o.partition_key, o.event, o.created_at, o.sent_at, o.bulk FROM outbox o
 WHERE o.sent_at IS NULL AND o.bulk

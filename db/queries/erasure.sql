@@ -110,9 +110,10 @@ UPDATE erasures SET attempts = attempts + 1, last_error = $2 WHERE customer_id =
 -- name: CountPendingErasures :one
 SELECT count(*) FROM erasures WHERE erased_at IS NULL;
 
--- name: LogPublishedEvents :exec
--- The relay's record of the events JetStream acknowledged, in the
--- transaction that marks them sent.
+-- name: MarkSentAndLog :exec
+-- Marks the events JetStream acknowledged sent, and records them in the
+-- event log, in one statement.
+WITH logged AS (
 INSERT INTO event_log (outbox_id, event_id, partition_key, subject, type, sequence, occurred_at,
                        actor_type, actor_id, changed, stream, stream_seq, published_at)
 SELECT o.id, o.event_id, o.partition_key, l.subject, l.type, l.sequence, l.occurred_at,
@@ -123,4 +124,6 @@ FROM (SELECT unnest(sqlc.arg(outbox_ids)::bigint[]) AS outbox_id, unnest(sqlc.ar
              unnest(sqlc.arg(actor_ids)::text[]) AS actor_id, unnest(sqlc.arg(changed)::text[]) AS changed,
              unnest(sqlc.arg(streams)::text[]) AS stream, unnest(sqlc.arg(stream_seqs)::bigint[]) AS stream_seq) l
 JOIN outbox o ON o.id = l.outbox_id
-ON CONFLICT (outbox_id) DO NOTHING;
+ON CONFLICT (outbox_id) DO NOTHING
+)
+UPDATE outbox SET sent_at = now() WHERE id = ANY(sqlc.arg(outbox_ids)::bigint[]);

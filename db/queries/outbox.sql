@@ -19,6 +19,13 @@ SELECT pg_try_advisory_xact_lock(sqlc.arg(lock_key)::bigint);
 SELECT set_config('idle_in_transaction_session_timeout', (sqlc.arg(idle_ms)::int)::text, true),
        set_config('tcp_user_timeout', (sqlc.arg(idle_ms)::int)::text, true);
 
+-- name: TryRelayLockIdleAfter :one
+-- SetIdleTimeout and TryRelayLock in one round trip, for a transaction that
+-- begins with taking the lock.
+SELECT set_config('idle_in_transaction_session_timeout', (sqlc.arg(idle_ms)::int)::text, true),
+       set_config('tcp_user_timeout', (sqlc.arg(idle_ms)::int)::text, true),
+       pg_try_advisory_xact_lock(sqlc.arg(lock_key)::bigint) AS locked;
+
 -- name: RelayLock :exec
 -- TryRelayLock's lock, waited for.
 SELECT pg_advisory_xact_lock(sqlc.arg(lock_key)::bigint);

@@ -47,6 +47,25 @@ func (r *Relay) beginLocking(ctx context.Context) (pgx.Tx, *gen.Queries, error) 
 	return tx, q, nil
 }
 
+// beginTryLock begins a transaction as beginLocking does and tries to take
+// the lock key in it, in the same round trip as the idle timeout. When
+// locked is false the transaction is rolled back already.
+func (r *Relay) beginTryLock(ctx context.Context, key int64) (tx pgx.Tx, q *gen.Queries, locked bool, err error) {
+	if tx, err = r.pool.Begin(ctx); err != nil {
+		return nil, nil, false, fmt.Errorf("begin: %w", err)
+	}
+	q = r.q.WithTx(tx)
+	res, err := q.TryRelayLockIdleAfter(ctx, gen.TryRelayLockIdleAfterParams{IdleMs: int32(r.lockIdleTimeout().Milliseconds()), LockKey: key})
+	if err != nil || !res.Locked {
+		_ = tx.Rollback(ctx)
+		if err != nil {
+			err = fmt.Errorf("lock: %w", err)
+		}
+		return nil, nil, false, err
+	}
+	return tx, q, true, nil
+}
+
 // lease keeps a transaction that holds the lock key from looking hung
 // while the relay works between statements for longer than the idle
 // timeout allows.

@@ -74,18 +74,14 @@ func (r *Relay) reconcileLoop(ctx context.Context) error {
 // reconcile publishes again the events of the window their streams lost,
 // and returns how many.
 func (r *Relay) reconcile(ctx context.Context) (int, error) {
-	tx, q, err := r.beginLocking(ctx)
+	tx, q, locked, err := r.beginTryLock(ctx, reconcileLockKey)
 	if err != nil {
 		return 0, fmt.Errorf("relay: reconcile: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
-	locked, err := q.TryRelayLock(ctx, reconcileLockKey)
-	if err != nil {
-		return 0, fmt.Errorf("relay: reconcile: lock: %w", err)
 	}
 	if !locked {
 		return 0, nil // another relay is reconciling, or an erasure deleting
 	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after commit
 	// The log before the streams: an event logged after its stream's state
 	// was read would look lost.
 	published, err := q.PublishedSince(ctx, time.Now().Add(-r.cfg.ReconcileWindow))

@@ -238,18 +238,14 @@ func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more boo
 	defer cancel()
 	start := time.Now()
 
-	tx, q, err := r.beginLocking(ctx)
+	tx, q, locked, err := r.beginTryLock(ctx, l.lockKey)
 	if err != nil {
 		return 0, false, fmt.Errorf("relay: %w", err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
-	locked, err := q.TryRelayLock(ctx, l.lockKey)
-	if err != nil {
-		return 0, false, fmt.Errorf("relay: lock: %w", err)
 	}
 	if !locked {
 		return 0, false, nil // another relay is publishing
 	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
 	unsent, err := l.unsent(q, ctx, int32(r.cfg.BatchSize))
 	if err != nil || len(unsent) == 0 {
 		return 0, false, err
@@ -270,14 +266,7 @@ func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more boo
 		}
 	}
 	if len(acked) > 0 {
-		if err := q.LogPublishedEvents(ctx, logParams(rows, acked)); err != nil {
-			return 0, false, fmt.Errorf("relay: log published events: %w", err)
-		}
-		ids := make([]int64, len(acked))
-		for i, a := range acked {
-			ids[i] = a.ID
-		}
-		if err := q.MarkOutboxSent(ctx, ids); err != nil {
+		if err := q.MarkSentAndLog(ctx, logParams(rows, acked)); err != nil {
 			return 0, false, fmt.Errorf("relay: mark sent: %w", err)
 		}
 		if err := tx.Commit(ctx); err != nil {
@@ -380,8 +369,8 @@ func (r *Relay) publish(ctx context.Context, rows []gen.Outbox, msgID func(gen.O
 // logParams is the event log's record of the acknowledged events: what a
 // history shows of each, and where its stream keeps it. acked is a leading
 // run of rows.
-func logParams(rows []gen.Outbox, acked []ack) gen.LogPublishedEventsParams {
-	var p gen.LogPublishedEventsParams
+func logParams(rows []gen.Outbox, acked []ack) gen.MarkSentAndLogParams {
+	var p gen.MarkSentAndLogParams
 	for i, a := range acked {
 		// An event too broken to read still goes in the log: an erasure
 		// must find it. (It could not have been published either.)
