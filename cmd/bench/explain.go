@@ -119,24 +119,11 @@ func queryParams(ctx context.Context, pool *pgxpool.Pool, a listArgs) (gen.ListC
 	if a.tier != "" {
 		f.Metadata = []byte(`{"tier":"` + a.tier + `"}`)
 	}
-	// With attribute filters the service runs the ByAttribute queries,
-	// driven by the first filter and testing the others per customer.
-	for i, af := range a.attrs {
-		if i == 0 {
-			continue
-		}
-		b := af.bound()
-		f.AttrKeys, f.AttrTexts = append(f.AttrKeys, af.key), append(f.AttrTexts, b.text)
-		f.AttrNumMin, f.AttrNumMax = append(f.AttrNumMin, b.numMin), append(f.AttrNumMax, b.numMax)
-		f.AttrTimeMin, f.AttrTimeMax = append(f.AttrTimeMin, b.timeMin), append(f.AttrTimeMax, b.timeMax)
-	}
 	l := gen.ListCustomersParams{
 		Email: f.Email, IsActive: f.IsActive, Q: f.Q, HasAccount: f.HasAccount, IsVerified: f.IsVerified,
 		CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore, UpdatedAfter: f.UpdatedAfter,
 		Metadata: f.Metadata, GroupID: f.GroupID, OrdersMin: f.OrdersMin, OrdersMax: f.OrdersMax,
 		PlacedAfter: f.PlacedAfter, PlacedBefore: f.PlacedBefore, Sort: cmp.Or(a.order, "-created_at"),
-		AttrKeys: f.AttrKeys, AttrTexts: f.AttrTexts, AttrNumMin: f.AttrNumMin, AttrNumMax: f.AttrNumMax,
-		AttrTimeMin: f.AttrTimeMin, AttrTimeMax: f.AttrTimeMax,
 		RowLimit: pageSize + 1, // one more than the page, to see whether another follows
 	}
 	if a.page > 0 {
@@ -170,58 +157,51 @@ func queryParams(ctx context.Context, pool *pgxpool.Pool, a listArgs) (gen.ListC
 	return l, f, nil
 }
 
-// attrBound is an attribute filter as the service binds it: the list
-// query's array entries ("" does not bound).
-type attrBound struct{ text, numMin, numMax, timeMin, timeMax string }
-
-func (f attrFilter) bound() attrBound {
-	var b attrBound
-	lo, hi := cmp.Or(f.gte, f.eq), cmp.Or(f.lte, f.eq)
-	switch f.kind {
-	case "num":
-		b.numMin, b.numMax = lo, hi
-	case "date":
-		instant := func(d string) string {
-			if d == "" {
-				return ""
-			}
-			return d + "T00:00:00Z"
-		}
-		b.timeMin, b.timeMax = instant(lo), instant(hi)
-	default:
-		b.text = f.eq
-	}
-	return b
-}
-
-// printAttributePlans shows the plans of a list with attribute filters:
-// ListCustomersByAttribute and CountCustomersByAttribute, driven by the
-// first filter (the kinds list their filters in key order, as the service
-// sorts them).
-func printAttributePlans(ctx context.Context, pool *pgxpool.Pool, l gen.ListCustomersParams, c gen.CountCustomersParams, attrs []attrFilter) error {
-	b := attrs[0].bound()
+// attrParams are the bench's attribute filters as the service binds them
+// in the ByAttribute queries' slots: the first two of each kind (the
+// bench's kinds have at most one of each).
+func attrParams(attrs []attrFilter) (l gen.ListCustomersByAttributeParams, err error) {
 	opt := func(s string) *string {
 		if s == "" {
 			return nil
 		}
 		return &s
 	}
-	instant := func(s string) *time.Time {
-		if s == "" {
+	instant := func(d string) *time.Time {
+		if d == "" {
 			return nil
 		}
-		t, _ := time.Parse(time.RFC3339, s)
+		t, _ := time.Parse(time.DateOnly, d)
 		return &t
 	}
-	key, text, numMin, numMax, timeMin, timeMax := attrs[0].key, opt(b.text), opt(b.numMin), opt(b.numMax), instant(b.timeMin), instant(b.timeMax)
-	list := gen.ListCustomersByAttributeParams{
-		DriveKey: key, DriveText: text, DriveNumMin: numMin, DriveNumMax: numMax, DriveTimeMin: timeMin, DriveTimeMax: timeMax,
-		AttrKeys: l.AttrKeys, AttrTexts: l.AttrTexts, AttrNumMin: l.AttrNumMin, AttrNumMax: l.AttrNumMax, AttrTimeMin: l.AttrTimeMin, AttrTimeMax: l.AttrTimeMax,
-		Sort: l.Sort, RowLimit: l.RowLimit,
+	for _, f := range attrs {
+		lo, hi := cmp.Or(f.gte, f.eq), cmp.Or(f.lte, f.eq)
+		switch {
+		case f.kind == "num" && l.Number1Key == nil:
+			l.Number1Key, l.Number1Min, l.Number1Max = opt(f.key), opt(lo), opt(hi)
+		case f.kind == "date" && l.Time1Key == nil:
+			l.Time1Key, l.Time1Min, l.Time1Max = opt(f.key), instant(lo), instant(hi)
+		case f.kind == "text" && l.Text1Key == nil:
+			l.Text1Key, l.Text1Value = opt(f.key), opt(f.eq)
+		default:
+			return l, fmt.Errorf("plans: the bench binds one attribute filter of each kind, not %+v", attrs)
+		}
 	}
+	return l, nil
+}
+
+// printAttributePlans shows the plans of a list with attribute filters:
+// ListCustomersByAttribute and CountCustomersByAttribute.
+func printAttributePlans(ctx context.Context, pool *pgxpool.Pool, l gen.ListCustomersParams, c gen.CountCustomersParams, attrs []attrFilter) error {
+	list, err := attrParams(attrs)
+	if err != nil {
+		return err
+	}
+	list.Sort, list.RowLimit = l.Sort, l.RowLimit
 	count := gen.CountCustomersByAttributeParams{
-		DriveKey: key, DriveText: text, DriveNumMin: numMin, DriveNumMax: numMax, DriveTimeMin: timeMin, DriveTimeMax: timeMax,
-		AttrKeys: c.AttrKeys, AttrTexts: c.AttrTexts, AttrNumMin: c.AttrNumMin, AttrNumMax: c.AttrNumMax, AttrTimeMin: c.AttrTimeMin, AttrTimeMax: c.AttrTimeMax,
+		Text1Key: list.Text1Key, Text1Value: list.Text1Value,
+		Number1Key: list.Number1Key, Number1Min: list.Number1Min, Number1Max: list.Number1Max,
+		Time1Key: list.Time1Key, Time1Min: list.Time1Min, Time1Max: list.Time1Max,
 		CountLimit: c.CountLimit,
 	}
 	plan, err := explain(ctx, pool, func(q *gen.Queries) { _, _ = q.ListCustomersByAttribute(ctx, list) })

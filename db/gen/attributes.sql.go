@@ -64,6 +64,17 @@ func (q *Queries) BumpAttributeDefinitionsVersion(ctx context.Context) error {
 	return err
 }
 
+const countAttributeDefinitions = `-- name: CountAttributeDefinitions :one
+SELECT count(*) FROM customer_attribute_definitions
+`
+
+func (q *Queries) CountAttributeDefinitions(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, countAttributeDefinitions)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const countCustomersWithoutAttribute = `-- name: CountCustomersWithoutAttribute :one
 SELECT count(*) FROM customers WHERE NOT attributes ? $1::text
 `
@@ -85,18 +96,24 @@ func (q *Queries) DeleteAttributeDefinition(ctx context.Context, id uuid.UUID) e
 }
 
 const deleteAttributeIndex = `-- name: DeleteAttributeIndex :exec
-DELETE FROM customer_attribute_values WHERE key = $1
+WITH texts AS (DELETE FROM customer_attribute_texts WHERE key = $1::text),
+     numbers AS (DELETE FROM customer_attribute_numbers WHERE key = $1::text)
+DELETE FROM customer_attribute_times WHERE key = $1::text
 `
 
+// An attribute's values of every kind: its type may have just changed.
 func (q *Queries) DeleteAttributeIndex(ctx context.Context, key string) error {
 	_, err := q.db.Exec(ctx, deleteAttributeIndex, key)
 	return err
 }
 
 const deleteCustomerAttributeValues = `-- name: DeleteCustomerAttributeValues :exec
-DELETE FROM customer_attribute_values WHERE customer_id = ANY($1::uuid[])
+WITH texts AS (DELETE FROM customer_attribute_texts WHERE customer_id = ANY($1::uuid[])),
+     numbers AS (DELETE FROM customer_attribute_numbers WHERE customer_id = ANY($1::uuid[]))
+DELETE FROM customer_attribute_times WHERE customer_id = ANY($1::uuid[])
 `
 
+// A customer's values of every kind, in one statement.
 func (q *Queries) DeleteCustomerAttributeValues(ctx context.Context, ids []uuid.UUID) error {
 	_, err := q.db.Exec(ctx, deleteCustomerAttributeValues, ids)
 	return err
@@ -124,16 +141,22 @@ func (q *Queries) GetAttributeDefinitionForUpdate(ctx context.Context, key strin
 }
 
 const indexAttributeValues = `-- name: IndexAttributeValues :exec
-INSERT INTO customer_attribute_values (customer_id, key, text_value, num_value, time_value)
-SELECT c.id, d.key,
-       CASE WHEN d.type NOT IN ('integer', 'decimal', 'date', 'datetime') THEN c.attributes ->> d.key END,
-       CASE WHEN d.type IN ('integer', 'decimal') THEN (c.attributes ->> d.key)::numeric END,
-       CASE d.type WHEN 'date' THEN ((c.attributes ->> d.key) || 'T00:00:00Z')::timestamptz
-                   WHEN 'datetime' THEN (c.attributes ->> d.key)::timestamptz END
-FROM customers c
-JOIN customer_attribute_definitions d ON d.indexed AND c.attributes ? d.key
-WHERE ($1::uuid[] IS NULL OR c.id = ANY($1::uuid[]))
-  AND ($2::text IS NULL OR d.key = $2)
+WITH v AS (
+    SELECT c.id, d.key, d.type, c.attributes ->> d.key AS value
+    FROM customers c
+    JOIN customer_attribute_definitions d ON d.indexed AND c.attributes ? d.key
+    WHERE ($1::uuid[] IS NULL OR c.id = ANY($1::uuid[]))
+      AND ($2::text IS NULL OR d.key = $2)
+), texts AS (
+    INSERT INTO customer_attribute_texts (customer_id, key, value)
+    SELECT id, key, value FROM v WHERE type NOT IN ('integer', 'decimal', 'date', 'datetime')
+), numbers AS (
+    INSERT INTO customer_attribute_numbers (customer_id, key, value)
+    SELECT id, key, value::numeric FROM v WHERE type IN ('integer', 'decimal')
+)
+INSERT INTO customer_attribute_times (customer_id, key, value)
+SELECT id, key, CASE type WHEN 'date' THEN (value || 'T00:00:00Z')::timestamptz ELSE value::timestamptz END
+FROM v WHERE type IN ('date', 'datetime')
 `
 
 type IndexAttributeValuesParams struct {
@@ -141,10 +164,13 @@ type IndexAttributeValuesParams struct {
 	Key *string
 }
 
-// Copies values of indexed attributes into the typed side table, read from
-// the customers' rows as just written: those of the customers ids (after
-// their write), or of every customer for the attribute key (after its
-// definition changed). The one place where a value becomes a typed one.
+// Copies values of indexed attributes into the table of their kind, read
+// from the customers' rows as just written: those of the customers ids
+// (after their write), or of every customer for the attribute key (after
+// its definition changed). The one place where a value becomes a typed one:
+// text (strings, enums, emails, URLs, booleans) for equality, numbers and
+// instants (dates at midnight UTC) for ranges. One statement, so a write
+// pays one round trip whatever kinds it holds.
 func (q *Queries) IndexAttributeValues(ctx context.Context, arg IndexAttributeValuesParams) error {
 	_, err := q.db.Exec(ctx, indexAttributeValues, arg.Ids, arg.Key)
 	return err
@@ -215,6 +241,17 @@ func (q *Queries) ListAttributeDefinitions(ctx context.Context) ([]CustomerAttri
 		return nil, err
 	}
 	return items, nil
+}
+
+const lockAttributeDefinitionCount = `-- name: LockAttributeDefinitionCount :exec
+SELECT pg_advisory_xact_lock(hashtextextended('customerbus.attribute_definitions', 0))
+`
+
+// Serialises new definitions, so that two at once cannot both pass the
+// limit: each counts them after taking the lock, inside its transaction.
+func (q *Queries) LockAttributeDefinitionCount(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, lockAttributeDefinitionCount)
+	return err
 }
 
 const updateAttributeDefinition = `-- name: UpdateAttributeDefinition :exec

@@ -99,12 +99,22 @@ type CustomerAttributeDefinitionsVersion struct {
 	Version int64
 }
 
-type CustomerAttributeValue struct {
+type CustomerAttributeNumber struct {
 	CustomerID uuid.UUID
 	Key        string
-	TextValue  *string
-	NumValue   pgtype.Numeric
-	TimeValue  *time.Time
+	Value      pgtype.Numeric
+}
+
+type CustomerAttributeText struct {
+	CustomerID uuid.UUID
+	Key        string
+	Value      string
+}
+
+type CustomerAttributeTime struct {
+	CustomerID uuid.UUID
+	Key        string
+	Value      time.Time
 }
 
 type CustomerConsentChange struct {

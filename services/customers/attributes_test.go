@@ -9,9 +9,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/customerbus/customerbus/events"
+	"github.com/customerbus/customerbus/services/customers/internal/customer"
 )
 
 // attributeJSON is an attribute definition as a client sees it.
@@ -606,5 +608,47 @@ func TestACreateIsHeldToARequirementMadeThroughAnotherInstance(t *testing.T) {
 	s.do(http.MethodGet, "/v1/customers/"+c.ID, nil, &got)
 	if string(got.Attributes["tier"]) != `"bronze"` {
 		t.Errorf("read back through the first instance: tier %s, want bronze", got.Attributes["tier"])
+	}
+}
+
+// Definitions posted at once, through two instances, when the limit has
+// room for one more: one is defined, the others refused, and the database
+// holds exactly the limit. Each counts the definitions in its own
+// transaction, after a lock that the others wait for.
+func TestAttributeDefinitionLimitHoldsForConcurrentDefines(t *testing.T) {
+	s := newSystem(t)
+	other := s.secondInstance()
+	for i := range customer.MaxAttributeDefinitions - 1 {
+		s.define(map[string]any{"key": fmt.Sprintf("k%d", i), "label": "K", "type": "string"})
+	}
+	for round := range 3 {
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		statuses := make([]int, 6)
+		for i := range statuses {
+			via := []*system{s, other}[i%2]
+			wg.Go(func() {
+				<-start
+				var p problemJSON
+				r := via.do(http.MethodPost, "/v1/settings/customer-attributes",
+					map[string]any{"key": fmt.Sprintf("race%d_%d", round, i), "label": "Race", "type": "string"}, &p)
+				statuses[i] = r.StatusCode
+				if r.StatusCode != http.StatusCreated && (len(p.Errors) != 1 || p.Errors[0].Code != "max_items") {
+					t.Errorf("round %d: a refused define answered %d %+v, want max_items", round, r.StatusCode, p.Errors)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if n := s.count("SELECT count(*) FROM customer_attribute_definitions"); n != customer.MaxAttributeDefinitions {
+			t.Fatalf("round %d: %d definitions stored (answers %v), want %d", round, n, statuses, customer.MaxAttributeDefinitions)
+		}
+		if created := slices.Index(statuses, http.StatusCreated); created < 0 || slices.Contains(statuses[created+1:], http.StatusCreated) {
+			t.Errorf("round %d: answers %v, want one 201", round, statuses)
+		}
+		// Room for one again.
+		if r := s.do(http.MethodDelete, fmt.Sprintf("/v1/settings/customer-attributes/k%d", round), nil, nil); r.StatusCode != http.StatusNoContent {
+			t.Fatalf("delete k%d: %d", round, r.StatusCode)
+		}
 	}
 }

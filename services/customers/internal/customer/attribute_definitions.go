@@ -41,13 +41,17 @@ type ValuesBrokenError struct {
 
 func (e *ValuesBrokenError) Error() string { return e.Field + ": " + e.Message }
 
-// AttributeValues reads the stored values of one attribute, inside the
-// transaction of a definition change.
+// AttributeValues reads the stored values of one attribute, and the
+// definitions, inside the transaction of a definition change.
 type AttributeValues interface {
 	// Values are every customer's value of the attribute.
 	Values(ctx context.Context) ([]json.RawMessage, error)
 	// CountMissing counts the customers without a value.
 	CountMissing(ctx context.Context) (int64, error)
+	// CountDefinitions counts the definitions, and keeps every other
+	// change that counts them waiting until this one commits: two new
+	// definitions at once cannot both pass the limit.
+	CountDefinitions(ctx context.Context) (int64, error)
 }
 
 // AttributeChange is what a definition change decides: the definition to
@@ -55,7 +59,7 @@ type AttributeValues interface {
 type AttributeChange struct {
 	Definition *AttributeDefinition
 	Event      cloudevents.Event
-	// Reindex: the side table's values of the attribute are to be made
+	// Reindex: the value tables' rows of the attribute are to be made
 	// anew (indexed or type changed, or the definition is gone).
 	Reindex bool
 }
@@ -148,11 +152,11 @@ func (s *Service) DefineAttribute(ctx context.Context, o Origin, in AttributeDef
 		if cur != nil {
 			return nil, ErrAttributeExists
 		}
-		defs, err := s.store.AttributeDefinitions(ctx)
+		n, err := vals.CountDefinitions(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if len(defs) >= MaxAttributeDefinitions {
+		if n >= MaxAttributeDefinitions {
 			return nil, FieldErr("key", CodeTooMany, "there are %d attribute definitions already, the most there may be", MaxAttributeDefinitions)
 		}
 		d := AttributeDefinition{ID: id, Key: *in.Key, Version: 1, CreatedAt: now, UpdatedAt: now}

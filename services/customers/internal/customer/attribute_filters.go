@@ -119,7 +119,7 @@ func (r *rules) attributeCondition(field string, d AttributeDefinition, c Attrib
 }
 
 // instantOf is the instant of a checked date or datetime value: a date
-// is its midnight UTC, as the side table keeps it.
+// is its midnight UTC, as the value tables keep it.
 func instantOf(typ, v string) time.Time {
 	if typ == AttrDate {
 		t, _ := time.Parse(time.DateOnly, v)

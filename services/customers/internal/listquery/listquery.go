@@ -46,8 +46,9 @@ func Customers(qs url.Values) (customer.ListInput, error) {
 			return in, problem.Input(http.StatusBadRequest, k, problem.CodeUnknownField, "%s is not a known query parameter", k)
 		}
 	}
-	// The first attribute filter drives the query (see ListCustomersByAttribute):
-	// the same one whatever order the parameters came in.
+	// The first attribute filters take the query's slots, the others are
+	// tested on each customer (see ListCustomersByAttribute): the same ones
+	// whatever order the parameters came in.
 	slices.SortFunc(in.Attributes, func(a, b customer.AttributeCondition) int {
 		return cmp.Or(strings.Compare(a.Key, b.Key), strings.Compare(a.Op, b.Op))
 	})

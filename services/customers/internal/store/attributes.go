@@ -120,7 +120,7 @@ func definitions(ctx context.Context, q *gen.Queries) (customer.Definitions, err
 }
 
 // ChangeAttribute locks the definition, lets fn decide, and writes the
-// change, its event and the side table's values of the attribute in one
+// change, its event and the attribute's rows of the value tables in one
 // transaction.
 func (s *Store) ChangeAttribute(ctx context.Context, key string, fn func(*customer.AttributeDefinition, customer.AttributeValues) (*customer.AttributeChange, error)) error {
 	return s.write(ctx, uuid.Nil, func(q *gen.Queries) error {
@@ -144,8 +144,8 @@ func (s *Store) ChangeAttribute(ctx context.Context, key string, fn func(*custom
 		if err := writeDefinition(ctx, q, cur, change.Definition); err != nil {
 			return err
 		}
-		// The side table holds the values of indexed attributes, typed by
-		// their definition: made anew when that changes.
+		// The value tables hold the values of indexed attributes, in the
+		// table of their definition's kind: made anew when that changes.
 		if change.Reindex {
 			if err := q.DeleteAttributeIndex(ctx, key); err != nil {
 				return fmt.Errorf("store: drop attribute index: %w", err)
@@ -236,8 +236,19 @@ func (v attributeValues) CountMissing(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+func (v attributeValues) CountDefinitions(ctx context.Context) (int64, error) {
+	if err := v.q.LockAttributeDefinitionCount(ctx); err != nil {
+		return 0, fmt.Errorf("store: lock attribute definitions: %w", err)
+	}
+	n, err := v.q.CountAttributeDefinitions(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("store: count attribute definitions: %w", err)
+	}
+	return n, nil
+}
+
 // indexAttributes copies a new customer's values of indexed attributes
-// into the side table that the list's filters read.
+// into the value tables that the list's filters read.
 func indexAttributes(ctx context.Context, q *gen.Queries, c customer.Customer) error {
 	if len(c.Attributes) == 0 {
 		return nil
@@ -248,7 +259,7 @@ func indexAttributes(ctx context.Context, q *gen.Queries, c customer.Customer) e
 	return nil
 }
 
-// reindexAttributes replaces a customer's side-table values after its
+// reindexAttributes replaces a customer's rows of the value tables after its
 // attributes changed.
 func reindexAttributes(ctx context.Context, q *gen.Queries, c customer.Customer) error {
 	if err := q.DeleteCustomerAttributeValues(ctx, []uuid.UUID{c.ID}); err != nil {
@@ -275,9 +286,36 @@ func nonNilAttributes(a customer.Attributes) customer.Attributes {
 	return a
 }
 
-// attributeArrays spreads the attribute filters over the list query's
-// arrays, one entry per filter; "" does not bound.
-func attributeArrays(fs []customer.AttributeFilter) (keys, texts, numMin, numMax, timeMin, timeMax []string) {
+// attributeSlots is how many filters of each kind the list and count
+// queries join as slots, any of which the planner may start from; the
+// others are tested on each customer the slots let through.
+const attributeSlots = 2
+
+// textSlot and rangeSlot are attribute filters as slots' parameters (a nil
+// key: no filter in the slot).
+type textSlot struct{ key, value *string }
+
+type rangeSlot[T any] struct {
+	key      *string
+	min, max *T
+}
+
+// attributeQuery is the attribute filters as the queries take them: the
+// first of each kind in slots (as many as the query has), the others in
+// their kind's arrays, one entry per filter ("" does not bound).
+type attributeQuery struct {
+	texts                               [attributeSlots]textSlot
+	numbers                             [attributeSlots]rangeSlot[string]
+	times                               [attributeSlots]rangeSlot[time.Time]
+	textKeys, textValues                []string
+	numberKeys, numberMins, numberMaxes []string
+	timeKeys, timeMins, timeMaxes       []string
+}
+
+// attributeParams spreads the filters fs over slots of each kind, then the
+// arrays.
+func attributeParams(fs []customer.AttributeFilter, slots int) attributeQuery {
+	var a attributeQuery
 	text := func(s *string) string {
 		if s == nil {
 			return ""
@@ -290,42 +328,64 @@ func attributeArrays(fs []customer.AttributeFilter) (keys, texts, numMin, numMax
 		}
 		return t.UTC().Format(time.RFC3339Nano)
 	}
+	var nt, nn, nm int // slots taken, by kind
 	for _, f := range fs {
-		keys = append(keys, f.Key)
-		texts = append(texts, text(f.Text))
-		numMin, numMax = append(numMin, text(f.NumMin)), append(numMax, text(f.NumMax))
-		timeMin, timeMax = append(timeMin, instant(f.TimeMin)), append(timeMax, instant(f.TimeMax))
+		switch {
+		case f.Text != nil && nt < slots:
+			a.texts[nt] = textSlot{key: &f.Key, value: f.Text}
+			nt++
+		case f.Text != nil:
+			a.textKeys, a.textValues = append(a.textKeys, f.Key), append(a.textValues, *f.Text)
+		case (f.NumMin != nil || f.NumMax != nil) && nn < slots:
+			a.numbers[nn] = rangeSlot[string]{key: &f.Key, min: f.NumMin, max: f.NumMax}
+			nn++
+		case f.NumMin != nil || f.NumMax != nil:
+			a.numberKeys = append(a.numberKeys, f.Key)
+			a.numberMins, a.numberMaxes = append(a.numberMins, text(f.NumMin)), append(a.numberMaxes, text(f.NumMax))
+		case nm < slots:
+			a.times[nm] = rangeSlot[time.Time]{key: &f.Key, min: f.TimeMin, max: f.TimeMax}
+			nm++
+		default:
+			a.timeKeys = append(a.timeKeys, f.Key)
+			a.timeMins, a.timeMaxes = append(a.timeMins, instant(f.TimeMin)), append(a.timeMaxes, instant(f.TimeMax))
+		}
 	}
-	return keys, texts, numMin, numMax, timeMin, timeMax
+	return a
 }
 
-// listByAttribute is the list query p driven by the first of the
-// attribute filters fs; the others are tested per customer. (The first is
-// not tested again: that would double the probes of every candidate.)
+// listByAttribute is the list query p with the attribute filters fs.
 func listByAttribute(p gen.ListCustomersParams, fs []customer.AttributeFilter) gen.ListCustomersByAttributeParams {
-	d := fs[0]
-	p.AttrKeys, p.AttrTexts, p.AttrNumMin, p.AttrNumMax, p.AttrTimeMin, p.AttrTimeMax = attributeArrays(fs[1:])
+	a := attributeParams(fs, attributeSlots)
+	t, n, m := a.texts, a.numbers, a.times
 	return gen.ListCustomersByAttributeParams{
-		DriveKey: d.Key, DriveText: d.Text, DriveNumMin: d.NumMin, DriveNumMax: d.NumMax, DriveTimeMin: d.TimeMin, DriveTimeMax: d.TimeMax,
+		Text1Key: t[0].key, Text1Value: t[0].value, Text2Key: t[1].key, Text2Value: t[1].value,
+		Number1Key: n[0].key, Number1Min: n[0].min, Number1Max: n[0].max, Number2Key: n[1].key, Number2Min: n[1].min, Number2Max: n[1].max,
+		Time1Key: m[0].key, Time1Min: m[0].min, Time1Max: m[0].max, Time2Key: m[1].key, Time2Min: m[1].min, Time2Max: m[1].max,
+		TextKeys: a.textKeys, TextValues: a.textValues,
+		NumberKeys: a.numberKeys, NumberMins: a.numberMins, NumberMaxes: a.numberMaxes,
+		TimeKeys: a.timeKeys, TimeMins: a.timeMins, TimeMaxes: a.timeMaxes,
 		Email: p.Email, IsActive: p.IsActive, Q: p.Q, HasAccount: p.HasAccount, IsVerified: p.IsVerified,
 		CreatedAfter: p.CreatedAfter, CreatedBefore: p.CreatedBefore, UpdatedAfter: p.UpdatedAfter, Metadata: p.Metadata,
-		AttrKeys: p.AttrKeys, AttrTexts: p.AttrTexts, AttrNumMin: p.AttrNumMin, AttrNumMax: p.AttrNumMax, AttrTimeMin: p.AttrTimeMin, AttrTimeMax: p.AttrTimeMax,
 		EmailConsent: p.EmailConsent, SmsConsent: p.SmsConsent, GroupID: p.GroupID, OrdersMin: p.OrdersMin, OrdersMax: p.OrdersMax,
 		PlacedAfter: p.PlacedAfter, PlacedBefore: p.PlacedBefore, OrderedBeforeCreated: p.OrderedBeforeCreated,
 		AfterID: p.AfterID, Sort: p.Sort, AfterTime: p.AfterTime, AfterText: p.AfterText, AfterInt: p.AfterInt, RowLimit: p.RowLimit,
 	}
 }
 
-// countByAttribute is the count query p driven by the first of the
-// attribute filters fs, as listByAttribute.
+// countByAttribute is the count query p with the attribute filters fs, as
+// listByAttribute.
 func countByAttribute(p gen.CountCustomersParams, fs []customer.AttributeFilter) gen.CountCustomersByAttributeParams {
-	d := fs[0]
-	p.AttrKeys, p.AttrTexts, p.AttrNumMin, p.AttrNumMax, p.AttrTimeMin, p.AttrTimeMax = attributeArrays(fs[1:])
+	a := attributeParams(fs, attributeSlots)
+	t, n, m := a.texts, a.numbers, a.times
 	return gen.CountCustomersByAttributeParams{
-		DriveKey: d.Key, DriveText: d.Text, DriveNumMin: d.NumMin, DriveNumMax: d.NumMax, DriveTimeMin: d.TimeMin, DriveTimeMax: d.TimeMax,
+		Text1Key: t[0].key, Text1Value: t[0].value, Text2Key: t[1].key, Text2Value: t[1].value,
+		Number1Key: n[0].key, Number1Min: n[0].min, Number1Max: n[0].max, Number2Key: n[1].key, Number2Min: n[1].min, Number2Max: n[1].max,
+		Time1Key: m[0].key, Time1Min: m[0].min, Time1Max: m[0].max, Time2Key: m[1].key, Time2Min: m[1].min, Time2Max: m[1].max,
+		TextKeys: a.textKeys, TextValues: a.textValues,
+		NumberKeys: a.numberKeys, NumberMins: a.numberMins, NumberMaxes: a.numberMaxes,
+		TimeKeys: a.timeKeys, TimeMins: a.timeMins, TimeMaxes: a.timeMaxes,
 		Email: p.Email, IsActive: p.IsActive, Q: p.Q, HasAccount: p.HasAccount, IsVerified: p.IsVerified,
 		CreatedAfter: p.CreatedAfter, CreatedBefore: p.CreatedBefore, UpdatedAfter: p.UpdatedAfter, Metadata: p.Metadata,
-		AttrKeys: p.AttrKeys, AttrTexts: p.AttrTexts, AttrNumMin: p.AttrNumMin, AttrNumMax: p.AttrNumMax, AttrTimeMin: p.AttrTimeMin, AttrTimeMax: p.AttrTimeMax,
 		EmailConsent: p.EmailConsent, SmsConsent: p.SmsConsent, GroupID: p.GroupID, OrdersMin: p.OrdersMin, OrdersMax: p.OrdersMax,
 		PlacedAfter: p.PlacedAfter, PlacedBefore: p.PlacedBefore, OrderedBeforeCreated: p.OrderedBeforeCreated,
 		CountLimit: p.CountLimit,

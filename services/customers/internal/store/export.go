@@ -56,6 +56,7 @@ func (s *Store) AddressesOf(ctx context.Context, customerIDs []uuid.UUID) (map[u
 // (by bytes, as Go sorts, whatever the database's collation).
 func (s *Store) MetadataKeys(ctx context.Context, f customer.Filter, private bool) (customer.MetadataKeys, error) {
 	p := filterParams(f)
+	a := attributeParams(f.Attributes, 0) // no slots: every filter tested on each customer
 	rows, err := s.q.ExportMetadataKeys(ctx, gen.ExportMetadataKeysParams{
 		WithPrivate: private,
 		Email:       p.Email, IsActive: p.IsActive, Q: p.Q, HasAccount: p.HasAccount, IsVerified: p.IsVerified,
@@ -63,8 +64,9 @@ func (s *Store) MetadataKeys(ctx context.Context, f customer.Filter, private boo
 		Metadata: p.Metadata, GroupID: p.GroupID, OrdersMin: p.OrdersMin, OrdersMax: p.OrdersMax,
 		PlacedAfter: p.PlacedAfter, PlacedBefore: p.PlacedBefore, OrderedBeforeCreated: p.OrderedBeforeCreated,
 		EmailConsent: p.EmailConsent, SmsConsent: p.SmsConsent,
-		AttrKeys: p.AttrKeys, AttrTexts: p.AttrTexts, AttrNumMin: p.AttrNumMin, AttrNumMax: p.AttrNumMax,
-		AttrTimeMin: p.AttrTimeMin, AttrTimeMax: p.AttrTimeMax,
+		TextKeys: a.textKeys, TextValues: a.textValues,
+		NumberKeys: a.numberKeys, NumberMins: a.numberMins, NumberMaxes: a.numberMaxes,
+		TimeKeys: a.timeKeys, TimeMins: a.timeMins, TimeMaxes: a.timeMaxes,
 	})
 	if err != nil {
 		return customer.MetadataKeys{}, fmt.Errorf("store: metadata keys: %w", err)

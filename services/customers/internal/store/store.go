@@ -497,8 +497,6 @@ func (s *Store) List(ctx context.Context, lq customer.ListQuery) ([]customer.Cus
 		Metadata: f.Metadata, GroupID: f.GroupID, OrdersMin: f.OrdersMin, OrdersMax: f.OrdersMax,
 		PlacedAfter: f.PlacedAfter, PlacedBefore: f.PlacedBefore, OrderedBeforeCreated: f.OrderedBeforeCreated,
 		EmailConsent: f.EmailConsent, SmsConsent: f.SmsConsent,
-		AttrKeys: f.AttrKeys, AttrTexts: f.AttrTexts, AttrNumMin: f.AttrNumMin, AttrNumMax: f.AttrNumMax,
-		AttrTimeMin: f.AttrTimeMin, AttrTimeMax: f.AttrTimeMax,
 		Sort: lq.Order, RowLimit: int32(lq.Limit),
 	}
 	if c := lq.After; c != nil {
@@ -573,7 +571,8 @@ func (s *Store) Count(ctx context.Context, f customer.Filter, limit int) (int64,
 	return n, nil
 }
 
-// filterParams maps the domain filter to the list and count queries' filters.
+// filterParams maps the domain filter to the list and count queries'
+// filters, but for the attribute filters (attributeParams).
 func filterParams(f customer.Filter) gen.CountCustomersParams {
 	p := gen.CountCustomersParams{
 		Email: f.Email, IsActive: f.IsActive, Q: f.Search, HasAccount: f.HasAccount, IsVerified: f.IsVerified,
@@ -585,7 +584,6 @@ func filterParams(f customer.Filter) gen.CountCustomersParams {
 	if len(f.Metadata) > 0 {
 		p.Metadata, _ = json.Marshal(f.Metadata) // a map of strings always marshals
 	}
-	p.AttrKeys, p.AttrTexts, p.AttrNumMin, p.AttrNumMax, p.AttrTimeMin, p.AttrTimeMax = attributeArrays(f.Attributes)
 	return p
 }
 
