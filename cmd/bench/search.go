@@ -213,6 +213,9 @@ func searchKinds(samples []sample, groups seededGroups) []searchKind {
 		{name: "attributes[points][gte] (10%) & attributes[tier]=gold", args: func(*rand.Rand) listArgs {
 			return listArgs{attrs: []attrFilter{{key: "points", kind: "num", gte: "9000"}, {key: "tier", kind: "text", eq: "gold"}}}
 		}},
+		{name: "attributes[points][gte] (10%) & attributes[tier]=gold, count=false", args: func(*rand.Rand) listArgs {
+			return listArgs{attrs: []attrFilter{{key: "points", kind: "num", gte: "9000"}, {key: "tier", kind: "text", eq: "gold"}}, noCount: true}
+		}},
 		{name: "group_id of a group of 10% of customers", args: func(*rand.Rand) listArgs { return listArgs{groupID: &groups.large} }},
 		{name: "group_id of a group of 0.1% of customers", args: func(*rand.Rand) listArgs { return listArgs{groupID: &groups.small} }},
 		{name: "unfiltered, first page", args: func(*rand.Rand) listArgs { return listArgs{} }},
