@@ -20,8 +20,9 @@ import (
 // one of the two queries missed, or tested otherwise, shows.
 func TestListCountIsWhatItsPagesHold(t *testing.T) {
 	s := newSystem(t)
-	// Keys in this order, as the list sorts its attribute filters: the
-	// first three take the queries' slots, the others their kind's arrays.
+	// Three of each kind, keys in the order the list sorts its attribute
+	// filters: the first two of a kind take the queries' slots, the third
+	// its kind's arrays.
 	for _, d := range []map[string]any{
 		{"key": "a_tier", "label": "Tier", "type": "enum", "values": []string{"bronze", "silver", "gold"}, "indexed": true},
 		{"key": "b_points", "label": "Points", "type": "integer", "indexed": true},
@@ -29,6 +30,9 @@ func TestListCountIsWhatItsPagesHold(t *testing.T) {
 		{"key": "d_b2b", "label": "B2B", "type": "boolean", "indexed": true},
 		{"key": "e_score", "label": "Score", "type": "decimal", "indexed": true},
 		{"key": "f_since", "label": "Since", "type": "datetime", "indexed": true},
+		{"key": "g_region", "label": "Region", "type": "string", "indexed": true},
+		{"key": "h_level", "label": "Level", "type": "integer", "indexed": true},
+		{"key": "i_seen", "label": "Last seen", "type": "datetime", "indexed": true},
 	} {
 		s.define(d)
 	}
@@ -68,6 +72,15 @@ func TestListCountIsWhatItsPagesHold(t *testing.T) {
 		}
 		if likely() {
 			attrs["f_since"] = base.AddDate(-3, 0, r.IntN(4*365)).Format(time.RFC3339)
+		}
+		if likely() {
+			attrs["g_region"] = pick("north", "south")
+		}
+		if likely() {
+			attrs["h_level"] = r.IntN(40) // 10 or more three times in four
+		}
+		if likely() {
+			attrs["i_seen"] = base.Add(time.Duration(r.IntN(400)) * time.Hour).Format(time.RFC3339) // after 100 h three times in four
 		}
 		body := map[string]any{
 			"email": fmt.Sprintf("lc%02d@example.com", i), "last_name": pick("Nowak", "Smith"),
@@ -113,23 +126,27 @@ func TestListCountIsWhatItsPagesHold(t *testing.T) {
 		"b2b":           "attributes[d_b2b]=true",
 		"score":         "attributes[e_score][lte]=6",
 		"since":         "attributes[f_since][gte]=" + base.AddDate(-3, 2, 0).Format(time.RFC3339),
+		"region":        "attributes[g_region]=north",
+		"level":         "attributes[h_level][gte]=10",
+		"seen":          "attributes[i_seen][gte]=" + at(100),
 	}
 	combinations := [][]string{
 		// Each alone: the queries without attribute filters, and with one.
 		{"q"}, {"is_active"}, {"has_account"}, {"is_verified"}, {"consent"}, {"created_after"}, {"created_bef"},
 		{"updated_after"}, {"metadata"}, {"group"}, {"orders_min"}, {"orders_max"}, {"placed_after"}, {"placed_before"},
 		{"placed_after", "placed_before"},
-		{"tier"}, {"points"}, {"points_range"}, {"dob"}, {"b2b"}, {"score"}, {"since"},
+		{"tier"}, {"points"}, {"points_range"}, {"dob"}, {"b2b"}, {"score"}, {"since"}, {"region"}, {"level"}, {"seen"},
 		// An attribute filter with each of the others.
 		{"tier", "q"}, {"points", "is_active"}, {"dob", "has_account"}, {"b2b", "is_verified"}, {"score", "consent"},
 		{"since", "created_after"}, {"tier", "created_bef"}, {"points_range", "updated_after"}, {"dob", "metadata"},
 		{"b2b", "group"}, {"score", "orders_min"}, {"since", "orders_max"}, {"tier", "placed_after"},
 		{"points", "placed_before"}, {"dob", "placed_after", "placed_before"},
-		// Two and three slots, then past them: every kind in the arrays.
-		{"tier", "points"}, {"points", "dob"}, {"tier", "points", "dob"},
-		{"tier", "points_range", "dob", "b2b"}, {"tier", "points", "dob", "score"}, {"tier", "points", "dob", "since"},
-		{"tier", "points", "dob", "b2b", "score", "since"},
-		{"tier", "points", "dob", "b2b", "is_active", "metadata"},
+		// Slots of every kind together, then past them: every kind's arrays.
+		{"tier", "points"}, {"points", "dob"}, {"tier", "points", "dob"}, {"tier", "b2b"}, {"points", "score"}, {"dob", "since"},
+		{"tier", "points_range", "dob", "b2b"}, {"tier", "points", "dob", "b2b", "score", "since"},
+		{"tier", "b2b", "region"}, {"points", "score", "level"}, {"dob", "since", "seen"},
+		{"tier", "b2b", "region", "points", "is_active"}, {"points_range", "score", "level", "dob", "metadata"},
+		{"dob", "since", "seen", "b2b", "group"},
 	}
 	query := func(names []string) string {
 		var parts []string
