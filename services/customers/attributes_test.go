@@ -554,7 +554,7 @@ func TestAttributeDefinitionChangesHoldOnEveryInstance(t *testing.T) {
 		t.Errorf("read back through the first instance: tier %s, want silver", got.Attributes["tier"])
 	}
 	// A new definition is known to it.
-	s.define(map[string]any{"key": "nick", "label": "Nickname", "type": "string", "indexed": true})
+	s.define(map[string]any{"key": "nick", "label": "Nickname", "type": "string", "max_length": 64, "indexed": true})
 	n := other.createCustomer(map[string]any{"email": "nick@example.com", "attributes": map[string]any{"nick": "Al"}})
 	if page := listCustomers(t, other, "attributes[nick]=Al"); len(page.Customers) != 1 || page.Customers[0].ID != n.ID {
 		t.Errorf("filter on the new attribute through the other instance: %+v", page.Customers)
@@ -650,5 +650,33 @@ func TestAttributeDefinitionLimitHoldsForConcurrentDefines(t *testing.T) {
 		if r := s.do(http.MethodDelete, fmt.Sprintf("/v1/settings/customer-attributes/k%d", round), nil, nil); r.StatusCode != http.StatusNoContent {
 			t.Fatalf("delete k%d: %d", round, r.StatusCode)
 		}
+	}
+}
+
+// An indexed string's values go in a btree, whose entries hold about 2,700
+// bytes: its max_length is at most 512, and a value that long in 4-byte
+// characters is stored and found.
+func TestAnIndexedStringIsBoundSoItsLongestValueIsIndexed(t *testing.T) {
+	s := newSystem(t)
+	for _, body := range []map[string]any{
+		{"key": "note", "label": "Note", "type": "string", "indexed": true},
+		{"key": "note", "label": "Note", "type": "string", "indexed": true, "max_length": 513},
+	} {
+		var p problemJSON
+		if r := s.do(http.MethodPost, "/v1/settings/customer-attributes", body, &p); r.StatusCode != http.StatusBadRequest || len(p.Errors) != 1 || p.Errors[0].Field != "max_length" {
+			t.Errorf("define %v: %d %+v, want 400 on max_length", body, r.StatusCode, p.Errors)
+		}
+	}
+	s.define(map[string]any{"key": "plain", "label": "Plain", "type": "string"})
+	var p problemJSON
+	if r := s.do(http.MethodPatch, "/v1/settings/customer-attributes/plain", map[string]any{"indexed": true}, &p); r.StatusCode != http.StatusBadRequest || len(p.Errors) != 1 || p.Errors[0].Field != "max_length" {
+		t.Errorf("index a string of max_length 4096: %d %+v, want 400 on max_length", r.StatusCode, p.Errors)
+	}
+	s.define(map[string]any{"key": "note", "label": "Note", "type": "string", "indexed": true, "max_length": 512})
+	long := strings.Repeat("\U0001F600", 512) // 2,048 bytes
+	c := s.createCustomer(map[string]any{"email": "long@example.com", "attributes": map[string]any{"note": long}})
+	page := listCustomers(t, s, "attributes[note]="+url.QueryEscape(long))
+	if len(page.Customers) != 1 || page.Customers[0].ID != c.ID {
+		t.Errorf("filter on the longest value: %+v, want the customer", page.Customers)
 	}
 }

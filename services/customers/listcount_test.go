@@ -30,7 +30,7 @@ func TestListCountIsWhatItsPagesHold(t *testing.T) {
 		{"key": "d_b2b", "label": "B2B", "type": "boolean", "indexed": true},
 		{"key": "e_score", "label": "Score", "type": "decimal", "indexed": true},
 		{"key": "f_since", "label": "Since", "type": "datetime", "indexed": true},
-		{"key": "g_region", "label": "Region", "type": "string", "indexed": true},
+		{"key": "g_region", "label": "Region", "type": "string", "max_length": 64, "indexed": true},
 		{"key": "h_level", "label": "Level", "type": "integer", "indexed": true},
 		{"key": "i_seen", "label": "Last seen", "type": "datetime", "indexed": true},
 	} {

@@ -306,6 +306,9 @@ func (r *rules) definitionRules(d *AttributeDefinition) {
 	if n := d.MaxLength; n != nil && (*n < 1 || *n > MaxAttributeTextLength) {
 		r.fail("max_length", CodeInvalid, "max_length must be between 1 and %d", MaxAttributeTextLength)
 	}
+	if d.Indexed && d.Type == AttrString && cmpOr(d.MaxLength, MaxAttributeTextLength) > MaxIndexedTextLength {
+		r.fail("max_length", CodeInvalid, "an indexed string attribute needs a max_length of at most %d: an index entry holds about 2,700 bytes", MaxIndexedTextLength)
+	}
 	if p := d.Pattern; p != nil {
 		if _, err := regexp.Compile(*p); err != nil || len(*p) > MaxAttributePattern || !Storable(*p) {
 			r.fail("pattern", CodeInvalid, "pattern must be a regular expression (RE2 syntax) of at most %d characters", MaxAttributePattern)

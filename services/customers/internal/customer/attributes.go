@@ -46,9 +46,13 @@ const (
 	MaxAttributeKeyLength   = 64
 	MaxAttributeLabelLength = 256
 	MaxAttributeTextLength  = 4096 // a string's max_length at most, and its default
-	MaxAttributePattern     = 512
-	MaxEnumValues           = 200
-	MaxURLLength            = 2048
+	// MaxIndexedTextLength is an indexed string's max_length at most: 512
+	// characters are at most 2,048 bytes, which with the key fit in one
+	// btree entry (about 2,700 bytes).
+	MaxIndexedTextLength = 512
+	MaxAttributePattern  = 512
+	MaxEnumValues        = 200
+	MaxURLLength         = 2048
 )
 
 // AttributeDefinition says what one custom attribute of customers holds
