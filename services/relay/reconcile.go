@@ -93,9 +93,8 @@ func (r *Relay) reconcile(ctx context.Context) (int, error) {
 		r.pause("reconcile")
 	}
 	lost, err := r.findLost(ctx, published, held)
-	r.verified = nil
-	if err == nil {
-		r.verified = verifiedIn(r.checked)
+	if err != nil {
+		r.verified = nil // read every message again, as at the start
 	}
 	if err != nil || len(lost) == 0 {
 		return 0, err
@@ -114,7 +113,6 @@ func (r *Relay) reconcile(ctx context.Context) (int, error) {
 // event of a stream made again), so it renews the reconciler's lease.
 func (r *Relay) findLost(ctx context.Context, published []gen.PublishedSinceRow, held *lease) ([]gen.PublishedSinceRow, error) {
 	streams := map[string]*streamCheck{}
-	r.checked = streams
 	var lost []gen.PublishedSinceRow
 	for _, p := range published {
 		if err := held.renew(ctx); err != nil {
@@ -136,6 +134,7 @@ func (r *Relay) findLost(ctx context.Context, published []gen.PublishedSinceRow,
 			lost = append(lost, p)
 		}
 	}
+	r.verified = verifiedIn(streams)
 	return lost, nil
 }
 

@@ -106,11 +106,9 @@ type Relay struct {
 	// clockSkew is how far apart the clocks of PostgreSQL, NATS and the
 	// relay may be (maxClockSkew); tests set it to 0 to trust them.
 	clockSkew time.Duration
-	// verified is what the last reconciliation pass found of each stream
-	// for the next (verifiedStream), and checked the pass's own streams;
-	// only the reconcile loop uses them.
+	// verified is what the last whole reconciliation pass found of each
+	// stream for the next (verifiedStream); only the reconcile loop uses it.
 	verified map[string]verifiedStream
-	checked  map[string]*streamCheck
 }
 
 // New returns a relay.
