@@ -454,6 +454,17 @@ func (q *Queries) ListImportErrors(ctx context.Context, arg ListImportErrorsPara
 	return items, nil
 }
 
+const notifyBulkOutbox = `-- name: NotifyBulkOutbox :exec
+SELECT pg_notify('outbox', 'bulk')
+`
+
+// Wakes the relay's bulk lane on commit, for CopyBulkOutbox's events: the
+// outbox trigger's notifications wake the live lane only.
+func (q *Queries) NotifyBulkOutbox(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, notifyBulkOutbox)
+	return err
+}
+
 const queueImportJob = `-- name: QueueImportJob :exec
 UPDATE import_jobs SET status = 'queued', size_bytes = $2 WHERE id = $1 AND status = 'receiving'
 `

@@ -15,8 +15,9 @@
 //
 // Writes of one statement (Write: a create) need no code of theirs between
 // statements, so those queued one after another are sent together, each in
-// a savepoint, in one round trip: a group of them costs that round trip
-// and its commit, however many it holds.
+// a savepoint, with the group's COMMIT, in one round trip: however many it
+// holds, a group of them costs that round trip, and a write waits for at
+// most the round trip under way before its own.
 //
 // Each unit's statements run detached from its request's cancellation: a
 // statement cancelled in flight would break the connection, and with it the
@@ -177,7 +178,10 @@ type write struct {
 
 // runWrites runs the Write that was handed the lane, with the Writes queued
 // right behind it (as many as the group has room for), in the lane's group,
-// which it begins if there is none; then it hands the lane on.
+// which it begins if there is none, and commits the group with them; then
+// it hands the lane on, to a new group. Committing in the writes' round
+// trip, rather than after more units joined, keeps a write's wait to the
+// round trip under way when it came, and its own.
 func (l *lane) runWrites(first *unit) {
 	l.mu.Lock()
 	batch := []*write{first.write}
@@ -202,19 +206,30 @@ func (l *lane) runWrites(first *unit) {
 	l.handOnAfter(g, len(batch))
 }
 
-// run sends the writes, each in a savepoint, in one round trip; after one
-// that PostgreSQL refuses, which the transaction is rolled back to the
-// savepoint of, it sends the rest again. Each write's outcome is set, and
-// ran closed, before it returns. A failure of anything but a write's own
-// statement leaves the transaction broken: the group's commit fails, and
-// with it every write in the group.
+// run sends the writes, each in a savepoint, and the group's COMMIT in one
+// round trip; after a write that PostgreSQL refuses, the statements behind
+// it are skipped (the transaction is aborted, and the COMMIT with them):
+// the transaction is rolled back to the refused write's savepoint, which
+// undoes it alone, and the rest are sent again with the COMMIT. Each
+// write's outcome is set, and ran closed, before it returns, and the
+// group is committed (committed, err). A failure of anything but a
+// write's own statement leaves the transaction broken: the group's commit
+// fails, and with it every write in the group.
 func (g *group) run(writes []*write) {
 	ctx := context.Background()
 	finish := func(w *write, tag pgconn.CommandTag, err error) {
 		w.tag, w.err, w.group = tag, err, g
 		close(w.ran)
 	}
-	for len(writes) > 0 {
+	defer func() { g.committed = true }()
+	if g.broken {
+		g.err = g.commit()
+		for _, w := range writes {
+			finish(w, pgconn.CommandTag{}, g.err)
+		}
+		return
+	}
+	for {
 		b := &pgx.Batch{}
 		prefixed := 0
 		if g.tx == nil {
@@ -230,6 +245,7 @@ func (g *group) run(writes []*write) {
 			b.Queue(w.sql, w.args...)
 			b.Queue("RELEASE " + unitSavepoint)
 		}
+		b.Queue("COMMIT")
 		g.release = false
 		br := g.conn.SendBatch(ctx, b)
 		if tx := br.Tx(); tx != nil {
@@ -241,6 +257,7 @@ func (g *group) run(writes []*write) {
 			for _, w := range rest {
 				finish(w, pgconn.CommandTag{}, err)
 			}
+			g.err = g.commit()
 		}
 		for range prefixed {
 			if _, err := br.Exec(); err != nil {
@@ -267,18 +284,25 @@ func (g *group) run(writes []*write) {
 			}
 			finish(w, tag, nil)
 		}
-		// After a refusal the statements sent behind it failed, the
+		if refused < 0 {
+			_, err := br.Exec() // the COMMIT
+			if cerr := br.Close(); err == nil {
+				err = cerr
+			}
+			g.err = err
+			g.conn.Release()
+			return
+		}
+		// After a refusal the statements sent behind it were skipped, the
 		// transaction being aborted: roll back to the savepoint, which
 		// undoes the refused write alone, and send the rest again.
 		_ = br.Close()
-		if refused < 0 {
-			return
-		}
 		if _, err := g.tx.Exec(ctx, "ROLLBACK TO "+unitSavepoint); err != nil {
 			g.broken = true
 			for _, w := range writes[refused+1:] {
 				finish(w, pgconn.CommandTag{}, err)
 			}
+			g.err = g.commit()
 			return
 		}
 		g.release = true
@@ -324,12 +348,13 @@ type lane struct {
 // group is one transaction and the units that committed into it. Its
 // BEGIN goes with the first statement in it, in one round trip.
 type group struct {
-	conn    *pgxpool.Conn
-	tx      pgx.Tx        // nil until a statement began it
-	release bool          // the last unit's savepoint is yet to be released
-	broken  bool          // a statement of Writes' other than theirs failed: it commits nothing
-	done    chan struct{} // closed when the commit is over
-	err     error         // the commit's outcome
+	conn      *pgxpool.Conn
+	tx        pgx.Tx        // nil until a statement began it
+	release   bool          // the last unit's savepoint is yet to be released
+	broken    bool          // a statement of Writes' other than theirs failed: it commits nothing
+	committed bool          // its writes' round trip committed it (err is set, conn released)
+	done      chan struct{} // closed when the commit is over
+	err       error         // the commit's outcome
 }
 
 // commit commits the transaction, if a statement began it, and gives the
@@ -405,7 +430,7 @@ func (l *lane) handOnAfter(g *group, n int) {
 	if g != nil {
 		l.joined += n
 	}
-	if g != nil && len(l.queue) > 0 && l.joined < l.db.maxUnits {
+	if g != nil && !g.committed && len(l.queue) > 0 && l.joined < l.db.maxUnits {
 		next := l.pop()
 		next.group = g
 		l.mu.Unlock()
@@ -415,7 +440,9 @@ func (l *lane) handOnAfter(g *group, n int) {
 	l.joined = 0
 	l.mu.Unlock()
 	if g != nil {
-		g.err = g.commit()
+		if !g.committed {
+			g.err = g.commit()
+		}
 		close(g.done)
 	}
 	l.mu.Lock()

@@ -90,6 +90,11 @@ INSERT INTO customer_addresses (
 -- An import's events, in the bulk lane (bulk true; see UnsentLiveOutboxEvents).
 INSERT INTO outbox (event_id, nats_subject, partition_key, event, bulk) VALUES ($1, $2, $3, $4, $5);
 
+-- name: NotifyBulkOutbox :exec
+-- Wakes the relay's bulk lane on commit, for CopyBulkOutbox's events: the
+-- outbox trigger's notifications wake the live lane only.
+SELECT pg_notify('outbox', 'bulk');
+
 -- name: TakenEmailsAndReferences :many
 -- Which of these emails and external references customers have already.
 SELECT email, external_reference FROM customers

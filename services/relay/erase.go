@@ -51,6 +51,8 @@ func (r *Relay) eraseLoop(ctx context.Context, wake <-chan struct{}) error {
 				break
 			}
 		}
+		open, err := r.q.CountPendingErasures(ctx)
+		r.erasuresOpen.Store(err != nil || open > 0)
 		select {
 		case <-ctx.Done():
 			return nil

@@ -26,7 +26,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -83,8 +85,14 @@ var (
 	bulkLane = lane{name: "bulk", bulk: true, lockKey: 0x637573746f6d6573, unsent: (*gen.Queries).UnsentBulkOutboxEvents}
 )
 
-// notifyChannel is where the outbox trigger announces new events.
-const notifyChannel = "outbox"
+// notifyChannel is where the outbox trigger announces new events, with an
+// empty payload, and an import its bulk events, with bulkPayload
+// (NotifyBulkOutbox): the bulk lane wakes only for those, so that the live
+// lane's steady stream of creates does not cost a bulk batch each.
+const (
+	notifyChannel = "outbox"
+	bulkPayload   = "bulk"
+)
 
 // Relay moves outbox events to JetStream.
 type Relay struct {
@@ -102,6 +110,9 @@ type Relay struct {
 	// deletes ("erase"). Tests use them to crash the relay, or stop it as
 	// SIGSTOP would, at the worst moments.
 	beforeMarkSent func() error
+	// batchBegins, when set, runs as each lane's batch begins: tests count
+	// what wakes a lane.
+	batchBegins func(l lane)
 	pause          func(at string)
 	// clockSkew is how far apart the clocks of PostgreSQL, NATS and the
 	// relay may be (maxClockSkew); tests set it to 0 to trust them.
@@ -109,6 +120,11 @@ type Relay struct {
 	// verified is what the last whole reconciliation pass found of each
 	// stream for the next (verifiedStream); only the reconcile loop uses it.
 	verified map[string]verifiedStream
+	// erasuresOpen is whether an erasure may be waiting for events to be
+	// published: set when a customer.anonymized event is, and by the
+	// erase loop after each pass. The live lane wakes the erase loop after
+	// a batch only then, not for every batch of creates.
+	erasuresOpen atomic.Bool
 }
 
 // New returns a relay.
@@ -142,6 +158,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	if err := r.ensureStreams(ctx); err != nil {
 		return err
 	}
+	r.erasuresOpen.Store(true) // until the first pass counts them
 	wakeLive, wakeBulk, wakeErase := make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{}, 1)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return r.listen(ctx, wakeLive, wakeBulk) })
@@ -183,8 +200,8 @@ func (r *Relay) ensureStreamsOnce(ctx context.Context) error {
 const maxRetryWait = 500 * time.Millisecond
 
 // loop relays a lane until ctx ends, and purges sent events if the lane
-// does. After each batch it publishes, it wakes published (the erasures
-// wait for their events to be published).
+// does. After each batch it publishes, it wakes published while an erasure
+// may be open (the erasures wait for their events to be published).
 func (r *Relay) loop(ctx context.Context, l lane, wake <-chan struct{}, published chan<- struct{}) error {
 	poll := time.NewTicker(r.cfg.PollInterval)
 	defer poll.Stop()
@@ -202,7 +219,7 @@ func (r *Relay) loop(ctx context.Context, l lane, wake <-chan struct{}, publishe
 			}
 			continue
 		}
-		if n > 0 && published != nil {
+		if n > 0 && published != nil && r.erasuresOpen.Load() {
 			select {
 			case published <- struct{}{}:
 			default: // a wake-up is pending already
@@ -235,6 +252,9 @@ func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more boo
 	ctx, cancel := r.batchContext(ctx)
 	defer cancel()
 	start := time.Now()
+	if r.batchBegins != nil {
+		r.batchBegins(l)
+	}
 
 	tx, q, locked, err := r.beginTryLock(ctx, l.lockKey)
 	if err != nil {
@@ -270,6 +290,9 @@ func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more boo
 		if err := tx.Commit(ctx); err != nil {
 			return 0, false, fmt.Errorf("relay: commit: %w", err)
 		}
+		if slices.ContainsFunc(rows[:len(acked)], startsErasure) {
+			r.erasuresOpen.Store(true)
+		}
 	}
 	r.metrics.published.Add(float64(len(acked)))
 	r.metrics.batch.Observe(time.Since(start).Seconds())
@@ -277,6 +300,12 @@ func (r *Relay) relayBatch(ctx context.Context, l lane) (published int, more boo
 		r.metrics.failures.Inc()
 	}
 	return len(acked), more, pubErr
+}
+
+// startsErasure tells whether an outbox event is one an erasure waits for:
+// the customer.anonymized its command wrote with it.
+func startsErasure(row gen.Outbox) bool {
+	return events.TypeOf(row.NatsSubject) == events.CustomerAnonymized
 }
 
 // batchContext is the context of publishing a batch and recording its acks.
@@ -403,12 +432,12 @@ func (r *Relay) publishAsync(ctx context.Context, row gen.Outbox, msgID string) 
 	return r.js.PublishMsgAsync(msg)
 }
 
-// listen turns outbox notifications into wake-ups of every lane. It holds
-// one connection; when that breaks it reconnects, and the poll covers the
-// gap.
-func (r *Relay) listen(ctx context.Context, wakes ...chan<- struct{}) error {
+// listen turns outbox notifications into wake-ups of the lanes: a bulk
+// notification wakes the bulk lane, any other the live one. It holds one
+// connection; when that breaks it reconnects, and the poll covers the gap.
+func (r *Relay) listen(ctx context.Context, live, bulk chan<- struct{}) error {
 	for ctx.Err() == nil {
-		err := r.listenOnce(ctx, wakes)
+		err := r.listenOnce(ctx, live, bulk)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -421,7 +450,7 @@ func (r *Relay) listen(ctx context.Context, wakes ...chan<- struct{}) error {
 	return nil
 }
 
-func (r *Relay) listenOnce(ctx context.Context, wakes []chan<- struct{}) error {
+func (r *Relay) listenOnce(ctx context.Context, live, bulk chan<- struct{}) error {
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -431,19 +460,23 @@ func (r *Relay) listenOnce(ctx context.Context, wakes []chan<- struct{}) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{notifyChannel}.Sanitize()); err != nil {
 		return err
 	}
-	wake := func() {
-		for _, w := range wakes {
-			select {
-			case w <- struct{}{}:
-			default: // a wake-up is already pending; the loop will read everything
-			}
+	wake := func(w chan<- struct{}) {
+		select {
+		case w <- struct{}{}:
+		default: // a wake-up is already pending; the loop will read everything
 		}
 	}
-	wake() // events committed before LISTEN took effect
+	wake(live) // events committed before LISTEN took effect
+	wake(bulk)
 	for {
-		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
 			return err
 		}
-		wake()
+		if n.Payload == bulkPayload {
+			wake(bulk)
+		} else {
+			wake(live)
+		}
 	}
 }

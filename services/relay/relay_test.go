@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -375,6 +376,116 @@ func TestRelayWakesOnNotifyWithoutWaitingForThePoll(t *testing.T) {
 			t.Fatal("event not relayed: the relay did not wake on NOTIFY")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Each lane wakes for its own events only: a stream of live events leaves
+// the bulk lane asleep (before, each cost a bulk batch that found nothing),
+// an import's bulk events wake it (NotifyBulkOutbox), and a published
+// customer.anonymized wakes the erasures, which live events do not. The
+// polls are an hour apart, so every wake-up is a notification's.
+func TestEachLaneAndTheErasuresWakeForTheirOwnEventsOnly(t *testing.T) {
+	t.Parallel()
+	pool, js := newBus(t)
+	ctx, q := context.Background(), gen.New(pool)
+	r := New(pool, js, zaptest.NewLogger(t), prometheus.NewRegistry(), Config{PollInterval: time.Hour, ReconcileInterval: time.Hour})
+	var bulkBatches atomic.Int32
+	r.batchBegins = func(l lane) {
+		if l.bulk {
+			bulkBatches.Add(1)
+		}
+	}
+	defer startRelays(t, r)()
+	waitUntil(t, "streams", func() string {
+		if _, err := js.Stream(ctx, events.EventsStream); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+	time.Sleep(200 * time.Millisecond) // the lanes' first batches, at LISTEN
+	before := bulkBatches.Load()
+
+	for i, id := range customersN(10) {
+		writeEvent(t, pool, id, i+1, false)
+		waitUntilSent(t, pool)
+	}
+	if n := bulkBatches.Load() - before; n != 0 {
+		t.Errorf("10 live events woke the bulk lane %d times, want 0", n)
+	}
+
+	imported := customersN(1)[0]
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEvent(t, events.CustomerCreated, imported, 1)
+	b, err := events.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gen.New(tx).CopyBulkOutbox(ctx, []gen.CopyBulkOutboxParams{{
+		EventID: uuid.MustParse(e.ID()), NatsSubject: events.Subject(e.Type()), PartitionKey: imported.String(), Event: b, Bulk: true,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := gen.New(tx).NotifyBulkOutbox(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitUntilSentWithin(t, pool, 5*time.Second, "an imported event")
+
+	// An erasure, as the command writes it: the customer.anonymized event
+	// and the erasure in one transaction, after an earlier event.
+	erased := customersN(1)[0]
+	writeEvent(t, pool, erased, 1, false)
+	waitUntilSent(t, pool)
+	tx, err = pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e = newEvent(t, events.CustomerAnonymized, erased, 2)
+	if b, err = events.Marshal(e); err != nil {
+		t.Fatal(err)
+	}
+	qt := gen.New(tx)
+	if err := qt.InsertOutboxEvents(ctx, gen.InsertOutboxEventsParams{
+		EventIds: []uuid.UUID{uuid.MustParse(e.ID())}, NatsSubjects: []string{events.Subject(e.Type())},
+		PartitionKeys: []string{erased.String()}, Events: [][]byte{b},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := qt.InsertErasure(ctx, gen.InsertErasureParams{
+		CustomerID: erased, KeepEventID: uuid.MustParse(e.ID()), PartitionKeys: []string{erased.String()}, Emails: []string{}, RequestedAt: time.Now(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for erasureDone(t, pool, erased)() != "" {
+		if time.Now().After(deadline) {
+			t.Fatal("the erasure was not done within 5 s of its event: the published customer.anonymized did not wake the erasures")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n, err := q.CountPendingErasures(ctx); err != nil || n != 0 {
+		t.Errorf("pending erasures %d (%v), want 0", n, err)
+	}
+}
+
+// waitUntilSentWithin fails unless the outbox has no unsent event within d.
+func waitUntilSentWithin(t *testing.T, pool *pgxpool.Pool, d time.Duration, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
+		if n, _ := gen.New(pool).CountUnsentOutbox(context.Background()); n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not relayed within %s: its notification did not wake its lane", what, d)
+		}
 	}
 }
 

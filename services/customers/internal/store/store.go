@@ -748,6 +748,9 @@ func (s *Store) CreateMany(ctx context.Context, cs []customer.NewCustomer) error
 	if _, err := s.q.CopyBulkOutbox(ctx, outboxRows); err != nil {
 		return fmt.Errorf("store: copy outbox: %w", err)
 	}
+	if err := s.q.NotifyBulkOutbox(ctx); err != nil {
+		return fmt.Errorf("store: notify the relay: %w", err)
+	}
 	return nil
 }
 
