@@ -396,12 +396,7 @@ func TestEachLaneAndTheErasuresWakeForTheirOwnEventsOnly(t *testing.T) {
 		}
 	}
 	defer startRelays(t, r)()
-	waitUntil(t, "streams", func() string {
-		if _, err := js.Stream(ctx, events.EventsStream); err != nil {
-			return err.Error()
-		}
-		return ""
-	})
+	waitForStreams(t, js)
 	time.Sleep(200 * time.Millisecond) // the lanes' first batches, at LISTEN
 	before := bulkBatches.Load()
 
@@ -474,6 +469,45 @@ func TestEachLaneAndTheErasuresWakeForTheirOwnEventsOnly(t *testing.T) {
 	if n, err := q.CountPendingErasures(ctx); err != nil || n != 0 {
 		t.Errorf("pending erasures %d (%v), want 0", n, err)
 	}
+}
+
+// The events committed while a woken lane lingers go out in the one batch
+// that follows, each committed and notified on its own.
+func TestALingeringLaneGathersTheEventsCommittedMeanwhileInOneBatch(t *testing.T) {
+	t.Parallel()
+	pool, js := newBus(t)
+	r := New(pool, js, zaptest.NewLogger(t), prometheus.NewRegistry(),
+		Config{PollInterval: time.Hour, ReconcileInterval: time.Hour, Linger: 2 * time.Second})
+	var liveBatches atomic.Int32
+	r.batchBegins = func(l lane) {
+		if !l.bulk {
+			liveBatches.Add(1)
+		}
+	}
+	defer startRelays(t, r)()
+	waitForStreams(t, js)
+	time.Sleep(3 * time.Second) // past its first wake-up's linger and batch
+	before := liveBatches.Load()
+	custs := customersN(5)
+	writeEvents(t, pool, custs, 1) // well within the linger's 2 s
+	waitUntilSentWithin(t, pool, 5*time.Second, "5 events")
+	time.Sleep(r.cfg.Linger + 500*time.Millisecond) // a batch for the wake-ups that came while it lingered would come by then
+	if n := liveBatches.Load() - before; n != 1 {
+		t.Errorf("5 events committed within one linger went out in %d batches, want 1", n)
+	}
+	seqs, _ := streamSequences(t, js)
+	assertInOrder(t, seqs, custs, 1)
+}
+
+// waitForStreams waits until a relay has made the streams: it is up.
+func waitForStreams(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	waitUntil(t, "streams", func() string {
+		if _, err := js.Stream(context.Background(), events.EventsStream); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
 }
 
 // waitUntilSentWithin fails unless the outbox has no unsent event within d.
