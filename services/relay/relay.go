@@ -119,7 +119,7 @@ type Relay struct {
 	// batchBegins, when set, runs as each lane's batch begins: tests count
 	// what wakes a lane.
 	batchBegins func(l lane)
-	pause          func(at string)
+	pause       func(at string)
 	// clockSkew is how far apart the clocks of PostgreSQL, NATS and the
 	// relay may be (maxClockSkew); tests set it to 0 to trust them.
 	clockSkew time.Duration
