@@ -116,10 +116,10 @@ type Relay struct {
 	// deletes ("erase"). Tests use them to crash the relay, or stop it as
 	// SIGSTOP would, at the worst moments.
 	beforeMarkSent func() error
+	pause          func(at string)
 	// batchBegins, when set, runs as each lane's batch begins: tests count
 	// what wakes a lane.
 	batchBegins func(l lane)
-	pause       func(at string)
 	// clockSkew is how far apart the clocks of PostgreSQL, NATS and the
 	// relay may be (maxClockSkew); tests set it to 0 to trust them.
 	clockSkew time.Duration
