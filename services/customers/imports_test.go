@@ -192,6 +192,40 @@ func TestImportNDJSONUpsertChangesOnlyTheGivenFields(t *testing.T) {
 	}
 }
 
+// An import's bulk writes notify the relay's bulk lane (the payload
+// "bulk"), which the outbox trigger's notifications no longer wake: without
+// it, imported events would wait for the relay's poll.
+func TestAnImportNotifiesTheRelaysBulkLane(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	ctx := context.Background()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Hijack().Close(ctx) }() // a LISTENing connection does not go back
+	if _, err := conn.Exec(ctx, "LISTEN outbox"); err != nil {
+		t.Fatal(err)
+	}
+	s.runImports()
+	sfx := randomSuffix()
+	job := s.waitImport(s.startImport("text/csv", "", "email,first_name\r\nbulk-"+sfx+"@example.com,Bulk\r\n").ID)
+	if job.Status != "succeeded" || job.Rows.Created != 1 {
+		t.Fatalf("job %+v, want succeeded with 1 created", job)
+	}
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		n, err := conn.Conn().WaitForNotification(wait)
+		if err != nil {
+			t.Fatalf("no bulk notification after the import: %v", err)
+		}
+		if n.Payload == "bulk" {
+			return
+		}
+	}
+}
+
 func TestImportRejectAllAndDryRunWriteNothing(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
