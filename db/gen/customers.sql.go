@@ -296,6 +296,57 @@ func (q *Queries) CountCustomersByAttribute(ctx context.Context, arg CountCustom
 	return count, err
 }
 
+const countCustomersByOneAttribute = `-- name: CountCustomersByOneAttribute :one
+SELECT count(*) FROM (
+    SELECT 1 FROM customer_attribute_texts
+    WHERE $2::text = 'text' AND key = $3::text AND value = $4::text
+    UNION ALL
+    SELECT 1 FROM customer_attribute_numbers
+    WHERE $2::text = 'number' AND key = $3::text
+      AND ($5::text IS NULL OR value >= $5::numeric)
+      AND ($6::text IS NULL OR value <= $6::numeric)
+    UNION ALL
+    SELECT 1 FROM customer_attribute_times
+    WHERE $2::text = 'time' AND key = $3::text
+      AND ($7::timestamptz IS NULL OR value >= $7)
+      AND ($8::timestamptz IS NULL OR value <= $8)
+    LIMIT $1
+) AS capped
+`
+
+type CountCustomersByOneAttributeParams struct {
+	CountLimit int32
+	Kind       string
+	Key        string
+	TextValue  *string
+	NumberMin  *string
+	NumberMax  *string
+	TimeMin    *time.Time
+	TimeMax    *time.Time
+}
+
+// The count of one attribute filter and no other, from its kind's value
+// index alone (kind: text, number or time; the other kinds' branches plan
+// as nothing). Each value row's foreign key holds that it is a customer's,
+// so no customer is read: at ten million customers the probes of
+// customers_pkey for 1,001 matches were most of such a count (a range of
+// points: 80-136 ms p95, the values' index itself about 1 ms).
+func (q *Queries) CountCustomersByOneAttribute(ctx context.Context, arg CountCustomersByOneAttributeParams) (int64, error) {
+	row := q.db.QueryRow(ctx, countCustomersByOneAttribute,
+		arg.CountLimit,
+		arg.Kind,
+		arg.Key,
+		arg.TextValue,
+		arg.NumberMin,
+		arg.NumberMax,
+		arg.TimeMin,
+		arg.TimeMax,
+	)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const deleteCustomers = `-- name: DeleteCustomers :execrows
 DELETE FROM customers WHERE id = ANY($1::uuid[])
 `

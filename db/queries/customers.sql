@@ -319,6 +319,29 @@ ORDER BY
     CASE WHEN sqlc.arg(sort) IN ('-created_at', '-email', '-last_name', '-number_of_orders') THEN id END DESC
 LIMIT sqlc.arg(row_limit);
 
+-- name: CountCustomersByOneAttribute :one
+-- The count of one attribute filter and no other, from its kind's value
+-- index alone (kind: text, number or time; the other kinds' branches plan
+-- as nothing). Each value row's foreign key holds that it is a customer's,
+-- so no customer is read: at ten million customers the probes of
+-- customers_pkey for 1,001 matches were most of such a count (a range of
+-- points: 80-136 ms p95, the values' index itself about 1 ms).
+SELECT count(*) FROM (
+    SELECT 1 FROM customer_attribute_texts
+    WHERE sqlc.arg(kind)::text = 'text' AND key = sqlc.arg(key)::text AND value = sqlc.narg(text_value)::text
+    UNION ALL
+    SELECT 1 FROM customer_attribute_numbers
+    WHERE sqlc.arg(kind)::text = 'number' AND key = sqlc.arg(key)::text
+      AND (sqlc.narg(number_min)::text IS NULL OR value >= sqlc.narg(number_min)::numeric)
+      AND (sqlc.narg(number_max)::text IS NULL OR value <= sqlc.narg(number_max)::numeric)
+    UNION ALL
+    SELECT 1 FROM customer_attribute_times
+    WHERE sqlc.arg(kind)::text = 'time' AND key = sqlc.arg(key)::text
+      AND (sqlc.narg(time_min)::timestamptz IS NULL OR value >= sqlc.narg(time_min))
+      AND (sqlc.narg(time_max)::timestamptz IS NULL OR value <= sqlc.narg(time_max))
+    LIMIT sqlc.arg(count_limit)
+) AS capped;
+
 -- name: CountCustomersByAttribute :one
 -- CountCustomers with attribute filters, their slots as in
 -- ListCustomersByAttribute (sqlc cannot share a WHERE clause between

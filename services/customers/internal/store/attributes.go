@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"sync"
 	"time"
 
@@ -370,6 +371,31 @@ func listByAttribute(p gen.ListCustomersParams, fs []customer.AttributeFilter) g
 		PlacedAfter: p.PlacedAfter, PlacedBefore: p.PlacedBefore, OrderedBeforeCreated: p.OrderedBeforeCreated,
 		AfterID: p.AfterID, Sort: p.Sort, AfterTime: p.AfterTime, AfterText: p.AfterText, AfterInt: p.AfterInt, RowLimit: p.RowLimit,
 	}
+}
+
+// onlyAttributes tells whether f filters on attributes and nothing else.
+// A filter the Filter gains later makes it false: such a count goes through
+// the customers, as any other.
+func onlyAttributes(f customer.Filter) bool {
+	f.Attributes = nil
+	if len(f.Metadata) == 0 {
+		f.Metadata = nil
+	}
+	return reflect.DeepEqual(f, customer.Filter{})
+}
+
+// countByOneAttribute is the count query of the attribute filter a alone.
+func countByOneAttribute(a customer.AttributeFilter, limit int32) gen.CountCustomersByOneAttributeParams {
+	p := gen.CountCustomersByOneAttributeParams{Key: a.Key, CountLimit: limit}
+	switch {
+	case a.Text != nil:
+		p.Kind, p.TextValue = "text", a.Text
+	case a.NumMin != nil || a.NumMax != nil:
+		p.Kind, p.NumberMin, p.NumberMax = "number", a.NumMin, a.NumMax
+	default:
+		p.Kind, p.TimeMin, p.TimeMax = "time", a.TimeMin, a.TimeMax
+	}
+	return p
 }
 
 // countByAttribute is the count query p with the attribute filters fs, as

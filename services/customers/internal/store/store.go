@@ -560,9 +560,12 @@ func (s *Store) Count(ctx context.Context, f customer.Filter, limit int) (int64,
 	p.CountLimit = int32(limit)
 	var n int64
 	var err error
-	if len(f.Attributes) > 0 {
+	switch {
+	case len(f.Attributes) == 1 && onlyAttributes(f):
+		n, err = s.q.CountCustomersByOneAttribute(ctx, countByOneAttribute(f.Attributes[0], p.CountLimit))
+	case len(f.Attributes) > 0:
 		n, err = s.q.CountCustomersByAttribute(ctx, countByAttribute(p, f.Attributes))
-	} else {
+	default:
 		n, err = s.q.CountCustomers(ctx, p)
 	}
 	if err != nil {
