@@ -313,6 +313,27 @@ type attributeQuery struct {
 	timeKeys, timeMins, timeMaxes       []string
 }
 
+// The kinds of indexed value, each with its table (the names
+// CountCustomersByOneAttribute takes as its kind).
+const (
+	kindText   = "text"
+	kindNumber = "number"
+	kindTime   = "time"
+)
+
+// valueKind is the kind of value a filter tests: a text equality, a
+// number range, or else an instant range.
+func valueKind(f customer.AttributeFilter) string {
+	switch {
+	case f.Text != nil:
+		return kindText
+	case f.NumMin != nil || f.NumMax != nil:
+		return kindNumber
+	default:
+		return kindTime
+	}
+}
+
 // attributeParams spreads the filters fs over slots of each kind, then the
 // arrays.
 func attributeParams(fs []customer.AttributeFilter, slots int) attributeQuery {
@@ -331,16 +352,17 @@ func attributeParams(fs []customer.AttributeFilter, slots int) attributeQuery {
 	}
 	var nt, nn, nm int // slots taken, by kind
 	for _, f := range fs {
+		kind := valueKind(f)
 		switch {
-		case f.Text != nil && nt < slots:
+		case kind == kindText && nt < slots:
 			a.texts[nt] = textSlot{key: &f.Key, value: f.Text}
 			nt++
-		case f.Text != nil:
+		case kind == kindText:
 			a.textKeys, a.textValues = append(a.textKeys, f.Key), append(a.textValues, *f.Text)
-		case (f.NumMin != nil || f.NumMax != nil) && nn < slots:
+		case kind == kindNumber && nn < slots:
 			a.numbers[nn] = rangeSlot[string]{key: &f.Key, min: f.NumMin, max: f.NumMax}
 			nn++
-		case f.NumMin != nil || f.NumMax != nil:
+		case kind == kindNumber:
 			a.numberKeys = append(a.numberKeys, f.Key)
 			a.numberMins, a.numberMaxes = append(a.numberMins, text(f.NumMin)), append(a.numberMaxes, text(f.NumMax))
 		case nm < slots:
@@ -386,14 +408,15 @@ func onlyAttributes(f customer.Filter) bool {
 
 // countByOneAttribute is the count query of the attribute filter a alone.
 func countByOneAttribute(a customer.AttributeFilter, limit int32) gen.CountCustomersByOneAttributeParams {
-	p := gen.CountCustomersByOneAttributeParams{Key: a.Key, CountLimit: limit}
-	switch {
-	case a.Text != nil:
-		p.Kind, p.TextValue = "text", a.Text
-	case a.NumMin != nil || a.NumMax != nil:
-		p.Kind, p.NumberMin, p.NumberMax = "number", a.NumMin, a.NumMax
+	kind := valueKind(a)
+	p := gen.CountCustomersByOneAttributeParams{Kind: kind, Key: a.Key, CountLimit: limit}
+	switch kind {
+	case kindText:
+		p.TextValue = a.Text
+	case kindNumber:
+		p.NumberMin, p.NumberMax = a.NumMin, a.NumMax
 	default:
-		p.Kind, p.TimeMin, p.TimeMax = "time", a.TimeMin, a.TimeMax
+		p.TimeMin, p.TimeMax = a.TimeMin, a.TimeMax
 	}
 	return p
 }
