@@ -92,9 +92,9 @@ func TestEnsureStreamRaisesReplicasButNeverLowersThemOrWhatTheOperatorSet(t *tes
 			if step.operator != nil {
 				step.operator(t)
 			}
-			if err := events.EnsureStream(ctx, js, step.service); err != nil {
-				t.Fatal(err)
-			}
+			cluster.Settle(step.name, func(ctx context.Context) error {
+				return events.EnsureStream(ctx, js, step.service)
+			})
 			st, err := js.Stream(ctx, "ORDERS")
 			if err != nil {
 				t.Fatal(err)

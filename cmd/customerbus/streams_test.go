@@ -57,11 +57,12 @@ func TestStreamReplicasSettingMakesReplicatedStreamsThatNoRestartLowers(t *testi
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := admin.CreateStream(ctx, jetstream.StreamConfig{
-		Name: events.EventsStream, Subjects: []string{events.EventsSubjectPrefix + ">"}, Replicas: 3, MaxBytes: 1 << 30,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	cluster.Settle("the operator's stream", func(ctx context.Context) error {
+		_, err := admin.CreateStream(ctx, jetstream.StreamConfig{
+			Name: events.EventsStream, Subjects: []string{events.EventsSubjectPrefix + ">"}, Replicas: 3, MaxBytes: 1 << 30,
+		})
+		return err
+	})
 
 	for _, replicas := range []string{"3", ""} {
 		t.Run("STREAM_REPLICAS="+replicas, func(t *testing.T) {

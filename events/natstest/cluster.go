@@ -1,6 +1,7 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -137,6 +138,30 @@ func (c *Cluster) wait(what string, timeout time.Duration, ok func() bool) bool 
 		}
 	}
 	return true
+}
+
+// Settle calls fn, a call to JetStream's API that makes or grows a stream
+// or consumer, until it succeeds: each call may take 15 s, all of them a
+// minute. Such a call is answered once the new Raft group has a leader.
+// Its preferred leader campaigns at once, but when that vote misses on a
+// loaded machine the group waits out an election timeout (4 to 9 s), which
+// can pass the client's default API timeout of 5 s: in CI it once did.
+func (c *Cluster) Settle(what string, fn func(ctx context.Context) error) {
+	c.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		err := fn(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("natstest: %s: %v", what, err)
+		}
+		c.t.Logf("natstest: %s: %v; trying again", what, err)
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // URLs are the client URLs of the running servers, comma-separated as

@@ -31,9 +31,9 @@ func TestEmailAfterTheConsumerLeadersNodeVanishedMidSendGoesWithinSeconds(t *tes
 	cluster := natstest.NewCluster(t, 3)
 	ctx := context.Background()
 	setup := cluster.JetStream(0)
-	if err := events.EnsureStreams(ctx, setup, events.StreamOptions{Replicas: 3}); err != nil {
-		t.Fatal(err)
-	}
+	cluster.Settle("streams", func(ctx context.Context) error {
+		return events.EnsureStreams(ctx, setup, events.StreamOptions{Replicas: 3})
+	})
 	b := &bus{t: t, pool: pool, js: setup, smtp: smtptest.New(t)}
 	b.cfg = Config{SMTPURL: b.smtp.URL(), SMTPTLS: "opportunistic", SMTPTimeout: 2 * time.Second,
 		MailFrom: "Shop <shop@example.com>", StreamReplicas: 3,
@@ -41,9 +41,10 @@ func TestEmailAfterTheConsumerLeadersNodeVanishedMidSendGoesWithinSeconds(t *tes
 		// and must find its email sent.
 		AckWait: 2 * time.Second, ClaimTimeout: 5 * time.Second}
 	// The consumer is made first, to know its leader.
-	if _, err := b.newNotifier().consumer(ctx); err != nil {
-		t.Fatal(err)
-	}
+	cluster.Settle("consumer", func(ctx context.Context) error {
+		_, err := b.newNotifier().consumer(ctx)
+		return err
+	})
 	leader := cluster.ConsumerLeader(natstest.GlobalAccount, events.NotificationsStream, ConsumerName)
 	survivor, other := (leader+1)%3, (leader+2)%3
 	b.js = cluster.JetStream(survivor)

@@ -33,9 +33,9 @@ func TestRelayLosingTheStreamLeadersNodePublishesEveryEventOnceAndGoesOnWithinSe
 	cluster := natstest.NewCluster(t, 3)
 	ctx := context.Background()
 	setup := cluster.JetStream(0)
-	if err := events.EnsureStreams(ctx, setup, events.StreamOptions{Replicas: 3}); err != nil {
-		t.Fatal(err)
-	}
+	cluster.Settle("streams", func(ctx context.Context) error {
+		return events.EnsureStreams(ctx, setup, events.StreamOptions{Replicas: 3})
+	})
 	leader := cluster.StreamLeader(natstest.GlobalAccount, events.EventsStream)
 	survivor := (leader + 1) % 3
 
